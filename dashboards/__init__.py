@@ -1,0 +1,3 @@
+"""The Streamlit app."""
+
+__all__: list[str] = []

@@ -1,0 +1,51 @@
+"""Platform settings, read from the environment with the ``RTCOHORT_`` prefix."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "get_settings"]
+
+
+class Settings(BaseSettings):
+    """Settings of one rtcohort installation.
+
+    Attributes
+    ----------
+    data_dir
+        Folder for the embedded database, the file store and other local state
+        (``RTCOHORT_DATA_DIR``, default ``./rtcohort-data``).
+    database_url
+        SQLAlchemy URL (``RTCOHORT_DATABASE_URL``); default an SQLite file
+        ``rtcohort.sqlite`` in ``data_dir``. PostgreSQL: ``postgresql+psycopg://...``.
+    user
+        The platform user that commands act as (``RTCOHORT_USER``, default ``admin``).
+
+    Examples
+    --------
+    >>> Settings(data_dir=Path("/tmp/x")).resolved_database_url().startswith("sqlite")
+    True
+    """
+
+    model_config = SettingsConfigDict(env_prefix="RTCOHORT_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("./rtcohort-data"))
+    database_url: SecretStr | None = None
+    user: str = "admin"
+    admin_password: SecretStr | None = None
+
+    def resolved_database_url(self) -> str:
+        """Return the database URL, defaulting to the SQLite file in ``data_dir``."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{(self.data_dir / 'rtcohort.sqlite').resolve()}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Return the settings of this process, read once from the environment."""
+    return Settings()
