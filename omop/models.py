@@ -1,0 +1,10 @@
+"""Every table of the platform in one metadata: import this to see the whole schema."""
+
+from __future__ import annotations
+
+from omop import cdm, platform
+from omop.base import Base
+
+__all__ = ["Base", "cdm", "metadata", "platform"]
+
+metadata = Base.metadata
