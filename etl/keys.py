@@ -1,0 +1,215 @@
+"""Centre pseudonymisation keys: create, store, load, fingerprint and derive sub-keys.
+
+A centre key is a 256-bit secret held in a small JSON file at the centre, never in the
+database. Every keyed value of the platform (pseudonyms, date offsets, remapped UIDs,
+audit-copy keys) is an HMAC-SHA-512/256 under a *sub-key* derived from the secret with
+a distinct label, so that no two uses can collide. Losing the key file ends linkage: the
+same patient can no longer be given the same pseudonym. See ``docs/pseudonymisation.md``.
+
+Key file format (UTF-8 JSON, mode 0600)::
+
+    {
+      "format": "rtcohort-centre-key",
+      "version": 1,
+      "centre": "AMS01",
+      "created_utc": "2025-01-31T10:00:00Z",
+      "secret_b64": "<32 random bytes, base64>",
+      "fingerprint": "<16 hex digits>"
+    }
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+import logging
+import os
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from etl.errors import KeyCentreMismatchError, KeyFileError
+
+__all__ = [
+    "KEY_FILE_FORMAT",
+    "CentreKey",
+    "hmac_512_256",
+    "load_key",
+    "new_key",
+    "normalise_centre",
+    "write_key",
+]
+
+_LOG = logging.getLogger(__name__)
+
+KEY_FILE_FORMAT = "rtcohort-centre-key"
+_KEY_FILE_VERSION = 1
+_SECRET_BYTES = 32
+_CENTRE_RE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,19}$")
+
+
+def hmac_512_256(key: bytes, message: bytes) -> bytes:
+    """Return HMAC-SHA-512/256 of `message` under `key` (32 bytes).
+
+    Examples
+    --------
+    >>> len(hmac_512_256(b"k", b"m"))
+    32
+    """
+    return hmac.digest(key, message, "sha512_256")
+
+
+def normalise_centre(centre: str) -> str:
+    """Return the centre code in upper case, or raise if it is not a valid code.
+
+    A centre code is 1 to 20 characters ``A-Z 0-9 _ -`` starting with a letter or a
+    digit, so that ``<CENTRE>-<26 base32 characters>`` stays within 50 characters.
+
+    Raises
+    ------
+    KeyFileError
+        If the code is not valid.
+    """
+    code = centre.strip().upper()
+    if not _CENTRE_RE.match(code):
+        msg = (
+            f"invalid centre code {centre!r}: use 1-20 characters A-Z, 0-9, '_' or '-'"
+        )
+        raise KeyFileError(msg)
+    return code
+
+
+@dataclass(frozen=True, repr=False)
+class CentreKey:
+    """The secret of one centre.
+
+    Attributes
+    ----------
+    centre : str
+        Centre code (upper case), the prefix of every pseudonym made with the key.
+    secret : bytes
+        The 32-byte secret. Never logged, never printed (``repr`` hides it).
+    created_utc : str
+        Creation time, ISO 8601 in UTC.
+    """
+
+    centre: str
+    secret: bytes
+    created_utc: str = ""
+
+    def __repr__(self) -> str:
+        return f"CentreKey(centre={self.centre!r}, fingerprint={self.fingerprint!r})"
+
+    def derive(self, label: str) -> bytes:
+        """Return the 32-byte sub-key for `label` (HMAC of the label under the secret).
+
+        Labels used by the platform: ``pseudonym/v1``, ``date-offset/v1``, ``uid/v1``,
+        ``fingerprint/v1``, ``audit-copy/v1/<n>``.
+        """
+        return hmac_512_256(self.secret, f"rtcohort/{label}".encode())
+
+    @property
+    def fingerprint(self) -> str:
+        """16 hex digits identifying the key without revealing it."""
+        return self.derive("fingerprint/v1")[:8].hex()
+
+    def child(self, label: str, centre: str) -> CentreKey:
+        """Return an independent key derived from this one (used for audit copies)."""
+        return CentreKey(normalise_centre(centre), self.derive(label), self.created_utc)
+
+
+def new_key(centre: str) -> CentreKey:
+    """Create a fresh random key for `centre` (``secrets.token_bytes``)."""
+    created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return CentreKey(
+        normalise_centre(centre), secrets.token_bytes(_SECRET_BYTES), created
+    )
+
+
+def write_key(key: CentreKey, path: str | os.PathLike[str]) -> Path:
+    """Write `key` to a new file at `path` with mode 0600; never overwrite a key.
+
+    Raises
+    ------
+    KeyFileError
+        If the file exists already or cannot be written.
+    """
+    target = Path(path)
+    body = {
+        "format": KEY_FILE_FORMAT,
+        "version": _KEY_FILE_VERSION,
+        "centre": key.centre,
+        "created_utc": key.created_utc,
+        "secret_b64": base64.b64encode(key.secret).decode("ascii"),
+        "fingerprint": key.fingerprint,
+    }
+    text = json.dumps(body, indent=2) + "\n"
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError as exc:
+        msg = f"{target}: a key file exists already; refusing to overwrite it"
+        raise KeyFileError(msg) from exc
+    except OSError as exc:
+        msg = f"{target}: cannot create key file: {exc.strerror}"
+        raise KeyFileError(msg) from exc
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return target
+
+
+def load_key(path: str | os.PathLike[str], centre: str | None = None) -> CentreKey:
+    """Load a key file; with `centre`, refuse a key that belongs to another centre.
+
+    Raises
+    ------
+    KeyFileError
+        If the file is missing, not a key file, or its fingerprint does not match.
+    KeyCentreMismatchError
+        If `centre` is given and differs from the key's centre.
+    """
+    source = Path(path)
+    try:
+        raw = source.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise KeyFileError(f"{source}: key file not found") from exc
+    except OSError as exc:
+        raise KeyFileError(f"{source}: cannot read key file: {exc.strerror}") from exc
+    try:
+        body = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise KeyFileError(f"{source}: not a key file (invalid JSON)") from exc
+    if not isinstance(body, dict) or body.get("format") != KEY_FILE_FORMAT:
+        raise KeyFileError(f"{source}: not an rtcohort centre key file")
+    if body.get("version") != _KEY_FILE_VERSION:
+        msg = f"{source}: unsupported key file version {body.get('version')!r}"
+        raise KeyFileError(msg)
+    try:
+        secret = base64.b64decode(str(body["secret_b64"]), validate=True)
+        key = CentreKey(
+            normalise_centre(str(body["centre"])),
+            secret,
+            str(body.get("created_utc", "")),
+        )
+    except (KeyError, binascii.Error) as exc:
+        raise KeyFileError(
+            f"{source}: key file lacks a valid centre or secret"
+        ) from exc
+    if len(secret) != _SECRET_BYTES:
+        raise KeyFileError(f"{source}: secret must be {_SECRET_BYTES} bytes")
+    if body.get("fingerprint") != key.fingerprint:
+        raise KeyFileError(f"{source}: fingerprint does not match the secret (damaged)")
+    if centre is not None and normalise_centre(centre) != key.centre:
+        msg = (
+            f"{source}: key belongs to centre {key.centre}, "
+            f"not {normalise_centre(centre)}"
+        )
+        raise KeyCentreMismatchError(msg)
+    if os.name == "posix" and source.stat().st_mode & 0o077:
+        _LOG.warning("%s: key file is readable by other users (chmod 600)", source)
+    return key
