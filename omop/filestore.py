@@ -1,0 +1,144 @@
+"""Content-addressed file store under the data directory.
+
+Files are named by the SHA-256 of their bytes (``<root>/ab/cd/<sha256>``), written
+atomically (temporary file, fsync, rename), so the same content is stored once and a
+crash never leaves a half-written file under a real name. The database records which
+person owns which file (``stored_file_owner``) so that erasure can remove them.
+
+Examples
+--------
+>>> import tempfile, pathlib
+>>> store = FileStore(pathlib.Path(tempfile.mkdtemp()))
+>>> digest = store.put(b"hello")
+>>> store.get(digest)
+b'hello'
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from omop.errors import RTCohortError
+from omop.platform import StoredFile, StoredFileOwner
+
+__all__ = ["FileStore", "FileStoreError", "files_of_person", "release_person"]
+
+_HEX_LEN = 64
+
+
+class FileStoreError(RTCohortError, OSError):
+    """A file is missing from the store or does not match its hash."""
+
+
+class FileStore:
+    """Files named by their SHA-256 under ``root``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def path(self, sha256: str) -> Path:
+        """Return where the file with this hash lives (it may not exist)."""
+        if len(sha256) != _HEX_LEN or any(c not in "0123456789abcdef" for c in sha256):
+            raise FileStoreError(f"not a SHA-256 hex digest: {sha256!r}")
+        return self.root / sha256[:2] / sha256[2:4] / sha256
+
+    def put(self, data: bytes) -> str:
+        """Store ``data`` (no-op when present) and return its SHA-256 hex digest."""
+        digest = hashlib.sha256(data).hexdigest()
+        target = self.path(digest)
+        if target.exists():
+            return digest
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return digest
+
+    def put_file(self, source: Path) -> str:
+        """Store the bytes of a file and return their digest."""
+        return self.put(Path(source).read_bytes())
+
+    def get(self, sha256: str) -> bytes:
+        """Return the stored bytes, verified against the hash."""
+        target = self.path(sha256)
+        try:
+            data = target.read_bytes()
+        except FileNotFoundError:
+            raise FileStoreError(f"{sha256}: not in the file store") from None
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise FileStoreError(f"{target}: content does not match its hash")
+        return data
+
+    def exists(self, sha256: str) -> bool:
+        """Whether a file with this hash is stored."""
+        return self.path(sha256).exists()
+
+    def delete(self, sha256: str) -> bool:
+        """Remove a file; return whether it existed."""
+        target = self.path(sha256)
+        existed = target.exists()
+        target.unlink(missing_ok=True)
+        return existed
+
+    def register(self, session: Session, sha256: str, person_id: int | None) -> None:
+        """Record a stored file (and its owner) in the database, idempotently."""
+        if session.get(StoredFile, sha256) is None:
+            size = self.path(sha256).stat().st_size
+            session.add(
+                StoredFile(
+                    sha256=sha256,
+                    size_bytes=size,
+                    stored_at=datetime.datetime.now(datetime.UTC),
+                )
+            )
+            session.flush()
+        if (
+            person_id is not None
+            and session.get(StoredFileOwner, (sha256, person_id)) is None
+        ):
+            session.add(StoredFileOwner(sha256=sha256, person_id=person_id))
+            session.flush()
+
+
+def files_of_person(session: Session, person_id: int) -> list[str]:
+    """Return the hashes of the files a person owns."""
+    return list(
+        session.scalars(
+            select(StoredFileOwner.sha256).where(StoredFileOwner.person_id == person_id)
+        )
+    )
+
+
+def release_person(session: Session, person_id: int) -> list[str]:
+    """Drop a person's ownership; return the hashes no one owns any more.
+
+    The caller deletes those files from the :class:`FileStore` after its transaction
+    commits (a rolled-back erasure must not have removed files).
+    """
+    hashes = files_of_person(session, person_id)
+    session.execute(
+        delete(StoredFileOwner).where(StoredFileOwner.person_id == person_id)
+    )
+    orphans: list[str] = []
+    for digest in hashes:
+        still_owned = session.scalar(
+            select(StoredFileOwner.sha256).where(StoredFileOwner.sha256 == digest)
+        )
+        if still_owned is None:
+            session.execute(delete(StoredFile).where(StoredFile.sha256 == digest))
+            orphans.append(digest)
+    return orphans

@@ -1,0 +1,184 @@
+"""Seed the vocabulary the platform needs (run by ``rtcohort db upgrade``).
+
+Loads, idempotently and in the caller's transaction:
+
+- the standard concepts whose ids are verified (``omop/spec/concept_reference.csv``);
+- our own concepts (TG-263 structures, CTCAE v5.0/v6.0 terms and grades, QLQ-C30 items
+  and scales, CDM field concepts, timepoints, consent states) with registry ids;
+- the DOMAIN, VOCABULARY and CONCEPT_CLASS rows they reference;
+- pending ``Maps to`` rows (TG-263 -> SNOMED CT by code) for ``vocab load-athena``.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from omop.cdm import Concept, ConceptClass, Domain, Vocabulary
+from omop.platform import ConceptMapPending
+from omop.vocab.registry import our_concept_id
+from omop.vocab.sources import (
+    VOCABULARIES,
+    our_concepts,
+    pending_maps,
+    reference_concepts,
+)
+
+__all__ = ["SeedReport", "seed_vocabulary"]
+
+VALID_START = datetime.date(1970, 1, 1)
+VALID_END = datetime.date(2099, 12, 31)
+
+
+@dataclass(frozen=True)
+class SeedReport:
+    """How many rows the seed added (0 everywhere on a re-run)."""
+
+    concepts: int
+    vocabularies: int
+    domains: int
+    concept_classes: int
+    pending_maps: int
+
+
+def _concept_rows() -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = []
+    for ref in reference_concepts():
+        legacy = ref["project_use"].upper().startswith("LEGACY")
+        rows.append(
+            {
+                "concept_id": int(ref["concept_id"]),
+                "concept_name": ref["concept_name"][:255],
+                "domain_id": ref["domain_id"],
+                "vocabulary_id": ref["vocabulary_id"],
+                "concept_class_id": ref["concept_class_id"] or "Undefined",
+                "standard_concept": None if legacy or ref["concept_id"] == "0" else "S",
+                "concept_code": ref["concept_code"] or ref["concept_name"][:50],
+                "valid_start_date": VALID_START,
+                "valid_end_date": VALID_END,
+                "invalid_reason": None,
+            }
+        )
+    for c in our_concepts():
+        rows.append(
+            {
+                "concept_id": our_concept_id(c.vocabulary_id, c.concept_code),
+                "concept_name": c.concept_name[:255],
+                "domain_id": c.domain_id,
+                "vocabulary_id": c.vocabulary_id,
+                "concept_class_id": c.concept_class_id,
+                "standard_concept": None,  # our concepts are non-standard (OHDSI rule)
+                "concept_code": c.concept_code,
+                "valid_start_date": VALID_START,
+                "valid_end_date": VALID_END,
+                "invalid_reason": None,
+            }
+        )
+    return rows
+
+
+def _vocabulary_row(vocabulary_id: str) -> dict[str, object]:
+    name, reference = VOCABULARIES.get(vocabulary_id, (vocabulary_id, ""))
+    ours = vocabulary_id in VOCABULARIES
+    return {
+        "vocabulary_id": vocabulary_id,
+        "vocabulary_name": name,
+        "vocabulary_reference": reference or "rtcohort seed",
+        "vocabulary_version": "rtcohort seed" if ours else None,
+        "vocabulary_concept_id": 0,
+    }
+
+
+def seed_vocabulary(session: Session) -> SeedReport:
+    """Insert what is missing of the seed; never changes or deletes existing rows.
+
+    Parameters
+    ----------
+    session
+        Open session; the caller owns the transaction (this function never commits).
+    """
+    concepts = _concept_rows()
+    have_domains = set(session.scalars(select(Domain.domain_id)))
+    have_vocabs = set(session.scalars(select(Vocabulary.vocabulary_id)))
+    have_classes = set(session.scalars(select(ConceptClass.concept_class_id)))
+    have_concepts = set(session.scalars(select(Concept.concept_id)))
+
+    domains = sorted({str(r["domain_id"]) for r in concepts} - have_domains)
+    classes = sorted({str(r["concept_class_id"]) for r in concepts} - have_classes)
+    vocabs = sorted({str(r["vocabulary_id"]) for r in concepts} - have_vocabs)
+    if domains:
+        session.execute(
+            insert(Domain),
+            [
+                {"domain_id": d, "domain_name": d, "domain_concept_id": 0}
+                for d in domains
+            ],
+        )
+    if classes:
+        session.execute(
+            insert(ConceptClass),
+            [
+                {
+                    "concept_class_id": c,
+                    "concept_class_name": c,
+                    "concept_class_concept_id": 0,
+                }
+                for c in classes
+            ],
+        )
+    if vocabs:
+        session.execute(
+            insert(Vocabulary),
+            [_vocabulary_row(v) for v in vocabs],
+        )
+    new_concepts = [r for r in concepts if r["concept_id"] not in have_concepts]
+    if new_concepts:
+        session.execute(insert(Concept), new_concepts)
+
+    have_maps = set(
+        session.execute(
+            select(
+                ConceptMapPending.source_concept_id,
+                ConceptMapPending.relationship_id,
+                ConceptMapPending.target_vocabulary_id,
+                ConceptMapPending.target_concept_code,
+            )
+        ).tuples()
+    )
+    maps = []
+    for m in pending_maps():
+        key = (
+            our_concept_id(m.vocabulary_id, m.concept_code),
+            m.relationship_id,
+            m.target_vocabulary_id,
+            m.target_concept_code,
+        )
+        if key not in have_maps:
+            have_maps.add(key)
+            maps.append(
+                dict(
+                    zip(
+                        (
+                            "source_concept_id",
+                            "relationship_id",
+                            "target_vocabulary_id",
+                            "target_concept_code",
+                        ),
+                        key,
+                        strict=True,
+                    )
+                )
+            )
+    if maps:
+        session.execute(insert(ConceptMapPending), maps)
+    session.flush()
+    return SeedReport(
+        concepts=len(new_concepts),
+        vocabularies=len(vocabs),
+        domains=len(domains),
+        concept_classes=len(classes),
+        pending_maps=len(maps),
+    )
