@@ -1,17 +1,23 @@
-"""Errors of the ETL package (DICOM reading, DVH computation, pseudonymisation)."""
+"""Errors and warnings of the ETL package (DICOM, DVH computation, pseudonymisation)."""
 
 from __future__ import annotations
 
 from omop.errors import RTCohortError
 
 __all__ = [
+    "ContourWarning",
     "DeidRefusedError",
     "DicomParseError",
     "DoseGridError",
+    "DoseQualityWarning",
     "EtlError",
+    "GeometryError",
     "KeyCentreMismatchError",
     "KeyFileError",
     "MetricSyntaxError",
+    "OutsideGridWarning",
+    "PairingError",
+    "StructureError",
 ]
 
 
@@ -27,8 +33,36 @@ class DoseGridError(EtlError, ValueError):
     """A dose grid is unusable (units, scaling, geometry)."""
 
 
+class GeometryError(EtlError, ValueError):
+    """Contours and dose grid do not share a usable geometry.
+
+    Raised for non-orthogonal direction cosines and for contours that do not lie on
+    planes parallel to the slices of the dose grid.
+    """
+
+
+class StructureError(EtlError, ValueError):
+    """A structure cannot give a DVH (no usable contour, wrong contour type)."""
+
+
+class PairingError(EtlError, ValueError):
+    """A dose object and a structure set cannot be paired (frames of reference)."""
+
+
 class MetricSyntaxError(EtlError, ValueError):
     """A dose-metric string does not follow the TG-263 metric syntax."""
+
+
+class DoseQualityWarning(UserWarning):
+    """Base class of data-quality warnings raised while computing dose statistics."""
+
+
+class ContourWarning(DoseQualityWarning):
+    """A contour was skipped (fewer than three points, degenerate, duplicated)."""
+
+
+class OutsideGridWarning(DoseQualityWarning):
+    """Part or all of a structure lies outside the dose grid; its volume is reported."""
 
 
 class KeyFileError(EtlError, ValueError):
