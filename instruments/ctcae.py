@@ -352,7 +352,12 @@ _CATALOGUE_FILES: Mapping[CtcaeVersion, str] = {
 
 def read_data_text(name: str) -> str:
     """Return the text of a file shipped in ``instruments/data``."""
-    return resources.files("instruments").joinpath("data", name).read_text("utf-8")
+    return (
+        resources.files("instruments")
+        .joinpath("data")
+        .joinpath(name)
+        .read_text("utf-8")
+    )
 
 
 @lru_cache(maxsize=4)

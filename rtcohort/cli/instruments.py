@@ -1,11 +1,230 @@
-"""`rtcohort` commands owned by the `instruments` area."""
+"""`rtcohort prom ...` and `rtcohort toxicity ...` (owned by `instruments`)."""
 
 from __future__ import annotations
 
+import csv
+import json
+import math
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import typer
 
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
 __all__ = ["register"]
+
+prom_app = typer.Typer(
+    help="EORTC QLQ-C30 questionnaires: score, FHIR Questionnaire.",
+    no_args_is_help=True,
+)
+toxicity_app = typer.Typer(
+    help="CTCAE toxicity grading: terms and site shortlists.",
+    no_args_is_help=True,
+)
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _parse_cell(text: str) -> float | str:
+    """Return the answer as float (NaN if empty) or the offending text."""
+    stripped = text.strip()
+    if not stripped:
+        return math.nan
+    try:
+        return float(stripped)
+    except ValueError:
+        return stripped
+
+
+def _format_score(value: float) -> str:
+    return "" if math.isnan(value) else repr(float(value))
+
+
+@prom_app.command("score")
+def prom_score(
+    in_csv: Path = typer.Argument(..., metavar="IN.csv", help="Columns q1..q30."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Output CSV (default: standard output)."
+    ),
+    strict: bool = typer.Option(
+        False, "--strict", help="Exit 1 if any row was rejected."
+    ),
+) -> None:
+    """Score EORTC QLQ-C30 answers per the Scoring Manual (3rd ed.).
+
+    Input: a CSV with columns q1..q30 (empty cell = missing) and any other columns,
+    which are passed through. Output adds QL2, PF2, RF2, EF, CF, SF, FA, NV, PA, DY, SL,
+    AP, CO, DI, FI, SUMMARY (0-100, not rounded, empty when not scorable) and `error`
+    (empty when the row is valid; an invalid row gets no scores).
+
+    Example: rtcohort prom score answers.csv --out scores.csv
+    """
+    import numpy as np
+
+    from instruments.qlq_c30 import QLQ_C30, SCORE_CODES, score_qlq_c30
+
+    try:
+        with in_csv.open(encoding="utf-8-sig", newline="") as handle:
+            reader = csv.DictReader(handle)
+            header = list(reader.fieldnames or [])
+            rows = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise _fail(f"{in_csv}: cannot read ({exc})") from None
+    columns = [item.link_id for item in QLQ_C30.items]
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise _fail(f"{in_csv}: missing column(s) {', '.join(missing)}")
+    clash = [c for c in (*SCORE_CODES, "error") if c in header]
+    if clash:
+        raise _fail(f"{in_csv}: input already has output column(s) {', '.join(clash)}")
+
+    answers: npt.NDArray[np.float64] = np.full((len(rows), len(columns)), np.nan)
+    parse_errors: dict[int, str] = {}
+    for r, row in enumerate(rows):
+        for c, name in enumerate(columns):
+            value = _parse_cell(row.get(name) or "")
+            if isinstance(value, str):
+                parse_errors.setdefault(
+                    r, f"item {name} value {value!r} is not a number"
+                )
+            else:
+                answers[r, c] = value
+    result = score_qlq_c30(answers)
+    errors = result.errors | parse_errors
+    scores = result.scores
+
+    out_columns = [*header, *SCORE_CODES, "error"]
+    target = out.open("w", encoding="utf-8", newline="") if out else sys.stdout
+    try:
+        writer = csv.writer(target, lineterminator="\n")
+        writer.writerow(out_columns)
+        for r, row in enumerate(rows):
+            message = errors.get(r, "")
+            values = (
+                [""] * len(SCORE_CODES)
+                if message
+                else [_format_score(v) for v in scores[r]]
+            )
+            writer.writerow([row.get(h, "") for h in header] + values + [message])
+    except OSError as exc:
+        raise _fail(f"{out}: cannot write ({exc})") from None
+    finally:
+        if out:
+            target.close()
+    rejected = len(errors)
+    typer.echo(
+        f"scored {len(rows)} response set(s): {len(rows) - rejected} accepted,"
+        f" {rejected} rejected" + (f"; written to {out}" if out else ""),
+        err=True,
+    )
+    for r in sorted(errors)[:5]:
+        typer.echo(f"  row {r + 2}: {errors[r]}", err=True)
+    if rejected > 5:
+        typer.echo(f"  ... and {rejected - 5} more (see the error column)", err=True)
+    if strict and rejected:
+        raise typer.Exit(1)
+
+
+@prom_app.command("questionnaire")
+def prom_questionnaire(
+    out: Path | None = typer.Option(
+        None, "--out", help="Output JSON file (default: standard output)."
+    ),
+    wording: Path | None = typer.Option(
+        None, "--wording", help="Site wording CSV (item,language,text)."
+    ),
+    language: str | None = typer.Option(
+        None, "--language", help="Language of the wording (e.g. en, de-CH)."
+    ),
+) -> None:
+    """Write the FHIR R4 Questionnaire of the EORTC QLQ-C30 (linkIds q1..q30).
+
+    Without --wording the item texts are neutral labels (no EORTC wording ships).
+
+    Example: rtcohort prom questionnaire --out qlq_c30.json
+    """
+    from instruments.errors import InstrumentError
+    from instruments.fhir import questionnaire
+    from instruments.qlq_c30 import QLQ_C30
+    from instruments.wording import load_wording
+
+    try:
+        words = load_wording(wording, QLQ_C30) if wording else None
+        resource = questionnaire("QLQ-C30", wording=words, language=language)
+    except InstrumentError as exc:
+        raise _fail(str(exc)) from None
+    text = json.dumps(resource, indent=2, ensure_ascii=False) + "\n"
+    if out is None:
+        sys.stdout.write(text)
+        return
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise _fail(f"{out}: cannot write ({exc})") from None
+    typer.echo(f"wrote Questionnaire {resource['url']} ({out})", err=True)
+
+
+@toxicity_app.command("terms")
+def toxicity_terms(
+    search: str | None = typer.Option(
+        None, "--search", help="Words of the term, a MedDRA code or grade text."
+    ),
+    site: str | None = typer.Option(
+        None,
+        "--site",
+        help="breast, head_neck, lung, prostate, rectum, brain or other.",
+    ),
+    version: str = typer.Option("5.0", "--version", help="CTCAE version: 5.0 or 6.0."),
+    shortlists: Path | None = typer.Option(
+        None, "--shortlists", help="Centre shortlist CSV overriding the defaults."
+    ),
+) -> None:
+    """List CTCAE terms (term, MedDRA code, SOC, grades).
+
+    Example: rtcohort toxicity terms --site head_neck --search mouth
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from instruments.ctcae import format_grades, load_catalogue
+    from instruments.errors import InstrumentError
+    from instruments.shortlists import shortlist
+
+    try:
+        catalogue = load_catalogue(version)
+        if site:
+            terms = list(shortlist(site, version, centre_csv=shortlists))
+            if search:
+                keep = {t.meddra_code for t in catalogue.search(search)}
+                terms = [t for t in terms if t.meddra_code in keep]
+        else:
+            terms = catalogue.search(search or "")
+    except InstrumentError as exc:
+        raise _fail(str(exc)) from None
+    table = Table(
+        title=f"CTCAE v{catalogue.version}: {len(terms)} term(s)",
+        caption="grade 0 (assessed, absent) is always allowed",
+    )
+    for name in ("term", "MedDRA code", "SOC", "grades"):
+        table.add_column(name)
+    for term in terms:
+        table.add_row(
+            term.term,
+            term.meddra_code,
+            term.soc,
+            format_grades(term.grades).split(" ", 1)[1],
+        )
+    Console(width=160).print(table)
 
 
 def register(app: typer.Typer) -> None:
     """Register this area's commands on the root app."""
+    app.add_typer(prom_app, name="prom")
+    app.add_typer(toxicity_app, name="toxicity")
