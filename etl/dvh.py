@@ -299,7 +299,7 @@ def compute_dvh(
     >>> sq = np.array([[10, 10], [30, 10], [30, 30], [10, 30]], float)
     >>> cs = [np.column_stack([sq, np.full(4, z)]) for z in np.arange(11.0, 30.0, 2.0)]
     >>> d = compute_dvh(cs, grid)
-    >>> round(d.volume_cc, 3), d.min_gy, d.max_gy
+    >>> round(float(d.volume_cc), 6), d.min_gy, d.max_gy
     (8.0, 2.0, 2.0)
     """
     caps = EndCaps(end_caps)
@@ -315,14 +315,17 @@ def compute_dvh(
     )
     hz = min(h, dk)
 
-    # One stratified raster over the bounding box of all contours (plus a margin cell).
+    # One raster over the bounding box of all contours, its cells tiling the box exactly
+    # (a box-shaped structure is then counted exactly), plus a margin of one cell.
     allpts = np.concatenate([np.concatenate(g) for g in groups])
-    umin, vmin = allpts.min(axis=0) - h
-    umax, vmax = allpts.max(axis=0) + h
-    ncols = max(1, int(np.ceil((umax - umin) / h)))
-    nrows = max(1, int(np.ceil((vmax - vmin) / h)))
-    x = umin + (np.arange(ncols) + 0.5) * h
-    y = vmin + (np.arange(nrows) + 0.5) * h
+    umin, vmin = allpts.min(axis=0)
+    umax, vmax = allpts.max(axis=0)
+    ncols = max(1, int(np.ceil((umax - umin) / h - 1e-9)))
+    nrows = max(1, int(np.ceil((vmax - vmin) / h - 1e-9)))
+    hx = max((umax - umin) / ncols, 1e-6)
+    hy = max((vmax - vmin) / nrows, 1e-6)
+    x = umin + (np.arange(-1, ncols + 1) + 0.5) * hx
+    y = vmin + (np.arange(-1, nrows + 1) + 0.5) * hy
     xlo, xhi, fx, inx = _axis_weights(x, di, ni)
     ylo, yhi, fy, iny = _axis_weights(y, dj, nj)
     in_xy = iny[:, None] & inx[None, :]
@@ -337,11 +340,12 @@ def compute_dvh(
         """Signed in-plane distance (mm, negative inside) to the section of plane p."""
         if p not in sdf_cache:
             mask = _fill(groups[p], x, y)
-            inside = ndimage.distance_transform_edt(mask)
-            outside = ndimage.distance_transform_edt(~mask)
-            sdf_cache[p] = (
-                (outside - inside) * h + np.where(mask, 0.5 * h, -0.5 * h)
-            ).astype(np.float32)
+            inside = ndimage.distance_transform_edt(mask, sampling=(hy, hx))
+            outside = ndimage.distance_transform_edt(~mask, sampling=(hy, hx))
+            half = 0.5 * min(hx, hy)
+            sdf_cache[p] = (outside - inside + np.where(mask, half, -half)).astype(
+                np.float32
+            )
             for old in [q for q in sdf_cache if q < p - 2]:
                 del sdf_cache[old]
         return sdf_cache[p]
@@ -361,7 +365,7 @@ def compute_dvh(
     for a, b, z0, z1 in runs:
         nsub = max(1, int(np.ceil((z1 - z0) / hz - 1e-9)))
         dz = (z1 - z0) / nsub
-        cell_mm3 = h * h * dz
+        cell_mm3 = hx * hy * dz
         zoff = np.mod(0.5 + _SQRT3 * (sub_index + np.arange(nsub)), 1.0)
         sub_index += nsub
         zs = z0 + (np.arange(nsub) + zoff) * dz

@@ -73,9 +73,9 @@ def read_rtdose(
     Examples
     --------
     >>> from pydicom.data import get_testdata_file
-    >>> read_rtdose(get_testdata_file("rtdose.dcm"))
-    Traceback (most recent call last):
-    etl.errors.DoseGridError: ...: DoseUnits is RELATIVE and no reference dose was given
+    >>> grid = read_rtdose(get_testdata_file("rtdose.dcm"), relative_reference_gy=2.0)
+    >>> grid.dose_gy.shape, grid.spacing_mm
+    ((15, 10, 10), (10.0, 10.0, 5.0))
     """
     where = describe(source)
     ds = read_dataset(source)
