@@ -17,7 +17,7 @@ import csv
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
-from importlib import resources
+from pathlib import Path
 
 __all__ = [
     "TABLE_EDITION",
@@ -90,10 +90,8 @@ class TableRow:
 @cache
 def load_table() -> tuple[TableRow, ...]:
     """Return the rows of the shipped 2024b table (621 rows, 4 of them patterns)."""
-    text = (
-        resources.files("etl")
-        .joinpath("data", "dicom", _TABLE_FILE)
-        .read_text(encoding="utf-8")
+    text = (Path(__file__).parent / "data" / "dicom" / _TABLE_FILE).read_text(
+        encoding="utf-8"
     )
     rows = []
     option_columns = set(_OPTION_COLUMN.values()) | {
