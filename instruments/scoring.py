@@ -187,6 +187,10 @@ class ScoreResult:
         return self.scores[:, self.codes.index(code)]
 
 
+#: Rows processed at a time, so that temporaries stay in the CPU cache.
+_CHUNK_ROWS = 16_384
+
+
 def _format_value(value: float) -> str:
     return (
         str(int(value)) if np.isfinite(value) and value == int(value) else repr(value)
@@ -223,16 +227,18 @@ def validate_responses(
     x = _as_matrix(spec, responses)
     lo = np.array([item.response_min for item in spec.items], dtype=np.float64)
     hi = np.array([item.response_max for item in spec.items], dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        answered = ~np.isnan(x)
-        bad = answered & ((x < lo) | (x > hi) | (x != np.round(x)))
-    bad_rows = np.flatnonzero(bad.any(axis=1))
+    valid = np.ones(x.shape[0], dtype=np.bool_)
+    for begin in range(0, x.shape[0], _CHUNK_ROWS):
+        block = x[begin : begin + _CHUNK_ROWS]
+        valid[begin : begin + block.shape[0]] = ~_bad_answers(block, lo, hi).any(axis=1)
+    bad_rows = np.flatnonzero(~valid)
+    bad = _bad_answers(x[bad_rows], lo, hi)
     errors: dict[int, str] = {}
-    for row in bad_rows:
-        col = int(np.argmax(bad[row]))
+    for k, row in enumerate(bad_rows):
+        col = int(np.argmax(bad[k]))
         item = spec.items[col]
         value = float(x[row, col])
-        if np.isfinite(value) and value == np.round(value):
+        if np.isfinite(value) and value.is_integer():
             reason = (
                 f"is outside the allowed range {item.response_min}-{item.response_max}"
             )
@@ -241,8 +247,15 @@ def validate_responses(
         else:
             reason = "is not a finite number"
         errors[int(row)] = f"item {item.link_id} value {_format_value(value)} {reason}"
-    valid = ~bad.any(axis=1)
     return valid, errors
+
+
+def _bad_answers(x: FloatArray, lo: FloatArray, hi: FloatArray) -> BoolArray:
+    """Answers that are given but not an integer within their item's range."""
+    # NaN (missing) fails every comparison, so it is never "bad" here.
+    in_range = (x >= lo) & (x <= hi) & (x == np.floor(x))
+    bad: BoolArray = ~in_range & ~np.isnan(x)
+    return bad
 
 
 def _as_matrix(spec: InstrumentSpec, responses: npt.ArrayLike) -> FloatArray:
@@ -255,6 +268,34 @@ def _as_matrix(spec: InstrumentSpec, responses: npt.ArrayLike) -> FloatArray:
             f" got shape {x.shape}"
         )
     return x
+
+
+def _score_block(spec: InstrumentSpec, x: FloatArray) -> FloatArray:
+    """Score a block of rows; return ``(len(output_codes), rows)``."""
+    xt = np.ascontiguousarray(x.T)  # item-major: a scale sums a few contiguous rows
+    answered = ~np.isnan(xt)
+    filled = np.where(answered, xt, 0.0)
+    out = np.full((len(spec.output_codes), x.shape[0]), np.nan)
+    summary = np.zeros(x.shape[0])
+    n_summary = 0
+    for k, scale in enumerate(spec.scales):
+        cols = [spec.column(n) for n in scale.items]
+        n_answered = answered[cols].sum(axis=0)
+        total = filled[cols].sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            raw = np.where(2 * n_answered >= len(cols), total / n_answered, np.nan)
+        if scale.scale_type is ScaleType.FUNCTIONAL:
+            score = (1.0 - (raw - 1.0) / scale.item_range) * 100.0
+        else:
+            score = (raw - 1.0) / scale.item_range * 100.0
+        out[k] = score
+        if scale.in_summary:
+            # NaN propagates: the summary is missing unless every part is scored.
+            summary += 100.0 - score if scale.scale_type is ScaleType.SYMPTOM else score
+            n_summary += 1
+    if spec.summary_code is not None and n_summary:
+        out[-1] = summary / n_summary
+    return out
 
 
 def score_responses(
@@ -313,27 +354,8 @@ def score_responses(
         raise ResponseValidationError(f"response set {row}: {errors[row]}")
     codes = spec.output_codes
     scores = np.full((x.shape[0], len(codes)), np.nan)
-    summary_parts: list[FloatArray] = []
-    for k, scale in enumerate(spec.scales):
-        cols = [spec.column(n) for n in scale.items]
-        block = x[:, cols]
-        answered = ~np.isnan(block)
-        n_answered = answered.sum(axis=1)
-        total = np.where(answered, block, 0.0).sum(axis=1)
-        enough = 2 * n_answered >= len(cols)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            raw = np.where(enough, total / n_answered, np.nan)
-        if scale.scale_type is ScaleType.FUNCTIONAL:
-            score = (1.0 - (raw - 1.0) / scale.item_range) * 100.0
-        else:
-            score = (raw - 1.0) / scale.item_range * 100.0
-        scores[:, k] = score
-        if scale.in_summary:
-            summary_parts.append(
-                100.0 - score if scale.scale_type is ScaleType.SYMPTOM else score
-            )
-    if spec.summary_code is not None and summary_parts:
-        # A plain mean propagates NaN: missing unless every summary scale is scored.
-        scores[:, -1] = np.mean(np.stack(summary_parts, axis=1), axis=1)
+    for begin in range(0, x.shape[0], _CHUNK_ROWS):
+        block = x[begin : begin + _CHUNK_ROWS]
+        scores[begin : begin + block.shape[0]] = _score_block(spec, block).T
     scores[~valid] = np.nan
     return ScoreResult(codes=codes, scores=scores, valid=valid, errors=errors)

@@ -286,3 +286,26 @@ def test_change_and_deterioration():
     assert not deterioration([0.0], [40.0], "FA").any()
     assert deterioration([60.0], [70.0], "SUMMARY").all()
     assert deterioration([60.0], [65.0], "SUMMARY", threshold_points=5).all()
+
+
+def test_large_input_across_internal_blocks():
+    """Rows on both sides of the 16,384-row processing blocks score like single rows."""
+    rng = np.random.default_rng(99)
+    n = 40_000
+    x = np.empty((n, 30))
+    x[:, :28] = rng.integers(1, 5, size=(n, 28))
+    x[:, 28:] = rng.integers(1, 8, size=(n, 2))
+    x[rng.random((n, 30)) < 0.3] = np.nan
+    bad_rows = [0, 16_383, 16_384, 32_768, n - 1]
+    x[bad_rows, 29] = 0
+    result = score_qlq_c30(x)
+    assert sorted(result.errors) == bad_rows
+    assert all(
+        m == "item q30 value 0 is outside the allowed range 1-7"
+        for m in result.errors.values()
+    )
+    for r in [1, 16_382, 16_385, 32_767, 32_769, n - 2]:
+        answers = {
+            i + 1: (None if math.isnan(x[r, i]) else float(x[r, i])) for i in range(30)
+        }
+        assert_scores(result.scores[r], reference_scores(answers))
