@@ -218,7 +218,6 @@ def database_info(engine: Engine) -> dict[str, Any]:
                 .group_by(cdm.Concept.vocabulary_id)
                 .order_by(cdm.Concept.vocabulary_id)
             )
-            .tuples()
             .all()
         )
     info["rows"] = counts

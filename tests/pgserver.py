@@ -1,6 +1,6 @@
 """Start a throw-away PostgreSQL server for the test session.
 
-Uses the Debian ``postgresql`` binaries (``initdb``/``pg_ctl``) in a temporary directory,
+Uses the Debian ``postgresql`` binaries (``initdb``, ``pg_ctl``) in a temporary folder,
 listening on a free loopback port. The server refuses to run as root, so when the tests
 run as root the server runs as the ``postgres`` (or ``nobody``) account via ``runuser``.
 """

@@ -220,7 +220,6 @@ def _repoint_field_concepts(session: Session) -> int:
                 concept.concept_id >= FIRST_ID,
             )
         )
-        .tuples()
         .all()
     )
     repointed = 0

@@ -44,6 +44,20 @@ class SeedReport:
     pending_maps: int
 
 
+def _clean_name(name: str) -> str:
+    """Drop the compiler's annotations: 'X (name may now be ...)', 'X (label from ...)'."""
+    for marker in (" (name may", " (label from"):
+        if marker in name:
+            name = name.split(marker)[0]
+    return name
+
+
+def _clean_class(concept_class: str) -> str:
+    """'Treatment Episode -> Treatment' -> 'Treatment'; 'X (renamed ...)' -> 'X'."""
+    concept_class = concept_class.split(" -> ")[-1].split(" (")[0].strip()
+    return concept_class or "Undefined"
+
+
 def _concept_rows() -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     for ref in reference_concepts():
@@ -51,10 +65,10 @@ def _concept_rows() -> list[dict[str, object]]:
         rows.append(
             {
                 "concept_id": int(ref["concept_id"]),
-                "concept_name": ref["concept_name"][:255],
+                "concept_name": _clean_name(ref["concept_name"])[:255],
                 "domain_id": ref["domain_id"],
                 "vocabulary_id": ref["vocabulary_id"],
-                "concept_class_id": ref["concept_class_id"] or "Undefined",
+                "concept_class_id": _clean_class(ref["concept_class_id"]),
                 "standard_concept": None if legacy or ref["concept_id"] == "0" else "S",
                 "concept_code": ref["concept_code"] or ref["concept_name"][:50],
                 "valid_start_date": VALID_START,
@@ -146,7 +160,7 @@ def seed_vocabulary(session: Session) -> SeedReport:
                 ConceptMapPending.target_vocabulary_id,
                 ConceptMapPending.target_concept_code,
             )
-        ).tuples()
+        )
     )
     maps = []
     for m in pending_maps():
