@@ -243,6 +243,32 @@ def _estimate_volume_mm3(
     return total
 
 
+def _histogram(
+    vals: FloatArray, wts: FloatArray, spread: FloatArray, width: float
+) -> FloatArray:
+    """Histogram of samples, each spread uniformly over ``[v - s/2, v + s/2]``."""
+    lo = np.maximum(vals - spread / 2, 0.0)
+    hi = np.maximum(vals + spread / 2, 0.0)
+    ia = np.floor(lo / width).astype(np.intp)
+    ib = np.floor(hi / width).astype(np.intp)
+    n = int(ib.max()) + 2
+    point = ia == ib
+    hist = np.bincount(ia[point], weights=wts[point], minlength=n).astype(np.float64)
+    ramp = ~point
+    if ramp.any():
+        # Density w / (hi - lo) from lo to hi: integrate per bin exactly.
+        dens = wts[ramp] / (hi[ramp] - lo[ramp])
+        a, b = ia[ramp], ib[ramp]
+        # Partial first and last bins, full bins in between via a difference array.
+        hist += np.bincount(a, weights=dens * ((a + 1) * width - lo[ramp]), minlength=n)
+        hist += np.bincount(b, weights=dens * (hi[ramp] - b * width), minlength=n)
+        full = np.bincount(a + 1, weights=dens * width, minlength=n + 1)
+        full -= np.bincount(b, weights=dens * width, minlength=n + 1)
+        hist += np.cumsum(full)[:n]
+    out: FloatArray = hist[: int(np.nonzero(hist)[0].max()) + 1] if hist.any() else hist
+    return out
+
+
 def compute_dvh(
     contours: Sequence[FloatArray],
     dose: DoseGrid,
@@ -359,6 +385,7 @@ def compute_dvh(
 
     values: list[FloatArray] = []
     weights: list[float] = []
+    spreads: list[FloatArray] = []
     outside_mm3 = 0.0
     inside_mm3 = 0.0
     sub_index = 0
@@ -366,7 +393,7 @@ def compute_dvh(
         nsub = max(1, int(np.ceil((z1 - z0) / hz - 1e-9)))
         dz = (z1 - z0) / nsub
         cell_mm3 = hx * hy * dz
-        zoff = np.mod(0.5 + _SQRT3 * (sub_index + np.arange(nsub)), 1.0)
+        zoff = np.full(nsub, 0.5)
         sub_index += nsub
         zs = z0 + (np.arange(nsub) + zoff) * dz
         klo, khi, fk, inz = _axis_weights(zs, dk, nk)
@@ -397,8 +424,13 @@ def compute_dvh(
             if n_in == 0:
                 continue
             v0 = slice_plane(int(klo[s]))[sel]
-            if fk[s] != 0:
-                v0 = v0 + fk[s] * (slice_plane(int(khi[s]))[sel] - v0)
+            if khi[s] != klo[s]:
+                step = slice_plane(int(khi[s]))[sel] - v0
+                v0 = v0 + fk[s] * step
+                # Dose range across the sub-slab: spread in the histogram (no z comb).
+                spreads.append(np.abs(step) * (dz / dk))
+            else:
+                spreads.append(np.zeros_like(v0))
             values.append(v0)
             weights.append(cell_mm3)
             inside_mm3 += n_in * cell_mm3
@@ -406,9 +438,13 @@ def compute_dvh(
                 for old in [k for k in slice_cache if k < klo[s]]:
                     del slice_cache[old]
 
-    # Contour vertices on their planes: the extremes of a near-linear field lie there.
+    # Contour vertices on their planes, and those of the outer planes at the ends of the
+    # end caps: the extremes of a near-linear field over the structure lie there.
     extremes: list[FloatArray] = []
-    for w, polys in zip(positions, groups, strict=True):
+    vertex_sets = list(zip(positions, groups, strict=True))
+    vertex_sets += [(z0, groups[a]) for a, _, z0, _ in runs]
+    vertex_sets += [(z1, groups[b]) for _, b, _, z1 in runs]
+    for w, polys in vertex_sets:
         pts = np.concatenate(polys)
         vd, vin = dose.interpolate(
             dose.to_patient_mm(np.column_stack([pts, np.full(len(pts), w)]))
@@ -433,8 +469,7 @@ def compute_dvh(
     ext = np.concatenate([vals, *extremes])
     dmin, dmax = float(ext.min()), float(ext.max())
     mean = float(np.dot(vals, wts) / wts.sum())
-    idx = np.floor(np.maximum(vals, 0.0) / bin_width_gy).astype(np.intp)
-    hist = np.bincount(idx, weights=wts) / 1000.0
+    hist = _histogram(vals, wts, np.concatenate(spreads), bin_width_gy) / 1000.0
     # Rescale so that the histogram holds exactly the inside volume (float round-off).
     hist *= (inside_mm3 / 1000.0) / hist.sum()
     return DVH(volume_cc, outside_cc, dmin, mean, dmax, bin_width_gy, hist)
