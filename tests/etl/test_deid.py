@@ -384,3 +384,30 @@ def test_phantom_set(tmp_path: Path, key: CentreKey) -> None:
         refs_a = [e.value for e in after.iterall() if e.keyword == "ReferencedSOPInstanceUID"]
         assert [mapping.get(r, "?") for r in refs_b] == [r if r in mapping.values() else "?" for r in refs_a]
         assert after.PatientID == _expected_pseudonym(key, before.PatientID)
+
+
+def test_cli_deid(tmp_path: Path, key: CentreKey) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from etl.keys import write_key
+    from rtcohort.cli import app
+
+    write_linked_set(tmp_path / "in" / "a", "P1-0042", "Doe^Jane", n_slices=2)
+    (tmp_path / "in" / "a" / "junk.dcm").write_bytes(b"\x00" * 10)
+    key_file = write_key(key, tmp_path / "k.key")
+    runner = CliRunner()
+    args = ["deid", str(tmp_path / "in"), str(tmp_path / "out"), "--key-file", str(key_file)]
+    done = runner.invoke(app, [*args, "--centre", "AMS01", "--report", str(tmp_path / "r.json")])
+    assert done.exit_code == 0, done.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["counts"] == {"pseudonymised": 5, "quarantined": 1}
+    assert report["quarantined"][0]["file"] == "a/junk.dcm"
+    assert sorted(p.name for p in (tmp_path / "out" / "a").iterdir()) == [
+        "CT_0000.dcm", "CT_0001.dcm", "RD.dcm", "RP.dcm", "RS.dcm"
+    ]
+    wrong = runner.invoke(app, [*args, "--centre", "RTM02"])
+    assert wrong.exit_code != 0 and "belongs to centre AMS01" in wrong.output
+    missing = runner.invoke(app, [*args[:-1], str(tmp_path / "none.key"), "--centre", "AMS01"])
+    assert missing.exit_code != 0 and "not found" in missing.output
