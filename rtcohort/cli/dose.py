@@ -347,6 +347,8 @@ def _run_dvh(  # noqa: PLR0917
                 try:
                     result = compute_dvh(r.contours, grid, end_caps=end_caps)
                 except EtlError as exc:
+                    for w in caught:
+                        _warn(label, str(w.message))
                     _warn(label, f"{exc}; no row")
                     continue
             for w in caught:

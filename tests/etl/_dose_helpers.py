@@ -16,16 +16,16 @@ def linear_grid(
     row_dir: tuple[float, float, float] = (1.0, 0.0, 0.0),
     col_dir: tuple[float, float, float] = (0.0, 1.0, 0.0),
 ) -> DoseGrid:
-    """A cubic grid centred on the origin holding D(p) = base + gradient . p (patient mm)."""
+    """Cubic grid centred on the origin holding D(p) = base + gradient . p (mm)."""
     r = np.asarray(row_dir, float)
     c = np.asarray(col_dir, float)
     s = np.cross(r, c)
-    n = int(round(extent_mm / spacing_mm))
+    n = round(extent_mm / spacing_mm)
     half = (n - 1) * spacing_mm / 2
     origin = -half * (r + c + s)
     idx = np.arange(n) * spacing_mm
-    K, J, I = np.meshgrid(idx, idx, idx, indexing="ij")
-    pts = origin + I[..., None] * r + J[..., None] * c + K[..., None] * s
+    kk, jj, ii = np.meshgrid(idx, idx, idx, indexing="ij")
+    pts = origin + ii[..., None] * r + jj[..., None] * c + kk[..., None] * s
     dose = base_gy + pts @ np.asarray(gradient, float)
     return DoseGrid(dose, origin, r, c, s, (spacing_mm,) * 3, "1.2.3", "1.2.3.4")
 

@@ -38,7 +38,7 @@ def test_cube_in_uniform_dose_is_exact():
 
 @pytest.mark.parametrize("axis", [0, 1, 2])
 def test_cube_in_linear_gradient_has_uniform_dose_distribution(axis):
-    # D = 16 + x_axis over a 20 mm cube: dose uniform on [6, 26], V(>=D) = 8 (26 - D) / 20.
+    # D = 16 + x over a 20 mm cube: dose uniform on [6, 26], V(>=D) = 8 (26 - D) / 20
     g = [0.0, 0.0, 0.0]
     g[axis] = 1.0
     grid = linear_grid(2.0, base_gy=16.0, gradient=tuple(g))
