@@ -225,6 +225,7 @@ def _write_rtstruct(
     ds.ReferencedFrameOfReferenceSequence = [frame]
     ct_by_z = {round(z, 6): uid for uid, z, _ in ct}
     rois, roi_contours, observations = [], [], []
+    items: list[Dataset] = []
     for number, (roi, polys) in enumerate(
         zip(spec.rois, contours, strict=True), start=1
     ):
@@ -248,6 +249,7 @@ def _write_rtstruct(
             c.NumberOfContourPoints = len(poly)
             c[0x30060050] = _ds_raw(0x30060050, poly)
             seq.append(c)
+            items.append(c)
         rc.ContourSequence = seq
         roi_contours.append(rc)
         obs = Dataset()
@@ -260,6 +262,8 @@ def _write_rtstruct(
     ds.StructureSetROISequence = rois
     ds.ROIContourSequence = roi_contours
     ds.RTROIObservationsSequence = observations
+    for item in items:  # write the raw ContourData as is, without re-encoding
+        item.set_original_encoding(False, True, item._character_set)
     ds.save_as(path, enforce_file_format=True)
 
 

@@ -189,8 +189,13 @@ class PhantomSpec(BaseModel):
 
 
 def _format_errors(exc: ValidationError) -> str:
+    errors = exc.errors()
+    # pydantic also reports a too-short tuple when one of its items failed: drop it.
+    items = {err["loc"][:1] for err in errors if len(err["loc"]) > 1}
     parts = []
-    for err in exc.errors():
+    for err in errors:
+        if err["type"] == "too_short" and err["loc"][:1] in items:
+            continue
         where = ".".join(str(p) for p in err["loc"]) or "spec"
         parts.append(f"{where}: {err['msg']}")
     return "; ".join(parts)

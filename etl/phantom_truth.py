@@ -154,8 +154,12 @@ def _volume_beyond(solid: Solid, u: FloatArray, tau: float) -> float:
     if solid.kind is ShapeKind.CYLINDER and abs(cos_t) < _PARALLEL:
         return solid.height_mm * _segment_area(r, t / sin_t)
 
+    half = solid.height_mm / 2.0
+    taper = 1.0 / solid.height_mm if solid.kind is ShapeKind.CONE else 0.0
+
     def integrand(s: float) -> float:
-        return _segment_area(float(solid.radius_at(s)), (t - s * cos_t) / sin_t)
+        radius = r * (half - s) * taper if taper else r
+        return _segment_area(radius, (t - s * cos_t) / sin_t)
 
     # Kinks where the cutting line is tangent to the disc: (t - s cos) / sin = +-r(s).
     points: list[float] = []
@@ -164,7 +168,6 @@ def _volume_beyond(solid: Solid, u: FloatArray, tau: float) -> float:
             num, den = t - sign * r * sin_t, cos_t
         else:
             kk = r / solid.height_mm
-            half = solid.height_mm / 2.0
             num, den = t - sign * kk * sin_t * half, cos_t - sign * kk * sin_t
         if abs(den) > _TINY and s0 < num / den < s1:
             points.append(num / den)
