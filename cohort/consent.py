@@ -1,0 +1,378 @@
+"""Consent and enrolment: the consent state machine, history, recruitment rate.
+
+States: eligible -> approached -> consented | declined, and consented -> withdrawn.
+The first record of a person may be in any state (a patient may be registered already
+consented) and creates the PERSON with year of birth and sex. Becoming ``consented``
+opens an OBSERVATION_PERIOD; ``withdrawn`` closes it.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TypeVar
+
+from sqlalchemy import and_, case, func, select
+from sqlalchemy.orm import Session
+
+from cohort._time import utcnow
+from cohort.errors import (
+    ConsentRecordedTwiceError,
+    IllegalTransitionError,
+    InvalidInputError,
+    UnknownPersonError,
+)
+from omop.cdm import CareSite, ObservationPeriod, Person
+from omop.cohort_tables import ConsentEvent, Enrolment
+from omop.vocab.registry import our_concept_id
+
+__all__ = [
+    "ALLOWED",
+    "PERIOD_TYPE_CONCEPT_ID",
+    "ConsentScope",
+    "ConsentState",
+    "RecruitmentRow",
+    "Sex",
+    "TreatmentSite",
+    "find_person",
+    "has_consent",
+    "history",
+    "parse_scopes",
+    "record_consent",
+    "recruitment",
+]
+
+PERIOD_TYPE_CONCEPT_ID = 32879  # Registry
+_MIN_YEAR = 1900
+_E = TypeVar("_E", bound=StrEnum)
+
+
+class ConsentState(StrEnum):
+    """A person's consent state."""
+
+    ELIGIBLE = "eligible"
+    APPROACHED = "approached"
+    CONSENTED = "consented"
+    DECLINED = "declined"
+    WITHDRAWN = "withdrawn"
+
+
+class ConsentScope(StrEnum):
+    """What a consent covers."""
+
+    DATA = "data"
+    PROMS = "proms"
+    LINKAGE = "linkage"
+
+
+class Sex(StrEnum):
+    """Sex recorded at enrolment (OMOP gender concepts 8532 / 8507)."""
+
+    F = "F"
+    M = "M"
+
+
+class TreatmentSite(StrEnum):
+    """Treatment site of the radiotherapy course."""
+
+    BREAST = "breast"
+    HEAD_NECK = "head_neck"
+    LUNG = "lung"
+    PROSTATE = "prostate"
+    RECTUM = "rectum"
+    BRAIN = "brain"
+    OTHER = "other"
+
+
+_GENDER = {Sex.F: 8532, Sex.M: 8507}
+
+ALLOWED: dict[ConsentState, frozenset[ConsentState]] = {
+    ConsentState.ELIGIBLE: frozenset({ConsentState.APPROACHED}),
+    ConsentState.APPROACHED: frozenset({ConsentState.CONSENTED, ConsentState.DECLINED}),
+    ConsentState.CONSENTED: frozenset({ConsentState.WITHDRAWN}),
+    ConsentState.DECLINED: frozenset(),
+    ConsentState.WITHDRAWN: frozenset(),
+}
+
+
+def _enum(kind: type[_E], value: _E | str, what: str) -> _E:
+    try:
+        return kind(str(value).strip())
+    except ValueError:
+        allowed = "|".join(m.value for m in kind)
+        raise InvalidInputError(f"{what} {value!r}: use {allowed}") from None
+
+
+def parse_scopes(value: str | Iterable[ConsentScope | str]) -> frozenset[ConsentScope]:
+    """Parse ``data,proms,linkage`` (or an iterable) into scopes."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return frozenset(
+        _enum(ConsentScope, s, "consent scope") for s in items if str(s).strip()
+    )
+
+
+def find_person(session: Session, pseudonym: str) -> Person | None:
+    """Return the PERSON whose ``person_source_value`` is the pseudonym."""
+    return session.scalar(select(Person).where(Person.person_source_value == pseudonym))
+
+
+def _open_period(session: Session, person_id: int, day: datetime.date) -> None:
+    session.add(
+        ObservationPeriod(
+            person_id=person_id,
+            observation_period_start_date=day,
+            observation_period_end_date=day,
+            period_type_concept_id=PERIOD_TYPE_CONCEPT_ID,
+        )
+    )
+
+
+def latest_period(session: Session, person_id: int) -> ObservationPeriod | None:
+    """Return the person's newest OBSERVATION_PERIOD."""
+    return session.scalar(
+        select(ObservationPeriod)
+        .where(ObservationPeriod.person_id == person_id)
+        .order_by(ObservationPeriod.observation_period_start_date.desc())
+        .limit(1)
+    )
+
+
+def record_consent(
+    session: Session,
+    *,
+    centre: CareSite,
+    pseudonym: str,
+    state: ConsentState | str,
+    event_date: datetime.date,
+    actor: str,
+    version: str | None = None,
+    scopes: Iterable[ConsentScope | str] | None = None,
+    year_of_birth: int | None = None,
+    sex: Sex | str | None = None,
+    site: TreatmentSite | str | None = None,
+) -> ConsentEvent:
+    """Record a consent state of a person (creating PERSON and enrolment if new).
+
+    Parameters
+    ----------
+    centre
+        The person's centre.
+    pseudonym
+        ``person_source_value`` (from :func:`etl.deid.pseudonym`).
+    state
+        New state; after the first record it must follow :data:`ALLOWED`.
+    event_date
+        Date of the consent event (in the patient's pseudonymised time frame).
+    scopes
+        For ``consented``: what it covers (default data, proms and linkage).
+
+    Raises
+    ------
+    InvalidInputError
+        Year of birth or sex missing with a first record, or malformed values.
+    UnknownPersonError
+        When the pseudonym belongs to a person of another centre.
+    IllegalTransitionError, ConsentRecordedTwiceError
+        When the state may not follow the current one.
+    """
+    new = _enum(ConsentState, state, "consent state")
+    chosen = (
+        parse_scopes(scopes)
+        if scopes is not None
+        else frozenset(ConsentScope)
+        if new is ConsentState.CONSENTED
+        else frozenset()
+    )
+    if new is not ConsentState.CONSENTED:
+        chosen = frozenset()
+    if version is not None and len(version) > 20:  # noqa: PLR2004
+        raise InvalidInputError("consent version: at most 20 characters")
+    person = find_person(session, pseudonym)
+    enrolment: Enrolment | None = None
+    if person is None:
+        if year_of_birth is None or sex is None:
+            raise InvalidInputError(
+                "first record of a person needs --year-of-birth and --sex"
+            )
+        if not _MIN_YEAR <= year_of_birth <= event_date.year:
+            raise InvalidInputError(f"year of birth {year_of_birth} is implausible")
+        the_sex = _enum(Sex, str(sex).upper(), "sex")
+        person = Person(
+            person_source_value=pseudonym,
+            gender_concept_id=_GENDER[the_sex],
+            gender_source_value=the_sex.value,
+            year_of_birth=year_of_birth,
+            race_concept_id=0,
+            ethnicity_concept_id=0,
+            care_site_id=centre.care_site_id,
+        )
+        session.add(person)
+        session.flush()
+    else:
+        if person.care_site_id != centre.care_site_id:
+            raise UnknownPersonError(
+                f"person {pseudonym} is not a patient of centre "
+                f"{centre.care_site_source_value}"
+            )
+        enrolment = session.get(Enrolment, person.person_id)
+    if enrolment is not None:
+        current = ConsentState(enrolment.state)
+        if current is new:
+            raise ConsentRecordedTwiceError(
+                f"person {pseudonym} is already {new.value}; nothing recorded"
+            )
+        if new not in ALLOWED[current]:
+            raise IllegalTransitionError(
+                f"consent state {current.value} -> {new.value} is not allowed "
+                f"for {pseudonym}"
+            )
+        if event_date < enrolment.first_record_date:
+            raise InvalidInputError(
+                f"date {event_date} is before the person's first record"
+            )
+    else:
+        the_site = _enum(TreatmentSite, site or TreatmentSite.OTHER, "site")
+        enrolment = Enrolment(
+            person_id=person.person_id,
+            care_site_id=centre.care_site_id,
+            treatment_site=the_site.value,
+            protocol_code="default",
+            state=new.value,
+            scope_data=False,
+            scope_proms=False,
+            scope_linkage=False,
+            first_record_date=event_date,
+        )
+        session.add(enrolment)
+    enrolment.state = new.value
+    if site is not None:
+        enrolment.treatment_site = _enum(TreatmentSite, site, "site").value
+    enrolment.scope_data = ConsentScope.DATA in chosen
+    enrolment.scope_proms = ConsentScope.PROMS in chosen
+    enrolment.scope_linkage = ConsentScope.LINKAGE in chosen
+    if version is not None:
+        enrolment.consent_version = version
+    if new is ConsentState.CONSENTED:
+        enrolment.consented_date = event_date
+        _open_period(session, person.person_id, event_date)
+    elif new is ConsentState.WITHDRAWN:
+        period = latest_period(session, person.person_id)
+        if period is not None:
+            period.observation_period_end_date = max(
+                period.observation_period_start_date, event_date
+            )
+    event = ConsentEvent(
+        person_id=person.person_id,
+        care_site_id=centre.care_site_id,
+        state=new.value,
+        state_concept_id=our_concept_id("RTC Consent", new.value),
+        consent_version=version,
+        event_date=event_date,
+        scope_data=enrolment.scope_data,
+        scope_proms=enrolment.scope_proms,
+        scope_linkage=enrolment.scope_linkage,
+        recorded_by=actor,
+        recorded_at=utcnow(),
+    )
+    session.add(event)
+    session.flush()
+    return event
+
+
+def has_consent(
+    session: Session,
+    person_source_value: str,
+    scope: ConsentScope | str = ConsentScope.DATA,
+) -> bool:
+    """Whether the person currently consents to ``scope`` (the ETL's consent check).
+
+    Examples
+    --------
+    >>> check = lambda pseudonym: has_consent(session, pseudonym)  # doctest: +SKIP
+    """
+    wanted = _enum(ConsentScope, scope, "consent scope")
+    column = {
+        ConsentScope.DATA: Enrolment.scope_data,
+        ConsentScope.PROMS: Enrolment.scope_proms,
+        ConsentScope.LINKAGE: Enrolment.scope_linkage,
+    }[wanted]
+    found = session.scalar(
+        select(column)
+        .join(Person, Person.person_id == Enrolment.person_id)
+        .where(
+            Person.person_source_value == person_source_value,
+            Enrolment.state == ConsentState.CONSENTED.value,
+        )
+    )
+    return bool(found)
+
+
+def history(session: Session, person_id: int) -> list[ConsentEvent]:
+    """Return the consent events of a person, oldest first."""
+    return list(
+        session.scalars(
+            select(ConsentEvent)
+            .where(ConsentEvent.person_id == person_id)
+            .order_by(ConsentEvent.event_date, ConsentEvent.consent_event_id)
+        )
+    )
+
+
+@dataclass(frozen=True)
+class RecruitmentRow:
+    """Recruitment of one centre in a period."""
+
+    care_site_id: int
+    eligible: int
+    consented: int
+    declined: int
+
+    @property
+    def rate(self) -> float | None:
+        """Consented / eligible (None without eligible persons)."""
+        return self.consented / self.eligible if self.eligible else None
+
+
+def recruitment(
+    session: Session,
+    start: datetime.date,
+    end: datetime.date,
+    centre_ids: Iterable[int] | None = None,
+) -> list[RecruitmentRow]:
+    """Recruitment rate per centre among persons first recorded in ``[start, end]``.
+
+    Every person with a consent record was eligible; of those whose first record
+    falls in the period, ``consented`` counts those who ever consented (a later
+    withdrawal does not undo recruitment) and ``declined`` those who declined.
+    """
+    ever_consented = (
+        select(ConsentEvent.person_id)
+        .where(ConsentEvent.state == ConsentState.CONSENTED.value)
+        .distinct()
+        .scalar_subquery()
+    )
+    query = (
+        select(
+            Enrolment.care_site_id,
+            func.count(),
+            func.sum(case((Enrolment.person_id.in_(ever_consented), 1), else_=0)),
+            func.sum(
+                case((Enrolment.state == ConsentState.DECLINED.value, 1), else_=0)
+            ),
+        )
+        .where(
+            and_(
+                Enrolment.first_record_date >= start, Enrolment.first_record_date <= end
+            )
+        )
+        .group_by(Enrolment.care_site_id)
+        .order_by(Enrolment.care_site_id)
+    )
+    if centre_ids is not None:
+        query = query.where(Enrolment.care_site_id.in_(list(centre_ids)))
+    return [
+        RecruitmentRow(int(c), int(n), int(k or 0), int(d or 0))
+        for c, n, k, d in session.execute(query).all()
+    ]

@@ -1,0 +1,256 @@
+"""Erasure: remove a person from every table that refers to a person, generically.
+
+The tables are found by walking ``Base.metadata`` (so tables that later features add
+are covered without a change here):
+
+1. *direct* references: a column with a foreign key to ``person.person_id``, or a
+   column named ``person_id`` / ``subject_id`` (OMOP ``cohort``), or a text column
+   named ``person_source_value`` / ``pseudonym`` holding the pseudonym;
+2. *dependent* rows: rows whose foreign key (or a column named like the referenced
+   table's single primary-key column, as OMOP ``note_nlp.note_id``) points at a row
+   being removed, recursively: ``episode_event`` of the person's episodes,
+   ``image_feature`` of the image occurrences, the outbox of the invitations...
+
+Rows are deleted children first, in the caller's transaction; the person's files
+are released from the file store index (``omop.filestore.release_person``) and their
+hashes returned, to be deleted from disk after commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    MetaData,
+    String,
+    Table,
+    delete,
+    func,
+    or_,
+    select,
+)
+from sqlalchemy.orm import Session
+
+from omop.base import Base
+from omop.filestore import FileStore, release_person
+
+__all__ = [
+    "PERSON_COLUMN_NAMES",
+    "PSEUDONYM_COLUMN_NAMES",
+    "ErasureReport",
+    "delete_files",
+    "erase_person",
+    "person_tables",
+    "remaining",
+]
+
+PERSON_COLUMN_NAMES = frozenset({"person_id", "subject_id"})
+PSEUDONYM_COLUMN_NAMES = frozenset({"person_source_value", "pseudonym"})
+
+
+@dataclass
+class _Plan:
+    direct: dict[str, list[Column[object]]] = field(default_factory=dict)
+    by_pseudonym: dict[str, list[Column[object]]] = field(default_factory=dict)
+    # child table -> [(child column, parent column)]
+    parents: dict[str, list[tuple[Column[object], Column[object]]]] = field(
+        default_factory=dict
+    )
+    order: list[Table] = field(default_factory=list)
+
+
+def _is_person_fk(column: Column[object]) -> bool:
+    return any(
+        fk.column.table.name == "person" and fk.column.name == "person_id"
+        for fk in column.foreign_keys
+    )
+
+
+def _plan(metadata: MetaData) -> _Plan:
+    plan = _Plan()
+    tables = {t.name: t for t in metadata.sorted_tables}
+    for table in tables.values():
+        for column in table.columns:
+            if table.name == "person":
+                if column.name == "person_id":
+                    plan.direct.setdefault("person", []).append(column)
+                continue
+            if _is_person_fk(column) or column.name in PERSON_COLUMN_NAMES:
+                plan.direct.setdefault(table.name, []).append(column)
+            elif column.name in PSEUDONYM_COLUMN_NAMES and isinstance(
+                column.type, String
+            ):
+                plan.by_pseudonym.setdefault(table.name, []).append(column)
+    relevant = set(plan.direct) | set(plan.by_pseudonym)
+    pk_owner = {
+        next(iter(t.primary_key.columns)).name: t
+        for t in tables.values()
+        if len(t.primary_key.columns) == 1
+        and next(iter(t.primary_key.columns)).name not in PERSON_COLUMN_NAMES
+    }
+    links: dict[str, list[tuple[Column[object], Column[object]]]] = {}
+    for table in tables.values():
+        for column in table.columns:
+            targets = [fk.column for fk in column.foreign_keys]
+            owner = pk_owner.get(column.name)
+            if not targets and owner is not None and owner is not table:
+                targets = [next(iter(owner.primary_key.columns))]
+            for target in targets:
+                if target.table is not table and target.table.name != "person":
+                    links.setdefault(table.name, []).append((column, target))
+    changed = True
+    while changed:
+        changed = False
+        for child, pairs in links.items():
+            for column, target in pairs:
+                if target.table.name in relevant:
+                    plan.parents.setdefault(child, [])
+                    if (column, target) not in plan.parents[child]:
+                        plan.parents[child].append((column, target))
+                    if child not in relevant:
+                        relevant.add(child)
+                        changed = True
+    children: dict[str, list[str]] = {}
+    for child, pairs in plan.parents.items():
+        for _column, target in pairs:
+            children.setdefault(target.table.name, []).append(child)
+    done: set[str] = set()
+    visiting: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in done or name in visiting:
+            return
+        visiting.add(name)
+        for child in sorted(children.get(name, [])):
+            visit(child)
+        visiting.discard(name)
+        done.add(name)
+        plan.order.append(tables[name])
+
+    for name in sorted(relevant - {"person"}):
+        visit(name)
+    plan.order.append(tables["person"])  # every direct reference is its child
+    return plan
+
+
+def _condition(
+    plan: _Plan,
+    table: Table,
+    person_id: int,
+    pseudonym: str | None,
+    stack: frozenset[str] = frozenset(),
+) -> ColumnElement[bool] | None:
+    parts: list[ColumnElement[bool]] = [
+        c == person_id for c in plan.direct.get(table.name, [])
+    ]
+    if pseudonym:
+        parts += [c == pseudonym for c in plan.by_pseudonym.get(table.name, [])]
+    for column, target in plan.parents.get(table.name, []):
+        parent = target.table
+        if parent.name in stack or not isinstance(parent, Table):
+            continue
+        inner = _condition(plan, parent, person_id, pseudonym, stack | {table.name})
+        if inner is not None:
+            parts.append(column.in_(select(target).where(inner)))
+    return or_(*parts) if parts else None
+
+
+def person_tables(metadata: MetaData | None = None) -> list[str]:
+    """Return the names of every table erasure touches, children first."""
+    return [t.name for t in _plan(metadata or Base.metadata).order]
+
+
+@dataclass
+class ErasureReport:
+    """What erasure removed (counts only: the report names no one)."""
+
+    rows_by_table: dict[str, int] = field(default_factory=dict)
+    orphan_files: list[str] = field(default_factory=list)
+    files_deleted: int = 0
+
+    @property
+    def rows(self) -> int:
+        """Total rows removed."""
+        return sum(self.rows_by_table.values())
+
+
+def remaining(
+    session: Session, person_id: int, pseudonym: str | None
+) -> dict[str, int]:
+    """Count the rows that still refer to the person, per table (empty: none)."""
+    plan = _plan(Base.metadata)
+    found: dict[str, int] = {}
+    for table in plan.order:
+        condition = _condition(plan, table, person_id, pseudonym)
+        if condition is None:
+            continue
+        count = int(
+            session.scalar(select(func.count()).select_from(table).where(condition))
+            or 0
+        )
+        if count:
+            found[table.name] = count
+    return found
+
+
+def erase_person(session: Session, person_id: int) -> ErasureReport:
+    """Delete every row of the person, in the caller's transaction.
+
+    Returns
+    -------
+    ErasureReport
+        Rows removed per table and the file hashes no one owns any more (delete
+        them with :func:`delete_files` after the transaction commits).
+
+    Raises
+    ------
+    RuntimeError
+        When rows still refer to the person afterwards (the caller rolls back).
+    """
+    session.flush()
+    pseudonym = session.scalar(
+        select(Base.metadata.tables["person"].c.person_source_value).where(
+            Base.metadata.tables["person"].c.person_id == person_id
+        )
+    )
+    report = ErasureReport()
+    owners = Base.metadata.tables["stored_file_owner"]
+    owned = int(
+        session.scalar(
+            select(func.count())
+            .select_from(owners)
+            .where(owners.c.person_id == person_id)
+        )
+        or 0
+    )
+    report.orphan_files = release_person(session, person_id)
+    if owned:
+        report.rows_by_table["stored_file_owner"] = owned
+    if report.orphan_files:
+        report.rows_by_table["stored_file"] = len(report.orphan_files)
+    plan = _plan(Base.metadata)
+    for table in plan.order:
+        condition = _condition(plan, table, person_id, pseudonym)
+        if condition is None:
+            continue
+        result = session.execute(
+            delete(table).where(condition).execution_options(synchronize_session=False)
+        )
+        count = int(getattr(result, "rowcount", 0) or 0)
+        if count:
+            report.rows_by_table[table.name] = (
+                report.rows_by_table.get(table.name, 0) + count
+            )
+    session.expunge_all()
+    left = remaining(session, person_id, pseudonym)
+    if left:
+        raise RuntimeError(f"erasure incomplete: rows remain in {sorted(left)}")
+    return report
+
+
+def delete_files(store: FileStore, hashes: Iterable[str]) -> int:
+    """Delete released files from the store (after commit); return how many existed."""
+    return sum(1 for digest in hashes if store.delete(digest))

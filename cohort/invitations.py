@@ -1,0 +1,267 @@
+"""PROM invitations: signed, single-use, expiring links; completion rates.
+
+A token is ``base64url(invitation_id | expiry | nonce) . base64url(HMAC-SHA-256)``
+under the platform's signing key; the database keeps only its SHA-256. Redeeming is
+one conditional UPDATE (``used_at IS NULL``) whose row count decides, so a link is
+used once whatever happens concurrently. Sending a reminder re-signs the link (new
+nonce, new hash), so no usable token ever rests in the database.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime
+import hashlib
+import hmac
+import os
+import secrets
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from cohort._time import as_utc, utcnow
+from cohort.errors import (
+    ExpiredTokenError,
+    ForgedTokenError,
+    InvalidInputError,
+    UsedTokenError,
+)
+from omop.cdm import Person, SurveyConduct
+from omop.cohort_tables import Enrolment, Invitation
+from omop.vocab.registry import our_concept_id
+
+__all__ = [
+    "CompletionRow",
+    "IssuedInvitation",
+    "RedeemedInvitation",
+    "completion",
+    "issue",
+    "load_signing_key",
+    "redeem",
+    "resign",
+    "token_hash",
+]
+
+_PAYLOAD = struct.Struct(">QQ16s")
+_KEY_BYTES = 32
+
+
+def load_signing_key(path: Path) -> bytes:
+    """Return the signing key stored at ``path``, creating it (mode 0600) if absent."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(secrets.token_bytes(_KEY_BYTES))
+    key = path.read_bytes()
+    if len(key) != _KEY_BYTES:
+        raise InvalidInputError(f"{path}: not an invitation signing key")
+    return key
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def token_hash(token: str) -> str:
+    """Return the SHA-256 hex digest under which a token is stored."""
+    return hashlib.sha256(token.encode("ascii", "replace")).hexdigest()
+
+
+def _sign(signing_key: bytes, invitation_id: int, expires_at: datetime.datetime) -> str:
+    payload = _PAYLOAD.pack(
+        invitation_id, int(as_utc(expires_at).timestamp()), secrets.token_bytes(16)
+    )
+    mac = hmac.new(signing_key, payload, hashlib.sha256).digest()
+    return f"{_b64(payload)}.{_b64(mac)}"
+
+
+def _claims(signing_key: bytes, token: str) -> tuple[int, datetime.datetime]:
+    try:
+        head, tail = token.strip().split(".")
+        payload, mac = _unb64(head), _unb64(tail)
+        invitation_id, expiry, _nonce = _PAYLOAD.unpack(payload)
+    except (ValueError, binascii.Error, struct.error):
+        raise ForgedTokenError("invitation link is malformed") from None
+    good = hmac.new(signing_key, payload, hashlib.sha256).digest()
+    if not hmac.compare_digest(good, mac):
+        raise ForgedTokenError("invitation link signature does not verify")
+    return int(invitation_id), datetime.datetime.fromtimestamp(expiry, datetime.UTC)
+
+
+@dataclass(frozen=True)
+class IssuedInvitation:
+    """A new invitation and its link token (shown once, never stored)."""
+
+    invitation_id: int
+    token: str
+    expires_at: datetime.datetime
+
+
+def issue(
+    session: Session,
+    signing_key: bytes,
+    person_id: int,
+    timepoint: str,
+    *,
+    valid_for: datetime.timedelta = datetime.timedelta(days=28),
+    now: datetime.datetime | None = None,
+) -> IssuedInvitation:
+    """Create an invitation for one person and timepoint; return its token."""
+    created = as_utc(now or utcnow())
+    expires = (created + valid_for).replace(microsecond=0)
+    row = Invitation(
+        person_id=person_id,
+        timepoint_code=timepoint,
+        token_hash="pending-" + secrets.token_hex(24),
+        created_at=created,
+        expires_at=expires,
+    )
+    session.add(row)
+    session.flush()
+    token = _sign(signing_key, row.invitation_id, expires)
+    row.token_hash = token_hash(token)
+    session.flush()
+    return IssuedInvitation(row.invitation_id, token, expires)
+
+
+def resign(session: Session, signing_key: bytes, invitation_id: int) -> str:
+    """Give an invitation a fresh token (the old link stops working); return it."""
+    row = session.get(Invitation, invitation_id)
+    if row is None:
+        raise ForgedTokenError(f"no invitation {invitation_id}")
+    token = _sign(signing_key, invitation_id, row.expires_at)
+    row.token_hash = token_hash(token)
+    session.flush()
+    return token
+
+
+@dataclass(frozen=True)
+class RedeemedInvitation:
+    """What a redeemed link opens: one person's form at one timepoint."""
+
+    invitation_id: int
+    person_id: int
+    timepoint: str
+
+
+def redeem(
+    session: Session,
+    signing_key: bytes,
+    token: str,
+    *,
+    now: datetime.datetime | None = None,
+) -> RedeemedInvitation:
+    """Use a link once: one atomic conditional UPDATE decides.
+
+    Raises
+    ------
+    ForgedTokenError
+        Bad signature, or no invitation holds this token (superseded by a reminder).
+    ExpiredTokenError
+        The link has expired.
+    UsedTokenError
+        The link was used already (also by a concurrent request).
+    """
+    invitation_id, expiry = _claims(signing_key, token)
+    moment = as_utc(now or utcnow())
+    if moment >= expiry:
+        raise ExpiredTokenError("invitation link has expired")
+    digest = token_hash(token)
+    result = session.execute(
+        update(Invitation)
+        .where(
+            Invitation.invitation_id == invitation_id,
+            Invitation.token_hash == digest,
+            Invitation.used_at.is_(None),
+            Invitation.expires_at > moment,
+        )
+        .values(used_at=moment)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(result, "rowcount", 0) == 1:
+        row = session.execute(
+            select(Invitation.person_id, Invitation.timepoint_code).where(
+                Invitation.invitation_id == invitation_id
+            )
+        ).one()
+        return RedeemedInvitation(invitation_id, int(row[0]), str(row[1]))
+    found = session.execute(
+        select(Invitation.token_hash, Invitation.used_at, Invitation.expires_at).where(
+            Invitation.invitation_id == invitation_id
+        )
+    ).one_or_none()
+    if found is None or found[0] != digest:
+        raise ForgedTokenError("no invitation matches this link")
+    if found[1] is not None:
+        raise UsedTokenError("invitation link was used already")
+    raise ExpiredTokenError("invitation link has expired")
+
+
+@dataclass(frozen=True)
+class CompletionRow:
+    """PROM completion of one centre at one timepoint."""
+
+    care_site_id: int
+    timepoint: str
+    expected: int
+    completed: int
+
+    @property
+    def rate(self) -> float | None:
+        """Completed / expected (None when nobody was expected)."""
+        return self.completed / self.expected if self.expected else None
+
+
+def completion(
+    session: Session, centre_ids: list[int] | None = None
+) -> list[CompletionRow]:
+    """PROM completion per centre and timepoint.
+
+    ``expected``: persons invited at the timepoint or with a questionnaire at it;
+    ``completed``: persons with a SURVEY_CONDUCT whose timing is the timepoint.
+    """
+    from cohort.schedule import DEFAULT_TIMEPOINTS
+
+    codes = [tp.code for tp in DEFAULT_TIMEPOINTS]
+    timing = {our_concept_id("RTC Timepoint", c): c for c in codes}
+    invited = session.execute(
+        select(Person.care_site_id, Invitation.timepoint_code, Invitation.person_id)
+        .join(Person, Person.person_id == Invitation.person_id)
+        .distinct()
+    ).all()
+    done = session.execute(
+        select(Person.care_site_id, SurveyConduct.timing_concept_id, Person.person_id)
+        .join(Person, Person.person_id == SurveyConduct.person_id)
+        .join(Enrolment, Enrolment.person_id == Person.person_id)
+        .where(SurveyConduct.timing_concept_id.in_(list(timing)))
+        .distinct()
+    ).all()
+    expected: dict[tuple[int, str], set[int]] = {}
+    completed: dict[tuple[int, str], set[int]] = {}
+    for site, code, pid in invited:
+        expected.setdefault((int(site or 0), str(code)), set()).add(int(pid))
+    for site, concept, pid in done:
+        key = (int(site or 0), timing[int(concept)])
+        expected.setdefault(key, set()).add(int(pid))
+        completed.setdefault(key, set()).add(int(pid))
+    order = {c: i for i, c in enumerate(codes)}
+    rows = [
+        CompletionRow(site, code, len(people), len(completed.get((site, code), ())))
+        for (site, code), people in expected.items()
+        if centre_ids is None or site in centre_ids
+    ]
+    rows.sort(key=lambda r: (r.care_site_id, order.get(r.timepoint, 99), r.timepoint))
+    return rows

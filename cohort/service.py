@@ -1,0 +1,459 @@
+"""The Python API of cohort management: (session, acting user, ...) -> result.
+
+Every function checks the permission layer (:mod:`cohort.permissions`) and writes an
+audit record for each read, write or export of patient-level data. The CLI and the
+dashboards call these; none of them commits (the caller owns the transaction), except
+:func:`withdraw`'s file deletion, which the caller runs after commit.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cohort import audit, consent, erasure, invitations, outbox, schedule, vital
+from cohort.centres import centre_codes, get_centre
+from cohort.consent import ConsentScope, ConsentState, Sex, TreatmentSite
+from cohort.contacts import ContactDetails, date_offsets, read_contacts, store_contact
+from cohort.errors import PermissionDeniedError, UnknownPersonError
+from cohort.permissions import Action, Scope, anonymised_labels, scope_for
+from cohort.users import get_user
+from etl.keys import CentreKey
+from omop.cdm import CareSite, Person
+from omop.cohort_tables import AppUser, AuditRecord, ConsentEvent, Enrolment, Invitation
+
+__all__ = [
+    "LabelledCompletion",
+    "LabelledRecruitment",
+    "PatientRow",
+    "acting_user",
+    "audit_show",
+    "completion_report",
+    "export_patients",
+    "invite",
+    "list_patients",
+    "patient_names",
+    "record_consent",
+    "record_followup",
+    "recruitment_report",
+    "schedule_due",
+    "withdraw",
+]
+
+
+def acting_user(session: Session, username: str) -> AppUser:
+    """Return the account commands act as (``RTCOHORT_USER``)."""
+    return get_user(session, username)
+
+
+def _person(session: Session, pseudonym: str, centre: CareSite | None = None) -> Person:
+    person = consent.find_person(session, pseudonym)
+    if person is None or (
+        centre is not None and person.care_site_id != centre.care_site_id
+    ):
+        where = f" at centre {centre.care_site_source_value}" if centre else ""
+        raise UnknownPersonError(f"unknown person {pseudonym}{where}")
+    return person
+
+
+def _require_centre(scope: Scope, centre: CareSite) -> None:
+    scope.require()
+    if not scope.centre_allowed(centre.care_site_id):
+        raise PermissionDeniedError(
+            f"user {scope.username} may not {scope.action.value} at centre "
+            f"{centre.care_site_source_value}"
+        )
+
+
+def record_consent(
+    session: Session,
+    actor: AppUser,
+    *,
+    centre_code: str,
+    pseudonym: str,
+    state: ConsentState | str,
+    event_date: datetime.date,
+    version: str | None = None,
+    scopes: Sequence[ConsentScope | str] | None = None,
+    year_of_birth: int | None = None,
+    sex: Sex | str | None = None,
+    site: TreatmentSite | str | None = None,
+    key: CentreKey | None = None,
+    contact: ContactDetails | None = None,
+) -> ConsentEvent:
+    """Record a consent state (and the contact register entry, given the key)."""
+    centre = get_centre(session, centre_code)
+    _require_centre(scope_for(session, actor, Action.WRITE), centre)
+    event = consent.record_consent(
+        session,
+        centre=centre,
+        pseudonym=pseudonym,
+        state=state,
+        event_date=event_date,
+        actor=actor.username,
+        version=version,
+        scopes=scopes,
+        year_of_birth=year_of_birth,
+        sex=sex,
+        site=site,
+    )
+    if key is not None and contact is not None:
+        person = session.get(Person, event.person_id)
+        assert person is not None
+        store_contact(session, key, person, contact)
+    audit.record(
+        session,
+        actor.username,
+        "consent.record",
+        f"state={event.state} version={event.consent_version or '-'}",
+        [event.person_id],
+    )
+    return event
+
+
+def record_followup(
+    session: Session,
+    actor: AppUser,
+    *,
+    centre_code: str,
+    pseudonym: str,
+    last_contact: datetime.date | None = None,
+    death: datetime.date | None = None,
+) -> None:
+    """Record a last contact or a death."""
+    centre = get_centre(session, centre_code)
+    _require_centre(scope_for(session, actor, Action.WRITE), centre)
+    person = _person(session, pseudonym, centre)
+    if death is not None:
+        vital.record_death(session, person.person_id, death)
+    if last_contact is not None:
+        vital.record_last_contact(session, person.person_id, last_contact)
+    what = "death" if death is not None else "last-contact"
+    audit.record(session, actor.username, "followup.record", what, [person.person_id])
+
+
+@dataclass(frozen=True)
+class PatientRow:
+    """One visible patient (pseudonymised: no name, no contact)."""
+
+    person_id: int
+    pseudonym: str
+    centre: str
+    year_of_birth: int
+    sex: str
+    treatment_site: str
+    state: str
+
+
+def _patients(session: Session, scope: Scope) -> list[PatientRow]:
+    rows = session.execute(
+        select(
+            Person.person_id,
+            Person.person_source_value,
+            CareSite.care_site_source_value,
+            Person.year_of_birth,
+            Person.gender_source_value,
+            Enrolment.treatment_site,
+            Enrolment.state,
+        )
+        .join(Enrolment, Enrolment.person_id == Person.person_id)
+        .join(CareSite, CareSite.care_site_id == Person.care_site_id)
+        .where(scope.person_filter(Person.person_id))
+        .order_by(Person.person_id)
+    ).all()
+    return [
+        PatientRow(int(p), str(s), str(c), int(y), str(g or ""), str(t), str(st))
+        for p, s, c, y, g, t, st in rows
+    ]
+
+
+def list_patients(
+    session: Session, actor: AppUser, *, today: datetime.date | None = None
+) -> list[PatientRow]:
+    """Return the patients the user may see (audited as a read)."""
+    scope = scope_for(session, actor, Action.READ_PATIENTS, today=today).require()
+    rows = _patients(session, scope)
+    audit.record(
+        session,
+        actor.username,
+        "patients.read",
+        f"{len(rows)} patients",
+        [r.person_id for r in rows],
+    )
+    return rows
+
+
+def export_patients(
+    session: Session, actor: AppUser, *, today: datetime.date | None = None
+) -> list[PatientRow]:
+    """Return the patients the user may export (audited as an export)."""
+    scope = scope_for(session, actor, Action.EXPORT, today=today).require()
+    rows = _patients(session, scope)
+    audit.record(
+        session,
+        actor.username,
+        "patients.export",
+        f"{len(rows)} patients",
+        [r.person_id for r in rows],
+    )
+    return rows
+
+
+def patient_names(
+    session: Session, actor: AppUser, *, centre_code: str, key: CentreKey
+) -> dict[str, str]:
+    """Return ``{pseudonym: name}`` of a centre's patients (clinicians' own only)."""
+    centre = get_centre(session, centre_code)
+    _require_centre(scope_for(session, actor, Action.READ_CONTACTS), centre)
+    details = read_contacts(session, key, centre.care_site_id)
+    pseudonyms = dict(
+        session.execute(
+            select(Person.person_id, Person.person_source_value).where(
+                Person.person_id.in_(list(details))
+            )
+        )
+        .tuples()
+        .all()
+    )
+    audit.record(
+        session, actor.username, "contacts.read", "names", list(details.keys())
+    )
+    return {str(pseudonyms[p]): d.name or "" for p, d in details.items()}
+
+
+def schedule_due(
+    session: Session,
+    actor: AppUser,
+    *,
+    centre_code: str,
+    today: datetime.date,
+    kinds: Sequence[schedule.Kind] = (schedule.Kind.TOXICITY, schedule.Kind.PROM),
+    key: CentreKey | None = None,
+    include_upcoming: bool = False,
+) -> list[schedule.ScheduleItem]:
+    """Return due, overdue and missed assessments of a centre's patients."""
+    centre = get_centre(session, centre_code)
+    _require_centre(scope_for(session, actor, Action.READ_PATIENTS), centre)
+    offsets = date_offsets(session, key, centre.care_site_id) if key else None
+    items = schedule.schedule(
+        session, centre.care_site_id, today, kinds=kinds, offsets=offsets
+    )
+    wanted = {schedule.Status.DUE, schedule.Status.OVERDUE, schedule.Status.MISSED}
+    if include_upcoming:
+        wanted.add(schedule.Status.UPCOMING)
+    items = [i for i in items if i.status in wanted]
+    audit.record(
+        session,
+        actor.username,
+        "schedule.read",
+        f"{len(items)} assessments",
+        {i.person_id for i in items},
+    )
+    return items
+
+
+@dataclass(frozen=True)
+class LabelledRecruitment:
+    """Recruitment of one centre, labelled as the user may see it."""
+
+    centre: str
+    eligible: int
+    consented: int
+    declined: int
+    rate: float | None
+
+
+def recruitment_report(
+    session: Session, actor: AppUser, *, start: datetime.date, end: datetime.date
+) -> list[LabelledRecruitment]:
+    """Recruitment rate per centre; other centres anonymised for non-admins."""
+    scope = scope_for(session, actor, Action.READ_AGGREGATES).require()
+    rows = consent.recruitment(session, start, end)
+    labels = anonymised_labels(
+        [r.care_site_id for r in rows], centre_codes(session), scope.named_centre_ids
+    )
+    out = [
+        LabelledRecruitment(
+            labels[r.care_site_id], r.eligible, r.consented, r.declined, r.rate
+        )
+        for r in rows
+    ]
+    return sorted(out, key=lambda r: r.centre)
+
+
+@dataclass(frozen=True)
+class LabelledCompletion:
+    """PROM completion of one centre and timepoint, labelled."""
+
+    centre: str
+    timepoint: str
+    expected: int
+    completed: int
+    rate: float | None
+
+
+def completion_report(session: Session, actor: AppUser) -> list[LabelledCompletion]:
+    """PROM completion per centre and timepoint; other centres anonymised."""
+    scope = scope_for(session, actor, Action.READ_AGGREGATES).require()
+    rows = invitations.completion(session)
+    labels = anonymised_labels(
+        [r.care_site_id for r in rows], centre_codes(session), scope.named_centre_ids
+    )
+    return [
+        LabelledCompletion(
+            labels[r.care_site_id], r.timepoint, r.expected, r.completed, r.rate
+        )
+        for r in rows
+    ]
+
+
+def invite(
+    session: Session,
+    actor: AppUser,
+    *,
+    centre_code: str,
+    timepoint: str,
+    today: datetime.date,
+    signing_key: bytes,
+    key: CentreKey | None = None,
+    valid_for: datetime.timedelta = datetime.timedelta(days=28),
+) -> list[invitations.IssuedInvitation]:
+    """Invite every patient whose PROM at ``timepoint`` is due or overdue.
+
+    Patients with an open (unused, unexpired) invitation for the timepoint are
+    skipped. Each invitation puts a message in the outbox (sent by
+    :func:`cohort.outbox.deliver`).
+    """
+    items = schedule_due(
+        session,
+        actor,
+        centre_code=centre_code,
+        today=today,
+        kinds=(schedule.Kind.PROM,),
+        key=key,
+    )
+    now = datetime.datetime.now(datetime.UTC)
+    targets = sorted(
+        {
+            i.person_id
+            for i in items
+            if i.timepoint == timepoint
+            and i.status in (schedule.Status.DUE, schedule.Status.OVERDUE)
+        }
+    )
+    open_ = set(
+        session.scalars(
+            select(Invitation.person_id).where(
+                Invitation.person_id.in_(targets),
+                Invitation.timepoint_code == timepoint,
+                Invitation.used_at.is_(None),
+                Invitation.expires_at > now,
+            )
+        )
+    )
+    issued = []
+    for pid in targets:
+        if pid in open_:
+            continue
+        inv = invitations.issue(
+            session, signing_key, pid, timepoint, valid_for=valid_for, now=now
+        )
+        outbox.enqueue(
+            session,
+            pid,
+            "invitation",
+            "Your radiotherapy follow-up questionnaire",
+            f"Please fill in your follow-up questionnaire: {outbox.LINK_PLACEHOLDER}\n",
+            invitation_id=inv.invitation_id,
+            now=now,
+        )
+        issued.append(inv)
+    audit.record(
+        session,
+        actor.username,
+        "invitations.create",
+        f"timepoint={timepoint} n={len(issued)}",
+        _invited_persons(session, issued),
+    )
+    return issued
+
+
+def _invited_persons(
+    session: Session, issued: list[invitations.IssuedInvitation]
+) -> list[int]:
+    ids = [i.invitation_id for i in issued]
+    if not ids:
+        return []
+    return list(
+        session.scalars(
+            select(Invitation.person_id).where(Invitation.invitation_id.in_(ids))
+        )
+    )
+
+
+@dataclass(frozen=True)
+class WithdrawalResult:
+    """What a withdrawal did (no identifier)."""
+
+    erased: bool
+    report: erasure.ErasureReport | None
+
+
+def withdraw(
+    session: Session,
+    actor: AppUser,
+    *,
+    centre_code: str,
+    pseudonym: str,
+    event_date: datetime.date,
+    erase: bool,
+) -> WithdrawalResult:
+    """Record the withdrawal; with ``erase``, remove the person everywhere.
+
+    The audit record of an erasure holds counts only. Delete
+    ``result.report.orphan_files`` from the file store after commit.
+    """
+    centre = get_centre(session, centre_code)
+    action = Action.ERASE if erase else Action.WRITE
+    _require_centre(scope_for(session, actor, action), centre)
+    person = _person(session, pseudonym, centre)
+    event = consent.record_consent(
+        session,
+        centre=centre,
+        pseudonym=pseudonym,
+        state=ConsentState.WITHDRAWN,
+        event_date=event_date,
+        actor=actor.username,
+    )
+    if not erase:
+        audit.record(
+            session,
+            actor.username,
+            "consent.withdraw",
+            "no erasure",
+            [person.person_id],
+        )
+        return WithdrawalResult(False, None)
+    del event
+    report = erasure.erase_person(session, person.person_id)
+    audit.record(
+        session,
+        actor.username,
+        "person.erase",
+        f"withdrawal with erasure: {report.rows} rows in "
+        f"{len(report.rows_by_table)} tables, {len(report.orphan_files)} files",
+    )
+    return WithdrawalResult(True, report)
+
+
+def audit_show(
+    session: Session, actor: AppUser, *, pseudonym: str
+) -> list[AuditRecord]:
+    """Return the audit records that concern a person (admins only)."""
+    scope_for(session, actor, Action.READ_AUDIT).require()
+    person = _person(session, pseudonym)
+    return audit.records_for_person(session, person.person_id)

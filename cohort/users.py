@@ -1,0 +1,163 @@
+"""Platform accounts: roles, centres, argon2 password hashes, the first admin."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cohort._time import utcnow
+from cohort.centres import get_centre
+from cohort.errors import DuplicateError, InvalidInputError, UnknownUserError
+from omop.cdm import CareSite
+from omop.cohort_tables import AppUser, UserCentre
+
+__all__ = [
+    "ADMIN_USERNAME",
+    "Role",
+    "UserRow",
+    "add_user",
+    "ensure_admin",
+    "get_user",
+    "list_users",
+    "user_centre_ids",
+    "verify_password",
+]
+
+ADMIN_USERNAME = "admin"
+_HASHER = PasswordHasher()
+_MIN_PASSWORD = 8
+
+
+class Role(StrEnum):
+    """What a user is: the permission layer turns it into filters."""
+
+    ADMIN = "admin"
+    DATA_MANAGER = "data_manager"
+    CLINICIAN = "clinician"
+    RESEARCHER = "researcher"
+    VIEWER = "viewer"
+    PATIENT = "patient"
+
+
+@dataclass(frozen=True)
+class UserRow:
+    """A user as listed (no password hash)."""
+
+    username: str
+    role: str
+    centres: tuple[str, ...]
+
+
+def _role(value: Role | str) -> Role:
+    try:
+        return Role(str(value).strip().lower())
+    except ValueError:
+        allowed = ", ".join(r.value for r in Role)
+        raise InvalidInputError(
+            f"unknown role {value!r}; use one of {allowed}"
+        ) from None
+
+
+def add_user(
+    session: Session,
+    username: str,
+    role: Role | str,
+    centres: Iterable[str],
+    password: str,
+) -> AppUser:
+    """Create an account with an argon2 password hash and its centres.
+
+    Raises
+    ------
+    DuplicateError
+        When the user name is taken.
+    InvalidInputError
+        For an unknown role, a short password, or a centre-bound role without centre.
+    UnknownCentreError
+        For an unknown centre code.
+    """
+    name = username.strip()
+    if not name or len(name) > 64:  # noqa: PLR2004
+        raise InvalidInputError("user name must have 1-64 characters")
+    the_role = _role(role)
+    if len(password) < _MIN_PASSWORD:
+        raise InvalidInputError(f"password must have at least {_MIN_PASSWORD} chars")
+    if session.scalar(select(AppUser).where(AppUser.username == name)) is not None:
+        raise DuplicateError(f"user {name!r} exists already")
+    sites = [get_centre(session, c) for c in centres]
+    if not sites and the_role in (Role.DATA_MANAGER, Role.CLINICIAN, Role.VIEWER):
+        raise InvalidInputError(f"role {the_role.value} needs --centre")
+    user = AppUser(
+        username=name,
+        role=the_role.value,
+        password_hash=_HASHER.hash(password),
+        created_at=utcnow(),
+    )
+    session.add(user)
+    session.flush()
+    for site in sites:
+        session.add(UserCentre(user_id=user.user_id, care_site_id=site.care_site_id))
+    session.flush()
+    return user
+
+
+def get_user(session: Session, username: str) -> AppUser:
+    """Return the account; raise :class:`UnknownUserError`."""
+    user = session.scalar(select(AppUser).where(AppUser.username == username.strip()))
+    if user is None:
+        raise UnknownUserError(f"unknown user {username!r} (rtcohort users add)")
+    return user
+
+
+def verify_password(user: AppUser, password: str) -> bool:
+    """Return whether ``password`` is the user's password."""
+    try:
+        return bool(_HASHER.verify(user.password_hash, password))
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def user_centre_ids(session: Session, user: AppUser) -> frozenset[int]:
+    """Return the CARE_SITE ids the user belongs to."""
+    return frozenset(
+        session.scalars(
+            select(UserCentre.care_site_id).where(UserCentre.user_id == user.user_id)
+        )
+    )
+
+
+def list_users(session: Session) -> list[UserRow]:
+    """Return every account with its centres, ordered by name."""
+    rows = session.execute(
+        select(AppUser.username, AppUser.role, CareSite.care_site_source_value)
+        .outerjoin(UserCentre, UserCentre.user_id == AppUser.user_id)
+        .outerjoin(CareSite, CareSite.care_site_id == UserCentre.care_site_id)
+        .order_by(AppUser.username, CareSite.care_site_source_value)
+    ).all()
+    grouped: dict[str, tuple[str, list[str]]] = {}
+    for username, role, code in rows:
+        entry = grouped.setdefault(username, (role, []))
+        if code is not None:
+            entry[1].append(str(code))
+    return [UserRow(n, r, tuple(c)) for n, (r, c) in grouped.items()]
+
+
+def ensure_admin(session: Session, password: str | None) -> str | None:
+    """Create the ``admin`` account once; return the generated password, if any.
+
+    With ``password`` None a random one is generated and returned (to be printed
+    once); when the account exists nothing changes and None is returned.
+    """
+    if session.scalar(select(AppUser).where(AppUser.username == ADMIN_USERNAME)):
+        return None
+    generated = password is None
+    secret = password if password is not None else secrets.token_urlsafe(18)
+    add_user(session, ADMIN_USERNAME, Role.ADMIN, [], secret)
+    return secret if generated else None
