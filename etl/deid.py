@@ -303,7 +303,7 @@ def _deidentify(data: bytes, key: CentreKey, accept: frozenset[str]) -> DeidResu
     if syntax == _BIG_ENDIAN:
         raise DeidRefusedError("Explicit VR Big Endian (retired) is not supported")
     if syntax == _DEFLATED:
-        body, syntax = zlib.decompress(body, -15), _EXPLICIT_LE
+        body, syntax = memoryview(zlib.decompress(body, -15)), _EXPLICIT_LE
     implicit = syntax == _IMPLICIT_LE
     values = top_level_values(
         body,
@@ -357,8 +357,8 @@ def _deidentify(data: bytes, key: CentreKey, accept: frozenset[str]) -> DeidResu
         extra=_markers(key, implicit),
     )
     new_instance = uid(sop_instance)
-    out = build_file_meta(sop_class, new_instance, syntax) + transform(
-        body, implicit, policy
+    out = transform(
+        body, implicit, policy, build_file_meta(sop_class, new_instance, syntax)
     )
     return DeidResult(
         DeidOutcome.PSEUDONYMISED,

@@ -51,6 +51,9 @@ _VALID_VRS = _LONG_VRS | frozenset(
     {"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "PN"}
     | {"SH", "SL", "SS", "ST", "TM", "UI", "UL", "US"}
 )
+_VR_NAMES = {vr.encode("ascii"): vr for vr in _VALID_VRS}
+_ITEM_GROUP = 0xFFFE
+Buffer = bytes | memoryview
 _HDR = struct.Struct("<HHI")
 _HDR_EXPLICIT_SHORT = struct.Struct("<HH2sH")
 _HDR_EXPLICIT_LONG = struct.Struct("<HH2sHI")
@@ -121,27 +124,28 @@ def _truncated(pos: int) -> DeidRefusedError:
     return DeidRefusedError(f"truncated or malformed DICOM data at byte {pos}")
 
 
-def _header(buf: bytes, pos: int, implicit: bool) -> tuple[int, str, int, int]:
+def _header(buf: Buffer, pos: int, implicit: bool) -> tuple[int, str, int, int]:
     """Return (tag, VR, length, value start) of the element at `pos`."""
     if pos + 8 > len(buf):
         raise _truncated(pos)
-    group, elem = _U16X2.unpack_from(buf, pos)
+    group, elem, vr_raw, short = _HDR_EXPLICIT_SHORT.unpack_from(buf, pos)
     tag = (group << 16) | elem
-    if group == 0xFFFE:
+    if group == _ITEM_GROUP:
         return tag, "", _U32.unpack_from(buf, pos + 4)[0], pos + 8
     if implicit:
         return tag, _dict_vr(tag), _U32.unpack_from(buf, pos + 4)[0], pos + 8
-    vr = buf[pos + 4 : pos + 6].decode("latin-1")
+    vr = _VR_NAMES.get(vr_raw)
+    if vr is None:
+        msg = f"invalid VR {vr_raw!r} at byte {pos}: not DICOM or damaged"
+        raise DeidRefusedError(msg)
     if vr in _LONG_VRS:
         if pos + 12 > len(buf):
             raise _truncated(pos)
         return tag, vr, _U32.unpack_from(buf, pos + 8)[0], pos + 12
-    if vr not in _VALID_VRS:
-        raise DeidRefusedError(f"invalid VR {vr!r} at byte {pos}: not DICOM or damaged")
-    return tag, vr, _U16.unpack_from(buf, pos + 6)[0], pos + 8
+    return tag, vr, short, pos + 8
 
 
-def _skip_fragments(buf: bytes, pos: int) -> int:
+def _skip_fragments(buf: Buffer, pos: int) -> int:
     """Return the position after an encapsulated (fragment) sequence starting at pos."""
     while True:
         tag, _vr, length, vstart = _header(buf, pos, True)
@@ -152,7 +156,7 @@ def _skip_fragments(buf: bytes, pos: int) -> int:
         pos = vstart + length
 
 
-def _skip_items(buf: bytes, pos: int, implicit: bool) -> int:
+def _skip_items(buf: Buffer, pos: int, implicit: bool) -> int:
     """Return the position after an undefined-length sequence value starting at pos."""
     while True:
         tag, _vr, length, vstart = _header(buf, pos, True)
@@ -172,7 +176,7 @@ def _skip_items(buf: bytes, pos: int, implicit: bool) -> int:
             pos = _value_end(buf, evstart, elen, evr, implicit)
 
 
-def _value_end(buf: bytes, vstart: int, length: int, vr: str, implicit: bool) -> int:
+def _value_end(buf: Buffer, vstart: int, length: int, vr: str, implicit: bool) -> int:
     if length != _UNDEFINED:
         end = vstart + length
         if end > len(buf):
@@ -221,7 +225,7 @@ def _map_dates(raw: bytes, func: Callable[[str], str], vr: str) -> bytes:
 
 
 def _sequence(
-    buf: bytes, vstart: int, length: int, implicit: bool, policy: Policy
+    buf: Buffer, vstart: int, length: int, implicit: bool, policy: Policy
 ) -> tuple[bytes, int]:
     """Transform a sequence value; return (new value with defined lengths, end)."""
     items: list[bytes] = []
@@ -249,12 +253,13 @@ def _sequence(
 
 
 def _dataset(
-    buf: bytes,
+    buf: Buffer,
     pos: int,
     end: int | None,
     implicit: bool,
     policy: Policy,
     top: bool,
+    prefix: bytes = b"",
 ) -> tuple[bytes, int]:
     """Transform the elements from `pos` to `end` (or to an item delimiter)."""
     out: list[tuple[int, bytes]] = []
@@ -285,7 +290,7 @@ def _dataset(
             continue
         if op == Op.DROP:
             continue
-        raw = buf[vstart:pos]
+        raw = bytes(buf[vstart:pos])
         if op == Op.EMPTY:
             value = b""
         elif op == Op.UID:
@@ -302,17 +307,17 @@ def _dataset(
     if top:
         out.extend(policy.extra.items())
         out.sort(key=lambda pair: pair[0])
-    return b"".join(part for _, part in out), pos
+    return b"".join([prefix, *(part for _, part in out)]), pos
 
 
-def transform(body: bytes, implicit: bool, policy: Policy) -> bytes:
-    """Return the de-identified encoding of the data set `body` (no file meta)."""
-    data, _ = _dataset(body, 0, len(body), implicit, policy, True)
+def transform(body: Buffer, implicit: bool, policy: Policy, prefix: bytes = b"") -> bytes:
+    """Return `prefix` + the de-identified encoding of the data set `body`."""
+    data, _ = _dataset(body, 0, len(body), implicit, policy, True, prefix)
     return data
 
 
 def top_level_values(
-    body: bytes, implicit: bool, wanted: Callable[[int, str], bool]
+    body: Buffer, implicit: bool, wanted: Callable[[int, str], bool]
 ) -> dict[int, tuple[str, bytes]]:
     """Return tag -> (VR, raw value) for the top-level elements `wanted` selects."""
     found: dict[int, tuple[str, bytes]] = {}
@@ -325,11 +330,11 @@ def top_level_values(
             value_implicit = True
         pos = _value_end(body, vstart, length, vr, value_implicit)
         if wanted(tag, vr) and vr != "SQ":
-            found[tag] = (vr, body[vstart:pos])
+            found[tag] = (vr, bytes(body[vstart:pos]))
     return found
 
 
-def split_file(data: bytes) -> tuple[dict[int, bytes], bytes]:
+def split_file(data: bytes) -> tuple[dict[int, bytes], memoryview]:
     """Split a Part-10 file (or a bare data set) into (file meta values, data set).
 
     A bare data set (no preamble, no ``DICM``) gets an empty meta dict. Raises
@@ -346,9 +351,9 @@ def split_file(data: bytes) -> tuple[dict[int, bytes], bytes]:
         end = vstart + length
         if end > len(data):
             raise _truncated(pos)
-        meta[tag] = data[vstart:end]
+        meta[tag] = bytes(data[vstart:end])
         pos = end
-    body = data[pos:]
+    body = memoryview(data)[pos:]
     if len(body) < 8:
         raise DeidRefusedError("not DICOM: no data set")
     group = _U16X2.unpack_from(body, 0)[0]
@@ -357,9 +362,9 @@ def split_file(data: bytes) -> tuple[dict[int, bytes], bytes]:
     return meta, body
 
 
-def guess_implicit(body: bytes) -> bool:
+def guess_implicit(body: Buffer) -> bool:
     """Guess whether a bare data set is implicit VR (the VR bytes are not a VR)."""
-    return body[4:6].decode("latin-1") not in _VALID_VRS
+    return bytes(body[4:6]) not in _VR_NAMES
 
 
 def build_file_meta(
