@@ -1,0 +1,208 @@
+"""Storing PROMs and CTCAE gradings in OMOP (both backends) and reading them back."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from instruments.fhir import (
+    PSEUDONYM_SYSTEM,
+    PromResponse,
+    SubjectIdentifier,
+    parse_questionnaire_responses,
+    questionnaire_response,
+)
+from instruments.fhir_adverse_event import ToxicityGrading
+from instruments.store import (
+    CASE_REPORT_FORM,
+    PATIENT_FILLED_SURVEY,
+    Assessment,
+    StoreError,
+    StoreOutcome,
+    person_id_for_pseudonym,
+    read_prom_answers,
+    read_prom_scores,
+    read_toxicity,
+    store_prom,
+    store_toxicity,
+)
+from omop import cdm
+
+SUBJECT = SubjectIdentifier(PSEUDONYM_SYSTEM, "PSEUDO-1")
+
+
+def _person(session: Session, source: str) -> int:
+    person = cdm.Person(
+        gender_concept_id=8532,
+        year_of_birth=1960,
+        race_concept_id=0,
+        ethnicity_concept_id=0,
+        person_source_value=source,
+    )
+    session.add(person)
+    session.flush()
+    return int(person.person_id)
+
+
+def _response(rid: str = "qr-1", **values: int | None) -> PromResponse:
+    answers: dict[int, int | None] = dict.fromkeys(range(1, 31), 1)
+    answers[29] = answers[30] = 7
+    answers.update({int(k[1:]): v for k, v in values.items()})
+    return PromResponse(
+        resource_id=rid,
+        instrument="QLQ-C30",
+        subject=SUBJECT,
+        authored=datetime(2024, 3, 10, 23, 30, tzinfo=UTC),
+        values=answers,
+    )
+
+
+def test_store_prom_rows_dates_and_scores(session: Session):
+    pid = _person(session, "PSEUDO-1")
+    assert person_id_for_pseudonym(session, "PSEUDO-1") == pid
+    assert person_id_for_pseudonym(session, "nobody") is None
+    where = Assessment(pid, "m3", date_offset_days=-100)
+    # Items 10, 12, 18 = 2, 3, missing: FA from 2 of 3 items = (2.5 - 1) / 3 * 100 = 50
+    response = _response(q10=2, q12=3, q18=None)
+    sid, outcome = store_prom(session, where, response)
+    assert outcome is StoreOutcome.CREATED
+    survey = session.get(cdm.SurveyConduct, sid)
+    assert survey is not None
+    shifted = date(2024, 3, 10) - timedelta(days=100)
+    assert survey.survey_end_date == shifted
+    assert survey.survey_end_datetime == datetime(2024, 3, 10, 23, 30) - timedelta(100)
+    assert survey.timing_source_value == "m3"
+    n_obs = session.scalar(
+        select(func.count()).where(
+            cdm.Observation.observation_event_id == sid,
+            cdm.Observation.observation_type_concept_id == PATIENT_FILLED_SURVEY,
+        )
+    )
+    assert n_obs == 29  # q18 unanswered: no row
+    dates = session.scalars(
+        select(cdm.Measurement.measurement_date).where(
+            cdm.Measurement.measurement_event_id == sid
+        )
+    ).all()
+    assert len(dates) == 16
+    assert set(dates) == {shifted}
+    scores = read_prom_scores(session, [pid])
+    assert len(scores) == 1
+    row = scores.iloc[0]
+    assert row["timepoint"] == "m3"
+    assert row["FA"] == pytest.approx(50.0)
+    assert row["PF2"] == pytest.approx(100.0)
+    assert row["QL2"] == pytest.approx(100.0)
+    assert row["key"] == "qr-1"
+    answers = read_prom_answers(session, [pid])
+    assert len(answers) == 29
+    assert answers.set_index("item").loc["q12", "value"] == 3
+
+
+def test_store_prom_is_idempotent_and_replaces_changes(session: Session):
+    pid = _person(session, "PSEUDO-2")
+    where = Assessment(pid, "baseline", date_offset_days=5)
+    first, outcome = store_prom(session, where, _response())
+    again, outcome2 = store_prom(session, where, _response())
+    assert (again, outcome2) == (first, StoreOutcome.UNCHANGED)
+    changed, outcome3 = store_prom(session, where, _response(q1=4))
+    assert outcome3 is StoreOutcome.REPLACED
+    n_surveys = session.scalar(
+        select(func.count()).where(cdm.SurveyConduct.person_id == pid)
+    )
+    assert n_surveys == 1
+    frame = read_prom_scores(session, [pid])
+    # PF2 items 4,1,1,1,1 -> RS 1.6 -> (1 - 0.6/3) * 100 = 80
+    assert frame.iloc[0]["PF2"] == pytest.approx(80.0)
+    assert len(read_prom_answers(session, [pid])) == 30
+
+
+def test_store_prom_unscorable_summary_is_missing(session: Session):
+    pid = _person(session, "PSEUDO-3")
+    store_prom(session, Assessment(pid, "m6"), _response(q8=None))
+    row = read_prom_scores(session, [pid]).iloc[0]
+    assert math.isnan(row["DY"])
+    assert math.isnan(row["SUMMARY"])
+
+
+def test_store_prom_errors(session: Session):
+    pid = _person(session, "PSEUDO-4")
+    with pytest.raises(StoreError, match="no concept for RTC Timepoint 'm7'"):
+        store_prom(session, Assessment(pid, "m7"), _response())
+    with pytest.raises(StoreError, match="unknown person_id"):
+        store_prom(session, Assessment(pid + 1000, "m3"), _response())
+    with pytest.raises(StoreError, match="item q2 value 9"):
+        store_prom(session, Assessment(pid, "m3"), _response(q2=9))
+
+
+def test_fhir_round_trip_through_the_database(session: Session):
+    pid = _person(session, "PSEUDO-5")
+    response = _response("qr-5", q3=2, q29=4)
+    (parsed,) = parse_questionnaire_responses(questionnaire_response(response))
+    store_prom(session, Assessment(pid, "eot"), parsed)
+    answers = read_prom_answers(session, [pid])
+    stored = {r.item: r.value for r in answers.itertuples()}
+    assert stored == {f"q{n}": float(v) for n, v in response.values.items()}
+
+
+def _grading(**changes) -> ToxicityGrading:
+    fields = {
+        "resource_id": "ae-1",
+        "subject": SUBJECT,
+        "version": "5.0",
+        "term": "Dry mouth",
+        "grade": 2,
+        "assessed_on": date(2024, 5, 1),
+        "attribution": "probable",
+    }
+    return ToxicityGrading(**(fields | changes))
+
+
+def test_store_toxicity_grade_and_absent(session: Session):
+    pid = _person(session, "PSEUDO-6")
+    where = Assessment(pid, "m3", date_offset_days=-30)
+    obs_id, outcome = store_toxicity(session, where, _grading())
+    assert outcome is StoreOutcome.CREATED
+    obs = session.get(cdm.Observation, obs_id)
+    assert obs is not None
+    assert obs.observation_date == date(2024, 4, 1)
+    assert obs.observation_type_concept_id == CASE_REPORT_FORM
+    condition = session.get(cdm.ConditionOccurrence, obs.observation_event_id)
+    assert condition is not None
+    assert condition.condition_start_date == date(2024, 4, 1)
+    assert condition.condition_source_value == "10013781"
+    absent_id, _ = store_toxicity(
+        session, where, _grading(term="Alopecia", grade=0, attribution=None)
+    )
+    absent = session.get(cdm.Observation, absent_id)
+    assert absent is not None
+    assert absent.observation_event_id is None
+    n_conditions = session.scalar(
+        select(func.count()).where(cdm.ConditionOccurrence.person_id == pid)
+    )
+    assert n_conditions == 1
+    frame = read_toxicity(session, [pid]).sort_values("term")
+    assert frame["term"].tolist() == ["Alopecia", "Dry mouth"]
+    assert frame["grade"].tolist() == [0, 2]
+    assert frame["timepoint"].tolist() == ["m3", "m3"]
+    assert frame["attribution"].tolist()[1] == "probable"
+    assert frame["assessed_on"].tolist() == [date(2024, 4, 1)] * 2
+
+
+def test_store_toxicity_idempotent_and_regrade(session: Session):
+    pid = _person(session, "PSEUDO-7")
+    where = Assessment(pid, "m6")
+    first, _ = store_toxicity(session, where, _grading())
+    assert store_toxicity(session, where, _grading()) == (first, StoreOutcome.UNCHANGED)
+    _, outcome = store_toxicity(session, where, _grading(grade=0, attribution=None))
+    assert outcome is StoreOutcome.REPLACED
+    frame = read_toxicity(session, [pid])
+    assert frame["grade"].tolist() == [0]
+    n_conditions = session.scalar(
+        select(func.count()).where(cdm.ConditionOccurrence.person_id == pid)
+    )
+    assert n_conditions == 0
