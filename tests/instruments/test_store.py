@@ -74,7 +74,8 @@ def test_store_prom_rows_dates_and_scores(session: Session):
     assert survey is not None
     shifted = date(2024, 3, 10) - timedelta(days=100)
     assert survey.survey_end_date == shifted
-    assert survey.survey_end_datetime == datetime(2024, 3, 10, 23, 30) - timedelta(100)
+    stored_utc = survey.survey_end_datetime.replace(tzinfo=UTC)  # stored naive UTC
+    assert stored_utc == datetime(2024, 3, 10, 23, 30, tzinfo=UTC) - timedelta(100)
     assert survey.timing_source_value == "m3"
     n_obs = session.scalar(
         select(func.count()).where(
@@ -106,10 +107,10 @@ def test_store_prom_rows_dates_and_scores(session: Session):
 def test_store_prom_is_idempotent_and_replaces_changes(session: Session):
     pid = _person(session, "PSEUDO-2")
     where = Assessment(pid, "baseline", date_offset_days=5)
-    first, outcome = store_prom(session, where, _response())
+    first, _ = store_prom(session, where, _response())
     again, outcome2 = store_prom(session, where, _response())
     assert (again, outcome2) == (first, StoreOutcome.UNCHANGED)
-    changed, outcome3 = store_prom(session, where, _response(q1=4))
+    _, outcome3 = store_prom(session, where, _response(q1=4))
     assert outcome3 is StoreOutcome.REPLACED
     n_surveys = session.scalar(
         select(func.count()).where(cdm.SurveyConduct.person_id == pid)
