@@ -3,8 +3,8 @@
 Compares ``ntcp.LKBModel`` (analytic derivatives, Newton, compressed gEUD kernel) with a
 straightforward implementation measured in the same run: scipy ``minimize`` on the
 log-parameters with numerical gradients over the padded (patients x bins) matrix, and
-each profile interval found by re-optimising the other two parameters while stepping outwards
-and root-finding the 1.92 drop with ``brentq``.
+each profile interval found by re-optimising the other two parameters while stepping
+outwards and root-finding the 1.92 drop with ``brentq``.
 
 Run: ``.venv/bin/python benchmarks/ntcp_speed.py [N]``
 """
