@@ -1,4 +1,4 @@
-"""Audit copies: N independently anonymised copies of one data set (DcmCollab's Audit Tool).
+"""Audit copies: N independently anonymised copies of a data set (an Audit Tool).
 
 Copy ``n`` (1-based) is pseudonymised with its own key, derived from the centre key as
 ``HMAC-SHA-512/256(secret, "rtcohort/audit-copy/v1/<n>")`` with the centre code
@@ -21,7 +21,13 @@ from etl.deid_codec import split_file, top_level_values
 from etl.errors import DeidRefusedError, EtlError
 from etl.keys import CentreKey
 
-__all__ = ["MAX_COPIES", "AuditCopiesReport", "AuditCopyCollisionError", "copy_key", "write_audit_copies"]
+__all__ = [
+    "MAX_COPIES",
+    "AuditCopiesReport",
+    "AuditCopyCollisionError",
+    "copy_key",
+    "write_audit_copies",
+]
 
 MAX_COPIES = 99
 _IMPLICIT_LE = "1.2.840.10008.1.2"
@@ -71,7 +77,9 @@ def write_audit_copies(
     if not 1 <= copies <= MAX_COPIES:
         raise ValueError(f"--copies must be 1..{MAX_COPIES}, got {copies}")
     root, out = Path(source), Path(target)
-    paths = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+    paths = sorted(
+        p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")
+    )
     report = AuditCopiesReport(copies=copies, files=len(paths))
     keys = [copy_key(key, n) for n in range(1, copies + 1)]
     accept = frozenset({key.fingerprint})
@@ -95,7 +103,9 @@ def write_audit_copies(
             for uid in _uids(result.data):
                 owner = seen.setdefault(uid, f"copy {n}")
                 if owner != f"copy {n}":
-                    raise AuditCopyCollisionError(f"UID {uid} of copy {n} also in {owner}")
+                    raise AuditCopyCollisionError(
+                        f"UID {uid} of copy {n} also in {owner}"
+                    )
             write_atomic(out / f"copy_{n}" / path.relative_to(root), result.data)
             report.written += 1
             names = report.pseudonyms.setdefault(n, [])

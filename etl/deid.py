@@ -2,7 +2,8 @@
 
 Applied: the Basic Application Level Confidentiality Profile with the options Retain
 Longitudinal Temporal Information with Modified Dates (113107), Retain Patient
-Characteristics (113108), Retain Device Identity (113109) and Clean Descriptors (113105).
+Characteristics (113108), Retain Device Identity (113109) and Clean Descriptors
+(113105).
 
 Keyed values (all HMAC-SHA-512/256 under sub-keys of the centre key, see
 :mod:`etl.keys`):
@@ -76,6 +77,7 @@ _IMPLICIT_LE = "1.2.840.10008.1.2"
 _EXPLICIT_LE = "1.2.840.10008.1.2.1"
 _DEFLATED = "1.2.840.10008.1.2.1.99"
 _BIG_ENDIAN = "1.2.840.10008.1.2.2"
+_TRANSFER_SYNTAX_TAG = 0x00020010
 SOP_CLASS_UID, SOP_INSTANCE_UID, STUDY_INSTANCE_UID = 0x00080016, 0x00080018, 0x0020000D
 SPECIFIC_CHARSET, BURNED_IN_ANNOTATION = 0x00080005, 0x00280301
 PATIENT_IDENTITY_REMOVED, DEID_METHOD, DEID_METHOD_CODES = (
@@ -92,7 +94,7 @@ METHOD_CODES: tuple[tuple[str, str], ...] = (
     (
         DeidOption.RETAIN_LONG_MODIFIED_DATES.value,
         "Retain Longitudinal Temporal Information Modified Dates Option",
-    ),  # noqa: E501
+    ),
     (
         DeidOption.RETAIN_PATIENT_CHARACTERISTICS.value,
         "Retain Patient Characteristics Option",
@@ -142,7 +144,7 @@ def shift_date(key: CentreKey, patient_id: str, day: date) -> date:
 
 
 def is_well_known_uid(uid: str) -> bool:
-    """Return True for UIDs of the DICOM standard (pydicom's UID dictionary, DICOM root)."""
+    """Return True for UIDs of the standard (pydicom's UID dictionary, DICOM root)."""
     return uid in UID_dictionary or uid.startswith("1.2.840.10008.")
 
 
@@ -217,9 +219,9 @@ class DeidResult:
 # -- one object ---------------------------------------------------------------------
 
 
-def _transfer_syntax(meta: dict[int, bytes], body: bytes) -> str:
-    if 0x00020010 in meta:
-        return meta[0x00020010].decode("ascii", "replace").rstrip("\x00 ")
+def _transfer_syntax(meta: dict[int, bytes], body: bytes | memoryview) -> str:
+    if _TRANSFER_SYNTAX_TAG in meta:
+        return meta[_TRANSFER_SYNTAX_TAG].decode("ascii", "replace").rstrip("\x00 ")
     return _IMPLICIT_LE if guess_implicit(body) else _EXPLICIT_LE
 
 

@@ -53,6 +53,11 @@ _VALID_VRS = _LONG_VRS | frozenset(
 )
 _VR_NAMES = {vr.encode("ascii"): vr for vr in _VALID_VRS}
 _ITEM_GROUP = 0xFFFE
+_PREAMBLE = 128
+_META_GROUP = 0x0002
+_MIN_ELEMENT = 8
+_PIXEL_GROUP = 0x7FE0
+_PADDING_GROUP = 0xFFFC
 Buffer = bytes | memoryview
 _HDR = struct.Struct("<HHI")
 _HDR_EXPLICIT_SHORT = struct.Struct("<HH2sH")
@@ -87,7 +92,7 @@ class Policy:
     uid : Callable[[str], str]
         Maps one UID.
     date : Callable[[str], str]
-        Shifts one DA value, or one DT value (``YYYY...``); returns ``""`` if unparseable.
+        Shifts one DA or DT value; returns ``""`` if unparseable.
     pseudonym : Callable[[str], str]
         Patient identifier -> pseudonym.
     clean : Callable[[bytes, str], bytes]
@@ -182,7 +187,7 @@ def _value_end(buf: Buffer, vstart: int, length: int, vr: str, implicit: bool) -
         if end > len(buf):
             raise _truncated(vstart)
         return end
-    if vr in ("SQ", "UN") or implicit and vr not in ("OB", "OW"):
+    if vr in ("SQ", "UN") or (implicit and vr not in ("OB", "OW")):
         return _skip_items(buf, vstart, implicit or vr == "UN")
     return _skip_fragments(buf, vstart)
 
@@ -241,9 +246,11 @@ def _sequence(
         if tag != _ITEM:
             raise _truncated(pos)
         if ilen == _UNDEFINED:
-            content, pos = _dataset(buf, istart, None, implicit, policy, False)
+            content, pos = _dataset(buf, istart, None, implicit, policy, top=False)
         else:
-            content, _ = _dataset(buf, istart, istart + ilen, implicit, policy, False)
+            content, _ = _dataset(
+                buf, istart, istart + ilen, implicit, policy, top=False
+            )
             pos = istart + ilen
         items.append(_HDR.pack(0xFFFE, 0xE000, len(content)) + content)
     else:
@@ -258,11 +265,12 @@ def _dataset(
     end: int | None,
     implicit: bool,
     policy: Policy,
+    *,
     top: bool,
     prefix: bytes = b"",
 ) -> tuple[bytes, int]:
     """Transform the elements from `pos` to `end` (or to an item delimiter)."""
-    out: list[tuple[int, bytes]] = []
+    out: list[tuple[int, Buffer]] = []
     op_for = policy.op_for
     limit = len(buf) if end is None else end
     while pos < limit:
@@ -310,9 +318,11 @@ def _dataset(
     return b"".join([prefix, *(part for _, part in out)]), pos
 
 
-def transform(body: Buffer, implicit: bool, policy: Policy, prefix: bytes = b"") -> bytes:
+def transform(
+    body: Buffer, implicit: bool, policy: Policy, prefix: bytes = b""
+) -> bytes:
     """Return `prefix` + the de-identified encoding of the data set `body`."""
-    data, _ = _dataset(body, 0, len(body), implicit, policy, True, prefix)
+    data, _ = _dataset(body, 0, len(body), implicit, policy, top=True, prefix=prefix)
     return data
 
 
@@ -342,22 +352,22 @@ def split_file(data: bytes) -> tuple[dict[int, bytes], memoryview]:
     """
     meta: dict[int, bytes] = {}
     pos = 0
-    if len(data) >= 132 and data[128:132] == b"DICM":
-        pos = 132
+    if len(data) >= _PREAMBLE + 4 and data[_PREAMBLE : _PREAMBLE + 4] == b"DICM":
+        pos = _PREAMBLE + 4
     elif data[:4] == b"DICM":
         pos = 4
-    while pos + 8 <= len(data) and _U16X2.unpack_from(data, pos)[0] == 0x0002:
-        tag, vr, length, vstart = _header(data, pos, False)
+    while pos + 8 <= len(data) and _U16X2.unpack_from(data, pos)[0] == _META_GROUP:
+        tag, _vr, length, vstart = _header(data, pos, False)
         end = vstart + length
         if end > len(data):
             raise _truncated(pos)
         meta[tag] = bytes(data[vstart:end])
         pos = end
     body = memoryview(data)[pos:]
-    if len(body) < 8:
+    if len(body) < _MIN_ELEMENT:
         raise DeidRefusedError("not DICOM: no data set")
     group = _U16X2.unpack_from(body, 0)[0]
-    if group & 1 or group == 0 or group > 0x7FE0 and group != 0xFFFC:
+    if group & 1 or group == 0 or (group > _PIXEL_GROUP and group != _PADDING_GROUP):
         raise DeidRefusedError("not DICOM: no plausible first element")
     return meta, body
 

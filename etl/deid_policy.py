@@ -1,6 +1,6 @@
-"""Per-tag policy of rtcohort's PS3.15 de-identification (effective actions to operations).
+"""Per-tag policy of the PS3.15 de-identification (effective action -> operation).
 
-How the choices of Table E.1-1 are resolved (documented in ``docs/pseudonymisation.md``):
+How the choices of Table E.1-1 are resolved (see ``docs/pseudonymisation.md``):
 
 - X remove; Z zero-length value; K keep (sequences are still walked);
 - D dummy: texts ``ANONYMISED``, names ``ANONYMOUS``, numbers ``0``; dates are shifted;
@@ -10,7 +10,8 @@ How the choices of Table E.1-1 are resolved (documented in ``docs/pseudonymisati
 - X/Z/U*: sequences kept with every UID inside remapped;
 - C on DA/DT: shifted by the patient's offset; on TM: kept; on text: identifiers of the
   same object (patient name parts, IDs, birth date, other removed names and
-  identifiers of 3+ characters) replaced by ``***`` -- ROI names survive; on binary: removed;
+  identifiers of 3+ characters) replaced by ``***`` -- ROI names survive; on binary:
+  removed;
 - not in the table: UI remapped unless a class UID (SOP class, transfer syntax, coding
   scheme...), DA/DT shifted, anything else kept;
 - PatientName and PatientID (at any depth) become the pseudonym;
@@ -25,7 +26,7 @@ from datetime import date, timedelta
 from functools import cache
 
 from pydicom.charset import decode_bytes, encode_string
-from pydicom.datadict import DicomDictionary
+from pydicom.datadict import dictionary_VR, keyword_dict
 
 from etl.deid_codec import Op
 from etl.deid_table import effective_rules, pattern_action
@@ -45,6 +46,9 @@ __all__ = [
 PATIENT_NAME, PATIENT_ID, PATIENT_BIRTH_DATE = 0x00100010, 0x00100020, 0x00100030
 _TEXT_VRS = frozenset({"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UT"})
 _BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
+_ITEM_GROUP = 0xFFFE
+_YYYYMM, _YYYYMMDD = 6, 8
+_MIN_TERM = 3
 
 _CLASS_UID_KEYWORDS = frozenset(
     {
@@ -59,9 +63,9 @@ _CLASS_UID_KEYWORDS = frozenset(
 )
 _CLASS_UID_TAGS = frozenset(
     tag
-    for tag, entry in DicomDictionary.items()
-    if entry[0] == "UI"
-    and (entry[4].endswith("ClassUID") or entry[4] in _CLASS_UID_KEYWORDS)
+    for keyword, tag in keyword_dict.items()
+    if (keyword.endswith("ClassUID") or keyword in _CLASS_UID_KEYWORDS)
+    and dictionary_VR(tag) == "UI"
 )
 
 
@@ -70,7 +74,7 @@ def op_for(tag: int, vr: str) -> int:
     """Return the :class:`Op` for a tag (policy of PS3.15 with the four options)."""
     if tag in (PATIENT_NAME, PATIENT_ID):
         return Op.PSEUDONYM
-    if tag & 0xFFFF == 0 and tag >> 16 != 0xFFFE:
+    if tag & 0xFFFF == 0 and tag >> 16 != _ITEM_GROUP:
         return Op.DROP  # group lengths are wrong once values change
     action = effective_rules().get(tag) or pattern_action(tag)
     if action is None:
@@ -111,6 +115,7 @@ def _resolve(action: str, vr: str) -> int:
 
 
 def dummy_value(vr: str, length: int) -> bytes:
+    """Return the dummy value (action D) for a VR; binary values keep their length."""
     if vr in ("PN", "AE"):
         return b"ANONYMOUS "
     if vr in ("IS", "DS"):
@@ -132,15 +137,15 @@ def shift_text(value: str, offset_days: int) -> str:
     if re.fullmatch(r"\d{4}\.\d{2}\.\d{2}", text):  # ACR-NEMA DA
         text = text.replace(".", "")
     digits = 0
-    while digits < min(8, len(text)) and text[digits].isdigit():
+    while digits < min(_YYYYMMDD, len(text)) and text[digits].isdigit():
         digits += 1
-    if digits not in (4, 6, 8):
+    if digits not in (4, _YYYYMM, _YYYYMMDD):
         return ""
     try:
         day = date(
             int(text[:4]),
-            int(text[4:6]) if digits >= 6 else 1,
-            int(text[6:8]) if digits == 8 else 1,
+            int(text[4:6]) if digits >= _YYYYMM else 1,
+            int(text[6:8]) if digits == _YYYYMMDD else 1,
         )
         moved = day + timedelta(days=offset_days)
     except (ValueError, OverflowError):
@@ -154,21 +159,23 @@ def shift_text(value: str, offset_days: int) -> str:
 def scrub_terms(
     values: dict[int, tuple[str, bytes]], encodings: list[str]
 ) -> list[str]:
+    """Return the identifier strings (3+ characters) to remove from cleaned texts."""
     terms: set[str] = set()
     for tag, (vr, raw) in values.items():
         if tag == PATIENT_BIRTH_DATE:
             text = raw.decode("latin-1").strip()
-            if len(text) == 8 and text.isdigit():
+            if len(text) == _YYYYMMDD and text.isdigit():
                 y, m, d = text[:4], text[4:6], text[6:]
                 terms.update({text, f"{y}-{m}-{d}", f"{d}.{m}.{y}", f"{d}/{m}/{y}"})
             continue
         text = decode_bytes(raw, encodings, {0x5C, 0x5E, 0x3D})
         parts = re.split(r"[\\^=]", text) if vr == "PN" else text.split("\\")
-        terms.update(part.strip() for part in parts if len(part.strip()) >= 3)
+        terms.update(part.strip() for part in parts if len(part.strip()) >= _MIN_TERM)
     return sorted(terms, key=len, reverse=True)
 
 
 def is_identifier(tag: int, vr: str) -> bool:
+    """Return True for a top-level text whose value is removed or replaced."""
     if tag in (PATIENT_NAME, PATIENT_ID, PATIENT_BIRTH_DATE):
         return True
     if vr not in _TEXT_VRS:
@@ -179,6 +186,7 @@ def is_identifier(tag: int, vr: str) -> bool:
 def make_cleaner(
     terms: list[str], encodings: list[str]
 ) -> Callable[[bytes, str], bytes]:
+    """Return the Clean function: identifiers in `terms` replaced by ``***``."""
     pattern = (
         re.compile("|".join(re.escape(t) for t in terms), re.IGNORECASE)
         if terms

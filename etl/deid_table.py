@@ -31,6 +31,8 @@ __all__ = [
 
 TABLE_EDITION = "2024b"
 _TABLE_FILE = "ps3.15_table_E.1-1.csv"
+_CURVES = (0x5000, 0x50FF)
+_OVERLAYS = (0x6000, 0x60FF)
 
 
 class DeidOption(StrEnum):
@@ -163,6 +165,6 @@ def pattern_action(tag: int) -> str | None:
     group = tag >> 16
     if group & 1:
         return "X"
-    if 0x5000 <= group <= 0x50FF or 0x6000 <= group <= 0x60FF:
+    if _CURVES[0] <= group <= _CURVES[1] or _OVERLAYS[0] <= group <= _OVERLAYS[1]:
         return "X"
     return None

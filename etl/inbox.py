@@ -117,11 +117,17 @@ class Inbox:
         Where rejected data goes; default ``<root>-quarantine`` beside the inbox.
     """
 
-    def __init__(self, root: str | os.PathLike[str], quarantine: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        quarantine: str | os.PathLike[str] | None = None,
+    ) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.quarantine_dir = (
-            Path(quarantine) if quarantine is not None else self.root.with_name(self.root.name + "-quarantine")
+            Path(quarantine)
+            if quarantine is not None
+            else self.root.with_name(self.root.name + "-quarantine")
         )
         self._lock = threading.Lock()
         self._hashes: dict[Path, str] = {}
@@ -133,7 +139,9 @@ class Inbox:
             self._hashes[path] = hashlib.sha256(path.read_bytes()).hexdigest()
         return self._hashes[path]
 
-    def store(self, data: bytes, study_uid: str, sop_uid: str, caller: str = "") -> StoreOutcome:
+    def store(
+        self, data: bytes, study_uid: str, sop_uid: str, caller: str = ""
+    ) -> StoreOutcome:
         """File one encoded object; see the module docstring for the layout.
 
         Raises
@@ -143,7 +151,10 @@ class Inbox:
         OSError
             If writing fails (disk full: see :func:`is_disk_full`); nothing is left.
         """
-        for label, uid in (("StudyInstanceUID", study_uid), ("SOPInstanceUID", sop_uid)):
+        for label, uid in (
+            ("StudyInstanceUID", study_uid),
+            ("SOPInstanceUID", sop_uid),
+        ):
             if not _UID_RE.match(uid) or len(uid) > _MAX_UID:
                 raise InboxError(f"{label} {uid[:70]!r} is not a valid UID")
         digest = hashlib.sha256(data).hexdigest()
@@ -176,23 +187,33 @@ class Inbox:
                 }
             )
         if status is StoreStatus.NEW_VERSION:
-            _LOG.warning("new version %d of SOP instance %s stored as %s", version, sop_uid, path.name)
+            _LOG.warning(
+                "new version %d of SOP instance %s stored as %s",
+                version,
+                sop_uid,
+                path.name,
+            )
         return StoreOutcome(status, path, version)
 
     def _index(self, record: dict[str, object]) -> None:
         with (self.root / INDEX_NAME).open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(record) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
 
     def quarantine(self, data: bytes, reason: str, caller: str = "") -> Path:
-        """Hold rejected data with its reason outside the inbox; return the held file."""
+        """Hold rejected data and its reason outside the inbox; return the file."""
         self.quarantine_dir.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         digest = hashlib.sha256(data).hexdigest()[:16]
         held = self.quarantine_dir / f"{stamp}-{digest}.held"
         write_new_file(held, data)
-        note = {"reason": reason, "caller": caller, "bytes": len(data), "held": held.name}
-        write_new_file(held.with_suffix(".reason.json"), json.dumps(note, indent=1).encode())
+        note = {
+            "reason": reason,
+            "caller": caller,
+            "bytes": len(data),
+            "held": held.name,
+        }
+        write_new_file(
+            held.with_suffix(".reason.json"), json.dumps(note, indent=1).encode()
+        )
         _LOG.warning("quarantined %s from %s: %s", held.name, caller or "?", reason)
         return held

@@ -4,7 +4,7 @@ A centre key is a 256-bit secret held in a small JSON file at the centre, never 
 database. Every keyed value of the platform (pseudonyms, date offsets, remapped UIDs,
 audit-copy keys) is an HMAC-SHA-512/256 under a *sub-key* derived from the secret with
 a distinct label, so that no two uses can collide. Losing the key file ends linkage: the
-same patient can no longer be given the same pseudonym. See ``docs/pseudonymisation.md``.
+same patient can no longer be given the same pseudonym (``docs/pseudonymisation.md``).
 
 Key file format (UTF-8 JSON, mode 0600)::
 

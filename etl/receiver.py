@@ -14,13 +14,14 @@ invalid UIDs, refused by the pseudonymisation: quarantined with the reason).
 
 from __future__ import annotations
 
+import io
 import logging
 import signal
 import threading
 import zlib
 from collections.abc import Sequence
 from types import FrameType
-from typing import Any
+from typing import Any, cast
 
 from pydicom.dataset import Dataset
 from pynetdicom import (
@@ -29,6 +30,7 @@ from pynetdicom import (
     AllStoragePresentationContexts,
     evt,
 )
+from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
 from etl.deid import DeidOutcome, deidentify_bytes
@@ -93,7 +95,9 @@ class Receiver:
         self._ae.require_calling_aet = list(allowed_callers)
         self._ae.maximum_pdu_size = 0  # no limit: fewer, larger PDUs
         for context in AllStoragePresentationContexts:
-            self._ae.add_supported_context(context.abstract_syntax, ALL_TRANSFER_SYNTAXES)
+            self._ae.add_supported_context(
+                cast(str, context.abstract_syntax), ALL_TRANSFER_SYNTAXES
+            )
         self._ae.add_supported_context(Verification, ALL_TRANSFER_SYNTAXES)
         self._server: Any = None
         self._busy = threading.Condition()
@@ -109,12 +113,19 @@ class Receiver:
 
     def start(self) -> None:
         """Start listening in background threads."""
-        handlers = [(evt.EVT_C_STORE, self._on_store), (evt.EVT_C_ECHO, self._on_echo)]
-        self._server = self._ae.start_server(self._address, block=False, evt_handlers=handlers)
-        _LOG.info("listening on %s:%d as %s", self._address[0], self.port, self._ae.ae_title)
+        handlers: list[Any] = [
+            (evt.EVT_C_STORE, self._on_store),
+            (evt.EVT_C_ECHO, self._on_echo),
+        ]
+        self._server = self._ae.start_server(
+            self._address, block=False, evt_handlers=handlers
+        )
+        _LOG.info(
+            "listening on %s:%d as %s", self._address[0], self.port, self._ae.ae_title
+        )
 
     def stop(self, timeout_s: float = 30.0) -> None:
-        """Stop accepting, let running associations finish, wait for in-flight writes."""
+        """Stop accepting, let associations finish, wait for writes in progress."""
         if self._server is None:
             return
         server, self._server = self._server, None
@@ -134,7 +145,10 @@ class Receiver:
             _LOG.info("signal %d: stopping", signum)
             self._stop.set()
 
-        previous = {sig: signal.signal(sig, _request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        previous = {
+            sig: signal.signal(sig, _request_stop)
+            for sig in (signal.SIGINT, signal.SIGTERM)
+        }
         try:
             self.start()
             while not self._stop.wait(0.5):
@@ -166,24 +180,35 @@ class Receiver:
     def _store(self, event: evt.Event) -> Dataset | int:
         caller = str(event.assoc.requestor.ae_title).strip()
         syntax = str(event.context.transfer_syntax)
-        request = event.request
-        body = request.DataSet.getvalue()
-        data = build_file_meta(
-            str(request.AffectedSOPClassUID), str(request.AffectedSOPInstanceUID), syntax
-        ) + body
+        request = cast(C_STORE, event.request)
+        body = cast(io.BytesIO, request.DataSet).getvalue()
+        data = (
+            build_file_meta(
+                str(request.AffectedSOPClassUID),
+                str(request.AffectedSOPInstanceUID),
+                syntax,
+            )
+            + body
+        )
         try:
             if self.key is not None:
                 result = deidentify_bytes(data, self.key)
                 if result.data is None or result.outcome is DeidOutcome.QUARANTINED:
                     raise DeidRefusedError(result.reason)
-                data, study, sop = result.data, result.study_instance_uid, result.sop_instance_uid
+                data, study, sop = (
+                    result.data,
+                    result.study_instance_uid,
+                    result.sop_instance_uid,
+                )
             else:
                 study, sop = _uids(body, syntax)
             outcome = self.inbox.store(data, study, sop, caller)
         except (DeidRefusedError, InboxError) as exc:
             return self._reject(data, str(exc), caller)
         except OSError as exc:
-            reason = "disk full" if is_disk_full(exc) else f"cannot write: {exc.strerror}"
+            reason = (
+                "disk full" if is_disk_full(exc) else f"cannot write: {exc.strerror}"
+            )
             _LOG.error("C-STORE from %s failed: %s", caller, reason)
             return _status(STATUS_OUT_OF_RESOURCES, reason)
         _LOG.info("%s %s", outcome.status.value, outcome.path.name)
@@ -205,10 +230,14 @@ def _uids(body: bytes, syntax: str) -> tuple[str, str]:
     implicit = syntax == _IMPLICIT_LE
     try:
         split_file(body)
-        found = top_level_values(body, implicit, lambda tag, _vr: tag in (_STUDY_UID, _SOP_UID))
+        found = top_level_values(
+            body, implicit, lambda tag, _vr: tag in (_STUDY_UID, _SOP_UID)
+        )
     except (DeidRefusedError, zlib.error) as exc:
         raise DeidRefusedError(f"undecodable data set: {exc}") from exc
-    values = {t: v[1].decode("latin-1").rstrip("\x00 ").strip() for t, v in found.items()}
+    values = {
+        t: v[1].decode("latin-1").rstrip("\x00 ").strip() for t, v in found.items()
+    }
     if not values.get(_STUDY_UID) or not values.get(_SOP_UID):
         raise DeidRefusedError("no StudyInstanceUID or SOPInstanceUID")
     return values[_STUDY_UID], values[_SOP_UID]

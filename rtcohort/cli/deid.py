@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,7 +38,9 @@ def _load_key(path: Path, centre: str | None) -> CentreKey:
 @keys_app.command("new")
 def keys_new(
     centre: str = typer.Option(..., "--centre", help="Centre code, e.g. AMS01."),
-    out: Path = typer.Option(..., "--out", help="Key file to create (never overwritten)."),
+    out: Path = typer.Option(
+        ..., "--out", help="Key file to create (never overwritten)."
+    ),
 ) -> None:
     """Create a centre key file.
 
@@ -72,26 +73,36 @@ def keys_show(key_file: Path = typer.Argument(..., help="A key file.")) -> None:
     typer.echo(f"created_utc  {key.created_utc}")
 
 
-def deid(
-    source: Path = typer.Argument(..., exists=True, file_okay=False, help="Input folder."),
+def deid(  # noqa: PLR0917
+    source: Path = typer.Argument(
+        ..., exists=True, file_okay=False, help="Input folder."
+    ),
     target: Path = typer.Argument(..., help="Output folder (same layout)."),
-    centre: str = typer.Option(..., "--centre", help="Centre code the key must belong to."),
+    centre: str = typer.Option(
+        ..., "--centre", help="Centre code the key must belong to."
+    ),
     key_file: Path = typer.Option(..., "--key-file", help="The centre key file."),
-    report: Path | None = typer.Option(None, "--report", help="Write the JSON report here."),
+    report: Path | None = typer.Option(
+        None, "--report", help="Write the JSON report here."
+    ),
     quarantine: Path | None = typer.Option(
         None, "--quarantine", help="Copy rejected files here with a .reason.txt."
     ),
 ) -> None:
     """Pseudonymise a folder of DICOM files (PS3.15 E.1-1 with four options).
 
-    Example: rtcohort deid export/ pseudo/ --centre AMS01 --key-file ams01.key --report r.json
+    Example: rtcohort deid export/ pseudo/ --centre AMS01 --key-file ams01.key
+    --report r.json
     """
     from rich.progress import Progress
 
     from etl.deid import deidentify_folder
 
     key = _load_key(key_file, centre)
-    if target.resolve() == source.resolve() or source.resolve() in target.resolve().parents:
+    if (
+        target.resolve() == source.resolve()
+        or source.resolve() in target.resolve().parents
+    ):
         raise _fail("OUT must not be IN or inside it")
     with Progress(transient=True) as bar:
         task = bar.add_task("pseudonymising", total=None)
@@ -104,13 +115,16 @@ def deid(
         )
     if report is not None:
         report.write_text(result.to_json() + "\n", encoding="utf-8")
-    counts = ", ".join(f"{v} {k}" for k, v in sorted(result.counts.items())) or "nothing"
-    typer.echo(f"{result.files} files: {counts}; {result.patients} patients; key {key.fingerprint}")
+    counts = (
+        ", ".join(f"{v} {k}" for k, v in sorted(result.counts.items())) or "nothing"
+    )
+    summary = f"{result.files} files: {counts}; {result.patients} patients"
+    typer.echo(f"{summary}; key {key.fingerprint}")
     for item in result.quarantined:
         typer.echo(f"quarantined {item['file']}: {item['reason']}", err=True)
 
 
-def receive(
+def receive(  # noqa: PLR0917
     port: int = typer.Option(11112, "--port", help="TCP port."),
     ae_title: str = typer.Option("RTCOHORT", "--ae-title", help="Our AE title."),
     inbox: Path = typer.Option(..., "--inbox", help="Inbox folder."),
@@ -118,8 +132,12 @@ def receive(
         [], "--allowed-caller", help="Calling AE title accepted (repeat); none = any."
     ),
     pseudonymise: bool = typer.Option(False, "--deid", help="Pseudonymise on arrival."),
-    centre: str | None = typer.Option(None, "--centre", help="Centre code (with --deid)."),
-    key_file: Path | None = typer.Option(None, "--key-file", help="Key file (with --deid)."),
+    centre: str | None = typer.Option(
+        None, "--centre", help="Centre code (with --deid)."
+    ),
+    key_file: Path | None = typer.Option(
+        None, "--key-file", help="Key file (with --deid)."
+    ),
     quarantine: Path | None = typer.Option(
         None, "--quarantine", help="Quarantine folder (default: <INBOX>-quarantine)."
     ),
@@ -142,7 +160,9 @@ def receive(
         key = _load_key(key_file, centre)
     elif centre is not None or key_file is not None:
         raise _fail("--centre/--key-file only with --deid")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
+    )
     logging.getLogger("pynetdicom").setLevel(logging.WARNING)
     node = Receiver(
         Inbox(inbox, quarantine),
@@ -160,9 +180,13 @@ def receive(
 
 
 def audit_copies(
-    source: Path = typer.Argument(..., exists=True, file_okay=False, help="Input folder."),
+    source: Path = typer.Argument(
+        ..., exists=True, file_okay=False, help="Input folder."
+    ),
     target: Path = typer.Argument(..., help="Output folder (copy_1, copy_2, ...)."),
-    copies: int = typer.Option(..., "--copies", min=1, max=99, help="Number of copies."),
+    copies: int = typer.Option(
+        ..., "--copies", min=1, max=99, help="Number of copies."
+    ),
     key_file: Path = typer.Option(..., "--key-file", help="The centre key file."),
 ) -> None:
     """Write N independently anonymised copies of a data set.

@@ -68,7 +68,9 @@ def _save(ds: Dataset, path: Path, implicit: bool) -> None:
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = ds.SOPClassUID
     meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    meta.TransferSyntaxUID = ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian
+    meta.TransferSyntaxUID = (
+        ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian
+    )
     ds.file_meta = meta
     ds.save_as(path, enforce_file_format=True)
 
@@ -77,6 +79,7 @@ def write_linked_set(
     out: Path,
     patient_id: str,
     name: str,
+    *,
     birth: str = "19600229",
     date: str = "20240115",
     n_slices: int = 4,
@@ -116,7 +119,7 @@ def write_linked_set(
 
     rs = _base(p, RTSTRUCT, "RTSTRUCT", generate_uid())
     del rs.FrameOfReferenceUID
-    rs.StructureSetLabel = "RS " + name.split("^")[0]
+    rs.StructureSetLabel = "RS " + name.split("^", maxsplit=1)[0]
     rs.StructureSetDate = date
     rs.StructureSetTime = "120000"
     series = Dataset()
@@ -129,7 +132,7 @@ def write_linked_set(
     frame.RTReferencedStudySequence = [study]
     rs.ReferencedFrameOfReferenceSequence = [frame]
     rois, contours, observations = [], [], []
-    surname = name.split("^")[0]
+    surname = name.split("^", maxsplit=1)[0]
     for number, roi_name in enumerate(["PTV", "Heart", f"Bladder_{surname}"], 1):
         roi = Dataset()
         roi.ROINumber = number

@@ -36,7 +36,8 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_copies_are_independent(source: Path, tmp_path: Path) -> None:
     report = write_audit_copies(source, tmp_path, KEY, 3)
-    assert report.written == 3 * 10 and not report.quarantined
+    assert report.written == 3 * 10
+    assert not report.quarantined
     source_uids = set(_uids(source))
     copies = [set(_uids(tmp_path / f"copy_{n}")) for n in (1, 2, 3)]
     for n, uids in enumerate(copies):
@@ -48,7 +49,8 @@ def test_copies_are_independent(source: Path, tmp_path: Path) -> None:
         for n in (1, 2, 3)
     ]
     assert all(len(s) == 2 for s in names)  # two patients in every copy
-    assert not names[0] & names[1] and not names[1] & names[2]
+    assert not names[0] & names[1]
+    assert not names[1] & names[2]
     assert all(name.startswith("AMS01-A") for s in names for name in s)
 
 
@@ -59,21 +61,33 @@ def test_references_survive_in_each_copy(source: Path, tmp_path: Path) -> None:
         rs = pydicom.dcmread(folder / "RS.dcm")
         rp = pydicom.dcmread(folder / "RP.dcm")
         rd = pydicom.dcmread(folder / "RD.dcm")
-        assert rd.ReferencedRTPlanSequence[0].ReferencedSOPInstanceUID == rp.SOPInstanceUID
-        assert rp.ReferencedStructureSetSequence[0].ReferencedSOPInstanceUID == rs.SOPInstanceUID
+        assert (
+            rd.ReferencedRTPlanSequence[0].ReferencedSOPInstanceUID == rp.SOPInstanceUID
+        )
+        assert (
+            rp.ReferencedStructureSetSequence[0].ReferencedSOPInstanceUID
+            == rs.SOPInstanceUID
+        )
         cts = {pydicom.dcmread(p).SOPInstanceUID for p in folder.glob("CT_*.dcm")}
-        refs = {c.ContourImageSequence[0].ReferencedSOPInstanceUID for c in rs.ROIContourSequence[0].ContourSequence}
+        refs = {
+            c.ContourImageSequence[0].ReferencedSOPInstanceUID
+            for c in rs.ROIContourSequence[0].ContourSequence
+        }
         assert refs == cts
 
 
-def test_copies_reproducible_and_from_pseudonymised_input(source: Path, tmp_path: Path) -> None:
+def test_copies_reproducible_and_from_pseudonymised_input(
+    source: Path, tmp_path: Path
+) -> None:
     write_audit_copies(source, tmp_path / "a", KEY, 1)
     deidentify_folder(source, tmp_path / "pseudo", KEY)
     write_audit_copies(source, tmp_path / "b", KEY, 1)
     again = write_audit_copies(tmp_path / "pseudo", tmp_path / "c", KEY, 1)
     assert again.written == 10
     for path in (tmp_path / "a").rglob("*.dcm"):
-        assert (tmp_path / "b" / path.relative_to(tmp_path / "a")).read_bytes() == path.read_bytes()
+        assert (
+            tmp_path / "b" / path.relative_to(tmp_path / "a")
+        ).read_bytes() == path.read_bytes()
     assert not set(_uids(tmp_path / "c")) & set(_uids(tmp_path / "pseudo"))
 
 
@@ -81,14 +95,23 @@ def test_copy_keys_differ() -> None:
     keys = [copy_key(KEY, n) for n in range(1, 11)]
     assert len({k.secret for k in keys}) == 10
     assert KEY.secret not in {k.secret for k in keys}
-    with pytest.raises(ValueError, match="1..99"):
+    with pytest.raises(ValueError, match=r"1\.\.99"):
         copy_key(KEY, 0)
 
 
 def test_cli(source: Path, tmp_path: Path) -> None:
     key_file = write_key(KEY, tmp_path / "k.key")
     result = CliRunner().invoke(
-        app, ["audit-copies", str(source), str(tmp_path / "out"), "--copies", "2", "--key-file", str(key_file)]
+        app,
+        [
+            "audit-copies",
+            str(source),
+            str(tmp_path / "out"),
+            "--copies",
+            "2",
+            "--key-file",
+            str(key_file),
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "20 written" in result.output

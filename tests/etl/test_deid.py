@@ -42,7 +42,11 @@ def _expected_actions() -> dict[int, str]:
             except ValueError:
                 continue  # pattern rows: checked separately
             chosen = [row[c] for c in OPTION_COLUMNS if row[c]]
-            actions[tag] = ("C" if "C" in chosen else chosen[0]) if chosen else row["basic_profile"]
+            actions[tag] = (
+                ("C" if "C" in chosen else chosen[0])
+                if chosen
+                else row["basic_profile"]
+            )
     return actions
 
 
@@ -111,11 +115,15 @@ def key() -> CentreKey:
 
 
 @pytest.fixture(scope="module")
-def linked(tmp_path_factory: pytest.TempPathFactory, key: CentreKey) -> tuple[Path, Path, dict]:
+def linked(
+    tmp_path_factory: pytest.TempPathFactory, key: CentreKey
+) -> tuple[Path, Path, dict]:
     src = tmp_path_factory.mktemp("linked_in")
     uids = {
         "P1": write_linked_set(src / "p1", "P1-0042", "Doe^Jane", date="20240115"),
-        "P2": write_linked_set(src / "p2" / "course", "P2-0099", "Roe^Richard", date="20230601"),
+        "P2": write_linked_set(
+            src / "p2" / "course", "P2-0099", "Roe^Richard", date="20230601"
+        ),
     }
     (src / "notes.txt").write_text("not DICOM")
     out = tmp_path_factory.mktemp("linked_out")
@@ -125,8 +133,7 @@ def linked(tmp_path_factory: pytest.TempPathFactory, key: CentreKey) -> tuple[Pa
 
 def _pairs(src: Path, out: Path) -> list[tuple[Dataset, Dataset]]:
     return [
-        (_read(p), _read(out / p.relative_to(src)))
-        for p in sorted(src.rglob("*.dcm"))
+        (_read(p), _read(out / p.relative_to(src))) for p in sorted(src.rglob("*.dcm"))
     ]
 
 
@@ -138,7 +145,11 @@ def test_contract_on_pydicom_rt_files(name: str, key: CentreKey) -> None:
     before, after = _read(data), _read(result.data)
     assert_contract_one(before, after)
     assert str(before.PatientName).encode() not in result.data
-    assert after.PatientID == after.PatientName == _expected_pseudonym(key, before.PatientID)
+    assert (
+        after.PatientID
+        == after.PatientName
+        == _expected_pseudonym(key, before.PatientID)
+    )
 
 
 def test_contract_checker_detects_leaks() -> None:
@@ -147,7 +158,9 @@ def test_contract_checker_detects_leaks() -> None:
         assert_contract_one(before, before)
 
 
-def test_contract_on_linked_set(linked: tuple[Path, Path, dict], key: CentreKey) -> None:
+def test_contract_on_linked_set(
+    linked: tuple[Path, Path, dict], key: CentreKey
+) -> None:
     src, out, info = linked
     pairs = _pairs(src, out)
     assert len(pairs) == 14
@@ -155,7 +168,14 @@ def test_contract_on_linked_set(linked: tuple[Path, Path, dict], key: CentreKey)
         assert_contract_one(before, after)
     for path in out.rglob("*.dcm"):
         data = path.read_bytes()
-        for planted in (b"Doe", b"Roe", b"P1-0042", b"P2-0099", b"Springfield", b"19600229"):
+        for planted in (
+            b"Doe",
+            b"Roe",
+            b"P1-0042",
+            b"P2-0099",
+            b"Springfield",
+            b"19600229",
+        ):
             assert planted not in data, (path.name, planted)
     report = info["report"]
     assert report.counts == {"pseudonymised": 14, "quarantined": 1}
@@ -170,7 +190,11 @@ def test_references_resolve_one_to_one(linked: tuple[Path, Path, dict]) -> None:
     assert len(set(mapping.values())) == len(mapping)
 
     def refs(ds: Dataset) -> list[str]:
-        return [str(e.value) for e in ds.iterall() if e.keyword == "ReferencedSOPInstanceUID"]
+        return [
+            str(e.value)
+            for e in ds.iterall()
+            if e.keyword == "ReferencedSOPInstanceUID"
+        ]
 
     resolved = 0
     for before, after in pairs:
@@ -193,7 +217,9 @@ def test_references_resolve_one_to_one(linked: tuple[Path, Path, dict]) -> None:
         assert len({next(iter(v)) for v in groups.values()}) == len(groups)
 
 
-def test_dates_shift_by_one_constant_per_patient(linked: tuple[Path, Path, dict], key: CentreKey) -> None:
+def test_dates_shift_by_one_constant_per_patient(
+    linked: tuple[Path, Path, dict], key: CentreKey
+) -> None:
     src, out, _ = linked
     offsets: dict[str, set[int]] = {}
     for before, after in _pairs(src, out):
@@ -210,27 +236,37 @@ def test_dates_shift_by_one_constant_per_patient(linked: tuple[Path, Path, dict]
         assert after.AcquisitionDateTime[8:] == before.AcquisitionDateTime[8:]
         assert after.StudyTime == before.StudyTime
         assert "PatientBirthDate" not in after or after.PatientBirthDate == ""
-    assert offsets == {pid: {_expected_offset(key, pid)} for pid in ("P1-0042", "P2-0099")}
+    assert offsets == {
+        pid: {_expected_offset(key, pid)} for pid in ("P1-0042", "P2-0099")
+    }
     assert all(-3650 <= next(iter(v)) <= -365 for v in offsets.values())
 
 
-def test_one_pseudonym_per_patient(linked: tuple[Path, Path, dict], key: CentreKey) -> None:
+def test_one_pseudonym_per_patient(
+    linked: tuple[Path, Path, dict], key: CentreKey
+) -> None:
     src, out, _ = linked
     names: dict[str, set[str]] = {}
     for before, after in _pairs(src, out):
         names.setdefault(before.PatientID, set()).add(after.PatientID)
         assert after.PatientName == after.PatientID
-    assert names == {pid: {_expected_pseudonym(key, pid)} for pid in ("P1-0042", "P2-0099")}
+    assert names == {
+        pid: {_expected_pseudonym(key, pid)} for pid in ("P1-0042", "P2-0099")
+    }
 
 
-def test_rerun_gives_identical_output(linked: tuple[Path, Path, dict], key: CentreKey, tmp_path: Path) -> None:
+def test_rerun_gives_identical_output(
+    linked: tuple[Path, Path, dict], key: CentreKey, tmp_path: Path
+) -> None:
     src, out, _ = linked
     deidentify_folder(src, tmp_path, key)
     for path in out.rglob("*.dcm"):
         assert (tmp_path / path.relative_to(out)).read_bytes() == path.read_bytes()
 
 
-def test_other_key_gives_other_uids(linked: tuple[Path, Path, dict], tmp_path: Path) -> None:
+def test_other_key_gives_other_uids(
+    linked: tuple[Path, Path, dict], tmp_path: Path
+) -> None:
     src, out, _ = linked
     other = CentreKey("AMS01", bytes(32))
     deidentify_folder(src, tmp_path, other)
@@ -240,7 +276,7 @@ def test_other_key_gives_other_uids(linked: tuple[Path, Path, dict], tmp_path: P
 
 
 def test_roi_names_survive_cleaning(linked: tuple[Path, Path, dict]) -> None:
-    src, out, _ = linked
+    _, out, _ = linked
     after = _read(out / "p1" / "RS.dcm")
     names = [roi.ROIName for roi in after.StructureSetROISequence]
     assert names == ["PTV", "Heart", "Bladder_***"]
@@ -250,7 +286,7 @@ def test_roi_names_survive_cleaning(linked: tuple[Path, Path, dict]) -> None:
 
 
 def test_uids_are_2_25_and_well_known_kept(linked: tuple[Path, Path, dict]) -> None:
-    src, out, _ = linked
+    _, out, _ = linked
     after = _read(out / "p1" / "RS.dcm")
     for elem in after.iterall():
         if elem.VR == "UI" and elem.value:
@@ -263,20 +299,24 @@ def test_uids_are_2_25_and_well_known_kept(linked: tuple[Path, Path, dict]) -> N
     assert after.file_meta.TransferSyntaxUID == pydicom.uid.ExplicitVRLittleEndian
 
 
-def test_characteristics_and_device_identity_retained(linked: tuple[Path, Path, dict]) -> None:
+def test_characteristics_and_device_identity_retained(
+    linked: tuple[Path, Path, dict],
+) -> None:
     src, out, _ = linked
     before, after = _read(src / "p1" / "CT_0001.dcm"), _read(out / "p1" / "CT_0001.dcm")
     assert (after.PatientSex, after.PatientAge) == ("F", "061Y")
     assert (after.StationName, after.DeviceSerialNumber) == ("LINAC7", "SN-4711")
     assert after.PixelData == before.PixelData
-    assert "OtherPatientIDs" not in after and "PatientAddress" not in after
+    assert "OtherPatientIDs" not in after
+    assert "PatientAddress" not in after
 
 
 def test_already_pseudonymised_passes_and_foreign_key_refused(key: CentreKey) -> None:
     data = Path(get_testdata_file("CT_small.dcm")).read_bytes()
     once = deidentify_bytes(data, key)
     twice = deidentify_bytes(once.data, key)
-    assert twice.outcome is DeidOutcome.ALREADY_DONE and twice.data == once.data
+    assert twice.outcome is DeidOutcome.ALREADY_DONE
+    assert twice.data == once.data
     foreign = deidentify_bytes(once.data, new_key("AMS01"))
     assert foreign.outcome is DeidOutcome.QUARANTINED
     assert key.fingerprint in foreign.reason
@@ -288,7 +328,8 @@ def test_burned_in_annotation_quarantined(key: CentreKey) -> None:
     buffer = io.BytesIO()
     ds.save_as(buffer)
     result = deidentify_bytes(buffer.getvalue(), key)
-    assert result.outcome is DeidOutcome.QUARANTINED and result.data is None
+    assert result.outcome is DeidOutcome.QUARANTINED
+    assert result.data is None
     assert "BurnedInAnnotation" in result.reason
 
 
@@ -300,7 +341,9 @@ def test_burned_in_annotation_quarantined(key: CentreKey) -> None:
         (b"", "not DICOM"),
     ],
 )
-def test_bad_input_quarantined_with_reason(payload: bytes, reason: str, key: CentreKey) -> None:
+def test_bad_input_quarantined_with_reason(
+    payload: bytes, reason: str, key: CentreKey
+) -> None:
     result = deidentify_bytes(payload, key)
     assert result.outcome is DeidOutcome.QUARANTINED
     assert reason in result.reason
@@ -351,7 +394,8 @@ def test_public_api_values(key: CentreKey) -> None:
 
 def test_offsets_spread_over_range(key: CentreKey) -> None:
     values = [deid.date_offset_days(key, f"patient-{i}") for i in range(2000)]
-    assert min(values) >= -3650 and max(values) <= -365
+    assert min(values) >= -3650
+    assert max(values) <= -365
     assert len(set(values)) > 1000  # not one offset for everybody
 
 
@@ -380,9 +424,15 @@ def test_phantom_set(tmp_path: Path, key: CentreKey) -> None:
     mapping = {b.SOPInstanceUID: a.SOPInstanceUID for b, a in pairs}
     for before, after in pairs:
         assert_contract_one(before, after)
-        refs_b = [e.value for e in before.iterall() if e.keyword == "ReferencedSOPInstanceUID"]
-        refs_a = [e.value for e in after.iterall() if e.keyword == "ReferencedSOPInstanceUID"]
-        assert [mapping.get(r, "?") for r in refs_b] == [r if r in mapping.values() else "?" for r in refs_a]
+        refs_b = [
+            e.value for e in before.iterall() if e.keyword == "ReferencedSOPInstanceUID"
+        ]
+        refs_a = [
+            e.value for e in after.iterall() if e.keyword == "ReferencedSOPInstanceUID"
+        ]
+        assert [mapping.get(r, "?") for r in refs_b] == [
+            r if r in mapping.values() else "?" for r in refs_a
+        ]
         assert after.PatientID == _expected_pseudonym(key, before.PatientID)
 
 
@@ -398,16 +448,32 @@ def test_cli_deid(tmp_path: Path, key: CentreKey) -> None:
     (tmp_path / "in" / "a" / "junk.dcm").write_bytes(b"\x00" * 10)
     key_file = write_key(key, tmp_path / "k.key")
     runner = CliRunner()
-    args = ["deid", str(tmp_path / "in"), str(tmp_path / "out"), "--key-file", str(key_file)]
-    done = runner.invoke(app, [*args, "--centre", "AMS01", "--report", str(tmp_path / "r.json")])
+    args = [
+        "deid",
+        str(tmp_path / "in"),
+        str(tmp_path / "out"),
+        "--key-file",
+        str(key_file),
+    ]
+    done = runner.invoke(
+        app, [*args, "--centre", "AMS01", "--report", str(tmp_path / "r.json")]
+    )
     assert done.exit_code == 0, done.output
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["counts"] == {"pseudonymised": 5, "quarantined": 1}
     assert report["quarantined"][0]["file"] == "a/junk.dcm"
     assert sorted(p.name for p in (tmp_path / "out" / "a").iterdir()) == [
-        "CT_0000.dcm", "CT_0001.dcm", "RD.dcm", "RP.dcm", "RS.dcm"
+        "CT_0000.dcm",
+        "CT_0001.dcm",
+        "RD.dcm",
+        "RP.dcm",
+        "RS.dcm",
     ]
     wrong = runner.invoke(app, [*args, "--centre", "RTM02"])
-    assert wrong.exit_code != 0 and "belongs to centre AMS01" in wrong.output
-    missing = runner.invoke(app, [*args[:-1], str(tmp_path / "none.key"), "--centre", "AMS01"])
-    assert missing.exit_code != 0 and "not found" in missing.output
+    assert wrong.exit_code != 0
+    assert "belongs to centre AMS01" in wrong.output
+    missing = runner.invoke(
+        app, [*args[:-1], str(tmp_path / "none.key"), "--centre", "AMS01"]
+    )
+    assert missing.exit_code != 0
+    assert "not found" in missing.output

@@ -21,16 +21,20 @@ def test_roundtrip_and_file_format(tmp_path: Path) -> None:
     key = new_key("ams01")
     path = write_key(key, tmp_path / "k.key")
     body = json.loads(path.read_text())
-    assert body["format"] == "rtcohort-centre-key" and body["version"] == 1
+    assert body["format"] == "rtcohort-centre-key"
+    assert body["version"] == 1
     assert body["centre"] == "AMS01"
     secret = base64.b64decode(body["secret_b64"])
     assert len(secret) == 32
     # fingerprint: first 8 bytes of HMAC-SHA-512/256(secret, "rtcohort/fingerprint/v1")
-    expected = hmac.new(secret, b"rtcohort/fingerprint/v1", hashlib.new("sha512_256").name)
+    expected = hmac.new(
+        secret, b"rtcohort/fingerprint/v1", hashlib.new("sha512_256").name
+    )
     assert body["fingerprint"] == expected.digest()[:8].hex()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     loaded = load_key(path, "AMS01")
-    assert loaded.secret == key.secret and loaded.fingerprint == key.fingerprint
+    assert loaded.secret == key.secret
+    assert loaded.fingerprint == key.fingerprint
 
 
 def test_two_new_keys_differ() -> None:
@@ -39,7 +43,8 @@ def test_two_new_keys_differ() -> None:
 
 def test_secret_never_in_repr() -> None:
     key = CentreKey("AMS01", b"\x01" * 32)
-    assert "secret" not in repr(key) and "\\x01" not in repr(key)
+    assert "secret" not in repr(key)
+    assert "\\x01" not in repr(key)
 
 
 def test_never_overwrites(tmp_path: Path) -> None:
@@ -95,9 +100,11 @@ def test_cli_keys_new_and_show(tmp_path: Path) -> None:
     fingerprint = load_key(path).fingerprint
     shown = runner.invoke(app, ["keys", "show", str(path)])
     assert shown.exit_code == 0
-    assert "AMS01" in shown.output and fingerprint in shown.output
+    assert "AMS01" in shown.output
+    assert fingerprint in shown.output
     assert json.loads(path.read_text())["secret_b64"] not in shown.output
     again = runner.invoke(app, ["keys", "new", "--centre", "AMS01", "--out", str(path)])
     assert again.exit_code != 0
     missing = runner.invoke(app, ["keys", "show", str(tmp_path / "none.key")])
-    assert missing.exit_code != 0 and "not found" in missing.output
+    assert missing.exit_code != 0
+    assert "not found" in missing.output

@@ -30,7 +30,9 @@ from tests.etl.deid_sets import write_linked_set
 
 HOST = "127.0.0.1"
 STORESCU = shutil.which("storescu")
-needs_dcmtk = pytest.mark.skipif(STORESCU is None, reason="dcmtk storescu not installed")
+needs_dcmtk = pytest.mark.skipif(
+    STORESCU is None, reason="dcmtk storescu not installed"
+)
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +43,9 @@ def linked(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _start(tmp_path: Path, **kwargs: object) -> Receiver:
-    node = Receiver(Inbox(tmp_path / "inbox"), port=0, allowed_callers=["TPS"], **kwargs)
+    node = Receiver(
+        Inbox(tmp_path / "inbox"), port=0, allowed_callers=["TPS"], **kwargs
+    )
     node.start()
     return node
 
@@ -60,7 +64,12 @@ def _scu(calling: str = "TPS") -> AE:
     return ae
 
 
-def _send(port: int, datasets: list[pydicom.Dataset | str], calling: str = "TPS", called: str = "RTCOHORT") -> list[int]:
+def _send(
+    port: int,
+    datasets: list[pydicom.Dataset | str],
+    calling: str = "TPS",
+    called: str = "RTCOHORT",
+) -> list[int]:
     assoc = _scu(calling).associate(HOST, port, ae_title=called)
     assert assoc.is_established
     try:
@@ -77,8 +86,20 @@ def _stored(node: Receiver) -> list[Path]:
 def test_storescu_sends_linked_set(node: Receiver, linked: Path) -> None:
     files = sorted(linked.glob("*.dcm"))
     run = subprocess.run(
-        [STORESCU, "-aet", "TPS", "-aec", "RTCOHORT", HOST, str(node.port), *map(str, files)],
-        capture_output=True, text=True, timeout=60, check=False,
+        [
+            STORESCU,
+            "-aet",
+            "TPS",
+            "-aec",
+            "RTCOHORT",
+            HOST,
+            str(node.port),
+            *map(str, files),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert run.returncode == 0, run.stderr
     stored = _stored(node)
@@ -97,7 +118,10 @@ def test_storescu_file_without_part10_header(node: Receiver) -> None:
     bare = get_testdata_file("rtstruct.dcm")  # no preamble, no file meta
     run = subprocess.run(
         [STORESCU, "-aet", "TPS", "-aec", "RTCOHORT", HOST, str(node.port), bare],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert run.returncode == 0, run.stderr
     assert len(_stored(node)) == 1
@@ -106,8 +130,20 @@ def test_storescu_file_without_part10_header(node: Receiver) -> None:
 @needs_dcmtk
 def test_storescu_unknown_caller_refused(node: Receiver) -> None:
     run = subprocess.run(
-        [STORESCU, "-aet", "STRANGER", "-aec", "RTCOHORT", HOST, str(node.port), get_testdata_file("rtplan.dcm")],
-        capture_output=True, text=True, timeout=60, check=False,
+        [
+            STORESCU,
+            "-aet",
+            "STRANGER",
+            "-aec",
+            "RTCOHORT",
+            HOST,
+            str(node.port),
+            get_testdata_file("rtplan.dcm"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert run.returncode != 0
     assert "Calling AE Title Not Recognized" in run.stderr
@@ -136,13 +172,24 @@ def test_identical_resend_stored_once_and_new_version_flagged(node: Receiver) ->
     folder = node.inbox.root / ds.StudyInstanceUID
     names = sorted(p.name for p in folder.iterdir())
     assert names == [f"{ds.SOPInstanceUID}.dcm", f"{ds.SOPInstanceUID}.v2.dcm"]
-    assert pydicom.dcmread(folder / f"{ds.SOPInstanceUID}.v2.dcm").SeriesDescription == "re-exported"
-    index = [json.loads(x) for x in (node.inbox.root / INDEX_NAME).read_text().splitlines()]
+    assert (
+        pydicom.dcmread(folder / f"{ds.SOPInstanceUID}.v2.dcm").SeriesDescription
+        == "re-exported"
+    )
+    index = [
+        json.loads(x) for x in (node.inbox.root / INDEX_NAME).read_text().splitlines()
+    ]
     assert [r["status"] for r in index] == ["stored", "new-version"]
-    assert not [p for p in node.inbox.root.rglob("*") if p.is_file() and p.suffix == ".dcm" and p.parent == node.inbox.root]
+    assert not [
+        p
+        for p in node.inbox.root.rglob("*")
+        if p.is_file() and p.suffix == ".dcm" and p.parent == node.inbox.root
+    ]
 
 
-def test_disk_full_gives_a700_and_leaves_nothing(node: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_disk_full_gives_a700_and_leaves_nothing(
+    node: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
     first = pydicom.dcmread(get_testdata_file("rtplan.dcm"))
     assert _send(node.port, [first]) == [0]
     kept = _stored(node)[0].read_bytes()
@@ -161,13 +208,19 @@ def test_disk_full_gives_a700_and_leaves_nothing(node: Receiver, monkeypatch: py
     assert _send(node.port, [ct]) == [0]  # space is back: stored
 
 
-def test_undecodable_and_unsafe_uids_quarantined(node: Receiver, tmp_path: Path) -> None:
+def test_undecodable_and_unsafe_uids_quarantined(
+    node: Receiver, tmp_path: Path
+) -> None:
     broken = tmp_path / "broken.dcm"
     uid = "1.2.3.4.5"
     ct = "1.2.840.10008.5.1.4.1.1.2"
     body = (
-        b"\x08\x00\x16\x00UI\x1a\x00" + ct.encode() + b"\x00"
-        + b"\x08\x00\x18\x00UI\x0a\x00" + uid.encode() + b"\x00"
+        b"\x08\x00\x16\x00UI\x1a\x00"
+        + ct.encode()
+        + b"\x00"
+        + b"\x08\x00\x18\x00UI\x0a\x00"
+        + uid.encode()
+        + b"\x00"
         + b"\x10\x00\x10\x00PN\x40\x00Doe^"  # declares 64 bytes, holds 4
     )
     broken.write_bytes(build_file_meta(ct, uid, "1.2.840.10008.1.2.1") + body)
@@ -205,10 +258,12 @@ def test_deid_on_arrival(tmp_path: Path, linked: Path) -> None:
     for path in stored:
         ds = pydicom.dcmread(path)
         assert ds.PatientIdentityRemoved == "YES"
-        assert path.name == f"{ds.SOPInstanceUID}.dcm" and path.parent.name == ds.StudyInstanceUID
+        assert path.name == f"{ds.SOPInstanceUID}.dcm"
+        assert path.parent.name == ds.StudyInstanceUID
         assert ds.SOPInstanceUID not in originals
     held = list(receiver.inbox.quarantine_dir.glob("*.reason.json"))
-    assert len(held) == 1 and "BurnedInAnnotation" in held[0].read_text()
+    assert len(held) == 1
+    assert "BurnedInAnnotation" in held[0].read_text()
     assert receiver.inbox.quarantine_dir.parent == receiver.inbox.root.parent
 
 
@@ -222,12 +277,31 @@ def test_cli_receive_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     key_file = write_key(CentreKey("AMS01", bytes(32)), tmp_path / "k.key")
     port = _free_port()
     cmd = [
-        sys.executable, "-m", "rtcohort.cli", "receive", "--port", str(port), "--ae-title", "RTCOHORT",
-        "--inbox", str(tmp_path / "inbox"), "--allowed-caller", "TPS",
-        "--deid", "--centre", "AMS01", "--key-file", str(key_file),
+        sys.executable,
+        "-m",
+        "rtcohort.cli",
+        "receive",
+        "--port",
+        str(port),
+        "--ae-title",
+        "RTCOHORT",
+        "--inbox",
+        str(tmp_path / "inbox"),
+        "--allowed-caller",
+        "TPS",
+        "--deid",
+        "--centre",
+        "AMS01",
+        "--key-file",
+        str(key_file),
     ]
     code = "from rtcohort.cli import main; main()"
-    proc = subprocess.Popen([sys.executable, "-c", code, *cmd[3:]], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *cmd[3:]],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         for _ in range(100):
             assoc = _scu().associate(HOST, port, ae_title="RTCOHORT")
@@ -252,8 +326,23 @@ def test_cli_receive_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
 def test_cli_receive_rejects_wrong_centre_key(tmp_path: Path) -> None:
     key_file = write_key(CentreKey("AMS01", bytes(32)), tmp_path / "k.key")
     code = "from rtcohort.cli import main; main()"
-    args = ["receive", "--inbox", str(tmp_path / "in"), "--deid", "--centre", "RTM02", "--key-file", str(key_file)]
-    run = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60, check=False)
+    args = [
+        "receive",
+        "--inbox",
+        str(tmp_path / "in"),
+        "--deid",
+        "--centre",
+        "RTM02",
+        "--key-file",
+        str(key_file),
+    ]
+    run = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert run.returncode != 0
     assert "belongs to centre AMS01" in run.stderr
     assert "Traceback" not in run.stderr
@@ -268,4 +357,5 @@ def test_inbox_io_bytes_roundtrip(tmp_path: Path) -> None:
     assert not stale.exists()
     buffer = io.BytesIO(b"x" * 10)
     outcome = box.store(buffer.getvalue(), "1.2", "1.2.3")
-    assert outcome.path.read_bytes() == b"x" * 10 and outcome.version == 1
+    assert outcome.path.read_bytes() == b"x" * 10
+    assert outcome.version == 1
