@@ -1,0 +1,103 @@
+"""End to end: phantom DICOM -> readers -> DVH engine -> metrics, against the truth.
+
+A fast subset of ``benchmarks/dvh_accuracy.py`` (Nelms et al. 2015 geometry): the truth
+is the closed-form / exact-quadrature DVH of the true solid written by ``etl.phantom``.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+from etl.dvh import compute_dvh
+from etl.metrics import evaluate
+from etl.phantom import write_phantom
+from etl.phantom_spec import spec_from_options
+from etl.rtdose import read_rtdose
+from etl.rtstruct import read_rtstruct
+
+RELATIVE = ("Mean[Gy]", "D99%[Gy]", "D95%[Gy]", "D5%[Gy]", "D1%[Gy]", "D0.03cc[Gy]")
+
+CASES = [
+    # shape, axis, gradient, contour spacing, dose grid, offset in voxels
+    ("sphere", "z", "z", 1.0, 2.0, 0.0),
+    ("cylinder", "y", "y", 1.0, 2.0, 0.5),
+    ("cylinder", "z", "z", 2.0, 3.0, 0.0),
+    ("cone", "z", "y", 1.0, 2.0, 0.5),
+    ("cone", "y", "z", 1.0, 1.0, 0.0),
+]
+
+
+def _run(tmp_path, **options):
+    truth = write_phantom(tmp_path, spec_from_options(**options), seed=1)
+    dose = read_rtdose(tmp_path / "RTDOSE.dcm")
+    roi = read_rtstruct(tmp_path / "RTSTRUCT.dcm").rois[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a phantom inside its grid warns about nothing
+        dvh = compute_dvh(roi.contours, dose, end_caps="half")
+    return truth["rois"][0], dvh
+
+
+@pytest.mark.parametrize(
+    ("shape", "axis", "gradient", "spacing", "grid", "shift"), CASES
+)
+def test_nelms_geometry_within_criteria(  # noqa: PLR0917
+    tmp_path, shape, axis, gradient, spacing, grid, shift
+):
+    offset = grid * shift
+    ref, dvh = _run(
+        tmp_path,
+        shape=shape,
+        size_mm=24.0,
+        axis=axis,
+        offset_mm=(offset, offset, offset),
+        contour_spacing_mm=spacing,
+        dose_grid_mm=grid,
+        dose_gy=16.0,
+        gradient=gradient,
+        gradient_gy_per_mm=1.0,
+    )
+    assert dvh.outside_grid_cc == 0.0
+    assert dvh.volume_cc == pytest.approx(ref["volume_cc"], rel=0.03)
+    for name in RELATIVE:
+        got = evaluate(dvh, name)
+        assert got == pytest.approx(ref["metrics"][name], rel=0.03), name
+    assert dvh.min_gy == pytest.approx(ref["min_gy"], abs=0.5)
+    assert dvh.max_gy == pytest.approx(ref["max_gy"], abs=0.5)
+
+
+def test_uniform_dose_is_exact(tmp_path):
+    ref, dvh = _run(
+        tmp_path,
+        shape="sphere",
+        size_mm=10.0,
+        contour_spacing_mm=1.0,
+        dose_grid_mm=2.0,
+        dose_gy=42.0,
+        gradient="none",
+    )
+    for name in (*RELATIVE, "Min[Gy]", "Max[Gy]"):
+        assert ref["metrics"][name] == 42.0
+        assert evaluate(dvh, name) == pytest.approx(42.0, abs=0.01), name
+    assert dvh.volume_cc == pytest.approx(ref["volume_cc"], rel=0.02)
+
+
+def test_oblique_gradient_sum_of_fields(tmp_path):
+    """A field along an arbitrary direction (truth by quadrature) on a cone along y."""
+    ref, dvh = _run(
+        tmp_path,
+        shape="cone",
+        size_mm=24.0,
+        axis="y",
+        contour_spacing_mm=1.0,
+        dose_grid_mm=2.0,
+        dose_gy=20.0,
+        gradient="1,1,1",
+        gradient_gy_per_mm=0.8,
+    )
+    assert ref["method"] == "quad"
+    for name in RELATIVE:
+        assert evaluate(dvh, name) == pytest.approx(ref["metrics"][name], rel=0.03), (
+            name
+        )
