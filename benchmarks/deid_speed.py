@@ -26,8 +26,8 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from etl.deid import deidentify_bytes, deidentify_file  # noqa: E402
-from etl.keys import CentreKey  # noqa: E402
+from etl.deid import deidentify_bytes, deidentify_file
+from etl.keys import CentreKey
 
 WORK = Path(__file__).parent / "_work" / "deid"
 DICOGNITO = Path(__file__).parent / ".venv-dicognito" / "bin" / "python"
@@ -74,7 +74,9 @@ def _save(ds: Dataset, path: Path, implicit: bool = False) -> Path:
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = ds.SOPClassUID
     meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    meta.TransferSyntaxUID = ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian
+    meta.TransferSyntaxUID = (
+        ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian
+    )
     ds.file_meta = meta
     ds.save_as(path, enforce_file_format=True)
     return path
@@ -90,7 +92,10 @@ def make_files(folder: Path) -> dict[str, Path]:
     ct.Rows = ct.Columns = 512
     ct.BitsAllocated, ct.BitsStored, ct.HighBit, ct.PixelRepresentation = 16, 16, 15, 1
     ct.SamplesPerPixel, ct.PhotometricInterpretation = 1, "MONOCHROME2"
-    ct.ImagePositionPatient, ct.ImageOrientationPatient = [-250, -250, 0], [1, 0, 0, 0, 1, 0]
+    ct.ImagePositionPatient, ct.ImageOrientationPatient = (
+        [-250, -250, 0],
+        [1, 0, 0, 0, 1, 0],
+    )
     ct.PixelSpacing, ct.SliceThickness = [0.98, 0.98], 2.0
     ct.PixelData = rng.integers(-1000, 1500, size=(512, 512), dtype=np.int16).tobytes()
     ct_uid = ct.SOPInstanceUID
@@ -118,7 +123,9 @@ def make_files(folder: Path) -> dict[str, Path]:
             c.ContourGeometricType = "CLOSED_PLANAR"
             angle = np.linspace(0, 2 * np.pi, 64, endpoint=False)
             radius = 40 + 5 * rng.random(64)
-            pts = np.column_stack([radius * np.cos(angle), radius * np.sin(angle), np.full(64, 2.0 * k)])
+            pts = np.column_stack(
+                [radius * np.cos(angle), radius * np.sin(angle), np.full(64, 2.0 * k)]
+            )
             c.NumberOfContourPoints = 64
             c.ContourData = [f"{v:.3f}" for v in pts.ravel()]
             items.append(c)
@@ -137,7 +144,11 @@ def make_files(folder: Path) -> dict[str, Path]:
     beams = []
     for b in range(10):
         beam = Dataset()
-        beam.BeamNumber, beam.BeamName, beam.TreatmentMachineName = b + 1, f"B{b}", "LINAC7"
+        beam.BeamNumber, beam.BeamName, beam.TreatmentMachineName = (
+            b + 1,
+            f"B{b}",
+            "LINAC7",
+        )
         cps = []
         for i in range(40):
             cp = Dataset()
@@ -163,13 +174,22 @@ def make_files(folder: Path) -> dict[str, Path]:
     rd.GridFrameOffsetVector = [2.0 * i for i in range(80)]
     rd.BitsAllocated, rd.BitsStored, rd.HighBit, rd.PixelRepresentation = 32, 32, 31, 0
     rd.SamplesPerPixel, rd.PhotometricInterpretation = 1, "MONOCHROME2"
-    rd.DoseUnits, rd.DoseType, rd.DoseSummationType, rd.DoseGridScaling = "GY", "PHYSICAL", "PLAN", 1e-5
-    rd.PixelData = rng.integers(0, 7_000_000, size=(80, 100, 100), dtype=np.uint32).tobytes()
+    rd.DoseUnits, rd.DoseType, rd.DoseSummationType, rd.DoseGridScaling = (
+        "GY",
+        "PHYSICAL",
+        "PLAN",
+        1e-5,
+    )
+    rd.PixelData = rng.integers(
+        0, 7_000_000, size=(80, 100, 100), dtype=np.uint32
+    ).tobytes()
     files["RTDOSE"] = _save(rd, folder / "rtdose.dcm")
     return files
 
 
-def time_rtcohort(files: dict[str, Path], repeat: int) -> tuple[dict[str, float], dict[str, float]]:
+def time_rtcohort(
+    files: dict[str, Path], repeat: int
+) -> tuple[dict[str, float], dict[str, float]]:
     """Return (file -> file ms, with fsync as shipped; bytes -> bytes ms)."""
     key = CentreKey("BENCH", bytes(range(32)))
     out = WORK / "out_rtcohort.dcm"
@@ -194,8 +214,17 @@ def time_dicognito(files: dict[str, Path], repeat: int) -> dict[str, float] | No
         return None
     paths = [str(p) for p in files.values()]
     run = subprocess.run(
-        [str(DICOGNITO), "-c", _DICOGNITO_SCRIPT, json.dumps(paths), str(WORK / "out_dicognito.dcm"), str(repeat)],
-        capture_output=True, text=True, check=True,
+        [
+            str(DICOGNITO),
+            "-c",
+            _DICOGNITO_SCRIPT,
+            json.dumps(paths),
+            str(WORK / "out_dicognito.dcm"),
+            str(repeat),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     by_path = json.loads(run.stdout)
     return {label: by_path[str(path)] for label, path in files.items()}
