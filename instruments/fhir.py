@@ -43,6 +43,7 @@ __all__ = [
     "PSEUDONYM_SYSTEM",
     "QLQ_C30_QUESTIONNAIRE_URL",
     "QUESTIONNAIRE_URLS",
+    "TIMEPOINT_EXTENSION_URL",
     "PromResponse",
     "SubjectIdentifier",
     "bundle",
@@ -51,6 +52,10 @@ __all__ = [
     "parse_questionnaire_responses",
     "questionnaire",
     "questionnaire_response",
+    "resource_key",
+    "subject_of",
+    "timepoint_extension",
+    "timepoint_of",
     "validate_model",
 ]
 
@@ -60,6 +65,8 @@ FHIR_BASE = "https://rtcohort.org/fhir"
 QLQ_C30_QUESTIONNAIRE_URL = f"{FHIR_BASE}/Questionnaire/eortc-qlq-c30"
 #: Identifier system of rtcohort pseudonyms (``Patient.identifier`` / subject).
 PSEUDONYM_SYSTEM = f"{FHIR_BASE}/sid/pseudonym"
+#: Extension naming the follow-up timepoint (``valueCode``: baseline, eot, m3, ...).
+TIMEPOINT_EXTENSION_URL = f"{FHIR_BASE}/StructureDefinition/timepoint"
 #: Canonical Questionnaire URL -> instrument code.
 QUESTIONNAIRE_URLS: Mapping[str, str] = {QLQ_C30_QUESTIONNAIRE_URL: "QLQ-C30"}
 
@@ -111,6 +118,8 @@ class PromResponse:
         Item number -> answer (``None`` for unanswered), every item of the instrument.
     status
         ``completed`` or ``amended``.
+    timepoint
+        Follow-up timepoint code from the :data:`TIMEPOINT_EXTENSION_URL` extension.
     """
 
     resource_id: str
@@ -119,6 +128,7 @@ class PromResponse:
     authored: datetime | date | None
     values: Mapping[int, int | None]
     status: str = "completed"
+    timepoint: str | None = None
 
     def as_row(self) -> npt.NDArray[np.float64]:
         """Answers as one row of floats in item order (``NaN`` for missing)."""
@@ -226,6 +236,19 @@ def subject_of(resource: Any, path: str, problems: list[str]) -> SubjectIdentifi
     return SubjectIdentifier(str(identifier.system), str(identifier.value))
 
 
+def timepoint_extension(code: str) -> dict[str, Any]:
+    """Return the extension JSON that names a follow-up timepoint."""
+    return {"url": TIMEPOINT_EXTENSION_URL, "valueCode": code}
+
+
+def timepoint_of(resource: Any) -> str | None:
+    """Return the timepoint code of a resource's timepoint extension, if any."""
+    for ext in resource.extension or []:
+        if ext.url == TIMEPOINT_EXTENSION_URL and (ext.valueCode or ext.valueString):
+            return str(ext.valueCode or ext.valueString)
+    return None
+
+
 def questionnaire(
     code: str = "QLQ-C30",
     *,
@@ -305,6 +328,8 @@ def questionnaire_response(response: PromResponse) -> dict[str, Any]:
             if (v := response.values.get(item.number)) is not None
         ],
     }
+    if response.timepoint is not None:
+        resource["extension"] = [timepoint_extension(response.timepoint)]
     if response.authored is not None:
         resource["authored"] = response.authored.isoformat()
     return resource
@@ -458,4 +483,5 @@ def _read_response(
         authored=model.authored,
         values=values,
         status=str(model.status),
+        timepoint=timepoint_of(model),
     )

@@ -43,6 +43,8 @@ from instruments.fhir import (
     load_json,
     resource_key,
     subject_of,
+    timepoint_extension,
+    timepoint_of,
     validate_model,
 )
 
@@ -89,6 +91,8 @@ class ToxicityGrading:
         Date of the assessment.
     attribution
         Attribution to radiotherapy, if assessed.
+    timepoint
+        Follow-up timepoint code (extension ``TIMEPOINT_EXTENSION_URL``), if sent.
     """
 
     resource_id: str
@@ -98,6 +102,7 @@ class ToxicityGrading:
     grade: int
     assessed_on: date
     attribution: Attribution | str | None = None
+    timepoint: str | None = None
 
     def __post_init__(self) -> None:
         version = CtcaeVersion.parse(self.version)
@@ -139,6 +144,8 @@ def adverse_event(grading: ToxicityGrading) -> dict[str, Any]:
         "subject": grading.subject.as_fhir(),
         "date": grading.assessed_on.isoformat(),
     }
+    if grading.timepoint is not None:
+        resource["extension"].append(timepoint_extension(grading.timepoint))
     if grading.attribution is not None:
         code = Attribution.parse(grading.attribution)
         resource["suspectEntity"] = [
@@ -258,6 +265,7 @@ def _read_event(
         grade=int(grade),
         assessed_on=when.date() if isinstance(when, datetime) else when,
         attribution=attribution,
+        timepoint=timepoint_of(model),
     )
 
 

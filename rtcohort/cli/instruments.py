@@ -224,6 +224,84 @@ def toxicity_terms(
     Console(width=160).print(table)
 
 
+def _run_import(
+    kind: str, file: Path, centre: str, key_file: Path, timepoint: str | None
+) -> None:
+    from etl.keys import load_key
+    from omop.engine import session_factory
+    from omop.errors import RTCohortError
+    from rtcohort.cli.common import open_engine
+    from rtcohort.cli.instruments_import import (
+        ImportFailedError,
+        import_proms,
+        import_toxicity,
+    )
+
+    try:
+        key = load_key(key_file, centre)
+    except RTCohortError as exc:
+        raise _fail(str(exc)) from None
+    engine = open_engine()
+    run = import_proms if kind == "prom" else import_toxicity
+    try:
+        with session_factory(engine).begin() as session:
+            summary = run(session, key, centre, file, default_timepoint=timepoint)
+    except ImportFailedError as exc:
+        typer.echo(
+            f"error: {file}: rejected, nothing stored ({len(exc.problems)} problem(s))",
+            err=True,
+        )
+        for line in exc.problems[:20]:
+            typer.echo(f"  {line}", err=True)
+        if len(exc.problems) > 20:
+            typer.echo(f"  ... and {len(exc.problems) - 20} more", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
+    noun = "questionnaire(s)" if kind == "prom" else "grading(s)"
+    typer.echo(summary.text(noun))
+
+
+@prom_app.command("import")
+def prom_import(
+    file: Path = typer.Argument(..., metavar="FILE.json", help="FHIR JSON."),
+    centre: str = typer.Option(..., "--centre", help="Centre code (e.g. AMS01)."),
+    key_file: Path = typer.Option(..., "--key-file", help="The centre's key file."),
+    timepoint: str | None = typer.Option(
+        None, "--timepoint", help="Timepoint for responses without the extension."
+    ),
+) -> None:
+    """Import QuestionnaireResponses (one, or a Bundle) into OMOP.
+
+    Patients are matched by subject.identifier: a hospital identifier is pseudonymised
+    with the centre key; an rtcohort pseudonym is used as is. The file is stored in one
+    transaction: any problem rejects it whole.
+
+    Example: rtcohort prom import responses.json --centre AMS01 --key-file ams01.key
+    """
+    _run_import("prom", file, centre, key_file, timepoint)
+
+
+@toxicity_app.command("import")
+def toxicity_import(
+    file: Path = typer.Argument(..., metavar="FILE.json|csv", help="FHIR or CSV."),
+    centre: str = typer.Option(..., "--centre", help="Centre code (e.g. AMS01)."),
+    key_file: Path = typer.Option(..., "--key-file", help="The centre's key file."),
+    timepoint: str | None = typer.Option(
+        None, "--timepoint", help="Timepoint for AdverseEvents without the extension."
+    ),
+) -> None:
+    """Import CTCAE gradings (FHIR AdverseEvents or CSV) into OMOP.
+
+    CSV columns: patient_id, timepoint, assessed_on, ctcae_version, term, grade,
+    attribution (patient_id = hospital identifier, pseudonymised with the centre key).
+    Any problem rejects the whole file.
+
+    Example: rtcohort toxicity import grades.csv --centre AMS01 --key-file ams01.key
+    """
+    _run_import("toxicity", file, centre, key_file, timepoint)
+
+
 def register(app: typer.Typer) -> None:
     """Register this area's commands on the root app."""
     app.add_typer(prom_app, name="prom")

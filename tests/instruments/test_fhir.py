@@ -53,6 +53,7 @@ def random_response(rng: np.random.Generator, rid: str) -> PromResponse:
         subject=PSEUDO if rng.random() < 0.5 else HOSPITAL,
         authored=datetime(2024, 3, 1, 9, 30, tzinfo=UTC),
         values=values,
+        timepoint=["baseline", "m3", None][int(rng.integers(0, 3))],
     )
 
 
@@ -271,6 +272,7 @@ def grading(**overrides) -> ToxicityGrading:
         grading(resource_id="ae-2", grade=0, attribution=None),
         grading(resource_id="ae-3", term="Pneumonitis", grade=5, version="6.0"),
         grading(resource_id="ae-4", term="Alopecia", grade=1, subject=HOSPITAL),
+        grading(resource_id="ae-5", timepoint="m3"),
     ],
 )
 def test_adverse_event_round_trip(g):
