@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-__all__ = ["after_upgrade"]
+from sqlalchemy import ColumnElement, Engine
+from sqlalchemy.orm import Session
+
+if TYPE_CHECKING:
+    from etl.ingest import ImportOptions, ImportSummary
+
+__all__ = [
+    "CohortExportAccess",
+    "after_consent",
+    "after_upgrade",
+    "ingest_consent_check",
+    "ingest_options",
+    "ingest_project_attach",
+]
 
 
 def after_upgrade(engine: Engine) -> list[str]:
@@ -31,3 +46,99 @@ def after_upgrade(engine: Engine) -> list[str]:
             "set RTCOHORT_ADMIN_PASSWORD to choose it)"
         )
     return messages
+
+
+# -- DICOM-RT ingest (etl) <- cohort: consent check, project attach, export access ----
+
+
+def ingest_consent_check() -> Callable[[Session, str], bool]:
+    """Return the ETL consent check (whether a pseudonym consents to data use)."""
+    from cohort.consent import has_consent
+
+    def check(session: Session, person_source_value: str) -> bool:
+        return has_consent(session, person_source_value)
+
+    return check
+
+
+def ingest_project_attach(actor: str) -> Callable[[Session, str, int, str], None]:
+    """Return the ETL's project hook: attach a person to a project (cohort rules)."""
+    import datetime
+
+    from cohort.projects import attach
+
+    def hook(session: Session, project_code: str, person_id: int, rule: str) -> None:
+        attach(
+            session,
+            project_code,
+            [person_id],
+            actor=actor,
+            today=datetime.datetime.now(datetime.UTC).date(),
+            rule=rule,
+        )
+
+    return hook
+
+
+class CohortExportAccess:
+    """Adapter of the cohort permission layer and audit trail to ``etl.export``.
+
+    Raises :class:`cohort.errors.PermissionDeniedError` on construction when the user
+    may not export.
+    """
+
+    def __init__(self, session: Session, username: str) -> None:
+        from cohort.permissions import Action, scope_for
+        from cohort.service import acting_user
+
+        user = acting_user(session, username)
+        self.username = user.username
+        self.scope = scope_for(session, user, Action.EXPORT).require()
+
+    def person_filter(self, person_id: ColumnElement[int]) -> ColumnElement[bool]:
+        """Return the SQL condition selecting the persons the user may export."""
+        return self.scope.person_filter(person_id)
+
+    def record(
+        self, session: Session, action: str, detail: str, person_ids: Iterable[int]
+    ) -> None:
+        """Write the audit record of the read."""
+        from cohort.audit import record
+
+        record(session, self.username, action, detail, person_ids)
+
+
+def ingest_options(
+    centre: str, key_file: Path | None, *, workers: int = 1, project: str | None = None
+) -> ImportOptions:
+    """Build the import options of this installation (file store, quarantine, hooks)."""
+    from etl.ingest import ImportOptions
+    from etl.keys import load_key
+    from omop.filestore import FileStore
+    from rtcohort.settings import get_settings
+
+    settings = get_settings()
+    key = load_key(key_file, centre) if key_file is not None else None
+    return ImportOptions(
+        centre=centre.strip().upper(),
+        key=key,
+        store=FileStore(settings.data_dir / "files"),
+        quarantine_dir=settings.data_dir / "quarantine",
+        consent=ingest_consent_check(),
+        attach=ingest_project_attach(settings.user),
+        project=project,
+        workers=workers,
+    )
+
+
+def after_consent(engine: Engine, centre: str) -> ImportSummary:
+    """Load the datasets held for want of consent (call after recording consent).
+
+    Every ``rtcohort import`` run (and ``--watch`` cycle) does the same; this runs it
+    at once, without new files and without the centre key (held files are already
+    pseudonymised).
+    """
+    from etl.ingest import retry_held
+    from omop.engine import session_factory
+
+    return retry_held(session_factory(engine), ingest_options(centre, None))

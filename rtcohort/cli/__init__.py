@@ -28,6 +28,7 @@ _COMMAND_MODULES = (
     "rtcohort.cli.instruments",
     "rtcohort.cli.cohort",
     "rtcohort.cli.ntcp",
+    "rtcohort.cli.ingest",
 )
 
 for _name in _COMMAND_MODULES:
