@@ -109,7 +109,7 @@ def read_contacts(
         query = query.where(Contact.person_id.in_(list(person_ids)))
     return {
         row.person_id: _decrypt(key, row, str(pseudonym))
-        for row, pseudonym in session.execute(query).tuples()
+        for row, pseudonym in session.execute(query).all()
     }
 
 

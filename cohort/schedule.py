@@ -299,7 +299,6 @@ def schedule(
         session.execute(
             select(Death.person_id, Death.death_date).where(Death.person_id.in_(subset))
         )
-        .tuples()
         .all()
     )
     tox_done = (

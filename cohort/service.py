@@ -216,7 +216,6 @@ def patient_names(
                 Person.person_id.in_(list(details))
             )
         )
-        .tuples()
         .all()
     )
     audit.record(
