@@ -133,6 +133,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--slices", type=int, default=1000)
     parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--peers", default="dcmtk,pynetdicom,dcmtk+deid,storescp")
     args = parser.parse_args()
     source = WORK / f"series_{args.slices}_{args.size}"
     make_series(source, args.slices, args.size)
@@ -143,13 +144,17 @@ def main() -> None:
     )
     mb = sum(p.stat().st_size for p in source.glob("*.dcm")) / 1e6
     print(f"{'peer':<26} {'MB':>7} {'s':>7} {'MB/s':>6} {'stored':>6} {'dupes':>5}")
-    for peer, deid in (("dcmtk", False), ("pynetdicom", False), ("dcmtk", True)):
+    chosen = args.peers.split(",")
+    runs = [("dcmtk", False), ("pynetdicom", False), ("dcmtk", True)]
+    for peer, deid in runs:
+        if f"{peer}{'+deid' if deid else ''}" not in chosen:
+            continue
         seconds, stored, versions, note = run(peer, source, deid)
         label = f"{peer} -> rtcohort{' --deid' if deid else ''}"
         ok = "" if stored == expected and versions == 0 else f"  MISMATCH {note}"
         row = f"{label:<26} {mb:7.1f} {seconds:7.2f} {mb / seconds:6.1f}"
         print(f"{row} {stored:6d} {versions:5d}{ok}")
-    if shutil.which("storescp"):
+    if "storescp" in chosen and shutil.which("storescp"):
         seconds = baseline(source)
         label = "dcmtk -> dcmtk storescp"
         print(f"{label:<26} {mb:7.1f} {seconds:7.2f} {mb / seconds:6.1f}  (reference)")

@@ -18,6 +18,7 @@ import io
 import logging
 import signal
 import threading
+import time
 import zlib
 from collections.abc import Sequence
 from types import FrameType
@@ -48,6 +49,7 @@ STATUS_CANNOT_UNDERSTAND = 0xC000
 _IMPLICIT_LE = "1.2.840.10008.1.2"
 _DEFLATED = "1.2.840.10008.1.2.1.99"
 _STUDY_UID, _SOP_UID = 0x0020000D, 0x00080018
+_SLOW_STORE_S = 5.0
 
 
 def _status(code: int, comment: str = "") -> Dataset:
@@ -170,9 +172,13 @@ class Receiver:
     def _on_store(self, event: evt.Event) -> Dataset | int:
         with self._busy:
             self._in_flight += 1
+        start = time.monotonic()
         try:
             return self._store(event)
         finally:
+            seconds = time.monotonic() - start
+            if seconds > _SLOW_STORE_S:
+                _LOG.warning("C-STORE took %.1f s (slow disk?)", seconds)
             with self._busy:
                 self._in_flight -= 1
                 self._busy.notify_all()
