@@ -85,18 +85,28 @@ def _plan(metadata: MetaData) -> _Plan:
             ):
                 plan.by_pseudonym.setdefault(table.name, []).append(column)
     relevant = set(plan.direct) | set(plan.by_pseudonym)
-    pk_owner = {
-        next(iter(t.primary_key.columns)).name: t
-        for t in tables.values()
-        if len(t.primary_key.columns) == 1
-        and next(iter(t.primary_key.columns)).name not in PERSON_COLUMN_NAMES
-    }
+    # Implicit links by name (OMOP note_nlp.note_id): a column named like another
+    # table's own single primary key (one that is not itself a foreign key).
+    pk_owner = {}
+    for t in tables.values():
+        pk = list(t.primary_key.columns)
+        if (
+            len(pk) == 1
+            and not pk[0].foreign_keys
+            and pk[0].name not in PERSON_COLUMN_NAMES
+        ):
+            pk_owner[pk[0].name] = t
     links: dict[str, list[tuple[Column[object], Column[object]]]] = {}
     for table in tables.values():
         for column in table.columns:
             targets = [fk.column for fk in column.foreign_keys]
             owner = pk_owner.get(column.name)
-            if not targets and owner is not None and owner is not table:
+            if (
+                not targets
+                and owner is not None
+                and owner is not table
+                and not column.primary_key
+            ):
                 targets = [next(iter(owner.primary_key.columns))]
             for target in targets:
                 if target.table is not table and target.table.name != "person":

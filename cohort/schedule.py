@@ -298,8 +298,7 @@ def schedule(
     deaths = dict(
         session.execute(
             select(Death.person_id, Death.death_date).where(Death.person_id.in_(subset))
-        )
-        .all()
+        ).all()
     )
     tox_done = (
         _dates_by_person(

@@ -215,8 +215,7 @@ def patient_names(
             select(Person.person_id, Person.person_source_value).where(
                 Person.person_id.in_(list(details))
             )
-        )
-        .all()
+        ).all()
     )
     audit.record(
         session, actor.username, "contacts.read", "names", list(details.keys())

@@ -1,8 +1,7 @@
 from __future__ import annotations
 
-import datetime
-
 import pytest
+from cohort_helpers import D, centre, enrol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -15,8 +14,6 @@ from cohort.errors import (
 )
 from omop.cdm import ObservationPeriod, Person
 from omop.cohort_tables import ConsentEvent, Enrolment
-
-from cohort_helpers import D, centre, enrol
 
 ALL = ["eligible", "approached", "consented", "declined", "withdrawn"]
 LEGAL = {
@@ -71,7 +68,10 @@ def test_state_machine(session: Session, first: str, second: str) -> None:
     )
     if (first, second) in LEGAL:
         record()
-        assert session.get(Enrolment, consent.find_person(session, "C1-P").person_id).state == second  # type: ignore[union-attr]
+        assert (
+            session.get(Enrolment, consent.find_person(session, "C1-P").person_id).state
+            == second
+        )  # type: ignore[union-attr]
     elif first == second:
         with pytest.raises(ConsentRecordedTwiceError):
             record()
@@ -153,5 +153,3 @@ def test_recruitment_rate(session: Session) -> None:
     assert rows[a.care_site_id].declined == 1
     assert rows[a.care_site_id].rate == pytest.approx(0.5)
     assert rows[b.care_site_id].rate == 0.0
-
-

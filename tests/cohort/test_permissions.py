@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from cohort_helpers import D, centre, enrol, user
 from sqlalchemy.orm import Session
 
 from cohort import service
@@ -17,8 +18,6 @@ from cohort.projects import add_member, attach, create_project
 from etl.keys import CentreKey
 from omop.cdm import Person
 from omop.cohort_tables import AppUser
-
-from cohort_helpers import D, centre, enrol, user
 
 TODAY = D(2025, 6, 1)
 KEY_A = CentreKey("A", bytes(32))
@@ -170,25 +169,29 @@ def _call(name: str, session: Session, actor: AppUser, w: World) -> Any:
         "names_other_centre": lambda: set(
             service.patient_names(session, actor, centre_code="B", key=KEY_B).values()
         ),
-        "schedule_own_centre": lambda: service.schedule_due(
-            session, actor, centre_code="A", today=TODAY
-        )
-        and "ok"
-        or "ok",
-        "schedule_other_centre": lambda: service.schedule_due(
-            session, actor, centre_code="B", today=TODAY
-        )
-        and "ok"
-        or "ok",
+        "schedule_own_centre": lambda: (
+            (
+                service.schedule_due(session, actor, centre_code="A", today=TODAY)
+                and "ok"
+            )
+            or "ok"
+        ),
+        "schedule_other_centre": lambda: (
+            (
+                service.schedule_due(session, actor, centre_code="B", today=TODAY)
+                and "ok"
+            )
+            or "ok"
+        ),
         "recruitment": lambda: {
             r.centre
             for r in service.recruitment_report(
                 session, actor, start=D(2025, 1, 1), end=D(2025, 12, 31)
             )
         },
-        "audit_show": lambda: service.audit_show(session, actor, pseudonym="A-pa1")
-        and "ok"
-        or "ok",
+        "audit_show": lambda: (
+            (service.audit_show(session, actor, pseudonym="A-pa1") and "ok") or "ok"
+        ),
     }
     return calls[name]()
 
@@ -212,7 +215,9 @@ def test_completion_report_anonymises_other_centres(
 
     prom(session, world.people["pa1"], "m3", D(2025, 4, 1))
     prom(session, world.people["pb1"], "m3", D(2025, 4, 1))
-    labels = {r.centre for r in service.completion_report(session, world.users["viewer_a"])}
+    labels = {
+        r.centre for r in service.completion_report(session, world.users["viewer_a"])
+    }
     assert labels == {"A", "centre-1"}
     with pytest.raises(PermissionDeniedError):
         service.completion_report(session, world.users["res"])
