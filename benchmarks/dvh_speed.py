@@ -1,0 +1,238 @@
+"""DVH speed: a large synthetic case, and a side-by-side run against dicompyler-core.
+
+Usage::
+
+    .venv/bin/python benchmarks/dvh_speed.py            # both parts
+    .venv/bin/python benchmarks/dvh_speed.py --large    # large case only
+
+The dicompyler-core part needs ``benchmarks/.venv-dicompyler`` (gitignored)::
+
+    python3 -m venv benchmarks/.venv-dicompyler
+    benchmarks/.venv-dicompyler/bin/pip install dicompyler-core==0.5.6 "pydicom<3" scikit-image
+
+(scikit-image is what dicompyler-core needs for its interpolation settings.)
+
+The script downloads the dicompyler-core 0.5.6 source archive with that venv's pip (if
+absent) and extracts its example plan (BSD licence) into ``benchmarks/_work/``; nothing of
+dicompyler-core is committed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+import tarfile
+import textwrap
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent
+WORK = ROOT / "_work"
+DCVENV = ROOT / ".venv-dicompyler"
+SDIST = "dicompyler-core-0.5.6"
+
+
+def large_case() -> None:
+    from etl.dosegrid import DoseGrid
+    from etl.dvh import compute_dvh
+
+    t0 = time.perf_counter()
+    sp = 2.5
+    ni, nj, nk = 200, 160, 200  # 50 x 40 x 50 cm
+    eye = np.eye(3)
+    origin = np.array([-250.0, -200.0, -250.0]) + sp / 2
+    x = origin[0] + sp * np.arange(ni)
+    y = origin[1] + sp * np.arange(nj)
+    z = origin[2] + sp * np.arange(nk)
+    # A smooth plan-like dose: a 60 Gy high-dose region falling off, plus a bath.
+    r2 = (
+        (z[:, None, None] / 80) ** 2
+        + (y[None, :, None] / 60) ** 2
+        + (x[None, None, :] / 70) ** 2
+    )
+    dose = 60.0 * np.exp(-r2) + 2.0
+    grid = DoseGrid(dose, origin, eye[0], eye[1], eye[2], (sp, sp, sp))
+    rng = np.random.default_rng(0)
+    structures: list[list[np.ndarray]] = []
+    t = np.linspace(0, 2 * np.pi, 180, endpoint=False)
+    # body: ellipse 44 x 34 cm over 200 planes (50 cm)
+    zs = z[0] + sp * np.arange(200)
+    structures.append(
+        [
+            np.column_stack([220 * np.cos(t), 170 * np.sin(t), np.full_like(t, zz)])
+            for zz in zs
+        ]
+    )
+    # 39 organs / targets: ellipsoids of 1-12 cm, contoured on the 2.5 mm planes
+    for _ in range(39):
+        c = rng.uniform([-120, -90, -150], [120, 90, 150])
+        ax = rng.uniform(5, 60, 3)
+        planes = zs[(zs > c[2] - ax[2]) & (zs < c[2] + ax[2])]
+        cont = []
+        for zz in planes:
+            f = np.sqrt(max(1 - ((zz - c[2]) / ax[2]) ** 2, 0))
+            cont.append(
+                np.column_stack(
+                    [
+                        c[0] + ax[0] * f * np.cos(t),
+                        c[1] + ax[1] * f * np.sin(t),
+                        np.full_like(t, zz),
+                    ]
+                )
+            )
+        structures.append(cont)
+    t_setup = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    vols = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for cont in structures:
+            vols.append(compute_dvh(cont, grid).volume_cc)
+    wall = time.perf_counter() - t1
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print("\nDVH speed: large case (2.5 mm grid over 50 x 40 x 50 cm, 40 structures)")
+    print(f"{'structures':<34}{len(structures)}")
+    print(f"{'contour planes (total)':<34}{sum(len(c) for c in structures)}")
+    print(f"{'body volume (cc)':<34}{vols[0]:.0f}")
+    print(f"{'set-up (grid, contours) (s)':<34}{t_setup:.2f}")
+    print(f"{'DVH wall time, all structures (s)':<34}{wall:.2f}   goal < 2")
+    print(f"{'peak RSS of the process (MB)':<34}{peak_mb:.0f}   goal < 1536")
+
+
+def _example_data() -> Path:
+    target = WORK / "example_data"
+    if (target / "rtss.dcm").exists():
+        return target
+    WORK.mkdir(exist_ok=True)
+    archive = WORK / f"{SDIST}.tar.gz"
+    if not archive.exists():
+        subprocess.run(
+            [str(DCVENV / "bin" / "pip"), "download", "--no-deps", "--no-binary", ":all:",
+             "dicompyler-core==0.5.6", "-d", str(WORK)],
+            check=True,
+        )  # fmt: skip
+    prefix = f"{SDIST}/tests/testdata/example_data/"
+    target.mkdir(exist_ok=True)
+    with tarfile.open(archive) as tar:
+        for m in tar.getmembers():
+            if m.name.startswith(prefix) and m.isfile():
+                m.name = m.name[len(prefix) :]
+                tar.extract(m, target, filter="data")
+    return target
+
+
+_DC_SCRIPT = textwrap.dedent(
+    """
+    import sys, time, warnings
+    warnings.simplefilter("ignore")
+    t0 = time.perf_counter()
+    from dicompylercore import dicomparser, dvhcalc
+    folder, mode = sys.argv[1], sys.argv[2]
+    rtss = dicomparser.DicomParser(folder + "/rtss.dcm")
+    kw = {}
+    if mode == "finest":
+        kw = dict(interpolation_resolution=(0.625, 0.625), interpolation_segments_between_planes=2)
+    t1 = time.perf_counter()
+    out = []
+    for key, s in rtss.GetStructures().items():
+        if s.get("type") in ("POINT", "MARKER"):
+            continue
+        d = dvhcalc.get_dvh(folder + "/rtss.dcm", folder + "/rtdose.dcm", key, **kw)
+        out.append((s["name"], d.volume, d.mean))
+    t2 = time.perf_counter()
+    for name, vol, mean in out:
+        print("ROI", name, vol, mean)
+    print("TIME", t2 - t1, t2 - t0)
+    """
+)
+
+
+def compare_dicompyler() -> None:
+    if not (DCVENV / "bin" / "python").exists():
+        print("\n(dicompyler-core venv missing; see the module docstring)")
+        return
+    folder = _example_data()
+    script = WORK / "dc_run.py"
+    script.write_text(_DC_SCRIPT)
+
+    from etl.dvh import compute_dvh
+    from etl.rtdose import read_rtdose
+    from etl.rtstruct import read_rtstruct
+
+    # ours, in-process (reading included)
+    t0 = time.perf_counter()
+    grid = read_rtdose(folder / "rtdose.dcm")
+    ss = read_rtstruct(folder / "rtss.dcm")
+    ours = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for roi in ss.rois:
+            if roi.contour_type == "CLOSED_PLANAR" and roi.contours:
+                d = compute_dvh(roi.contours, grid)
+                ours[roi.name] = (d.volume_cc, d.mean_gy)
+    ours_in = time.perf_counter() - t0
+
+    def dc(mode: str) -> tuple[float, float, dict[str, tuple[float, float]]]:
+        t = time.perf_counter()
+        res = subprocess.run(
+            [str(DCVENV / "bin" / "python"), str(script), str(folder), mode],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        whole = time.perf_counter() - t
+        rows: dict[str, tuple[float, float]] = {}
+        inproc = float("nan")
+        for line in res.stdout.splitlines():
+            parts = line.split()
+            if parts[0] == "TIME":
+                inproc = float(parts[1])
+            elif parts[0] == "ROI":
+                rows[" ".join(parts[1:-2])] = (float(parts[-2]), float(parts[-1]))
+        return inproc, whole, rows
+
+    dc_in, dc_whole, dc_rows = dc("default")
+    fine_in, fine_whole, _ = dc("finest")
+    t = time.perf_counter()
+    subprocess.run(
+        [str(Path(sys.executable).parent / "rtcohort"), "dvh", str(folder), "--csv",
+         str(WORK / "ours.csv")],
+        capture_output=True, check=True,
+    )  # fmt: skip
+    ours_whole = time.perf_counter() - t
+
+    print(f"\nDVH speed: dicompyler-core 0.5.6 example plan ({len(ours)} structures)")
+    print(f"{'':<40}{'in-process (s)':>16}{'whole process (s)':>20}")
+    print(f"{'rtcohort (etl.dvh)':<40}{ours_in:>16.2f}{ours_whole:>20.2f}")
+    print(f"{'dicompyler-core default':<40}{dc_in:>16.2f}{dc_whole:>20.2f}")
+    print(
+        f"{'dicompyler-core 0.625 mm, 2 segments':<40}{fine_in:>16.2f}{fine_whole:>20.2f}"
+    )
+    print(
+        f"{'ratio vs default':<40}{dc_in / ours_in:>15.1f}x{dc_whole / ours_whole:>19.1f}x"
+    )
+    print(
+        f"{'ratio vs finest':<40}{fine_in / ours_in:>15.1f}x{fine_whole / ours_whole:>19.1f}x"
+    )
+    print(
+        f"\n{'structure':<16}{'volume ours':>12}{'dicompyler':>12}{'mean ours':>11}{'dicompyler':>12}"
+    )
+    for name, (vol, mean) in ours.items():
+        dv, dm = dc_rows.get(name, (float("nan"), float("nan")))
+        print(f"{name:<16}{vol:>12.2f}{dv:>12.2f}{mean:>11.2f}{dm:>12.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--large", action="store_true", help="large case only")
+    args = parser.parse_args()
+    if not args.large:
+        compare_dicompyler()
+    large_case()
+
+
+if __name__ == "__main__":
+    main()
