@@ -14,6 +14,7 @@ from omop.cohort_tables import AppUser
 from omop.vocab.registry import our_concept_id
 
 D = datetime.date
+ENROLLED_ON = D(2025, 1, 10)
 
 
 def centre(session: Session, code: str) -> CareSite:
@@ -30,7 +31,7 @@ def enrol(
     pseudonym: str,
     *,
     state: str = "consented",
-    day: datetime.date = D(2025, 1, 10),
+    day: datetime.date = ENROLLED_ON,
     scopes: list[str] | None = None,
     treatment_site: str = "breast",
 ) -> int:

@@ -238,7 +238,8 @@ def test_erasure_removes_every_row_of_the_person(
     assert own in result.report.orphan_files
     assert shared not in result.report.orphan_files
     assert delete_files(store, result.report.orphan_files) == 1
-    assert not store.exists(own) and store.exists(shared)
+    assert not store.exists(own)
+    assert store.exists(shared)
     check = audit.verify(session)
     assert check.ok, check.problems
     last = session.scalars(
@@ -251,7 +252,8 @@ def test_erasure_removes_every_row_of_the_person(
             Base.metadata.tables["audit_record"].c.record_id.desc()
         )
     ).first()
-    assert last is not None and erase_row is not None
+    assert last is not None
+    assert erase_row is not None
     assert erase_row.action == "person.erase"
     assert erase_row.person_count == 0
     assert "E1-GONE" not in erase_row.detail
