@@ -40,7 +40,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from instruments.ctcae import CtcaeVersion, load_catalogue
@@ -137,6 +137,14 @@ def person_id_for_pseudonym(session: Session, pseudonym: str) -> int | None:
     return int(found) if found is not None else None
 
 
+def _field(session: Session, name: str) -> int:
+    """Field concept id, cached on the session (one query per field and session)."""
+    cache: dict[str, int] = session.info.setdefault("rtcohort_field_concepts", {})
+    if name not in cache:
+        cache[name] = field_concept_id(session, name)
+    return cache[name]
+
+
 def _our_concept(vocabulary: str, code: str) -> int:
     try:
         return concept_id(vocabulary, code)
@@ -196,8 +204,10 @@ def store_prom(
         raise StoreError(f"{response.resource_id}: {result.errors[0]}")
     if response.authored is None:
         raise StoreError(f"{response.resource_id}: no completion time (authored)")
-    moment = where.shift_datetime(response.authored)
-    day = moment.date()
+    moment = where.shift_datetime(response.authored)  # naive UTC
+    authored = response.authored
+    # The date is the patient's local date as sent, not the UTC date.
+    day = where.shift(authored.date() if isinstance(authored, datetime) else authored)
     existing = session.scalar(
         select(SurveyConduct).where(
             SurveyConduct.person_id == where.person_id,
@@ -238,41 +248,47 @@ def store_prom(
     )
     session.add(survey)
     session.flush()
-    field = field_concept_id(session, _SURVEY_FIELD)
-    for link_id, value in answers.items():
-        session.add(
-            Observation(
-                person_id=where.person_id,
-                observation_concept_id=_NO_CONCEPT,
-                observation_date=day,
-                observation_datetime=moment,
-                observation_type_concept_id=PATIENT_FILLED_SURVEY,
-                value_as_number=value,
-                observation_source_value=link_id,
-                observation_source_concept_id=_our_concept(spec.code, link_id),
-                visit_occurrence_id=visit_id,
-                observation_event_id=survey.survey_conduct_id,
-                obs_event_field_concept_id=field,
-            )
-        )
-    for code, score in zip(result.codes, result.scores[0], strict=True):
-        if math.isnan(score):
-            continue
-        session.add(
-            Measurement(
-                person_id=where.person_id,
-                measurement_concept_id=_NO_CONCEPT,
-                measurement_date=day,
-                measurement_datetime=moment,
-                measurement_type_concept_id=PATIENT_FILLED_SURVEY,
-                value_as_number=float(score),
-                measurement_source_value=code,
-                measurement_source_concept_id=_our_concept(spec.code, code),
-                visit_occurrence_id=visit_id,
-                measurement_event_id=survey.survey_conduct_id,
-                meas_event_field_concept_id=field,
-            )
-        )
+    field = _field(session, _SURVEY_FIELD)
+    common = {
+        "person_id": where.person_id,
+        "visit_occurrence_id": visit_id,
+    }
+    # Core executemany: one statement for the answers, one for the scores.
+    rows = [
+        common
+        | {
+            "observation_concept_id": _NO_CONCEPT,
+            "observation_date": day,
+            "observation_datetime": moment,
+            "observation_type_concept_id": PATIENT_FILLED_SURVEY,
+            "value_as_number": value,
+            "observation_source_value": link_id,
+            "observation_source_concept_id": _our_concept(spec.code, link_id),
+            "observation_event_id": survey.survey_conduct_id,
+            "obs_event_field_concept_id": field,
+        }
+        for link_id, value in answers.items()
+    ]
+    if rows:
+        session.execute(insert(Observation), rows)
+    scored = [
+        common
+        | {
+            "measurement_concept_id": _NO_CONCEPT,
+            "measurement_date": day,
+            "measurement_datetime": moment,
+            "measurement_type_concept_id": PATIENT_FILLED_SURVEY,
+            "value_as_number": float(score),
+            "measurement_source_value": code,
+            "measurement_source_concept_id": _our_concept(spec.code, code),
+            "measurement_event_id": survey.survey_conduct_id,
+            "meas_event_field_concept_id": field,
+        }
+        for code, score in zip(result.codes, result.scores[0], strict=True)
+        if not math.isnan(score)
+    ]
+    if scored:
+        session.execute(insert(Measurement), scored)
     session.flush()
     return int(survey.survey_conduct_id), outcome
 
@@ -289,7 +305,7 @@ def _stored_answers(session: Session, survey_id: int) -> dict[str, float]:
 
 def _delete_survey(session: Session, survey: SurveyConduct) -> None:
     sid = survey.survey_conduct_id
-    field = field_concept_id(session, _SURVEY_FIELD)
+    field = _field(session, _SURVEY_FIELD)
     session.execute(
         delete(Observation).where(
             Observation.observation_event_id == sid,
@@ -361,7 +377,7 @@ def store_toxicity(
         session.add(condition)
         session.flush()
         event_id = int(condition.condition_occurrence_id)
-        field = field_concept_id(session, _CONDITION_FIELD)
+        field = _field(session, _CONDITION_FIELD)
     observation = Observation(
         person_id=where.person_id,
         observation_concept_id=_NO_CONCEPT,
@@ -401,7 +417,7 @@ def read_prom_scores(
     if person_ids is not None:
         query = query.where(SurveyConduct.person_id.in_(list(person_ids)))
     surveys = session.scalars(query.order_by(SurveyConduct.survey_conduct_id)).all()
-    field = field_concept_id(session, _SURVEY_FIELD) if surveys else 0
+    field = _field(session, _SURVEY_FIELD) if surveys else 0
     rows = []
     for survey in surveys:
         scores = dict.fromkeys(spec.output_codes, math.nan)
@@ -444,8 +460,7 @@ def read_prom_answers(
         Observation.value_as_number,
     ).where(
         Observation.observation_type_concept_id == PATIENT_FILLED_SURVEY,
-        Observation.obs_event_field_concept_id
-        == field_concept_id(session, _SURVEY_FIELD),
+        Observation.obs_event_field_concept_id == _field(session, _SURVEY_FIELD),
     )
     if person_ids is not None:
         query = query.where(Observation.person_id.in_(list(person_ids)))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import func, select
@@ -120,6 +120,17 @@ def test_store_prom_is_idempotent_and_replaces_changes(session: Session):
     # PF2 items 4,1,1,1,1 -> RS 1.6 -> (1 - 0.6/3) * 100 = 80
     assert frame.iloc[0]["PF2"] == pytest.approx(80.0)
     assert len(read_prom_answers(session, [pid])) == 30
+
+
+def test_store_prom_local_date_and_utc_time(session: Session):
+    pid = _person(session, "PSEUDO-8")
+    local = datetime(2024, 3, 11, 0, 30, tzinfo=timezone(timedelta(hours=1)))
+    response = PromResponse("qr-8", "QLQ-C30", SUBJECT, local, _response().values)
+    sid, _ = store_prom(session, Assessment(pid, "m3", date_offset_days=2), response)
+    survey = session.get(cdm.SurveyConduct, sid)
+    assert survey is not None
+    assert survey.survey_end_date == date(2024, 3, 13)  # local date + 2 days
+    assert survey.survey_end_datetime == datetime(2024, 3, 12, 23, 30)  # noqa: DTZ001
 
 
 def test_store_prom_unscorable_summary_is_missing(session: Session):
