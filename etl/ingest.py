@@ -97,6 +97,7 @@ class ImportOptions:
     workers: int = 1
     alpha_beta: AlphaBeta = field(default_factory=AlphaBeta)
     retry_held: bool = True
+    dvh_samples: int = 400_000
     progress: Callable[[str, int, int], None] | None = None
 
 
@@ -237,7 +238,7 @@ def _ct_findings(resolved: ResolvedDataset) -> list[Finding]:
     )
 
 
-def _compute(resolved: ResolvedDataset) -> _Computed:  # noqa: C901, PLR0912
+def _compute(resolved: ResolvedDataset, dvh_samples: int = 400_000) -> _Computed:  # noqa: C901, PLR0912
     from etl.rtdose import read_rtdose
     from etl.rtplan import read_rtplan
     from etl.rtstruct import read_rtstruct
@@ -319,7 +320,7 @@ def _compute(resolved: ResolvedDataset) -> _Computed:  # noqa: C901, PLR0912
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", DoseQualityWarning)
                 try:
-                    dvh = compute_dvh(roi.contours, grid)
+                    dvh = compute_dvh(roi.contours, grid, target_samples=dvh_samples)
                 except EtlError as exc:
                     findings.append(
                         Finding(Reason.STRUCTURE_UNUSABLE, f"ROI {roi.number}: {exc}")
@@ -645,7 +646,7 @@ def run_import(  # noqa: C901, PLR0912, PLR0915
                     release(session, [o.sha256 for o in ds.members()])
                     continue
                 jobs.append(ds)
-        for n, result in enumerate(runner.map(_compute, jobs), 1):
+        for n, result in enumerate(runner.map(_compute, jobs, opts.dvh_samples), 1):
             assert isinstance(result, _Computed)
             summary.read_s += result.read_s
             summary.dvh_s += result.dvh_s

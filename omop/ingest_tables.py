@@ -223,7 +223,7 @@ class MappingRule(Base):
         Integer, ForeignKey("mapping_ruleset.version"), nullable=False, index=True
     )
     centre: Mapped[str | None] = mapped_column(String(20), nullable=True)
-    pattern: Mapped[str] = mapped_column(String(128), nullable=False)
+    pattern: Mapped[str] = mapped_column(String(1000), nullable=False)
     kind: Mapped[str] = mapped_column(String(8), nullable=False)
     tg263_name: Mapped[str] = mapped_column(String(64), nullable=False)
 

@@ -73,7 +73,7 @@ def upgrade() -> None:
         sa.Column("rule_id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("centre", sa.String(length=20), nullable=True),
-        sa.Column("pattern", sa.String(length=128), nullable=False),
+        sa.Column("pattern", sa.String(length=1000), nullable=False),
         sa.Column("kind", sa.String(length=8), nullable=False),
         sa.Column("tg263_name", sa.String(length=64), nullable=False),
         sa.ForeignKeyConstraint(
