@@ -27,8 +27,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
-from importlib import resources
 
+from instruments.datafiles import read_data_text
 from instruments.errors import GradeError, InstrumentError, UnknownTermError
 
 __all__ = [
@@ -348,16 +348,6 @@ _CATALOGUE_FILES: Mapping[CtcaeVersion, str] = {
     CtcaeVersion.V5_0: "ctcae_v5.0.csv",
     CtcaeVersion.V6_0: "ctcae_v6.0.csv",
 }
-
-
-def read_data_text(name: str) -> str:
-    """Return the text of a file shipped in ``instruments/data``."""
-    return (
-        resources.files("instruments")
-        .joinpath("data")
-        .joinpath(name)
-        .read_text("utf-8")
-    )
 
 
 @lru_cache(maxsize=4)

@@ -36,6 +36,7 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
+from instruments.datafiles import read_data_text
 from instruments.errors import InstrumentSpecError
 from instruments.scoring import InstrumentSpec, ItemSpec, ScaleSpec, ScaleType
 
@@ -208,12 +209,11 @@ def get_instrument(code: str) -> Instrument:
             f"unknown instrument {code!r} (known: {', '.join(available_instruments())})"
         )
     version, stem, summary = _manifest()[key]
-    data = _data()
     spec = parse_instrument(
         key,
         version,
-        data.joinpath(f"{stem}_items.csv").read_text("utf-8"),
-        data.joinpath(f"{stem}_scales.csv").read_text("utf-8"),
+        read_data_text(f"{stem}_items.csv"),
+        read_data_text(f"{stem}_scales.csv"),
         summary_code=summary,
         source=stem,
     )

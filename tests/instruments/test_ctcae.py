@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import instruments
+import omop
 from instruments.ctcae import (
     Attribution,
     CtcaeVersion,
@@ -24,7 +25,7 @@ from instruments.errors import (
 from instruments.shortlists import TreatmentSite, load_shortlists, shortlist
 
 TERM_COLUMN = {"5.0": "CTCAE Term", "6.0": "CTCAE v6.0 MedDRA 28.0 Term"}
-DATA = Path(instruments.__file__).parent / "data"
+DATA = Path(omop.__file__).parent / "vocab" / "data"  # shared with the vocabulary seed
 CODE_COLUMN = {"5.0": "MedDRA Code", "6.0": "CTCAE v6.0 MedDRA 28.0 LLT Code"}
 
 
@@ -161,7 +162,7 @@ def test_v5_to_v6_known_rows():
 def test_default_shortlists_cover_the_sites_and_exist_in_the_catalogue():
     lists = load_shortlists()
     assert set(lists) == set(TreatmentSite)
-    path = DATA / "rt_site_shortlists_v5.0.csv"
+    path = Path(instruments.__file__).parent / "data" / "rt_site_shortlists_v5.0.csv"
     rows = list(csv.DictReader(path.read_text("utf-8").splitlines()))
     for site in TreatmentSite:
         want = [r["ctcae_term"] for r in rows if r["treatment_site"] == site.value]

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import instruments
+import omop
 from instruments.errors import ResponseValidationError
 from instruments.qlq_c30 import (
     QLQ_C30,
@@ -238,7 +239,7 @@ def test_wrong_shape_is_rejected():
 
 def test_shipped_csv_matches_the_scoring_table():
     """The data files (registry) and the code's table are the same structure."""
-    text = Path(instruments.__file__).parent / "data" / "qlq_c30_scales.csv"
+    text = Path(omop.__file__).parent / "vocab" / "data" / "qlq_c30_scales.csv"
     rows = list(csv.DictReader(text.read_text("utf-8").splitlines()))
     assert [r["scale_code"] for r in rows] == ORDER[:-1]
     for row in rows:
