@@ -332,7 +332,10 @@ def _ray_exit(solid: Solid, p0: FloatArray, dirs: FloatArray) -> FloatArray:
 
 def _boundary(solid: Solid, p0: FloatArray, angles: FloatArray) -> FloatArray:
     dirs = np.stack([np.cos(angles), np.sin(angles), np.zeros_like(angles)], axis=1)
-    return np.asarray(p0 + _ray_exit(solid, p0, dirs)[:, None] * dirs)
+    exit_mm = _ray_exit(solid, p0, dirs)
+    # A ray that finds no exit starts on the boundary (a tangent plane): length 0.
+    exit_mm = np.where(np.isfinite(exit_mm), exit_mm, 0.0)
+    return np.asarray(p0 + exit_mm[:, None] * dirs)
 
 
 def section_polygon(

@@ -181,6 +181,10 @@ def test_cylinder_across_planes_is_rectangle():
     width = 2 * math.sqrt(144 - 49)
     assert polygon_area_mm2(poly) == pytest.approx(width * 24.0, rel=1e-6)
     assert np.ptp(poly[:, 1]) == pytest.approx(24.0, abs=1e-9)
+    # A plane tangent to the lateral surface cuts a segment of zero area: no contour.
+    assert section_polygon(solid, 12.0) is None
+    shifted = Solid.make("cylinder", 24.0, axis="y", centre_mm=(0.5, 0.5, 0.5))
+    assert section_polygon(shifted, -11.5) is None
 
 
 # --- DICOM -------------------------------------------------------------------------
