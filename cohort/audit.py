@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import select, text
+from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 
 from cohort._time import as_utc, utcnow
@@ -95,8 +95,11 @@ def record(
     )
     session.add(row)
     session.flush()
-    session.add_all(AuditPerson(record_id=row.record_id, person_id=p) for p in persons)
-    session.flush()
+    if persons:
+        session.execute(
+            insert(AuditPerson),
+            [{"record_id": row.record_id, "person_id": p} for p in persons],
+        )
     return row
 
 

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import datetime
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cache
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from cohort.consent import ConsentState
@@ -200,7 +201,7 @@ class ScheduleItem:
 
 
 def _rt_dates(
-    session: Session, person_ids: Sequence[int]
+    session: Session, scope: list[ColumnElement[bool]]
 ) -> dict[int, tuple[datetime.date, datetime.date | None]]:
     first = (
         select(
@@ -214,10 +215,8 @@ def _rt_dates(
             )
             .label("n"),
         )
-        .where(
-            Episode.episode_concept_id == RT_COURSE_CONCEPT_ID,
-            Episode.person_id.in_(person_ids),
-        )
+        .join(Enrolment, Enrolment.person_id == Episode.person_id)
+        .where(Episode.episode_concept_id == RT_COURSE_CONCEPT_ID, *scope)
         .subquery()
     )
     rows = session.execute(
@@ -246,6 +245,7 @@ def schedule(
     kinds: Sequence[Kind] = (Kind.TOXICITY, Kind.PROM),
     offsets: Mapping[int, int] | None = None,
     person_ids: Sequence[int] | None = None,
+    statuses: Iterable[Status] | None = None,
 ) -> list[ScheduleItem]:
     """Return every assessment of the centre's consented patients with its status.
 
@@ -262,6 +262,8 @@ def schedule(
         have offset 0 (their dates are real dates).
     person_ids
         Restrict to these persons (the permission layer's filter).
+    statuses
+        Return only assessments in these states (default: all).
 
     Notes
     -----
@@ -285,26 +287,29 @@ def schedule(
     if person_ids is not None:
         query = query.where(Enrolment.person_id.in_(list(person_ids)))
     people = session.execute(query).all()
-    ids = [int(p[0]) for p in people]
-    if not ids:
+    if not people:
         return []
-    subset = select(Enrolment.person_id).where(
+    scope = [
         Enrolment.care_site_id == care_site_id,
         Enrolment.state == ConsentState.CONSENTED.value,
-    )
+    ]
     if person_ids is not None:
-        subset = subset.where(Enrolment.person_id.in_(list(person_ids)))
-    rt = _rt_dates(session, ids)
+        scope.append(Enrolment.person_id.in_(list(person_ids)))
+    rt = _rt_dates(session, scope)
     deaths = dict(
         session.execute(
-            select(Death.person_id, Death.death_date).where(Death.person_id.in_(subset))
+            select(Death.person_id, Death.death_date)
+            .join(Enrolment, Enrolment.person_id == Death.person_id)
+            .where(*scope)
         ).all()
     )
     tox_done = (
         _dates_by_person(
             session,
-            select(Observation.person_id, Observation.observation_date).where(
-                Observation.person_id.in_(subset),
+            select(Observation.person_id, Observation.observation_date)
+            .join(Enrolment, Enrolment.person_id == Observation.person_id)
+            .where(
+                *scope,
                 Observation.observation_type_concept_id == TOXICITY_TYPE_CONCEPT_ID,
             ),
         )
@@ -318,12 +323,20 @@ def schedule(
                 SurveyConduct.person_id,
                 SurveyConduct.timing_concept_id,
                 SurveyConduct.survey_end_datetime,
-            ).where(SurveyConduct.person_id.in_(subset))
+            )
+            .join(Enrolment, Enrolment.person_id == SurveyConduct.person_id)
+            .where(*scope)
         ).all():
             prom_rows[int(pid)].append((int(timing), end_dt.date() if end_dt else None))
     protocols: dict[str, list[TimepointDef]] = {}
-    timing_ids: dict[str, int] = {}
     offsets = offsets or {}
+    wanted = frozenset(Status) if statuses is None else frozenset(statuses)
+    today_n = today.toordinal()
+    tox_n = {p: [d.toordinal() for d in ds] for p, ds in tox_done.items()}
+    prom_n = {
+        p: [(t, d.toordinal() if d else None) for t, d in rows]
+        for p, rows in prom_rows.items()
+    }
     items: list[ScheduleItem] = []
     for raw_pid, pseudonym, protocol_code, scope_data, scope_proms in people:
         pid = int(raw_pid)
@@ -332,46 +345,62 @@ def schedule(
         if protocol_code not in protocols:
             protocols[protocol_code] = protocol_timepoints(session, protocol_code)
         start, end = rt[pid]
-        local_today = today + datetime.timedelta(days=offsets.get(pid, 0))
+        local = today_n + offsets.get(pid, 0)
         death = deaths.get(pid)
+        death_n = death.toordinal() if death is not None else None
         for tp in protocols[protocol_code]:
             anchor = start if tp.anchor is Anchor.RT_START else end
             if anchor is None:
                 continue
-            target = anchor + datetime.timedelta(days=tp.offset_days)
-            lo = target - datetime.timedelta(days=tp.window_before_days)
-            hi = target + datetime.timedelta(days=tp.window_after_days)
-            if death is not None and lo > death:
+            target = anchor.toordinal() + tp.offset_days
+            lo, hi = target - tp.window_before_days, target + tp.window_after_days
+            if death_n is not None and lo > death_n:
                 continue
             for kind in kinds:
                 if kind is Kind.TOXICITY:
                     if not (tp.toxicity and scope_data):
                         continue
-                    done = any(lo <= d <= hi for d in tox_done.get(pid, ()))
+                    done = any(lo <= d <= hi for d in tox_n.get(pid, ()))
                 else:
                     if not (tp.prom and scope_proms):
                         continue
-                    if tp.code not in timing_ids:
-                        timing_ids[tp.code] = _timing_id(tp.code)
+                    timing = _timing_id(tp.code)
                     done = any(
-                        t == timing_ids[tp.code] or (d is not None and lo <= d <= hi)
-                        for t, d in prom_rows.get(pid, ())
+                        t == timing or (d is not None and lo <= d <= hi)
+                        for t, d in prom_n.get(pid, ())
                     )
-                status = classify(
-                    target,
-                    tp.window_before_days,
-                    tp.window_after_days,
-                    local_today,
-                    done=done,
-                )
+                # classify() on day numbers
+                if done:
+                    status = Status.DONE
+                elif local < lo:
+                    status = Status.UPCOMING
+                elif local <= target:
+                    status = Status.DUE
+                elif local <= hi:
+                    status = Status.OVERDUE
+                else:
+                    status = Status.MISSED
+                if status not in wanted:
+                    continue
                 items.append(
                     ScheduleItem(
-                        pid, str(pseudonym), tp.code, kind, target, lo, hi, status
+                        pid,
+                        str(pseudonym),
+                        tp.code,
+                        kind,
+                        _day(target),
+                        _day(lo),
+                        _day(hi),
+                        status,
                     )
                 )
     return items
 
 
+_day = datetime.date.fromordinal
+
+
+@cache
 def _timing_id(code: str) -> int:
     try:
         return our_concept_id("RTC Timepoint", code)

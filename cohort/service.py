@@ -237,13 +237,17 @@ def schedule_due(
     centre = get_centre(session, centre_code)
     _require_centre(scope_for(session, actor, Action.READ_PATIENTS), centre)
     offsets = date_offsets(session, key, centre.care_site_id) if key else None
-    items = schedule.schedule(
-        session, centre.care_site_id, today, kinds=kinds, offsets=offsets
-    )
     wanted = {schedule.Status.DUE, schedule.Status.OVERDUE, schedule.Status.MISSED}
     if include_upcoming:
         wanted.add(schedule.Status.UPCOMING)
-    items = [i for i in items if i.status in wanted]
+    items = schedule.schedule(
+        session,
+        centre.care_site_id,
+        today,
+        kinds=kinds,
+        offsets=offsets,
+        statuses=wanted,
+    )
     audit.record(
         session,
         actor.username,
