@@ -104,9 +104,8 @@ def main() -> None:
         )
         print(f"{'succeeded':<28} {len(ok)}")
         print(f"{'refused as used':<28} {sum(1 for _, r in results if r == 'used')}")
-        print(
-            f"{'links redeemed exactly once':<28} {sum(1 for n in per_link_ok.values() if n == 1)}"
-        )
+        once = sum(1 for n in per_link_ok.values() if n == 1)
+        print(f"{'links redeemed exactly once':<28} {once}")
         print(f"{'wall time (s)':<28} {elapsed:.3f}")
         print(f"{'requests per second':<28} {len(requests) / elapsed:.0f}")
         assert len(ok) == LINKS

@@ -25,7 +25,8 @@ def _start_postgres():  # type: ignore[no-untyped-def]
 
     path = Path(__file__).resolve().parents[1] / "tests" / "pgserver.py"
     spec = importlib.util.spec_from_file_location("rtcohort_pgserver", path)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules["rtcohort_pgserver"] = module
     spec.loader.exec_module(module)
@@ -199,17 +200,15 @@ def main() -> None:
                 )
                 session.rollback()
                 full.append((time.perf_counter() - t) * 1000)
-        print(
-            f"cohort schedule due, PostgreSQL, {n} enrolled patients (load {load_s:.1f} s)"
-        )
+        title = f"cohort schedule due, PostgreSQL, {n} enrolled patients"
+        print(f"{title} (load {load_s:.1f} s)")
         print(f"{'measure':<48} {'median ms':>10} {'min ms':>8}")
-        print(
-            f"{'schedule(): all assessments (' + str(items) + ' items)':<48} {statistics.median(raw):>10.0f} {min(raw):>8.0f}"
+        rows = (
+            (f"schedule(): all assessments ({items} items)", raw),
+            (f"service.schedule_due(): {len(due)} due/overdue/missed", full),
         )
-        print(
-            f"{'service.schedule_due(): due/overdue/missed':<48} {statistics.median(full):>10.0f} {min(full):>8.0f}"
-        )
-        print(f"{'  of which listed (' + str(len(due)) + ')':<48}")
+        for label, values in rows:
+            print(f"{label:<48} {statistics.median(values):>10.0f} {min(values):>8.0f}")
         engine.dispose()
     finally:
         server.stop()
