@@ -38,6 +38,7 @@ from omop.ingest_tables import (
 from omop.vocab.lookup import field_concept_id
 from omop.vocab.registry import our_concept_id
 from tests.etl.ingest_corpus import (
+    Case,
     build_broken_corpus,
     table_checksums,
     write_patient,
@@ -248,11 +249,17 @@ def test_changed_plan_with_the_same_uid_is_a_new_version(
         assert _count(db, Episode, pid) == 1
 
 
-def test_broken_corpus(db: Db, tmp_path: Path) -> None:
-    cases = build_broken_corpus(tmp_path)
+@pytest.fixture(scope="module")
+def broken(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Case]]:
+    root = tmp_path_factory.mktemp("broken")
+    return root, build_broken_corpus(root)
+
+
+def test_broken_corpus(db: Db, broken: tuple[Path, list[Case]]) -> None:
+    tmp_path, cases = broken
     summary = run_import(db.factory, [tmp_path], db.options())
-    assert summary.quarantined["not-dicom"] == 1  # notes.txt
-    assert summary.quarantined["unreadable"] == 2  # empty.dcm and the truncated file
+    assert summary.quarantined["not-dicom"] == 2  # notes.txt and the empty file
+    assert summary.quarantined["unreadable"] == 1  # the truncated structure set
     with db.factory() as s:
         held = s.scalars(
             select(QuarantineItem).where(QuarantineItem.status == "held")
