@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from contextlib import contextmanager
 import time
 import warnings
 from collections import Counter
@@ -223,6 +224,19 @@ class _Computed:
     dvh_s: float
 
 
+@contextmanager
+def _numpy_ds() -> Iterator[None]:
+    """Parse DS values (ContourData) with numpy: same numbers, ~10x faster."""
+    import pydicom.config
+
+    previous = pydicom.config.use_DS_numpy
+    pydicom.config.use_DS_numpy = True
+    try:
+        yield
+    finally:
+        pydicom.config.use_DS_numpy = previous
+
+
 def _ct_findings(resolved: ResolvedDataset) -> list[Finding]:
     ss = resolved.structure_set
     assert ss is not None
@@ -256,7 +270,8 @@ def _compute(resolved: ResolvedDataset, dvh_samples: int = 400_000) -> _Computed
             0.0,
         )
     try:
-        ss = read_rtstruct(resolved.structure_set.path)
+        with _numpy_ds():
+            ss = read_rtstruct(resolved.structure_set.path)
     except EtlError as exc:
         return _Computed(
             resolved,
