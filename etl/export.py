@@ -1,20 +1,22 @@
 """Dose-metric export and the structure completeness report, from the stored DVHs.
 
 Any metric in TG-263 syntax — including ones never loaded as MEASUREMENTs — is computed
-from the full differential DVH kept in the ``dvh`` table, physical or (with an alpha/beta)
-in EQD2 with the course's fractions. Reads go through an :class:`ExportAccess` passed in
-by the composition root (the cohort package's permission layer and audit trail).
+from the full differential DVH kept in the ``dvh`` table, physical or (with an
+alpha/beta) in EQD2 with the course's fractions. Reads go through an
+:class:`ExportAccess` passed in by the composition root (the cohort package's
+permission layer and audit trail).
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TextIO, cast
 
 from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.orm import Session
@@ -72,7 +74,7 @@ class ExportTable:
 
 
 def default_export_metrics() -> list[str]:
-    """The default columns: every default metric of targets and organs at risk."""
+    """Return the default columns: every default metric of targets and OARs."""
     oar = default_metrics(False, math.inf)
     target = default_metrics(True, None)
     return list(dict.fromkeys([*target, *oar]))
@@ -89,14 +91,16 @@ def _select(
     project: str | None,
     centres: Sequence[str],
     structures: Sequence[str],
-) -> Select[tuple[Dvh, IngestDataset, str | None]]:
+) -> Select[Dvh, IngestDataset, str | None]:
     query = (
         select(Dvh, IngestDataset, Person.person_source_value)
         .join(IngestDataset, IngestDataset.dataset_id == Dvh.dataset_id)
         .join(Person, Person.person_id == Dvh.person_id)
     )
     if access is not None:
-        query = query.where(access.person_filter(Dvh.person_id))
+        query = query.where(
+            access.person_filter(cast("ColumnElement[int]", Dvh.person_id))
+        )
     if project:
         query = query.where(
             Dvh.person_id.in_(
@@ -117,7 +121,7 @@ def _select(
     )
 
 
-def dose_metric_table(  # noqa: PLR0913
+def dose_metric_table(
     session: Session,
     *,
     access: ExportAccess | None,
@@ -148,7 +152,7 @@ def dose_metric_table(  # noqa: PLR0913
     specs = list(metrics) or default_export_metrics()
     parsed = [None if s == VOLUME_METRIC else parse_metric(s) for s in specs]
     table = ExportTable([*EXPORT_COLUMNS, *specs], [], set())
-    fractions: dict[int, int | None] = {}
+    fractions: dict[int | None, int | None] = {}
     for row, dataset, pseudonym in session.execute(
         _select(access, project, centres, structures)
     ).all():
@@ -243,17 +247,16 @@ def write_csv(path: Path | None, table: ExportTable) -> str | None:
     """Write the table as CSV to ``path`` (or return it as text when None)."""
     import io
 
-    buffer = io.StringIO() if path is None else None
-    handle = (
-        buffer
-        if buffer is not None
-        else Path(path).open("w", newline="", encoding="utf-8")
-    )  # type: ignore[arg-type]
-    try:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(table.header)
-        writer.writerows(table.rows)
-    finally:
-        if buffer is None:
-            handle.close()
-    return buffer.getvalue() if buffer is not None else None
+    if path is None:
+        buffer = io.StringIO()
+        _write_rows(buffer, table)
+        return buffer.getvalue()
+    with Path(path).open("w", newline="", encoding="utf-8") as handle:
+        _write_rows(handle, table)
+    return None
+
+
+def _write_rows(handle: io.TextIOBase | TextIO, table: ExportTable) -> None:
+    writer = csv.writer(handle, lineterminator="\n")
+    writer.writerow(table.header)
+    writer.writerows(table.rows)

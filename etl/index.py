@@ -1,4 +1,4 @@
-"""Index DICOM-RT objects by their headers and resolve RTDOSE -> RTPLAN -> RTSTRUCT -> CT.
+"""Index DICOM-RT headers; resolve RTDOSE -> RTPLAN -> RTSTRUCT -> CT.
 
 Only headers are read (``stop_before_pixels``). Objects are grouped by patient, then
 resolved per RTDOSE: the plans it references (several for a plan sum), the structure
@@ -31,8 +31,8 @@ __all__ = [
     "Catalogue",
     "DoseRole",
     "IndexedObject",
-    "ResolvedDataset",
     "Resolution",
+    "ResolvedDataset",
     "index_bytes",
     "index_file",
     "resolve",
@@ -271,7 +271,7 @@ def _role(summation: str) -> DoseRole:
     return DoseRole.PLAN
 
 
-def resolve(  # noqa: C901, PLR0912
+def resolve(
     objects: Sequence[IndexedObject], catalogue: Catalogue | None = None
 ) -> Resolution:
     """Group objects by patient and resolve each RTDOSE to plan, structure set, CT.

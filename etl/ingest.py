@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from contextlib import contextmanager
 import time
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -252,7 +252,7 @@ def _ct_findings(resolved: ResolvedDataset) -> list[Finding]:
     )
 
 
-def _compute(resolved: ResolvedDataset, dvh_samples: int = 400_000) -> _Computed:  # noqa: C901, PLR0912
+def _compute(resolved: ResolvedDataset, dvh_samples: int = 400_000) -> _Computed:
     from etl.rtdose import read_rtdose
     from etl.rtplan import read_rtplan
     from etl.rtstruct import read_rtstruct
@@ -381,7 +381,7 @@ def _compute(resolved: ResolvedDataset, dvh_samples: int = 400_000) -> _Computed
     return _Computed(resolved, computed, None, read_s, dvh_s)
 
 
-# -- the earlier objects -----------------------------------------------------------------
+# -- the earlier objects -------------------------------------------------------
 
 
 class DbCatalogue:
@@ -446,11 +446,11 @@ class DbCatalogue:
         return [o for o in (self.by_sop(u) for u in rows) if o is not None]
 
 
-# -- the run -------------------------------------------------------------------------------
+# -- the run -------------------------------------------------------------------
 
 
 def collect_files(paths: Iterable[Path]) -> list[Path]:
-    """Return every candidate file under ``paths`` (hidden and known non-DICOM skipped)."""
+    """Return the candidate files under ``paths`` (hidden, known non-DICOM skipped)."""
     found: list[Path] = []
     for root in paths:
         items = (
@@ -523,7 +523,7 @@ def _hold_objects(
     return n
 
 
-def run_import(  # noqa: C901, PLR0912, PLR0915
+def run_import(
     factory: sessionmaker[Session],
     paths: Sequence[Path],
     opts: ImportOptions,
@@ -602,23 +602,28 @@ def run_import(  # noqa: C901, PLR0912, PLR0915
                                 objects.append(dose)
                                 incoming.add(dose.sop_instance_uid)
             resolution = resolve(objects, catalogue)
-            known = {
-                sha
-                for sha in session.scalars(
+            known = set(
+                session.scalars(
                     select(IngestObject.sha256).where(
                         IngestObject.sha256.in_(
                             [o.sha256 for o in resolution.orphans] or [""]
                         )
                     )
                 )
-            }
+            )
             for orphan in resolution.orphans:
                 if orphan.sha256 in known:
                     continue  # part of a dataset loaded earlier
                 summary.quarantined[Reason.AWAITING_DOSE.value] += _hold_objects(
-                    session, [orphan], Finding(Reason.AWAITING_DOSE, f"{orphan.modality}: no RTDOSE uses it yet"), opts,
+                    session,
+                    [orphan],
+                    Finding(
+                        Reason.AWAITING_DOSE,
+                        f"{orphan.modality}: no RTDOSE uses it yet",
+                    ),
+                    opts,
                     orphan.study_instance_uid,
-                )  # fmt: skip
+                )
             existing = dict(
                 session.execute(
                     select(
@@ -685,7 +690,7 @@ def run_import(  # noqa: C901, PLR0912, PLR0915
     return summary
 
 
-def _load_one(
+def _load_one(  # noqa: PLR0917
     factory: sessionmaker[Session],
     computed: ComputedDataset,
     opts: ImportOptions,

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from sqlalchemy import delete, func, select, text
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 
 from etl.dvh import DVH
@@ -238,42 +239,42 @@ def _person(session: Session, pseudonym: str, care_site_id: int) -> Person:
     return person
 
 
+def _pk(model: type[Measurement] | type[ImageFeature]) -> tuple[str, str]:
+    column = sa_inspect(model).primary_key[0]  # type: ignore[attr-defined]
+    return str(model.__tablename__), str(column.name)
+
+
 def _allocate_ids(
     session: Session, model: type[Measurement] | type[ImageFeature], n: int
 ) -> list[int]:
     """Reserve ``n`` primary keys (sequence on PostgreSQL, max + 1 on SQLite)."""
-    table = model.__table__
-    column = next(iter(table.primary_key.columns))  # type: ignore[attr-defined]
+    table, column = _pk(model)
     if session.get_bind().dialect.name == "postgresql":
         ids = session.execute(
             text(
-                "SELECT nextval(pg_get_serial_sequence(:t, :c)) FROM generate_series(1, :n)"
+                "SELECT nextval(pg_get_serial_sequence(:t, :c)) "
+                "FROM generate_series(1, :n)"
             ),
-            {"t": table.name, "c": column.name, "n": n},  # type: ignore[attr-defined]
+            {"t": table, "c": column, "n": n},
         ).scalars()
         return sorted(int(i) for i in ids)
-    start = int(session.scalar(select(func.max(column))) or 0) + 1
+    start = int(session.scalar(text(f"SELECT MAX({column}) FROM {table}")) or 0) + 1
     return list(range(start, start + n))
 
 
 def _restore_sequence(
     session: Session, model: type[Measurement] | type[ImageFeature], top: int
 ) -> None:
-    """Keep the sequence past ids other writers took meanwhile (bulk_insert resets it)."""
+    """Keep the sequence past ids other writers took (bulk_insert resets it)."""
     if session.get_bind().dialect.name != "postgresql":
         return
-    table = model.__table__
-    column = next(iter(table.primary_key.columns))  # type: ignore[attr-defined]
+    table, column = _pk(model)
     session.execute(
         text(
             "SELECT setval(pg_get_serial_sequence(:t, :c), "
-            "GREATEST(:top, (SELECT COALESCE(MAX("
-            + column.name
-            + "), 0) FROM "
-            + table.name
-            + ")))"  # type: ignore[attr-defined]
+            f"GREATEST(:top, (SELECT COALESCE(MAX({column}), 0) FROM {table})))"
         ),
-        {"t": table.name, "c": column.name, "top": top},  # type: ignore[attr-defined]
+        {"t": table, "c": column, "top": top},
     )
 
 
@@ -294,7 +295,9 @@ def write_metrics(session: Session, rows: Sequence[tuple[Dvh, DVH]], ctx: _Ctx) 
     for row, dvh in rows:
         target = row.is_target
         specs = default_metrics(target, row.max_gy)
-        values = [(s, None, evaluate(dvh, s)) for s in specs]
+        values: list[tuple[str, float | None, float | None]] = [
+            (s, None, evaluate(dvh, s)) for s in specs
+        ]
         values.append((VOLUME_METRIC, None, row.volume_cc))
         if ctx.fractions:
             ab = ctx.alpha_beta.for_structure(target)
@@ -339,9 +342,7 @@ def write_metrics(session: Session, rows: Sequence[tuple[Dvh, DVH]], ctx: _Ctx) 
                 "value_as_number": value,
                 "unit_concept_id": unit_id,
                 "unit_source_value": unit_text,
-                "measurement_source_value": f"{(row.tg263_name or row.roi_name)[:20]} {spec}"[
-                    :50
-                ],
+                "measurement_source_value": _source_value(row, spec),
                 "measurement_source_concept_id": concept,
                 "value_source_value": f"alpha/beta {ab_gy:g} Gy" if ab_gy else None,
                 "measurement_event_id": fid,
@@ -363,6 +364,10 @@ def write_metrics(session: Session, rows: Sequence[tuple[Dvh, DVH]], ctx: _Ctx) 
     _restore_sequence(session, ImageFeature, feature_ids[-1])
     bulk_insert(session, DvhMetric, links)
     return len(pending)
+
+
+def _source_value(row: Dvh, spec: str) -> str:
+    return f"{(row.tg263_name or row.roi_name)[:20]} {spec}"[:50]
 
 
 def _delete_metrics(session: Session, dvh_ids: Sequence[int]) -> None:
@@ -496,7 +501,7 @@ def _prescription(
         )
 
 
-def _images(
+def _images(  # noqa: PLR0917
     session: Session,
     person_id: int,
     procedure_id: int,
@@ -579,7 +584,7 @@ def _objects(
     session.flush()
 
 
-def load_dataset(  # noqa: PLR0913
+def load_dataset(
     session: Session,
     computed: ComputedDataset,
     *,
@@ -722,7 +727,7 @@ class RemapReport:
 def remap_loaded(
     session: Session, rules: RuleSet, *, alpha_beta: AlphaBeta | None = None
 ) -> RemapReport:
-    """Re-map every loaded structure with ``rules``; recompute changed ones from the DVH.
+    """Re-map loaded structures with ``rules``; recompute changed ones from the DVH.
 
     No DICOM is read: metrics of a structure whose TG-263 name changed are rewritten
     from its stored differential DVH.

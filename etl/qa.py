@@ -124,7 +124,9 @@ def check_integrity(data: bytes) -> Finding | None:
     """
     has_prefix = (len(data) >= 132 and data[128:132] == b"DICM") or data[:4] == b"DICM"  # noqa: PLR2004
     if not has_prefix and data[:2] not in (b"\x08\x00", b"\x02\x00"):
-        return Finding(Reason.NOT_DICOM, "no DICM prefix and no DICOM element at the start")
+        return Finding(
+            Reason.NOT_DICOM, "no DICM prefix and no DICOM element at the start"
+        )
     try:
         meta, body = split_file(data)
         syntax = meta.get(0x00020010, b"").decode("ascii", "replace").rstrip("\x00 ")

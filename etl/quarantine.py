@@ -55,7 +55,7 @@ def stash_raw(folder: Path, data: bytes) -> Path:
     return target
 
 
-def hold(  # noqa: PLR0913
+def hold(
     session: Session,
     *,
     path: str,
@@ -123,7 +123,7 @@ def held_items(
 
 
 def release(session: Session, sha256s: Iterable[str]) -> int:
-    """Mark every held row of these files released (they were loaded); return how many."""
+    """Mark the held rows of these files released (loaded); return how many."""
     hashes = sorted(set(sha256s))
     if not hashes:
         return 0

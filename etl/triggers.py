@@ -1,4 +1,4 @@
-"""Project rules (triggers): DICOM attributes that attach an arriving dataset to a project.
+"""Project rules (triggers): DICOM attributes attach arriving datasets to projects.
 
 Kinds of rule (patterns are case-insensitive with ``*`` and ``?`` wildcards):
 
@@ -82,7 +82,8 @@ class TriggerRule:
         --------
         >>> from etl.index import IndexedObject, ResolvedDataset, DoseRole
         >>> ss = IndexedObject("p", "h", "RTSTRUCT", "", "1", "2", "3", "4", "P",
-        ...                    roi_names=("Heart", "STUDY_X"), empty_roi_names=("STUDY_X",))
+        ...                    roi_names=("Heart", "STUDY_X"),
+        ...                    empty_roi_names=("STUDY_X",))
         >>> ds = ResolvedDataset(ss, DoseRole.PLAN, structure_set=ss)
         >>> TriggerRule(1, "X", TriggerKind.EMPTY_ROI, "study_*").matches(ds)
         True

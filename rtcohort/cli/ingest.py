@@ -103,7 +103,7 @@ def _print_summary(summary: ImportSummary) -> None:
     )
 
 
-def _import(  # noqa: PLR0913
+def _import(  # noqa: PLR0917
     path: Path | None,
     centre: str,
     key_file: Path,
@@ -142,7 +142,7 @@ def _import(  # noqa: PLR0913
             if watch is None or (cycles and cycle >= cycles):
                 break
             time.sleep(interval_s)
-    if strict and sum(summary.quarantined.values()):
+    if strict and summary.quarantined.total():
         raise typer.Exit(1)
 
 
@@ -151,7 +151,7 @@ def _quarantine_list(as_json: bool, all_items: bool) -> None:
 
     with _session() as session:
         items = list_items(session, include_released=all_items)
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
                 "id": i.quarantine_id,
                 "path": i.path,
@@ -168,7 +168,8 @@ def _quarantine_list(as_json: bool, all_items: bool) -> None:
     typer.echo(f"{'id':>6}  {'reason_code':<28} {'received_at':<25} path")
     for r in rows:
         typer.echo(
-            f"{r['id']:>6}  {r['reason_code']:<28} {r['received_at'][:25]:<25} {r['path']}"
+            f"{r['id']:>6}  {r['reason_code']:<28} "
+            f"{r['received_at'][:25]:<25} {r['path']}"
         )
         typer.echo(f"{'':>8}{r['reason']}")
     typer.echo(f"{len(rows)} item(s)")
@@ -216,7 +217,8 @@ def _mapping_import(csv_file: Path) -> None:
         report = remap_loaded(session, current_rules(session))
     typer.echo(
         f"rule set version {version}: {len(rules)} rule(s); re-mapped "
-        f"{report.structures_changed} of {report.structures_checked} loaded structures, "
+        f"{report.structures_changed} of {report.structures_checked} loaded "
+        "structures, "
         f"{report.metrics_rewritten} metric(s) recomputed from stored DVHs"
     )
 
@@ -260,7 +262,7 @@ def _mapping_unmapped() -> None:
         typer.echo(f"{centre}\t{name}\t{n}\t{', '.join(suggest(name))}")
 
 
-def _export_dose_metrics(  # noqa: PLR0913
+def _export_dose_metrics(  # noqa: PLR0917
     out: Path,
     project: str | None,
     centre: list[str],
@@ -323,11 +325,11 @@ def _report_structures(
         typer.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
 
 
-def register(app: typer.Typer) -> None:  # noqa: C901, PLR0915
+def register(app: typer.Typer) -> None:
     """Register this area's commands on the root app."""
 
     @app.command("import")
-    def import_cmd(  # noqa: PLR0913, PLR0917
+    def import_cmd(  # noqa: PLR0917
         path: Path | None = typer.Argument(None, help="File or folder of DICOM files."),
         centre: str = typer.Option(..., "--centre", help="Centre code, e.g. AMS01."),
         key_file: Path = typer.Option(..., "--key-file", help="The centre key file."),
@@ -395,7 +397,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901, PLR0915
         _mapping_unmapped()
 
     @export_app.command("dose-metrics")
-    def export_dose_metrics(  # noqa: PLR0913, PLR0917
+    def export_dose_metrics(  # noqa: PLR0917
         out: Path = typer.Option(..., "--out", help="CSV file to write."),
         project: str | None = typer.Option(None, "--project", help="Project code."),
         centre: list[str] = typer.Option([], "--centre", help="Centre; repeat."),
@@ -405,7 +407,9 @@ def register(app: typer.Typer) -> None:  # noqa: C901, PLR0915
             None, "--alpha-beta", help="alpha/beta (Gy): metrics in EQD2."
         ),
     ) -> None:
-        """Export dose metrics computed from the stored DVHs (audited). Example:
+        """Export dose metrics computed from the stored DVHs (audited).
+
+        Example:
 
         rtcohort export dose-metrics --out m.csv --structure Heart --metric "V25Gy[%]"
         """
@@ -419,7 +423,9 @@ def register(app: typer.Typer) -> None:  # noqa: C901, PLR0915
         ),
         csv_out: Path | None = typer.Option(None, "--csv", help="Write CSV here."),
     ) -> None:
-        """Structure completeness: cells 1, 0 or 2+. Example:
+        """Print the structure completeness matrix (cells 1, 0 or 2+).
+
+        Example:
 
         rtcohort report structures --required Heart,Lung_L,Lung_R
         """
@@ -433,7 +439,9 @@ def register(app: typer.Typer) -> None:  # noqa: C901, PLR0915
         keyword: str | None = typer.Option(None, "--keyword", help="DICOM keyword."),
         centre: str | None = typer.Option(None, "--centre", help="Only this centre."),
     ) -> None:
-        """Attach arriving datasets to a project. Example:
+        """Add a rule that attaches arriving datasets to a project.
+
+        Example:
 
         rtcohort trigger add HEART01 --kind empty-roi --pattern "HEART01*"
         """
