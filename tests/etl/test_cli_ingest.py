@@ -157,3 +157,38 @@ def test_watch_imports_the_inbox(env: Path) -> None:
     out = _ok(["import", "--watch", str(env / "inbox"), "--centre", "CLI01",
                "--key-file", str(env / "k.key"), "--cycles", "2", "--interval-s", "0"])  # fmt: skip
     assert "datasets loaded 1" in out and "datasets loaded 0, unchanged 1" in out
+
+
+def test_consent_after_import_loads_held_data_and_project_export(env: Path) -> None:
+    from omop.engine import make_engine
+    from rtcohort.settings import get_settings
+    from rtcohort.wiring import after_consent
+    from tests.etl.ingest_corpus import write_patient
+
+    key = str(env / "k.key")
+    write_patient(env / "in" / "c", "CLI-C", 404)
+    _ok(["project", "create", "P1", "--name", "Heart study", "--protocol", "v1",
+         "--controller", "CLI01", "--expires", "2099-12-31"])  # fmt: skip
+    out = _ok(["import", str(env / "in"), "--centre", "CLI01", "--key-file", key,
+               "--project", "P1"])  # fmt: skip
+    assert "datasets loaded 0" in out and "quarantined no-consent" in out
+    _consent(env, "CLI-C")
+    engine = make_engine(get_settings().resolved_database_url())
+    try:
+        summary = after_consent(engine, "CLI01")
+    finally:
+        engine.dispose()
+    assert summary.loaded == 1
+    assert json.loads(_ok(["quarantine", "list", "--json"])) == []
+    # attach via the project option on a later import of new data goes through cohort
+    write_patient(env / "in2" / "d", "CLI-D", 405)
+    _consent(env, "CLI-D")
+    out = _ok(["import", str(env / "in2"), "--centre", "CLI01", "--key-file", key,
+               "--project", "P1"])  # fmt: skip
+    assert "attached to P1: 1" in out
+    target = env / "p1.csv"
+    _ok(["export", "dose-metrics", "--out", str(target), "--project", "P1",
+         "--metric", "Mean[Gy]"])  # fmt: skip
+    with target.open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len({r["person_source_value"] for r in rows}) == 1
