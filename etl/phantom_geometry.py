@@ -53,6 +53,7 @@ _EPS_MM = 1e-9
 #: Sections smaller than this (mm2) are left out (a tangent point, a cone apex).
 _MIN_AREA_MM2 = 1e-4
 _MIN_POINTS = 3
+_MAX_VERTICES = 100_000  # safety stop of the refinement
 _TINY = 1e-14
 
 
@@ -294,7 +295,9 @@ def _smallest_positive_root(a: FloatArray, b: FloatArray, c: FloatArray) -> Floa
             out = np.where(ok, np.minimum(out, root), out)
         lin = -c / (2.0 * b)
     ok = ~quad & np.isfinite(lin) & (lin > 0)
-    return np.asarray(np.where(ok, np.minimum(out, lin), out))
+    out = np.where(ok, np.minimum(out, lin), out)
+    # Starting on the surface (c >= 0) and not heading inwards (b >= 0): exit at once.
+    return np.asarray(np.where((c >= 0) & (b >= 0), 0.0, out))
 
 
 def _ray_exit(solid: Solid, p0: FloatArray, dirs: FloatArray) -> FloatArray:
@@ -373,6 +376,8 @@ def section_polygon(
         return None
     angles = np.linspace(0.0, 2.0 * np.pi, 128, endpoint=False)
     pts = _boundary(solid, p0, angles)
+    if polygon_area_mm2(pts) < _MIN_AREA_MM2:  # a tangent segment or point
+        return None
     for _ in range(40):
         nxt_angles = np.append(angles[1:], angles[0] + 2.0 * np.pi)
         mid_angles = 0.5 * (angles + nxt_angles)
@@ -384,7 +389,7 @@ def section_polygon(
         cross = edge[:, 0] * (m[:, 1] - a[:, 1]) - edge[:, 1] * (m[:, 0] - a[:, 0])
         sagitta = np.abs(cross) / np.maximum(length, 1e-300)
         split = (sagitta > tolerance_mm) | (length > max_edge_mm)
-        if not np.any(split):
+        if not np.any(split) or len(pts) > _MAX_VERTICES:
             break
         order = np.argsort(np.concatenate([angles, mid_angles[split]]), kind="stable")
         angles = np.concatenate([angles, mid_angles[split]])[order]
