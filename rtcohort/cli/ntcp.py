@@ -63,11 +63,23 @@ def fit(  # noqa: PLR0917
     endpoint: str | None = typer.Option(
         None, "--endpoint", help="e.g. ctcae:Pneumonitis>=2@365d or qlqc30:FA-10@m12."
     ),
+    project: str | None = typer.Option(
+        None, "--project", help="Project code (with --from-db)."
+    ),
+    centre: str | None = typer.Option(
+        None, "--centre", help="Centre code (with --from-db; not for researchers)."
+    ),
+    site: str | None = typer.Option(
+        None, "--site", help="Treatment site, e.g. lung (with --from-db)."
+    ),
 ) -> None:
     """Fit an NTCP model and write it (with provenance) as JSON.
 
     Example: rtcohort ntcp fit --cohort lungs.csv --model lkb --alpha-beta 3
     --json lkb.json --report lkb.html
+
+    From OMOP (as RTCOHORT_USER, audited): rtcohort ntcp fit --from-db --organ Lungs
+    --endpoint 'ctcae:Pneumonitis>=2@365d' --project LUNG1 --model lkb --json lkb.json
     """
     from ntcp.cohort_csv import read_cohort_csv
     from ntcp.endpoints import parse_endpoint
@@ -77,19 +89,26 @@ def fit(  # noqa: PLR0917
     try:
         if endpoint is not None:
             parse_endpoint(endpoint)
-        if from_db:
-            raise _fail(
-                "--from-db is not available yet (needs the OMOP store, consent and "
-                "stored DVHs); use --cohort FILE.csv"
-            )
-        if cohort is None:
-            raise _fail("--cohort FILE.csv is required")
         if model not in {"lkb", "logistic"}:
             raise _fail(f"--model must be lkb or logistic, got {model!r}")
         names = [c.strip() for c in (covariates or "").split(",") if c.strip()]
         if names and model != "logistic":
             raise _fail("--covariates applies to --model logistic only")
-        table = read_cohort_csv(cohort, covariates=names)
+        dataset: dict[str, Any] | None = None
+        if from_db:
+            if cohort is not None:
+                raise _fail("--cohort and --from-db exclude each other")
+            if not organ or not endpoint:
+                raise _fail("--from-db needs --organ and --endpoint")
+            table, dataset = _from_db(
+                organ, endpoint, project, centre, site, alpha_beta, names
+            )
+        else:
+            if project or centre or site:
+                raise _fail("--project, --centre and --site need --from-db")
+            if cohort is None:
+                raise _fail("--cohort FILE.csv is required (or --from-db)")
+            table = read_cohort_csv(cohort, covariates=names)
         progress_cb, done = _progress(bootstrap)
         try:
             result, p, dose_axis, dose_label = fit_cohort(
@@ -113,11 +132,85 @@ def fit(  # noqa: PLR0917
         result["organ"] = organ
     if endpoint:
         result["endpoint"] = endpoint
-    result["provenance"]["source"] = str(cohort)
+    if dataset is not None:
+        result["dataset"] = dataset
+        result["provenance"]["source"] = (
+            f"omop: organ {organ}, endpoint {endpoint}, user {dataset['user']}"
+        )
+    else:
+        result["provenance"]["source"] = str(cohort)
     json_out.write_text(json.dumps(result, indent=2, allow_nan=True) + "\n", "utf-8")
     if report is not None:
         _write_report(report, result, table.outcome, p, dose_axis, dose_label)
     _print_summary(result)
+
+
+def _from_db(  # noqa: PLR0917
+    organ: str,
+    endpoint: str,
+    project: str | None,
+    centre: str | None,
+    site: str | None,
+    alpha_beta: float | None,
+    covariates: list[str],
+) -> tuple[Any, dict[str, Any]]:
+    """Extract the cohort from OMOP as RTCOHORT_USER (the read is audited)."""
+    import math
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from ntcp.dataset import COVARIATES, DatasetSpec, extract_dataset
+    from omop.engine import session_factory
+    from omop.errors import RTCohortError
+    from rtcohort.cli.common import open_engine
+    from rtcohort.settings import get_settings
+
+    spec = DatasetSpec(
+        organ=organ,
+        endpoint=endpoint,
+        project=project,
+        centre=centre,
+        site=site,
+        alpha_beta_gy=alpha_beta,
+    )
+    username = get_settings().user
+    engine = open_engine()
+    try:
+        with session_factory(engine).begin() as session:
+            ds = extract_dataset(session, username, spec)
+    except RTCohortError as exc:
+        raise _fail(str(exc)) from None
+    except SQLAlchemyError as exc:
+        raise _fail(
+            f"database: {type(exc).__name__} (is it upgraded? rtcohort db upgrade)"
+        ) from None
+    finally:
+        engine.dispose()
+    summary = ds.summary()
+    summary["user"] = username
+    excluded = ", ".join(f"{k} {v}" for k, v in summary["excluded"].items())
+    typer.echo(
+        f"dataset: {summary['n_selected']} selected, {summary['n_included']} included "
+        f"({summary['n_events']} events), {summary['n_excluded']} excluded"
+        + (f" ({excluded})" if excluded else "")
+    )
+    if not ds.table.patient_ids:
+        raise _fail(
+            "no patient qualifies for the dataset"
+            + (f": {excluded}" if excluded else "")
+        )
+    table = ds.table
+    for name in covariates:
+        if name not in COVARIATES or name not in table.covariates.columns:
+            usable = [c for c in COVARIATES if c in table.covariates.columns]
+            raise _fail(
+                f"--covariates {name}: not available from OMOP here (use "
+                f"{', '.join(usable)})"
+            )
+        unknown = sum(1 for v in table.covariates[name] if not math.isfinite(v))
+        if unknown:
+            raise _fail(f"--covariates {name}: unknown for {unknown} patient(s)")
+    return table, summary
 
 
 def _progress(total: int) -> tuple[Any, Any]:
