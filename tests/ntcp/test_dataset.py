@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime
 import json
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -768,3 +767,40 @@ def _empty():  # type: ignore[no-untyped-def]
     import pandas as pd
 
     return pd.DataFrame(index=range(N_SIM))
+
+
+def test_cli_from_db_bad_input_before_any_read(tmp_path: Path, monkeypatch):
+    from rtcohort.cli import app
+
+    monkeypatch.setenv("RTCOHORT_DATABASE_URL", f"sqlite:///{tmp_path / 'none.db'}")
+    monkeypatch.setenv("RTCOHORT_DATA_DIR", str(tmp_path))
+    runner = CliRunner()
+    out = str(tmp_path / "o.json")
+    base = ["ntcp", "fit", "--from-db", "--json", out]
+    res = runner.invoke(app, [*base, "--organ", "Lungs", "--endpoint", "ctcae:P>2"])
+    assert res.exit_code == 2
+    assert "expected ctcae" in res.output
+    res = runner.invoke(app, [*base, "--endpoint", "ctcae:Pneumonitis>=2@365d"])
+    assert res.exit_code == 2
+    assert "needs --organ and --endpoint" in res.output
+    res = runner.invoke(
+        app,
+        [
+            *base[:2],
+            "--cohort",
+            "x.csv",
+            *base[2:],
+            "--organ",
+            "Lungs",
+            "--endpoint",
+            "ctcae:Pneumonitis>=2@365d",
+        ],
+    )
+    assert res.exit_code == 2
+    assert "exclude each other" in res.output
+    res = runner.invoke(
+        app, [*base, "--organ", "Lungs", "--endpoint", "qlqc30:FA-10@m12"]
+    )
+    assert res.exit_code == 2  # the database was never upgraded
+    assert "rtcohort db upgrade" in res.output
+    assert "Traceback" not in res.output
