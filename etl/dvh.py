@@ -15,20 +15,27 @@ Method
    its outer planes). A gap between planes wider than 1.75 times the median spacing
    splits the structure into runs, each capped. A run of one plane is a slab of one
    typical spacing (``half``) or has no volume (``none``).
-3. Sampling is adaptive: the sample spacing ``h`` is chosen so that the structure gets
-   about ``target_samples`` samples, but never coarser than the dose grid and never
-   finer than ``min_spacing_mm``. In-plane samples are the centres of a regular raster
-   over the structure; along the slice normal the structure is cut into sub-planes of
-   thickness at most ``h``, each sampled at a low-discrepancy offset in its
-   sub-slab, each sample offset along the normal by a low-discrepancy fraction of the
-   sub-slab (removing the aliasing comb of a regular stack in a dose gradient).
-   Between two contour planes the cross-section is interpolated: the signed in-plane
-   distance to each section (Euclidean distance transform) is interpolated linearly.
-4. Dose at the samples is trilinear interpolation of the grid, computed separably.
-   Samples beyond the voxels of the grid are counted in ``outside_grid_cc`` and left out
-   of the histogram, with an :class:`~etl.errors.OutsideGridWarning`.
-5. Min and max are taken over the samples and over the contour vertices on both faces of
-   their slab (where the extremes of a near-linear field over a prism lie).
+3. Sampling is adaptive in-plane: the raster spacing ``h`` is chosen so that the
+   structure would get about ``target_samples`` cubic samples, but never coarser than
+   the dose grid and never finer than ``min_spacing_mm``. A structure sampled at the
+   dose-grid resolution uses the voxel centres as its raster; a smaller one gets a
+   finer raster over its bounding box. Along the slice normal nothing is sampled: each
+   raster cell is a column whose extent inside the structure is solved exactly. When
+   ``h`` is finer than the contour spacing, the cross-section is interpolated between
+   two planes (the signed in-plane distance to each section, from a Euclidean distance
+   transform, interpolated linearly, so each column is one interval per gap, ending
+   where the interpolated distance is zero); otherwise each plane's section fills the
+   slab half-way to its neighbours.
+4. Dose is trilinear interpolation of the grid: bilinear in-plane on the raster, and
+   linear along the normal between two dose planes. Each column is cut at the dose
+   planes into segments over which the dose is uniformly distributed between the
+   values at the ends; the segment adds to the histogram exactly (see
+   :mod:`etl._columns`), or, for a structure sampled at the dose-grid resolution, as a
+   point mass at its mean dose. Mean, min and max are exact over the columns. Columns
+   beyond the voxels of the grid are counted in ``outside_grid_cc`` and left out of the
+   histogram, with an :class:`~etl.errors.OutsideGridWarning`.
+5. Min and max also take the contour vertices on both faces of their slab (where the
+   extremes of a near-linear field over a prism lie).
 
 References
 ----------
@@ -42,11 +49,13 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import ndimage
 
+from etl._columns import ColumnHistogram, axis_weights, resample_planes
+from etl._raster import CHUNK_CELLS, bounding_box, fill_planes, signed_distance
 from etl.dosegrid import DoseGrid
 from etl.errors import ContourWarning, GeometryError, OutsideGridWarning, StructureError
 
@@ -57,7 +66,8 @@ FloatArray = NDArray[np.float64]
 _PLANE_TOLERANCE_MM = 0.05  # largest out-of-plane spread of one contour
 _PLANE_MERGE_MM = 0.01  # contours whose planes differ by less share a plane
 _GAP_FACTOR = 1.75  # spacing above this times the median splits runs of planes
-_SQRT3 = np.sqrt(3.0) - 1.0  # additive-recurrence offsets of the sub-planes
+_INTERPOLATE_BELOW = 0.9  # interpolate sections when sampling is finer than this
+_MAX_RASTER_CELLS = 30_000_000  # raster cells times dose planes, at most
 _MIN_POINTS = 3
 
 
@@ -173,57 +183,6 @@ def _runs(
     return runs
 
 
-def _fill(polys: list[FloatArray], x: FloatArray, y: FloatArray) -> NDArray[np.bool_]:
-    """Even-odd fill of polygons at sample positions ``x`` (columns), ``y`` (rows)."""
-    pts = np.concatenate(polys)
-    nxt = np.concatenate([np.roll(p, -1, axis=0) for p in polys])
-    x0, y0, x1, y1 = pts[:, 0], pts[:, 1], nxt[:, 0], nxt[:, 1]
-    ylo, yhi = np.minimum(y0, y1), np.maximum(y0, y1)
-    r0 = np.searchsorted(y, ylo, side="left")
-    r1 = np.searchsorted(y, yhi, side="left")
-    counts = r1 - r0
-    keep = counts > 0
-    counts = counts[keep]
-    ncols = len(x)
-    if counts.size == 0:
-        return np.zeros((len(y), ncols), dtype=bool)
-    edge = np.repeat(np.nonzero(keep)[0], counts)
-    starts = np.repeat(r0[keep] - np.cumsum(counts) + counts, counts)
-    rows = np.arange(len(edge)) + starts
-    yr = y[rows]
-    t = (yr - y0[edge]) / (y1[edge] - y0[edge])
-    xc = x0[edge] + t * (x1[edge] - x0[edge])
-    cols = np.searchsorted(x, xc, side="right")
-    toggles = np.bincount(rows * (ncols + 1) + cols, minlength=len(y) * (ncols + 1))
-    parity = np.cumsum(toggles.reshape(len(y), ncols + 1)[:, :ncols], axis=1) & 1
-    return parity.astype(bool)
-
-
-def _axis_weights(
-    coord_mm: FloatArray, spacing: float, n: int
-) -> tuple[NDArray[np.intp], NDArray[np.intp], FloatArray, NDArray[np.bool_]]:
-    """Linear-interpolation indices/weights along one grid axis, and inside flags."""
-    g = coord_mm / spacing
-    inside = (g >= -0.5) & (g <= n - 0.5)  # noqa: PLR2004
-    g = np.clip(g, 0.0, n - 1.0)
-    lo = np.clip(np.floor(g).astype(np.intp), 0, max(n - 2, 0))
-    hi = np.minimum(lo + 1, n - 1)
-    return lo, hi, g - lo, inside
-
-
-def _inplane(
-    slice_2d: FloatArray,
-    xs: tuple[NDArray[np.intp], NDArray[np.intp], FloatArray],
-    ys: tuple[NDArray[np.intp], NDArray[np.intp], FloatArray],
-) -> FloatArray:
-    """Bilinear interpolation of one dose slice on a separable raster."""
-    ylo, yhi, fy = ys
-    xlo, xhi, fx = xs
-    rows = slice_2d[ylo] * (1.0 - fy)[:, None] + slice_2d[yhi] * fy[:, None]
-    out: FloatArray = rows[:, xlo] * (1.0 - fx) + rows[:, xhi] * fx
-    return out
-
-
 def _estimate_volume_mm3(
     groups: list[list[FloatArray]],
     positions: FloatArray,
@@ -233,9 +192,7 @@ def _estimate_volume_mm3(
     for n, polys in enumerate(groups):
         for p in polys:
             x, y = p[:, 0], p[:, 1]
-            areas[n] += (
-                abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))) / 2
-            )
+            areas[n] += abs(float(np.sum(x * np.roll(y, -1) - y * np.roll(x, -1)))) / 2
     total = 0.0
     for a, b, z0, z1 in runs:
         z = np.concatenate([[z0], positions[a : b + 1], [z1]])
@@ -314,136 +271,79 @@ def compute_dvh(
     h = float(
         np.clip(np.cbrt(volume_est / target_samples), min_spacing_mm, min(di, dj))
     )
-    hz = min(h, dk)
+    spacing = float(np.median(np.diff(positions))) if len(positions) > 1 else dk
+    # Between contour planes the section is interpolated (signed distances) when the
+    # sampling is finer than the planes; otherwise each plane's section fills the slab
+    # half-way to its neighbours.
+    interpolate = min(h, dk) < _INTERPOLATE_BELOW * spacing
 
-    # One raster over the bounding box of all contours, its cells tiling the box exactly
-    # (a box-shaped structure is then counted exactly), plus a margin of one cell.
     allpts = np.concatenate([np.concatenate(g) for g in groups])
     umin, vmin = allpts.min(axis=0)
     umax, vmax = allpts.max(axis=0)
-    ncols = max(1, int(np.ceil((umax - umin) / h - 1e-9)))
-    nrows = max(1, int(np.ceil((vmax - vmin) / h - 1e-9)))
-    hx = max((umax - umin) / ncols, 1e-6)
-    hy = max((vmax - vmin) / nrows, 1e-6)
-    x = umin + (np.arange(-1, ncols + 1) + 0.5) * hx
-    y = vmin + (np.arange(-1, nrows + 1) + 0.5) * hy
-    xlo, xhi, fx, inx = _axis_weights(x, di, ni)
-    ylo, yhi, fy, iny = _axis_weights(y, dj, nj)
-    in_xy = iny[:, None] & inx[None, :]
-    j0, j1 = int(ylo.min()), int(yhi.max()) + 1
-    i0, i1 = int(xlo.min()), int(xhi.max()) + 1
-    xs = (xlo - i0, xhi - i0, fx)
-    ys = (ylo - j0, yhi - j0, fy)
+    zlo = min([positions[0]] + [r[2] for r in runs])
+    zhi = max([positions[-1]] + [r[3] for r in runs])
+    nplanes_k = int(np.ceil((zhi - zlo) / dk)) + 3
+    h = max(h, np.sqrt((umax - umin) * (vmax - vmin) * nplanes_k / _MAX_RASTER_CELLS))
+    on_voxels = h >= min(di, dj)
+    if on_voxels:
+        # Sampled at the dose-grid resolution: the raster is the voxel centres.
+        hx, hy = di, dj
+        x = np.arange(np.floor(umin / di) - 1, np.ceil(umax / di) + 2) * di
+        y = np.arange(np.floor(vmin / dj) - 1, np.ceil(vmax / dj) + 2) * dj
+    else:
+        # Supersampled: one raster over the bounding box of all contours, its cells
+        # tiling the box exactly (a box-shaped structure is then counted exactly),
+        # plus a margin of one cell.
+        ncols = max(1, int(np.ceil((umax - umin) / h - 1e-9)))
+        nrows = max(1, int(np.ceil((vmax - vmin) / h - 1e-9)))
+        hx = max((umax - umin) / ncols, 1e-6)
+        hy = max((vmax - vmin) / nrows, 1e-6)
+        x = umin + (np.arange(-1, ncols + 1) + 0.5) * hx
+        y = vmin + (np.arange(-1, nrows + 1) + 0.5) * hy
+    xw = axis_weights(x, di, ni)
+    yw = axis_weights(y, dj, nj)
+    in_xy = (yw[3][:, None] & xw[3][None, :]).ravel()
 
-    sdf_cache: dict[int, NDArray[np.float32]] = {}
-
-    def sdf(p: int) -> NDArray[np.float32]:
-        """Signed in-plane distance (mm, negative inside) to the section of plane p."""
-        if p not in sdf_cache:
-            mask = _fill(groups[p], x, y)
-            inside = ndimage.distance_transform_edt(mask, sampling=(hy, hx))
-            outside = ndimage.distance_transform_edt(~mask, sampling=(hy, hx))
-            half = 0.5 * min(hx, hy)
-            sdf_cache[p] = (outside - inside + np.where(mask, half, -half)).astype(
-                np.float32
-            )
-            for old in [q for q in sdf_cache if q < p - 2]:
-                del sdf_cache[old]
-        return sdf_cache[p]
-
-    mask_cache: dict[int, NDArray[np.bool_]] = {}
-
-    def mask_of(p: int) -> NDArray[np.bool_]:
-        if p not in mask_cache:
-            mask_cache.clear()
-            mask_cache[p] = _fill(groups[p], x, y)
-        return mask_cache[p]
-
-    # With at most about one sub-plane per contour interval (large structures), shape
-    # interpolation between planes changes little: each sub-plane takes the section of
-    # the nearest contour plane (no distance transforms).
-    spacing = float(np.median(np.diff(positions))) if len(positions) > 1 else dk
-    coarse = hz >= 0.9 * spacing
-    # Low-discrepancy offsets (R2 sequence) of each sample along the normal, in units of
-    # the sub-slab thickness: the dose of a sub-slab is spread, not quantised.
-    rr = np.arange(len(y), dtype=np.float64)[:, None]
-    cc = np.arange(len(x), dtype=np.float64)[None, :]
-    zeta = np.mod(0.5 + rr * 0.7548776662466927 + cc * 0.5698402909980532, 1.0) - 0.5
-
-    slice_cache: dict[int, FloatArray] = {}
-
-    def slice_plane(k: int) -> FloatArray:
-        if k not in slice_cache:
-            slice_cache[k] = _inplane(dose.dose_gy[k, j0:j1, i0:i1], xs, ys)
-        return slice_cache[k]
-
-    values: list[FloatArray] = []
-    weights: list[float] = []
-    outside_mm3 = 0.0
-    inside_mm3 = 0.0
-    sub_index = 0
+    top = max(nk - 2, 0)
+    k0 = int(np.clip(np.floor(zlo / dk) - 1, 0, top))
+    k1 = min(int(np.clip(np.floor(zhi / dk), 0, top)) + 1, nk - 1)
+    acc = ColumnHistogram(
+        resample_planes(dose.dose_gy, k0, k1, yw[:3], xw[:3]),
+        k0=k0,
+        n_frames=nk,
+        dk=dk,
+        in_plane=in_xy,
+        cell_mm2=hx * hy,
+        bin_width_gy=bin_width_gy,
+        exact=not on_voxels,
+    )
+    slabs: list[tuple[int, float, float]] = []
     for a, b, z0, z1 in runs:
-        nsub = max(1, int(np.ceil((z1 - z0) / hz - 1e-9)))
-        dz = (z1 - z0) / nsub
-        cell_mm3 = hx * hy * dz
-        zoff = np.full(nsub, 0.5)
-        sub_index += nsub
-        zs = z0 + (np.arange(nsub) + zoff) * dz
-        klo, khi, fk, inz = _axis_weights(zs, dk, nk)
-        for s, z in enumerate(zs):
-            if coarse or b == a:
-                q = a + int(np.argmin(np.abs(positions[a : b + 1] - z)))
-                field = None
-            elif z <= positions[a]:
-                # End cap: continue the change between the two outer planes.
-                t = (positions[a] - z) / (positions[a + 1] - positions[a])
-                field = sdf(a) + t * (sdf(a) - sdf(a + 1))
-            elif z >= positions[b]:
-                t = (z - positions[b]) / (positions[b] - positions[b - 1])
-                field = sdf(b) + t * (sdf(b) - sdf(b - 1))
-            else:
-                q = a + int(np.searchsorted(positions[a : b + 1], z, side="right")) - 1
-                t = (z - positions[q]) / (positions[q + 1] - positions[q])
-                field = sdf(q) if t == 0 else (1 - t) * sdf(q) + t * sdf(q + 1)
-            mask = mask_of(q) if field is None else field < 0
-            n_mask = int(np.count_nonzero(mask))
-            if n_mask == 0:
-                continue
-            if not inz[s]:
-                outside_mm3 += n_mask * cell_mm3
-                continue
-            sel = mask & in_xy
-            n_in = int(np.count_nonzero(sel))
-            outside_mm3 += (n_mask - n_in) * cell_mm3
-            if n_in == 0:
-                continue
-            v0 = slice_plane(int(klo[s]))[sel]
-            if khi[s] != klo[s]:
-                step = slice_plane(int(khi[s]))[sel] - v0
-                frac = np.clip(fk[s] + zeta[sel] * (dz / dk), 0.0, 1.0)
-                v0 = v0 + frac * step
-            values.append(v0)
-            weights.append(cell_mm3)
-            inside_mm3 += n_in * cell_mm3
-            if len(slice_cache) > 4:  # noqa: PLR2004
-                for old in [k for k in slice_cache if k < klo[s]]:
-                    del slice_cache[old]
+        if interpolate and b > a:
+            _add_interpolated(acc, groups, positions, (a, b, z0, z1), (x, y))
+            continue
+        mids = (positions[a:b] + positions[a + 1 : b + 1]) / 2
+        lows = np.concatenate([[z0], mids])
+        highs = np.concatenate([mids, [z1]])
+        slabs += [(a + n, lows[n], highs[n]) for n in range(b - a + 1)]
+    _add_slabs(acc, groups, slabs, x, y)
 
     # Contour vertices on their planes, and those of the outer planes at the ends of the
     # end caps: the extremes of a near-linear field over the structure lie there.
-    extremes: list[FloatArray] = []
     vertex_sets = list(zip(positions, groups, strict=True))
     vertex_sets += [(z0, groups[a]) for a, _, z0, _ in runs]
     vertex_sets += [(z1, groups[b]) for _, b, _, z1 in runs]
-    for w, polys in vertex_sets:
-        pts = np.concatenate(polys)
-        vd, vin = dose.interpolate(
-            dose.to_patient_mm(np.column_stack([pts, np.full(len(pts), w)]))
-        )
-        extremes.append(vd[vin])
+    verts = np.concatenate(
+        [
+            np.column_stack([np.concatenate(p), np.full(sum(map(len, p)), w)])
+            for w, p in vertex_sets
+        ]
+    )
+    vd, vin = dose.interpolate(dose.to_patient_mm(verts))
+    extremes = vd[vin]
 
-    volume_cc = (inside_mm3 + outside_mm3) / 1000.0
-    outside_cc = outside_mm3 / 1000.0
+    volume_cc = float(acc.inside_mm3 + acc.outside_mm3) / 1000.0
+    outside_cc = float(acc.outside_mm3) / 1000.0
     if outside_cc > 0:
         warnings.warn(
             f"{outside_cc:.4g} cc of {volume_cc:.4g} cc lies outside the dose grid "
@@ -451,17 +351,111 @@ def compute_dvh(
             OutsideGridWarning,
             stacklevel=2,
         )
-    if not values:
+    if not acc.inside_mm3 > 0:
         return DVH(
             volume_cc, outside_cc, np.nan, np.nan, np.nan, bin_width_gy, np.zeros(0)
         )
-    vals = np.concatenate(values)
-    wts = np.repeat(np.asarray(weights), [len(v) for v in values])
-    ext = np.concatenate([vals, *extremes])
-    dmin, dmax = float(ext.min()), float(ext.max())
-    mean = float(np.dot(vals, wts) / wts.sum())
-    idx = np.floor(np.maximum(vals, 0.0) / bin_width_gy).astype(np.intp)
-    hist = np.bincount(idx, weights=wts) / 1000.0
-    # Rescale so that the histogram holds exactly the inside volume (float round-off).
-    hist *= (inside_mm3 / 1000.0) / hist.sum()
-    return DVH(volume_cc, outside_cc, dmin, mean, dmax, bin_width_gy, hist)
+    dmin = min(acc.min_gy, float(extremes.min(initial=np.inf)))
+    dmax = max(acc.max_gy, float(extremes.max(initial=-np.inf)))
+    mean = float(acc.dose_mm3 / acc.inside_mm3)
+    return DVH(
+        volume_cc, outside_cc, dmin, mean, dmax, bin_width_gy, acc.differential_cc()
+    )
+
+
+def _add_slabs(
+    acc: ColumnHistogram,
+    groups: list[list[FloatArray]],
+    slabs: list[tuple[int, float, float]],
+    x: FloatArray,
+    y: FloatArray,
+) -> None:
+    """Add each plane's section as a prism over ``[low, high]`` (batches of planes)."""
+    per_batch = max(1, CHUNK_CELLS // (len(x) * len(y)))
+    for s in range(0, len(slabs), per_batch):
+        batch = slabs[s : s + per_batch]
+        masks = fill_planes([groups[q] for q, _, _ in batch], x, y)
+        for mask, (_, low, high) in zip(masks, batch, strict=True):
+            acc.add_prism(np.flatnonzero(mask), low, high)
+
+
+def _add_interpolated(
+    acc: ColumnHistogram,
+    groups: list[list[FloatArray]],
+    positions: FloatArray,
+    run: tuple[int, int, float, float],
+    raster: tuple[FloatArray, FloatArray],
+) -> None:
+    """Add a run of planes whose sections are interpolated between the planes.
+
+    The signed distance to the section is interpolated linearly between two planes
+    (and continued at the same rate into the end caps), so along each raster column
+    the structure is one interval per gap between planes, solved exactly.
+    """
+    a, b, z0, z1 = run
+    x, y = raster
+    h = (float(y[1] - y[0]), float(x[1] - x[0]))
+    masks = fill_planes(groups[a : b + 1], x, y)
+    boxes = [bounding_box(masks[max(q - 1, 0) : q + 2]) for q in range(b - a + 1)]
+    sdf: dict[int, NDArray[np.float32]] = {}
+
+    def field(q: int) -> NDArray[np.float32]:
+        if q not in sdf:
+            box = boxes[q]
+            sdf[q] = (
+                signed_distance(masks[q], h[0], h[1], box)
+                if box is not None
+                else np.full(masks[q].shape, np.inf, dtype=np.float32)
+            ).ravel()
+            sdf.pop(q - 2, None)
+        return sdf[q]
+
+    n = b - a
+    for q in range(n):
+        z_lo, z_hi = positions[a + q], positions[a + q + 1]
+        acc.add_prism(np.flatnonzero(masks[q] & masks[q + 1]), z_lo, z_hi)
+        cells = np.flatnonzero(masks[q] ^ masks[q + 1])
+        za, zb = _linear_inside(z_lo, z_hi, field(q)[cells], field(q + 1)[cells])
+        acc.add(cells, za, zb)
+    # End caps: the change between the two outer planes continues beyond them.
+    for outer, inner, z_cap in ((0, 1, z0), (n, n - 1, z1)):
+        z_plane = positions[a + outer]
+        if z_cap == z_plane:
+            continue
+        s_out = field(outer)
+        cells = np.flatnonzero(np.isfinite(s_out))
+        f_plane = s_out[cells]
+        t = abs(z_cap - z_plane) / abs(positions[a + inner] - z_plane)
+        f_cap = f_plane + t * (f_plane - field(inner)[cells])
+        neg_plane, neg_cap = f_plane < 0, f_cap < 0
+        lo, hi = min(z_cap, z_plane), max(z_cap, z_plane)
+        acc.add_prism(cells[neg_plane & neg_cap], lo, hi)
+        part = neg_plane != neg_cap
+        if z_cap < z_plane:
+            za, zb = _linear_inside(lo, hi, f_cap[part], f_plane[part])
+        else:
+            za, zb = _linear_inside(lo, hi, f_plane[part], f_cap[part])
+        acc.add(cells[part], za, zb)
+
+
+def _linear_inside(
+    z_start: float,
+    z_end: float,
+    f_start: NDArray[np.floating[Any]],
+    f_end: NDArray[np.floating[Any]],
+) -> tuple[FloatArray, FloatArray]:
+    """Where ``f``, linear from ``f_start`` to ``f_end``, is negative: ``[za, zb]``.
+
+    Empty intervals come back with ``zb <= za``.
+    """
+    f0 = f_start.astype(np.float64)
+    f1 = f_end.astype(np.float64)
+    neg0, neg1 = f0 < 0, f1 < 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        zc = z_start + f0 / (f0 - f1) * (z_end - z_start)
+    za = np.where(neg0, z_start, zc)
+    zb = np.where(neg1, z_end, zc)
+    none = ~(neg0 | neg1)
+    za[none] = 0.0
+    zb[none] = 0.0
+    return za, zb
