@@ -60,13 +60,13 @@ from cohort.users import get_user
 from cohort.vital import vital_status
 from etl.load import PRESCRIPTION_VOCAB, RT_COURSE_EPISODE, dvh_from_row
 from instruments.ctcae import load_catalogue
-from instruments.store import read_prom_scores, read_toxicity
+from instruments.store import read_toxicity
 from ntcp.cohort_csv import CohortTable
 from ntcp.endpoints import CtcaeEndpoint, Endpoint, QlqC30Endpoint, parse_endpoint
 from ntcp.errors import NtcpError
 from ntcp.geud import DVHSet
 from ntcp.survival import CensorAt, competing_risks_outcome
-from omop.cdm import Episode, Measurement, Person
+from omop.cdm import Episode, Measurement, Person, SurveyConduct
 from omop.cohort_tables import AppUser, Enrolment, ProjectPatient
 from omop.ingest_tables import Dvh, IngestDataset
 from omop.vocab.lookup import field_concept_id
@@ -88,6 +88,7 @@ _MALE, _FEMALE = 8507, 8532
 _BASELINE = "baseline"
 _COMPOSITE = "MULTI_PLAN"
 _CHUNK = 2000
+QLQ_C30 = "QLQ-C30"
 FloatArray = NDArray[np.float64]
 
 
@@ -175,8 +176,8 @@ class OmopDataset:
     Attributes
     ----------
     table
-        The cohort in the CSV path's form; ``sha256`` is the SHA-256 of
-        :meth:`to_csv` (the data snapshot hash).
+        The cohort in the CSV path's form; ``sha256`` is the data snapshot hash
+        (SHA-256 of a canonical binary form of the rows, see ``_digest``).
     exclusions
         Every selected patient not in ``table``, with the reason.
     time_to_event
@@ -669,18 +670,7 @@ def _qlq(
     ids: Sequence[int],
     exclusions: list[Exclusion],
 ) -> tuple[list[_Row], list[int], list[float]]:
-    column = "SUMMARY" if endpoint.scale == "SUMSC" else endpoint.scale
-    frames = [read_prom_scores(session, chunk) for chunk in _chunks(sorted(ids))]
-    frames = [f for f in frames if len(f)]
-    scores = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    latest: dict[tuple[int, str], float] = {}
-    if len(scores):
-        scores = scores[(scores["instrument"] == "QLQ-C30") & scores[column].notna()]
-        scores = scores.sort_values(["completed_on", "survey_conduct_id"])
-        for pid, tp, value in scores[["person_id", "timepoint", column]].itertuples(
-            index=False
-        ):
-            latest[(int(pid), str(tp))] = float(value)  # the last one wins
+    latest = _scale_scores(session, ids, endpoint.scale)
     kept: list[_Row] = []
     outcome: list[int] = []
     baseline: list[float] = []
@@ -704,6 +694,49 @@ def _qlq(
         outcome.append(int(endpoint.is_deterioration(base, follow)))
         baseline.append(base)
     return kept, outcome, baseline
+
+
+def _scale_scores(
+    session: Session, ids: Sequence[int], scale: str
+) -> dict[tuple[int, str], float]:
+    """Score of one QLQ-C30 scale per (person, timepoint); the last completed wins.
+
+    One join per chunk of persons (``instruments.store.read_prom_scores`` makes one
+    query per questionnaire; same rows: SURVEY_CONDUCT and its score MEASUREMENTs).
+    """
+    code = "SUMMARY" if scale == "SUMSC" else scale
+    field_id = field_concept_id(session, "survey_conduct.survey_conduct_id")
+    concept = our_concept_id(QLQ_C30, code)
+    instrument = our_concept_id(QLQ_C30, QLQ_C30)
+    latest: dict[tuple[int, str], float] = {}
+    for chunk in _chunks(sorted(ids)):
+        query = (
+            select(
+                SurveyConduct.person_id,
+                SurveyConduct.timing_source_value,
+                Measurement.value_as_number,
+            )
+            .join(
+                Measurement,
+                (Measurement.measurement_event_id == SurveyConduct.survey_conduct_id)
+                & (Measurement.meas_event_field_concept_id == field_id)
+                & (Measurement.measurement_source_concept_id == concept),
+            )
+            .where(
+                SurveyConduct.person_id.in_(chunk),
+                SurveyConduct.survey_source_concept_id == instrument,
+                Measurement.value_as_number.is_not(None),
+            )
+            .order_by(
+                SurveyConduct.survey_end_date,
+                SurveyConduct.survey_end_datetime,
+                SurveyConduct.survey_conduct_id,
+            )
+        )
+        for pid, timepoint, value in session.execute(query):
+            if value is not None:
+                latest[(int(pid), str(timepoint))] = float(value)
+    return latest
 
 
 def _table(
@@ -743,9 +776,34 @@ def _table(
     y = np.array(outcome, dtype=np.int64)
     pairs = [(r.dose_gy, r.volume_fraction) for r in rows]
     nfx = [r.n_fractions for r in rows]
-    text = _csv_lines(ids, pairs, nfx, y, covariates)
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    return CohortTable(ids, dvhs, y, covariates, digest)
+    return CohortTable(
+        ids, dvhs, y, covariates, _digest(ids, pairs, nfx, y, covariates)
+    )
+
+
+def _digest(
+    ids: Sequence[str],
+    pairs: Sequence[tuple[FloatArray, FloatArray]],
+    nfx: Sequence[float],
+    y: NDArray[np.int64],
+    covariates: pd.DataFrame,
+) -> str:
+    """SHA-256 of the dataset's canonical binary form (the data snapshot hash).
+
+    Per patient: pseudonym, fractions, outcome, the non-empty DVH bins (dose, volume
+    fraction) as little-endian float64, then the covariate values; fields separated
+    by unit separators so that no two datasets share a byte stream.
+    """
+    h = hashlib.sha256(b"rtcohort ntcp dataset v1\x1e")
+    h.update("\x1f".join(map(str, covariates.columns)).encode() + b"\x1e")
+    cov = covariates.astype(str).to_numpy()
+    for i, pid in enumerate(ids):
+        dose, vol = pairs[i]
+        h.update(f"{pid}\x1f{nfx[i]!r}\x1f{int(y[i])}\x1f{dose.size}\x1f".encode())
+        h.update(np.asarray(dose, dtype="<f8").tobytes())
+        h.update(np.asarray(vol, dtype="<f8").tobytes())
+        h.update(("\x1f" + "\x1f".join(cov[i].tolist()) + "\x1e").encode())
+    return h.hexdigest()
 
 
 def _num(value: float) -> str:

@@ -630,7 +630,7 @@ def test_qlq_c30_deterioration_dataset(session: Session):
     assert included(ds) == {"R1": 1, "R2": 0, "R6": 0, "R7": 0}  # R7 improved
 
 
-def test_csv_of_dataset_round_trips_with_the_snapshot_hash(
+def test_csv_of_dataset_round_trips_and_snapshot_hash_tracks_content(
     session: Session, ctcae_cohort, tmp_path: Path
 ):
     ds = extract_dataset(
@@ -639,14 +639,22 @@ def test_csv_of_dataset_round_trips_with_the_snapshot_hash(
     path = tmp_path / "cohort.csv"
     path.write_bytes(ds.to_csv().encode("utf-8"))
     table = read_cohort_csv(path, covariates=["age_years", "sex_male"])
-    assert table.sha256 == ds.table.sha256
     assert table.patient_ids == ds.table.patient_ids
     assert np.array_equal(table.outcome, ds.table.outcome)
     assert np.array_equal(table.dvhs.dose_gy, ds.table.dvhs.dose_gy)
     assert np.array_equal(table.dvhs.volume_fraction, ds.table.dvhs.volume_fraction)
-    other = extract_dataset(
-        session, admin_two(session), DatasetSpec("Lungs", "ctcae:Pneumonitis>=1@365d")
+    np.testing.assert_array_equal(table.dvhs.n_fractions, ds.table.dvhs.n_fractions)
+    assert (
+        table.covariates["age_years"].tolist()
+        == ds.table.covariates["age_years"].tolist()
     )
+    user = admin_two(session)
+    again = extract_dataset(session, user, ds.spec)
+    assert again.table.sha256 == ds.table.sha256
+    other = extract_dataset(
+        session, user, DatasetSpec("Lungs", "ctcae:Pneumonitis>=1@365d")
+    )
+    assert included(other)["P02"] == 1  # grade 1 on day 100
     assert other.table.sha256 != ds.table.sha256
 
 
