@@ -64,44 +64,49 @@ def fill_planes(
     return parity.astype(bool)
 
 
-def signed_distance(
-    mask: BoolArray, hy: float, hx: float, box: tuple[int, int, int, int]
-) -> NDArray[np.float32]:
-    """Signed in-plane distance (mm, negative inside) to the edge of a filled section.
+def signed_distances(masks: BoolArray, hy: float, hx: float) -> FloatArray:
+    """Signed in-plane distance (mm, negative inside) to the edge of each section.
 
-    Distances are measured between sample centres (Euclidean distance transform) and
-    moved by half a sample so that the zero level lies between the last inside and the
-    first outside sample. Only the samples of ``box`` (row and column ranges
-    ``r0:r1, c0:c1``, which must hold the section and a margin of outside samples) are
-    computed; the others are ``+inf`` (outside, far).
+    Parameters
+    ----------
+    masks : ndarray of bool, shape (planes, rows, cols)
+        Filled sections on one raster.
+    hy, hx
+        Sample spacing along rows and columns (mm).
+
+    Returns
+    -------
+    ndarray of float, same shape
+        Distance between sample centres to the nearest edge sample (a sample with a
+        4-neighbour on the other side), plus half a sample, negative inside: the zero
+        level lies half-way between the last inside and the first outside sample.
+        Each plane is computed within the bounding box of its own section and of its
+        neighbours' (grown by two samples); beyond it, and on a plane without a
+        section, the value is a large positive number.
     """
-    r0, r1, c0, c1 = box
-    out = np.full(mask.shape, np.inf, dtype=np.float32)
-    sub = mask[r0:r1, c0:c1]
-    if not sub.any():
-        return out
-    inside = ndimage.distance_transform_edt(sub, sampling=(hy, hx))
-    outside = ndimage.distance_transform_edt(~sub, sampling=(hy, hx))
-    half = 0.5 * min(hx, hy)
-    out[r0:r1, c0:c1] = outside - inside + np.where(sub, half, -half)
+    nplanes, nrows, ncols = masks.shape
+    far = 1e3 * (nrows * hy + ncols * hx + 1.0)
+    out = np.full(masks.shape, far)
+    any_r: BoolArray = np.any(masks, axis=2)
+    any_c: BoolArray = np.any(masks, axis=1)
+    for p in range(nplanes):
+        near = slice(max(p - 1, 0), p + 2)
+        rows = np.flatnonzero(any_r[near].any(axis=0))
+        cols = np.flatnonzero(any_c[near].any(axis=0))
+        if not masks[p].any():
+            continue
+        r0, r1 = max(int(rows[0]) - 2, 0), min(int(rows[-1]) + 3, nrows)
+        c0, c1 = max(int(cols[0]) - 2, 0), min(int(cols[-1]) + 3, ncols)
+        sub = masks[p, r0:r1, c0:c1]
+        edge = np.zeros(sub.shape, dtype=bool)
+        d = sub[1:] != sub[:-1]
+        edge[1:] |= d
+        edge[:-1] |= d
+        d = sub[:, 1:] != sub[:, :-1]
+        edge[:, 1:] |= d
+        edge[:, :-1] |= d
+        dist = ndimage.distance_transform_edt(~edge, sampling=(hy, hx))
+        dist += 0.5 * min(hx, hy)
+        dist[sub] *= -1.0
+        out[p, r0:r1, c0:c1] = dist
     return out
-
-
-def bounding_box(masks: BoolArray, pad: int = 2) -> tuple[int, int, int, int] | None:
-    """Row and column ranges holding every ``True`` of ``masks`` (any leading axes).
-
-    The ranges are grown by ``pad`` samples and clipped to the raster; ``None`` when
-    nothing is set.
-    """
-    flat_r = masks.reshape(-1, *masks.shape[-2:]).any(axis=(0, 2))
-    flat_c = masks.reshape(-1, *masks.shape[-2:]).any(axis=(0, 1))
-    rows, cols = np.nonzero(flat_r)[0], np.nonzero(flat_c)[0]
-    if rows.size == 0:
-        return None
-    nr, nc = masks.shape[-2:]
-    return (
-        max(int(rows[0]) - pad, 0),
-        min(int(rows[-1]) + pad + 1, nr),
-        max(int(cols[0]) - pad, 0),
-        min(int(cols[-1]) + pad + 1, nc),
-    )

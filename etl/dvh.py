@@ -55,7 +55,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from etl._columns import ColumnHistogram, axis_weights, resample_planes
-from etl._raster import CHUNK_CELLS, bounding_box, fill_planes, signed_distance
+from etl._raster import CHUNK_CELLS, fill_planes, signed_distances
 from etl.dosegrid import DoseGrid
 from etl.errors import ContourWarning, GeometryError, OutsideGridWarning, StructureError
 
@@ -395,52 +395,45 @@ def _add_interpolated(
     a, b, z0, z1 = run
     x, y = raster
     h = (float(y[1] - y[0]), float(x[1] - x[0]))
-    masks = fill_planes(groups[a : b + 1], x, y)
-    boxes = [bounding_box(masks[max(q - 1, 0) : q + 2]) for q in range(b - a + 1)]
-    sdf: dict[int, NDArray[np.float32]] = {}
-
-    def field(q: int) -> NDArray[np.float32]:
-        if q not in sdf:
-            box = boxes[q]
-            sdf[q] = (
-                signed_distance(masks[q], h[0], h[1], box)
-                if box is not None
-                else np.full(masks[q].shape, np.inf, dtype=np.float32)
-            ).ravel()
-            sdf.pop(q - 2, None)
-        return sdf[q]
-
-    n = b - a
-    for q in range(n):
-        z_lo, z_hi = positions[a + q], positions[a + q + 1]
-        acc.add_prism(np.flatnonzero(masks[q] & masks[q + 1]), z_lo, z_hi)
-        cells = np.flatnonzero(masks[q] ^ masks[q + 1])
-        za, zb = _linear_inside(z_lo, z_hi, field(q)[cells], field(q + 1)[cells])
-        acc.add(cells, za, zb)
-    # End caps: the change between the two outer planes continues beyond them.
-    for outer, inner, z_cap in ((0, 1, z0), (n, n - 1, z1)):
-        z_plane = positions[a + outer]
-        if z_cap == z_plane:
-            continue
-        s_out = field(outer)
-        cells = np.flatnonzero(np.isfinite(s_out))
-        f_plane = s_out[cells]
-        t = abs(z_cap - z_plane) / abs(positions[a + inner] - z_plane)
-        f_cap = f_plane + t * (f_plane - field(inner)[cells])
-        neg_plane, neg_cap = f_plane < 0, f_cap < 0
-        lo, hi = min(z_cap, z_plane), max(z_cap, z_plane)
-        acc.add_prism(cells[neg_plane & neg_cap], lo, hi)
-        part = neg_plane != neg_cap
-        if z_cap < z_plane:
-            za, zb = _linear_inside(lo, hi, f_cap[part], f_plane[part])
-        else:
-            za, zb = _linear_inside(lo, hi, f_plane[part], f_cap[part])
-        acc.add(cells[part], za, zb)
+    ncell = len(x) * len(y)
+    per_batch = max(2, CHUNK_CELLS // ncell)
+    z = positions[a : b + 1]
+    # Batches of planes overlapping by one, so that every gap has both its planes.
+    for s in range(0, b - a, per_batch - 1):
+        e = min(s + per_batch, b - a + 1)
+        masks = fill_planes(groups[a + s : a + e], x, y)
+        sdf = signed_distances(masks, *h).reshape(e - s, ncell)
+        flat = masks.reshape(e - s, ncell)
+        both = np.flatnonzero(flat[:-1] & flat[1:])
+        gap, cell = np.divmod(both, ncell)
+        acc.add(cell, z[s + gap], z[s + gap + 1])
+        xor = np.flatnonzero(flat[:-1] ^ flat[1:])
+        gap, cell = np.divmod(xor, ncell)
+        za, zb = _linear_inside(
+            z[s + gap], z[s + gap + 1], sdf[gap, cell], sdf[gap + 1, cell]
+        )
+        acc.add(cell, za, zb)
+        # End caps: the change between the two outer planes continues beyond them.
+        for outer, inner, z_cap in ((0, 1, z0), (b - a, b - a - 1, z1)):
+            if z_cap == z[outer] or not (
+                s <= min(outer, inner) and max(outer, inner) < e
+            ):
+                continue
+            f_plane, f_inner = sdf[outer - s], sdf[inner - s]
+            t = abs(z_cap - z[outer]) / abs(z[inner] - z[outer])
+            f_cap = f_plane + t * (f_plane - f_inner)
+            cells = np.flatnonzero((f_plane < 0) | (f_cap < 0))
+            lo, hi = min(z_cap, z[outer]), max(z_cap, z[outer])
+            if z_cap < z[outer]:
+                za, zb = _linear_inside(lo, hi, f_cap[cells], f_plane[cells])
+            else:
+                za, zb = _linear_inside(lo, hi, f_plane[cells], f_cap[cells])
+            acc.add(cells, za, zb)
 
 
 def _linear_inside(
-    z_start: float,
-    z_end: float,
+    z_start: float | FloatArray,
+    z_end: float | FloatArray,
     f_start: NDArray[np.floating[Any]],
     f_end: NDArray[np.floating[Any]],
 ) -> tuple[FloatArray, FloatArray]:
@@ -453,8 +446,8 @@ def _linear_inside(
     neg0, neg1 = f0 < 0, f1 < 0
     with np.errstate(divide="ignore", invalid="ignore"):
         zc = z_start + f0 / (f0 - f1) * (z_end - z_start)
-    za = np.where(neg0, z_start, zc)
-    zb = np.where(neg1, z_end, zc)
+    za: FloatArray = np.where(neg0, z_start, zc)
+    zb: FloatArray = np.where(neg1, z_end, zc)
     none = ~(neg0 | neg1)
     za[none] = 0.0
     zb[none] = 0.0
