@@ -245,24 +245,8 @@ def test_cli_models_lists_registry():
     assert "Musc_Constrict_S" in res.output
 
 
-def test_cli_from_db_not_yet_available_but_endpoint_validated(tmp_path):
+def test_cli_from_db_rejects_a_malformed_endpoint(tmp_path):
     out = str(tmp_path / "o.json")
-    res = runner.invoke(
-        app,
-        [
-            "ntcp",
-            "fit",
-            "--from-db",
-            "--organ",
-            "Lungs",
-            "--endpoint",
-            "ctcae:Pneumonitis>=2@365d",
-            "--json",
-            out,
-        ],
-    )
-    assert res.exit_code == 2
-    assert "--from-db is not available yet" in res.output
     res = runner.invoke(
         app,
         [
