@@ -17,6 +17,14 @@ BoolArray = NDArray[np.bool_]
 CHUNK_CELLS = 250_000
 
 
+def next_vertex(lengths: list[int]) -> NDArray[np.intp]:
+    """Index of the next vertex of each vertex of concatenated closed polygons."""
+    nxt = np.arange(1, sum(lengths) + 1)
+    ends = np.cumsum(lengths) - 1
+    nxt[ends] = ends - np.asarray(lengths) + 1
+    return nxt
+
+
 def fill_planes(
     planes: list[list[FloatArray]], x: FloatArray, y: FloatArray
 ) -> BoolArray:
@@ -40,7 +48,7 @@ def fill_planes(
     polys = [p for ps in planes for p in ps]
     plane_of = np.repeat(np.arange(nplanes), [sum(len(p) for p in ps) for ps in planes])
     pts = np.concatenate(polys)
-    nxt = np.concatenate([np.roll(p, -1, axis=0) for p in polys])
+    nxt = pts[next_vertex([len(p) for p in polys])]
     x0, y0, x1, y1 = pts[:, 0], pts[:, 1], nxt[:, 0], nxt[:, 1]
     # An edge toggles the rows whose centre lies in [min(y0, y1), max(y0, y1)).
     r0 = np.searchsorted(y, np.minimum(y0, y1), side="left")

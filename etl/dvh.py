@@ -21,7 +21,8 @@ Method
    dose-grid resolution uses the voxel centres as its raster; a smaller one gets a
    finer raster over its bounding box. Along the slice normal nothing is sampled: each
    raster cell is a column whose extent inside the structure is solved exactly. When
-   ``h`` is finer than the contour spacing, the cross-section is interpolated between
+   a supersampled structure's ``h`` is finer than its contour spacing, the
+   cross-section is interpolated between
    two planes (the signed in-plane distance to each section, from a Euclidean distance
    transform, interpolated linearly, so each column is one interval per gap, ending
    where the interpolated distance is zero); otherwise each plane's section fills the
@@ -55,7 +56,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from etl._columns import ColumnHistogram, axis_weights, resample_planes
-from etl._raster import CHUNK_CELLS, fill_planes, signed_distances
+from etl._raster import CHUNK_CELLS, fill_planes, next_vertex, signed_distances
 from etl.dosegrid import DoseGrid
 from etl.errors import ContourWarning, GeometryError, OutsideGridWarning, StructureError
 
@@ -129,7 +130,7 @@ def _planes(
     contours: Sequence[FloatArray], dose: DoseGrid
 ) -> tuple[FloatArray, list[list[FloatArray]]]:
     """Group contours (in grid mm) by plane; return plane positions and 2-D polygons."""
-    flat: list[tuple[float, FloatArray]] = []
+    arrays: list[FloatArray] = []
     for n, pts in enumerate(contours):
         arr = np.asarray(pts, dtype=np.float64).reshape(-1, 3)
         if len(arr) < _MIN_POINTS:
@@ -139,14 +140,27 @@ def _planes(
                 stacklevel=3,
             )
             continue
-        g = dose.to_grid_mm(arr)
-        spread = float(np.ptp(g[:, 2]))
-        if spread > _PLANE_TOLERANCE_MM:
+        arrays.append(arr)
+    flat: list[tuple[float, FloatArray]] = []
+    if arrays:
+        # All contours in the grid frame at once; then per contour its plane.
+        g = dose.to_grid_mm(np.concatenate(arrays))
+        starts = np.cumsum([0] + [len(a) for a in arrays[:-1]])
+        spread = np.maximum.reduceat(g[:, 2], starts) - np.minimum.reduceat(
+            g[:, 2], starts
+        )
+        bad = np.flatnonzero(spread > _PLANE_TOLERANCE_MM)
+        if bad.size:
+            n = int(bad[0])
             raise GeometryError(
                 f"contour {n} is not on a plane parallel to the dose-grid slices "
-                f"(spread {spread:.3f} mm across the slice normal)"
+                f"(spread {float(spread[n]):.3f} mm across the slice normal)"
             )
-        flat.append((float(np.mean(g[:, 2])), g[:, :2]))
+        means = np.add.reduceat(g[:, 2], starts) / [len(a) for a in arrays]
+        flat = [
+            (float(w), poly)
+            for w, poly in zip(means, np.split(g[:, :2], starts[1:]), strict=True)
+        ]
     if not flat:
         raise StructureError("no contour with at least three points")
     flat.sort(key=lambda t: t[0])
@@ -188,11 +202,14 @@ def _estimate_volume_mm3(
     positions: FloatArray,
     runs: list[tuple[int, int, float, float]],
 ) -> float:
-    areas = np.zeros(len(groups))
-    for n, polys in enumerate(groups):
-        for p in polys:
-            x, y = p[:, 0], p[:, 1]
-            areas[n] += abs(float(np.sum(x * np.roll(y, -1) - y * np.roll(x, -1)))) / 2
+    polys = [p for ps in groups for p in ps]
+    pts = np.concatenate(polys)
+    nxt = pts[next_vertex([len(p) for p in polys])]
+    cross = pts[:, 0] * nxt[:, 1] - pts[:, 1] * nxt[:, 0]
+    starts = np.cumsum([0] + [len(p) for p in polys[:-1]])
+    poly_areas = np.abs(np.add.reduceat(cross, starts)) / 2
+    owner = np.repeat(np.arange(len(groups)), [len(ps) for ps in groups])
+    areas = np.bincount(owner, weights=poly_areas, minlength=len(groups))
     total = 0.0
     for a, b, z0, z1 in runs:
         z = np.concatenate([[z0], positions[a : b + 1], [z1]])
@@ -271,12 +288,6 @@ def compute_dvh(
     h = float(
         np.clip(np.cbrt(volume_est / target_samples), min_spacing_mm, min(di, dj))
     )
-    spacing = float(np.median(np.diff(positions))) if len(positions) > 1 else dk
-    # Between contour planes the section is interpolated (signed distances) when the
-    # sampling is finer than the planes; otherwise each plane's section fills the slab
-    # half-way to its neighbours.
-    interpolate = min(h, dk) < _INTERPOLATE_BELOW * spacing
-
     allpts = np.concatenate([np.concatenate(g) for g in groups])
     umin, vmin = allpts.min(axis=0)
     umax, vmax = allpts.max(axis=0)
@@ -285,6 +296,11 @@ def compute_dvh(
     nplanes_k = int(np.ceil((zhi - zlo) / dk)) + 3
     h = max(h, np.sqrt((umax - umin) * (vmax - vmin) * nplanes_k / _MAX_RASTER_CELLS))
     on_voxels = h >= min(di, dj)
+    # Between contour planes the section is interpolated (signed distances) when a
+    # supersampled structure is sampled finer than its planes; otherwise each plane's
+    # section fills the slab half-way to its neighbours.
+    spacing = float(np.median(np.diff(positions))) if len(positions) > 1 else dk
+    interpolate = not on_voxels and min(h, dk) < _INTERPOLATE_BELOW * spacing
     if on_voxels:
         # Sampled at the dose-grid resolution: the raster is the voxel centres.
         hx, hy = di, dj
