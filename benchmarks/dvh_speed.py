@@ -8,18 +8,20 @@ Usage::
 The dicompyler-core part needs ``benchmarks/.venv-dicompyler`` (gitignored)::
 
     python3 -m venv benchmarks/.venv-dicompyler
-    benchmarks/.venv-dicompyler/bin/pip install dicompyler-core==0.5.6 "pydicom<3" scikit-image
+    benchmarks/.venv-dicompyler/bin/pip install dicompyler-core==0.5.6 \\
+        "pydicom<3" scikit-image
 
 (scikit-image is what dicompyler-core needs for its interpolation settings.)
 
-The script downloads the dicompyler-core 0.5.6 source archive with that venv's pip (if
-absent) and extracts its example plan (BSD licence) into ``benchmarks/_work/``; nothing of
-dicompyler-core is committed.
+The script downloads the dicompyler-core 0.5.6 source archive with that venv's pip
+(if absent) and extracts its example plan (BSD licence) into ``benchmarks/_work/``;
+nothing of dicompyler-core is committed.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import subprocess
 import sys
@@ -87,13 +89,16 @@ def large_case() -> None:
             )
         structures.append(cont)
     t_setup = time.perf_counter() - t0
+    load = os.getloadavg()[0]
     t1 = time.perf_counter()
+    c1 = time.process_time()
     vols = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for cont in structures:
             vols.append(compute_dvh(cont, grid).volume_cc)
     wall = time.perf_counter() - t1
+    cpu = time.process_time() - c1
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("\nDVH speed: large case (2.5 mm grid over 50 x 40 x 50 cm, 40 structures)")
     print(f"{'structures':<34}{len(structures)}")
@@ -101,6 +106,8 @@ def large_case() -> None:
     print(f"{'body volume (cc)':<34}{vols[0]:.0f}")
     print(f"{'set-up (grid, contours) (s)':<34}{t_setup:.2f}")
     print(f"{'DVH wall time, all structures (s)':<34}{wall:.2f}   goal < 2")
+    print(f"{'DVH CPU time, all structures (s)':<34}{cpu:.2f}")
+    print(f"{'load average (1 min) at start':<34}{load:.2f}")
     print(f"{'peak RSS of the process (MB)':<34}{peak_mb:.0f}   goal < 1536")
 
 
@@ -112,8 +119,8 @@ def _example_data() -> Path:
     archive = WORK / f"{SDIST}.tar.gz"
     if not archive.exists():
         subprocess.run(
-            [str(DCVENV / "bin" / "pip"), "download", "--no-deps", "--no-binary", ":all:",
-             "dicompyler-core==0.5.6", "-d", str(WORK)],
+            [str(DCVENV / "bin" / "pip"), "download", "--no-deps",
+             "--no-binary", ":all:", "dicompyler-core==0.5.6", "-d", str(WORK)],
             check=True,
         )  # fmt: skip
     prefix = f"{SDIST}/tests/testdata/example_data/"
@@ -136,7 +143,8 @@ _DC_SCRIPT = textwrap.dedent(
     rtss = dicomparser.DicomParser(folder + "/rtss.dcm")
     kw = {}
     if mode == "finest":
-        kw = dict(interpolation_resolution=(0.625, 0.625), interpolation_segments_between_planes=2)
+        kw = dict(interpolation_resolution=(0.625, 0.625),
+                  interpolation_segments_between_planes=2)
     t1 = time.perf_counter()
     out = []
     for key, s in rtss.GetStructures().items():
@@ -164,8 +172,10 @@ def compare_dicompyler() -> None:
     from etl.rtdose import read_rtdose
     from etl.rtstruct import read_rtstruct
 
+    load_start = os.getloadavg()[0]
     # ours, in-process (reading included)
     t0 = time.perf_counter()
+    c0 = time.process_time()
     grid = read_rtdose(folder / "rtdose.dcm")
     ss = read_rtstruct(folder / "rtss.dcm")
     ours = {}
@@ -176,6 +186,7 @@ def compare_dicompyler() -> None:
                 d = compute_dvh(roi.contours, grid)
                 ours[roi.name] = (d.volume_cc, d.mean_gy)
     ours_in = time.perf_counter() - t0
+    ours_cpu = time.process_time() - c0
 
     def dc(mode: str) -> tuple[float, float, dict[str, tuple[float, float]]]:
         t = time.perf_counter()
@@ -205,21 +216,23 @@ def compare_dicompyler() -> None:
     ours_whole = time.perf_counter() - t
 
     print(f"\nDVH speed: dicompyler-core 0.5.6 example plan ({len(ours)} structures)")
+    print(
+        f"load average (1 min): {load_start:.2f} at start, "
+        f"{os.getloadavg()[0]:.2f} at end; rtcohort in-process CPU {ours_cpu:.2f} s"
+    )
     print(f"{'':<40}{'in-process (s)':>16}{'whole process (s)':>20}")
-    print(f"{'rtcohort (etl.dvh)':<40}{ours_in:>16.2f}{ours_whole:>20.2f}")
-    print(f"{'dicompyler-core default':<40}{dc_in:>16.2f}{dc_whole:>20.2f}")
-    print(
-        f"{'dicompyler-core 0.625 mm, 2 segments':<40}{fine_in:>16.2f}{fine_whole:>20.2f}"
-    )
-    print(
-        f"{'ratio vs default':<40}{dc_in / ours_in:>15.1f}x{dc_whole / ours_whole:>19.1f}x"
-    )
-    print(
-        f"{'ratio vs finest':<40}{fine_in / ours_in:>15.1f}x{fine_whole / ours_whole:>19.1f}x"
-    )
-    print(
-        f"\n{'structure':<16}{'volume ours':>12}{'dicompyler':>12}{'mean ours':>11}{'dicompyler':>12}"
-    )
+    rows = [
+        ("rtcohort (etl.dvh)", ours_in, ours_whole),
+        ("dicompyler-core default", dc_in, dc_whole),
+        ("dicompyler-core 0.625 mm, 2 segments", fine_in, fine_whole),
+    ]
+    for label, t_in, t_whole in rows:
+        print(f"{label:<40}{t_in:>16.2f}{t_whole:>20.2f}")
+    for label, t_in, t_whole in rows[1:]:
+        ratio_in, ratio_whole = t_in / ours_in, t_whole / ours_whole
+        print(f"{'ratio vs ' + label:<40}{ratio_in:>15.1f}x{ratio_whole:>19.1f}x")
+    head = ("structure", "volume ours", "dicompyler", "mean ours", "dicompyler")
+    print(f"\n{head[0]:<16}{head[1]:>12}{head[2]:>12}{head[3]:>11}{head[4]:>12}")
     for name, (vol, mean) in ours.items():
         dv, dm = dc_rows.get(name, (float("nan"), float("nan")))
         print(f"{name:<16}{vol:>12.2f}{dv:>12.2f}{mean:>11.2f}{dm:>12.2f}")

@@ -116,6 +116,7 @@ class ColumnHistogram:
         self._area = cell_mm2
         self._bw = bin_width_gy
         self._exact = exact
+        self._all_in_plane = bool(np.all(in_plane))
         self._clip_negative = bool(planes.size) and float(planes.min()) < 0
         self._kinks = np.zeros(0)
         self._points = np.zeros(0)
@@ -171,51 +172,54 @@ class ColumnHistogram:
                 self._midpoints(s0 * (1.0 - fm) + s1 * fm, w, s0, s1)
 
     def _add_batch(self, cells: IntArray, za: FloatArray, zb: FloatArray) -> None:
-        length = zb - za
-        keep = length > 0
-        if not np.all(keep):
-            cells, za, zb, length = cells[keep], za[keep], zb[keep], length[keep]
-        if cells.size == 0:
-            return
-        inp = self._in_plane[cells]
-        if not np.all(inp):
-            self.outside_mm3 += self._area * float(np.sum(length[~inp]))
-            cells, za, zb = cells[inp], za[inp], zb[inp]
         # In grid units along the normal; the grid reaches half a plane beyond.
         dk, nk = self._dk, self._nk
-        ga, gb = za / dk, zb / dk
-        beyond = (ga < -0.5) | (gb > nk - 0.5)  # noqa: PLR2004
-        if np.any(beyond):
-            ga_in = np.clip(ga[beyond], -0.5, nk - 0.5)
-            gb_in = np.clip(gb[beyond], -0.5, nk - 0.5)
-            cut = (gb[beyond] - ga[beyond]) - np.maximum(gb_in - ga_in, 0.0)
-            self.outside_mm3 += self._area * dk * float(np.sum(cut))
-            ga, gb = np.clip(ga, -0.5, nk - 0.5), np.clip(gb, -0.5, nk - 0.5)
+        ga, gb = za * (1.0 / dk), zb * (1.0 / dk)
+        if not self._all_in_plane:
+            inp = self._in_plane[cells]
+            if not np.all(inp):
+                out = np.maximum(gb[~inp] - ga[~inp], 0.0)
+                self.outside_mm3 += self._area * dk * float(np.sum(out))
+                cells, ga, gb = cells[inp], ga[inp], gb[inp]
         keep = gb > ga
         if not np.all(keep):
             cells, ga, gb = cells[keep], ga[keep], gb[keep]
         if cells.size == 0:
             return
+        if float(ga.min()) < -0.5 or float(gb.max()) > nk - 0.5:  # noqa: PLR2004
+            ga_in = np.clip(ga, -0.5, nk - 0.5)
+            gb_in = np.clip(gb, -0.5, nk - 0.5)
+            cut = (gb - ga) - np.maximum(gb_in - ga_in, 0.0)
+            self.outside_mm3 += self._area * dk * float(np.sum(cut))
+            keep = gb_in > ga_in
+            cells, ga, gb = cells[keep], ga_in[keep], gb_in[keep]
+            if cells.size == 0:
+                return
         first = np.floor(ga)
         npieces = int(np.max(np.ceil(gb) - first))
         top = max(nk - 2, 0)
+        clip_k = float(first.min()) < 0 or float(first.max()) + npieces - 1 > top
+        planes = self._planes.ravel()
         for j in range(npieces):
-            lo = np.maximum(ga, first + j)
-            hi = np.minimum(gb, first + j + 1)
-            sel = hi > lo
-            if not np.all(sel):
-                lo, hi, cj, kk = lo[sel], hi[sel], cells[sel], first[sel] + j
+            if npieces == 1:
+                lo, hi, cj, kk = ga, gb, cells, first
             else:
-                cj, kk = cells, first + j
-            if cj.size == 0:
-                continue
-            k = np.clip(kk, 0, top).astype(np.intp)
+                lo = np.maximum(ga, first + j)
+                hi = np.minimum(gb, first + j + 1)
+                sel = hi > lo
+                lo, hi, cj, kk = lo[sel], hi[sel], cells[sel], first[sel] + j
+                if cj.size == 0:
+                    continue
+            k = (np.clip(kk, 0, top) if clip_k else kk).astype(np.intp)
             base = (k - self._k0) * self._ncell + cj
-            s0 = self._planes.ravel()[base]
-            s1 = self._planes.ravel()[base + self._ncell] if nk > 1 else s0
+            s0 = planes.take(base)
+            s1 = planes.take(base + self._ncell) if nk > 1 else s0
             step = s1 - s0
-            da = s0 + np.clip(lo - k, 0.0, 1.0) * step
-            db = s0 + np.clip(hi - k, 0.0, 1.0) * step
+            fa, fb = lo - k, hi - k
+            if clip_k:
+                fa, fb = np.clip(fa, 0.0, 1.0), np.clip(fb, 0.0, 1.0)
+            da = s0 + fa * step
+            db = s0 + fb * step
             w = (hi - lo) * (dk * self._area)
             if self._exact:
                 self._segments(da, db, w)
