@@ -214,8 +214,10 @@ class Catalogue(Protocol):
     def by_sop(self, sop_instance_uid: str) -> IndexedObject | None:
         """Return the current version of an object, or None."""
 
-    def by_series(self, series_instance_uid: str) -> list[IndexedObject]:
-        """Return the current objects of a series."""
+    def by_series(
+        self, series_instance_uid: str, exclude: frozenset[str] = frozenset()
+    ) -> list[IndexedObject]:
+        """Return the current objects of a series (but those whose UID is excluded)."""
 
     def structure_sets(self, patient_id: str, frame_uid: str) -> list[IndexedObject]:
         """Return the current structure sets of a patient in a frame of reference."""
@@ -346,8 +348,9 @@ def resolve(
             if ds.structure_set is not None:
                 for uid in ds.structure_set.referenced_series_uids:
                     found = list(series.get(uid, []))
-                    if not found and catalogue is not None:
-                        found = catalogue.by_series(uid)
+                    if catalogue is not None:  # slices that arrived earlier
+                        have = frozenset(o.sop_instance_uid for o in found)
+                        found += catalogue.by_series(uid, have)
                     ds.ct.extend(o for o in found if o.modality in _IMAGE_MODALITIES)
             datasets.append(ds)
             used.update(o.sop_instance_uid for o in ds.members())

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from etl.deid import DeidOutcome, deidentify_bytes
@@ -412,15 +412,18 @@ class DbCatalogue:
         )
         return self._index(sha) if sha else None
 
-    def by_series(self, series_instance_uid: str) -> list[IndexedObject]:
-        """Return the current objects of a series."""
-        hashes = self.session.scalars(
-            select(IngestObject.sha256).where(
+    def by_series(
+        self, series_instance_uid: str, exclude: frozenset[str] = frozenset()
+    ) -> list[IndexedObject]:
+        """Return the current objects of a series (but those whose UID is excluded)."""
+        rows = self.session.execute(
+            select(IngestObject.sop_instance_uid, IngestObject.sha256).where(
                 IngestObject.series_instance_uid == series_instance_uid,
                 IngestObject.current.is_(True),
             )
         ).all()
-        return [o for o in (self._index(h) for h in hashes) if o is not None]
+        found = (self._index(sha) for uid, sha in rows if uid not in exclude)
+        return [o for o in found if o is not None]
 
     def structure_sets(self, patient_id: str, frame_uid: str) -> list[IndexedObject]:
         """Return the current structure sets of a patient in a frame of reference."""
@@ -435,15 +438,48 @@ class DbCatalogue:
         ).all()
         return [o for o in (self.by_sop(u) for u in uids) if o is not None]
 
-    def doses_using(self, sop_instance_uid: str) -> list[IndexedObject]:
-        """Return the current doses of datasets that use this plan or structure set."""
-        rows = self.session.scalars(
-            select(IngestDataset.dose_sop_instance_uid).where(
-                (IngestDataset.structure_set_sop_instance_uid == sop_instance_uid)
-                | IngestDataset.plan_sop_instance_uid.contains(sop_instance_uid)
+    def doses_using_changed(
+        self, objects: Sequence[IndexedObject]
+    ) -> list[IndexedObject]:
+        """Return the current doses of loaded datasets that use a changed object.
+
+        An object is changed when its SOP Instance UID is loaded with other content;
+        doses among ``objects`` are not returned again.
+        """
+        by_uid = {o.sop_instance_uid: o for o in objects}
+        uids = sorted(by_uid)
+        changed: list[IndexedObject] = []
+        for start in range(0, len(uids), 500):
+            rows = self.session.execute(
+                select(IngestObject.sop_instance_uid, IngestObject.sha256).where(
+                    IngestObject.sop_instance_uid.in_(uids[start : start + 500]),
+                    IngestObject.current.is_(True),
+                )
+            ).all()
+            changed += [by_uid[u] for u, sha in rows if by_uid[u].sha256 != sha]
+        if not changed:
+            return []
+        condition = []
+        for obj in changed:
+            if obj.modality == "RTSTRUCT":
+                condition.append(
+                    IngestDataset.structure_set_sop_instance_uid == obj.sop_instance_uid
+                )
+            elif obj.modality in ("RTPLAN", "RTIONPLAN"):
+                condition.append(
+                    IngestDataset.plan_sop_instance_uid.contains(obj.sop_instance_uid)
+                )
+            else:
+                condition.append(
+                    IngestDataset.ct_series_instance_uid == obj.series_instance_uid
+                )
+        doses = set(
+            self.session.scalars(
+                select(IngestDataset.dose_sop_instance_uid).where(or_(*condition))
             )
-        ).all()
-        return [o for o in (self.by_sop(u) for u in rows) if o is not None]
+        )
+        doses -= set(by_uid)
+        return [o for o in (self.by_sop(u) for u in sorted(doses)) if o is not None]
 
 
 # -- the run -------------------------------------------------------------------
@@ -591,16 +627,9 @@ def run_import(
         jobs: list[ResolvedDataset] = []
         with factory.begin() as session:
             catalogue = DbCatalogue(session, opts.store)
-            # A changed plan or structure set re-loads the datasets that use it.
-            incoming = {o.sop_instance_uid for o in objects}
-            for obj in list(objects):
-                if obj.modality in ("RTPLAN", "RTIONPLAN", "RTSTRUCT"):
-                    current = catalogue.by_sop(obj.sop_instance_uid)
-                    if current is not None and current.sha256 != obj.sha256:
-                        for dose in catalogue.doses_using(obj.sop_instance_uid):
-                            if dose.sop_instance_uid not in incoming:
-                                objects.append(dose)
-                                incoming.add(dose.sop_instance_uid)
+            # A changed object (same UID, new content) re-loads the datasets using it.
+            for dose in catalogue.doses_using_changed(objects):
+                objects.append(dose)
             resolution = resolve(objects, catalogue)
             known = set(
                 session.scalars(

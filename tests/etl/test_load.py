@@ -249,6 +249,38 @@ def test_changed_plan_with_the_same_uid_is_a_new_version(
         assert _count(db, Episode, pid) == 1
 
 
+def test_changed_ct_slice_alone_is_a_new_version(db: Db, tmp_path: Path) -> None:
+    truth = write_patient(tmp_path / "p", "LD-10", 210)
+    run_import(db.factory, [tmp_path / "p"], db.options())
+    pid = _person_id(db, "LD-10")
+    ds = pydicom.dcmread(tmp_path / "p" / "CT_0003.dcm")
+    ds.SeriesDescription = "re-sent with a fix"
+    ds.save_as(tmp_path / "resent.dcm", enforce_file_format=True)
+    summary = run_import(db.factory, [tmp_path / "resent.dcm"], db.options())
+    assert summary.loaded == 1 and not summary.quarantined
+    with db.factory() as s:
+        dataset = s.scalars(
+            select(IngestDataset).where(IngestDataset.person_id == pid)
+        ).one()
+        assert dataset.version == 2
+        assert json.loads(dataset.warnings) == []  # every slice still there
+        current = s.scalar(
+            select(func.count()).select_from(IngestObject).where(
+                IngestObject.person_id == pid, IngestObject.modality == "CT",
+                IngestObject.current.is_(True),
+            )
+        )  # fmt: skip
+        assert current == len(truth["files"]["ct"])
+        assert (
+            s.scalar(
+                select(func.max(IngestObject.version)).where(
+                    IngestObject.person_id == pid
+                )
+            )
+            == 2
+        )
+
+
 @pytest.fixture(scope="module")
 def broken(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Case]]:
     root = tmp_path_factory.mktemp("broken")
