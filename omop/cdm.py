@@ -73,7 +73,7 @@ class Person(Base):
     __tablename__ = "person"
 
     person_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    gender_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=False)
+    gender_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id"), index=True, nullable=False)
     year_of_birth: Mapped[int] = mapped_column(Integer, nullable=False)
     month_of_birth: Mapped[int | None] = mapped_column(Integer, nullable=True)
     day_of_birth: Mapped[int | None] = mapped_column(Integer, nullable=True)
@@ -83,7 +83,7 @@ class Person(Base):
     location_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("location.location_id"), nullable=True)
     provider_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("provider.provider_id"), nullable=True)
     care_site_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("care_site.care_site_id"), nullable=True)
-    person_source_value: Mapped[str | None] = mapped_column(String(50), nullable=True)
+    person_source_value: Mapped[str | None] = mapped_column(String(50), index=True, nullable=True)
     gender_source_value: Mapped[str | None] = mapped_column(String(50), nullable=True)
     gender_source_concept_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=True)
     race_source_value: Mapped[str | None] = mapped_column(String(50), nullable=True)
@@ -98,7 +98,7 @@ class ObservationPeriod(Base):
     __tablename__ = "observation_period"
 
     observation_period_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    person_id: Mapped[int] = mapped_column(Integer, ForeignKey("person.person_id"), nullable=False)
+    person_id: Mapped[int] = mapped_column(Integer, ForeignKey("person.person_id"), index=True, nullable=False)
     observation_period_start_date: Mapped[datetime.date] = mapped_column(Date, nullable=False)
     observation_period_end_date: Mapped[datetime.date] = mapped_column(Date, nullable=False)
     period_type_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=False)
@@ -110,8 +110,8 @@ class VisitOccurrence(Base):
     __tablename__ = "visit_occurrence"
 
     visit_occurrence_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    person_id: Mapped[int] = mapped_column(Integer, ForeignKey("person.person_id"), nullable=False)
-    visit_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=False)
+    person_id: Mapped[int] = mapped_column(Integer, ForeignKey("person.person_id"), index=True, nullable=False)
+    visit_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id"), index=True, nullable=False)
     visit_start_date: Mapped[datetime.date] = mapped_column(Date, nullable=False)
     visit_start_datetime: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True)
     visit_end_date: Mapped[datetime.date] = mapped_column(Date, nullable=False)
@@ -134,8 +134,8 @@ class VisitDetail(Base):
     __tablename__ = "visit_detail"
 
     visit_detail_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    person_id: Mapped[int] = mapped_column(Integer, ForeignKey("person.person_id"), nullable=False)
-    visit_detail_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=False)
+    person_id: Mapped[int] = mapped_column(Integer, ForeignKey("person.person_id"), index=True, nullable=False)
+    visit_detail_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id"), index=True, nullable=False)
     visit_detail_start_date: Mapped[datetime.date] = mapped_column(Date, nullable=False)
     visit_detail_start_datetime: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True)
     visit_detail_end_date: Mapped[datetime.date] = mapped_column(Date, nullable=False)
@@ -151,7 +151,7 @@ class VisitDetail(Base):
     discharged_to_concept_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=True)
     preceding_visit_detail_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("visit_detail.visit_detail_id"), nullable=True)
     parent_visit_detail_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("visit_detail.visit_detail_id"), nullable=True)
-    visit_occurrence_id: Mapped[int] = mapped_column(Integer, ForeignKey("visit_occurrence.visit_occurrence_id"), nullable=False)
+    visit_occurrence_id: Mapped[int] = mapped_column(Integer, ForeignKey("visit_occurrence.visit_occurrence_id"), index=True, nullable=False)
 
 
 class ConditionOccurrence(Base):
@@ -160,8 +160,8 @@ class ConditionOccurrence(Base):
     __tablename__ = "condition_occurrence"
 
     condition_occurrence_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    person_id: Mapped[int] = mapped_column(Integer, ForeignKey("person.person_id"), nullable=False)
-    condition_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=False)
+    person_id: Mapped[int] = mapped_column(Integer, ForeignKey("person.person_id"), index=True, nullable=False)
+    condition_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id"), index=True, nullable=False)
     condition_start_date: Mapped[datetime.date] = mapped_column(Date, nullable=False)
     condition_start_datetime: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True)
     condition_end_date: Mapped[datetime.date | None] = mapped_column(Date, nullable=True)
@@ -170,10 +170,10 @@ class ConditionOccurrence(Base):
     condition_status_concept_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=True)
     stop_reason: Mapped[str | None] = mapped_column(String(20), nullable=True)
     provider_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("provider.provider_id"), nullable=True)
-    visit_occurrence_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("visit_occurrence.visit_occurrence_id"), nullable=True)
+    visit_occurrence_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("visit_occurrence.visit_occurrence_id"), index=True, nullable=True)
     visit_detail_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("visit_detail.visit_detail_id"), nullable=True)
     condition_source_value: Mapped[str | None] = mapped_column(String(50), nullable=True)
-    condition_source_concept_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=True)
+    condition_source_concept_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("concept.concept_id"), index=True, nullable=True)
     condition_status_source_value: Mapped[str | None] = mapped_column(String(50), nullable=True)
 
 
@@ -183,8 +183,8 @@ class DrugExposure(Base):
     __tablename__ = "drug_exposure"
 
     drug_exposure_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    person_id: Mapped[int] = mapped_column(Integer, ForeignKey("person.person_id"), nullable=False)
-    drug_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=False)
+    person_id: Mapped[int] = mapped_column(Integer, ForeignKey("person.person_id"), index=True, nullable=False)
+    drug_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id"), index=True, nullable=False)
     drug_exposure_start_date: Mapped[datetime.date] = mapped_column(Date, nullable=False)
     drug_exposure_start_datetime: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True)
     drug_exposure_end_date: Mapped[datetime.date] = mapped_column(Date, nullable=False)
@@ -199,7 +199,7 @@ class DrugExposure(Base):
     route_concept_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=True)
     lot_number: Mapped[str | None] = mapped_column(String(50), nullable=True)
     provider_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("provider.provider_id"), nullable=True)
-    visit_occurrence_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("visit_occurrence.visit_occurrence_id"), nullable=True)
+    visit_occurrence_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("visit_occurrence.visit_occurrence_id"), index=True, nullable=True)
     visit_detail_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("visit_detail.visit_detail_id"), nullable=True)
     drug_source_value: Mapped[str | None] = mapped_column(String(50), nullable=True)
     drug_source_concept_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=True)
@@ -213,8 +213,8 @@ class ProcedureOccurrence(Base):
     __tablename__ = "procedure_occurrence"
 
     procedure_occurrence_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    person_id: Mapped[int] = mapped_column(Integer, ForeignKey("person.person_id"), nullable=False)
-    procedure_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=False)
+    person_id: Mapped[int] = mapped_column(Integer, ForeignKey("person.person_id"), index=True, nullable=False)
+    procedure_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id"), index=True, nullable=False)
     procedure_date: Mapped[datetime.date] = mapped_column(Date, nullable=False)
     procedure_datetime: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True)
     procedure_end_date: Mapped[datetime.date | None] = mapped_column(Date, nullable=True)
@@ -223,7 +223,7 @@ class ProcedureOccurrence(Base):
     modifier_concept_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=True)
     quantity: Mapped[int | None] = mapped_column(Integer, nullable=True)
     provider_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("provider.provider_id"), nullable=True)
-    visit_occurrence_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("visit_occurrence.visit_occurrence_id"), nullable=True)
+    visit_occurrence_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("visit_occurrence.visit_occurrence_id"), index=True, nullable=True)
     visit_detail_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("visit_detail.visit_detail_id"), nullable=True)
     procedure_source_value: Mapped[str | None] = mapped_column(String(50), nullable=True)
     procedure_source_concept_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=True)
@@ -236,8 +236,8 @@ class DeviceExposure(Base):
     __tablename__ = "device_exposure"
 
     device_exposure_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    person_id: Mapped[int] = mapped_column(Integer, ForeignKey("person.person_id"), nullable=False)
-    device_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=False)
+    person_id: Mapped[int] = mapped_column(Integer, ForeignKey("person.person_id"), index=True, nullable=False)
+    device_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id"), index=True, nullable=False)
     device_exposure_start_date: Mapped[datetime.date] = mapped_column(Date, nullable=False)
     device_exposure_start_datetime: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True)
     device_exposure_end_date: Mapped[datetime.date | None] = mapped_column(Date, nullable=True)
@@ -247,7 +247,7 @@ class DeviceExposure(Base):
     production_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
     quantity: Mapped[int | None] = mapped_column(Integer, nullable=True)
     provider_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("provider.provider_id"), nullable=True)
-    visit_occurrence_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("visit_occurrence.visit_occurrence_id"), nullable=True)
+    visit_occurrence_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("visit_occurrence.visit_occurrence_id"), index=True, nullable=True)
     visit_detail_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("visit_detail.visit_detail_id"), nullable=True)
     device_source_value: Mapped[str | None] = mapped_column(String(50), nullable=True)
     device_source_concept_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=True)
@@ -262,8 +262,8 @@ class Measurement(Base):
     __tablename__ = "measurement"
 
     measurement_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    person_id: Mapped[int] = mapped_column(Integer, ForeignKey("person.person_id"), nullable=False)
-    measurement_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=False)
+    person_id: Mapped[int] = mapped_column(Integer, ForeignKey("person.person_id"), index=True, nullable=False)
+    measurement_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id"), index=True, nullable=False)
     measurement_date: Mapped[datetime.date] = mapped_column(Date, nullable=False)
     measurement_datetime: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True)
     measurement_time: Mapped[str | None] = mapped_column(String(10), nullable=True)
@@ -275,14 +275,14 @@ class Measurement(Base):
     range_low: Mapped[float | None] = mapped_column(Float, nullable=True)
     range_high: Mapped[float | None] = mapped_column(Float, nullable=True)
     provider_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("provider.provider_id"), nullable=True)
-    visit_occurrence_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("visit_occurrence.visit_occurrence_id"), nullable=True)
+    visit_occurrence_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("visit_occurrence.visit_occurrence_id"), index=True, nullable=True)
     visit_detail_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("visit_detail.visit_detail_id"), nullable=True)
     measurement_source_value: Mapped[str | None] = mapped_column(String(50), nullable=True)
-    measurement_source_concept_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=True)
+    measurement_source_concept_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("concept.concept_id"), index=True, nullable=True)
     unit_source_value: Mapped[str | None] = mapped_column(String(50), nullable=True)
     unit_source_concept_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=True)
     value_source_value: Mapped[str | None] = mapped_column(String(50), nullable=True)
-    measurement_event_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    measurement_event_id: Mapped[int | None] = mapped_column(Integer, index=True, nullable=True)
     meas_event_field_concept_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=True)
 
 
@@ -292,8 +292,8 @@ class Observation(Base):
     __tablename__ = "observation"
 
     observation_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    person_id: Mapped[int] = mapped_column(Integer, ForeignKey("person.person_id"), nullable=False)
-    observation_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=False)
+    person_id: Mapped[int] = mapped_column(Integer, ForeignKey("person.person_id"), index=True, nullable=False)
+    observation_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id"), index=True, nullable=False)
     observation_date: Mapped[datetime.date] = mapped_column(Date, nullable=False)
     observation_datetime: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True)
     observation_type_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=False)
@@ -303,14 +303,14 @@ class Observation(Base):
     qualifier_concept_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=True)
     unit_concept_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=True)
     provider_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("provider.provider_id"), nullable=True)
-    visit_occurrence_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("visit_occurrence.visit_occurrence_id"), nullable=True)
+    visit_occurrence_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("visit_occurrence.visit_occurrence_id"), index=True, nullable=True)
     visit_detail_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("visit_detail.visit_detail_id"), nullable=True)
     observation_source_value: Mapped[str | None] = mapped_column(String(50), nullable=True)
-    observation_source_concept_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=True)
+    observation_source_concept_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("concept.concept_id"), index=True, nullable=True)
     unit_source_value: Mapped[str | None] = mapped_column(String(50), nullable=True)
     qualifier_source_value: Mapped[str | None] = mapped_column(String(50), nullable=True)
     value_source_value: Mapped[str | None] = mapped_column(String(50), nullable=True)
-    observation_event_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    observation_event_id: Mapped[int | None] = mapped_column(Integer, index=True, nullable=True)
     obs_event_field_concept_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=True)
 
 
@@ -320,7 +320,7 @@ class Death(Base):
     __tablename__ = "death"
     __mapper_args__ = {"primary_key": ["person_id"]}
 
-    person_id: Mapped[int] = mapped_column(Integer, ForeignKey("person.person_id"), nullable=False)
+    person_id: Mapped[int] = mapped_column(Integer, ForeignKey("person.person_id"), index=True, nullable=False)
     death_date: Mapped[datetime.date] = mapped_column(Date, nullable=False)
     death_datetime: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True)
     death_type_concept_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=True)
@@ -335,17 +335,17 @@ class Note(Base):
     __tablename__ = "note"
 
     note_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    person_id: Mapped[int] = mapped_column(Integer, ForeignKey("person.person_id"), nullable=False)
+    person_id: Mapped[int] = mapped_column(Integer, ForeignKey("person.person_id"), index=True, nullable=False)
     note_date: Mapped[datetime.date] = mapped_column(Date, nullable=False)
     note_datetime: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True)
-    note_type_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=False)
+    note_type_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id"), index=True, nullable=False)
     note_class_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=False)
     note_title: Mapped[str | None] = mapped_column(String(250), nullable=True)
     note_text: Mapped[str] = mapped_column(Text, nullable=False)
     encoding_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=False)
     language_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=False)
     provider_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("provider.provider_id"), nullable=True)
-    visit_occurrence_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("visit_occurrence.visit_occurrence_id"), nullable=True)
+    visit_occurrence_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("visit_occurrence.visit_occurrence_id"), index=True, nullable=True)
     visit_detail_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("visit_detail.visit_detail_id"), nullable=True)
     note_source_value: Mapped[str | None] = mapped_column(String(50), nullable=True)
     note_event_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
@@ -358,12 +358,12 @@ class NoteNlp(Base):
     __tablename__ = "note_nlp"
 
     note_nlp_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    note_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    note_id: Mapped[int] = mapped_column(Integer, index=True, nullable=False)
     section_concept_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=True)
     snippet: Mapped[str | None] = mapped_column(String(250), nullable=True)
     offset: Mapped[str | None] = mapped_column(String(50), nullable=True)
     lexical_variant: Mapped[str] = mapped_column(String(250), nullable=False)
-    note_nlp_concept_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=True)
+    note_nlp_concept_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("concept.concept_id"), index=True, nullable=True)
     note_nlp_source_concept_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=True)
     nlp_system: Mapped[str | None] = mapped_column(String(250), nullable=True)
     nlp_date: Mapped[datetime.date] = mapped_column(Date, nullable=False)
@@ -379,8 +379,8 @@ class Specimen(Base):
     __tablename__ = "specimen"
 
     specimen_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    person_id: Mapped[int] = mapped_column(Integer, ForeignKey("person.person_id"), nullable=False)
-    specimen_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=False)
+    person_id: Mapped[int] = mapped_column(Integer, ForeignKey("person.person_id"), index=True, nullable=False)
+    specimen_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id"), index=True, nullable=False)
     specimen_type_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=False)
     specimen_date: Mapped[datetime.date] = mapped_column(Date, nullable=False)
     specimen_datetime: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True)
@@ -401,11 +401,11 @@ class FactRelationship(Base):
     __tablename__ = "fact_relationship"
     __mapper_args__ = {"primary_key": ["domain_concept_id_1", "fact_id_1", "domain_concept_id_2", "fact_id_2", "relationship_concept_id"]}
 
-    domain_concept_id_1: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=False)
+    domain_concept_id_1: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id"), index=True, nullable=False)
     fact_id_1: Mapped[int] = mapped_column(Integer, nullable=False)
-    domain_concept_id_2: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=False)
+    domain_concept_id_2: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id"), index=True, nullable=False)
     fact_id_2: Mapped[int] = mapped_column(Integer, nullable=False)
-    relationship_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=False)
+    relationship_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id"), index=True, nullable=False)
 
 
 class Location(Base):
@@ -466,7 +466,7 @@ class PayerPlanPeriod(Base):
     __tablename__ = "payer_plan_period"
 
     payer_plan_period_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    person_id: Mapped[int] = mapped_column(Integer, ForeignKey("person.person_id"), nullable=False)
+    person_id: Mapped[int] = mapped_column(Integer, ForeignKey("person.person_id"), index=True, nullable=False)
     payer_plan_period_start_date: Mapped[datetime.date] = mapped_column(Date, nullable=False)
     payer_plan_period_end_date: Mapped[datetime.date] = mapped_column(Date, nullable=False)
     payer_concept_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=True)
@@ -490,7 +490,7 @@ class Cost(Base):
     __tablename__ = "cost"
 
     cost_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    cost_event_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    cost_event_id: Mapped[int] = mapped_column(Integer, index=True, nullable=False)
     cost_domain_id: Mapped[str] = mapped_column(String(20), ForeignKey("domain.domain_id"), nullable=False)
     cost_type_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=False)
     currency_concept_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=True)
@@ -519,8 +519,8 @@ class DrugEra(Base):
     __tablename__ = "drug_era"
 
     drug_era_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    person_id: Mapped[int] = mapped_column(Integer, ForeignKey("person.person_id"), nullable=False)
-    drug_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=False)
+    person_id: Mapped[int] = mapped_column(Integer, ForeignKey("person.person_id"), index=True, nullable=False)
+    drug_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id"), index=True, nullable=False)
     drug_era_start_date: Mapped[datetime.date] = mapped_column(Date, nullable=False)
     drug_era_end_date: Mapped[datetime.date] = mapped_column(Date, nullable=False)
     drug_exposure_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
@@ -533,8 +533,8 @@ class DoseEra(Base):
     __tablename__ = "dose_era"
 
     dose_era_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    person_id: Mapped[int] = mapped_column(Integer, ForeignKey("person.person_id"), nullable=False)
-    drug_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=False)
+    person_id: Mapped[int] = mapped_column(Integer, ForeignKey("person.person_id"), index=True, nullable=False)
+    drug_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id"), index=True, nullable=False)
     unit_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=False)
     dose_value: Mapped[float] = mapped_column(Float, nullable=False)
     dose_era_start_date: Mapped[datetime.date] = mapped_column(Date, nullable=False)
@@ -547,8 +547,8 @@ class ConditionEra(Base):
     __tablename__ = "condition_era"
 
     condition_era_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    person_id: Mapped[int] = mapped_column(Integer, ForeignKey("person.person_id"), nullable=False)
-    condition_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=False)
+    person_id: Mapped[int] = mapped_column(Integer, ForeignKey("person.person_id"), index=True, nullable=False)
+    condition_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id"), index=True, nullable=False)
     condition_era_start_date: Mapped[datetime.date] = mapped_column(Date, nullable=False)
     condition_era_end_date: Mapped[datetime.date] = mapped_column(Date, nullable=False)
     condition_occurrence_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
@@ -560,8 +560,8 @@ class Episode(Base):
     __tablename__ = "episode"
 
     episode_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    person_id: Mapped[int] = mapped_column(Integer, ForeignKey("person.person_id"), nullable=False)
-    episode_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=False)
+    person_id: Mapped[int] = mapped_column(Integer, ForeignKey("person.person_id"), index=True, nullable=False)
+    episode_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id"), index=True, nullable=False)
     episode_start_date: Mapped[datetime.date] = mapped_column(Date, nullable=False)
     episode_start_datetime: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True)
     episode_end_date: Mapped[datetime.date | None] = mapped_column(Date, nullable=True)
@@ -580,8 +580,8 @@ class EpisodeEvent(Base):
     __tablename__ = "episode_event"
     __mapper_args__ = {"primary_key": ["episode_id", "event_id", "episode_event_field_concept_id"]}
 
-    episode_id: Mapped[int] = mapped_column(Integer, ForeignKey("episode.episode_id"), nullable=False)
-    event_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    episode_id: Mapped[int] = mapped_column(Integer, ForeignKey("episode.episode_id"), index=True, nullable=False)
+    event_id: Mapped[int] = mapped_column(Integer, index=True, nullable=False)
     episode_event_field_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=False)
 
 
@@ -627,11 +627,11 @@ class Concept(Base):
 
     concept_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     concept_name: Mapped[str] = mapped_column(String(255), nullable=False)
-    domain_id: Mapped[str] = mapped_column(String(20), ForeignKey("domain.domain_id", deferrable=True, initially="DEFERRED"), nullable=False)
-    vocabulary_id: Mapped[str] = mapped_column(String(20), ForeignKey("vocabulary.vocabulary_id", deferrable=True, initially="DEFERRED"), nullable=False)
-    concept_class_id: Mapped[str] = mapped_column(String(20), ForeignKey("concept_class.concept_class_id", deferrable=True, initially="DEFERRED"), nullable=False)
+    domain_id: Mapped[str] = mapped_column(String(20), ForeignKey("domain.domain_id", deferrable=True, initially="DEFERRED"), index=True, nullable=False)
+    vocabulary_id: Mapped[str] = mapped_column(String(20), ForeignKey("vocabulary.vocabulary_id", deferrable=True, initially="DEFERRED"), index=True, nullable=False)
+    concept_class_id: Mapped[str] = mapped_column(String(20), ForeignKey("concept_class.concept_class_id", deferrable=True, initially="DEFERRED"), index=True, nullable=False)
     standard_concept: Mapped[str | None] = mapped_column(String(1), nullable=True)
-    concept_code: Mapped[str] = mapped_column(String(50), nullable=False)
+    concept_code: Mapped[str] = mapped_column(String(50), index=True, nullable=False)
     valid_start_date: Mapped[datetime.date] = mapped_column(Date, nullable=False)
     valid_end_date: Mapped[datetime.date] = mapped_column(Date, nullable=False)
     invalid_reason: Mapped[str | None] = mapped_column(String(1), nullable=True)
@@ -675,9 +675,9 @@ class ConceptRelationship(Base):
     __tablename__ = "concept_relationship"
     __mapper_args__ = {"primary_key": ["concept_id_1", "concept_id_2", "relationship_id"]}
 
-    concept_id_1: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id", deferrable=True, initially="DEFERRED"), nullable=False)
-    concept_id_2: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id", deferrable=True, initially="DEFERRED"), nullable=False)
-    relationship_id: Mapped[str] = mapped_column(String(20), ForeignKey("relationship.relationship_id", deferrable=True, initially="DEFERRED"), nullable=False)
+    concept_id_1: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id", deferrable=True, initially="DEFERRED"), index=True, nullable=False)
+    concept_id_2: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id", deferrable=True, initially="DEFERRED"), index=True, nullable=False)
+    relationship_id: Mapped[str] = mapped_column(String(20), ForeignKey("relationship.relationship_id", deferrable=True, initially="DEFERRED"), index=True, nullable=False)
     valid_start_date: Mapped[datetime.date] = mapped_column(Date, nullable=False)
     valid_end_date: Mapped[datetime.date] = mapped_column(Date, nullable=False)
     invalid_reason: Mapped[str | None] = mapped_column(String(1), nullable=True)
@@ -702,7 +702,7 @@ class ConceptSynonym(Base):
     __tablename__ = "concept_synonym"
     __mapper_args__ = {"primary_key": ["concept_id", "concept_synonym_name", "language_concept_id"]}
 
-    concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id", deferrable=True, initially="DEFERRED"), nullable=False)
+    concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id", deferrable=True, initially="DEFERRED"), index=True, nullable=False)
     concept_synonym_name: Mapped[str] = mapped_column(String(1000), nullable=False)
     language_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id", deferrable=True, initially="DEFERRED"), nullable=False)
 
@@ -713,8 +713,8 @@ class ConceptAncestor(Base):
     __tablename__ = "concept_ancestor"
     __mapper_args__ = {"primary_key": ["ancestor_concept_id", "descendant_concept_id"]}
 
-    ancestor_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id", deferrable=True, initially="DEFERRED"), nullable=False)
-    descendant_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id", deferrable=True, initially="DEFERRED"), nullable=False)
+    ancestor_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id", deferrable=True, initially="DEFERRED"), index=True, nullable=False)
+    descendant_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id", deferrable=True, initially="DEFERRED"), index=True, nullable=False)
     min_levels_of_separation: Mapped[int] = mapped_column(Integer, nullable=False)
     max_levels_of_separation: Mapped[int] = mapped_column(Integer, nullable=False)
 
@@ -725,12 +725,12 @@ class SourceToConceptMap(Base):
     __tablename__ = "source_to_concept_map"
     __mapper_args__ = {"primary_key": ["source_vocabulary_id", "source_code", "target_concept_id", "valid_end_date"]}
 
-    source_code: Mapped[str] = mapped_column(String(50), nullable=False)
+    source_code: Mapped[str] = mapped_column(String(50), index=True, nullable=False)
     source_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id", deferrable=True, initially="DEFERRED"), nullable=False)
-    source_vocabulary_id: Mapped[str] = mapped_column(String(20), nullable=False)
+    source_vocabulary_id: Mapped[str] = mapped_column(String(20), index=True, nullable=False)
     source_code_description: Mapped[str | None] = mapped_column(String(255), nullable=True)
-    target_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id", deferrable=True, initially="DEFERRED"), nullable=False)
-    target_vocabulary_id: Mapped[str] = mapped_column(String(20), ForeignKey("vocabulary.vocabulary_id", deferrable=True, initially="DEFERRED"), nullable=False)
+    target_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id", deferrable=True, initially="DEFERRED"), index=True, nullable=False)
+    target_vocabulary_id: Mapped[str] = mapped_column(String(20), ForeignKey("vocabulary.vocabulary_id", deferrable=True, initially="DEFERRED"), index=True, nullable=False)
     valid_start_date: Mapped[datetime.date] = mapped_column(Date, nullable=False)
     valid_end_date: Mapped[datetime.date] = mapped_column(Date, nullable=False)
     invalid_reason: Mapped[str | None] = mapped_column(String(1), nullable=True)
@@ -742,8 +742,8 @@ class DrugStrength(Base):
     __tablename__ = "drug_strength"
     __mapper_args__ = {"primary_key": ["drug_concept_id", "ingredient_concept_id"]}
 
-    drug_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id", deferrable=True, initially="DEFERRED"), nullable=False)
-    ingredient_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id", deferrable=True, initially="DEFERRED"), nullable=False)
+    drug_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id", deferrable=True, initially="DEFERRED"), index=True, nullable=False)
+    ingredient_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id", deferrable=True, initially="DEFERRED"), index=True, nullable=False)
     amount_value: Mapped[float | None] = mapped_column(Float, nullable=True)
     amount_unit_concept_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("concept.concept_id", deferrable=True, initially="DEFERRED"), nullable=True)
     numerator_value: Mapped[float | None] = mapped_column(Float, nullable=True)
@@ -762,8 +762,8 @@ class Cohort(Base):
     __tablename__ = "cohort"
     __mapper_args__ = {"primary_key": ["cohort_definition_id", "subject_id", "cohort_start_date", "cohort_end_date"]}
 
-    cohort_definition_id: Mapped[int] = mapped_column(Integer, nullable=False)
-    subject_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    cohort_definition_id: Mapped[int] = mapped_column(Integer, index=True, nullable=False)
+    subject_id: Mapped[int] = mapped_column(Integer, index=True, nullable=False)
     cohort_start_date: Mapped[datetime.date] = mapped_column(Date, nullable=False)
     cohort_end_date: Mapped[datetime.date] = mapped_column(Date, nullable=False)
 
@@ -789,14 +789,14 @@ class ImageOccurrence(Base):
     __tablename__ = "image_occurrence"
 
     image_occurrence_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    person_id: Mapped[int] = mapped_column(Integer, ForeignKey("person.person_id"), nullable=False)
+    person_id: Mapped[int] = mapped_column(Integer, ForeignKey("person.person_id"), index=True, nullable=False)
     visit_occurrence_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("visit_occurrence.visit_occurrence_id"), nullable=True)
     procedure_occurrence_id: Mapped[int] = mapped_column(Integer, ForeignKey("procedure_occurrence.procedure_occurrence_id"), nullable=False)
     wadors_uri: Mapped[str | None] = mapped_column(Text, nullable=True)
     local_path: Mapped[str | None] = mapped_column(Text, nullable=True)
     image_occurrence_date: Mapped[datetime.date] = mapped_column(Date, nullable=False)
     image_study_uid: Mapped[str] = mapped_column(String(250), nullable=False)
-    image_series_uid: Mapped[str] = mapped_column(String(250), nullable=False)
+    image_series_uid: Mapped[str] = mapped_column(String(250), index=True, nullable=False)
     modality_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=False)
     anatomic_site_concept_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=True)
 
@@ -807,12 +807,12 @@ class ImageFeature(Base):
     __tablename__ = "image_feature"
 
     image_feature_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    person_id: Mapped[int] = mapped_column(Integer, ForeignKey("person.person_id"), nullable=False)
-    image_occurrence_id: Mapped[int] = mapped_column(Integer, ForeignKey("image_occurrence.image_occurrence_id"), nullable=False)
+    person_id: Mapped[int] = mapped_column(Integer, ForeignKey("person.person_id"), index=True, nullable=False)
+    image_occurrence_id: Mapped[int] = mapped_column(Integer, ForeignKey("image_occurrence.image_occurrence_id"), index=True, nullable=False)
     image_feature_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=False)
     image_feature_type_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=False)
     image_feature_event_field_concept_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=True)
-    image_feature_event_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    image_feature_event_id: Mapped[int | None] = mapped_column(Integer, index=True, nullable=True)
     image_finding_concept_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=True)
     image_finding_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     anatomic_site_concept_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=True)
@@ -826,7 +826,7 @@ class SurveyConduct(Base):
     __tablename__ = "survey_conduct"
 
     survey_conduct_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
-    person_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), ForeignKey("person.person_id"), nullable=False)
+    person_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), ForeignKey("person.person_id"), index=True, nullable=False)
     survey_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=False)
     survey_start_date: Mapped[datetime.date | None] = mapped_column(Date, nullable=True)
     survey_start_datetime: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True)
@@ -843,7 +843,7 @@ class SurveyConduct(Base):
     collection_method_source_value: Mapped[str | None] = mapped_column(String(100), nullable=True)
     survey_source_value: Mapped[str | None] = mapped_column(String(100), nullable=True)
     survey_source_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=False)
-    survey_source_identifier: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    survey_source_identifier: Mapped[str | None] = mapped_column(String(100), index=True, nullable=True)
     validated_survey_concept_id: Mapped[int] = mapped_column(Integer, ForeignKey("concept.concept_id"), nullable=False)
     validated_survey_source_value: Mapped[str | None] = mapped_column(String(100), nullable=True)
     survey_version_number: Mapped[str | None] = mapped_column(String(20), nullable=True)
