@@ -162,14 +162,12 @@ def main() -> None:
         for label, value in rows:
             print(f"{label:<44}{value:>14}")
         print()
-        print(
-            f"{'table':<22}{'rows':>9}  {'checksum before':<17} {'checksum after':<17} same"
-        )
+        head = f"{'table':<22}{'rows':>9}  {'checksum before':<17} "
+        print(head + f"{'checksum after':<17} same")
         for t in TABLES:
             (n0, h0), (n1, h1) = before[t], after[t]
-            print(
-                f"{t:<22}{n1:>9}  {h0:<17} {h1:<17} {'yes' if (n0, h0) == (n1, h1) else 'NO'}"
-            )
+            flag = "yes" if (n0, h0) == (n1, h1) else "NO"
+            print(f"{t:<22}{n1:>9}  {h0:<17} {h1:<17} {flag}")
         if first.quarantined:
             print("quarantined:", dict(first.quarantined))
         if before != after:
