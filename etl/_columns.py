@@ -70,6 +70,35 @@ def resample_planes(
     return out.reshape(k1 - k0 + 1, -1)
 
 
+def resample_points(
+    dose_gy: FloatArray,
+    k0: int,
+    k1: int,
+    u_mm: FloatArray,
+    v_mm: FloatArray,
+    *,
+    spacing: tuple[float, float],
+) -> FloatArray:
+    """Bilinear in-plane dose of planes ``k0..k1`` at points (grid mm along i and j).
+
+    Returns an array of shape ``(k1 - k0 + 1, len(u_mm))``.
+    """
+    _, nj, ni = dose_gy.shape
+    xlo, xhi, fx, _ = axis_weights(u_mm, spacing[0], ni)
+    ylo, yhi, fy, _ = axis_weights(v_mm, spacing[1], nj)
+    i00, i01 = ylo * ni + xlo, ylo * ni + xhi
+    i10, i11 = yhi * ni + xlo, yhi * ni + xhi
+    out = np.empty((k1 - k0 + 1, len(u_mm)))
+    for k in range(k0, k1 + 1):
+        plane = dose_gy[k].ravel()
+        # As differences, so that a uniform dose stays exactly uniform.
+        p00, p10 = plane.take(i00), plane.take(i10)
+        low = p00 + fx * (plane.take(i01) - p00)
+        high = p10 + fx * (plane.take(i11) - p10)
+        out[k - k0] = low + fy * (high - low)
+    return out
+
+
 class ColumnHistogram:
     """Accumulates columns of a structure into an exact dose-volume histogram.
 

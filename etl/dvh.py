@@ -15,27 +15,29 @@ Method
    its outer planes). A gap between planes wider than 1.75 times the median spacing
    splits the structure into runs, each capped. A run of one plane is a slab of one
    typical spacing (``half``) or has no volume (``none``).
-3. Sampling is adaptive in-plane: the raster spacing ``h`` is chosen so that the
-   structure would get about ``target_samples`` cubic samples, but never coarser than
-   the dose grid and never finer than ``min_spacing_mm``. A structure sampled at the
-   dose-grid resolution uses the voxel centres as its raster; a smaller one gets a
-   finer raster over its bounding box. Along the slice normal nothing is sampled: each
-   raster cell is a column whose extent inside the structure is solved exactly. When
-   a supersampled structure's ``h`` is finer than its contour spacing, the
-   cross-section is interpolated between
-   two planes (the signed in-plane distance to each section, from a Euclidean distance
-   transform, interpolated linearly, so each column is one interval per gap, ending
-   where the interpolated distance is zero); otherwise each plane's section fills the
+3. Sampling is adaptive in-plane: the raster spacing ``h`` is
+   ``cbrt(volume / target_samples)``, but never coarser than the dose grid and never
+   finer than ``min_spacing_mm``. A structure sampled at the dose-grid resolution
+   uses the voxel centres as its raster. A smaller one gets a finer raster over its
+   bounding box, and the dose of each cell is taken at a low-discrepancy point of the
+   cell (R2 sequence) rather than at its centre, so that a gradient along the raster
+   rows does not turn the DVH into steps of ``h`` times the gradient.
+4. Along the slice normal nothing is sampled: each raster cell is a column whose
+   extent inside the structure is solved exactly. When a supersampled structure's
+   ``h`` is finer than its contour spacing, the section is interpolated between two
+   planes: the signed in-plane distance to each section (Euclidean distance
+   transform) is interpolated linearly, so a column is one interval per gap, ending
+   where the interpolated distance is zero. Otherwise each plane's section fills the
    slab half-way to its neighbours.
-4. Dose is trilinear interpolation of the grid: bilinear in-plane on the raster, and
-   linear along the normal between two dose planes. Each column is cut at the dose
-   planes into segments over which the dose is uniformly distributed between the
-   values at the ends; the segment adds to the histogram exactly (see
-   :mod:`etl._columns`), or, for a structure sampled at the dose-grid resolution, as a
-   point mass at its mean dose. Mean, min and max are exact over the columns. Columns
-   beyond the voxels of the grid are counted in ``outside_grid_cc`` and left out of the
-   histogram, with an :class:`~etl.errors.OutsideGridWarning`.
-5. Min and max also take the contour vertices on both faces of their slab (where the
+5. Dose is trilinear interpolation of the grid: bilinear in-plane, linear along the
+   normal between two dose planes. Each column is cut at the dose planes into
+   segments over which the dose is uniformly distributed between its end values; a
+   segment adds to the histogram exactly (see :mod:`etl._columns`), or, for a
+   structure sampled at the dose-grid resolution, as a point mass at its mean dose.
+   Mean, min and max are exact over the columns. Columns beyond the voxels of the
+   grid are counted in ``outside_grid_cc`` and left out of the histogram, with an
+   :class:`~etl.errors.OutsideGridWarning`.
+6. Min and max also take the contour vertices on both faces of their slab (where the
    extremes of a near-linear field over a prism lie).
 
 References
@@ -55,7 +57,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from etl._columns import ColumnHistogram, axis_weights, resample_planes
+from etl._columns import (
+    ColumnHistogram,
+    axis_weights,
+    resample_planes,
+    resample_points,
+)
 from etl._raster import CHUNK_CELLS, fill_planes, next_vertex, signed_distances
 from etl.dosegrid import DoseGrid
 from etl.errors import ContourWarning, GeometryError, OutsideGridWarning, StructureError
@@ -240,7 +247,8 @@ def compute_dvh(
     bin_width_gy
         Width of the differential histogram bins.
     target_samples
-        About how many dose samples to take in the structure (adaptive resolution).
+        Sets the in-plane sample spacing, ``cbrt(volume / target_samples)`` (adaptive
+        resolution; see the module notes).
     min_spacing_mm
         Finest sample spacing.
 
@@ -323,8 +331,19 @@ def compute_dvh(
     top = max(nk - 2, 0)
     k0 = int(np.clip(np.floor(zlo / dk) - 1, 0, top))
     k1 = min(int(np.clip(np.floor(zhi / dk), 0, top)) + 1, nk - 1)
+    if on_voxels:
+        planes = resample_planes(dose.dose_gy, k0, k1, yw[:3], xw[:3])
+    else:
+        # Dose at a low-discrepancy point of each cell (R2 sequence), not its centre:
+        # on a regular raster a gradient along the rows turns the DVH into steps.
+        n = np.arange(len(x) * len(y), dtype=np.float64)
+        ju = np.mod(0.5 + n * 0.7548776662466927, 1.0) - 0.5
+        jv = np.mod(0.5 + n * 0.5698402909980532, 1.0) - 0.5
+        u = np.tile(x, len(y)) + ju * hx
+        v = np.repeat(y, len(x)) + jv * hy
+        planes = resample_points(dose.dose_gy, k0, k1, u, v, spacing=(di, dj))
     acc = ColumnHistogram(
-        resample_planes(dose.dose_gy, k0, k1, yw[:3], xw[:3]),
+        planes,
         k0=k0,
         n_frames=nk,
         dk=dk,
