@@ -98,7 +98,7 @@ class ImportOptions:
     workers: int = 1
     alpha_beta: AlphaBeta = field(default_factory=AlphaBeta)
     retry_held: bool = True
-    dvh_samples: int = 400_000
+    dvh_samples: int | None = None  # None: the engine default, as `rtcohort dvh`
     progress: Callable[[str, int, int], None] | None = None
 
 
@@ -252,7 +252,7 @@ def _ct_findings(resolved: ResolvedDataset) -> list[Finding]:
     )
 
 
-def _compute(resolved: ResolvedDataset, dvh_samples: int = 400_000) -> _Computed:
+def _compute(resolved: ResolvedDataset, dvh_samples: int | None = None) -> _Computed:
     from etl.rtdose import read_rtdose
     from etl.rtplan import read_rtplan
     from etl.rtstruct import read_rtstruct
@@ -335,7 +335,11 @@ def _compute(resolved: ResolvedDataset, dvh_samples: int = 400_000) -> _Computed
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", DoseQualityWarning)
                 try:
-                    dvh = compute_dvh(roi.contours, grid, target_samples=dvh_samples)
+                    dvh = (
+                        compute_dvh(roi.contours, grid)
+                        if dvh_samples is None
+                        else compute_dvh(roi.contours, grid, target_samples=dvh_samples)
+                    )
                 except EtlError as exc:
                     findings.append(
                         Finding(Reason.STRUCTURE_UNUSABLE, f"ROI {roi.number}: {exc}")

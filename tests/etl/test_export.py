@@ -74,7 +74,7 @@ def _dvh_cli(folder: Path, *extra: str) -> dict[str, dict[str, str]]:
 
 def test_export_reproduces_rtcohort_dvh(db: Db, deid_patient: Path) -> None:
     expected = _dvh_cli(deid_patient)
-    summary = run_import(db.factory, [deid_patient], db.options(dvh_samples=400_000))
+    summary = run_import(db.factory, [deid_patient], db.options(dvh_samples=None))
     assert summary.loaded == 1
     access = _Access(allow=True)
     with db.factory.begin() as s:
@@ -115,7 +115,7 @@ def test_export_reproduces_rtcohort_dvh(db: Db, deid_patient: Path) -> None:
 def test_eqd2_export_reproduces_rtcohort_dvh_with_alpha_beta(
     db: Db, deid_patient: Path
 ) -> None:
-    run_import(db.factory, [deid_patient], db.options(dvh_samples=400_000))
+    run_import(db.factory, [deid_patient], db.options(dvh_samples=None))
     expected = _dvh_cli(deid_patient, "--alpha-beta", "3", "--fractions", "30")
     with db.factory.begin() as s:
         table = dose_metric_table(
