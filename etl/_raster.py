@@ -72,7 +72,9 @@ def fill_planes(
     return parity.astype(bool)
 
 
-def signed_distances(masks: BoolArray, hy: float, hx: float) -> FloatArray:
+def signed_distances(
+    masks: BoolArray, hy: float, hx: float, uncropped: tuple[int, ...] = ()
+) -> FloatArray:
     """Signed in-plane distance (mm, negative inside) to the edge of each section.
 
     Parameters
@@ -81,6 +83,8 @@ def signed_distances(masks: BoolArray, hy: float, hx: float) -> FloatArray:
         Filled sections on one raster.
     hy, hx
         Sample spacing along rows and columns (mm).
+    uncropped
+        Planes computed over the whole raster (those continued into end caps).
 
     Returns
     -------
@@ -103,8 +107,11 @@ def signed_distances(masks: BoolArray, hy: float, hx: float) -> FloatArray:
         cols = np.flatnonzero(any_c[near].any(axis=0))
         if not masks[p].any():
             continue
-        r0, r1 = max(int(rows[0]) - 2, 0), min(int(rows[-1]) + 3, nrows)
-        c0, c1 = max(int(cols[0]) - 2, 0), min(int(cols[-1]) + 3, ncols)
+        if p in uncropped:
+            r0, r1, c0, c1 = 0, nrows, 0, ncols
+        else:
+            r0, r1 = max(int(rows[0]) - 2, 0), min(int(rows[-1]) + 3, nrows)
+            c0, c1 = max(int(cols[0]) - 2, 0), min(int(cols[-1]) + 3, ncols)
         sub = masks[p, r0:r1, c0:c1]
         edge = np.zeros(sub.shape, dtype=bool)
         d = sub[1:] != sub[:-1]

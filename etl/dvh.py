@@ -204,6 +204,26 @@ def _runs(
     return runs
 
 
+def _cap_growth_mm(
+    groups: list[list[FloatArray]],
+    positions: FloatArray,
+    runs: list[tuple[int, int, float, float]],
+) -> float:
+    """How far end caps may reach beyond the outer sections (bounding-box estimate)."""
+    growth = 0.0
+    for a, b, z0, z1 in runs:
+        if b == a:
+            continue
+        for outer, inner, z_cap in ((a, a + 1, z0), (b, b - 1, z1)):
+            t = abs(z_cap - positions[outer]) / abs(positions[inner] - positions[outer])
+            po, pi = np.concatenate(groups[outer]), np.concatenate(groups[inner])
+            beyond = np.concatenate(
+                [pi.min(axis=0) - po.min(axis=0), po.max(axis=0) - pi.max(axis=0)]
+            )
+            growth = max(growth, t * float(beyond.max()))
+    return growth
+
+
 def _estimate_volume_mm3(
     groups: list[list[FloatArray]],
     positions: FloatArray,
@@ -322,8 +342,10 @@ def compute_dvh(
         nrows = max(1, int(np.ceil((vmax - vmin) / h - 1e-9)))
         hx = max((umax - umin) / ncols, 1e-6)
         hy = max((vmax - vmin) / nrows, 1e-6)
-        x = umin + (np.arange(-1, ncols + 1) + 0.5) * hx
-        y = vmin + (np.arange(-1, nrows + 1) + 0.5) * hy
+        # The margin also holds what the end caps add beyond the outer sections.
+        m = 1 + int(np.ceil(_cap_growth_mm(groups, positions, runs) / min(hx, hy)))
+        x = umin + (np.arange(-m, ncols + m) + 0.5) * hx
+        y = vmin + (np.arange(-m, nrows + m) + 0.5) * hy
     xw = axis_weights(x, di, ni)
     yw = axis_weights(y, dj, nj)
     in_xy = (yw[3][:, None] & xw[3][None, :]).ravel()
@@ -437,7 +459,9 @@ def _add_interpolated(
     for s in range(0, b - a, per_batch - 1):
         e = min(s + per_batch, b - a + 1)
         masks = fill_planes(groups[a + s : a + e], x, y)
-        sdf = signed_distances(masks, *h).reshape(e - s, ncell)
+        # The two planes at each end are continued into the caps: whole raster.
+        caps = tuple(q - s for q in (0, 1, b - a - 1, b - a) if s <= q < e)
+        sdf = signed_distances(masks, *h, uncropped=caps).reshape(e - s, ncell)
         flat = masks.reshape(e - s, ncell)
         both = np.flatnonzero(flat[:-1] & flat[1:])
         gap, cell = np.divmod(both, ncell)
