@@ -262,22 +262,6 @@ def _allocate_ids(
     return list(range(start, start + n))
 
 
-def _restore_sequence(
-    session: Session, model: type[Measurement] | type[ImageFeature], top: int
-) -> None:
-    """Keep the sequence past ids other writers took (bulk_insert resets it)."""
-    if session.get_bind().dialect.name != "postgresql":
-        return
-    table, column = _pk(model)
-    session.execute(
-        text(
-            "SELECT setval(pg_get_serial_sequence(:t, :c), "
-            f"GREATEST(:top, (SELECT COALESCE(MAX({column}), 0) FROM {table})))"
-        ),
-        {"t": table, "c": column, "top": top},
-    )
-
-
 @dataclass
 class _Ctx:
     person_id: int
@@ -359,9 +343,7 @@ def write_metrics(session: Session, rows: Sequence[tuple[Dvh, DVH]], ctx: _Ctx) 
             }
         )
     bulk_insert(session, Measurement, measurements)
-    _restore_sequence(session, Measurement, measurement_ids[-1])
     bulk_insert(session, ImageFeature, features)
-    _restore_sequence(session, ImageFeature, feature_ids[-1])
     bulk_insert(session, DvhMetric, links)
     return len(pending)
 
@@ -602,9 +584,6 @@ def load_dataset(
     )
     site = _care_site(session, centre)
     person = _person(session, resolved.patient_id, site.care_site_id)
-    if session.get_bind().dialect.name == "postgresql":
-        # One loader at a time reserves metric ids (see _restore_sequence).
-        session.execute(text("SELECT pg_advisory_xact_lock(72550007)"))
     dataset = session.scalar(
         select(IngestDataset).where(
             IngestDataset.dose_sop_instance_uid == resolved.dose.sop_instance_uid

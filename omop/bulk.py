@@ -127,11 +127,21 @@ def bulk_insert(
 
 
 def _advance_sequences(session: Session, table: Table, names: list[str]) -> None:
+    """Move the key's sequence past the copied ids, never backwards.
+
+    Sequences are not transactional: a concurrent writer may already hold higher
+    values than this transaction can see, so the new value is the larger of the
+    visible maximum and the sequence's own last value.
+    """
     for column in table.primary_key.columns:
         if column.name in names and column.autoincrement is True:
             largest = session.scalar(select(func.max(column)))
             if largest is not None:
                 session.execute(
-                    text("SELECT setval(pg_get_serial_sequence(:t, :c), :v)"),
+                    text(
+                        "SELECT setval(s, GREATEST(:v, "
+                        "COALESCE(pg_sequence_last_value(s), 0))) "
+                        "FROM (SELECT pg_get_serial_sequence(:t, :c)::regclass AS s) q"
+                    ),
                     {"t": table.name, "c": column.name, "v": int(largest)},
                 )

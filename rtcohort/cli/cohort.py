@@ -254,6 +254,16 @@ def consent_record(  # noqa: PLR0917
             contact=contact,
         )
         typer.echo(f"{who.pseudonym}: {event.state} recorded")
+    if str(event.state) == "consented":
+        # Datasets held for want of consent load now (ARCHITECTURE.md: etl gets the
+        # consent decision passed in; the wiring runs the retry).
+        from rtcohort.cli.common import open_engine
+        from rtcohort.wiring import after_consent
+
+        summary = after_consent(open_engine(), centre)
+        if summary.loaded:
+            typer.echo(f"{summary.loaded} held dataset(s) loaded now that consent is "
+                       "recorded")
 
 
 # ---------------------------------------------------------------- follow-up

@@ -38,8 +38,8 @@ def _ok(args: list[str], code: int = 0) -> str:
     return result.output
 
 
-def _consent(env: Path, patient: str) -> None:
-    _ok(["consent", "record", patient, "--centre", "CLI01", "--key-file", str(env / "k.key"),
+def _consent(env: Path, patient: str) -> str:
+    return _ok(["consent", "record", patient, "--centre", "CLI01", "--key-file", str(env / "k.key"),
          "--state", "consented", "--year-of-birth", "1950", "--sex", "F"])  # fmt: skip
 
 
@@ -172,14 +172,14 @@ def test_consent_after_import_loads_held_data_and_project_export(env: Path) -> N
     out = _ok(["import", str(env / "in"), "--centre", "CLI01", "--key-file", key,
                "--project", "P1"])  # fmt: skip
     assert "datasets loaded 0" in out and "quarantined no-consent" in out
-    _consent(env, "CLI-C")
+    # recording consent loads the held dataset at once
+    assert "1 held dataset(s) loaded" in _consent(env, "CLI-C")
+    assert json.loads(_ok(["quarantine", "list", "--json"])) == []
     engine = make_engine(get_settings().resolved_database_url())
     try:
-        summary = after_consent(engine, "CLI01")
+        assert after_consent(engine, "CLI01").loaded == 0  # nothing left to load
     finally:
         engine.dispose()
-    assert summary.loaded == 1
-    assert json.loads(_ok(["quarantine", "list", "--json"])) == []
     # attach via the project option on a later import of new data goes through cohort
     write_patient(env / "in2" / "d", "CLI-D", 405)
     _consent(env, "CLI-D")

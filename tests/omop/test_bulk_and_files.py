@@ -123,3 +123,30 @@ def test_file_ownership_and_release(session: Session, tmp_path: Path) -> None:
     orphans = release_person(session, a.person_id)
     assert orphans == [only_a]  # the shared file is still owned by b
     assert files_of_person(session, a.person_id) == []
+
+
+def test_bulk_insert_never_moves_a_sequence_backwards(
+    session: Session, backend: str
+) -> None:
+    from sqlalchemy import text
+
+    person = _person(session, "T-BULK4")
+    ahead = 700_002
+    if backend == "postgresql":
+        # another writer took ids far ahead (sequences are not transactional)
+        ahead = session.scalar(
+            text(
+                "SELECT setval(pg_get_serial_sequence('measurement', "
+                "'measurement_id'), 900000)"
+            )
+        )
+    bulk_insert(session, cdm.Measurement, _measurements(person.person_id, 3, 700_000))
+    later = cdm.Measurement(
+        person_id=person.person_id,
+        measurement_concept_id=0,
+        measurement_date=datetime.date(2024, 5, 1),
+        measurement_type_concept_id=32817,
+    )
+    session.add(later)
+    session.flush()
+    assert later.measurement_id > ahead
