@@ -540,6 +540,7 @@ def _objects(
             )
         ):
             existing.setdefault(row.sop_instance_uid, []).append(row)
+    new_files: list[tuple[str, int | None]] = []
     for uid, obj in members.items():
         versions = existing.get(uid, [])
         if any(v.sha256 == obj.sha256 for v in versions):
@@ -548,7 +549,7 @@ def _objects(
             continue
         for v in versions:
             v.current = False
-        store.register(session, obj.sha256, person_id)
+        new_files.append((obj.sha256, person_id))
         session.add(
             IngestObject(
                 sop_instance_uid=uid,
@@ -563,6 +564,7 @@ def _objects(
                 received_at=now,
             )
         )
+    store.register_many(session, new_files)
     session.flush()
 
 

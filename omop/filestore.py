@@ -94,6 +94,55 @@ class FileStore:
         target.unlink(missing_ok=True)
         return existed
 
+    def register_many(
+        self, session: Session, files: list[tuple[str, int | None]]
+    ) -> None:
+        """Record many stored files and owners in a few statements, idempotently.
+
+        Parameters
+        ----------
+        files
+            ``(sha256, person_id or None)`` pairs; duplicates are fine.
+        """
+        hashes = sorted({sha for sha, _ in files})
+        known: set[str] = set()
+        owned: set[tuple[str, int]] = set()
+        for start in range(0, len(hashes), 500):
+            chunk = hashes[start : start + 500]
+            known.update(
+                session.scalars(
+                    select(StoredFile.sha256).where(StoredFile.sha256.in_(chunk))
+                )
+            )
+            owned.update(
+                (str(sha), int(pid))
+                for sha, pid in session.execute(
+                    select(StoredFileOwner.sha256, StoredFileOwner.person_id).where(
+                        StoredFileOwner.sha256.in_(chunk)
+                    )
+                )
+            )
+        now = datetime.datetime.now(datetime.UTC)
+        new_files = [
+            StoredFile(
+                sha256=sha, size_bytes=self.path(sha).stat().st_size, stored_at=now
+            )
+            for sha in hashes
+            if sha not in known
+        ]
+        session.add_all(new_files)
+        session.flush()
+        new_owners = {
+            (sha, pid)
+            for sha, pid in files
+            if pid is not None and (sha, pid) not in owned
+        }
+        session.add_all(
+            StoredFileOwner(sha256=sha, person_id=pid)
+            for sha, pid in sorted(new_owners)
+        )
+        session.flush()
+
     def register(self, session: Session, sha256: str, person_id: int | None) -> None:
         """Record a stored file (and its owner) in the database, idempotently."""
         if session.get(StoredFile, sha256) is None:

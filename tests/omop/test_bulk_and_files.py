@@ -150,3 +150,18 @@ def test_bulk_insert_never_moves_a_sequence_backwards(
     session.add(later)
     session.flush()
     assert later.measurement_id > ahead
+
+
+def test_register_many_matches_register(session: Session, tmp_path: Path) -> None:
+    store = FileStore(tmp_path)
+    a = _person(session, "T-MANY-A")
+    b = _person(session, "T-MANY-B")
+    one, two = store.put(b"one"), store.put(b"two")
+    store.register(session, one, a.person_id)
+    store.register_many(
+        session,
+        [(one, a.person_id), (one, b.person_id), (two, b.person_id), (two, None)],
+    )
+    store.register_many(session, [(two, b.person_id)])  # idempotent
+    assert files_of_person(session, a.person_id) == [one]
+    assert sorted(files_of_person(session, b.person_id)) == sorted([one, two])
