@@ -30,6 +30,9 @@ from tests.etl.deid_sets import write_linked_set
 
 HOST = "127.0.0.1"
 STORESCU = shutil.which("storescu")
+# .ci/run installs dcmtk and sets RTCOHORT_REQUIRE_PEERS=1: a missing peer then fails
+if STORESCU is None and os.environ.get("RTCOHORT_REQUIRE_PEERS") == "1":
+    raise RuntimeError("dcmtk storescu is required (RTCOHORT_REQUIRE_PEERS=1)")
 needs_dcmtk = pytest.mark.skipif(
     STORESCU is None, reason="dcmtk storescu not installed"
 )
