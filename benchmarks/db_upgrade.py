@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from omop.database import upgrade  # noqa: E402
-from omop.engine import make_engine  # noqa: E402
+from omop.database import upgrade
+from omop.engine import make_engine
 
 RUNS = 5
 
@@ -28,8 +28,12 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             env = {**os.environ, "RTCOHORT_DATA_DIR": tmp}
             started = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "rtcohort.cli", "db", "upgrade"],
-                           env=env, check=True, capture_output=True)
+            subprocess.run(
+                [sys.executable, "-m", "rtcohort.cli", "db", "upgrade"],
+                env=env,
+                check=True,
+                capture_output=True,
+            )
             process.append(time.perf_counter() - started)
         with tempfile.TemporaryDirectory() as tmp:
             engine = make_engine(f"sqlite:///{tmp}/x.sqlite")
@@ -38,8 +42,10 @@ def main() -> None:
             inproc.append(time.perf_counter() - started)
             engine.dispose()
     print(f"rtcohort db upgrade, empty SQLite, {RUNS} runs")
-    print(f"  whole process : median {statistics.median(process):.2f} s "
-          f"(min {min(process):.2f}, max {max(process):.2f}); goal < 10 s")
+    print(
+        f"  whole process : median {statistics.median(process):.2f} s "
+        f"(min {min(process):.2f}, max {max(process):.2f}); goal < 10 s"
+    )
     print(f"  in-process    : median {statistics.median(inproc):.2f} s")
 
 

@@ -1,3 +1,3 @@
-"""Reading DICOM-RT, computing DVHs and dose metrics, pseudonymising and loading into OMOP."""
+"""DICOM-RT reading, DVHs and dose metrics, pseudonymisation, loading into OMOP."""
 
 __all__: list[str] = []

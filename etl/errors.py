@@ -66,7 +66,7 @@ class OutsideGridWarning(DoseQualityWarning):
 
 
 class KeyFileError(EtlError, ValueError):
-    """A centre key file is missing, unreadable, malformed or fails its integrity check."""
+    """A centre key file is missing, unreadable, malformed or fails its check."""
 
 
 class KeyCentreMismatchError(KeyFileError):
@@ -74,7 +74,7 @@ class KeyCentreMismatchError(KeyFileError):
 
 
 class DeidRefusedError(EtlError, ValueError):
-    """An object cannot be pseudonymised; ``reason`` says why (it goes to quarantine)."""
+    """An object cannot be pseudonymised; ``reason`` says why (quarantined)."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)

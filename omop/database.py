@@ -212,14 +212,11 @@ def database_info(engine: Engine) -> dict[str, Any]:
             counts[str(model.__tablename__)] = int(
                 session.scalar(select(func.count()).select_from(model)) or 0
             )
-        vocabularies = (
-            session.execute(
-                select(cdm.Concept.vocabulary_id, func.count())
-                .group_by(cdm.Concept.vocabulary_id)
-                .order_by(cdm.Concept.vocabulary_id)
-            )
-            .all()
-        )
+        vocabularies = session.execute(
+            select(cdm.Concept.vocabulary_id, func.count())
+            .group_by(cdm.Concept.vocabulary_id)
+            .order_by(cdm.Concept.vocabulary_id)
+        ).all()
     info["rows"] = counts
     info["concepts_by_vocabulary"] = {v: int(n) for v, n in vocabularies}
     return info

@@ -212,16 +212,13 @@ def _tables() -> list[Table]:
 
 def _repoint_field_concepts(session: Session) -> int:
     concept = cdm.Concept
-    ours = (
-        session.execute(
-            select(concept.concept_id, concept.concept_name).where(
-                concept.vocabulary_id == "CDM",
-                concept.concept_class_id == "Field",
-                concept.concept_id >= FIRST_ID,
-            )
+    ours = session.execute(
+        select(concept.concept_id, concept.concept_name).where(
+            concept.vocabulary_id == "CDM",
+            concept.concept_class_id == "Field",
+            concept.concept_id >= FIRST_ID,
         )
-        .all()
-    )
+    ).all()
     repointed = 0
     for our_id, name in ours:
         athena_id = session.scalar(

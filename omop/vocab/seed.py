@@ -45,16 +45,18 @@ class SeedReport:
 
 
 def _clean_name(name: str) -> str:
-    """Drop the compiler's annotations: 'X (name may now be ...)', 'X (label from ...)'."""
+    """Drop the compiler's notes: 'X (name may now be ...)', 'X (label from ...)'."""
     for marker in (" (name may", " (label from"):
         if marker in name:
-            name = name.split(marker)[0]
+            name = name.split(marker, maxsplit=1)[0]
     return name
 
 
 def _clean_class(concept_class: str) -> str:
     """'Treatment Episode -> Treatment' -> 'Treatment'; 'X (renamed ...)' -> 'X'."""
-    concept_class = concept_class.split(" -> ")[-1].split(" (")[0].strip()
+    concept_class = (
+        concept_class.rsplit(" -> ", maxsplit=1)[-1].split(" (", maxsplit=1)[0].strip()
+    )
     return concept_class or "Undefined"
 
 
@@ -152,8 +154,9 @@ def seed_vocabulary(session: Session) -> SeedReport:
     if new_concepts:
         session.execute(insert(Concept), new_concepts)
 
-    have_maps = set(
-        session.execute(
+    have_maps: set[tuple[int, str, str, str]] = {
+        (int(a), str(b), str(c), str(d))
+        for a, b, c, d in session.execute(
             select(
                 ConceptMapPending.source_concept_id,
                 ConceptMapPending.relationship_id,
@@ -161,7 +164,7 @@ def seed_vocabulary(session: Session) -> SeedReport:
                 ConceptMapPending.target_concept_code,
             )
         )
-    )
+    }
     maps = []
     for m in pending_maps():
         key = (

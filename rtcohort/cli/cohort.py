@@ -262,8 +262,9 @@ def consent_record(  # noqa: PLR0917
 
         summary = after_consent(open_engine(), centre)
         if summary.loaded:
-            typer.echo(f"{summary.loaded} held dataset(s) loaded now that consent is "
-                       "recorded")
+            typer.echo(
+                f"{summary.loaded} held dataset(s) loaded now that consent is recorded"
+            )
 
 
 # ---------------------------------------------------------------- follow-up

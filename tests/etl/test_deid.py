@@ -410,7 +410,7 @@ def test_shipped_table_rows() -> None:
 
 
 def test_phantom_set(tmp_path: Path, key: CentreKey) -> None:
-    import etl.phantom as phantom
+    from etl import phantom
     from etl.phantom_spec import spec_from_options
 
     spec = spec_from_options("sphere", 10, dose_grid_mm=2, contour_spacing_mm=2)

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import instruments
 import omop
 from instruments.errors import ResponseValidationError
 from instruments.qlq_c30 import (
