@@ -21,9 +21,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	RTCOHORT_DATA_DIR=$(DEMO_DIR) $(VENV)/bin/rtcohort db upgrade
+	RTCOHORT_DATA_DIR=$(DEMO_DIR) $(VENV)/bin/rtcohort demo
 	RTCOHORT_DATA_DIR=$(DEMO_DIR) $(VENV)/bin/rtcohort db check
-	RTCOHORT_DATA_DIR=$(DEMO_DIR) $(VENV)/bin/rtcohort db info
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -29,6 +29,7 @@ _COMMAND_MODULES = (
     "rtcohort.cli.cohort",
     "rtcohort.cli.ntcp",
     "rtcohort.cli.ingest",
+    "rtcohort.cli.demo",
 )
 
 for _name in _COMMAND_MODULES:
