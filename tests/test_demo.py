@@ -1,0 +1,103 @@
+"""`rtcohort demo`, small (2 centres x 2 patients), on each backend, run twice."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, func, select
+from typer.testing import CliRunner
+
+from cohort.simulate import ConsentPlan, simulate_cohort
+from etl.deid import pseudonym
+from etl.keys import load_key
+from etl.load import dvh_from_row
+from etl.metrics import evaluate
+from omop.cdm import Measurement, Observation, Person, SurveyConduct
+from omop.engine import make_engine, session_factory
+from omop.ingest_tables import Dvh, QuarantineItem
+from rtcohort.cli import app
+
+_TABLES = (Person, Dvh, Measurement, Observation, SurveyConduct, QuarantineItem)
+
+
+def _counts(engine: Engine) -> dict[str, int]:
+    with session_factory(engine)() as s:
+        return {
+            t.__tablename__: int(s.scalar(select(func.count()).select_from(t)) or 0)
+            for t in _TABLES
+        }
+
+
+def test_demo_small_twice(
+    fresh_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "data"
+    monkeypatch.setenv("RTCOHORT_DATA_DIR", str(data))
+    monkeypatch.setenv("RTCOHORT_DATABASE_URL", fresh_url)
+    monkeypatch.setenv("RTCOHORT_ADMIN_PASSWORD", "demo-test-password")
+    args = ["demo", "--centres", "2", "--patients", "2", "--seed", "1"]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    engine = make_engine(fresh_url)
+    counts = _counts(engine)
+    assert counts["person"] == 4
+
+    cohort = simulate_cohort(2, 2, seed=1)
+    plans = [p.consent for p in cohort]
+    assert plans == [ConsentPlan.CONSENTED, ConsentPlan.DECLINED,
+                     ConsentPlan.CONSENTED, ConsentPlan.LATE]  # fmt: skip
+    keys = {c: load_key(data / "keys" / f"{c}.key", c) for c in ("HUS", "TAYS")}
+    pseudo = [pseudonym(keys[p.centre], p.hospital_id) for p in cohort]
+    with session_factory(engine)() as s:
+        ids = {
+            p: s.scalar(select(Person.person_id).where(Person.person_source_value == p))
+            for p in pseudo
+        }
+        with_dvh = set(s.scalars(select(Dvh.person_id).distinct()))
+        held = set(
+            s.scalars(
+                select(QuarantineItem.person_source_value).where(
+                    QuarantineItem.status == "held",
+                    QuarantineItem.reason_code == "no-consent",
+                )
+            )
+        )
+        # The declined patient's data are held, not loaded; the late consenter's load.
+        assert ids[pseudo[1]] not in with_dvh
+        assert held == {pseudo[1]}
+        assert {ids[pseudo[0]], ids[pseudo[2]], ids[pseudo[3]]} == with_dvh
+        # No hospital identifier reached the database.
+        assert not s.scalar(
+            select(func.count()).where(Person.person_source_value.like("%-0%"))
+        )
+        lung = s.scalars(
+            select(Dvh).where(
+                Dvh.person_id == ids[pseudo[0]], Dvh.tg263_name == "Lung_L"
+            )
+        ).one()
+        stored_mean = evaluate(dvh_from_row(lung), "Mean[Gy]")
+        stored_d95 = evaluate(dvh_from_row(lung), "D95%[Gy]")
+    # Outcomes: 2 gradings (m3, m6) and 2 questionnaires per consented patient.
+    assert counts["survey_conduct"] == 6
+
+    rows = list(csv.DictReader((data / "demo" / "dose_metrics.csv").open()))
+    mine = [r for r in rows if r["person_source_value"] == pseudo[0]]
+    assert {r["tg263_name"] for r in mine} == {
+        "Body", "PTV", "Lung_L", "Lung_R", "Heart", "SpinalCord"
+    }  # fmt: skip
+    exported = next(r for r in mine if r["tg263_name"] == "Lung_L")
+    assert float(exported["D95%[Gy]"]) == pytest.approx(stored_d95, rel=1e-9)
+    # ... and the stored mean is the phantom's analytic mean dose.
+    folder = data / "demo" / "dicom" / "HUS" / cohort[0].hospital_id
+    truth = json.loads((folder / "truth.json").read_text())
+    exact = next(r for r in truth["rois"] if r["name"] == "Lung_L")["mean_gy"]
+    assert float(exported["Mean[Gy]"]) == pytest.approx(stored_mean, rel=1e-9)
+    assert stored_mean == pytest.approx(exact, rel=0.02)
+
+    second = CliRunner().invoke(app, args)
+    assert second.exit_code == 0, second.output
+    assert _counts(engine) == counts
+    engine.dispose()
