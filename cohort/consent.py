@@ -24,6 +24,7 @@ from cohort.errors import (
     InvalidInputError,
     UnknownPersonError,
 )
+from instruments.shortlists import TreatmentSite  # one list of sites for forms
 from omop.cdm import CareSite, ObservationPeriod, Person
 from omop.cohort_tables import ConsentEvent, Enrolment
 from omop.vocab.registry import our_concept_id
@@ -72,18 +73,6 @@ class Sex(StrEnum):
 
     F = "F"
     M = "M"
-
-
-class TreatmentSite(StrEnum):
-    """Treatment site of the radiotherapy course."""
-
-    BREAST = "breast"
-    HEAD_NECK = "head_neck"
-    LUNG = "lung"
-    PROSTATE = "prostate"
-    RECTUM = "rectum"
-    BRAIN = "brain"
-    OTHER = "other"
 
 
 _GENDER = {Sex.F: 8532, Sex.M: 8507}

@@ -26,6 +26,7 @@ import pydicom
 from pydicom.dataset import Dataset
 
 from etl.errors import DicomParseError
+from etl.rtstruct import structure_references
 
 __all__ = [
     "Catalogue",
@@ -99,22 +100,9 @@ def _slice_position(ds: Dataset) -> float | None:
 
 
 def _struct_refs(ds: Dataset) -> tuple[tuple[str, ...], tuple[str, ...], str]:
-    series: list[str] = []
-    images: list[str] = []
-    frames: list[str] = []
-    for ref in ds.get("ReferencedFrameOfReferenceSequence", []):
-        if ref.get("FrameOfReferenceUID"):
-            frames.append(str(ref.FrameOfReferenceUID))
-        for study in ref.get("RTReferencedStudySequence", []):
-            for ser in study.get("RTReferencedSeriesSequence", []):
-                if ser.get("SeriesInstanceUID"):
-                    series.append(str(ser.SeriesInstanceUID))
-                images += _uids(ser.get("ContourImageSequence", []))
-    return (
-        tuple(dict.fromkeys(series)),
-        tuple(dict.fromkeys(images)),
-        (frames[0] if frames else ""),
-    )
+    refs = structure_references(ds)
+    frames = refs.frame_of_reference_uids
+    return refs.series_uids, refs.image_uids, (frames[0] if frames else "")
 
 
 def _rois(ds: Dataset) -> tuple[tuple[str, ...], tuple[str, ...]]:

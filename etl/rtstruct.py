@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,9 +20,49 @@ from pydicom.dataset import Dataset
 from etl.dicom_io import describe, read_dataset
 from etl.errors import DicomParseError
 
-__all__ = ["Roi", "StructureSet", "read_rtstruct"]
+__all__ = [
+    "Roi",
+    "StructureReferences",
+    "StructureSet",
+    "read_rtstruct",
+    "structure_references",
+]
 
 _RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
+
+
+@dataclass(frozen=True)
+class StructureReferences:
+    """What a structure set refers to (ReferencedFrameOfReferenceSequence)."""
+
+    frame_of_reference_uids: tuple[str, ...]
+    series_uids: tuple[str, ...]
+    image_uids: tuple[str, ...]
+
+
+def _unique(values: Iterable[object]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(str(v) for v in values if v))
+
+
+def structure_references(ds: Dataset) -> StructureReferences:
+    """Return the frames of reference, series and images a structure set refers to.
+
+    Works on a header-only read (``stop_before_pixels``); order kept, duplicates
+    dropped.
+    """
+    frames: list[object] = []
+    series: list[object] = []
+    images: list[object] = []
+    for ref in ds.get("ReferencedFrameOfReferenceSequence", []):
+        frames.append(ref.get("FrameOfReferenceUID"))
+        for study in ref.get("RTReferencedStudySequence", []):
+            for ser in study.get("RTReferencedSeriesSequence", []):
+                series.append(ser.get("SeriesInstanceUID"))
+                images += [
+                    i.get("ReferencedSOPInstanceUID")
+                    for i in ser.get("ContourImageSequence", [])
+                ]
+    return StructureReferences(_unique(frames), _unique(series), _unique(images))
 
 
 @dataclass(frozen=True)
@@ -170,15 +211,7 @@ def read_rtstruct(source: str | os.PathLike[str] | Dataset) -> StructureSet:
             f"{where}: not an RT Structure Set (SOP class {sop_class})"
         )
 
-    frames: list[str] = []
-    series: list[str] = []
-    for ref in ds.get("ReferencedFrameOfReferenceSequence", []):
-        if ref.get("FrameOfReferenceUID"):
-            frames.append(str(ref.FrameOfReferenceUID))
-        for study in ref.get("RTReferencedStudySequence", []):
-            for ser in study.get("RTReferencedSeriesSequence", []):
-                if ser.get("SeriesInstanceUID"):
-                    series.append(str(ser.SeriesInstanceUID))
+    refs = structure_references(ds)
 
     interpreted: dict[int, str] = {}
     for obs in ds.get("RTROIObservationsSequence", []):
@@ -220,10 +253,14 @@ def read_rtstruct(source: str | os.PathLike[str] | Dataset) -> StructureSet:
                 ),
             )
         )
-    frame = frames[0] if frames else next((r.frame_of_reference_uid for r in rois), "")
+    frame = (
+        refs.frame_of_reference_uids[0]
+        if refs.frame_of_reference_uids
+        else next((r.frame_of_reference_uid for r in rois), "")
+    )
     return StructureSet(
         sop_instance_uid=str(ds.get("SOPInstanceUID", "")),
         frame_of_reference_uid=frame,
         rois=tuple(rois),
-        referenced_series_uids=tuple(dict.fromkeys(series)),
+        referenced_series_uids=refs.series_uids,
     )

@@ -43,7 +43,7 @@ _COLUMNS = ("treatment_site", "ctcae_term", "meddra_code", "ctcae_version")
 
 
 class TreatmentSite(StrEnum):
-    """Treatment sites with a CTCAE shortlist (the shipped file's own site names)."""
+    """Treatment site of the radiotherapy course (the shortlist file's site names)."""
 
     BREAST = "breast"
     HEAD_NECK = "head_neck"
