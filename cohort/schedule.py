@@ -15,12 +15,13 @@ patient's date offset (from the contact register) before comparing.
 from __future__ import annotations
 
 import datetime
-from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
 
+import numpy as np
+import numpy.typing as npt
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
@@ -200,9 +201,59 @@ class ScheduleItem:
     status: Status
 
 
+_EPOCH = datetime.date(1970, 1, 1).toordinal()
+# status codes of the vectorised classification, in the order of _STATUSES
+_UPCOMING, _DUE, _OVERDUE, _MISSED, _DONE = range(5)
+_STATUSES = (Status.UPCOMING, Status.DUE, Status.OVERDUE, Status.MISSED, Status.DONE)
+
+Days = npt.NDArray[np.int64]
+Mask = npt.NDArray[np.bool_]
+
+
+def _ordinals(days: Sequence[datetime.date]) -> Days:
+    """Day numbers (``date.toordinal()``) of dates or datetimes (their date part)."""
+    return np.fromiter((d.toordinal() for d in days), np.int64, len(days))
+
+
+def _dates(ordinals: Days) -> list[datetime.date]:
+    return (ordinals - _EPOCH).astype("datetime64[D]").tolist()  # type: ignore[no-any-return]
+
+
+def _classify_days(lo: Days, target: Days, hi: Days, local: Days, done: Mask) -> Days:
+    """Status codes of assessments on day numbers (arguments broadcast together)."""
+    return np.select(
+        [done, local < lo, local <= target, local <= hi],
+        [_DONE, _UPCOMING, _DUE, _OVERDUE],
+        default=_MISSED,
+    ).astype(np.int64)
+
+
+def _index(keys: Days, values: Days) -> tuple[Days, Mask]:
+    """Position of each value in the sorted unique ``keys`` and whether it is there."""
+    at = np.searchsorted(keys, values)
+    found = at < keys.size
+    found[found] = keys[at[found]] == values[found]
+    return np.minimum(at, max(keys.size - 1, 0)), found
+
+
+def _any_in_window(
+    event_row: Days, event_day: Days, rows: Days, lo: Days, hi: Days
+) -> Mask:
+    """Whether row ``rows[i]`` has an event on a day in ``[lo[i, j], hi[i, j]]``."""
+    if event_row.size == 0:
+        return np.zeros(lo.shape, dtype=np.bool_)
+    base = min(int(event_day.min()), int(lo.min()))
+    span = max(int(event_day.max()), int(hi.max())) - base + 1
+    keys = np.sort(event_row * span + (event_day - base))
+    first = rows[:, None] * span
+    left = np.searchsorted(keys, first + (lo - base), side="left")
+    right = np.searchsorted(keys, first + (hi - base), side="right")
+    return right > left
+
+
 def _rt_dates(
     session: Session, scope: list[ColumnElement[bool]]
-) -> dict[int, tuple[datetime.date, datetime.date | None]]:
+) -> list[tuple[int, datetime.date, datetime.date | None]]:
     first = (
         select(
             Episode.person_id,
@@ -224,17 +275,34 @@ def _rt_dates(
             first.c.person_id, first.c.episode_start_date, first.c.episode_end_date
         ).where(first.c.n == 1)
     ).all()
-    return {int(p): (s, e) for p, s, e in rows}
+    return [(int(p), s, e) for p, s, e in rows]
 
 
-def _dates_by_person(session: Session, query: object) -> dict[int, list[datetime.date]]:
-    out: dict[int, list[datetime.date]] = defaultdict(list)
-    for pid, day in session.execute(query).all():  # type: ignore[call-overload]
-        if day is not None:
-            out[int(pid)].append(
-                day.date() if isinstance(day, datetime.datetime) else day
-            )
-    return out
+@dataclass(frozen=True)
+class _Events:
+    """Dated events and PROM timings, by row of the unique person ids."""
+
+    row: Days
+    day: Days
+    timing_row: Days
+    timing: Days
+
+    @classmethod
+    def build(
+        cls,
+        persons: Days,
+        rows: Sequence[tuple[object, datetime.date | None, int]],
+    ) -> _Events:
+        if not rows:
+            empty = np.zeros(0, dtype=np.int64)
+            return cls(empty, empty, empty, empty)
+        pid = np.fromiter((int(r[0]) for r in rows), np.int64, len(rows))  # type: ignore[call-overload]
+        timing = np.fromiter((r[2] for r in rows), np.int64, len(rows))
+        row, found = _index(persons, pid)
+        dated = np.fromiter((r[1] is not None for r in rows), np.bool_, len(rows))
+        keep = found & dated
+        days = _ordinals([r[1] for r in rows if r[1] is not None])
+        return cls(row[keep], days[found[dated]], row[found], timing[found])
 
 
 def schedule(
@@ -268,7 +336,9 @@ def schedule(
     Notes
     -----
     Persons without an RT course have no schedule yet. Timepoints whose window
-    opens after a recorded death are left out.
+    opens after a recorded death are left out. The classification runs on arrays of
+    day numbers (persons x timepoints), as :func:`classify` does for one assessment.
+    Items come per person (in enrolment query order), timepoint and kind.
     """
     query = (
         select(
@@ -295,106 +365,166 @@ def schedule(
     ]
     if person_ids is not None:
         scope.append(Enrolment.person_id.in_(list(person_ids)))
+
+    # persons: one row per enrolment row; u = row in the array of unique person ids
+    n = len(people)
+    pid = np.fromiter((int(r[0]) for r in people), np.int64, n)
+    persons, u = np.unique(pid, return_inverse=True)
+    u = u.reshape(-1)
+    scope_data = np.fromiter((bool(r[3]) for r in people), np.bool_, n)
+    scope_proms = np.fromiter((bool(r[4]) for r in people), np.bool_, n)
+
     rt = _rt_dates(session, scope)
-    deaths = dict(
-        session.execute(
-            select(Death.person_id, Death.death_date)
-            .join(Enrolment, Enrolment.person_id == Death.person_id)
-            .where(*scope)
-        ).all()
+    rt_row, rt_found = _index(persons, np.array([r[0] for r in rt], dtype=np.int64))
+    rt_row = rt_row[rt_found]
+    start = np.zeros(persons.size, dtype=np.int64)
+    end = np.zeros(persons.size, dtype=np.int64)
+    has_rt = np.zeros(persons.size, dtype=np.bool_)
+    has_end = np.zeros(persons.size, dtype=np.bool_)
+    found_rt = [r for r, f in zip(rt, rt_found.tolist(), strict=True) if f]
+    start[rt_row] = _ordinals([r[1] for r in found_rt])
+    has_rt[rt_row] = True
+    ended = np.array([r[2] is not None for r in found_rt], dtype=np.bool_)
+    has_end[rt_row[ended]] = True
+    end[rt_row[ended]] = _ordinals([r[2] for r in found_rt if r[2] is not None])
+    end = np.where(has_end, end, start)  # any valid day; masked by has_end
+
+    death_rows = session.execute(
+        select(Death.person_id, Death.death_date)
+        .join(Enrolment, Enrolment.person_id == Death.person_id)
+        .where(*scope)
+    ).all()
+    d_row, d_found = _index(
+        persons, np.array([int(r[0]) for r in death_rows], dtype=np.int64)
     )
-    tox_done = (
-        _dates_by_person(
-            session,
-            select(Observation.person_id, Observation.observation_date)
-            .join(Enrolment, Enrolment.person_id == Observation.person_id)
-            .where(
-                *scope,
-                Observation.observation_type_concept_id == TOXICITY_TYPE_CONCEPT_ID,
-            ),
-        )
-        if Kind.TOXICITY in kinds
-        else {}
-    )
-    prom_rows: dict[int, list[tuple[int, datetime.date | None]]] = defaultdict(list)
-    if Kind.PROM in kinds:
-        for pid, timing, end_dt in session.execute(
-            select(
-                SurveyConduct.person_id,
-                SurveyConduct.timing_concept_id,
-                SurveyConduct.survey_end_datetime,
-            )
-            .join(Enrolment, Enrolment.person_id == SurveyConduct.person_id)
-            .where(*scope)
-        ).all():
-            prom_rows[int(pid)].append((int(timing), end_dt.date() if end_dt else None))
-    protocols: dict[str, list[TimepointDef]] = {}
-    offsets = offsets or {}
-    wanted = frozenset(Status) if statuses is None else frozenset(statuses)
-    today_n = today.toordinal()
-    tox_n = {p: [d.toordinal() for d in ds] for p, ds in tox_done.items()}
-    prom_n = {
-        p: [(t, d.toordinal() if d else None) for t, d in rows]
-        for p, rows in prom_rows.items()
-    }
-    items: list[ScheduleItem] = []
-    for raw_pid, pseudonym, protocol_code, scope_data, scope_proms in people:
-        pid = int(raw_pid)
-        if pid not in rt:
-            continue
-        if protocol_code not in protocols:
-            protocols[protocol_code] = protocol_timepoints(session, protocol_code)
-        start, end = rt[pid]
-        local = today_n + offsets.get(pid, 0)
-        death = deaths.get(pid)
-        death_n = death.toordinal() if death is not None else None
-        for tp in protocols[protocol_code]:
-            anchor = start if tp.anchor is Anchor.RT_START else end
-            if anchor is None:
-                continue
-            target = anchor.toordinal() + tp.offset_days
-            lo, hi = target - tp.window_before_days, target + tp.window_after_days
-            if death_n is not None and lo > death_n:
-                continue
-            for kind in kinds:
-                if kind is Kind.TOXICITY:
-                    if not (tp.toxicity and scope_data):
-                        continue
-                    done = any(lo <= d <= hi for d in tox_n.get(pid, ()))
-                else:
-                    if not (tp.prom and scope_proms):
-                        continue
-                    timing = _timing_id(tp.code)
-                    done = any(
-                        t == timing or (d is not None and lo <= d <= hi)
-                        for t, d in prom_n.get(pid, ())
-                    )
-                # classify() on day numbers
-                if done:
-                    status = Status.DONE
-                elif local < lo:
-                    status = Status.UPCOMING
-                elif local <= target:
-                    status = Status.DUE
-                elif local <= hi:
-                    status = Status.OVERDUE
-                else:
-                    status = Status.MISSED
-                if status not in wanted:
-                    continue
-                items.append(
-                    ScheduleItem(
-                        pid,
-                        str(pseudonym),
-                        tp.code,
-                        kind,
-                        _day(target),
-                        _day(lo),
-                        _day(hi),
-                        status,
-                    )
+    has_death = np.zeros(persons.size, dtype=np.bool_)
+    death = np.zeros(persons.size, dtype=np.int64)
+    has_death[d_row[d_found]] = True
+    death[d_row[d_found]] = _ordinals([r[1] for r in death_rows])[d_found]
+
+    local = np.full(persons.size, today.toordinal(), dtype=np.int64)
+    if offsets:
+        o_row, o_found = _index(persons, np.fromiter(offsets.keys(), np.int64))
+        local[o_row[o_found]] += np.fromiter(offsets.values(), np.int64)[o_found]
+
+    tox = _Events.build(
+        persons,
+        [
+            (p, day, 0)
+            for p, day in session.execute(
+                select(Observation.person_id, Observation.observation_date)
+                .join(Enrolment, Enrolment.person_id == Observation.person_id)
+                .where(
+                    *scope,
+                    Observation.observation_type_concept_id == TOXICITY_TYPE_CONCEPT_ID,
                 )
-    return items
+            ).all()
+        ]
+        if Kind.TOXICITY in kinds
+        else [],
+    )
+    proms = _Events.build(
+        persons,
+        [
+            (p, end_dt, int(timing))
+            for p, timing, end_dt in session.execute(
+                select(
+                    SurveyConduct.person_id,
+                    SurveyConduct.timing_concept_id,
+                    SurveyConduct.survey_end_datetime,
+                )
+                .join(Enrolment, Enrolment.person_id == SurveyConduct.person_id)
+                .where(*scope)
+            ).all()
+        ]
+        if Kind.PROM in kinds
+        else [],
+    )
+
+    wanted = frozenset(Status) if statuses is None else frozenset(statuses)
+    wanted_codes = np.array(
+        [c for c, s in enumerate(_STATUSES) if s in wanted], dtype=np.int64
+    )
+    with_rt = has_rt[u]
+    codes = [str(r[2]) for r in people]
+    protocols: dict[str, list[TimepointDef]] = {}
+    for i in np.flatnonzero(with_rt).tolist():  # first appearance order
+        if codes[i] not in protocols:
+            protocols[codes[i]] = protocol_timepoints(session, people[i][2])
+    code_of = np.array(codes, dtype=object)
+
+    pid_list = pid.tolist()
+    pseudonyms = [str(r[1]) for r in people]
+    parts: list[tuple[Days, list[ScheduleItem]]] = []
+    for code, tps in protocols.items():
+        if not tps:
+            continue
+        rows = np.flatnonzero(with_rt & (code_of == code))
+        ur = u[rows]
+        at_start = np.array([tp.anchor is Anchor.RT_START for tp in tps])
+        anchor = np.where(at_start, start[ur, None], end[ur, None])
+        target = anchor + np.array([tp.offset_days for tp in tps], dtype=np.int64)
+        lo = target - np.array([tp.window_before_days for tp in tps], dtype=np.int64)
+        hi = target + np.array([tp.window_after_days for tp in tps], dtype=np.int64)
+        valid = (at_start | has_end[ur, None]) & ~(
+            has_death[ur, None] & (lo > death[ur, None])
+        )
+        status_k, keep_k = [], []
+        for kind in kinds:
+            if kind is Kind.TOXICITY:
+                applies = np.array([tp.toxicity for tp in tps]) & scope_data[rows, None]
+                done = _any_in_window(tox.row, tox.day, ur, lo, hi)
+            else:
+                applies = np.array([tp.prom for tp in tps]) & scope_proms[rows, None]
+                done = _any_in_window(proms.row, proms.day, ur, lo, hi)
+                timing = np.array([_timing_id(tp.code) for tp in tps], dtype=np.int64)
+                hit = np.zeros((persons.size, len(tps)), dtype=np.bool_)
+                ev, tp_i = np.nonzero(proms.timing[:, None] == timing[None, :])
+                hit[proms.timing_row[ev], tp_i] = True
+                done |= hit[ur]
+            status = _classify_days(lo, target, hi, local[ur, None], done)
+            status_k.append(status)
+            keep_k.append(valid & applies & np.isin(status, wanted_codes))
+        if not status_k:
+            continue
+        # (person, timepoint, kind) in C order: per person, timepoint, then kind
+        keep = np.stack(keep_k, axis=-1)
+        r_i, t_i, k_i = np.nonzero(keep)
+        st = np.stack(status_k, axis=-1)[keep]
+        tgt, lo_k, hi_k = target[r_i, t_i], lo[r_i, t_i], hi[r_i, t_i]
+        row = rows[r_i]
+        tp_codes = [tp.code for tp in tps]
+        kind_list = list(kinds)
+        items = [
+            ScheduleItem(
+                pid_list[i],
+                pseudonyms[i],
+                tp_codes[t],
+                kind_list[k],
+                target_day,
+                lo_day,
+                hi_day,
+                _STATUSES[s],
+            )
+            for i, t, k, target_day, lo_day, hi_day, s in zip(
+                row.tolist(),
+                t_i.tolist(),
+                k_i.tolist(),
+                _dates(tgt),
+                _dates(lo_k),
+                _dates(hi_k),
+                st.tolist(),
+                strict=True,
+            )
+        ]
+        parts.append((row, items))
+    if len(parts) == 1:
+        return parts[0][1]
+    flat = [item for _, items in parts for item in items]
+    if not flat:
+        return []
+    order = np.argsort(np.concatenate([row for row, _ in parts]), kind="stable")
+    return [flat[i] for i in order.tolist()]
 
 
 _day = datetime.date.fromordinal
