@@ -13,10 +13,11 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from etl.keys import CentreKey
     from instruments.fhir import PromResponse, SubjectIdentifier
     from instruments.fhir_adverse_event import ToxicityGrading
+    from instruments.store import Assessment
 
 __all__ = ["ImportFailedError", "ImportSummary", "import_proms", "import_toxicity"]
 
@@ -113,6 +115,45 @@ def _audit(session: Session, action: str, detail: str, persons: set[int]) -> Non
     record(session, get_settings().user, action, detail, persons)
 
 
+def _store_all(
+    session: Session,
+    patients: _Patients,
+    items: list[tuple[str, str | None, Any, Any]],
+    default_timepoint: str | None,
+    store: Callable[[Session, Assessment, Any], tuple[int, Any]],
+    *,
+    missing_timepoint: str,
+) -> ImportSummary:
+    """Store every item or none: collect each item's problem, raise them together.
+
+    ``items`` are ``(where, timepoint, subject, record)``; ``store`` is
+    ``instruments.store.store_prom`` or ``store_toxicity``.
+    """
+    from instruments.errors import InstrumentError
+    from instruments.store import Assessment
+
+    summary = ImportSummary()
+    problems: list[str] = []
+    for where, own_timepoint, subject, record in items:
+        timepoint = own_timepoint or default_timepoint
+        if timepoint is None:
+            problems.append(f"{where}: {missing_timepoint}")
+            continue
+        try:
+            person_id, offset = patients.resolve(subject)
+            _, outcome = store(
+                session, Assessment(person_id, timepoint, offset), record
+            )
+        except (LookupError, InstrumentError) as exc:
+            problems.append(f"{where}: {exc}")
+            continue
+        summary.outcomes[outcome.value] += 1
+        summary.person_ids.add(person_id)
+    if problems:
+        raise ImportFailedError(problems)
+    return summary
+
+
 def import_proms(
     session: Session,
     key: CentreKey,
@@ -129,9 +170,8 @@ def import_proms(
         Any problem in any resource; the caller rolls back.
     """
     from cohort.centres import get_centre
-    from instruments.errors import InstrumentError
     from instruments.fhir import parse_questionnaire_responses
-    from instruments.store import Assessment, store_prom
+    from instruments.store import store_prom
     from omop.errors import RTCohortError
 
     try:
@@ -141,27 +181,17 @@ def import_proms(
         raise ImportFailedError([f"{path}: cannot read ({exc.strerror})"]) from None
     except RTCohortError as exc:
         raise ImportFailedError(getattr(exc, "problems", None) or [str(exc)]) from None
-    patients = _Patients(session, key, site.care_site_id)
-    summary = ImportSummary()
-    problems: list[str] = []
-    for response in responses:
-        where = f"QuestionnaireResponse/{response.resource_id}"
-        timepoint = response.timepoint or default_timepoint
-        if timepoint is None:
-            problems.append(f"{where}: no timepoint (extension or --timepoint)")
-            continue
-        try:
-            person_id, offset = patients.resolve(response.subject)
-            _, outcome = store_prom(
-                session, Assessment(person_id, timepoint, offset), response
-            )
-        except (LookupError, InstrumentError) as exc:
-            problems.append(f"{where}: {exc}")
-            continue
-        summary.outcomes[outcome.value] += 1
-        summary.person_ids.add(person_id)
-    if problems:
-        raise ImportFailedError(problems)
+    summary = _store_all(
+        session,
+        _Patients(session, key, site.care_site_id),
+        [
+            (f"QuestionnaireResponse/{r.resource_id}", r.timepoint, r.subject, r)
+            for r in responses
+        ],
+        default_timepoint,
+        store_prom,
+        missing_timepoint="no timepoint (extension or --timepoint)",
+    )
     _audit(
         session,
         "prom.import",
@@ -231,9 +261,8 @@ def import_toxicity(
         Any problem in any row or resource; the caller rolls back.
     """
     from cohort.centres import get_centre
-    from instruments.errors import InstrumentError
     from instruments.fhir_adverse_event import parse_adverse_events
-    from instruments.store import Assessment, store_toxicity
+    from instruments.store import store_toxicity
     from omop.errors import RTCohortError
 
     try:
@@ -247,27 +276,14 @@ def import_toxicity(
         raise ImportFailedError([f"{path}: cannot read ({exc})"]) from None
     except RTCohortError as exc:
         raise ImportFailedError(getattr(exc, "problems", None) or [str(exc)]) from None
-    patients = _Patients(session, key, site.care_site_id)
-    summary = ImportSummary()
-    problems: list[str] = []
-    for grading in gradings:
-        where = grading.resource_id
-        timepoint = grading.timepoint or default_timepoint
-        if timepoint is None:
-            problems.append(f"{where}: no timepoint")
-            continue
-        try:
-            person_id, offset = patients.resolve(grading.subject)
-            _, outcome = store_toxicity(
-                session, Assessment(person_id, timepoint, offset), grading
-            )
-        except (LookupError, InstrumentError) as exc:
-            problems.append(f"{where}: {exc}")
-            continue
-        summary.outcomes[outcome.value] += 1
-        summary.person_ids.add(person_id)
-    if problems:
-        raise ImportFailedError(problems)
+    summary = _store_all(
+        session,
+        _Patients(session, key, site.care_site_id),
+        [(g.resource_id, g.timepoint, g.subject, g) for g in gradings],
+        default_timepoint,
+        store_toxicity,
+        missing_timepoint="no timepoint",
+    )
     _audit(
         session,
         "toxicity.import",
