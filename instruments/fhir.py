@@ -22,10 +22,10 @@ Examples
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -52,6 +52,7 @@ __all__ = [
     "parse_questionnaire_responses",
     "questionnaire",
     "questionnaire_response",
+    "read_resources",
     "resource_key",
     "subject_of",
     "timepoint_extension",
@@ -344,6 +345,51 @@ def bundle(resources: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
+class _HasResourceId(Protocol):
+    @property
+    def resource_id(self) -> str: ...
+
+
+_Parsed = TypeVar("_Parsed", bound=_HasResourceId)
+
+
+def read_resources(
+    data: str | bytes | Mapping[str, Any],
+    resource_type: str,
+    model_class: type[Any],
+    read: Callable[[Any, str, list[str]], _Parsed | None],
+) -> list[_Parsed]:
+    """Validate every resource of a type (single or Bundle) and read it with ``read``.
+
+    All-or-nothing: every problem of every resource is collected, each naming its
+    resource path, and raised together; one id sent twice with different content is a
+    problem too.
+
+    Raises
+    ------
+    FhirError
+        With the list of problems.
+    """
+    problems: list[str] = []
+    found: dict[str, _Parsed] = {}
+    for path, raw in iter_resources(load_json(data), resource_type):
+        model = validate_model(model_class, raw, path, problems)
+        if model is None:
+            continue
+        parsed = read(model, path, problems)
+        if parsed is None:
+            continue
+        earlier = found.get(parsed.resource_id)
+        if earlier is not None and earlier != parsed:
+            problems.append(
+                f"{path}.id: {parsed.resource_id!r} sent twice, differently"
+            )
+        found[parsed.resource_id] = parsed
+    if problems:
+        raise FhirError(problems)
+    return list(found.values())
+
+
 def parse_questionnaire_responses(
     data: str | bytes | Mapping[str, Any],
 ) -> list[PromResponse]:
@@ -366,24 +412,9 @@ def parse_questionnaire_responses(
     >>> parse_questionnaire_responses(qr)[0].values[29]
     6
     """
-    problems: list[str] = []
-    found: dict[str, PromResponse] = {}
-    for path, raw in iter_resources(load_json(data), "QuestionnaireResponse"):
-        model = validate_model(QuestionnaireResponse, raw, path, problems)
-        if model is None:
-            continue
-        parsed = _read_response(model, path, problems)
-        if parsed is None:
-            continue
-        earlier = found.get(parsed.resource_id)
-        if earlier is not None and earlier != parsed:
-            problems.append(
-                f"{path}.id: {parsed.resource_id!r} sent twice, differently"
-            )
-        found[parsed.resource_id] = parsed
-    if problems:
-        raise FhirError(problems)
-    return list(found.values())
+    return read_resources(
+        data, "QuestionnaireResponse", QuestionnaireResponse, _read_response
+    )
 
 
 def _instrument_of(canonical: str | None, path: str, problems: list[str]) -> str | None:

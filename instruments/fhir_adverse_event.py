@@ -34,18 +34,16 @@ from typing import Any
 from fhir.resources.R4B.adverseevent import AdverseEvent
 
 from instruments.ctcae import Attribution, CtcaeVersion, load_catalogue
-from instruments.errors import FhirError, InstrumentError
+from instruments.errors import InstrumentError
 from instruments.fhir import (
     FHIR_BASE,
     SubjectIdentifier,
     bundle,
-    iter_resources,
-    load_json,
+    read_resources,
     resource_key,
     subject_of,
     timepoint_extension,
     timepoint_of,
-    validate_model,
 )
 
 __all__ = [
@@ -190,24 +188,14 @@ def parse_adverse_events(
         missing or repeated grade extension, an unknown term or MedDRA code, a grade the
         term does not define, a missing date or subject, an unknown attribution code.
     """
-    problems: list[str] = []
-    found: dict[str, ToxicityGrading] = {}
-    for path, raw in iter_resources(load_json(data), "AdverseEvent"):
-        model = validate_model(AdverseEvent, raw, path, problems)
-        if model is None:
-            continue
-        grading = _read_event(model, path, problems, default_version)
-        if grading is None:
-            continue
-        earlier = found.get(grading.resource_id)
-        if earlier is not None and earlier != grading:
-            problems.append(
-                f"{path}.id: {grading.resource_id!r} sent twice, differently"
-            )
-        found[grading.resource_id] = grading
-    if problems:
-        raise FhirError(problems)
-    return list(found.values())
+    return read_resources(
+        data,
+        "AdverseEvent",
+        AdverseEvent,
+        lambda model, path, problems: _read_event(
+            model, path, problems, default_version
+        ),
+    )
 
 
 def _extension(
