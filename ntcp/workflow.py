@@ -11,7 +11,6 @@ import json
 import warnings
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from ntcp.errors import ModelSpecError, UnknownModelError
 from ntcp.geud import geud_gy
 from ntcp.lkb import PARAMETER_NAMES, LKBModel
 from ntcp.logistic import GEUD_METRIC, LogisticDoseModel
-from ntcp.registry import get_model
+from ntcp.registry import ModelForm, get_model
 from ntcp.validation import bootstrap_optimism, performance
 
 __all__ = [
@@ -39,11 +38,8 @@ __all__ = [
 FloatArray = NDArray[np.float64]
 
 
-class ModelKind(StrEnum):
-    """Model families of ``rtcohort ntcp fit``."""
-
-    LKB = "lkb"
-    LOGISTIC = "logistic"
+# The model families of ``rtcohort ntcp fit`` are the registry's model forms.
+ModelKind = ModelForm
 
 
 def _code_version() -> str:
