@@ -57,8 +57,8 @@ from omop.cdm import (
     SurveyConduct,
     VisitOccurrence,
 )
-from omop.vocab.lookup import concept_id, field_concept_id
-from omop.vocab.registry import UnknownConceptError, load_registry
+from omop.vocab.lookup import field_concept_id
+from omop.vocab.registry import UnknownConceptError, load_registry, our_concept_id
 
 if TYPE_CHECKING:
     import pandas as pd  # type: ignore[import-untyped]
@@ -147,7 +147,7 @@ def _field(session: Session, name: str) -> int:
 
 def _our_concept(vocabulary: str, code: str) -> int:
     try:
-        return concept_id(vocabulary, code)
+        return our_concept_id(vocabulary, code)
     except UnknownConceptError:
         raise StoreError(f"no concept for {vocabulary} {code!r}") from None
 

@@ -7,14 +7,8 @@ from sqlalchemy.orm import Session
 
 from omop.cdm import Concept
 from omop.errors import RTCohortError
-from omop.vocab.registry import our_concept_id
 
-__all__ = ["concept_id", "field_concept_id", "standard_concept_id"]
-
-
-def concept_id(vocabulary_id: str, concept_code: str) -> int:
-    """Return the id of one of our concepts (from the append-only registry)."""
-    return our_concept_id(vocabulary_id, concept_code)
+__all__ = ["field_concept_id", "standard_concept_id"]
 
 
 def field_concept_id(session: Session, field: str) -> int:
