@@ -31,9 +31,9 @@ from etl.dvh import DVH
 __all__ = ["bed_gy", "dvh_to_eqd2", "eqd2_gy", "geud_gy"]
 
 
-def _check(n_fractions: float, alpha_beta_gy: float) -> None:
-    if not n_fractions > 0:
-        raise ValueError(f"n_fractions must be positive, got {n_fractions}")
+def _check(n_fractions: ArrayLike, alpha_beta_gy: float) -> None:
+    if not np.all(np.asarray(n_fractions, dtype=np.float64) > 0):
+        raise ValueError(f"n_fractions must be positive, got {n_fractions!r}")
     if not alpha_beta_gy > 0:
         raise ValueError(f"alpha_beta_gy must be positive, got {alpha_beta_gy}")
 
@@ -54,9 +54,9 @@ def bed_gy(
 
 
 def eqd2_gy(
-    dose_gy: ArrayLike, n_fractions: float, alpha_beta_gy: float
+    dose_gy: ArrayLike, n_fractions: ArrayLike, alpha_beta_gy: float
 ) -> NDArray[np.float64]:
-    """Equivalent dose in 2 Gy fractions.
+    """Equivalent dose in 2 Gy fractions (``n_fractions`` broadcasts against dose).
 
     Examples
     --------
@@ -65,7 +65,8 @@ def eqd2_gy(
     """
     _check(n_fractions, alpha_beta_gy)
     d = np.asarray(dose_gy, dtype=np.float64)
-    return d * (d / n_fractions + alpha_beta_gy) / (2.0 + alpha_beta_gy)
+    nfx = np.asarray(n_fractions, dtype=np.float64)
+    return d * (d / nfx + alpha_beta_gy) / (2.0 + alpha_beta_gy)
 
 
 def geud_gy(

@@ -29,6 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 
+from etl.radiobiology import eqd2_gy as etl_eqd2_gy
 from ntcp.errors import DvhValidationError, MissingFractionsError
 
 __all__ = [
@@ -124,12 +125,9 @@ def eqd2_gy(
     """
     dose = np.asarray(dose_gy, dtype=float)
     nfx = np.asarray(n_fractions, dtype=float)
-    if alpha_beta_gy <= 0:
-        raise ValueError(f"alpha/beta must be positive, got {alpha_beta_gy}")
     if dose.ndim == 2 and nfx.ndim == 1:  # noqa: PLR2004
-        nfx = nfx[:, None]
-    per_fraction = dose / nfx
-    return np.asarray(dose * (per_fraction + alpha_beta_gy) / (2.0 + alpha_beta_gy))
+        nfx = nfx[:, None]  # one fraction number per patient row
+    return etl_eqd2_gy(dose, nfx, alpha_beta_gy)
 
 
 def geud_gy(dose_gy: ArrayLike, volume_fraction: ArrayLike, n: float) -> FloatArray:
