@@ -12,8 +12,10 @@ are covered without a change here):
    ``image_feature`` of the image occurrences, the outbox of the invitations...
 
 Rows are deleted children first, in the caller's transaction; the person's files
-are released from the file store index (``omop.filestore.release_person``) and their
-hashes returned, to be deleted from disk after commit.
+are released from the file store index (``omop.filestore.release_person``). Every
+file hash that a deleted row named in a ``sha256`` column (stored files, received
+objects, held and quarantined files) and that no remaining row names is returned,
+for :mod:`cohort.erasure_files` to delete from disk after commit.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from omop.base import Base
 from omop.filestore import FileStore, release_person
 
 __all__ = [
+    "FILE_HASH_COLUMN",
     "PERSON_COLUMN_NAMES",
     "PSEUDONYM_COLUMN_NAMES",
     "ErasureReport",
@@ -45,10 +48,13 @@ __all__ = [
     "erase_person",
     "person_tables",
     "remaining",
+    "unreferenced",
 ]
 
 PERSON_COLUMN_NAMES = frozenset({"person_id", "subject_id"})
 PSEUDONYM_COLUMN_NAMES = frozenset({"person_source_value", "pseudonym"})
+#: A column of this name holds the SHA-256 of a file (store, quarantine, inbox).
+FILE_HASH_COLUMN = "sha256"
 
 
 @dataclass
@@ -206,14 +212,40 @@ def remaining(
     return found
 
 
+def _file_hashes(
+    session: Session, plan: _Plan, person_id: int, pseudonym: str | None
+) -> set[str]:
+    """Hashes in the ``sha256`` columns of the rows erasure is about to delete."""
+    found: set[str] = set()
+    for table in plan.order:
+        if FILE_HASH_COLUMN not in table.c:
+            continue
+        condition = _condition(plan, table, person_id, pseudonym)
+        if condition is not None:
+            found.update(
+                str(h)
+                for h in session.scalars(
+                    select(table.c[FILE_HASH_COLUMN]).where(condition).distinct()
+                )
+                if h
+            )
+    return found
+
+
 def erase_person(session: Session, person_id: int) -> ErasureReport:
     """Delete every row of the person, in the caller's transaction.
+
+    Besides the rows, the report lists every file hash the person's rows named (the
+    file store, held and quarantined files, received objects) that no remaining row
+    names: those files are deleted after commit
+    (:func:`cohort.erasure_files.finish_erasure`).
 
     Returns
     -------
     ErasureReport
         Rows removed per table and the file hashes no one owns any more (delete
-        them with :func:`delete_files` after the transaction commits).
+        them with :func:`cohort.erasure_files.finish_erasure` after the transaction
+        commits).
 
     Raises
     ------
@@ -227,6 +259,8 @@ def erase_person(session: Session, person_id: int) -> ErasureReport:
         )
     )
     report = ErasureReport()
+    plan = _plan(Base.metadata)
+    candidates = _file_hashes(session, plan, person_id, pseudonym)
     owners = Base.metadata.tables["stored_file_owner"]
     owned = int(
         session.scalar(
@@ -236,12 +270,11 @@ def erase_person(session: Session, person_id: int) -> ErasureReport:
         )
         or 0
     )
-    report.orphan_files = release_person(session, person_id)
+    released = release_person(session, person_id)
     if owned:
         report.rows_by_table["stored_file_owner"] = owned
-    if report.orphan_files:
-        report.rows_by_table["stored_file"] = len(report.orphan_files)
-    plan = _plan(Base.metadata)
+    if released:
+        report.rows_by_table["stored_file"] = len(released)
     for table in plan.order:
         condition = _condition(plan, table, person_id, pseudonym)
         if condition is None:
@@ -258,7 +291,22 @@ def erase_person(session: Session, person_id: int) -> ErasureReport:
     left = remaining(session, person_id, pseudonym)
     if left:
         raise RuntimeError(f"erasure incomplete: rows remain in {sorted(left)}")
+    report.orphan_files = sorted(unreferenced(session, candidates | set(released)))
     return report
+
+
+def unreferenced(session: Session, hashes: Iterable[str]) -> set[str]:
+    """Return the hashes that no ``sha256`` column of any table names any more."""
+    left = set(hashes)
+    for table in Base.metadata.sorted_tables:
+        if FILE_HASH_COLUMN not in table.c or not left:
+            continue
+        column = table.c[FILE_HASH_COLUMN]
+        ordered = sorted(left)
+        for start in range(0, len(ordered), 500):
+            chunk = ordered[start : start + 500]
+            left -= set(session.scalars(select(column).where(column.in_(chunk))))
+    return left
 
 
 def delete_files(store: FileStore, hashes: Iterable[str]) -> int:

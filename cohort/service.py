@@ -11,11 +11,21 @@ from __future__ import annotations
 import datetime
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cohort import audit, consent, erasure, invitations, outbox, schedule, vital
+from cohort import (
+    audit,
+    consent,
+    erasure,
+    erasure_files,
+    invitations,
+    outbox,
+    schedule,
+    vital,
+)
 from cohort.centres import centre_codes, get_centre
 from cohort.consent import ConsentScope, ConsentState, Sex, TreatmentSite
 from cohort.contacts import ContactDetails, date_offsets, read_contacts, store_contact
@@ -413,15 +423,21 @@ def withdraw(
     pseudonym: str,
     event_date: datetime.date,
     erase: bool,
+    data_dir: Path | None = None,
 ) -> WithdrawalResult:
     """Record the withdrawal; with ``erase``, remove the person everywhere.
 
-    The audit record of an erasure holds counts only. Delete
-    ``result.report.orphan_files`` from the file store after commit.
+    Withdrawal and erasure are one transaction (the caller's). The audit record of
+    an erasure holds counts only. With ``data_dir``, leftovers of earlier erasures
+    are deleted first and the hashes of this erasure's files are journalled; after
+    commit the caller deletes them with
+    :func:`cohort.erasure_files.finish_erasure` (``result.report.orphan_files``).
     """
     centre = get_centre(session, centre_code)
     action = Action.ERASE if erase else Action.WRITE
     _require_centre(scope_for(session, actor, action), centre)
+    if erase and data_dir is not None:
+        erasure_files.finish_erasure(session, data_dir)
     person = _person(session, pseudonym, centre)
     event = consent.record_consent(
         session,
@@ -442,6 +458,8 @@ def withdraw(
         return WithdrawalResult(False, None)
     del event
     report = erasure.erase_person(session, person.person_id)
+    if data_dir is not None:
+        erasure_files.write_journal(data_dir, report.orphan_files)
     audit.record(
         session,
         actor.username,

@@ -30,7 +30,14 @@ from pathlib import Path
 
 from etl.errors import EtlError
 
-__all__ = ["INDEX_NAME", "Inbox", "InboxError", "StoreOutcome", "StoreStatus"]
+__all__ = [
+    "INDEX_NAME",
+    "Inbox",
+    "InboxError",
+    "StoreOutcome",
+    "StoreStatus",
+    "forget",
+]
 
 _LOG = logging.getLogger(__name__)
 INDEX_NAME = "inbox-index.jsonl"
@@ -217,3 +224,32 @@ class Inbox:
         )
         _LOG.warning("quarantined %s from %s: %s", held.name, caller or "?", reason)
         return held
+
+
+def forget(root: str | os.PathLike[str], hashes: set[str]) -> int:
+    """Delete the inbox files with these SHA-256 hashes and their index lines.
+
+    Used by erasure: the index names the objects' UIDs, so the lines go too (the
+    index is rewritten atomically). Return how many files were deleted.
+    """
+    folder = Path(root)
+    index = folder / INDEX_NAME
+    if not hashes or not index.exists():
+        return 0
+    kept: list[str] = []
+    deleted = 0
+    for line in index.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            kept.append(line)
+            continue
+        if record.get("sha256") not in hashes:
+            kept.append(line)
+            continue
+        target = folder / str(record.get("file", ""))
+        if target.is_file() and folder.resolve() in target.resolve().parents:
+            target.unlink()
+            deleted += 1
+    write_new_file(index, "".join(f"{line}\n" for line in kept).encode("utf-8"))
+    return deleted

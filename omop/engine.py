@@ -28,7 +28,7 @@ __all__ = ["check_connection", "make_engine", "session_factory", "text"]
 
 
 def _configure_sqlite(engine: Engine) -> None:
-    """WAL, foreign keys, and transactions that SAVEPOINT works in (pysqlite)."""
+    """WAL, foreign keys, secure delete, SAVEPOINT-capable transactions (pysqlite)."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -39,6 +39,9 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        # Deleted rows are overwritten with zeros, so an erased person's values do
+        # not survive in free pages of the file (cohort.erasure).
+        cursor.execute("PRAGMA secure_delete=ON")
         if engine.url.database not in (None, "", ":memory:"):
             cursor.execute("PRAGMA journal_mode=WAL")
         cursor.close()

@@ -591,9 +591,8 @@ def withdraw(  # noqa: PLR0917
 
     rtcohort withdraw 123456 --centre AMS01 --key-file ams01.key --erase
     """
-    from cohort.erasure import delete_files
+    from cohort.erasure_files import finish_erasure
     from cohort.service import withdraw as run_withdraw
-    from omop.filestore import FileStore
     from rtcohort.settings import get_settings
 
     day = _date(date, "--date") or _today()
@@ -606,13 +605,16 @@ def withdraw(  # noqa: PLR0917
             pseudonym=who.pseudonym,
             event_date=who.shift(day),
             erase=erase,
+            data_dir=get_settings().data_dir,
         )
     if result.report is None:
         typer.echo("consent withdrawn; data kept up to the withdrawal")
         return
     report = result.report
-    store = FileStore(get_settings().data_dir / "files")
-    report.files_deleted = delete_files(store, report.orphan_files)
+    with _session() as session:
+        report.files_deleted = finish_erasure(
+            session, get_settings().data_dir, report.orphan_files
+        )
     typer.echo(f"erased: {report.rows} rows, {report.files_deleted} files")
     for table, count in sorted(report.rows_by_table.items()):
         typer.echo(f"  {table:<24} {count}")

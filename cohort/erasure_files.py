@@ -1,0 +1,143 @@
+"""Erasure of a person's files, after the database transaction commits.
+
+:func:`cohort.erasure.erase_person` returns the SHA-256 hashes of the files the
+erased rows named and no remaining row names. They are found on disk by hash under
+the data directory:
+
+- the content-addressed file store ``<data_dir>/files`` (pseudonymised DICOM of
+  loaded, held and quarantined datasets);
+- the import quarantine ``<data_dir>/quarantine/<sha256>.held``;
+- every inbox under the data directory (a folder with an ``inbox-index.jsonl``,
+  :mod:`etl.inbox`): the received objects listed with that hash, and their index
+  lines (which name their UIDs).
+
+Crash safety: before the erasure commits, :func:`write_journal` records the hashes
+(hashes only, no identifier) in ``<data_dir>/erasure-pending/``. After commit,
+:func:`finish_erasure` deletes the files and then the journal. A crash in between
+leaves the journal; the next erasure (or any call of :func:`finish_erasure`) deletes
+the leftovers. A file is deleted only when no row names its hash, so a journal of an
+erasure that rolled back deletes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import uuid
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from cohort.erasure import unreferenced
+from etl.inbox import INDEX_NAME, forget
+from omop.filestore import FileStore
+
+__all__ = ["JOURNAL_DIR", "finish_erasure", "pending_hashes", "write_journal"]
+
+_LOG = logging.getLogger(__name__)
+
+#: Folder of the data directory that holds the journals of unfinished erasures.
+JOURNAL_DIR = "erasure-pending"
+_STORE_DIR = "files"
+_QUARANTINE_DIR = "quarantine"
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_journal(data_dir: Path, hashes: Iterable[str]) -> Path | None:
+    """Record the hashes an erasure will delete (call before commit).
+
+    Returns
+    -------
+    Path or None
+        The journal file, or None when there is nothing to delete.
+    """
+    listed = sorted(set(hashes))
+    if not listed:
+        return None
+    folder = Path(data_dir) / JOURNAL_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{uuid.uuid4().hex}.json"
+    tmp = folder / f".{target.name}.partial"
+    tmp.write_text(json.dumps(listed), encoding="utf-8")
+    _fsync(tmp)
+    tmp.replace(target)
+    _fsync(folder)
+    return target
+
+
+def _journals(data_dir: Path) -> list[Path]:
+    folder = Path(data_dir) / JOURNAL_DIR
+    return sorted(folder.glob("*.json")) if folder.is_dir() else []
+
+
+def pending_hashes(data_dir: Path) -> set[str]:
+    """Return the hashes listed by the journals of unfinished erasures."""
+    found: set[str] = set()
+    for journal in _journals(data_dir):
+        try:
+            found.update(json.loads(journal.read_text(encoding="utf-8")))
+        except (OSError, ValueError) as exc:
+            raise OSError(f"{journal}: unreadable erasure journal ({exc})") from exc
+    return found
+
+
+def _inbox_roots(data_dir: Path) -> Iterator[Path]:
+    """Folders under the data directory that are inboxes (not the file store)."""
+    root = Path(data_dir)
+    for folder, subdirs, files in os.walk(root):
+        here = Path(folder)
+        if here == root:
+            subdirs[:] = [d for d in subdirs if d not in (_STORE_DIR, JOURNAL_DIR)]
+        if INDEX_NAME in files:
+            yield here
+
+
+def _delete_by_hash(data_dir: Path, hashes: set[str]) -> int:
+    deleted = 0
+    store = FileStore(Path(data_dir) / _STORE_DIR)
+    quarantine = Path(data_dir) / _QUARANTINE_DIR
+    for digest in sorted(hashes):
+        if store.delete(digest):
+            deleted += 1
+        held = quarantine / f"{digest}.held"
+        if held.exists():
+            held.unlink()
+            deleted += 1
+    for inbox in _inbox_roots(data_dir):
+        deleted += forget(inbox, hashes)
+    return deleted
+
+
+def finish_erasure(session: Session, data_dir: Path, hashes: Iterable[str] = ()) -> int:
+    """Delete the files of committed erasures; return how many files were deleted.
+
+    Deletes ``hashes`` and every hash of the pending journals that no row of the
+    database names (a journal of a rolled-back erasure names files still in use:
+    those are kept), then removes the journals. Idempotent.
+
+    Parameters
+    ----------
+    session
+        Read only: which hashes rows still name.
+    data_dir
+        The data directory (``Settings.data_dir``).
+    hashes
+        The ``orphan_files`` of the erasure just committed.
+    """
+    journals = _journals(data_dir)
+    wanted = set(hashes) | pending_hashes(data_dir)
+    deleted = _delete_by_hash(data_dir, unreferenced(session, wanted))
+    for journal in journals:
+        journal.unlink(missing_ok=True)
+    if deleted:
+        _LOG.info("erasure: %d file(s) deleted", deleted)
+    return deleted

@@ -1,0 +1,250 @@
+"""Erasure of persons with real data, built through the production paths.
+
+A person gets RT data through the folder ``import`` and through the receiver path
+(pseudonymised into an inbox, then imported), a dataset held in quarantine (no
+structure set), PROMs and toxicity, a project, an invitation with its outbox message
+and a contact entry; a person consenting to PROMs only has RT data held for want of consent. After
+``rtcohort withdraw --erase`` (and the service function) no identifier of either
+(hospital id, pseudonym, original and remapped Study/Series/SOP/Frame of Reference
+UIDs) is left in the database (SQLite: raw bytes of the file; PostgreSQL: every text
+column after VACUUM) or in any file under the data directory.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pydicom
+import pytest
+from sqlalchemy import Engine, String, Text, func, select
+from sqlalchemy.orm import Session
+from typer.testing import CliRunner
+
+from cohort import erasure_files, invitations, outbox, service
+from cohort.projects import attach, create_project
+from etl.deid import date_offset_days, deidentify_bytes, pseudonym, remap_uid
+from etl.inbox import Inbox
+from etl.keys import CentreKey, load_key
+from omop.base import Base
+from omop.cdm import Person
+from omop.engine import make_engine, session_factory
+from rtcohort.cli import app
+from tests.etl.ingest_corpus import write_patient
+
+runner = CliRunner()
+CENTRE = "ER01"
+UID_KEYWORDS = (
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "SOPInstanceUID",
+    "FrameOfReferenceUID",
+)
+
+
+def _ok(args: list[str], code: int = 0) -> str:
+    result = runner.invoke(app, args)
+    assert result.exit_code == code, (args, result.output, result.exception)
+    return result.output
+
+
+@dataclass
+class Env:
+    root: Path
+    data: Path
+    url: str
+    key: CentreKey
+
+    @property
+    def k(self) -> list[str]:
+        return ["--centre", CENTRE, "--key-file", str(self.root / "k.key")]
+
+    def engine(self) -> Engine:
+        return make_engine(self.url)
+
+
+@pytest.fixture
+def env(fresh_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Env:
+    monkeypatch.setenv("RTCOHORT_DATABASE_URL", fresh_url)
+    monkeypatch.setenv("RTCOHORT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("RTCOHORT_ADMIN_PASSWORD", "correct horse battery")
+    monkeypatch.delenv("RTCOHORT_USER", raising=False)
+    from rtcohort.settings import get_settings
+
+    get_settings.cache_clear()
+    _ok(["db", "upgrade"])
+    _ok(["centre", "add", CENTRE])
+    _ok(["keys", "new", "--centre", CENTRE, "--out", str(tmp_path / "k.key")])
+    return Env(tmp_path, tmp_path / "data", fresh_url, load_key(tmp_path / "k.key"))
+
+
+def _consent(env: Env, patient: str, state: str, *extra: str) -> None:
+    _ok(["consent", "record", patient, *env.k, "--state", state,
+         "--year-of-birth", "1950", "--sex", "F", "--date", "2025-01-10", *extra])  # fmt: skip
+
+
+def _identifiers(env: Env, patient: str, folders: list[Path]) -> set[str]:
+    """Hospital id, pseudonym, every original UID and its remapped form."""
+    found = {patient, pseudonym(env.key, patient)}
+    for folder in folders:
+        for path in folder.rglob("*.dcm"):
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+            for keyword in UID_KEYWORDS:
+                uid = str(ds.get(keyword, "") or "")
+                if uid:
+                    found |= {uid, remap_uid(env.key, uid)}
+    return found
+
+
+def _receive(env: Env, folder: Path) -> Path:
+    """What the C-STORE receiver does with a key: pseudonymise, file into the inbox."""
+    inbox = Inbox(env.data / "inbox")
+    for path in sorted(folder.rglob("*.dcm")):
+        result = deidentify_bytes(path.read_bytes(), env.key)
+        assert result.data is not None, result.reason
+        inbox.store(
+            result.data, result.study_instance_uid, result.sop_instance_uid, "TPS"
+        )
+    return inbox.root
+
+
+def _outcomes(session: Session, env: Env, patient: str) -> None:
+    from instruments.fhir import PSEUDONYM_SYSTEM, PromResponse, SubjectIdentifier
+    from instruments.fhir_adverse_event import ToxicityGrading
+    from instruments.store import Assessment, store_prom, store_toxicity
+
+    pseudo = pseudonym(env.key, patient)
+    person = session.scalars(
+        select(Person).where(Person.person_source_value == pseudo)
+    ).one()
+    where = Assessment(person.person_id, "m3", date_offset_days(env.key, patient))
+    subject = SubjectIdentifier(PSEUDONYM_SYSTEM, pseudo)
+    store_toxicity(session, where, ToxicityGrading(
+        resource_id=f"tox-{pseudo}", subject=subject, version="5.0",
+        term="Pneumonitis", grade=2, assessed_on=datetime.date(2025, 5, 1),
+        timepoint="m3"))  # fmt: skip
+    store_prom(session, where, PromResponse(
+        resource_id=f"prom-{pseudo}", instrument="QLQ-C30", subject=subject,
+        authored=datetime.date(2025, 5, 2), values=dict.fromkeys(range(1, 31), 2),
+        timepoint="m3"))  # fmt: skip
+    issued = invitations.issue(session, b"k" * 32, person.person_id, "m6")
+    outbox.enqueue(session, person.person_id, "invitation", f"About {pseudo}",
+                   "{link}", invitation_id=issued.invitation_id)  # fmt: skip
+    today = datetime.date(2025, 6, 1)
+    create_project(session, "ERP", name="Erasure", protocol="PR-1",
+                   data_controller="UMC", expires_on=datetime.date(2030, 1, 1),
+                   today=today)  # fmt: skip
+    assert attach(session, "ERP", [person.person_id], actor="admin", today=today) == 1
+
+
+def _build(env: Env) -> dict[str, set[str]]:
+    src = env.root / "src"  # the hospital's export: outside the data directory
+    write_patient(src / "a", "ER-A-4711", 601)
+    recv = env.root / "tps"  # sent by the TPS to the receiver
+    write_patient(recv, "ER-A-4711", 602)
+    write_patient(src / "h", "ER-A-4711", 603)
+    for rs in (src / "h").rglob("*.dcm"):
+        if pydicom.dcmread(rs, stop_before_pixels=True).Modality == "RTSTRUCT":
+            rs.unlink()
+    # consented to PROMs only: the RT data are held for want of consent to data use
+    write_patient(src / "c", "ER-C-0815", 604)
+    write_patient(src / "b", "ER-B-1234", 605)  # stays
+    _consent(env, "ER-A-4711", "consented", "--email", "er-a@example.org")
+    _consent(env, "ER-B-1234", "consented")
+    _consent(env, "ER-C-0815", "consented", "--scope", "proms")
+    out = _ok(["import", str(src), *env.k])
+    assert "datasets loaded 2" in out, out
+    assert "held 2" in out, out
+    inbox = _receive(env, recv)
+    assert "datasets loaded 1" in _ok(["import", str(inbox), *env.k])
+    engine = env.engine()
+    with session_factory(engine).begin() as session:
+        _outcomes(session, env, "ER-A-4711")
+    engine.dispose()
+    return {
+        "ER-A-4711": _identifiers(env, "ER-A-4711", [src / "a", recv, src / "h"]),
+        "ER-C-0815": _identifiers(env, "ER-C-0815", [src / "c"]),
+        "ER-B-1234": _identifiers(env, "ER-B-1234", [src / "b"]),
+    }
+
+
+def _database_hits(env: Env, needles: set[str]) -> set[str]:
+    engine = env.engine()
+    try:
+        if engine.dialect.name == "sqlite":
+            with engine.connect() as c:
+                c.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            assert engine.url.database is not None
+            db = Path(engine.url.database)
+            blobs = [p.read_bytes() for p in db.parent.glob(db.name + "*")]
+            return {n for n in needles if any(n.encode() in b for b in blobs)}
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+            c.exec_driver_sql("VACUUM")
+        corpus: list[str] = []
+        with engine.connect() as c:
+            for table in Base.metadata.sorted_tables:
+                cols = [col for col in table.c if isinstance(col.type, String | Text)]
+                if cols:
+                    joined = func.concat_ws("\x01", *cols)
+                    corpus += [
+                        str(v) for v in c.scalars(select(joined).select_from(table))
+                    ]
+        everything = "\x02".join(corpus)
+        return {n for n in needles if n in everything}
+    finally:
+        engine.dispose()
+
+
+def _file_hits(env: Env, needles: set[str]) -> set[str]:
+    hits: set[str] = set()
+    for path in env.data.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            hits |= {n for n in needles if n.encode() in data}
+    return hits
+
+
+def _person_count(env: Env) -> int:
+    engine = env.engine()
+    with engine.connect() as c:
+        n = int(c.scalar(select(func.count()).select_from(Person)) or 0)
+    engine.dispose()
+    return n
+
+
+def test_erasure_leaves_no_identifier(env: Env) -> None:
+    ids = _build(env)
+    erased = ids["ER-A-4711"] | ids["ER-C-0815"]
+    # the search finds them before erasure (so zero hits afterwards means something)
+    assert pseudonym(env.key, "ER-A-4711") in _database_hits(env, erased)
+    assert _file_hits(env, erased)
+    kept_before = _database_hits(env, ids["ER-B-1234"])
+
+    out = _ok(["withdraw", "ER-A-4711", *env.k, "--erase"])
+    assert out.startswith("erased: ")
+    assert "check: no row of the person remains" in out
+    engine = env.engine()
+    with session_factory(engine).begin() as session:
+        admin = service.acting_user(session, "admin")
+        started = time.perf_counter()
+        result = service.withdraw(
+            session, admin, centre_code=CENTRE,
+            pseudonym=pseudonym(env.key, "ER-C-0815"),
+            event_date=datetime.date(2025, 6, 1), erase=True, data_dir=env.data,
+        )  # fmt: skip
+    with session_factory(engine)() as session:
+        assert result.report is not None
+        deleted = erasure_files.finish_erasure(
+            session, env.data, result.report.orphan_files
+        )
+    print(f"service erasure: {(time.perf_counter() - started) * 1000:.0f} ms")
+    engine.dispose()
+    assert deleted == len(result.report.orphan_files) > 0
+
+    assert _database_hits(env, erased) == set()
+    assert _file_hits(env, erased) == set()
+    assert _database_hits(env, ids["ER-B-1234"]) == kept_before
+    assert _person_count(env) == 1
+    assert "audit chain intact" in _ok(["audit", "verify"])
