@@ -135,6 +135,8 @@ def finish_erasure(session: Session, data_dir: Path, hashes: Iterable[str] = ())
     """
     journals = _journals(data_dir)
     wanted = set(hashes) | pending_hashes(data_dir)
+    if not wanted:
+        return 0
     deleted = _delete_by_hash(data_dir, unreferenced(session, wanted))
     for journal in journals:
         journal.unlink(missing_ok=True)

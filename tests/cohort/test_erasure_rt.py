@@ -30,6 +30,7 @@ from etl.inbox import Inbox
 from etl.keys import CentreKey, load_key
 from omop.base import Base
 from omop.cdm import Person
+from omop.cohort_tables import AuditRecord
 from omop.engine import make_engine, session_factory
 from rtcohort.cli import app
 from tests.etl.ingest_corpus import write_patient
@@ -248,3 +249,71 @@ def test_erasure_leaves_no_identifier(env: Env) -> None:
     assert _database_hits(env, ids["ER-B-1234"]) == kept_before
     assert _person_count(env) == 1
     assert "audit chain intact" in _ok(["audit", "verify"])
+
+
+def _rt_person(env: Env) -> set[str]:
+    src = env.root / "src"
+    write_patient(src, "ER-X-1", 611)
+    _consent(env, "ER-X-1", "consented")
+    assert "datasets loaded 1" in _ok(["import", str(src), *env.k])
+    return _identifiers(env, "ER-X-1", [src])
+
+
+def test_crash_after_commit_is_finished_by_a_rerun(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = _rt_person(env)
+
+    def crash(*_args: object) -> int:
+        raise OSError("power cut between commit and file deletion")
+
+    monkeypatch.setattr(erasure_files, "_delete_by_hash", crash)
+    result = runner.invoke(app, ["withdraw", "ER-X-1", *env.k, "--erase"])
+    assert isinstance(result.exception, OSError)
+    # committed: the withdrawal (audit record) and the erasure of every row ...
+    assert _person_count(env) == 0
+    assert _database_hits(env, ids) == set()
+    engine = env.engine()
+    with engine.connect() as c:
+        actions = list(c.scalars(select(AuditRecord.action)))
+    engine.dispose()
+    assert actions[-1] == "person.erase"
+    # ... the files are left, and the journal names them by hash only
+    assert _file_hits(env, ids)
+    journal = list((env.data / erasure_files.JOURNAL_DIR).glob("*.json"))
+    assert len(journal) == 1
+    assert not {n for n in ids if n.encode() in journal[0].read_bytes()}
+
+    monkeypatch.undo()
+    out = _ok(["withdraw", "ER-X-1", *env.k, "--erase"], code=2)
+    assert "unknown person" in out
+    assert _file_hits(env, ids) == set()
+    assert not list((env.data / erasure_files.JOURNAL_DIR).glob("*.json"))
+
+
+def test_crash_before_commit_leaves_the_person_whole(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = _rt_person(env)
+    before_db = _database_hits(env, ids)
+    before_files = {
+        p: p.read_bytes()
+        for p in env.data.rglob("*")
+        if p.is_file() and "db" not in p.name
+    }
+
+    def crash(*_args: object) -> None:
+        raise OSError("power cut after the deletes, before commit")
+
+    monkeypatch.setattr(erasure_files, "write_journal", crash)
+    result = runner.invoke(app, ["withdraw", "ER-X-1", *env.k, "--erase"])
+    assert isinstance(result.exception, OSError)
+    assert _person_count(env) == 1
+    assert _database_hits(env, ids) == before_db
+    assert all(p.read_bytes() == data for p, data in before_files.items())
+
+    monkeypatch.undo()
+    assert "erased: " in _ok(["withdraw", "ER-X-1", *env.k, "--erase"])
+    assert _person_count(env) == 0
+    assert _database_hits(env, ids) == set()
+    assert _file_hits(env, ids) == set()
