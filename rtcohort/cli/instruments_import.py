@@ -175,7 +175,9 @@ def import_proms(
     from omop.errors import RTCohortError
 
     try:
-        responses: list[PromResponse] = parse_questionnaire_responses(path.read_bytes())
+        responses: list[PromResponse] = parse_questionnaire_responses(
+            path.read_bytes(), source=path.name
+        )
         site = get_centre(session, centre)
     except OSError as exc:
         raise ImportFailedError([f"{path}: cannot read ({exc.strerror})"]) from None
@@ -270,7 +272,7 @@ def import_toxicity(
         if path.suffix.lower() == ".csv" or not text.lstrip().startswith("{"):
             gradings = _read_gradings_csv(path, text)
         else:
-            gradings = parse_adverse_events(text)
+            gradings = parse_adverse_events(text, source=path.name)
         site = get_centre(session, centre)
     except (OSError, UnicodeDecodeError) as exc:
         raise ImportFailedError([f"{path}: cannot read ({exc})"]) from None
