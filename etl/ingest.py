@@ -64,6 +64,7 @@ from etl.triggers import TriggerRule, active_triggers, keywords_needed, projects
 from omop.cdm import Person
 from omop.errors import RTCohortError
 from omop.filestore import FileStore
+from omop.filestore_gc import collect_garbage
 from omop.ingest_tables import IngestDataset, IngestObject
 
 __all__ = [
@@ -119,6 +120,9 @@ class ImportSummary:
     dvh_s: float = 0.0
     load_s: float = 0.0
     wall_s: float = 0.0
+    #: Orphan files of crashed imports removed from the store at the start (and bytes).
+    orphans_removed: int = 0
+    orphan_bytes: int = 0
 
     def as_dict(self) -> dict[str, object]:
         """Return the summary as plain data (JSON-serialisable)."""
@@ -589,6 +593,8 @@ def run_import(
         triggers = active_triggers(session)
         held = held_items(session, centre=opts.centre) if opts.retry_held else []
         held_paths = {h.path for h in held}
+        gc = collect_garbage(session, opts.store)  # files of a crashed import
+        summary.orphans_removed, summary.orphan_bytes = gc.files, gc.bytes
     sources = [_Source(str(p)) for p in collect_files(paths)]
     sources += [_Source(p, pseudonymised=True) for p in sorted(held_paths)]
     sources += [_Source(p, pseudonymised=done) for p, done in extra]

@@ -88,6 +88,11 @@ def _print_summary(summary: ImportSummary) -> None:
     )
     for reason, n in sorted(summary.quarantined.items()):
         typer.echo(f"  quarantined {reason}: {n}")
+    if summary.orphans_removed:
+        typer.echo(
+            f"  orphan files of an interrupted import removed: "
+            f"{summary.orphans_removed} ({summary.orphan_bytes:,} bytes)"
+        )
     for reason, n in sorted(summary.warnings.items()):
         typer.echo(f"  warning {reason}: {n}")
     for project, n in sorted(summary.attached.items()):
