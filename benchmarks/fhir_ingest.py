@@ -34,6 +34,7 @@ from instruments.fhir import (
 from omop import cdm
 from omop.database import upgrade
 from omop.engine import make_engine
+from omop.vocab.standard import MALE
 from rtcohort.cli.instruments_import import import_proms
 from tests.pgserver import start_postgres
 
@@ -75,7 +76,7 @@ def run(url: str, label: str, tmp: Path) -> list[tuple[str, str]]:
         site = add_centre(session, "BENCH")
         session.add_all(
             cdm.Person(
-                gender_concept_id=8507,
+                gender_concept_id=MALE,
                 year_of_birth=1950,
                 race_concept_id=0,
                 ethnicity_concept_id=0,

@@ -28,6 +28,7 @@ from instruments.shortlists import TreatmentSite  # one list of sites for forms
 from omop.cdm import CareSite, ObservationPeriod, Person
 from omop.cohort_tables import ConsentEvent, Enrolment
 from omop.vocab.registry import our_concept_id
+from omop.vocab.standard import FEMALE, MALE, REGISTRY
 
 __all__ = [
     "ALLOWED",
@@ -45,7 +46,7 @@ __all__ = [
     "recruitment",
 ]
 
-PERIOD_TYPE_CONCEPT_ID = 32879  # Registry
+PERIOD_TYPE_CONCEPT_ID = REGISTRY
 _MIN_YEAR = 1900
 _E = TypeVar("_E", bound=StrEnum)
 
@@ -75,7 +76,7 @@ class Sex(StrEnum):
     M = "M"
 
 
-_GENDER = {Sex.F: 8532, Sex.M: 8507}
+_GENDER = {Sex.F: FEMALE, Sex.M: MALE}
 
 ALLOWED: dict[ConsentState, frozenset[ConsentState]] = {
     ConsentState.ELIGIBLE: frozenset({ConsentState.APPROACHED}),

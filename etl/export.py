@@ -16,18 +16,23 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, TextIO, cast
+from typing import Protocol, TextIO
 
-from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from etl.dvh import DVH
-from etl.load import VOLUME_METRIC, default_metrics, dvh_from_row, episode_fractions
+from etl.load import (
+    VOLUME_METRIC,
+    LoadedDvh,
+    course_fractions,
+    default_metrics,
+    dvh_from_row,
+    read_dvh_rows,
+)
 from etl.metrics import evaluate, parse_metric
 from etl.radiobiology import dvh_to_eqd2
-from omop.cdm import Person
 from omop.cohort_tables import Project, ProjectPatient
-from omop.ingest_tables import Dvh, IngestDataset
 
 __all__ = [
     "EXPORT_COLUMNS",
@@ -86,38 +91,27 @@ def _cell(value: float | None) -> str:
     return repr(float(value))
 
 
-def _select(
+def _rows(
+    session: Session,
     access: ExportAccess | None,
     project: str | None,
     centres: Sequence[str],
     structures: Sequence[str],
-) -> Select[Dvh, IngestDataset, str | None]:
-    query = (
-        select(Dvh, IngestDataset, Person.person_source_value)
-        .join(IngestDataset, IngestDataset.dataset_id == Dvh.dataset_id)
-        .join(Person, Person.person_id == Dvh.person_id)
+) -> list[LoadedDvh]:
+    """Return the stored DVHs the export reads (through the loader's reader)."""
+    persons = (
+        select(ProjectPatient.person_id)
+        .join(Project, Project.project_id == ProjectPatient.project_id)
+        .where(Project.code == project)
+        if project
+        else None
     )
-    if access is not None:
-        query = query.where(
-            access.person_filter(cast("ColumnElement[int]", Dvh.person_id))
-        )
-    if project:
-        query = query.where(
-            Dvh.person_id.in_(
-                select(ProjectPatient.person_id)
-                .join(Project, Project.project_id == ProjectPatient.project_id)
-                .where(Project.code == project)
-            )
-        )
-    if centres:
-        query = query.where(IngestDataset.centre.in_([c.upper() for c in centres]))
-    if structures:
-        query = query.where(Dvh.tg263_name.in_(list(structures)))
-    return query.order_by(
-        Person.person_source_value,
-        IngestDataset.episode_id,
-        Dvh.dataset_id,
-        Dvh.roi_number,
+    return read_dvh_rows(
+        session,
+        person_filter=access.person_filter if access is not None else None,
+        persons=persons,
+        centres=centres,
+        structures=structures,
     )
 
 
@@ -152,18 +146,19 @@ def dose_metric_table(
     specs = list(metrics) or default_export_metrics()
     parsed = [None if s == VOLUME_METRIC else parse_metric(s) for s in specs]
     table = ExportTable([*EXPORT_COLUMNS, *specs], [], set())
-    fractions: dict[int | None, int | None] = {}
-    for row, dataset, pseudonym in session.execute(
-        _select(access, project, centres, structures)
-    ).all():
+    loaded = _rows(session, access, project, centres, structures)
+    fractions = (
+        course_fractions(
+            session, {r.dataset.episode_id for r in loaded if r.dataset.episode_id}
+        )
+        if alpha_beta_gy is not None
+        else {}
+    )
+    for row, dataset, pseudonym, *_course in loaded:
         dvh: DVH | None = dvh_from_row(row)
         if alpha_beta_gy is not None and dvh is not None:
             episode = dataset.episode_id
-            if episode not in fractions:
-                fractions[episode] = (
-                    episode_fractions(session, episode) if episode else None
-                )
-            n = fractions[episode]
+            n = fractions.get(episode) if episode else None
             dvh = dvh_to_eqd2(dvh, n, alpha_beta_gy) if n else None
         values = [
             _cell(row.volume_cc if p is None else evaluate(dvh, p) if dvh else None)
@@ -211,9 +206,7 @@ def structure_matrix(
     per_set: dict[tuple[str, str, str], set[int]] = defaultdict(set)
     persons: set[int] = set()
     names: set[str] = set()
-    for row, dataset, pseudonym in session.execute(
-        _select(access, project, (), ())
-    ).all():
+    for row, dataset, pseudonym, *_course in _rows(session, access, project, (), ()):
         who = str(pseudonym or "")
         counts[who]  # every patient gets a row
         persons.add(row.person_id)

@@ -48,6 +48,7 @@ from etl.load import (
     ComputedStructure,
     content_hash,
     load_dataset,
+    study_day,
 )
 from etl.metrics import evaluate
 from etl.naming import RuleSet, current_rules, ensure_default_rules, is_target
@@ -680,6 +681,12 @@ def run_import(
                     finding = Finding(
                         Reason.FRAME_OF_REFERENCE_MISMATCH,
                         "structure set and dose are in different frames of reference",
+                    )
+                elif study_day(ds) is None:
+                    finding = Finding(
+                        Reason.NO_STUDY_DATE,
+                        "no readable StudyDate in the RTDOSE or RTPLAN: the RT course "
+                        "start is unknown; not loaded",
                     )
                 elif opts.consent is not None and not opts.consent(
                     session, ds.patient_id

@@ -3,9 +3,10 @@
 One call of :func:`load_dataset` writes, in the caller's transaction:
 
 - PERSON (``person_source_value`` = pseudonym) and CARE_SITE of the centre if missing;
-- the RT course: EPISODE 32940 with one PROCEDURE_OCCURRENCE linked by EPISODE_EVENT,
-  and the prescription as MEASUREMENTs (total dose, fractions, dose per fraction,
-  intent) with ``measurement_event_id`` = the episode and the episode field concept;
+- the RT course: EPISODE (Cancer Radiotherapy) with one PROCEDURE_OCCURRENCE linked
+  by EPISODE_EVENT, and the prescription as MEASUREMENTs (total dose, fractions, dose
+  per fraction, intent) with ``measurement_event_id`` = the episode and the episode
+  field concept;
 - one IMAGE_OCCURRENCE per series (CT, RTSTRUCT, RTPLAN, RTDOSE);
 - per structure the full differential DVH (platform table ``dvh``) and per metric one
   IMAGE_FEATURE + MEASUREMENT pair (``dvh_metric`` links them), written with the bulk
@@ -13,8 +14,15 @@ One call of :func:`load_dataset` writes, in the caller's transaction:
 - the object versions (``ingest_object``) and the files' owner in the file store.
 
 A dataset whose content changed (a new version of a member object) replaces its DVHs
-and metrics; the course and images are kept. Units: Gy has no verified concept id, so
-``unit_concept_id`` 0 with ``unit_source_value`` ``Gy``; % is 8554, cm3 is 8587 (mL).
+and metrics; the course and images are kept. A dataset without a readable study date
+is not loaded (:func:`study_day` is None; the import holds it as ``no-study-date``):
+the course start is never invented. Units: Gy has no verified concept id, so
+``unit_concept_id`` 0 with ``unit_source_value`` ``Gy``; % and cm3 (mL) are the
+standard unit concepts of :mod:`omop.vocab.standard`.
+
+Every other module reads these rows through the readers here: :func:`read_dvh_rows`
+(DVHs with their dataset and course start), :func:`course_fractions` (prescribed
+fractions of many courses) and :func:`read_first_courses` (first RT course per person).
 """
 
 from __future__ import annotations
@@ -23,11 +31,12 @@ import datetime
 import json
 import math
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import numpy as np
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import ColumnElement, Select, delete, func, select, text
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 
@@ -48,33 +57,45 @@ from omop.cdm import (
     Person,
     ProcedureOccurrence,
 )
+from omop.errors import RTCohortError
 from omop.filestore import FileStore
 from omop.ingest_tables import Dvh, DvhMetric, IngestDataset, IngestObject
 from omop.vocab.lookup import field_concept_id
 from omop.vocab.registry import our_concept_id
+from omop.vocab.standard import (
+    CM3_AS_ML,
+    EHR,
+    PERCENT,
+    RT_COURSE_EPISODE,
+    STANDARD_ALGORITHM_FROM_EHR,
+)
 
 __all__ = [
     "ENGINE_LABEL",
     "AlphaBeta",
     "ComputedDataset",
     "ComputedStructure",
+    "FirstCourse",
     "LoadResult",
+    "LoadedDvh",
+    "NoStudyDateError",
     "content_hash",
+    "course_fractions",
     "default_metrics",
     "dvh_from_row",
+    "episode_fractions",
     "load_dataset",
+    "read_dvh_rows",
+    "read_first_courses",
     "remap_loaded",
+    "study_day",
 ]
 
-RT_COURSE_EPISODE = 32940
-EHR = 32817
-ALGORITHM = 32882  # Standard algorithm from EHR
-UNIT_PERCENT = 8554
-UNIT_ML = 8587
 METRIC_VOCAB = "RTC Dose Metric"
 PRESCRIPTION_VOCAB = "RTC Prescription"
 ENGINE_LABEL = "rtcohort etl.dvh (end caps half, bin 0.01 Gy)"
 VOLUME_METRIC = "Volume[cc]"
+_CHUNK = 2000
 _BASE = (
     "Mean[Gy]",
     "Min[Gy]",
@@ -167,9 +188,9 @@ def default_metrics(target: bool, max_gy: float | None) -> list[str]:
 
 def _unit(metric: str) -> tuple[int, str]:
     if metric.endswith("[%]"):
-        return UNIT_PERCENT, "%"
+        return PERCENT, "%"
     if metric.endswith("[cc]"):
-        return UNIT_ML, "cm3"
+        return CM3_AS_ML, "cm3"
     return 0, "Gy"
 
 
@@ -197,7 +218,12 @@ def _finite(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def _day(text_date: str) -> datetime.date:
+class NoStudyDateError(RTCohortError, ValueError):
+    """A dataset has no readable study date: its RT course start would be invented."""
+
+
+def _day(text_date: str) -> datetime.date | None:
+    """Return the date of a DICOM DA value (``YYYYMMDD``); None if missing or bad."""
     try:
         return (
             datetime.datetime.strptime(text_date[:8], "%Y%m%d")
@@ -205,7 +231,19 @@ def _day(text_date: str) -> datetime.date:
             .date()
         )
     except ValueError:
-        return datetime.datetime.now(datetime.UTC).date()
+        return None
+
+
+def study_day(resolved: ResolvedDataset) -> datetime.date | None:
+    """Return the dataset's study date (the RT course start), None when unknown.
+
+    The RTDOSE's StudyDate, else the first plan's; a missing or unreadable date gives
+    None and the import holds the dataset (reason ``no-study-date``).
+    """
+    return _day(
+        resolved.dose.study_date
+        or (resolved.plans[0].study_date if resolved.plans else "")
+    )
 
 
 def _care_site(session: Session, centre: str) -> CareSite:
@@ -308,7 +346,7 @@ def write_metrics(session: Session, rows: Sequence[tuple[Dvh, DVH]], ctx: _Ctx) 
                 "person_id": ctx.person_id,
                 "image_occurrence_id": row.image_occurrence_id,
                 "image_feature_concept_id": concept,
-                "image_feature_type_concept_id": ALGORITHM,
+                "image_feature_type_concept_id": STANDARD_ALGORITHM_FROM_EHR,
                 "image_feature_event_field_concept_id": ctx.metric_field,
                 "image_feature_event_id": mid,
                 "anatomic_site_concept_id": row.structure_concept_id,
@@ -322,7 +360,7 @@ def write_metrics(session: Session, rows: Sequence[tuple[Dvh, DVH]], ctx: _Ctx) 
                 "person_id": ctx.person_id,
                 "measurement_concept_id": 0,
                 "measurement_date": ctx.day,
-                "measurement_type_concept_id": ALGORITHM,
+                "measurement_type_concept_id": STANDARD_ALGORITHM_FROM_EHR,
                 "value_as_number": value,
                 "unit_concept_id": unit_id,
                 "unit_source_value": unit_text,
@@ -512,7 +550,7 @@ def _images(  # noqa: PLR0917
             person_id=person_id,
             procedure_occurrence_id=procedure_id,
             local_path=str(store.path(obj.sha256)),
-            image_occurrence_date=_day(obj.study_date) if obj.study_date else day,
+            image_occurrence_date=_day(obj.study_date) or day,
             image_study_uid=obj.study_instance_uid,
             image_series_uid=uid,
             modality_concept_id=0,
@@ -577,13 +615,21 @@ def load_dataset(
     rules: RuleSet,
     alpha_beta: AlphaBeta | None = None,
 ) -> LoadResult:
-    """Load (or re-load) one computed dataset; the caller owns the transaction."""
+    """Load (or re-load) one computed dataset; the caller owns the transaction.
+
+    Raises
+    ------
+    NoStudyDateError
+        The dataset has no readable study date (nothing is written).
+    """
     resolved = computed.resolved
     now = datetime.datetime.now(datetime.UTC)
-    day = _day(
-        resolved.dose.study_date
-        or (resolved.plans[0].study_date if resolved.plans else "")
-    )
+    day = study_day(resolved)
+    if day is None:
+        raise NoStudyDateError(
+            f"RTDOSE {resolved.dose.sop_instance_uid}: no readable StudyDate "
+            "(dose or plan); the RT course start would be unknown"
+        )
     site = _care_site(session, centre)
     person = _person(session, resolved.patient_id, site.care_site_id)
     dataset = session.scalar(
@@ -684,16 +730,131 @@ def load_dataset(
 
 def episode_fractions(session: Session, episode_id: int) -> int | None:
     """Return the prescribed number of fractions of a course (None if unknown)."""
-    value = session.scalar(
-        select(Measurement.value_as_number).where(
-            Measurement.measurement_event_id == episode_id,
-            Measurement.meas_event_field_concept_id
-            == field_concept_id(session, "episode.episode_id"),
-            Measurement.measurement_source_concept_id
-            == our_concept_id(PRESCRIPTION_VOCAB, "fractions"),
+    return course_fractions(session, [episode_id]).get(episode_id)
+
+
+def course_fractions(session: Session, episode_ids: Iterable[int]) -> dict[int, int]:
+    """Return ``{episode_id: prescribed fractions}`` of RT courses (unknown: absent).
+
+    One query per 2,000 courses (the prescription MEASUREMENT ``fractions``).
+    """
+    episodes = sorted(set(episode_ids))
+    if not episodes:
+        return {}
+    field_id = field_concept_id(session, "episode.episode_id")
+    concept = our_concept_id(PRESCRIPTION_VOCAB, "fractions")
+    out: dict[int, int] = {}
+    for start in range(0, len(episodes), _CHUNK):
+        for episode, value in session.execute(
+            select(Measurement.measurement_event_id, Measurement.value_as_number).where(
+                Measurement.measurement_event_id.in_(episodes[start : start + _CHUNK]),
+                Measurement.meas_event_field_concept_id == field_id,
+                Measurement.measurement_source_concept_id == concept,
+            )
+        ):
+            if value and episode is not None:
+                out[int(episode)] = int(value)
+    return out
+
+
+class LoadedDvh(NamedTuple):
+    """A stored DVH row with its dataset, the patient's pseudonym and RT course."""
+
+    dvh: Dvh
+    dataset: IngestDataset
+    pseudonym: str | None
+    course_start: datetime.date | None  # None: the dataset has no RT course episode
+    course_episode_id: int | None
+
+
+def read_dvh_rows(
+    session: Session,
+    *,
+    person_filter: Callable[[ColumnElement[int]], ColumnElement[bool]] | None = None,
+    persons: Select[Any] | None = None,
+    centres: Sequence[str] = (),
+    structures: Sequence[str] = (),
+) -> list[LoadedDvh]:
+    """Return stored DVHs, ordered by pseudonym, course, dataset and ROI number.
+
+    Parameters
+    ----------
+    person_filter
+        Turns the person id column into a condition (the permission layer's filter).
+    persons
+        A SQL selection of person ids to keep.
+    centres
+        Centre codes of the datasets to keep (any case).
+    structures
+        TG-263 names to keep.
+    """
+    query = (
+        select(
+            Dvh,
+            IngestDataset,
+            Person.person_source_value,
+            Episode.episode_start_date,
+            Episode.episode_id,
+        )
+        .join(IngestDataset, IngestDataset.dataset_id == Dvh.dataset_id)
+        .join(Person, Person.person_id == Dvh.person_id)
+        .outerjoin(
+            Episode,
+            (Episode.episode_id == IngestDataset.episode_id)
+            & (Episode.episode_concept_id == RT_COURSE_EPISODE),
         )
     )
-    return int(value) if value else None
+    if person_filter is not None:
+        query = query.where(person_filter(Dvh.person_id))  # type: ignore[arg-type]
+    if persons is not None:
+        query = query.where(Dvh.person_id.in_(persons))
+    if centres:
+        query = query.where(IngestDataset.centre.in_([c.upper() for c in centres]))
+    if structures:
+        query = query.where(Dvh.tg263_name.in_(list(structures)))
+    query = query.order_by(
+        Person.person_source_value,
+        IngestDataset.episode_id,
+        Dvh.dataset_id,
+        Dvh.roi_number,
+    )
+    return [LoadedDvh(*row) for row in session.execute(query).all()]
+
+
+class FirstCourse(NamedTuple):
+    """The first RT course of a person (by start date, then episode id)."""
+
+    person_id: int
+    start: datetime.date
+    end: datetime.date | None
+
+
+def read_first_courses(session: Session, persons: Select[Any]) -> list[FirstCourse]:
+    """Return the first RT course EPISODE of each person in ``persons`` (one query)."""
+    first = (
+        select(
+            Episode.person_id,
+            Episode.episode_start_date,
+            Episode.episode_end_date,
+            func.row_number()
+            .over(
+                partition_by=Episode.person_id,
+                order_by=(Episode.episode_start_date, Episode.episode_id),
+            )
+            .label("n"),
+        )
+        .where(
+            Episode.episode_concept_id == RT_COURSE_EPISODE,
+            Episode.person_id.in_(persons),
+        )
+        .subquery()
+    )
+    rows = session.execute(
+        select(
+            first.c.person_id, first.c.episode_start_date, first.c.episode_end_date
+        ).where(first.c.n == 1)
+    ).all()
+    return [FirstCourse(int(p), s, e) for p, s, e in rows]
 
 
 @dataclass

@@ -46,6 +46,7 @@ class Reason(StrEnum):
     FRAME_OF_REFERENCE_MISMATCH = "frame-of-reference-mismatch"
     BURNED_IN_ANNOTATION = "burned-in-annotation"
     NO_CONSENT = "no-consent"
+    NO_STUDY_DATE = "no-study-date"
     FOREIGN_KEY = "foreign-pseudonymisation-key"
     AWAITING_DOSE = "awaiting-dose"
     LOAD_FAILED = "load-failed"
@@ -71,6 +72,7 @@ BLOCKING = frozenset(
         Reason.FRAME_OF_REFERENCE_MISMATCH,
         Reason.BURNED_IN_ANNOTATION,
         Reason.NO_CONSENT,
+        Reason.NO_STUDY_DATE,
         Reason.FOREIGN_KEY,
         Reason.AWAITING_DOSE,
         Reason.LOAD_FAILED,

@@ -264,8 +264,8 @@ def _summarise(
 ) -> None:
     from cohort.service import acting_user, recruitment_report
     from etl.quarantine import held_items
-    from instruments.store import read_toxicity
-    from omop.cdm import CareSite, Person, SurveyConduct, VisitOccurrence
+    from instruments.store import read_survey_timings, read_toxicity
+    from omop.cdm import CareSite, Person
     from omop.ingest_tables import Dvh, IngestDataset
 
     rec = {
@@ -286,21 +286,17 @@ def _summarise(
     for item in held_items(session):
         held_by_centre[item.centre] += 1
         report.held[item.reason_code] += 1
-    proms = session.execute(
-        select(
-            CareSite.care_site_source_value,
-            VisitOccurrence.visit_source_value,
-            func.count(),
-        )
-        .select_from(SurveyConduct)
-        .join(Person, Person.person_id == SurveyConduct.person_id)
-        .join(CareSite, CareSite.care_site_id == Person.care_site_id)
-        .join(
-            VisitOccurrence,
-            VisitOccurrence.visit_occurrence_id == SurveyConduct.visit_occurrence_id,
-        )
-        .group_by(CareSite.care_site_source_value, VisitOccurrence.visit_source_value)
-    ).all()
+    centre_of = dict(
+        session.execute(
+            select(Person.person_id, CareSite.care_site_source_value).join(
+                CareSite, CareSite.care_site_id == Person.care_site_id
+            )
+        ).all()
+    )
+    prom_counts = Counter(
+        (centre_of.get(s.person_id), s.timepoint) for s in read_survey_timings(session)
+    )
+    proms = [(c, tp, n) for (c, tp), n in prom_counts.items()]
     for code in codes:
         r = rec.get(code)
         row = CentreRow(code, loaded=int(loaded.get(code, 0)),
