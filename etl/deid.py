@@ -52,6 +52,7 @@ from etl.deid_codec import (
 from etl.deid_table import TABLE_EDITION, DeidOption
 from etl.errors import DeidRefusedError
 from etl.keys import CentreKey, hmac_512_256
+from omop.private_files import write_private
 
 __all__ = [
     "DATE_OFFSET_RANGE_DAYS",
@@ -398,18 +399,12 @@ def deidentify_file(
 
 
 def write_atomic(target: Path, data: bytes) -> None:
-    """Write `data` to `target` through a temporary file in the same folder + rename."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.partial")
-    try:
-        with tmp.open("wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.replace(target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Write `data` to `target` through a temporary file in the same folder + rename.
+
+    The file is created 0600 and missing folders 0700 (:mod:`omop.private_files`):
+    pseudonymised data and files held as received are for the owner only.
+    """
+    write_private(target, data)
 
 
 # -- a folder -----------------------------------------------------------------------

@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from etl.errors import KeyCentreMismatchError, KeyFileError
+from omop.private_files import open_private
 
 __all__ = [
     "KEY_FILE_FORMAT",
@@ -149,7 +150,7 @@ def write_key(key: CentreKey, path: str | os.PathLike[str]) -> Path:
     }
     text = json.dumps(body, indent=2) + "\n"
     try:
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = open_private(target, os.O_WRONLY | os.O_EXCL)
     except FileExistsError as exc:
         msg = f"{target}: a key file exists already; refusing to overwrite it"
         raise KeyFileError(msg) from exc
