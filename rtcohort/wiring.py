@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 if TYPE_CHECKING:
     from etl.ingest import ImportOptions, ImportSummary
+    from etl.keys import CentreKey
     from omop.private_files import LoosePath
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "ingest_options",
     "ingest_project_attach",
     "loose_private_paths",
+    "new_centre_key",
 ]
 
 
@@ -71,6 +73,18 @@ def loose_private_paths() -> list[LoosePath]:
         db = Path(database)
         extra = [db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")]
     return find_loose(settings.data_dir, extra)
+
+
+def new_centre_key(centre: str) -> CentreKey:
+    """Create a centre key bounded by the consortium date-shift setting.
+
+    ``RTCOHORT_DATE_SHIFT_MAX_DAYS`` (default 182) is recorded in the key, which keeps
+    it: later changes of the setting do not move the dates of existing data.
+    """
+    from etl.keys import new_key
+    from rtcohort.settings import get_settings
+
+    return new_key(centre, date_shift_max_days=get_settings().date_shift_max_days)
 
 
 # -- DICOM-RT ingest (etl) <- cohort: consent check, project attach, export access ----
