@@ -33,6 +33,7 @@ from cohort.errors import (
 from instruments.store import read_survey_timings
 from omop.cdm import Person
 from omop.cohort_tables import Enrolment, Invitation
+from omop.private_files import make_private_dirs, open_private
 
 __all__ = [
     "CompletionRow",
@@ -53,9 +54,9 @@ _KEY_BYTES = 32
 def load_signing_key(path: Path) -> bytes:
     """Return the signing key stored at ``path``, creating it (mode 0600) if absent."""
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(path.parent)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            fd = open_private(path, os.O_WRONLY | os.O_EXCL)
         except FileExistsError:
             pass
         else:

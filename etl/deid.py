@@ -9,8 +9,10 @@ Keyed values (all HMAC-SHA-512/256 under sub-keys of the centre key, see
 :mod:`etl.keys`):
 
 - pseudonym: ``<CENTRE>-<26 base32 characters>`` (130 bits) of the patient identifier;
-- date offset: one whole number of days per patient in ``[-3650, -365]``, added to every
-  DA and DT value at any depth (TM values are kept: a whole-day shift leaves them
+- date offset: one whole number of days per patient in the key's range (``[-182, -1]``
+  for a key made with the default consortium bound, ``[-3650, -365]`` for a legacy key:
+  :attr:`etl.keys.CentreKey.date_offset_range_days`), added to every DA and DT value
+  at any depth (TM values are kept: a whole-day shift leaves them
   valid); the same offset serves toxicity and PROM dates (:func:`shift_date`);
 - UIDs: every UID that is not a well-known DICOM UID becomes ``2.25.<UUIDv8 integer>``
   at any depth, so references between objects and re-sends stay consistent.
@@ -52,9 +54,9 @@ from etl.deid_codec import (
 from etl.deid_table import TABLE_EDITION, DeidOption
 from etl.errors import DeidRefusedError
 from etl.keys import CentreKey, hmac_512_256
+from omop.private_files import write_private
 
 __all__ = [
-    "DATE_OFFSET_RANGE_DAYS",
     "DeidOutcome",
     "DeidReport",
     "DeidResult",
@@ -70,8 +72,6 @@ __all__ = [
     "shift_date",
 ]
 
-#: Inclusive range of the per-patient date offset, in days.
-DATE_OFFSET_RANGE_DAYS = (-3650, -365)
 _PSEUDONYM_CHARS = 26  # 130 bits of base32
 _IMPLICIT_LE = "1.2.840.10008.1.2"
 _EXPLICIT_LE = "1.2.840.10008.1.2.1"
@@ -125,15 +125,19 @@ def pseudonym(key: CentreKey, patient_id: str) -> str:
 
 
 def date_offset_days(key: CentreKey, patient_id: str) -> int:
-    """Return the patient's date offset in whole days, in ``[-3650, -365]``.
+    """Return the patient's date offset in whole days, in the key's range.
+
+    ``low + (first 8 bytes of HMAC(K_date-offset/v1, id)) mod (high - low + 1)`` with
+    ``(low, high)`` = :attr:`etl.keys.CentreKey.date_offset_range_days`: ``-n .. -1``
+    for a key bounded to *n* days, ``-3650 .. -365`` for a legacy key.
 
     Examples
     --------
     >>> from etl.keys import CentreKey
-    >>> -3650 <= date_offset_days(CentreKey("AMS01", bytes(32)), "123456") <= -365
+    >>> -182 <= date_offset_days(CentreKey("AMS01", bytes(32)), "123456") <= -1
     True
     """
-    low, high = DATE_OFFSET_RANGE_DAYS
+    low, high = key.date_offset_range_days
     digest = hmac_512_256(_subkey(key, "date-offset/v1"), patient_id.strip().encode())
     return low + int.from_bytes(digest[:8], "big") % (high - low + 1)
 
@@ -398,18 +402,12 @@ def deidentify_file(
 
 
 def write_atomic(target: Path, data: bytes) -> None:
-    """Write `data` to `target` through a temporary file in the same folder + rename."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.partial")
-    try:
-        with tmp.open("wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.replace(target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Write `data` to `target` through a temporary file in the same folder + rename.
+
+    The file is created 0600 and missing folders 0700 (:mod:`omop.private_files`):
+    pseudonymised data and files held as received are for the owner only.
+    """
+    write_private(target, data)
 
 
 # -- a folder -----------------------------------------------------------------------

@@ -11,6 +11,8 @@ No other file in the inbox ends in ``.dcm``; temporary files are
 identical re-send (same bytes, SHA-256) is acknowledged and not stored again.
 Rejected data goes to a quarantine folder *outside* the inbox (default: the sibling
 ``<INBOX>-quarantine``) as ``<time>-<sha256 prefix>.held`` plus a ``.reason.json``.
+Folders are created 0700 and files 0600 (:mod:`omop.private_files`): the inbox and the
+quarantine hold identifiable data as received.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from etl.errors import EtlError
+from omop.private_files import make_private_dirs, open_private
 
 __all__ = [
     "INDEX_NAME",
@@ -91,10 +94,10 @@ def write_new_file(target: Path, data: bytes) -> None:
     """Write `data` to a temporary file beside `target`, fsync, then rename into place.
 
     On any error (disk full included) the temporary file is removed and the error is
-    re-raised; `target` is never left half-written.
+    re-raised; `target` is never left half-written. The file is created 0600.
     """
     tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.partial")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+    fd = open_private(tmp, os.O_WRONLY | os.O_EXCL)
     try:
         try:
             _write_all(fd, data)
@@ -130,7 +133,7 @@ class Inbox:
         quarantine: str | os.PathLike[str] | None = None,
     ) -> None:
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(self.root)
         self.quarantine_dir = (
             Path(quarantine)
             if quarantine is not None
@@ -167,7 +170,7 @@ class Inbox:
         digest = hashlib.sha256(data).hexdigest()
         folder = self.root / study_uid
         with self._lock:
-            folder.mkdir(exist_ok=True)
+            make_private_dirs(folder)
             version = 1
             while True:
                 name = f"{sop_uid}.dcm" if version == 1 else f"{sop_uid}.v{version}.dcm"
@@ -203,12 +206,13 @@ class Inbox:
         return StoreOutcome(status, path, version)
 
     def _index(self, record: dict[str, object]) -> None:
-        with (self.root / INDEX_NAME).open("a", encoding="utf-8") as fh:
+        fd = open_private(self.root / INDEX_NAME, os.O_WRONLY | os.O_APPEND)
+        with os.fdopen(fd, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(record) + "\n")
 
     def quarantine(self, data: bytes, reason: str, caller: str = "") -> Path:
         """Hold rejected data and its reason outside the inbox; return the file."""
-        self.quarantine_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(self.quarantine_dir)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         digest = hashlib.sha256(data).hexdigest()[:16]
         held = self.quarantine_dir / f"{stamp}-{digest}.held"

@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from etl.deid import DeidOutcome, deidentify_bytes
 from etl.dvh import compute_dvh
 from etl.errors import DoseQualityWarning, EtlError, OutsideGridWarning
+from etl.import_files import collect_files, read_file, scan_import_paths
 from etl.index import (
     DoseRole,
     IndexedObject,
@@ -77,7 +78,6 @@ __all__ = [
 ]
 
 _LOG = logging.getLogger(__name__)
-_SKIP_NAMES = {"inbox-index.jsonl", "truth.json", "DICOMDIR"}
 
 #: ``(session, person_source_value) -> bool``: whether the person consents to data use.
 ConsentCheck = Callable[[Session, str], bool]
@@ -105,13 +105,19 @@ class ImportOptions:
 
 @dataclass
 class ImportSummary:
-    """What one run did; ``quarantined`` counts held files by reason code."""
+    """What one run did; ``quarantined`` counts held files by reason code.
+
+    ``refused`` counts by reason the paths not read at all (a symbolic link out of the
+    import root, :mod:`etl.import_files`); ``refused_sources`` names them.
+    """
 
     files: int = 0
     loaded: int = 0
     unchanged: int = 0
     datasets_held: int = 0
     quarantined: Counter[str] = field(default_factory=Counter)
+    refused: Counter[str] = field(default_factory=Counter)
+    refused_sources: list[str] = field(default_factory=list)
     unmapped: Counter[str] = field(default_factory=Counter)
     warnings: Counter[str] = field(default_factory=Counter)
     attached: Counter[str] = field(default_factory=Counter)
@@ -129,6 +135,7 @@ class ImportSummary:
             "datasets_unchanged": self.unchanged,
             "datasets_held": self.datasets_held,
             "quarantined": dict(self.quarantined),
+            "refused": dict(self.refused),
             "unmapped_structures": dict(self.unmapped),
             "warnings": dict(self.warnings),
             "attached": dict(self.attached),
@@ -170,7 +177,7 @@ def _prepare(
     start = time.perf_counter()
     out = _Prepared(src.path)
     try:
-        data = Path(src.path).read_bytes()
+        data = read_file(src.path)
     except OSError as exc:
         out.finding = Finding(
             Reason.UNREADABLE, f"cannot read the file ({exc.strerror})"
@@ -490,26 +497,6 @@ class DbCatalogue:
 # -- the run -------------------------------------------------------------------
 
 
-def collect_files(paths: Iterable[Path]) -> list[Path]:
-    """Return the candidate files under ``paths`` (hidden, known non-DICOM skipped)."""
-    found: list[Path] = []
-    for root in paths:
-        items = (
-            [root]
-            if root.is_file()
-            else sorted(p for p in root.rglob("*") if p.is_file())
-        )
-        for p in items:
-            if (
-                p.name.startswith(".")
-                or p.name in _SKIP_NAMES
-                or p.name.endswith(".reason.json")
-            ):
-                continue
-            found.append(p)
-    return found
-
-
 class _Runner:
     """Runs jobs inline (one worker) or in a process pool."""
 
@@ -590,7 +577,12 @@ def run_import(
         triggers = active_triggers(session)
         held = held_items(session, centre=opts.centre) if opts.retry_held else []
         held_paths = {h.path for h in held}
-    sources = [_Source(str(p)) for p in collect_files(paths)]
+    scan = scan_import_paths(paths)
+    for refused in scan.refused:
+        _LOG.warning("refused %s: %s", refused.path, refused.reason.value)
+        summary.refused[refused.reason.value] += 1
+        summary.refused_sources.append(str(refused.path))
+    sources = [_Source(str(p)) for p in scan.files]
     sources += [_Source(p, pseudonymised=True) for p in sorted(held_paths)]
     sources += [_Source(p, pseudonymised=done) for p, done in extra]
     summary.files = len(sources)

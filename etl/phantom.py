@@ -53,6 +53,7 @@ from etl.phantom_geometry import (
 )
 from etl.phantom_spec import PhantomSpec, parse_spec
 from etl.phantom_truth import DEFAULT_METRICS, LinearDoseField, roi_truth
+from omop.private_files import make_private_dirs
 
 __all__ = ["CONVENTION", "TRUTH_FORMAT", "write_phantom"]
 
@@ -458,8 +459,7 @@ def write_phantom(
     """
     if not isinstance(spec, PhantomSpec):
         spec = parse_spec(spec)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_private_dirs(out_dir)  # the demo writes phantoms in the data folder
     solids = [roi.solid() for roi in spec.rois]
     fld = spec.dose_field()
     target = spec.target_roi()

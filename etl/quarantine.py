@@ -2,8 +2,9 @@
 
 Files that fail before pseudonymisation (not DICOM, unreadable, no PatientID,
 burned-in annotation) are kept as received under the quarantine folder, named by their
-SHA-256. Pseudonymised files held for a dataset-level reason (no consent, no structure
-set, ...) stay in the file store and the row points there. Nothing is dropped: a held
+SHA-256, readable by the owner only (0600 files in 0700 folders). Pseudonymised files
+held for a dataset-level reason (no consent, no structure set, ...) stay in the file
+store and the row points there. Nothing is dropped: a held
 file is either retried (``rtcohort quarantine retry``, or automatically by every import
 run for the *waiting* reasons) or stays listed.
 """
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import os
 from collections.abc import Iterable
 from enum import StrEnum
 from pathlib import Path
@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from etl.qa import WAITING, Finding
 from omop.ingest_tables import QuarantineItem
+from omop.private_files import write_private
 
 __all__ = [
     "HoldStatus",
@@ -41,17 +42,14 @@ class HoldStatus(StrEnum):
 
 
 def stash_raw(folder: Path, data: bytes) -> Path:
-    """Keep a file as received under ``folder/<sha256>.held`` (atomic; idempotent)."""
+    """Keep a file as received under ``folder/<sha256>.held`` (atomic; idempotent).
+
+    The file holds identifiers: it is created 0600 in folders created 0700.
+    """
     digest = hashlib.sha256(data).hexdigest()
-    folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{digest}.held"
     if not target.exists():
-        tmp = folder / f".{digest}.{os.getpid()}.partial"
-        with tmp.open("wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        tmp.replace(target)
+        write_private(target, data)
     return target
 
 

@@ -64,10 +64,11 @@ class DemoReport:
 
 def _key(keys_dir: Path, centre: str) -> tuple[Path, CentreKey]:
     from etl.keys import load_key, new_key, write_key
+    from omop.private_files import make_private_dirs
 
     path = keys_dir / f"{centre}.key"
     if not path.exists():
-        keys_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(keys_dir)
         write_key(new_key(centre), path)
     return path, load_key(path, centre)
 

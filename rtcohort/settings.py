@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from etl.keys import DEFAULT_DATE_SHIFT_MAX_DAYS, MAX_DATE_SHIFT_DAYS
+
 __all__ = ["Settings", "get_settings"]
 
 
@@ -24,6 +26,11 @@ class Settings(BaseSettings):
         ``rtcohort.sqlite`` in ``data_dir``. PostgreSQL: ``postgresql+psycopg://...``.
     user
         The platform user that commands act as (``RTCOHORT_USER``, default ``admin``).
+    date_shift_max_days
+        Consortium bound of the per-patient date shift
+        (``RTCOHORT_DATE_SHIFT_MAX_DAYS``, default 182): a key made now shifts a
+        patient's dates by -182 to -1 days. Each key records its bound, so changing
+        this setting changes new keys only.
 
     Examples
     --------
@@ -37,6 +44,9 @@ class Settings(BaseSettings):
     database_url: SecretStr | None = None
     user: str = "admin"
     admin_password: SecretStr | None = None
+    date_shift_max_days: int = Field(
+        default=DEFAULT_DATE_SHIFT_MAX_DAYS, ge=1, le=MAX_DATE_SHIFT_DAYS
+    )
 
     def resolved_database_url(self) -> str:
         """Return the database URL, defaulting to the SQLite file in ``data_dir``."""

@@ -11,6 +11,8 @@ from sqlalchemy.orm import Session
 
 if TYPE_CHECKING:
     from etl.ingest import ImportOptions, ImportSummary
+    from etl.keys import CentreKey
+    from omop.private_files import LoosePath
 
 __all__ = [
     "CohortExportAccess",
@@ -19,6 +21,8 @@ __all__ = [
     "ingest_consent_check",
     "ingest_options",
     "ingest_project_attach",
+    "loose_private_paths",
+    "new_centre_key",
 ]
 
 
@@ -46,6 +50,41 @@ def after_upgrade(engine: Engine) -> list[str]:
             "set RTCOHORT_ADMIN_PASSWORD to choose it)"
         )
     return messages
+
+
+def loose_private_paths() -> list[LoosePath]:
+    """Return the data folder's entries and SQLite files that others may open.
+
+    Checked: the data directory, each entry directly in it (database, ``files``,
+    ``quarantine``, keys, ...) and the SQLite database with its ``-wal`` and
+    ``-shm`` files wherever the URL puts them. Everything rtcohort creates there is
+    0700 / 0600 (:mod:`omop.private_files`); a looser mode was set by someone else.
+    """
+    from sqlalchemy.engine import make_url
+
+    from omop.private_files import find_loose
+    from rtcohort.settings import get_settings
+
+    settings = get_settings()
+    extra: list[Path] = []
+    url = make_url(settings.resolved_database_url())
+    database = url.database or ":memory:"
+    if url.get_backend_name() == "sqlite" and database != ":memory:":
+        db = Path(database)
+        extra = [db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")]
+    return find_loose(settings.data_dir, extra)
+
+
+def new_centre_key(centre: str) -> CentreKey:
+    """Create a centre key bounded by the consortium date-shift setting.
+
+    ``RTCOHORT_DATE_SHIFT_MAX_DAYS`` (default 182) is recorded in the key, which keeps
+    it: later changes of the setting do not move the dates of existing data.
+    """
+    from etl.keys import new_key
+    from rtcohort.settings import get_settings
+
+    return new_key(centre, date_shift_max_days=get_settings().date_shift_max_days)
 
 
 # -- DICOM-RT ingest (etl) <- cohort: consent check, project attach, export access ----

@@ -88,6 +88,10 @@ def _print_summary(summary: ImportSummary) -> None:
     )
     for reason, n in sorted(summary.quarantined.items()):
         typer.echo(f"  quarantined {reason}: {n}")
+    for reason, n in sorted(summary.refused.items()):
+        typer.echo(f"  refused {reason}: {n} (not read)")
+    for source in summary.refused_sources[:10]:
+        typer.echo(f"    {source}")
     for reason, n in sorted(summary.warnings.items()):
         typer.echo(f"  warning {reason}: {n}")
     for project, n in sorted(summary.attached.items()):
@@ -142,7 +146,7 @@ def _import(  # noqa: PLR0917
             if watch is None or (cycles and cycle >= cycles):
                 break
             time.sleep(interval_s)
-    if strict and summary.quarantined.total():
+    if strict and (summary.quarantined.total() or summary.refused.total()):
         raise typer.Exit(1)
 
 
