@@ -58,6 +58,7 @@ from cohort.permissions import Action, Scope, scope_for
 from cohort.projects import get_project
 from cohort.users import get_user
 from cohort.vital import vital_status
+from etl.dicom_enums import DoseSummationType
 from etl.load import PRESCRIPTION_VOCAB, RT_COURSE_EPISODE, dvh_from_row
 from instruments.ctcae import load_catalogue
 from instruments.store import read_toxicity
@@ -86,7 +87,7 @@ __all__ = [
 COVARIATES = ("age_years", "sex_male", "baseline_score")
 _MALE, _FEMALE = 8507, 8532
 _BASELINE = "baseline"
-_COMPOSITE = "MULTI_PLAN"
+_COMPOSITE = DoseSummationType.MULTI_PLAN
 _CHUNK = 2000
 QLQ_C30 = "QLQ-C30"
 FloatArray = NDArray[np.float64]
