@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from etl.dicom_enums import DoseSummationType, DoseType, DoseUnits
 from etl.errors import DoseGridError, GeometryError
 
 __all__ = ["ORTHOGONALITY_TOLERANCE", "DoseGrid", "check_orthonormal"]
@@ -91,9 +92,9 @@ class DoseGrid:
     spacing_mm: tuple[float, float, float]
     frame_of_reference_uid: str = ""
     sop_instance_uid: str = ""
-    dose_type: str = "PHYSICAL"
-    summation_type: str = "PLAN"
-    units: str = "GY"
+    dose_type: DoseType | str = DoseType.PHYSICAL
+    summation_type: DoseSummationType | str = DoseSummationType.PLAN
+    units: DoseUnits | str = DoseUnits.GY
 
     def __post_init__(self) -> None:
         if self.dose_gy.ndim != 3:  # noqa: PLR2004

@@ -25,6 +25,13 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 
+from etl.dicom_enums import (
+    IMAGE_MODALITIES,
+    PLAN_MODALITIES,
+    DoseSummationType,
+    Modality,
+    normalise,
+)
 from etl.errors import DicomParseError
 from etl.rtstruct import structure_references
 
@@ -39,8 +46,12 @@ __all__ = [
     "resolve",
 ]
 
-_BEAM_TYPES = {"BEAM", "BRACHY", "CONTROL_POINT"}
-_IMAGE_MODALITIES = {"CT", "MR", "PT"}
+_BEAM_TYPES = {
+    DoseSummationType.BEAM,
+    DoseSummationType.BRACHY,
+    DoseSummationType.CONTROL_POINT,
+}
+_PLAN_SUM_TYPES = {DoseSummationType.MULTI_PLAN, "PLAN_SUM"}  # PLAN_SUM: a vendor's
 
 
 class DoseRole(StrEnum):
@@ -57,7 +68,7 @@ class IndexedObject:
 
     path: str
     sha256: str
-    modality: str
+    modality: Modality | str
     sop_class_uid: str
     sop_instance_uid: str
     study_instance_uid: str
@@ -69,7 +80,7 @@ class IndexedObject:
     referenced_structure_set_uids: tuple[str, ...] = ()
     referenced_series_uids: tuple[str, ...] = ()
     referenced_image_uids: tuple[str, ...] = ()
-    dose_summation_type: str = ""
+    dose_summation_type: DoseSummationType | str = ""
     slice_position_mm: float | None = None
     roi_names: tuple[str, ...] = ()
     empty_roi_names: tuple[str, ...] = ()
@@ -133,28 +144,30 @@ def index_dataset(
     sop = str(ds.get("SOPInstanceUID", "") or "")
     if not sop:
         raise DicomParseError(f"{path}: missing required attribute SOPInstanceUID")
-    modality = str(ds.get("Modality", "") or "")
+    modality = normalise(Modality, ds.get("Modality"))
     frame = str(ds.get("FrameOfReferenceUID", "") or "")
     extra: dict[str, object] = {}
-    if modality == "RTDOSE":
+    if modality == Modality.RTDOSE:
         extra["referenced_plan_uids"] = _uids(ds.get("ReferencedRTPlanSequence", []))
         extra["referenced_structure_set_uids"] = _uids(
             ds.get("ReferencedStructureSetSequence", [])
         )
-        extra["dose_summation_type"] = str(ds.get("DoseSummationType", "") or "")
-    elif modality in ("RTPLAN", "RTIONPLAN"):
+        extra["dose_summation_type"] = normalise(
+            DoseSummationType, ds.get("DoseSummationType")
+        )
+    elif modality in PLAN_MODALITIES:
         extra["referenced_structure_set_uids"] = _uids(
             ds.get("ReferencedStructureSetSequence", [])
         )
         extra["plan_label"] = str(ds.get("RTPlanLabel", "") or "")
         extra["plan_intent"] = str(ds.get("PlanIntent", "") or "")
-    elif modality == "RTSTRUCT":
+    elif modality == Modality.RTSTRUCT:
         series, images, struct_frame = _struct_refs(ds)
         extra["referenced_series_uids"] = series
         extra["referenced_image_uids"] = images
         frame = frame or struct_frame
         extra["roi_names"], extra["empty_roi_names"] = _rois(ds)
-    elif modality in _IMAGE_MODALITIES:
+    elif modality in IMAGE_MODALITIES:
         extra["slice_position_mm"] = _slice_position(ds)
     attributes = tuple(
         (k, str(ds.get(k, "") or "")) for k in keywords if ds.get(k) is not None
@@ -252,11 +265,11 @@ class Resolution:
     duplicates: list[IndexedObject]
 
 
-def _role(summation: str) -> DoseRole:
-    kind = summation.upper()
+def _role(summation: DoseSummationType | str) -> DoseRole:
+    kind = normalise(DoseSummationType, summation)
     if kind in _BEAM_TYPES:
         return DoseRole.BEAM
-    if kind in ("MULTI_PLAN", "PLAN_SUM"):
+    if kind in _PLAN_SUM_TYPES:
         return DoseRole.PLAN_SUM
     return DoseRole.PLAN
 
@@ -302,7 +315,7 @@ def resolve(
             return hit
 
         for dose in sorted(
-            (o for o in items if o.modality == "RTDOSE"), key=lambda o: o.path
+            (o for o in items if o.modality == Modality.RTDOSE), key=lambda o: o.path
         ):
             ds = ResolvedDataset(dose, _role(dose.dose_summation_type))
             for uid in dose.referenced_plan_uids:
@@ -317,14 +330,14 @@ def resolve(
             ]
             for uid in struct_uids:
                 hit = find(uid)
-                if hit is not None and hit.modality == "RTSTRUCT":
+                if hit is not None and hit.modality == Modality.RTSTRUCT:
                     ds.structure_set = hit
                     break
             if ds.structure_set is None:
                 same = [
                     o
                     for o in items
-                    if o.modality == "RTSTRUCT"
+                    if o.modality == Modality.RTSTRUCT
                     and o.frame_of_reference_uid == dose.frame_of_reference_uid
                 ]
                 if not same and catalogue is not None:
@@ -339,7 +352,7 @@ def resolve(
                     if catalogue is not None:  # slices that arrived earlier
                         have = frozenset(o.sop_instance_uid for o in found)
                         found += catalogue.by_series(uid, have)
-                    ds.ct.extend(o for o in found if o.modality in _IMAGE_MODALITIES)
+                    ds.ct.extend(o for o in found if o.modality in IMAGE_MODALITIES)
             datasets.append(ds)
             used.update(o.sop_instance_uid for o in ds.members())
     orphans = [o for o in unique.values() if o.sop_instance_uid not in used]

@@ -32,6 +32,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from etl.deid import DeidOutcome, deidentify_bytes
+from etl.dicom_enums import PLAN_MODALITIES, ContourGeometricType, Modality
 from etl.dvh import compute_dvh
 from etl.errors import DoseQualityWarning, EtlError, OutsideGridWarning
 from etl.import_files import collect_files, read_file, scan_import_paths
@@ -338,7 +339,10 @@ def _compute(resolved: ResolvedDataset, dvh_samples: int | None = None) -> _Comp
     else:
         outside: list[str] = []
         for roi in ss.rois:
-            if not roi.contours or roi.contour_type != "CLOSED_PLANAR":
+            if (
+                not roi.contours
+                or roi.contour_type != ContourGeometricType.CLOSED_PLANAR
+            ):
                 continue
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", DoseQualityWarning)
@@ -473,11 +477,11 @@ class DbCatalogue:
             return []
         condition = []
         for obj in changed:
-            if obj.modality == "RTSTRUCT":
+            if obj.modality == Modality.RTSTRUCT:
                 condition.append(
                     IngestDataset.structure_set_sop_instance_uid == obj.sop_instance_uid
                 )
-            elif obj.modality in ("RTPLAN", "RTIONPLAN"):
+            elif obj.modality in PLAN_MODALITIES:
                 condition.append(
                     IngestDataset.plan_sop_instance_uid.contains(obj.sop_instance_uid)
                 )

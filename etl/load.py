@@ -40,6 +40,7 @@ from sqlalchemy import ColumnElement, Select, delete, func, select, text
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 
+from etl.dicom_enums import DoseSummationType
 from etl.dvh import DVH
 from etl.index import IndexedObject, ResolvedDataset
 from etl.metrics import evaluate
@@ -666,7 +667,9 @@ def load_dataset(
     dataset.ct_series_instance_uid = (
         resolved.ct[0].series_instance_uid if resolved.ct else None
     )
-    dataset.dose_summation_type = resolved.dose.dose_summation_type[:16] or "PLAN"
+    dataset.dose_summation_type = (
+        resolved.dose.dose_summation_type[:16] or DoseSummationType.PLAN
+    )
     dataset.episode_id = episode_id
     dataset.version = dataset.version + 1
     dataset.content_sha256 = content_hash(resolved)

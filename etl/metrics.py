@@ -28,10 +28,17 @@ from enum import StrEnum
 import numpy as np
 from numpy.typing import NDArray
 
-from etl.dvh import DVH
+from etl.dvh import DVH, cumulative_nodes
 from etl.errors import MetricSyntaxError
 
-__all__ = ["Metric", "MetricKind", "cumulative_nodes", "evaluate", "parse_metric"]
+__all__ = [
+    "Metric",
+    "MetricKind",
+    "cumulative_nodes",
+    "evaluate",
+    "evaluate_nodes",
+    "parse_metric",
+]
 
 _NUMBER = r"(\d+(?:\.\d*)?|\.\d+)"
 _PATTERN = re.compile(
@@ -120,24 +127,6 @@ def parse_metric(spec: str) -> Metric:
     return Metric(spec, MetricKind.VOLUME_AT_DOSE, value, "Gy", out)
 
 
-def cumulative_nodes(dvh: DVH) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Cumulative DVH nodes from the exact minimum to the exact maximum.
-
-    Returns
-    -------
-    dose_gy, volume_cc : ndarray
-        Increasing doses (the minimum, the bin edges strictly between, the maximum) and
-        the volume receiving at least each (the full in-grid volume at the minimum, 0 at
-        the maximum).
-    """
-    edges, vol = dvh.cumulative()
-    total = float(vol[0]) if len(vol) else 0.0
-    inner = (edges > dvh.min_gy) & (edges < dvh.max_gy)
-    dose = np.concatenate([[dvh.min_gy], edges[inner], [dvh.max_gy]])
-    volume = np.concatenate([[total], vol[inner], [0.0]])
-    return dose, volume
-
-
 def _dose_at_volume(
     dose: NDArray[np.float64], volume: NDArray[np.float64], v: float
 ) -> float:
@@ -182,28 +171,81 @@ def evaluate(dvh: DVH, spec: str | Metric) -> float | None:
     (15.0, 75.0, 20.0)
     """
     metric = spec if isinstance(spec, Metric) else parse_metric(spec)
-    scale = 100.0 if metric.output_unit == "cGy" else 1.0
     total = dvh.inside_grid_cc
     if total <= 0 or not math.isfinite(dvh.min_gy):
         return None
-    if metric.kind is MetricKind.MEAN:
-        return dvh.mean_gy * scale
-    if metric.kind is MetricKind.MIN:
-        return dvh.min_gy * scale
-    if metric.kind is MetricKind.MAX:
-        return dvh.max_gy * scale
     dose, volume = cumulative_nodes(dvh)
+    return evaluate_nodes(dose, volume, metric, mean_gy=dvh.mean_gy, total=total)
+
+
+def evaluate_nodes(
+    dose_gy: NDArray[np.float64],
+    volume: NDArray[np.float64],
+    spec: str | Metric,
+    *,
+    mean_gy: float,
+    total: float | None = None,
+) -> float | None:
+    """Evaluate a metric on the nodes of a cumulative DVH (the one metric engine).
+
+    Parameters
+    ----------
+    dose_gy, volume
+        Nodes from :func:`etl.dvh.cumulative_nodes`: non-decreasing doses from the
+        minimum to the maximum, the volume receiving at least each.
+    spec
+        A metric string or a parsed :class:`Metric`.
+    mean_gy
+        The mean dose (not recoverable from the nodes for a binned DVH).
+    total
+        The total volume; the volume of the first node by default.
+
+    Returns
+    -------
+    float or None
+        As :func:`evaluate`. ``Vx`` is the volume receiving at least ``x``: at a
+        dose where the cumulative DVH steps (point masses), the volume before the
+        step.
+
+    Examples
+    --------
+    >>> d, v = cumulative_nodes(np.array([10.0, 30.0]), np.array([0.75, 0.25]))
+    >>> evaluate_nodes(d, v, "V30Gy[%]", mean_gy=15.0), evaluate_nodes(
+    ...     d, v, "D50%[Gy]", mean_gy=15.0)
+    (25.0, 10.0)
+    """
+    metric = spec if isinstance(spec, Metric) else parse_metric(spec)
+    scale = 100.0 if metric.output_unit == "cGy" else 1.0
+    if total is None:
+        total = float(volume[0]) if len(volume) else 0.0
+    if total <= 0 or not len(dose_gy) or not math.isfinite(dose_gy[0]):
+        return None
+    min_gy, max_gy = float(dose_gy[0]), float(dose_gy[-1])
+    if metric.kind is MetricKind.MEAN:
+        return mean_gy * scale
+    if metric.kind is MetricKind.MIN:
+        return min_gy * scale
+    if metric.kind is MetricKind.MAX:
+        return max_gy * scale
     assert metric.value is not None
     if metric.kind is MetricKind.DOSE_AT_VOLUME:
         v = metric.value * total / 100.0 if metric.value_unit == "%" else metric.value
         if v > total * (1 + 1e-12):
             return None
-        return _dose_at_volume(dose, volume, v) * scale
-    x = metric.value
-    if x <= dvh.min_gy:
-        v_cc = total
-    elif x >= dvh.max_gy:
-        v_cc = 0.0
-    else:
-        v_cc = float(np.interp(x, dose, volume))
+        return _dose_at_volume(dose_gy, volume, v) * scale
+    v_cc = _volume_at_dose(dose_gy, volume, metric.value, total)
     return v_cc / total * 100.0 if metric.output_unit == "%" else v_cc
+
+
+def _volume_at_dose(
+    dose: NDArray[np.float64], volume: NDArray[np.float64], x: float, total: float
+) -> float:
+    # Volume receiving at least x: at a node the first (left-limit) volume there.
+    if x <= dose[0]:
+        return total
+    if x > dose[-1]:
+        return 0.0
+    pos = int(np.searchsorted(dose, x, side="left"))
+    if dose[pos] == x:
+        return float(volume[pos])
+    return float(np.interp(x, dose[pos - 1 : pos + 1], volume[pos - 1 : pos + 1]))

@@ -33,6 +33,7 @@ from importlib import resources
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from etl.dicom_enums import RTROIInterpretedType, normalise
 from etl.errors import EtlError
 from omop.ingest_tables import MappingRule, MappingRuleset
 from omop.vocab.registry import load_registry
@@ -59,7 +60,14 @@ __all__ = [
 DEFAULT_RULES_FILE = "mapping_rules_default.csv"
 _TRANSLIT = str.maketrans({"ø": "o", "æ": "ae", "ß": "ss", "đ": "d", "ł": "l"})
 _TARGET_PREFIXES = ("ptv", "ctv", "gtv", "itv")
-_TARGET_TYPES = {"PTV", "CTV", "GTV", "ITV", "TREATED_VOLUME", "IRRAD_VOLUME"}
+_TARGET_TYPES = {
+    RTROIInterpretedType.PTV,
+    RTROIInterpretedType.CTV,
+    RTROIInterpretedType.GTV,
+    "ITV",  # not a defined term; some vendors use it
+    RTROIInterpretedType.TREATED_VOLUME,
+    RTROIInterpretedType.IRRAD_VOLUME,
+}
 
 
 class MappingError(EtlError, ValueError):
@@ -148,9 +156,14 @@ def structure_concept_id(tg263_name: str | None) -> int:
     return 0
 
 
-def is_target(tg263_name: str | None, interpreted_type: str | None = None) -> bool:
+def is_target(
+    tg263_name: str | None,
+    interpreted_type: RTROIInterpretedType | str | None = None,
+) -> bool:
     """Whether a structure is a target (PTV, CTV, GTV, ITV by name or type)."""
-    if interpreted_type and interpreted_type.upper() in _TARGET_TYPES:
+    if interpreted_type and (
+        normalise(RTROIInterpretedType, interpreted_type) in _TARGET_TYPES
+    ):
         return True
     return bool(tg263_name) and str(tg263_name).lower().startswith(_TARGET_PREFIXES)
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from etl.dvh import DVH
+from etl.dvh import DVH, cumulative_nodes
 
 __all__ = ["bed_gy", "dvh_to_eqd2", "eqd2_gy", "geud_gy"]
 
@@ -75,18 +75,36 @@ def geud_gy(
     *,
     a: float | None = None,
     n: float | None = None,
-) -> float:
-    """Generalised equivalent uniform dose.
+    normalise: bool = True,
+) -> float | NDArray[np.float64]:
+    """Generalised equivalent uniform dose (the one gEUD; :mod:`ntcp` calls it).
 
     Parameters
     ----------
     dose
         A :class:`~etl.dvh.DVH` (bin centres and differential volumes), or doses
-        in Gy with ``volume`` the matching volumes (any unit; normalised).
+        in Gy with ``volume`` the matching volumes, shape ``(bins,)`` or
+        ``(patients, bins)`` (one gEUD per row).
     volume
         Volumes of ``dose`` when it is an array.
     a, n
         The volume-effect parameter, as ``a`` or as ``n = 1 / a`` (exactly one).
+    normalise
+        Divide the volumes by their sum (default); otherwise they are taken as
+        fractions as given (the convention of :mod:`ntcp`, whose DVHs are
+        validated to sum to 1 within a tolerance).
+
+    Returns
+    -------
+    float or ndarray
+        A float for one DVH (NaN without volume), an array of one value per row
+        for a 2-D input.
+
+    Notes
+    -----
+    Evaluated as ``D_max (sum_i v_i (D_i / D_max)^a)^(1/a)`` with ``D_max`` the
+    largest dose with volume, which neither overflows nor underflows for large
+    ``a``; a row without dose gives 0.
 
     Examples
     --------
@@ -107,12 +125,19 @@ def geud_gy(
             raise ValueError("volume is required with an array of doses")
         d = np.asarray(dose, dtype=np.float64)
         v = np.asarray(volume, dtype=np.float64)
-    keep = v > 0
-    d, v = d[keep], v[keep]
-    if v.size == 0:
-        return float("nan")
-    frac = v / v.sum()
-    return float(np.sum(frac * d**power) ** (1.0 / power))
+    rows_d, rows_v = np.atleast_2d(d), np.atleast_2d(v)
+    occupied = rows_v > 0
+    total = rows_v.sum(axis=1, where=occupied, initial=0.0)
+    frac = rows_v / np.where(total > 0, total, 1.0)[:, None] if normalise else rows_v
+    dmax = np.max(rows_d, axis=1, where=occupied, initial=0.0)
+    scaled = rows_d / np.where(dmax > 0, dmax, 1.0)[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(occupied, frac * scaled**power, 0.0)
+    out = np.where(dmax > 0, dmax * terms.sum(axis=1) ** (1.0 / power), 0.0)
+    out = np.where(occupied.any(axis=1), out, np.nan)
+    if np.ndim(d) > 1:
+        return np.asarray(out, dtype=np.float64)
+    return float(out[0])
 
 
 def dvh_to_eqd2(dvh: DVH, n_fractions: float, alpha_beta_gy: float) -> DVH:
@@ -131,17 +156,13 @@ def dvh_to_eqd2(dvh: DVH, n_fractions: float, alpha_beta_gy: float) -> DVH:
     (36.0, 1.0)
     """
     _check(n_fractions, alpha_beta_gy)
-    edges, vol = dvh.cumulative()
-    total = float(vol[0]) if len(vol) else 0.0
+    dose, volume = cumulative_nodes(dvh)
+    total = float(volume[0])
     if total <= 0 or not np.isfinite(dvh.min_gy):
         return DVH(
             dvh.volume_cc, dvh.outside_grid_cc, dvh.min_gy, dvh.mean_gy, dvh.max_gy,
             dvh.bin_width_gy, np.zeros(0),
         )  # fmt: skip
-    # Nodes: exact min, inner edges, exact max (as in etl.metrics.cumulative_nodes).
-    inner = (edges > dvh.min_gy) & (edges < dvh.max_gy)
-    dose = np.concatenate([[dvh.min_gy], edges[inner], [dvh.max_gy]])
-    volume = np.concatenate([[total], vol[inner], [0.0]])
     mapped = eqd2_gy(dose, n_fractions, alpha_beta_gy)
     w = dvh.bin_width_gy
     n_bins = int(np.floor(mapped[-1] / w)) + 1

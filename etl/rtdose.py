@@ -13,6 +13,13 @@ import os
 import numpy as np
 from pydicom.dataset import Dataset
 
+from etl.dicom_enums import (
+    DoseSummationType,
+    DoseType,
+    DoseUnits,
+    Modality,
+    normalise,
+)
 from etl.dicom_io import describe, read_dataset, require
 from etl.dosegrid import DoseGrid, check_orthonormal
 from etl.errors import DicomParseError, DoseGridError, GeometryError
@@ -80,15 +87,18 @@ def read_rtdose(
     where = describe(source)
     ds = read_dataset(source)
     sop_class = str(ds.get("SOPClassUID", ""))
-    if sop_class != _RTDOSE_SOP_CLASS and ds.get("Modality") != "RTDOSE":
+    if (
+        sop_class != _RTDOSE_SOP_CLASS
+        and normalise(Modality, ds.get("Modality")) != Modality.RTDOSE
+    ):
         raise DicomParseError(f"{where}: not an RT Dose object (SOP class {sop_class})")
 
-    units = str(require(ds, "DoseUnits", where)).upper()
-    if units == "GY":
+    units = normalise(DoseUnits, require(ds, "DoseUnits", where))
+    if units == DoseUnits.GY:
         unit_factor = 1.0
-    elif units == "CGY":
+    elif units == DoseUnits.CGY:
         unit_factor = 0.01
-    elif units == "RELATIVE":
+    elif units == DoseUnits.RELATIVE:
         if relative_reference_gy is None:
             raise DoseGridError(
                 f"{where}: DoseUnits is RELATIVE and no reference dose was given "
@@ -177,7 +187,7 @@ def read_rtdose(
         spacing_mm=(di, dj, dk),
         frame_of_reference_uid=str(ds.get("FrameOfReferenceUID", "")),
         sop_instance_uid=str(ds.get("SOPInstanceUID", "")),
-        dose_type=str(ds.get("DoseType", "")),
-        summation_type=str(ds.get("DoseSummationType", "")),
-        units="GY",
+        dose_type=normalise(DoseType, ds.get("DoseType")),
+        summation_type=normalise(DoseSummationType, ds.get("DoseSummationType")),
+        units=DoseUnits.GY,
     )

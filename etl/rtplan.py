@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from pydicom.dataset import Dataset
 
+from etl.dicom_enums import PLAN_MODALITIES, Modality, normalise
 from etl.dicom_io import describe, read_dataset
 from etl.errors import DicomParseError
 
@@ -124,9 +125,9 @@ def read_rtplan(source: str | os.PathLike[str] | Dataset) -> RTPlan:
     where = describe(source)
     ds = read_dataset(source)
     sop_class = str(ds.get("SOPClassUID", ""))
-    if sop_class not in _RTPLAN_SOP_CLASSES and ds.get("Modality") not in (
-        "RTPLAN",
-        "RTIONPLAN",
+    if (
+        sop_class not in _RTPLAN_SOP_CLASSES
+        and normalise(Modality, ds.get("Modality")) not in PLAN_MODALITIES
     ):
         raise DicomParseError(f"{where}: not an RT Plan (SOP class {sop_class})")
     refs = []

@@ -17,6 +17,12 @@ from numpy.typing import NDArray
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 
+from etl.dicom_enums import (
+    ContourGeometricType,
+    Modality,
+    RTROIInterpretedType,
+    normalise,
+)
 from etl.dicom_io import describe, read_dataset
 from etl.errors import DicomParseError
 
@@ -88,9 +94,9 @@ class Roi:
 
     number: int
     name: str
-    contour_type: str
+    contour_type: ContourGeometricType | str
     contours: tuple[NDArray[np.float64], ...]
-    interpreted_type: str | None = None
+    interpreted_type: RTROIInterpretedType | str | None = None
     frame_of_reference_uid: str = ""
 
 
@@ -206,17 +212,22 @@ def read_rtstruct(source: str | os.PathLike[str] | Dataset) -> StructureSet:
     where = describe(source)
     ds = read_dataset(source)
     sop_class = str(ds.get("SOPClassUID", ""))
-    if sop_class != _RTSTRUCT_SOP_CLASS and ds.get("Modality") != "RTSTRUCT":
+    if (
+        sop_class != _RTSTRUCT_SOP_CLASS
+        and normalise(Modality, ds.get("Modality")) != Modality.RTSTRUCT
+    ):
         raise DicomParseError(
             f"{where}: not an RT Structure Set (SOP class {sop_class})"
         )
 
     refs = structure_references(ds)
 
-    interpreted: dict[int, str] = {}
+    interpreted: dict[int, RTROIInterpretedType | str] = {}
     for obs in ds.get("RTROIObservationsSequence", []):
         if "ReferencedROINumber" in obs and obs.get("RTROIInterpretedType"):
-            interpreted[int(obs.ReferencedROINumber)] = str(obs.RTROIInterpretedType)
+            interpreted[int(obs.ReferencedROINumber)] = normalise(
+                RTROIInterpretedType, obs.RTROIInterpretedType
+            )
 
     contours_by_roi: dict[int, list[Dataset]] = {}
     for rc in ds.get("ROIContourSequence", []):
@@ -234,7 +245,11 @@ def read_rtstruct(source: str | os.PathLike[str] | Dataset) -> StructureSet:
             )
         number = int(item.ROINumber)
         items = contours_by_roi.get(number, [])
-        types = Counter(str(c.get("ContourGeometricType", "")).upper() for c in items)
+        types = Counter(
+            normalise(ContourGeometricType, c.get("ContourGeometricType"))
+            for c in items
+        )
+        contour_type: ContourGeometricType | str
         if not types:
             contour_type = ""
         elif len(types) == 1:

@@ -58,6 +58,7 @@ from cohort.permissions import Action, Scope, scope_for
 from cohort.projects import get_project
 from cohort.users import get_user
 from cohort.vital import vital_status
+from etl.dicom_enums import DoseSummationType
 from etl.load import course_fractions, dvh_from_row, read_dvh_rows
 from instruments.ctcae import load_catalogue
 from instruments.store import read_latest_scores, read_toxicity
@@ -84,7 +85,7 @@ __all__ = [
 #: Numeric covariates a logistic model may use (``baseline_score``: PROM endpoints).
 COVARIATES = ("age_years", "sex_male", "baseline_score")
 _BASELINE = "baseline"
-_COMPOSITE = "MULTI_PLAN"
+_COMPOSITE = DoseSummationType.MULTI_PLAN
 _CHUNK = 2000
 QLQ_C30 = "QLQ-C30"
 FloatArray = NDArray[np.float64]
