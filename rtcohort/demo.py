@@ -92,12 +92,11 @@ def _record_states(  # noqa: PLR0917
     """Record the consent states of ``states`` not yet in the person's history."""
     from cohort.consent import find_person, history
     from cohort.service import acting_user, record_consent
-    from etl.deid import date_offset_days, pseudonym
+    from etl.identity import identify
 
-    pseudo = pseudonym(key, patient.hospital_id)
-    person = find_person(session, pseudo)
+    who = identify(key, patient.hospital_id)
+    person = find_person(session, who.pseudonym)
     recorded = [e.state for e in history(session, person.person_id)] if person else []
-    shift = datetime.timedelta(days=date_offset_days(key, patient.hospital_id))
     actor = acting_user(session, username)
     for i, state in enumerate(states):
         if i + offset < len(recorded):
@@ -107,9 +106,9 @@ def _record_states(  # noqa: PLR0917
             session,
             actor,
             centre_code=patient.centre,
-            pseudonym=pseudo,
+            pseudonym=who.pseudonym,
             state=state,
-            event_date=day + shift,
+            event_date=who.shift(day),
             year_of_birth=patient.year_of_birth,
             sex=patient.sex,
             site=patient.site,
@@ -119,7 +118,7 @@ def _record_states(  # noqa: PLR0917
 def _store_outcomes(
     session: Session, patient: SimulatedPatient, key: CentreKey
 ) -> None:
-    from etl.deid import date_offset_days, pseudonym
+    from etl.identity import identify
     from instruments.fhir import PSEUDONYM_SYSTEM, PromResponse, SubjectIdentifier
     from instruments.fhir_adverse_event import ToxicityGrading
     from instruments.store import (
@@ -129,11 +128,13 @@ def _store_outcomes(
         store_toxicity,
     )
 
-    pseudo = pseudonym(key, patient.hospital_id)
+    who = identify(key, patient.hospital_id)
+    pseudo = who.pseudonym
     person_id = person_id_for_pseudonym(session, pseudo)
     if person_id is None:
         return
-    offset = date_offset_days(key, patient.hospital_id)
+    assert who.date_offset_days is not None
+    offset = who.date_offset_days
     subject = SubjectIdentifier(PSEUDONYM_SYSTEM, pseudo)
     rt_end = patient.rt_start + datetime.timedelta(days=42)
     days = {"baseline": -3, "m3": 91, "m6": 182}
