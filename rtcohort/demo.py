@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from cohort.simulate import SimulatedPatient
@@ -263,11 +263,12 @@ def run_demo(
 def _summarise(
     session: Session, report: DemoReport, codes: list[str], username: str
 ) -> None:
+    from cohort.consent import person_count
     from cohort.service import acting_user, recruitment_report
+    from etl.load_report import datasets_by_centre, mapping_counts
     from etl.quarantine import held_items
+    from instruments.counts import prom_counts
     from instruments.store import read_toxicity
-    from omop.cdm import CareSite, Person, SurveyConduct, VisitOccurrence
-    from omop.ingest_tables import Dvh, IngestDataset
 
     rec = {
         r.centre: r
@@ -278,48 +279,24 @@ def _summarise(
             end=datetime.date(2100, 1, 1),
         )
     }
-    loaded = dict(
-        session.execute(
-            select(IngestDataset.centre, func.count()).group_by(IngestDataset.centre)
-        ).all()
-    )
+    loaded = datasets_by_centre(session)
     held_by_centre: Counter[str] = Counter()
     for item in held_items(session):
         held_by_centre[item.centre] += 1
         report.held[item.reason_code] += 1
-    proms = session.execute(
-        select(
-            CareSite.care_site_source_value,
-            VisitOccurrence.visit_source_value,
-            func.count(),
-        )
-        .select_from(SurveyConduct)
-        .join(Person, Person.person_id == SurveyConduct.person_id)
-        .join(CareSite, CareSite.care_site_id == Person.care_site_id)
-        .join(
-            VisitOccurrence,
-            VisitOccurrence.visit_occurrence_id == SurveyConduct.visit_occurrence_id,
-        )
-        .group_by(CareSite.care_site_source_value, VisitOccurrence.visit_source_value)
-    ).all()
+    proms = prom_counts(session)
     for code in codes:
         r = rec.get(code)
-        row = CentreRow(code, loaded=int(loaded.get(code, 0)),
+        row = CentreRow(code, loaded=loaded.get(code, 0),
                         held_files=held_by_centre[code])  # fmt: skip
         if r is not None:
             row.enrolled, row.consented, row.declined, row.rate = (
                 r.eligible, r.consented, r.declined, r.rate
             )  # fmt: skip
-        row.proms = {str(tp): int(n) for c, tp, n in proms if c == code}
+        row.proms = {tp: n for (c, tp), n in proms.items() if c == code}
         report.centres.append(row)
-    report.persons = int(session.scalar(select(func.count()).select_from(Person)) or 0)
-    report.mapped = int(
-        session.scalar(select(func.count()).where(Dvh.tg263_name.is_not(None))) or 0
-    )
-    for (name,) in session.execute(
-        select(Dvh.roi_name).where(Dvh.tg263_name.is_(None))
-    ):
-        report.unmapped[name] += 1
+    report.persons = person_count(session)
+    report.mapped, report.unmapped = mapping_counts(session)
     tox = read_toxicity(session)
     if not tox.empty:
         for _, t in tox.iterrows():
