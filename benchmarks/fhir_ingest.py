@@ -22,6 +22,7 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from cohort.centres import add_centre
+from cohort.clinical_import import import_proms
 from etl.deid import pseudonym
 from etl.keys import new_key
 from instruments.fhir import (
@@ -35,7 +36,6 @@ from omop import cdm
 from omop.database import upgrade
 from omop.engine import make_engine
 from omop.vocab.standard import MALE
-from rtcohort.cli.instruments_import import import_proms
 from tests.pgserver import start_postgres
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
@@ -90,7 +90,7 @@ def run(url: str, label: str, tmp: Path) -> list[tuple[str, str]]:
     t_parse = time.perf_counter() - start
     start = time.perf_counter()
     with Session(engine) as session, session.begin():
-        summary = import_proms(session, key, "BENCH", path)
+        summary = import_proms(session, key, "BENCH", path, actor="admin")
     t_all = time.perf_counter() - start
     engine.dispose()
     assert sum(summary.outcomes.values()) == N

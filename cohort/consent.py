@@ -42,6 +42,7 @@ __all__ = [
     "has_consent",
     "history",
     "parse_scopes",
+    "person_count",
     "record_consent",
     "recruitment",
 ]
@@ -106,6 +107,11 @@ def parse_scopes(value: str | Iterable[ConsentScope | str]) -> frozenset[Consent
 def find_person(session: Session, pseudonym: str) -> Person | None:
     """Return the PERSON whose ``person_source_value`` is the pseudonym."""
     return session.scalar(select(Person).where(Person.person_source_value == pseudonym))
+
+
+def person_count(session: Session) -> int:
+    """Return the number of PERSON rows (every centre)."""
+    return int(session.scalar(select(func.count()).select_from(Person)) or 0)
 
 
 def _open_period(session: Session, person_id: int, day: datetime.date) -> None:

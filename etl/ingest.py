@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -32,9 +31,8 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from etl.deid import DeidOutcome, deidentify_bytes
-from etl.dicom_enums import PLAN_MODALITIES, ContourGeometricType, Modality
-from etl.dvh import compute_dvh
-from etl.errors import DoseQualityWarning, EtlError, OutsideGridWarning
+from etl.dicom_enums import PLAN_MODALITIES, Modality
+from etl.errors import EtlError, OutsideGridWarning
 from etl.import_files import collect_files, read_file, scan_import_paths
 from etl.index import (
     DoseRole,
@@ -63,6 +61,7 @@ from etl.qa import (
     classify_deid_refusal,
 )
 from etl.quarantine import held_items, hold, release, stash_raw
+from etl.structure_dvhs import structure_dvhs
 from etl.triggers import TriggerRule, active_triggers, keywords_needed, projects_for
 from omop.cdm import Person
 from omop.errors import RTCohortError
@@ -338,29 +337,19 @@ def _compute(resolved: ResolvedDataset, dvh_samples: int | None = None) -> _Comp
         )
     else:
         outside: list[str] = []
-        for roi in ss.rois:
-            if (
-                not roi.contours
-                or roi.contour_type != ContourGeometricType.CLOSED_PLANAR
-            ):
+        for done in structure_dvhs(ss, grid, target_samples=dvh_samples):
+            roi = done.roi
+            if done.error is not None:
+                findings.append(
+                    Finding(
+                        Reason.STRUCTURE_UNUSABLE, f"ROI {roi.number}: {done.error}"
+                    )
+                )
                 continue
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", DoseQualityWarning)
-                try:
-                    dvh = (
-                        compute_dvh(roi.contours, grid)
-                        if dvh_samples is None
-                        else compute_dvh(roi.contours, grid, target_samples=dvh_samples)
-                    )
-                except EtlError as exc:
-                    findings.append(
-                        Finding(Reason.STRUCTURE_UNUSABLE, f"ROI {roi.number}: {exc}")
-                    )
-                    continue
-            if (
-                any(issubclass(w.category, OutsideGridWarning) for w in caught)
-                or dvh.outside_grid_cc > 0
-            ):
+            if done.dvh is None:  # no contours, or not CLOSED_PLANAR
+                continue
+            dvh = done.dvh
+            if done.warned(OutsideGridWarning) or dvh.outside_grid_cc > 0:
                 outside.append(
                     f"{roi.name} ({dvh.outside_grid_cc:.2f} of {dvh.volume_cc:.2f} cc)"
                 )

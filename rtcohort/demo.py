@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from cohort.simulate import SimulatedPatient
@@ -93,12 +93,11 @@ def _record_states(  # noqa: PLR0917
     """Record the consent states of ``states`` not yet in the person's history."""
     from cohort.consent import find_person, history
     from cohort.service import acting_user, record_consent
-    from etl.deid import date_offset_days, pseudonym
+    from etl.identity import identify
 
-    pseudo = pseudonym(key, patient.hospital_id)
-    person = find_person(session, pseudo)
+    who = identify(key, patient.hospital_id)
+    person = find_person(session, who.pseudonym)
     recorded = [e.state for e in history(session, person.person_id)] if person else []
-    shift = datetime.timedelta(days=date_offset_days(key, patient.hospital_id))
     actor = acting_user(session, username)
     for i, state in enumerate(states):
         if i + offset < len(recorded):
@@ -108,9 +107,9 @@ def _record_states(  # noqa: PLR0917
             session,
             actor,
             centre_code=patient.centre,
-            pseudonym=pseudo,
+            pseudonym=who.pseudonym,
             state=state,
-            event_date=day + shift,
+            event_date=who.shift(day),
             year_of_birth=patient.year_of_birth,
             sex=patient.sex,
             site=patient.site,
@@ -120,7 +119,7 @@ def _record_states(  # noqa: PLR0917
 def _store_outcomes(
     session: Session, patient: SimulatedPatient, key: CentreKey
 ) -> None:
-    from etl.deid import date_offset_days, pseudonym
+    from etl.identity import identify
     from instruments.fhir import PSEUDONYM_SYSTEM, PromResponse, SubjectIdentifier
     from instruments.fhir_adverse_event import ToxicityGrading
     from instruments.store import (
@@ -130,11 +129,13 @@ def _store_outcomes(
         store_toxicity,
     )
 
-    pseudo = pseudonym(key, patient.hospital_id)
+    who = identify(key, patient.hospital_id)
+    pseudo = who.pseudonym
     person_id = person_id_for_pseudonym(session, pseudo)
     if person_id is None:
         return
-    offset = date_offset_days(key, patient.hospital_id)
+    assert who.date_offset_days is not None
+    offset = who.date_offset_days
     subject = SubjectIdentifier(PSEUDONYM_SYSTEM, pseudo)
     rt_end = patient.rt_start + datetime.timedelta(days=42)
     days = {"baseline": -3, "m3": 91, "m6": 182}
@@ -263,11 +264,12 @@ def run_demo(
 def _summarise(
     session: Session, report: DemoReport, codes: list[str], username: str
 ) -> None:
+    from cohort.consent import person_count
     from cohort.service import acting_user, recruitment_report
+    from etl.load_report import datasets_by_centre, mapping_counts
     from etl.quarantine import held_items
-    from instruments.store import read_survey_timings, read_toxicity
-    from omop.cdm import CareSite, Person
-    from omop.ingest_tables import Dvh, IngestDataset
+    from instruments.counts import prom_counts
+    from instruments.store import read_toxicity
 
     rec = {
         r.centre: r
@@ -278,44 +280,24 @@ def _summarise(
             end=datetime.date(2100, 1, 1),
         )
     }
-    loaded = dict(
-        session.execute(
-            select(IngestDataset.centre, func.count()).group_by(IngestDataset.centre)
-        ).all()
-    )
+    loaded = datasets_by_centre(session)
     held_by_centre: Counter[str] = Counter()
     for item in held_items(session):
         held_by_centre[item.centre] += 1
         report.held[item.reason_code] += 1
-    centre_of = dict(
-        session.execute(
-            select(Person.person_id, CareSite.care_site_source_value).join(
-                CareSite, CareSite.care_site_id == Person.care_site_id
-            )
-        ).all()
-    )
-    prom_counts = Counter(
-        (centre_of.get(s.person_id), s.timepoint) for s in read_survey_timings(session)
-    )
-    proms = [(c, tp, n) for (c, tp), n in prom_counts.items()]
+    proms = prom_counts(session)
     for code in codes:
         r = rec.get(code)
-        row = CentreRow(code, loaded=int(loaded.get(code, 0)),
+        row = CentreRow(code, loaded=loaded.get(code, 0),
                         held_files=held_by_centre[code])  # fmt: skip
         if r is not None:
             row.enrolled, row.consented, row.declined, row.rate = (
                 r.eligible, r.consented, r.declined, r.rate
             )  # fmt: skip
-        row.proms = {str(tp): int(n) for c, tp, n in proms if c == code}
+        row.proms = {tp: n for (c, tp), n in proms.items() if c == code}
         report.centres.append(row)
-    report.persons = int(session.scalar(select(func.count()).select_from(Person)) or 0)
-    report.mapped = int(
-        session.scalar(select(func.count()).where(Dvh.tg263_name.is_not(None))) or 0
-    )
-    for (name,) in session.execute(
-        select(Dvh.roi_name).where(Dvh.tg263_name.is_(None))
-    ):
-        report.unmapped[name] += 1
+    report.persons = person_count(session)
+    report.mapped, report.unmapped = mapping_counts(session)
     tox = read_toxicity(session)
     if not tox.empty:
         for _, t in tox.iterrows():

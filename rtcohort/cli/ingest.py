@@ -248,22 +248,15 @@ def _mapping_test(name: str, centre: str | None) -> None:
 
 
 def _mapping_unmapped() -> None:
-    from sqlalchemy import func, select
-
+    from etl.load_report import unmapped_names
     from etl.naming import suggest
-    from omop.ingest_tables import Dvh, IngestDataset
 
     with _session() as session:
-        rows = session.execute(
-            select(IngestDataset.centre, Dvh.roi_name, func.count())
-            .join(IngestDataset, IngestDataset.dataset_id == Dvh.dataset_id)
-            .where(Dvh.tg263_name.is_(None))
-            .group_by(IngestDataset.centre, Dvh.roi_name)
-            .order_by(func.count().desc(), Dvh.roi_name)
-        ).all()
+        rows = unmapped_names(session)
     typer.echo("centre\troi_name\tstructures\tsuggestions")
-    for centre, name, n in rows:
-        typer.echo(f"{centre}\t{name}\t{n}\t{', '.join(suggest(name))}")
+    for r in rows:
+        hints = ", ".join(suggest(r.roi_name))
+        typer.echo(f"{r.centre}\t{r.roi_name}\t{r.structures}\t{hints}")
 
 
 def _export_dose_metrics(  # noqa: PLR0917

@@ -1,47 +1,51 @@
-"""Wiring of `rtcohort prom import` and `rtcohort toxicity import`.
+"""Import PROMs and CTCAE gradings from files: one file, one transaction, or nothing.
 
-The `instruments` package stores an assessment for a PERSON at a timepoint with a date
-offset; this module supplies those from the other packages: the centre key
-(:mod:`etl.keys`) turns a hospital identifier into the pseudonym and date offset
-(:mod:`etl.deid`); a pseudonym that arrives as such takes its date offset from the
-centre's contact register (:mod:`cohort.contacts`); the write is audited
-(:mod:`cohort.audit`). Everything of one file is stored in one transaction, or nothing.
+:mod:`instruments` parses and stores an assessment for a PERSON at a timepoint with a
+date offset; this module supplies those: :func:`etl.identity.identify` turns a hospital
+identifier into the pseudonym and date offset with the centre key; a subject that
+arrives as a pseudonym takes its date offset from the centre's contact register
+(:mod:`cohort.contacts`); the write is audited as the acting user. The CLI
+(``rtcohort prom import`` / ``toxicity import``) and the web pages call
+:func:`import_proms` and :func:`import_toxicity` alike.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session
 
-    from etl.keys import CentreKey
-    from instruments.fhir import PromResponse, SubjectIdentifier
-    from instruments.fhir_adverse_event import ToxicityGrading
-    from instruments.store import Assessment
+from cohort import audit
+from cohort.centres import get_centre
+from cohort.contacts import date_offsets
+from cohort.errors import CohortError
+from etl.identity import identify
+from etl.keys import CentreKey
+from instruments.errors import InstrumentError
+from instruments.fhir import (
+    PromResponse,
+    SubjectIdentifier,
+    parse_questionnaire_responses,
+)
+from instruments.fhir_adverse_event import ToxicityGrading, parse_adverse_events
+from instruments.gradings_csv import read_gradings_csv
+from instruments.store import (
+    Assessment,
+    person_id_for_pseudonym,
+    store_prom,
+    store_toxicity,
+)
+from omop.cdm import Person
+from omop.errors import RTCohortError
 
 __all__ = ["ImportFailedError", "ImportSummary", "import_proms", "import_toxicity"]
 
-CSV_COLUMNS = (
-    "patient_id",
-    "timepoint",
-    "assessed_on",
-    "ctcae_version",
-    "term",
-    "grade",
-    "attribution",
-)
-_CSV_SYSTEM = "urn:rtcohort:csv:patient_id"
 
-
-class ImportFailedError(Exception):
+class ImportFailedError(CohortError):
     """The file was rejected; ``problems`` says why (nothing was stored)."""
 
     def __init__(self, problems: list[str]) -> None:
@@ -51,13 +55,19 @@ class ImportFailedError(Exception):
 
 @dataclass
 class ImportSummary:
-    """What an import did."""
+    """What an import did: outcomes (created, unchanged, ...) and the persons."""
 
     outcomes: Counter[str] = field(default_factory=Counter)
     person_ids: set[int] = field(default_factory=set)
 
     def text(self, noun: str) -> str:
-        """One line for a person to read."""
+        """One line for a person to read.
+
+        Examples
+        --------
+        >>> ImportSummary(Counter(created=2), {1, 2}).text("grading(s)")
+        'imported 2 grading(s) for 2 patient(s): 2 created'
+        """
         total = sum(self.outcomes.values())
         parts = ", ".join(f"{n} {k}" for k, n in sorted(self.outcomes.items()))
         return f"imported {total} {noun} for {len(self.person_ids)} patient(s)" + (
@@ -75,15 +85,11 @@ class _Patients:
         self._register: dict[int, int] | None = None
 
     def resolve(self, subject: SubjectIdentifier) -> tuple[int, int]:
-        from etl.deid import date_offset_days, pseudonym
-        from instruments.store import person_id_for_pseudonym
-        from omop.cdm import Person
-
         if subject.is_pseudonym:
             pseudo, offset = subject.value, None
         else:
-            pseudo = pseudonym(self.key, subject.value)
-            offset = date_offset_days(self.key, subject.value)
+            who = identify(self.key, subject.value)
+            pseudo, offset = who.pseudonym, who.date_offset_days
         person_id = person_id_for_pseudonym(self.session, pseudo)
         if person_id is None:
             raise LookupError(f"unknown patient (pseudonym {pseudo})")
@@ -96,8 +102,6 @@ class _Patients:
         return person_id, offset
 
     def _offset_from_register(self, person_id: int, pseudo: str) -> int:
-        from cohort.contacts import date_offsets
-
         if self._register is None:
             self._register = date_offsets(self.session, self.key, self.care_site_id)
         if person_id not in self._register:
@@ -108,17 +112,10 @@ class _Patients:
         return self._register[person_id]
 
 
-def _audit(session: Session, action: str, detail: str, persons: set[int]) -> None:
-    from cohort.audit import record
-    from rtcohort.settings import get_settings
-
-    record(session, get_settings().user, action, detail, persons)
-
-
 def _store_all(
     session: Session,
     patients: _Patients,
-    items: list[tuple[str, str | None, Any, Any]],
+    items: list[tuple[str, str | None, SubjectIdentifier, Any]],
     default_timepoint: str | None,
     store: Callable[[Session, Assessment, Any], tuple[int, Any]],
     *,
@@ -129,9 +126,6 @@ def _store_all(
     ``items`` are ``(where, timepoint, subject, record)``; ``store`` is
     ``instruments.store.store_prom`` or ``store_toxicity``.
     """
-    from instruments.errors import InstrumentError
-    from instruments.store import Assessment
-
     summary = ImportSummary()
     problems: list[str] = []
     for where, own_timepoint, subject, record in items:
@@ -154,33 +148,48 @@ def _store_all(
     return summary
 
 
+def _rejected(exc: RTCohortError) -> ImportFailedError:
+    return ImportFailedError(getattr(exc, "problems", None) or [str(exc)])
+
+
 def import_proms(
     session: Session,
     key: CentreKey,
     centre: str,
     path: Path,
     *,
+    actor: str,
     default_timepoint: str | None = None,
 ) -> ImportSummary:
     """Parse, validate and store every QuestionnaireResponse of a FHIR JSON file.
 
+    Parameters
+    ----------
+    session : Session
+        The caller's transaction (rolled back by the caller on failure).
+    key : CentreKey
+        The centre's key: pseudonymises hospital identifiers, reads the register.
+    centre : str
+        The centre code the patients belong to.
+    path : Path
+        A FHIR Bundle or QuestionnaireResponse (JSON).
+    actor : str
+        The acting user's name (audited as ``prom.import``).
+    default_timepoint : str, optional
+        The timepoint of responses that carry none.
+
     Raises
     ------
     ImportFailedError
-        Any problem in any resource; the caller rolls back.
+        Any problem in any resource; nothing is stored by this call.
     """
-    from cohort.centres import get_centre
-    from instruments.fhir import parse_questionnaire_responses
-    from instruments.store import store_prom
-    from omop.errors import RTCohortError
-
     try:
         responses: list[PromResponse] = parse_questionnaire_responses(path.read_bytes())
         site = get_centre(session, centre)
     except OSError as exc:
         raise ImportFailedError([f"{path}: cannot read ({exc.strerror})"]) from None
     except RTCohortError as exc:
-        raise ImportFailedError(getattr(exc, "problems", None) or [str(exc)]) from None
+        raise _rejected(exc) from None
     summary = _store_all(
         session,
         _Patients(session, key, site.care_site_id),
@@ -192,57 +201,14 @@ def import_proms(
         store_prom,
         missing_timepoint="no timepoint (extension or --timepoint)",
     )
-    _audit(
+    audit.record(
         session,
+        actor,
         "prom.import",
         f"{len(responses)} questionnaire(s) from {path.name}",
         summary.person_ids,
     )
     return summary
-
-
-def _read_gradings_csv(path: Path, text: str) -> list[ToxicityGrading]:
-    from instruments.errors import InstrumentError
-    from instruments.fhir import SubjectIdentifier
-    from instruments.fhir_adverse_event import ToxicityGrading
-
-    reader = csv.DictReader(io.StringIO(text))
-    missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
-    if missing:
-        raise ImportFailedError([f"{path}: missing column(s) {', '.join(missing)}"])
-    gradings, problems = [], []
-    for line, row in enumerate(reader, start=2):
-        where = f"{path.name} line {line}"
-        patient = (row.get("patient_id") or "").strip()
-        if not patient:
-            problems.append(f"{where} patient_id: empty")
-            continue
-        try:
-            assessed_on = date.fromisoformat((row.get("assessed_on") or "").strip())
-        except ValueError:
-            problems.append(
-                f"{where} assessed_on: {row.get('assessed_on')!r} is not a date"
-                " (YYYY-MM-DD)"
-            )
-            continue
-        try:
-            gradings.append(
-                ToxicityGrading(
-                    resource_id=f"{path.name}:{line}",
-                    subject=SubjectIdentifier(_CSV_SYSTEM, patient),
-                    version=(row.get("ctcae_version") or "5.0").strip(),
-                    term=(row.get("term") or "").strip(),
-                    grade=(row.get("grade") or "").strip(),  # type: ignore[arg-type]
-                    assessed_on=assessed_on,
-                    attribution=(row.get("attribution") or "").strip() or None,
-                    timepoint=(row.get("timepoint") or "").strip() or None,
-                )
-            )
-        except InstrumentError as exc:
-            problems.append(f"{where}: {exc}")
-    if problems:
-        raise ImportFailedError(problems)
-    return gradings
 
 
 def import_toxicity(
@@ -251,31 +217,33 @@ def import_toxicity(
     centre: str,
     path: Path,
     *,
+    actor: str,
     default_timepoint: str | None = None,
 ) -> ImportSummary:
     """Parse, validate and store CTCAE gradings from a FHIR JSON or a CSV file.
 
+    A file ending in ``.csv``, or not starting with ``{``, is read by
+    :func:`instruments.gradings_csv.read_gradings_csv`; otherwise as FHIR
+    AdverseEvent resources. Parameters as :func:`import_proms` (audited as
+    ``toxicity.import``).
+
     Raises
     ------
     ImportFailedError
-        Any problem in any row or resource; the caller rolls back.
+        Any problem in any row or resource; nothing is stored by this call.
     """
-    from cohort.centres import get_centre
-    from instruments.fhir_adverse_event import parse_adverse_events
-    from instruments.store import store_toxicity
-    from omop.errors import RTCohortError
-
+    gradings: list[ToxicityGrading]
     try:
         text = path.read_text(encoding="utf-8-sig")
         if path.suffix.lower() == ".csv" or not text.lstrip().startswith("{"):
-            gradings = _read_gradings_csv(path, text)
+            gradings = read_gradings_csv(path, text)
         else:
             gradings = parse_adverse_events(text)
         site = get_centre(session, centre)
     except (OSError, UnicodeDecodeError) as exc:
         raise ImportFailedError([f"{path}: cannot read ({exc})"]) from None
     except RTCohortError as exc:
-        raise ImportFailedError(getattr(exc, "problems", None) or [str(exc)]) from None
+        raise _rejected(exc) from None
     summary = _store_all(
         session,
         _Patients(session, key, site.care_site_id),
@@ -284,8 +252,9 @@ def import_toxicity(
         store_toxicity,
         missing_timepoint="no timepoint",
     )
-    _audit(
+    audit.record(
         session,
+        actor,
         "toxicity.import",
         f"{len(gradings)} grading(s) from {path.name}",
         summary.person_ids,
