@@ -29,4 +29,7 @@ def open_engine() -> Engine:
         check_connection(engine)
     except DatabaseUnavailableError as exc:
         fail(str(exc))
+    from rtcohort.wiring import configure_audit
+
+    configure_audit(engine)
     return engine
