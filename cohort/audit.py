@@ -1,4 +1,4 @@
-"""The audit trail: an append-only chain of keyed MACs, checkpointed outside the database.
+"""The audit trail: a chain of keyed MACs, checkpointed to a file outside the database.
 
 Each record carries its position ``seq`` (1, 2, ...), the MAC of the record before it
 (``prev_hash``) and its own MAC (``record_hash``): HMAC-SHA-256, under a key kept in a
@@ -292,9 +292,7 @@ def record_refusal(
     elif not session.in_transaction():
         _write_own(bind_, username, action, detail)
     else:
-        session.info.setdefault(_REFUSALS, []).append(
-            (bind_, username, action, detail)
-        )
+        session.info.setdefault(_REFUSALS, []).append((bind_, username, action, detail))
 
 
 @event.listens_for(Session, "before_commit")

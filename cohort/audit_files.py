@@ -1,7 +1,8 @@
 """The two files of the audit trail that live outside the database.
 
-* The **audit key** (``RTCOHORT_AUDIT_KEY_FILE``, default ``<data_dir>/keys/audit.key``):
-  a 256-bit secret in a small JSON file (mode 0600), created by ``rtcohort db upgrade``.
+* The **audit key** (``RTCOHORT_AUDIT_KEY_FILE``, default
+  ``<data_dir>/keys/audit.key``): a 256-bit secret in a small JSON file (mode 0600),
+  created by ``rtcohort db upgrade``.
   Two sub-keys are derived from it with distinct labels, one for the record MACs and one
   for the checkpoint lines, so neither can stand in for the other.
 * The **checkpoint log** (``RTCOHORT_AUDIT_CHECKPOINTS``, default
@@ -219,7 +220,5 @@ def read_checkpoints(path: Path, key: AuditKey) -> tuple[list[Checkpoint], list[
         if not hmac.compare_digest(_line_mac(key, body), found["mac"]):
             problems.append(f"{path} line {number}: checkpoint MAC wrong (tampered)")
             continue
-        good.append(
-            Checkpoint(number, int(found["count"]), found["head"], found["at"])
-        )
+        good.append(Checkpoint(number, int(found["count"]), found["head"], found["at"]))
     return good, problems

@@ -175,7 +175,7 @@ def _rewrite(t: Trail, mac: object) -> None:
     with t.factory.begin() as s:
         prev = audit.GENESIS
         for row in s.scalars(select(AuditRecord).order_by(AuditRecord.seq)):
-            if row.seq == 2:  # noqa: PLR2004
+            if row.seq == 2:
                 row.detail = "nothing happened"
             iso = row.recorded_at.replace(tzinfo=datetime.UTC).isoformat(
                 timespec="microseconds"
@@ -217,26 +217,36 @@ def test_missing_key_file(trail: Trail) -> None:
     trail.key_file.unlink()
     _tampered(trail, f"audit key missing: {trail.key_file}; run rtcohort db upgrade")
     before = len(trail.log.read_text().splitlines())
-    with pytest.raises(AuditKeyMissingError, match="audit key missing"):
-        with trail.factory.begin() as s:
-            audit.record(s, "alice", "patients.read", "x")
+    with (
+        trail.factory.begin() as s,
+        pytest.raises(AuditKeyMissingError, match="audit key missing"),
+    ):
+        audit.record(s, "alice", "patients.read", "x")
     assert len(trail.rows()) == 6  # nothing written
     assert len(trail.log.read_text().splitlines()) == before
 
 
 def test_rolled_back_append_leaves_no_checkpoint(trail: Trail) -> None:
-    with pytest.raises(RuntimeError), trail.factory.begin() as s:
-        audit.record(s, "alice", "patients.read", "x")
-        raise RuntimeError
+    def append_then_fail() -> None:
+        with trail.factory.begin() as s:
+            audit.record(s, "alice", "patients.read", "x")
+            raise RuntimeError
+
+    with pytest.raises(RuntimeError):
+        append_then_fail()
     assert len(trail.log.read_text().splitlines()) == 6
     assert trail.verify().ok
 
 
 def test_refusal_survives_the_callers_rollback(trail: Trail) -> None:
-    with pytest.raises(RuntimeError), trail.factory.begin() as s:
-        audit.record(s, "bob", "patients.read", "rolled back")
-        audit.record_refusal(s, "bob", "export", "not a project member")
-        raise RuntimeError
+    def refuse_then_fail() -> None:
+        with trail.factory.begin() as s:
+            audit.record(s, "bob", "patients.read", "rolled back")
+            audit.record_refusal(s, "bob", "export", "not a project member")
+            raise RuntimeError
+
+    with pytest.raises(RuntimeError):
+        refuse_then_fail()
     rows = trail.rows()
     assert [(r.actor, r.action, r.detail) for r in rows[6:]] == [
         ("bob", "export", "refused: not a project member")
@@ -246,3 +256,82 @@ def test_refusal_survives_the_callers_rollback(trail: Trail) -> None:
     check = trail.verify()
     assert check.ok, check.problems
     assert check.checkpointed == 8
+
+
+@pytest.mark.parametrize("broken", [False, True])
+def test_upgrade_rekeys_an_unkeyed_chain(
+    fresh_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, broken: bool
+) -> None:
+    """A database of the unkeyed version (0004) is keyed by the upgrade, with a note.
+
+    The rows of the old version are made with the old formula (``legacy_hash``): its
+    writer no longer exists.
+    """
+    import sqlalchemy as sa
+    from alembic import command
+
+    from omop.database import alembic_config, upgrade
+    from omop.engine import make_engine, session_factory
+    from rtcohort.wiring import after_upgrade
+
+    monkeypatch.setenv("RTCOHORT_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("RTCOHORT_ADMIN_PASSWORD", "admin-password")
+    engine = make_engine(fresh_url)
+    try:
+        with engine.begin() as connection:
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0004")
+            old = sa.table(
+                "audit_record",
+                *(
+                    sa.column(c)
+                    for c in [
+                        "recorded_at",
+                        "actor",
+                        "action",
+                        "detail",
+                        "person_count",
+                        "prev_hash",
+                        "record_hash",
+                    ]
+                ),
+            )
+            prev = audit.GENESIS
+            for i in range(3):
+                when = datetime.datetime(2025, 1, 1 + i, tzinfo=datetime.UTC)
+                iso = when.isoformat(timespec="microseconds")
+                detail = f"read {i}"
+                digest = audit.legacy_hash(prev, iso, "alice", "read", detail, 0)
+                if broken and i == 1:
+                    detail = "changed under the old chain"
+                connection.execute(
+                    old.insert().values(
+                        recorded_at=when,
+                        actor="alice",
+                        action="read",
+                        detail=detail,
+                        person_count=0,
+                        prev_hash=prev,
+                        record_hash=digest,
+                    )
+                )
+                prev = digest
+        upgrade(engine)
+        after_upgrade(engine)
+        with session_factory(engine)() as s:
+            check = audit.verify(s)
+            rows = list(s.scalars(select(AuditRecord).order_by(AuditRecord.seq)))
+        assert check.ok, check.problems
+        assert (check.records, check.checkpointed) == (4, 4)
+        assert [r.seq for r in rows] == [1, 2, 3, 4]
+        state = "BROKEN at 1 records" if broken else "intact"
+        assert rows[-1].action == "audit.rekey"
+        assert rows[-1].detail.startswith(
+            f"3 records of the unkeyed SHA-256 chain ({state}) re-MACed"
+        )
+        after_upgrade(engine)  # a second upgrade changes nothing
+        with session_factory(engine)() as s:
+            assert audit.verify(s).records == 4
+    finally:
+        engine.dispose()
