@@ -18,6 +18,7 @@ __all__ = [
     "CohortExportAccess",
     "after_consent",
     "after_upgrade",
+    "configure_audit",
     "ingest_consent_check",
     "ingest_options",
     "ingest_project_attach",
@@ -26,13 +27,35 @@ __all__ = [
 ]
 
 
+def configure_audit(engine: Engine | None = None) -> None:
+    """Point the audit trail at the key and checkpoint log of the settings.
+
+    Sets the process default (read from the settings at each use) and, given an
+    engine, binds that engine to the files the settings name now.
+    """
+    from cohort.audit import AuditFiles, bind, set_files_provider
+    from rtcohort.settings import get_settings
+
+    def files() -> AuditFiles:
+        settings = get_settings()
+        return AuditFiles(
+            settings.resolved_audit_key_file(), settings.resolved_audit_checkpoints()
+        )
+
+    set_files_provider(files)
+    if engine is not None:
+        bind(engine, files())
+
+
 def after_upgrade(engine: Engine) -> list[str]:
     """Run the steps other packages add to ``rtcohort db upgrade``; return messages.
 
     Creates the ``admin`` account once (password from ``RTCOHORT_ADMIN_PASSWORD``, or
-    generated and returned in a message to be printed once) and the default
-    follow-up protocol.
+    generated and returned in a message to be printed once), the default
+    follow-up protocol and the audit key (keying an existing unkeyed chain).
     """
+    from cohort.audit import files_for
+    from cohort.audit_check import ensure_key
     from cohort.schedule import ensure_protocol
     from cohort.users import ensure_admin
     from omop.engine import session_factory
@@ -41,9 +64,18 @@ def after_upgrade(engine: Engine) -> list[str]:
     messages: list[str] = []
     configured = get_settings().admin_password
     password = configured.get_secret_value() if configured is not None else None
-    with session_factory(engine).begin() as session:
-        generated = ensure_admin(session, password)
-        ensure_protocol(session)
+    configure_audit(engine)
+    key_file = files_for(engine).key_file
+    had_key = key_file.exists()
+    try:
+        with session_factory(engine).begin() as session:
+            messages.extend(ensure_key(session))
+            generated = ensure_admin(session, password)
+            ensure_protocol(session)
+    except BaseException:
+        if not had_key:  # the chain was not keyed: the new key must not survive
+            key_file.unlink(missing_ok=True)
+        raise
     if generated is not None:
         messages.append(
             f"created user admin with password {generated} (shown once; "

@@ -588,7 +588,10 @@ def withdraw(  # noqa: PLR0917
 # ---------------------------------------------------------------- audit
 @audit_app.command("verify")
 def audit_verify() -> None:
-    """Verify the audit hash chain. Example: rtcohort audit verify."""
+    """Verify the audit MAC chain against the checkpoint log (exit 1 if broken).
+
+    Example: rtcohort audit verify.
+    """
     from cohort.audit import last_hash, verify
 
     with _session() as session:
@@ -602,7 +605,10 @@ def audit_verify() -> None:
             f"in {check.records} records",
             1,
         )
-    typer.echo(f"audit chain intact: {check.records} records; head {head}")
+    typer.echo(
+        f"audit chain intact: {check.records} records; head {head}; "
+        f"checkpointed to record {check.checkpointed}"
+    )
 
 
 @audit_app.command("show")

@@ -56,5 +56,8 @@ def open_engine() -> Engine:
         check_connection(engine)
     except DatabaseUnavailableError as exc:
         fail(str(exc))
+    from rtcohort.wiring import configure_audit
+
+    configure_audit(engine)
     warn_loose_files()
     return engine
