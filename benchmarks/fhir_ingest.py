@@ -23,8 +23,8 @@ from sqlalchemy.orm import Session
 
 from cohort.centres import add_centre
 from cohort.clinical_import import import_proms
-from etl.deid import pseudonym
-from etl.keys import new_key
+from etl.deid.keys import new_key
+from etl.deid.pseudonymise import pseudonym
 from instruments.fhir import (
     PromResponse,
     SubjectIdentifier,

@@ -1,7 +1,8 @@
 """Import PROMs and CTCAE gradings from files: one file, one transaction, or nothing.
 
 :mod:`instruments` parses and stores an assessment for a PERSON at a timepoint with a
-date offset; this module supplies those: :func:`etl.identity.identify` turns a hospital
+date offset; this module supplies those: :func:`etl.deid.identity.identify` turns a
+hospital
 identifier into the pseudonym and date offset with the centre key; a subject that
 arrives as a pseudonym takes its date offset from the centre's contact register
 (:mod:`cohort.contacts`); the write is audited as the acting user. The CLI
@@ -23,8 +24,8 @@ from cohort import audit
 from cohort.centres import get_centre
 from cohort.contacts import date_offsets
 from cohort.errors import CohortError
-from etl.identity import identify
-from etl.keys import CentreKey
+from etl.deid.identity import identify
+from etl.deid.keys import CentreKey
 from instruments.errors import InstrumentError
 from instruments.fhir import (
     PromResponse,

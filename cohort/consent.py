@@ -156,7 +156,7 @@ def record_consent(
     centre
         The person's centre.
     pseudonym
-        ``person_source_value`` (from :func:`etl.deid.pseudonym`).
+        ``person_source_value`` (from :func:`etl.deid.pseudonymise.pseudonym`).
     state
         New state; after the first record it must follow :data:`ALLOWED`.
     event_date

@@ -8,7 +8,7 @@ the data directory:
   loaded, held and quarantined datasets);
 - the import quarantine ``<data_dir>/quarantine/<sha256>.held``;
 - every inbox under the data directory (a folder with an ``inbox-index.jsonl``,
-  :mod:`etl.inbox`): the received objects listed with that hash, and their index
+  :mod:`etl.arrive.inbox`): the received objects listed with that hash, and their index
   lines (which name their UIDs).
 
 Crash safety: before the erasure commits, :func:`write_journal` records the hashes
@@ -31,7 +31,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from cohort.erasure import unreferenced
-from etl.inbox import INDEX_NAME, forget
+from etl.arrive.inbox import INDEX_NAME, forget
 from omop.filestore import FileStore
 
 __all__ = ["JOURNAL_DIR", "finish_erasure", "pending_hashes", "write_journal"]

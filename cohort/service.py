@@ -33,7 +33,7 @@ from cohort.contacts import ContactDetails, date_offsets, read_contacts, store_c
 from cohort.errors import InvalidInputError, PermissionDeniedError, UnknownPersonError
 from cohort.permissions import Action, Scope, anonymised_labels, scope_for
 from cohort.users import get_user
-from etl.keys import CentreKey
+from etl.deid.keys import CentreKey
 from omop.cdm import CareSite, Person
 from omop.cohort_tables import AppUser, AuditRecord, ConsentEvent, Enrolment, Invitation
 

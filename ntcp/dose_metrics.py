@@ -1,12 +1,15 @@
 """TG-263 dose metrics of bin-centre differential DVHs, for many patients at once.
 
-One metric engine: the names are parsed by :func:`etl.metrics.parse_metric` and each
-DVH is evaluated by :func:`etl.metrics.evaluate_nodes`, the engine of the dose
-metrics stored in OMOP, on the cumulative nodes of :func:`etl.dvh.cumulative_nodes`.
+One metric engine: the names are parsed by :func:`etl.dose.metrics.parse_metric` and
+each
+DVH is evaluated by :func:`etl.dose.metrics.evaluate_nodes`, the engine of the dose
+metrics stored in OMOP, on the cumulative nodes of
+:func:`etl.dose.dvh.cumulative_nodes`.
 A row of the padded matrix is a set of point masses (the bin-centre dose holds the
 bin's volume), so ``V<x>Gy[%]`` is the percentage of the volume in bins whose dose is
 at least ``x`` and ``D<x>%[Gy]`` the largest bin dose that at least ``x`` % of the
-volume receives. Every metric of :func:`etl.metrics.parse_metric` whose unit is a dose
+volume receives. Every metric of :func:`etl.dose.metrics.parse_metric` whose unit is a
+dose
 or a percentage is supported; the ``cc`` forms are not (the rows hold volume
 fractions). Doses are physical, or EQD2 per bin when the caller passes an EQD2 dose
 matrix.
@@ -17,9 +20,9 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from etl.dvh import cumulative_nodes
+from etl.dose.dvh import cumulative_nodes
+from etl.dose.metrics import Metric, evaluate_nodes, parse_metric
 from etl.errors import MetricSyntaxError
-from etl.metrics import Metric, evaluate_nodes, parse_metric
 from ntcp.errors import ModelSpecError
 
 __all__ = ["dose_metric", "is_supported_metric", "parse_model_metric"]

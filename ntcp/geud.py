@@ -29,8 +29,8 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 
-from etl.radiobiology import eqd2_gy as etl_eqd2_gy
-from etl.radiobiology import geud_gy as etl_geud_gy
+from etl.dose.radiobiology import eqd2_gy as etl_eqd2_gy
+from etl.dose.radiobiology import geud_gy as etl_geud_gy
 from ntcp.errors import DvhValidationError, MissingFractionsError
 
 __all__ = [
@@ -132,7 +132,9 @@ def eqd2_gy(
 
 
 def geud_gy(dose_gy: ArrayLike, volume_fraction: ArrayLike, n: float) -> FloatArray:
-    """Generalised equivalent uniform dose per row (:func:`etl.radiobiology.geud_gy`).
+    """Generalised equivalent uniform dose per row.
+
+    Computed by :func:`etl.dose.radiobiology.geud_gy`.
 
     The volume fractions are used as given (not renormalised).
 

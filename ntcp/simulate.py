@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import ndtr
 
-from etl.dvh import tail_volumes
+from etl.dose.dvh import tail_volumes
 from ntcp.geud import DVHSet, eqd2_gy, geud_gy
 
 __all__ = ["DEFAULT_SCHEDULES", "SimulatedCohort", "simulate_lkb_cohort"]

@@ -1,7 +1,8 @@
 """The demo: a synthetic multi-centre cohort through the whole platform.
 
 Composition only: each step calls the owning package (``omop`` upgrade, ``etl`` keys
-and import, ``cohort`` centres and consent, ``instruments`` storage, ``etl.export``
+and import, ``cohort`` centres and consent, ``instruments`` storage,
+``etl.store.export``
 through the permission layer). Idempotent: a second run finds the keys, centres,
 consent records, loaded datasets and stored outcomes and adds nothing.
 """
@@ -18,8 +19,8 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from cohort.simulate import SimulatedPatient
-from etl.export import ExportTable
-from etl.keys import CentreKey
+from etl.deid.keys import CentreKey
+from etl.store.export import ExportTable
 
 __all__ = ["DEMO_METRICS", "DemoReport", "run_demo"]
 
@@ -63,7 +64,7 @@ class DemoReport:
 
 
 def _key(keys_dir: Path, centre: str) -> tuple[Path, CentreKey]:
-    from etl.keys import load_key, new_key, write_key
+    from etl.deid.keys import load_key, new_key, write_key
     from omop.private_files import make_private_dirs
 
     path = keys_dir / f"{centre}.key"
@@ -93,7 +94,7 @@ def _record_states(  # noqa: PLR0917
     """Record the consent states of ``states`` not yet in the person's history."""
     from cohort.consent import find_person, history
     from cohort.service import acting_user, record_consent
-    from etl.identity import identify
+    from etl.deid.identity import identify
 
     who = identify(key, patient.hospital_id)
     person = find_person(session, who.pseudonym)
@@ -119,7 +120,7 @@ def _record_states(  # noqa: PLR0917
 def _store_outcomes(
     session: Session, patient: SimulatedPatient, key: CentreKey
 ) -> None:
-    from etl.identity import identify
+    from etl.deid.identity import identify
     from instruments.fhir import PSEUDONYM_SYSTEM, PromResponse, SubjectIdentifier
     from instruments.fhir_adverse_event import ToxicityGrading
     from instruments.store import (
@@ -182,7 +183,7 @@ def run_demo(
 ) -> DemoReport:
     """Run the demo on ``engine``; synthetic files go under ``data_dir/demo``."""
     from cohort.simulate import centre_codes, simulate_cohort, write_datasets
-    from etl.ingest import ImportSummary, run_import
+    from etl.ingest.run import ImportSummary, run_import
     from omop.database import upgrade
     from omop.engine import session_factory
     from rtcohort.wiring import (
@@ -250,7 +251,7 @@ def run_demo(
     with factory.begin() as session:
         _summarise(session, report, codes, username)
         access = CohortExportAccess(session, username)
-        from etl.export import dose_metric_table, write_csv
+        from etl.store.export import dose_metric_table, write_csv
 
         report.metrics = dose_metric_table(
             session, access=access, metrics=list(DEMO_METRICS)
@@ -266,8 +267,8 @@ def _summarise(
 ) -> None:
     from cohort.consent import person_count
     from cohort.service import acting_user, recruitment_report
-    from etl.load_report import datasets_by_centre, mapping_counts
-    from etl.quarantine import held_items
+    from etl.ingest.quarantine import held_items
+    from etl.store.report import datasets_by_centre, mapping_counts
     from instruments.counts import prom_counts
     from instruments.store import read_toxicity
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from etl.keys import DEFAULT_DATE_SHIFT_MAX_DAYS, MAX_DATE_SHIFT_DAYS
+from etl.deid.keys import DEFAULT_DATE_SHIFT_MAX_DAYS, MAX_DATE_SHIFT_DAYS
 
 __all__ = ["Settings", "get_settings"]
 

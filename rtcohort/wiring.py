@@ -10,8 +10,8 @@ from sqlalchemy import ColumnElement, Engine
 from sqlalchemy.orm import Session
 
 if TYPE_CHECKING:
-    from etl.ingest import ImportOptions, ImportSummary
-    from etl.keys import CentreKey
+    from etl.deid.keys import CentreKey
+    from etl.ingest.run import ImportOptions, ImportSummary
     from omop.private_files import LoosePath
 
 __all__ = [
@@ -113,7 +113,7 @@ def new_centre_key(centre: str) -> CentreKey:
     ``RTCOHORT_DATE_SHIFT_MAX_DAYS`` (default 182) is recorded in the key, which keeps
     it: later changes of the setting do not move the dates of existing data.
     """
-    from etl.keys import new_key
+    from etl.deid.keys import new_key
     from rtcohort.settings import get_settings
 
     return new_key(centre, date_shift_max_days=get_settings().date_shift_max_days)
@@ -152,7 +152,7 @@ def ingest_project_attach(actor: str) -> Callable[[Session, str, int, str], None
 
 
 class CohortExportAccess:
-    """Adapter of the cohort permission layer and audit trail to ``etl.export``.
+    """Adapter of the cohort permission layer and audit trail to ``etl.store.export``.
 
     Raises :class:`cohort.errors.PermissionDeniedError` on construction when the user
     may not export.
@@ -183,8 +183,8 @@ def ingest_options(
     centre: str, key_file: Path | None, *, workers: int = 1, project: str | None = None
 ) -> ImportOptions:
     """Build the import options of this installation (file store, quarantine, hooks)."""
-    from etl.ingest import ImportOptions
-    from etl.keys import load_key
+    from etl.deid.keys import load_key
+    from etl.ingest.run import ImportOptions
     from omop.filestore import FileStore
     from rtcohort.settings import get_settings
 
@@ -209,7 +209,7 @@ def after_consent(engine: Engine, centre: str) -> ImportSummary:
     at once, without new files and without the centre key (held files are already
     pseudonymised).
     """
-    from etl.ingest import retry_held
+    from etl.ingest.run import retry_held
     from omop.engine import session_factory
 
     return retry_held(session_factory(engine), ingest_options(centre, None))

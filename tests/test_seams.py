@@ -3,7 +3,7 @@
 Each OMOP row convention has one owner module that writes and reads it
 (ARCHITECTURE.md section 1, "One owner per seam"). Here one patient is consented
 (``cohort.consent``), their RT dataset imported through the real DICOM import path
-(``etl.ingest`` -> ``etl.load``), their QLQ-C30 submitted through invitation links
+(``etl.ingest.run`` -> ``etl.store.load``), their QLQ-C30 submitted through invitation links
 (``cohort.prom_link``) and their CTCAE gradings stored (``instruments.store``); then
 the schedule, the completion report, the NTCP dataset and the dose-metric export must
 all see the same rows. Both backends.
@@ -23,12 +23,12 @@ from cohort.centres import add_centre
 from cohort.consent import record_consent
 from cohort.prom_link import submit_prom_by_link
 from cohort.schedule import Kind, Status, schedule
-from etl.deid import date_offset_days, pseudonym
-from etl.export import dose_metric_table
-from etl.ingest import run_import
-from etl.load import dvh_from_row
-from etl.metrics import evaluate, parse_metric
-from etl.radiobiology import dvh_to_eqd2
+from etl.deid.pseudonymise import date_offset_days, pseudonym
+from etl.dose.metrics import evaluate, parse_metric
+from etl.dose.radiobiology import dvh_to_eqd2
+from etl.ingest.run import run_import
+from etl.store.export import dose_metric_table
+from etl.store.load import dvh_from_row
 from instruments.fhir import PSEUDONYM_SYSTEM, SubjectIdentifier
 from instruments.fhir_adverse_event import ToxicityGrading
 from instruments.store import Assessment, store_toxicity
@@ -111,7 +111,7 @@ def _items(loaded: Loaded, today: datetime.date) -> dict[tuple[str, Kind], Statu
 
 
 def test_rt_course_seam_schedule_ntcp_and_export_agree(loaded: Loaded) -> None:
-    """etl.load writes the course; schedule, NTCP and export read the same course."""
+    """etl.store.load writes the course; schedule, NTCP and export read the same course."""
     with loaded.db.factory() as session:
         starts = session.scalars(
             select(Episode.episode_start_date).where(

@@ -20,7 +20,7 @@ from rtcohort.cli.common import fail, open_engine
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from etl.keys import CentreKey
+    from etl.deid.keys import CentreKey
     from omop.cohort_tables import AppUser
 
 __all__ = ["register"]
@@ -85,7 +85,10 @@ def _actor(session: Session) -> AppUser:
 
 
 class _Patient:
-    """A patient named on the command line: identity (etl.identity) and key if given."""
+    """A patient named on the command line: identity and key if given.
+
+    The identity comes from :mod:`etl.deid.identity`.
+    """
 
     def __init__(
         self,
@@ -94,8 +97,8 @@ class _Patient:
         centre: str,
         key_file: Path | None,
     ) -> None:
-        from etl.identity import identify, known_pseudonym
-        from etl.keys import load_key
+        from etl.deid.identity import identify, known_pseudonym
+        from etl.deid.keys import load_key
 
         self.key: CentreKey | None = None
         if pseudonym is not None:
@@ -327,7 +330,7 @@ def schedule_due_cmd(
     """
     from cohort.schedule import Kind
     from cohort.service import schedule_due
-    from etl.keys import load_key
+    from etl.deid.keys import load_key
 
     kinds: tuple[Kind, ...] = (Kind.TOXICITY, Kind.PROM)
     if kind is not None:
@@ -405,7 +408,7 @@ def invite(  # noqa: PLR0917
     from cohort.invitations import load_signing_key
     from cohort.outbox import SmtpSender, deliver, pending
     from cohort.service import invite as run_invite
-    from etl.keys import load_key
+    from etl.deid.keys import load_key
     from rtcohort.settings import get_settings
 
     day = _date(today, "--today") or _today()

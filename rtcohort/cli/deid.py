@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:
-    from etl.keys import CentreKey
+    from etl.deid.keys import CentreKey
 
 __all__ = ["register"]
 
@@ -26,8 +26,8 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def _load_key(path: Path, centre: str | None) -> CentreKey:
+    from etl.deid.keys import load_key
     from etl.errors import KeyFileError
-    from etl.keys import load_key
 
     try:
         return load_key(path, centre)
@@ -50,8 +50,8 @@ def keys_new(
     the same pseudonym again). The key records the consortium date-shift bound
     (RTCOHORT_DATE_SHIFT_MAX_DAYS, default 182 days).
     """
+    from etl.deid.keys import write_key
     from etl.errors import KeyFileError
-    from etl.keys import write_key
     from rtcohort.wiring import new_centre_key
 
     try:
@@ -110,7 +110,7 @@ def deid(  # noqa: PLR0917
     """
     from rich.progress import Progress
 
-    from etl.deid import deidentify_folder
+    from etl.deid.pseudonymise import deidentify_folder
 
     key = _load_key(key_file, centre)
     if (
@@ -164,8 +164,8 @@ def receive(  # noqa: PLR0917
 
     Stops cleanly on Ctrl-C or SIGTERM.
     """
-    from etl.inbox import Inbox
-    from etl.receiver import Receiver
+    from etl.arrive.inbox import Inbox
+    from etl.arrive.receiver import Receiver
 
     key = None
     if pseudonymise:
@@ -207,7 +207,7 @@ def audit_copies(
 
     Example: rtcohort audit-copies study/ audit/ --copies 3 --key-file ams01.key
     """
-    from etl.audit_copies import AuditCopyCollisionError, write_audit_copies
+    from etl.deid.audit_copies import AuditCopyCollisionError, write_audit_copies
 
     key = _load_key(key_file, None)
     try:

@@ -91,9 +91,9 @@ def register(app: typer.Typer) -> None:
         import json
         from pathlib import Path
 
-        from etl.phantom import write_phantom
-        from etl.phantom_geometry import PhantomSpecError
-        from etl.phantom_spec import parse_spec, spec_from_options
+        from etl.phantom.geometry import PhantomSpecError
+        from etl.phantom.spec import parse_spec, spec_from_options
+        from etl.phantom.write import write_phantom
 
         def bad(message: str) -> typer.Exit:
             typer.echo(f"rtcohort phantom: {message}", err=True)
@@ -149,7 +149,7 @@ def register(app: typer.Typer) -> None:
                 f"{roi['metrics']['D95%[Gy]']:.3f}"
             )
 
-    # phantom command: registered above by the phantom area (etl.phantom).
+    # phantom command: registered above by the phantom area (etl.phantom.write).
 
 
 # --- rtcohort dvh -------------------------------------------------------------------
@@ -186,7 +186,7 @@ def _usage_error(  # noqa: PLR0917
     alpha_beta: float | None,
     fractions: int | None,
 ) -> str | None:
-    from etl.dvh import EndCaps
+    from etl.dose.dvh import EndCaps
 
     if (path is None) == (rtstruct is None and rtdose is None):
         return "give either PATH or --rtstruct FILE --rtdose FILE"
@@ -232,9 +232,9 @@ def _run_dvh(  # noqa: PLR0917
     fractions: int | None,
     dvh_out: Path | None,
 ) -> int:
-    from etl.dvh_table import dvh_rows, pair_folder
+    from etl.dicom.dvh_table import dvh_rows, pair_folder
+    from etl.dose.metrics import parse_metric
     from etl.errors import MetricSyntaxError, PairingError
-    from etl.metrics import parse_metric
 
     def usage(message: str) -> int:
         typer.echo(f"rtcohort dvh: {message}", err=True)

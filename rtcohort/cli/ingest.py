@@ -20,7 +20,7 @@ from rtcohort.cli.common import fail, open_engine
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
-    from etl.ingest import ImportSummary
+    from etl.ingest.run import ImportSummary
 
 __all__ = ["register"]
 
@@ -119,7 +119,7 @@ def _import(  # noqa: PLR0917
     cycles: int,
 ) -> None:
     from etl.errors import EtlError
-    from etl.ingest import run_import
+    from etl.ingest.run import run_import
     from rtcohort.wiring import ingest_options
 
     if (path is None) == (watch is None):
@@ -151,7 +151,7 @@ def _import(  # noqa: PLR0917
 
 
 def _quarantine_list(as_json: bool, all_items: bool) -> None:
-    from etl.quarantine import list_items
+    from etl.ingest.quarantine import list_items
 
     with _session() as session:
         items = list_items(session, include_released=all_items)
@@ -183,7 +183,7 @@ def _quarantine_retry(
     ids: list[int], centre: str | None, key_file: Path | None
 ) -> None:
     from etl.errors import EtlError
-    from etl.ingest import retry_items
+    from etl.ingest.run import retry_items
     from omop.ingest_tables import QuarantineItem
     from rtcohort.wiring import ingest_options
 
@@ -202,8 +202,13 @@ def _quarantine_retry(
 
 
 def _mapping_import(csv_file: Path) -> None:
-    from etl.load import remap_loaded
-    from etl.naming import MappingError, current_rules, import_rules, parse_rules_csv
+    from etl.mapping.naming import (
+        MappingError,
+        current_rules,
+        import_rules,
+        parse_rules_csv,
+    )
+    from etl.store.load import remap_loaded
     from rtcohort.settings import get_settings
 
     try:
@@ -228,7 +233,7 @@ def _mapping_import(csv_file: Path) -> None:
 
 
 def _mapping_test(name: str, centre: str | None) -> None:
-    from etl.naming import current_rules, ensure_default_rules, suggest
+    from etl.mapping.naming import current_rules, ensure_default_rules, suggest
 
     with _session() as session:
         ensure_default_rules(session)
@@ -248,8 +253,8 @@ def _mapping_test(name: str, centre: str | None) -> None:
 
 
 def _mapping_unmapped() -> None:
-    from etl.load_report import unmapped_names
-    from etl.naming import suggest
+    from etl.mapping.naming import suggest
+    from etl.store.report import unmapped_names
 
     with _session() as session:
         rows = unmapped_names(session)
@@ -267,9 +272,9 @@ def _export_dose_metrics(  # noqa: PLR0917
     metric: list[str],
     alpha_beta: float | None,
 ) -> None:
+    from etl.dose.metrics import parse_metric
     from etl.errors import MetricSyntaxError
-    from etl.export import dose_metric_table, write_csv
-    from etl.metrics import parse_metric
+    from etl.store.export import dose_metric_table, write_csv
     from rtcohort.settings import get_settings
     from rtcohort.wiring import CohortExportAccess
 
@@ -301,7 +306,7 @@ def _export_dose_metrics(  # noqa: PLR0917
 def _report_structures(
     project: str | None, required: str | None, csv_out: Path | None
 ) -> None:
-    from etl.export import structure_matrix, write_csv
+    from etl.store.export import structure_matrix, write_csv
     from rtcohort.settings import get_settings
     from rtcohort.wiring import CohortExportAccess
 
@@ -442,7 +447,7 @@ def register(app: typer.Typer) -> None:
 
         rtcohort trigger add HEART01 --kind empty-roi --pattern "HEART01*"
         """
-        from etl.triggers import add_trigger
+        from etl.ingest.triggers import add_trigger
 
         with _session() as session:
             row = add_trigger(

@@ -232,7 +232,7 @@ def _run_import(
         import_proms,
         import_toxicity,
     )
-    from etl.keys import load_key
+    from etl.deid.keys import load_key
     from omop.engine import session_factory
     from omop.errors import RTCohortError
     from rtcohort.cli.common import open_engine

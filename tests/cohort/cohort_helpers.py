@@ -1,7 +1,7 @@
 """Builders shared by the cohort tests (through the production writers, values known).
 
 RT courses are still EPISODE rows built by hand: their writer is the DICOM loader
-(``etl.load.load_dataset``); ``tests/test_seams.py`` covers that seam.
+(``etl.store.load.load_dataset``); ``tests/test_seams.py`` covers that seam.
 """
 
 from __future__ import annotations

@@ -18,12 +18,12 @@ import pytest
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 
-from etl import deid
-from etl.deid import DeidOutcome, deidentify_bytes, deidentify_folder
-from etl.keys import CentreKey, new_key
+from etl.deid import pseudonymise as deid
+from etl.deid.keys import CentreKey, new_key
+from etl.deid.pseudonymise import DeidOutcome, deidentify_bytes, deidentify_folder
 from tests.etl.deid_sets import write_linked_set
 
-TABLE = Path(deid.__file__).parent / "data" / "dicom" / "ps3.15_table_E.1-1.csv"
+TABLE = Path(deid.__file__).parent.parent / "data" / "dicom" / "ps3.15_table_E.1-1.csv"
 OPTION_COLUMNS = (
     "retain_long_modified_dates",
     "retain_patient_characteristics",
@@ -444,8 +444,8 @@ def test_shipped_table_rows() -> None:
 
 
 def test_phantom_set(tmp_path: Path, key: CentreKey) -> None:
-    from etl import phantom
-    from etl.phantom_spec import spec_from_options
+    from etl.phantom import write as phantom
+    from etl.phantom.spec import spec_from_options
 
     spec = spec_from_options("sphere", 10, dose_grid_mm=2, contour_spacing_mm=2)
     for pid in ("PH-1", "PH-2"):
@@ -475,7 +475,7 @@ def test_cli_deid(tmp_path: Path, key: CentreKey) -> None:
 
     from typer.testing import CliRunner
 
-    from etl.keys import write_key
+    from etl.deid.keys import write_key
     from rtcohort.cli import app
 
     write_linked_set(tmp_path / "in" / "a", "P1-0042", "Doe^Jane", n_slices=2)

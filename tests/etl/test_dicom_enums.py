@@ -6,7 +6,7 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 
-from etl.dicom_enums import (
+from etl.dicom.enums import (
     ContourGeometricType,
     DoseSummationType,
     DoseUnits,
@@ -14,10 +14,10 @@ from etl.dicom_enums import (
     RTROIInterpretedType,
     normalise,
 )
+from etl.dicom.rtdose import read_rtdose
+from etl.dicom.rtstruct import read_rtstruct
 from etl.errors import DoseGridError
-from etl.naming import is_target
-from etl.rtdose import read_rtdose
-from etl.rtstruct import read_rtstruct
+from etl.mapping.naming import is_target
 
 
 def test_normalise_defined_and_unknown_terms():

@@ -1,12 +1,12 @@
-"""etl.identity: the one hospital identifier -> pseudonym and date offset."""
+"""etl.deid.identity: the one hospital identifier -> pseudonym and date offset."""
 
 from __future__ import annotations
 
 import datetime
 
-from etl.deid import date_offset_days, pseudonym, shift_date
-from etl.identity import identify, known_pseudonym
-from etl.keys import CentreKey
+from etl.deid.identity import identify, known_pseudonym
+from etl.deid.keys import CentreKey
+from etl.deid.pseudonymise import date_offset_days, pseudonym, shift_date
 
 KEY = CentreKey("AMS01", bytes(range(32)))
 

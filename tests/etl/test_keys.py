@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from etl.deid.keys import CentreKey, load_key, new_key, normalise_centre, write_key
 from etl.errors import KeyCentreMismatchError, KeyFileError
-from etl.keys import CentreKey, load_key, new_key, normalise_centre, write_key
 from rtcohort.cli import app
 
 
@@ -63,11 +63,11 @@ def _legacy_file(path: Path, secret: bytes) -> Path:
 def test_legacy_key_keeps_its_range_and_fingerprint_and_warns(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from etl.deid import date_offset_days
+    from etl.deid.pseudonymise import date_offset_days
 
     secret = bytes(range(32))
     path = _legacy_file(tmp_path / "old.key", secret)
-    with caplog.at_level("WARNING", logger="etl.keys"):
+    with caplog.at_level("WARNING", logger="etl.deid.keys"):
         key = load_key(path, "AMS01")
     assert key.legacy_date_shift
     assert key.date_offset_range_days == (-3650, -365)

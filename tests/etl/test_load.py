@@ -12,12 +12,12 @@ import pydicom
 import pytest
 from sqlalchemy import func, select
 
-from etl import load
-from etl.deid import pseudonym
-from etl.ingest import retry_held, run_import
-from etl.load import dvh_from_row, remap_loaded
-from etl.naming import current_rules, import_rules, parse_rules_csv
-from etl.triggers import TriggerKind, add_trigger
+from etl.deid.pseudonymise import pseudonym
+from etl.ingest.run import retry_held, run_import
+from etl.ingest.triggers import TriggerKind, add_trigger
+from etl.mapping.naming import current_rules, import_rules, parse_rules_csv
+from etl.store import load
+from etl.store.load import dvh_from_row, remap_loaded
 from omop.cdm import (
     Episode,
     EpisodeEvent,

@@ -1,4 +1,4 @@
-"""etl.load_report readers on what run_import loaded (both backends)."""
+"""etl.store.report readers on what run_import loaded (both backends)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from etl.ingest import run_import
-from etl.load_report import datasets_by_centre, mapping_counts, unmapped_names
-from etl.naming import current_rules
+from etl.ingest.run import run_import
+from etl.mapping.naming import current_rules
+from etl.store.report import datasets_by_centre, mapping_counts, unmapped_names
 from tests.etl.ingest_corpus import small_spec, write_patient
 from tests.etl.ingest_db import Db, make_db
 

@@ -1,16 +1,16 @@
-"""etl.structure_dvhs and etl.dvh_table called directly (as a web page would)."""
+"""etl.dose.structures and etl.dicom.dvh_table called directly (as a web page would)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from etl.dvh_table import dvh_rows, pair_folder
+from etl.dicom.dvh_table import dvh_rows, pair_folder
+from etl.dicom.rtdose import read_rtdose
+from etl.dicom.rtstruct import read_rtstruct
+from etl.dose.metrics import parse_metric
+from etl.dose.structures import Skip, structure_dvhs
 from etl.errors import OutsideGridWarning, PairingError
-from etl.metrics import parse_metric
-from etl.rtdose import read_rtdose
-from etl.rtstruct import read_rtstruct
-from etl.structure_dvhs import Skip, structure_dvhs
 from tests.etl._dose_helpers import cube_contours, square
 from tests.etl._rt_builders import rtdose, rtstruct, save
 

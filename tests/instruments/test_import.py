@@ -19,8 +19,8 @@ from cohort.clinical_import import (
     import_proms,
     import_toxicity,
 )
-from etl.deid import date_offset_days, pseudonym
-from etl.keys import CentreKey, new_key, write_key
+from etl.deid.keys import CentreKey, new_key, write_key
+from etl.deid.pseudonymise import date_offset_days, pseudonym
 from instruments.fhir import (
     PSEUDONYM_SYSTEM,
     PromResponse,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from etl.dvh import DVH, cumulative_nodes
-from etl.metrics import evaluate, evaluate_nodes
-from etl.phantom_geometry import Solid
-from etl.phantom_truth import LinearDoseField, cumulative_volume_mm3, roi_truth
+from etl.dose.dvh import DVH, cumulative_nodes
+from etl.dose.metrics import evaluate, evaluate_nodes
+from etl.phantom.geometry import Solid
+from etl.phantom.truth import LinearDoseField, cumulative_volume_mm3, roi_truth
 from ntcp.dose_metrics import dose_metric, is_supported_metric
 from ntcp.errors import ModelSpecError
 

@@ -57,10 +57,10 @@ def test_find_loose_reads_one_level_and_extra_paths(tmp_path: Path) -> None:
 
 
 def test_etl_writers_are_private(tmp_path: Path) -> None:
-    from etl.deid import write_atomic
-    from etl.inbox import INDEX_NAME, Inbox
-    from etl.keys import new_key, write_key
-    from etl.quarantine import stash_raw
+    from etl.arrive.inbox import INDEX_NAME, Inbox
+    from etl.deid.keys import new_key, write_key
+    from etl.deid.pseudonymise import write_atomic
+    from etl.ingest.quarantine import stash_raw
 
     inbox = Inbox(tmp_path / "inbox")
     stored = inbox.store(b"object", "1.2.3", "1.2.3.4")
