@@ -37,6 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cohort.errors import AuditKeyError, AuditKeyMissingError
+from omop.private_files import make_private_dirs, open_private
 
 __all__ = [
     "AuditFiles",
@@ -115,8 +116,8 @@ def create_key(path: Path) -> AuditKey:
         "fingerprint": key.fingerprint,
     }
     try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        make_private_dirs(path.parent)
+        fd = open_private(path, os.O_WRONLY | os.O_EXCL)
     except FileExistsError as exc:
         raise AuditKeyError(f"{path}: an audit key exists already") from exc
     except OSError as exc:
@@ -189,8 +190,8 @@ def append_checkpoint(path: Path, key: AuditKey, count: int, head: str) -> None:
     appenders, so lines of concurrent processes never interleave.
     """
     line = checkpoint_line(key, count, head, datetime.now(UTC)) + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    make_private_dirs(path.parent)
+    fd = open_private(path, os.O_WRONLY | os.O_APPEND)
     try:
         os.write(fd, line.encode("ascii"))
         os.fsync(fd)
