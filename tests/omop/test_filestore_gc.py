@@ -42,9 +42,7 @@ def _ok(args: list[str]) -> str:
 
 def _store_files(store: FileStore) -> dict[str, Path]:
     return {
-        p.name: p
-        for p in store.root.rglob("*")
-        if p.is_file() and len(p.name) == 64
+        p.name: p for p in store.root.rglob("*") if p.is_file() and len(p.name) == 64
     }
 
 
