@@ -24,6 +24,7 @@ from omop import cdm
 from omop.bulk import bulk_insert
 from omop.database import upgrade
 from omop.engine import make_engine
+from omop.vocab.standard import EHR, FEMALE
 from tests.pgserver import start_postgres
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
@@ -46,7 +47,7 @@ def rows(person_id: int) -> list[tuple[object, ...]]:
             person_id,
             0,
             day0 + datetime.timedelta(days=i % 1000),
-            32817,
+            EHR,
             i * 0.01,
             0,
             "Gy",
@@ -69,7 +70,7 @@ def setup(url: str) -> tuple[object, int]:
     upgrade(engine)
     with Session(engine) as session:
         person = cdm.Person(
-            gender_concept_id=8532,
+            gender_concept_id=FEMALE,
             year_of_birth=1960,
             race_concept_id=0,
             ethnicity_concept_id=0,

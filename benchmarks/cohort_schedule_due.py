@@ -49,6 +49,14 @@ from omop.cohort_tables import Enrolment  # noqa: E402
 from omop.database import upgrade  # noqa: E402
 from omop.engine import make_engine, session_factory  # noqa: E402
 from omop.vocab.registry import our_concept_id  # noqa: E402
+from omop.vocab.standard import (  # noqa: E402
+    CASE_REPORT_FORM,
+    FEMALE,
+    MALE,
+    NO_MATCHING_CONCEPT,
+    REGISTRY,
+    RT_COURSE_EPISODE,
+)
 
 TODAY = datetime.date(2026, 1, 15)
 
@@ -74,7 +82,7 @@ def load(factory, n: int) -> int:  # type: ignore[no-untyped-def]
             (
                 {
                     "person_id": i,
-                    "gender_concept_id": 8532 if i % 2 else 8507,
+                    "gender_concept_id": FEMALE if i % 2 else MALE,
                     "year_of_birth": 1940 + i % 40,
                     "race_concept_id": 0,
                     "ethnicity_concept_id": 0,
@@ -112,7 +120,7 @@ def load(factory, n: int) -> int:  # type: ignore[no-untyped-def]
                     "person_id": i,
                     "observation_period_start_date": starts[i - 1],
                     "observation_period_end_date": TODAY,
-                    "period_type_concept_id": 32879,
+                    "period_type_concept_id": REGISTRY,
                 }
                 for i in ids
             ),
@@ -124,15 +132,19 @@ def load(factory, n: int) -> int:  # type: ignore[no-untyped-def]
                 {
                     "episode_id": i,
                     "person_id": i,
-                    "episode_concept_id": 32940,
+                    "episode_concept_id": RT_COURSE_EPISODE,
                     "episode_start_date": starts[i - 1],
                     "episode_end_date": ends[i - 1],
                     "episode_object_concept_id": 0,
-                    "episode_type_concept_id": 32879,
+                    "episode_type_concept_id": REGISTRY,
                 }
                 for i in ids
             ),
         )
+        # Rows as instruments.store writes them (bulk COPY for speed): the grading
+        # OBSERVATION of type Case Report Form, and SURVEY_CONDUCT with the timepoint
+        # in timing_concept_id and timing_source_value (m3 for the first, none for the
+        # second, which counts by its date only).
         tox, surveys = [], []
         m3 = our_concept_id("RTC Timepoint", "m3")
         for i in ids:
@@ -144,7 +156,7 @@ def load(factory, n: int) -> int:  # type: ignore[no-untyped-def]
                         "person_id": i,
                         "observation_concept_id": 0,
                         "observation_date": day,
-                        "observation_type_concept_id": 32809,
+                        "observation_type_concept_id": CASE_REPORT_FORM,
                     }
                 )
                 surveys.append(
@@ -157,7 +169,8 @@ def load(factory, n: int) -> int:  # type: ignore[no-untyped-def]
                         ),
                         "assisted_concept_id": 0,
                         "respondent_type_concept_id": 0,
-                        "timing_concept_id": m3 if k == 0 else 0,
+                        "timing_concept_id": m3 if k == 0 else NO_MATCHING_CONCEPT,
+                        "timing_source_value": "m3" if k == 0 else None,
                         "collection_method_concept_id": 0,
                         "survey_source_concept_id": 0,
                         "validated_survey_concept_id": 0,

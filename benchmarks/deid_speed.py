@@ -26,8 +26,8 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from etl.deid import deidentify_bytes, deidentify_file
-from etl.keys import CentreKey
+from etl.deid.keys import CentreKey
+from etl.deid.pseudonymise import deidentify_bytes, deidentify_file
 
 WORK = Path(__file__).parent / "_work" / "deid"
 DICOGNITO = Path(__file__).parent / ".venv-dicognito" / "bin" / "python"

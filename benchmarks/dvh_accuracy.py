@@ -9,9 +9,12 @@ structures drawn on a CT do, so the offset moves the shape relative to the dose 
 only; ``--planes-fixed`` keeps the planes put and moves the shape across them too, which
 adds the error of sampling the solid by contours (see the "vs stack" column).
 
-Each phantom is written with ``etl.phantom.write_phantom`` into a temporary folder, read
-back with ``etl.rtdose.read_rtdose`` / ``etl.rtstruct.read_rtstruct`` and computed with
-``etl.dvh.compute_dvh`` (end caps ``half``) and ``etl.metrics.evaluate``. The reference
+Each phantom is written with ``etl.phantom.write.write_phantom`` into a temporary
+folder, read
+back with ``etl.dicom.rtdose.read_rtdose`` / ``etl.dicom.rtstruct.read_rtstruct`` and
+computed with
+``etl.dose.dvh.compute_dvh`` (end caps ``half``) and ``etl.dose.metrics.evaluate``. The
+reference
 is the analytical truth of the true solid (truth.json, closed form or exact quadrature).
 A second reference, the exact DVH of the written contours read as slabs with
 half-spacing end caps ("stack"), separates the engine's own error from the error of
@@ -150,12 +153,12 @@ PLANES_FIXED = False  # set by --planes-fixed (inherited by forked workers)
 
 def run_case(case: tuple[str, str, float, float, str]) -> list[dict[str, object]]:
     """Write one phantom, compute its DVH, return one row per metric."""
-    from etl.dvh import compute_dvh
-    from etl.metrics import evaluate
-    from etl.phantom import write_phantom
-    from etl.phantom_spec import spec_from_options
-    from etl.rtdose import read_rtdose
-    from etl.rtstruct import read_rtstruct
+    from etl.dicom.rtdose import read_rtdose
+    from etl.dicom.rtstruct import read_rtstruct
+    from etl.dose.dvh import compute_dvh
+    from etl.dose.metrics import evaluate
+    from etl.phantom.spec import spec_from_options
+    from etl.phantom.write import write_phantom
 
     label, gradient, spacing, grid, offset = case
     shape, axis = SHAPES[label]

@@ -40,8 +40,8 @@ SDIST = "dicompyler-core-0.5.6"
 
 
 def large_case() -> None:
-    from etl.dosegrid import DoseGrid
-    from etl.dvh import compute_dvh
+    from etl.dose.dvh import compute_dvh
+    from etl.dose.grid import DoseGrid
 
     t0 = time.perf_counter()
     sp = 2.5
@@ -168,9 +168,9 @@ def compare_dicompyler() -> None:
     script = WORK / "dc_run.py"
     script.write_text(_DC_SCRIPT)
 
-    from etl.dvh import compute_dvh
-    from etl.rtdose import read_rtdose
-    from etl.rtstruct import read_rtstruct
+    from etl.dicom.rtdose import read_rtdose
+    from etl.dicom.rtstruct import read_rtstruct
+    from etl.dose.dvh import compute_dvh
 
     load_start = os.getloadavg()[0]
     # ours, in-process (reading included)
@@ -222,7 +222,7 @@ def compare_dicompyler() -> None:
     )
     print(f"{'':<40}{'in-process (s)':>16}{'whole process (s)':>20}")
     rows = [
-        ("rtcohort (etl.dvh)", ours_in, ours_whole),
+        ("rtcohort (etl.dose.dvh)", ours_in, ours_whole),
         ("dicompyler-core default", dc_in, dc_whole),
         ("dicompyler-core 0.625 mm, 2 segments", fine_in, fine_whole),
     ]

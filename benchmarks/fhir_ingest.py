@@ -22,8 +22,9 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from cohort.centres import add_centre
-from etl.deid import pseudonym
-from etl.keys import new_key
+from cohort.clinical_import import import_proms
+from etl.deid.keys import new_key
+from etl.deid.pseudonymise import pseudonym
 from instruments.fhir import (
     PromResponse,
     SubjectIdentifier,
@@ -34,7 +35,7 @@ from instruments.fhir import (
 from omop import cdm
 from omop.database import upgrade
 from omop.engine import make_engine
-from rtcohort.cli.instruments_import import import_proms
+from omop.vocab.standard import MALE
 from tests.pgserver import start_postgres
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
@@ -75,7 +76,7 @@ def run(url: str, label: str, tmp: Path) -> list[tuple[str, str]]:
         site = add_centre(session, "BENCH")
         session.add_all(
             cdm.Person(
-                gender_concept_id=8507,
+                gender_concept_id=MALE,
                 year_of_birth=1950,
                 race_concept_id=0,
                 ethnicity_concept_id=0,
@@ -89,7 +90,7 @@ def run(url: str, label: str, tmp: Path) -> list[tuple[str, str]]:
     t_parse = time.perf_counter() - start
     start = time.perf_counter()
     with Session(engine) as session, session.begin():
-        summary = import_proms(session, key, "BENCH", path)
+        summary = import_proms(session, key, "BENCH", path, actor="admin")
     t_all = time.perf_counter() - start
     engine.dispose()
     assert sum(summary.outcomes.values()) == N

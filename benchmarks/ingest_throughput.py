@@ -38,7 +38,7 @@ TABLES = (
 
 
 def _write(args: tuple[str, str, int]) -> str:
-    from etl.phantom import write_phantom
+    from etl.phantom.write import write_phantom
 
     folder, patient_id, seed = args
     spec = json.loads((ROOT / "etl" / "data" / "phantom_multi15.json").read_text())
@@ -90,9 +90,9 @@ def main() -> None:
 
     from cohort.centres import add_centre
     from cohort.consent import record_consent
-    from etl.deid import pseudonym
-    from etl.ingest import ImportOptions, run_import
-    from etl.keys import new_key
+    from etl.deid.keys import new_key
+    from etl.deid.pseudonymise import pseudonym
+    from etl.ingest.run import ImportOptions, run_import
     from omop.database import upgrade
     from omop.engine import make_engine, session_factory
     from omop.filestore import FileStore

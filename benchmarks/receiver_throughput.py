@@ -1,7 +1,8 @@
 """Receiver throughput: 1,000 CT slices + an RT set in one association, two real peers.
 
 Sends the same folder with dcmtk's ``storescu`` and with pynetdicom's ``storescu`` app
-(each in its own process) to :class:`etl.receiver.Receiver` on 127.0.0.1, then checks
+(each in its own process) to :class:`etl.arrive.receiver.Receiver` on 127.0.0.1, then
+checks
 that every object was stored once (no ``.vN`` versions) and prints MB/s. A third run
 pseudonymises on arrival (``--deid``) with dcmtk as the peer.
 
@@ -28,9 +29,9 @@ sys.path.insert(0, str(HERE))
 
 from deid_speed import make_files  # noqa: E402
 
-from etl.inbox import Inbox  # noqa: E402
-from etl.keys import CentreKey  # noqa: E402
-from etl.receiver import Receiver  # noqa: E402
+from etl.arrive.inbox import Inbox  # noqa: E402
+from etl.arrive.receiver import Receiver  # noqa: E402
+from etl.deid.keys import CentreKey  # noqa: E402
 
 WORK = HERE / "_work" / "receiver"
 

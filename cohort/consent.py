@@ -28,6 +28,7 @@ from instruments.shortlists import TreatmentSite  # one list of sites for forms
 from omop.cdm import CareSite, ObservationPeriod, Person
 from omop.cohort_tables import ConsentEvent, Enrolment
 from omop.vocab.registry import our_concept_id
+from omop.vocab.standard import FEMALE, MALE, REGISTRY
 
 __all__ = [
     "ALLOWED",
@@ -41,11 +42,12 @@ __all__ = [
     "has_consent",
     "history",
     "parse_scopes",
+    "person_count",
     "record_consent",
     "recruitment",
 ]
 
-PERIOD_TYPE_CONCEPT_ID = 32879  # Registry
+PERIOD_TYPE_CONCEPT_ID = REGISTRY
 _MIN_YEAR = 1900
 _E = TypeVar("_E", bound=StrEnum)
 
@@ -75,7 +77,7 @@ class Sex(StrEnum):
     M = "M"
 
 
-_GENDER = {Sex.F: 8532, Sex.M: 8507}
+_GENDER = {Sex.F: FEMALE, Sex.M: MALE}
 
 ALLOWED: dict[ConsentState, frozenset[ConsentState]] = {
     ConsentState.ELIGIBLE: frozenset({ConsentState.APPROACHED}),
@@ -105,6 +107,11 @@ def parse_scopes(value: str | Iterable[ConsentScope | str]) -> frozenset[Consent
 def find_person(session: Session, pseudonym: str) -> Person | None:
     """Return the PERSON whose ``person_source_value`` is the pseudonym."""
     return session.scalar(select(Person).where(Person.person_source_value == pseudonym))
+
+
+def person_count(session: Session) -> int:
+    """Return the number of PERSON rows (every centre)."""
+    return int(session.scalar(select(func.count()).select_from(Person)) or 0)
 
 
 def _open_period(session: Session, person_id: int, day: datetime.date) -> None:
@@ -149,7 +156,7 @@ def record_consent(
     centre
         The person's centre.
     pseudonym
-        ``person_source_value`` (from :func:`etl.deid.pseudonym`).
+        ``person_source_value`` (from :func:`etl.deid.pseudonymise.pseudonym`).
     state
         New state; after the first record it must follow :data:`ALLOWED`.
     event_date

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from cohort._time import utcnow
 from cohort.errors import ContactKeyError
-from etl.keys import CentreKey
+from etl.deid.keys import CentreKey
 from omop.cdm import Person
 from omop.cohort_tables import Contact
 

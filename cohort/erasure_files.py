@@ -8,7 +8,7 @@ the data directory:
   loaded, held and quarantined datasets);
 - the import quarantine ``<data_dir>/quarantine/<sha256>.held``;
 - every inbox under the data directory (a folder with an ``inbox-index.jsonl``,
-  :mod:`etl.inbox`): the received objects listed with that hash, and their index
+  :mod:`etl.arrive.inbox`): the received objects listed with that hash, and their index
   lines (which name their UIDs).
 
 Crash safety: before the erasure commits, :func:`write_journal` records the hashes
@@ -31,8 +31,9 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from cohort.erasure import unreferenced
-from etl.inbox import INDEX_NAME, forget
+from etl.arrive.inbox import INDEX_NAME, forget
 from omop.filestore import FileStore
+from omop.private_files import make_private_dirs, write_private
 
 __all__ = ["JOURNAL_DIR", "finish_erasure", "pending_hashes", "write_journal"]
 
@@ -63,13 +64,9 @@ def write_journal(data_dir: Path, hashes: Iterable[str]) -> Path | None:
     listed = sorted(set(hashes))
     if not listed:
         return None
-    folder = Path(data_dir) / JOURNAL_DIR
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = make_private_dirs(Path(data_dir) / JOURNAL_DIR)
     target = folder / f"{uuid.uuid4().hex}.json"
-    tmp = folder / f".{target.name}.partial"
-    tmp.write_text(json.dumps(listed), encoding="utf-8")
-    _fsync(tmp)
-    tmp.replace(target)
+    write_private(target, json.dumps(listed).encode("utf-8"))
     _fsync(folder)
     return target
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 from omop.errors import RTCohortError
 
 __all__ = [
+    "AuditError",
+    "AuditKeyError",
+    "AuditKeyMissingError",
     "CohortError",
     "ConsentRecordedTwiceError",
     "ContactKeyError",
@@ -86,3 +89,15 @@ class ExpiredTokenError(InvitationError):
 
 class UsedTokenError(InvitationError):
     """The link has been used already."""
+
+
+class AuditError(CohortError):
+    """The audit trail cannot be written or checked."""
+
+
+class AuditKeyError(AuditError, ValueError):
+    """The audit key file is damaged, or cannot be created or read."""
+
+
+class AuditKeyMissingError(AuditError, FileNotFoundError):
+    """The audit key file does not exist (``rtcohort db upgrade`` creates it)."""

@@ -30,9 +30,10 @@ from cohort.errors import (
     InvalidInputError,
     UsedTokenError,
 )
-from omop.cdm import Person, SurveyConduct
+from instruments.store import read_survey_timings
+from omop.cdm import Person
 from omop.cohort_tables import Enrolment, Invitation
-from omop.vocab.registry import our_concept_id
+from omop.private_files import make_private_dirs, open_private
 
 __all__ = [
     "CompletionRow",
@@ -53,9 +54,9 @@ _KEY_BYTES = 32
 def load_signing_key(path: Path) -> bytes:
     """Return the signing key stored at ``path``, creating it (mode 0600) if absent."""
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(path.parent)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            fd = open_private(path, os.O_WRONLY | os.O_EXCL)
         except FileExistsError:
             pass
         else:
@@ -231,32 +232,36 @@ def completion(
     """PROM completion per centre and timepoint.
 
     ``expected``: persons invited at the timepoint or with a questionnaire at it;
-    ``completed``: persons with a SURVEY_CONDUCT whose timing is the timepoint.
+    ``completed``: enrolled persons with a stored questionnaire at the timepoint
+    (:func:`instruments.store.read_survey_timings`).
     """
     from cohort.schedule import DEFAULT_TIMEPOINTS
 
     codes = [tp.code for tp in DEFAULT_TIMEPOINTS]
-    timing = {our_concept_id("RTC Timepoint", c): c for c in codes}
     invited = session.execute(
         select(Person.care_site_id, Invitation.timepoint_code, Invitation.person_id)
         .join(Person, Person.person_id == Invitation.person_id)
         .distinct()
     ).all()
-    done = session.execute(
-        select(Person.care_site_id, SurveyConduct.timing_concept_id, Person.person_id)
-        .join(Person, Person.person_id == SurveyConduct.person_id)
-        .join(Enrolment, Enrolment.person_id == Person.person_id)
-        .where(SurveyConduct.timing_concept_id.in_(list(timing)))
-        .distinct()
-    ).all()
+    enrolled = select(Enrolment.person_id)
+    site_of = {
+        int(pid): int(site or 0)
+        for pid, site in session.execute(
+            select(Person.person_id, Person.care_site_id).where(
+                Person.person_id.in_(enrolled)
+            )
+        )
+    }
     expected: dict[tuple[int, str], set[int]] = {}
     completed: dict[tuple[int, str], set[int]] = {}
     for site, code, pid in invited:
         expected.setdefault((int(site or 0), str(code)), set()).add(int(pid))
-    for site, concept, pid in done:
-        key = (int(site or 0), timing[int(concept)])
-        expected.setdefault(key, set()).add(int(pid))
-        completed.setdefault(key, set()).add(int(pid))
+    for pid, timepoint, _ended in read_survey_timings(session, enrolled):
+        if timepoint not in codes:
+            continue
+        key = (site_of[pid], timepoint)
+        expected.setdefault(key, set()).add(pid)
+        completed.setdefault(key, set()).add(pid)
     order = {c: i for i, c in enumerate(codes)}
     rows = [
         CompletionRow(site, code, len(people), len(completed.get((site, code), ())))

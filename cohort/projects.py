@@ -33,8 +33,10 @@ __all__ = [
     "add_member",
     "attach",
     "attach_by_rule",
+    "attach_new",
     "create_project",
     "get_project",
+    "matching_person_ids",
 ]
 
 
@@ -125,6 +127,27 @@ def attach(
 ) -> int:
     """Attach consented persons to an active project; return how many were new.
 
+    See :func:`attach_new`, which returns the new persons themselves.
+    """
+    new = attach_new(
+        session, project_code, person_ids, actor=actor, today=today, rule=rule
+    )
+    return len(new)
+
+
+def attach_new(
+    session: Session,
+    project_code: str,
+    person_ids: Iterable[int],
+    *,
+    actor: str,
+    today: datetime.date,
+    rule: str | None = None,
+) -> list[int]:
+    """Attach consented persons to an active project; return the newly attached ids.
+
+    Persons already in the project are left as they are and not returned.
+
     Raises
     ------
     ProjectExpiredError
@@ -169,7 +192,7 @@ def attach(
         for p in new
     )
     session.flush()
-    return len(new)
+    return new
 
 
 @dataclass(frozen=True)
@@ -189,16 +212,12 @@ class PatientRule:
         return ";".join(parts) or "all"
 
 
-def attach_by_rule(
+def matching_person_ids(
     session: Session,
-    project_code: str,
     rule: PatientRule,
-    *,
-    actor: str,
-    today: datetime.date,
     allowed_person_ids: Iterable[int] | None = None,
-) -> int:
-    """Attach every consented patient matching ``rule``; return how many were new."""
+) -> set[int]:
+    """Return the consented (data use) persons matching ``rule``."""
     query = select(Enrolment.person_id).where(
         Enrolment.state == ConsentState.CONSENTED.value,
         Enrolment.scope_data.is_(True),
@@ -213,6 +232,20 @@ def attach_by_rule(
     found = set(session.scalars(query))
     if allowed_person_ids is not None:
         found &= set(allowed_person_ids)
+    return found
+
+
+def attach_by_rule(
+    session: Session,
+    project_code: str,
+    rule: PatientRule,
+    *,
+    actor: str,
+    today: datetime.date,
+    allowed_person_ids: Iterable[int] | None = None,
+) -> int:
+    """Attach every consented patient matching ``rule``; return how many were new."""
+    found = matching_person_ids(session, rule, allowed_person_ids)
     return attach(
         session, project_code, found, actor=actor, today=today, rule=rule.describe()
     )

@@ -4,10 +4,14 @@ A timepoint's target date is ``anchor + offset_days``; its window runs from
 ``target - window_before_days`` to ``target + window_after_days``. On a given day an
 assessment that is not done is ``upcoming`` (window not open), ``due`` (window open,
 target not passed), ``overdue`` (target passed, window open) or ``missed`` (window
-closed). Toxicity is done by a case-report-form OBSERVATION (type 32809) in the window;
-a PROM by a SURVEY_CONDUCT whose timing is the timepoint or that ended in the window.
+closed). Toxicity is done by a stored CTCAE grading in the window
+(:func:`instruments.store.read_toxicity_dates`); a PROM by a stored questionnaire whose
+timepoint is the timepoint or that ended in the window
+(:func:`instruments.store.read_survey_timings`).
 
-RT start and end come from the person's first RT course EPISODE (concept 32940).
+RT start and end come from the person's first RT course
+(:func:`etl.store.load.read_first_courses`), deaths from
+:func:`cohort.vital.death_dates`.
 All dates are in each patient's pseudonymised time frame: ``today`` is moved by the
 patient's date offset (from the contact register) before comparing.
 """
@@ -22,13 +26,17 @@ from functools import cache
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cohort.consent import ConsentState
-from omop.cdm import Death, Episode, Observation, Person, SurveyConduct
+from cohort.vital import death_dates
+from etl.store.load import read_first_courses
+from instruments.store import read_survey_timings, read_toxicity_dates
+from omop.cdm import Person
 from omop.cohort_tables import Enrolment, FollowupProtocol, FollowupTimepoint
 from omop.vocab.registry import our_concept_id
+from omop.vocab.standard import CASE_REPORT_FORM, RT_COURSE_EPISODE
 
 __all__ = [
     "DEFAULT_TIMEPOINTS",
@@ -45,8 +53,8 @@ __all__ = [
     "schedule",
 ]
 
-RT_COURSE_CONCEPT_ID = 32940
-TOXICITY_TYPE_CONCEPT_ID = 32809
+RT_COURSE_CONCEPT_ID = RT_COURSE_EPISODE
+TOXICITY_TYPE_CONCEPT_ID = CASE_REPORT_FORM
 
 
 class Kind(StrEnum):
@@ -251,33 +259,6 @@ def _any_in_window(
     return right > left
 
 
-def _rt_dates(
-    session: Session, scope: list[ColumnElement[bool]]
-) -> list[tuple[int, datetime.date, datetime.date | None]]:
-    first = (
-        select(
-            Episode.person_id,
-            Episode.episode_start_date,
-            Episode.episode_end_date,
-            func.row_number()
-            .over(
-                partition_by=Episode.person_id,
-                order_by=(Episode.episode_start_date, Episode.episode_id),
-            )
-            .label("n"),
-        )
-        .join(Enrolment, Enrolment.person_id == Episode.person_id)
-        .where(Episode.episode_concept_id == RT_COURSE_CONCEPT_ID, *scope)
-        .subquery()
-    )
-    rows = session.execute(
-        select(
-            first.c.person_id, first.c.episode_start_date, first.c.episode_end_date
-        ).where(first.c.n == 1)
-    ).all()
-    return [(int(p), s, e) for p, s, e in rows]
-
-
 @dataclass(frozen=True)
 class _Events:
     """Dated events and PROM timings, by row of the unique person ids."""
@@ -365,6 +346,7 @@ def schedule(
     ]
     if person_ids is not None:
         scope.append(Enrolment.person_id.in_(list(person_ids)))
+    enrolled = select(Enrolment.person_id).where(*scope)
 
     # persons: one row per enrolment row; u = row in the array of unique person ids
     n = len(people)
@@ -374,7 +356,7 @@ def schedule(
     scope_data = np.fromiter((bool(r[3]) for r in people), np.bool_, n)
     scope_proms = np.fromiter((bool(r[4]) for r in people), np.bool_, n)
 
-    rt = _rt_dates(session, scope)
+    rt = read_first_courses(session, enrolled)
     rt_row, rt_found = _index(persons, np.array([r[0] for r in rt], dtype=np.int64))
     rt_row = rt_row[rt_found]
     start = np.zeros(persons.size, dtype=np.int64)
@@ -389,11 +371,7 @@ def schedule(
     end[rt_row[ended]] = _ordinals([r[2] for r in found_rt if r[2] is not None])
     end = np.where(has_end, end, start)  # any valid day; masked by has_end
 
-    death_rows = session.execute(
-        select(Death.person_id, Death.death_date)
-        .join(Enrolment, Enrolment.person_id == Death.person_id)
-        .where(*scope)
-    ).all()
+    death_rows = death_dates(session, enrolled)
     d_row, d_found = _index(
         persons, np.array([int(r[0]) for r in death_rows], dtype=np.int64)
     )
@@ -409,33 +387,15 @@ def schedule(
 
     tox = _Events.build(
         persons,
-        [
-            (p, day, 0)
-            for p, day in session.execute(
-                select(Observation.person_id, Observation.observation_date)
-                .join(Enrolment, Enrolment.person_id == Observation.person_id)
-                .where(
-                    *scope,
-                    Observation.observation_type_concept_id == TOXICITY_TYPE_CONCEPT_ID,
-                )
-            ).all()
-        ]
+        [(p, day, -1) for p, day in read_toxicity_dates(session, enrolled)]
         if Kind.TOXICITY in kinds
         else [],
     )
     proms = _Events.build(
         persons,
         [
-            (p, end_dt, int(timing))
-            for p, timing, end_dt in session.execute(
-                select(
-                    SurveyConduct.person_id,
-                    SurveyConduct.timing_concept_id,
-                    SurveyConduct.survey_end_datetime,
-                )
-                .join(Enrolment, Enrolment.person_id == SurveyConduct.person_id)
-                .where(*scope)
-            ).all()
+            (p, ended, _timing_id(timepoint))
+            for p, timepoint, ended in read_survey_timings(session, enrolled)
         ]
         if Kind.PROM in kinds
         else [],
@@ -531,7 +491,10 @@ _day = datetime.date.fromordinal
 
 
 @cache
-def _timing_id(code: str) -> int:
+def _timing_id(code: str | None) -> int:
+    """Concept id of a timepoint code; -1 (matches no timepoint) when unknown."""
+    if code is None:
+        return -1
     try:
         return our_concept_id("RTC Timepoint", code)
     except LookupError:

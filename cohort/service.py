@@ -23,26 +23,31 @@ from cohort import (
     erasure_files,
     invitations,
     outbox,
+    projects,
     schedule,
     vital,
 )
 from cohort.centres import centre_codes, get_centre
 from cohort.consent import ConsentScope, ConsentState, Sex, TreatmentSite
 from cohort.contacts import ContactDetails, date_offsets, read_contacts, store_contact
-from cohort.errors import PermissionDeniedError, UnknownPersonError
+from cohort.errors import InvalidInputError, PermissionDeniedError, UnknownPersonError
 from cohort.permissions import Action, Scope, anonymised_labels, scope_for
 from cohort.users import get_user
-from etl.keys import CentreKey
+from etl.deid.keys import CentreKey
 from omop.cdm import CareSite, Person
 from omop.cohort_tables import AppUser, AuditRecord, ConsentEvent, Enrolment, Invitation
 
 __all__ = [
+    "Attachment",
     "LabelledCompletion",
     "LabelledRecruitment",
     "PatientRow",
     "acting_user",
+    "add_project_member",
+    "attach_to_project",
     "audit_show",
     "completion_report",
+    "create_project",
     "export_patients",
     "invite",
     "list_patients",
@@ -477,3 +482,116 @@ def audit_show(
     scope_for(session, actor, Action.READ_AUDIT).require()
     person = _person(session, pseudonym)
     return audit.records_for_person(session, person.person_id)
+
+
+def create_project(
+    session: Session,
+    actor: AppUser,
+    code: str,
+    *,
+    name: str,
+    protocol: str,
+    data_controller: str,
+    expires_on: datetime.date,
+    today: datetime.date,
+) -> None:
+    """Create a collaboration project (managers only)."""
+    scope_for(session, actor, Action.MANAGE).require()
+    projects.create_project(
+        session,
+        code,
+        name=name,
+        protocol=protocol,
+        data_controller=data_controller,
+        expires_on=expires_on,
+        today=today,
+    )
+
+
+def add_project_member(
+    session: Session,
+    actor: AppUser,
+    project_code: str,
+    username: str,
+    role: str,
+    *,
+    today: datetime.date,
+) -> None:
+    """Give a user a role in a project (managers only); audited."""
+    scope_for(session, actor, Action.MANAGE).require()
+    projects.add_member(session, project_code, username, role, today=today)
+    audit.record(
+        session, actor.username, "project.member", f"{project_code} {username} {role}"
+    )
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """What an attachment did.
+
+    Attributes
+    ----------
+    project_code : str
+        The project.
+    count : int
+        How many persons were newly attached.
+    person_ids : tuple of int
+        The persons concerned (audited): the named patient, or those a rule attached.
+    """
+
+    project_code: str
+    count: int
+    person_ids: tuple[int, ...]
+
+
+def attach_to_project(
+    session: Session,
+    actor: AppUser,
+    project_code: str,
+    *,
+    today: datetime.date,
+    pseudonym: str | None = None,
+    rule: projects.PatientRule | None = None,
+) -> Attachment:
+    """Attach one patient (by pseudonym) or every patient matching a rule.
+
+    Managers only; audited as ``project.attach`` with the newly attached persons.
+
+    Raises
+    ------
+    PermissionDeniedError
+        When ``actor`` may not manage.
+    InvalidInputError
+        When both or neither of ``pseudonym`` and ``rule`` are given, or a person
+        lacks consent for data use.
+    UnknownPersonError
+        When no person has the pseudonym.
+    """
+    scope_for(session, actor, Action.MANAGE).require()
+    if (pseudonym is None) == (rule is None):
+        raise InvalidInputError("give a patient or a rule, not both")
+    if rule is not None:
+        new = projects.attach_new(
+            session,
+            project_code,
+            projects.matching_person_ids(session, rule),
+            actor=actor.username,
+            today=today,
+            rule=rule.describe(),
+        )
+        concerned = new
+    else:
+        assert pseudonym is not None
+        person_id = _person(session, pseudonym).person_id
+        new = projects.attach_new(
+            session, project_code, [person_id], actor=actor.username, today=today
+        )
+        concerned = [person_id]
+    audit.record(
+        session,
+        actor.username,
+        "project.attach",
+        f"{project_code} n={len(new)}",
+        concerned,
+    )
+    return Attachment(project_code, len(new), tuple(concerned))

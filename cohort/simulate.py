@@ -2,7 +2,8 @@
 
 Each centre gets ``patients`` synthetic patients with a hospital identifier
 (``HUS-000123``), year of birth, sex, treatment site and a planned consent course; each
-patient gets a small DICOM-RT phantom (:func:`etl.phantom.write_phantom`) of a lung
+patient gets a small DICOM-RT phantom (:func:`etl.phantom.write.write_phantom`) of a
+lung
 treatment — BODY, PTV, Lung_L, Lung_R, Heart, SpinalCord — whose dose level, gradient
 and target position vary per patient, so the DVHs differ. The hospital identifier is
 planted in PatientID and PatientName, so that import exercises the pseudonymisation.
@@ -27,8 +28,8 @@ from typing import Any
 import numpy as np
 
 from cohort.consent import ConsentState, Sex, TreatmentSite
-from etl.phantom import write_phantom
-from etl.phantom_spec import PhantomSpec, parse_spec
+from etl.phantom.spec import PhantomSpec, parse_spec
+from etl.phantom.write import write_phantom
 
 __all__ = [
     "DEFAULT_CENTRES",

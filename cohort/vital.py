@@ -8,24 +8,27 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from cohort.consent import ConsentState, latest_period
 from cohort.errors import InvalidInputError
 from omop.cdm import Death
 from omop.cohort_tables import Enrolment
+from omop.vocab.standard import REGISTRY
 
 __all__ = [
     "DEATH_TYPE_CONCEPT_ID",
     "VitalStatus",
+    "death_dates",
     "record_death",
     "record_last_contact",
     "vital_status",
 ]
 
-DEATH_TYPE_CONCEPT_ID = 32879  # Registry
+DEATH_TYPE_CONCEPT_ID = REGISTRY
 
 
 def _enrolled(session: Session, person_id: int) -> Enrolment:
@@ -110,3 +113,16 @@ def vital_status(session: Session, person_ids: list[int]) -> dict[int, VitalStat
         .where(Enrolment.person_id.in_(person_ids))
     ).all()
     return {int(p): VitalStatus(int(p), c, d) for p, c, d in rows}
+
+
+def death_dates(
+    session: Session, persons: Select[Any]
+) -> list[tuple[int, datetime.date]]:
+    """Return ``(person_id, death_date)`` of the persons in ``persons`` who died.
+
+    ``persons`` is a SQL selection of person ids (one query, set-based).
+    """
+    rows = session.execute(
+        select(Death.person_id, Death.death_date).where(Death.person_id.in_(persons))
+    ).all()
+    return [(int(p), day) for p, day in rows]

@@ -7,6 +7,7 @@ from omop.errors import RTCohortError
 __all__ = [
     "FhirError",
     "GradeError",
+    "GradingFileError",
     "InstrumentError",
     "InstrumentSpecError",
     "ResponseValidationError",
@@ -56,5 +57,21 @@ class FhirError(InstrumentError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = list(problems)
         head = self.problems[0] if self.problems else "invalid FHIR content"
+        more = len(self.problems) - 1
+        super().__init__(head if more <= 0 else f"{head} (and {more} more problems)")
+
+
+class GradingFileError(InstrumentError):
+    """A CSV file of CTCAE gradings is malformed.
+
+    Parameters
+    ----------
+    problems
+        One line per problem, each naming the file, line and column.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        head = self.problems[0] if self.problems else "invalid gradings file"
         more = len(self.problems) - 1
         super().__init__(head if more <= 0 else f"{head} (and {more} more problems)")

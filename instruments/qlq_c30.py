@@ -1,11 +1,11 @@
 """EORTC QLQ-C30 v3.0: item and scale structure, scoring, change and deterioration.
 
-The structure below is the scale table of the EORTC QLQ-C30 Scoring Manual (3rd ed.,
-2001) and the Summary Score of Giesinger et al. (2016): item numbers and response ranges
-only, no item wording (the questionnaire is licensed by the EORTC Quality of Life Group;
-sites supply their language version's wording, see :mod:`instruments.wording`). The
-shipped ``data/qlq_c30_*.csv`` files describe the same structure; a test checks that
-they agree. Pure: numpy only.
+The structure is the scale table of the EORTC QLQ-C30 Scoring Manual (3rd ed., 2001)
+and the Summary Score of Giesinger et al. (2016), defined once, in the shipped data
+files ``qlq_c30_items.csv`` and ``qlq_c30_scales.csv`` (read by
+:mod:`instruments.registry`): item numbers, response ranges and neutral labels, no item
+wording (the questionnaire is licensed by the EORTC Quality of Life Group; sites supply
+their language version's wording, see :mod:`instruments.wording`). Pure: numpy only.
 """
 
 from __future__ import annotations
@@ -14,10 +14,9 @@ import numpy as np
 import numpy.typing as npt
 
 from instruments.errors import InstrumentSpecError
+from instruments.registry import get_instrument
 from instruments.scoring import (
     InstrumentSpec,
-    ItemSpec,
-    ScaleSpec,
     ScaleType,
     ScoreResult,
     score_responses,
@@ -38,43 +37,9 @@ __all__ = [
 #: Change (points on 0-100) regarded as clinically relevant (Osoba et al. 1998).
 CLINICALLY_RELEVANT_CHANGE_POINTS = 10.0
 
-_F, _S, _G = ScaleType.FUNCTIONAL, ScaleType.SYMPTOM, ScaleType.GLOBAL
-
-# code, name, type, items, in the summary score
-_SCALES: tuple[tuple[str, str, ScaleType, tuple[int, ...], bool], ...] = (
-    ("QL2", "Global health status / QoL (revised)", _G, (29, 30), False),
-    ("PF2", "Physical functioning (revised)", _F, (1, 2, 3, 4, 5), True),
-    ("RF2", "Role functioning (revised)", _F, (6, 7), True),
-    ("EF", "Emotional functioning", _F, (21, 22, 23, 24), True),
-    ("CF", "Cognitive functioning", _F, (20, 25), True),
-    ("SF", "Social functioning", _F, (26, 27), True),
-    ("FA", "Fatigue", _S, (10, 12, 18), True),
-    ("NV", "Nausea and vomiting", _S, (14, 15), True),
-    ("PA", "Pain", _S, (9, 19), True),
-    ("DY", "Dyspnoea", _S, (8,), True),
-    ("SL", "Insomnia", _S, (11,), True),
-    ("AP", "Appetite loss", _S, (13,), True),
-    ("CO", "Constipation", _S, (16,), True),
-    ("DI", "Diarrhoea", _S, (17,), True),
-    ("FI", "Financial difficulties", _S, (28,), False),
-)
-
-_GLOBAL_ITEMS = (29, 30)
-
-#: The QLQ-C30 v3.0: items 1-28 answered 1-4, items 29-30 answered 1-7.
-QLQ_C30 = InstrumentSpec(
-    code="QLQ-C30",
-    version="3.0",
-    items=tuple(
-        ItemSpec(n, 1, 7) if n in _GLOBAL_ITEMS else ItemSpec(n, 1, 4)
-        for n in range(1, 31)
-    ),
-    scales=tuple(
-        ScaleSpec(code, name, kind, items, 6 if kind is _G else 3, summary)
-        for code, name, kind, items, summary in _SCALES
-    ),
-    summary_code="SUMMARY",
-)
+#: The QLQ-C30 v3.0 (items 1-28 answered 1-4, items 29-30 answered 1-7), read from
+#: its shipped data files by :func:`instruments.registry.get_instrument`.
+QLQ_C30: InstrumentSpec = get_instrument("QLQ-C30").spec
 
 #: Output columns: the 15 scales, then ``SUMMARY``.
 SCORE_CODES: tuple[str, ...] = QLQ_C30.output_codes

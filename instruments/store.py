@@ -7,22 +7,28 @@ Conventions (ARCHITECTURE.md section 3):
   Timepoint`` concept, ``visit_concept_id`` 0); every row below points to it.
 * **PROM.** One SURVEY_CONDUCT row per completed questionnaire
   (``survey_source_concept_id`` = the instrument concept,
-  ``survey_source_identifier`` = the idempotency key, ``timing_source_value`` =
-  timepoint); each answered item an OBSERVATION and each scorable scale and the summary
-  a MEASUREMENT, both pointing to the survey through ``*_event_id`` and the field
-  concept ``survey_conduct.survey_conduct_id``; type 32862 (patient filled survey).
+  ``survey_source_identifier`` = the idempotency key, ``timing_concept_id`` = the
+  ``RTC Timepoint`` concept and ``timing_source_value`` = its code); each answered
+  item an OBSERVATION and each scorable scale and the summary a MEASUREMENT, both
+  pointing to the survey through ``*_event_id`` and the field concept
+  ``survey_conduct.survey_conduct_id``; type Patient filled survey.
 * **Toxicity.** Grade >= 1: a CONDITION_OCCURRENCE for the CTCAE term and an OBSERVATION
   for the grade with ``observation_event_id`` = the condition and the field concept
   ``condition_occurrence.condition_occurrence_id``; grade 0 ("assessed, absent"): the
   OBSERVATION alone. The grade OBSERVATION has ``observation_source_concept_id`` = the
   CTCAE term concept, ``value_as_number`` = grade, ``value_as_concept_id`` = the ``CTCAE
-  Grade`` concept and ``qualifier_source_value`` = attribution; type 32809 (case report
-  form).
+  Grade`` concept and ``qualifier_source_value`` = attribution; type Case Report
+  Form.
 
 Our concepts go in ``*_source_concept_id``; ``*_concept_id`` is 0. Every date is shifted
 by the patient's date offset (from the centre key, passed in by the caller). Functions
 take the session first and never commit: a failing batch leaves nothing behind when the
 caller rolls back.
+
+Readers: every other package reads these rows through the ``read_*`` functions here
+(:func:`read_survey_timings` and :func:`read_toxicity_dates` take a SQL selection of
+person ids, so a schedule over a whole centre stays one query per kind), never with
+its own queries.
 
 Idempotency: a questionnaire is identified by its key (the FHIR resource id); storing
 the same key again with the same answers changes nothing, with other answers replaces
@@ -38,10 +44,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from functools import cache
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sqlalchemy import delete, insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Select, delete, insert, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from instruments.ctcae import CtcaeVersion, load_catalogue
 from instruments.errors import InstrumentError
@@ -59,6 +66,11 @@ from omop.cdm import (
 )
 from omop.vocab.lookup import field_concept_id
 from omop.vocab.registry import UnknownConceptError, load_registry, our_concept_id
+from omop.vocab.standard import (
+    CASE_REPORT_FORM,
+    NO_MATCHING_CONCEPT,
+    PATIENT_FILLED_SURVEY,
+)
 
 if TYPE_CHECKING:
     import pandas as pd  # type: ignore[import-untyped]
@@ -69,21 +81,27 @@ __all__ = [
     "Assessment",
     "StoreError",
     "StoreOutcome",
+    "SurveyTiming",
+    "ToxicityDate",
     "person_id_for_pseudonym",
+    "read_latest_scores",
     "read_prom_answers",
     "read_prom_scores",
+    "read_survey_timings",
     "read_toxicity",
+    "read_toxicity_dates",
     "store_prom",
     "store_toxicity",
 ]
 
-#: Type concept of CTCAE gradings (Case Report Form).
-CASE_REPORT_FORM = 32809
-#: Type concept of PROM rows (Patient filled survey).
-PATIENT_FILLED_SURVEY = 32862
-_NO_CONCEPT = 0
+_NO_CONCEPT = NO_MATCHING_CONCEPT
 _SURVEY_FIELD = "survey_conduct.survey_conduct_id"
 _CONDITION_FIELD = "condition_occurrence.condition_occurrence_id"
+_TIMEPOINT_VOCAB = "RTC Timepoint"
+_CHUNK = 2000
+
+#: Persons to read: a SQL selection of person ids (set-based), ids, or None for all.
+Persons = Select[Any] | Iterable[int] | None
 
 
 class StoreError(InstrumentError):
@@ -155,7 +173,7 @@ def _our_concept(vocabulary: str, code: str) -> int:
 def _visit(session: Session, where: Assessment, day: date) -> int:
     if session.get(Person, where.person_id) is None:
         raise StoreError(f"unknown person_id {where.person_id}")
-    source = _our_concept("RTC Timepoint", where.timepoint)
+    source = _our_concept(_TIMEPOINT_VOCAB, where.timepoint)
     found = session.scalar(
         select(VisitOccurrence.visit_occurrence_id).where(
             VisitOccurrence.person_id == where.person_id,
@@ -215,11 +233,13 @@ def store_prom(
         )
     )
     answers = {f"q{n}": float(v) for n, v in response.values.items() if v is not None}
+    timing = _our_concept(_TIMEPOINT_VOCAB, where.timepoint)
     outcome = StoreOutcome.CREATED
     if existing is not None:
         if (
             _stored_answers(session, existing.survey_conduct_id) == answers
             and existing.timing_source_value == where.timepoint
+            and existing.timing_concept_id == timing
             and existing.survey_end_datetime == moment
         ):
             return int(existing.survey_conduct_id), StoreOutcome.UNCHANGED
@@ -235,7 +255,7 @@ def store_prom(
         assisted_concept_id=_NO_CONCEPT,
         respondent_type_concept_id=_NO_CONCEPT,
         respondent_type_source_value="patient",
-        timing_concept_id=_NO_CONCEPT,
+        timing_concept_id=timing,
         timing_source_value=where.timepoint,
         collection_method_concept_id=_NO_CONCEPT,
         collection_method_source_value=collection_method,
@@ -435,7 +455,9 @@ def read_prom_scores(
             {
                 "person_id": survey.person_id,
                 "survey_conduct_id": survey.survey_conduct_id,
-                "timepoint": survey.timing_source_value,
+                "timepoint": _timepoint(
+                    survey.timing_concept_id, survey.timing_source_value
+                ),
                 "completed_on": survey.survey_end_date,
                 "key": survey.survey_source_identifier,
                 "instrument": (survey.survey_source_value or "").removeprefix("EORTC "),
@@ -522,3 +544,156 @@ def read_toxicity(
         "condition_occurrence_id",
     ]
     return _frame(rows, columns)
+
+
+@cache
+def _timepoint_codes() -> dict[int, str]:
+    return {
+        concept_id: code
+        for (vocabulary, code), concept_id in load_registry().items()
+        if vocabulary == _TIMEPOINT_VOCAB
+    }
+
+
+def _timepoint(concept_id: int | None, source_value: str | None) -> str | None:
+    """Timepoint code of a survey: its timing concept, else the source value.
+
+    Rows stored before the timing concept was written hold the code alone.
+    """
+    return _timepoint_codes().get(int(concept_id or 0)) or source_value
+
+
+def _where_persons(
+    column: InstrumentedAttribute[int], persons: Persons
+) -> list[list[ColumnElement[bool]]]:
+    """Conditions selecting ``persons``: one list per query to run (chunks of ids)."""
+    if persons is None:
+        return [[]]
+    if isinstance(persons, Select):
+        return [[column.in_(persons)]]
+    ids = sorted(set(persons))
+    return [
+        [column.in_(ids[start : start + _CHUNK])]
+        for start in range(0, len(ids), _CHUNK)
+    ]
+
+
+class SurveyTiming(NamedTuple):
+    """When a stored questionnaire was completed, and for which timepoint."""
+
+    person_id: int
+    timepoint: str | None
+    completed_at: datetime | None  # naive UTC, shifted by the date offset
+
+
+def read_survey_timings(
+    session: Session, persons: Persons = None
+) -> list[SurveyTiming]:
+    """Return the timepoint and completion time of every stored questionnaire.
+
+    Parameters
+    ----------
+    persons
+        A SQL selection of person ids (one query, set-based), a collection of ids, or
+        None for everyone.
+
+    Examples
+    --------
+    >>> read_survey_timings(session, [person_id])  # doctest: +SKIP
+    [SurveyTiming(person_id=1, timepoint='m3', completed_at=datetime(...))]
+    """
+    out: list[SurveyTiming] = []
+    for where in _where_persons(SurveyConduct.person_id, persons):
+        rows = session.execute(
+            select(
+                SurveyConduct.person_id,
+                SurveyConduct.timing_concept_id,
+                SurveyConduct.timing_source_value,
+                SurveyConduct.survey_end_datetime,
+            ).where(*where)
+        )
+        out += [
+            SurveyTiming(int(p), _timepoint(c, s), end) for p, c, s, end in rows.all()
+        ]
+    return out
+
+
+class ToxicityDate(NamedTuple):
+    """The date (shifted) of one stored CTCAE grading."""
+
+    person_id: int
+    assessed_on: date
+
+
+def read_toxicity_dates(
+    session: Session, persons: Persons = None
+) -> list[ToxicityDate]:
+    """Return the assessment date of every stored CTCAE grading (grade 0 included).
+
+    ``persons`` as in :func:`read_survey_timings`. The grade OBSERVATION of type
+    Case Report Form marks an assessment; :func:`read_toxicity` gives the grades.
+    """
+    out: list[ToxicityDate] = []
+    for where in _where_persons(Observation.person_id, persons):
+        rows = session.execute(
+            select(Observation.person_id, Observation.observation_date).where(
+                Observation.observation_type_concept_id == CASE_REPORT_FORM, *where
+            )
+        )
+        out += [ToxicityDate(int(p), day) for p, day in rows.all()]
+    return out
+
+
+def read_latest_scores(
+    session: Session, persons: Persons, code: str, *, instrument: str = "QLQ-C30"
+) -> dict[tuple[int, str], float]:
+    """Return one score per (person, timepoint); the last completed questionnaire wins.
+
+    Parameters
+    ----------
+    persons
+        As in :func:`read_survey_timings`.
+    code
+        Score code of the instrument (QLQ-C30: ``QL2``, ``PF2``, ..., ``SUMMARY``).
+    instrument
+        Instrument code.
+
+    Returns
+    -------
+    dict
+        ``{(person_id, timepoint): score}``; unscorable scales are absent.
+    """
+    field = _field(session, _SURVEY_FIELD)
+    concept = _our_concept(instrument, code)
+    latest: dict[tuple[int, str], float] = {}
+    for where in _where_persons(SurveyConduct.person_id, persons):
+        query = (
+            select(
+                SurveyConduct.person_id,
+                SurveyConduct.timing_concept_id,
+                SurveyConduct.timing_source_value,
+                Measurement.value_as_number,
+            )
+            .join(
+                Measurement,
+                (Measurement.measurement_event_id == SurveyConduct.survey_conduct_id)
+                & (Measurement.meas_event_field_concept_id == field)
+                & (Measurement.measurement_source_concept_id == concept),
+            )
+            .where(
+                SurveyConduct.survey_source_concept_id
+                == _our_concept(instrument, instrument),
+                Measurement.value_as_number.is_not(None),
+                *where,
+            )
+            .order_by(
+                SurveyConduct.survey_end_date,
+                SurveyConduct.survey_end_datetime,
+                SurveyConduct.survey_conduct_id,
+            )
+        )
+        for pid, timing, source, value in session.execute(query):
+            timepoint = _timepoint(timing, source)
+            if value is not None and timepoint is not None:
+                latest[(int(pid), timepoint)] = float(value)
+    return latest

@@ -14,11 +14,12 @@ Rules (see ``docs/ntcp.md``, "Datasets from OMOP"):
 
 * Only persons whose enrolment consents to data use are considered.
 * The DVH is the ``dvh`` row of the TG-263 ``organ`` (decoded with
-  :func:`etl.load.dvh_from_row`); a patient with the organ in several dose grids is
+  :func:`etl.store.load.dvh_from_row`); a patient with the organ in several dose grids
+  is
   excluded unless exactly one of them is a ``MULTI_PLAN`` composite. Bins are merged to
   ``bin_width_gy`` (default 0.1 Gy); the part of the organ outside the dose grid must be
   at most ``max_outside_grid_fraction`` of its volume (the rest is normalised to 1).
-* Time zero is the start date of the RT course (EPISODE 32940) of that dose grid;
+* Time zero is the start date of the RT course (EPISODE) of that dose grid;
   the number of fractions is the course's prescription MEASUREMENT.
 * ``ctcae:TERMS>=G@Dd``: an event is a grading of one of the terms at grade >= G on
   days 0..D after the RT start. Without an event, a patient counts as 0 only if
@@ -58,19 +59,19 @@ from cohort.permissions import Action, Scope, scope_for
 from cohort.projects import get_project
 from cohort.users import get_user
 from cohort.vital import vital_status
-from etl.load import PRESCRIPTION_VOCAB, RT_COURSE_EPISODE, dvh_from_row
+from etl.dicom.enums import DoseSummationType
+from etl.store.load import course_fractions, dvh_from_row, read_dvh_rows
 from instruments.ctcae import load_catalogue
-from instruments.store import read_toxicity
+from instruments.store import read_latest_scores, read_toxicity
 from ntcp.cohort_csv import CohortTable
 from ntcp.endpoints import CtcaeEndpoint, Endpoint, QlqC30Endpoint, parse_endpoint
 from ntcp.errors import NtcpError
 from ntcp.geud import DVHSet
 from ntcp.survival import CensorAt, competing_risks_outcome
-from omop.cdm import Episode, Measurement, Person, SurveyConduct
+from omop.cdm import Person
 from omop.cohort_tables import AppUser, Enrolment, ProjectPatient
 from omop.ingest_tables import Dvh, IngestDataset
-from omop.vocab.lookup import field_concept_id
-from omop.vocab.registry import our_concept_id
+from omop.vocab.standard import FEMALE, MALE
 
 __all__ = [
     "COVARIATES",
@@ -84,9 +85,8 @@ __all__ = [
 
 #: Numeric covariates a logistic model may use (``baseline_score``: PROM endpoints).
 COVARIATES = ("age_years", "sex_male", "baseline_score")
-_MALE, _FEMALE = 8507, 8532
 _BASELINE = "baseline"
-_COMPOSITE = "MULTI_PLAN"
+_COMPOSITE = DoseSummationType.MULTI_PLAN
 _CHUNK = 2000
 QLQ_C30 = "QLQ-C30"
 FloatArray = NDArray[np.float64]
@@ -424,40 +424,17 @@ def _attach_dvhs(
     organ: str,
     patients: dict[int, _Patient],
 ) -> None:
-    query = (
-        select(Dvh, IngestDataset, Episode.episode_start_date, Episode.episode_id)
-        .join(IngestDataset, IngestDataset.dataset_id == Dvh.dataset_id)
-        .outerjoin(
-            Episode,
-            (Episode.episode_id == IngestDataset.episode_id)
-            & (Episode.episode_concept_id == RT_COURSE_EPISODE),
+    for row in read_dvh_rows(session, persons=persons, structures=[organ]):
+        patients[row.dvh.person_id].dvhs.append(
+            (row.dvh, row.dataset, row.course_start, row.course_episode_id)
         )
-        .where(Dvh.tg263_name == organ, Dvh.person_id.in_(persons))
-        .order_by(Dvh.dvh_id)
-    )
-    for dvh, dataset, start, episode_id in session.execute(query):
-        patients[dvh.person_id].dvhs.append((dvh, dataset, start, episode_id))
 
 
 def _fractions(session: Session, patients: Iterable[_Patient]) -> dict[int, int]:
     """Prescribed fractions per RT course (the ETL's prescription MEASUREMENT)."""
-    episodes = sorted({e for p in patients for *_, e in p.dvhs if e is not None})
-    if not episodes:
-        return {}
-    field_id = field_concept_id(session, "episode.episode_id")
-    concept = our_concept_id(PRESCRIPTION_VOCAB, "fractions")
-    out: dict[int, int] = {}
-    for chunk in _chunks(episodes):
-        for episode, value in session.execute(
-            select(Measurement.measurement_event_id, Measurement.value_as_number).where(
-                Measurement.measurement_event_id.in_(chunk),
-                Measurement.meas_event_field_concept_id == field_id,
-                Measurement.measurement_source_concept_id == concept,
-            )
-        ):
-            if value and episode is not None:
-                out[int(episode)] = int(value)
-    return out
+    return course_fractions(
+        session, {e for p in patients for *_, e in p.dvhs if e is not None}
+    )
 
 
 def _chunks(items: Sequence[int]) -> Iterator[list[int]]:
@@ -699,44 +676,9 @@ def _qlq(
 def _scale_scores(
     session: Session, ids: Sequence[int], scale: str
 ) -> dict[tuple[int, str], float]:
-    """Score of one QLQ-C30 scale per (person, timepoint); the last completed wins.
-
-    One join per chunk of persons (``instruments.store.read_prom_scores`` makes one
-    query per questionnaire; same rows: SURVEY_CONDUCT and its score MEASUREMENTs).
-    """
+    """Score of one QLQ-C30 scale per (person, timepoint); the last completed wins."""
     code = "SUMMARY" if scale == "SUMSC" else scale
-    field_id = field_concept_id(session, "survey_conduct.survey_conduct_id")
-    concept = our_concept_id(QLQ_C30, code)
-    instrument = our_concept_id(QLQ_C30, QLQ_C30)
-    latest: dict[tuple[int, str], float] = {}
-    for chunk in _chunks(sorted(ids)):
-        query = (
-            select(
-                SurveyConduct.person_id,
-                SurveyConduct.timing_source_value,
-                Measurement.value_as_number,
-            )
-            .join(
-                Measurement,
-                (Measurement.measurement_event_id == SurveyConduct.survey_conduct_id)
-                & (Measurement.meas_event_field_concept_id == field_id)
-                & (Measurement.measurement_source_concept_id == concept),
-            )
-            .where(
-                SurveyConduct.person_id.in_(chunk),
-                SurveyConduct.survey_source_concept_id == instrument,
-                Measurement.value_as_number.is_not(None),
-            )
-            .order_by(
-                SurveyConduct.survey_end_date,
-                SurveyConduct.survey_end_datetime,
-                SurveyConduct.survey_conduct_id,
-            )
-        )
-        for pid, timepoint, value in session.execute(query):
-            if value is not None:
-                latest[(int(pid), str(timepoint))] = float(value)
-    return latest
+    return read_latest_scores(session, ids, code, instrument=QLQ_C30)
 
 
 def _table(
@@ -762,9 +704,9 @@ def _table(
         ],
         "sex_male": [
             1.0
-            if r.patient.gender_concept_id == _MALE
+            if r.patient.gender_concept_id == MALE
             else 0.0
-            if r.patient.gender_concept_id == _FEMALE
+            if r.patient.gender_concept_id == FEMALE
             else math.nan
             for r in rows
         ],

@@ -24,6 +24,7 @@ from collections.abc import Container
 from dataclasses import dataclass
 from enum import StrEnum
 
+from instruments.qlq_c30 import QLQ_C30, SCORE_CODES, higher_is_better
 from ntcp.errors import EndpointSyntaxError
 
 __all__ = [
@@ -43,23 +44,14 @@ class Direction(StrEnum):
     RISE = "rise"
 
 
-#: QLQ-C30 scale codes (as scored by ``instruments``) and their deterioration direction.
+#: QLQ-C30 scale codes (as scored by ``instruments``) and their deterioration
+#: direction, from the instrument's structure; the summary score is ``SUMSC``.
 QLQC30_SCALES: dict[str, Direction] = {
-    "QL2": Direction.FALL,
-    "PF2": Direction.FALL,
-    "RF2": Direction.FALL,
-    "EF": Direction.FALL,
-    "CF": Direction.FALL,
-    "SF": Direction.FALL,
-    "FA": Direction.RISE,
-    "NV": Direction.RISE,
-    "PA": Direction.RISE,
-    "DY": Direction.RISE,
-    "SL": Direction.RISE,
-    "AP": Direction.RISE,
-    "CO": Direction.RISE,
-    "DI": Direction.RISE,
-    "FI": Direction.RISE,
+    **{
+        code: Direction.FALL if higher_is_better(code) else Direction.RISE
+        for code in SCORE_CODES
+        if code != QLQ_C30.summary_code
+    },
     "SUMSC": Direction.FALL,
 }
 _ALIASES = {"QL": "QL2", "PF": "PF2", "RF": "RF2"}

@@ -29,7 +29,8 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 
-from etl.radiobiology import eqd2_gy as etl_eqd2_gy
+from etl.dose.radiobiology import eqd2_gy as etl_eqd2_gy
+from etl.dose.radiobiology import geud_gy as etl_geud_gy
 from ntcp.errors import DvhValidationError, MissingFractionsError
 
 __all__ = [
@@ -131,7 +132,11 @@ def eqd2_gy(
 
 
 def geud_gy(dose_gy: ArrayLike, volume_fraction: ArrayLike, n: float) -> FloatArray:
-    """Generalised equivalent uniform dose, row by row (straightforward form).
+    """Generalised equivalent uniform dose per row.
+
+    Computed by :func:`etl.dose.radiobiology.geud_gy`.
+
+    The volume fractions are used as given (not renormalised).
 
     Parameters
     ----------
@@ -150,13 +155,8 @@ def geud_gy(dose_gy: ArrayLike, volume_fraction: ArrayLike, n: float) -> FloatAr
     >>> float(geud_gy([10.0, 20.0], [0.5, 0.5], 1.0))
     15.0
     """
-    dose = np.atleast_2d(np.asarray(dose_gy, dtype=float))
-    vol = np.atleast_2d(np.asarray(volume_fraction, dtype=float))
-    a = 1.0 / n
-    dmax = np.maximum(dose.max(axis=1, keepdims=True), 1e-300)
-    s = np.sum(vol * (dose / dmax) ** a, axis=1)
-    out = dmax[:, 0] * s**n
-    return np.asarray(out if np.ndim(dose_gy) > 1 else out[:1].reshape(()))
+    out = etl_geud_gy(dose_gy, volume_fraction, n=n, normalise=False)
+    return np.asarray(out, dtype=np.float64)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import ndtr
 
+from etl.dose.dvh import tail_volumes
 from ntcp.geud import DVHSet, eqd2_gy, geud_gy
 
 __all__ = ["DEFAULT_SCHEDULES", "SimulatedCohort", "simulate_lkb_cohort"]
@@ -148,7 +149,7 @@ def _draw_shapes(rng: np.random.Generator, rel: FloatArray, k: int) -> FloatArra
 
 def _top_rel(rel: FloatArray, shape: FloatArray) -> FloatArray:
     """Relative dose above which 0.1% of the volume lies (the near-maximum dose)."""
-    tail = np.cumsum(shape[:, ::-1], axis=1)[:, ::-1]
+    tail = tail_volumes(shape)
     idx = np.argmax(tail < _NEAR_MAX_VOLUME, axis=1)
     return np.asarray(rel[np.maximum(idx - 1, 0)])
 

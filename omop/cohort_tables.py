@@ -277,13 +277,18 @@ class ProjectPatient(Base):
 
 
 class AuditRecord(Base):
-    """One hash-chained audit record; holds no person identifier."""
+    """One MAC-chained audit record; holds no person identifier.
+
+    ``seq`` is the position in the chain (1, 2, ...); ``prev_hash`` and
+    ``record_hash`` hold hex HMAC-SHA-256 values (``cohort.audit``).
+    """
 
     __tablename__ = "audit_record"
 
     record_id: Mapped[int] = mapped_column(
         Integer, primary_key=True, autoincrement=True
     )
+    seq: Mapped[int] = mapped_column(Integer, nullable=False, unique=True)
     recorded_at: Mapped[datetime.datetime] = mapped_column(_TZ, nullable=False)
     actor: Mapped[str] = mapped_column(String(64), nullable=False)
     action: Mapped[str] = mapped_column(String(50), nullable=False)

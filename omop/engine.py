@@ -14,6 +14,7 @@ Examples
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
 from omop.errors import DatabaseUnavailableError
+from omop.private_files import make_private_dirs, open_private
 
 __all__ = ["check_connection", "make_engine", "session_factory", "text"]
 
@@ -51,8 +53,22 @@ def _configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN")
 
 
+def _create_sqlite_file(path: Path) -> None:
+    """Create an empty database file 0600 (SQLite copies its mode to -wal/-shm)."""
+    make_private_dirs(path.parent)
+    try:
+        fd = open_private(path, os.O_WRONLY | os.O_EXCL)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine for ``url`` (SQLite file folders are created).
+    """Create an engine for ``url`` (a new SQLite file is created closed to others).
+
+    A new SQLite database file is created empty with mode 0600 in folders created
+    0700 (:mod:`omop.private_files`), so SQLite gives its ``-wal`` and ``-shm``
+    files the same mode; an existing file is left as it is.
 
     Parameters
     ----------
@@ -77,7 +93,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            _create_sqlite_file(Path(parsed.database))
     elif backend == "postgresql":
         if parsed.get_driver_name() in ("", "psycopg2"):
             parsed = parsed.set(drivername="postgresql+psycopg")

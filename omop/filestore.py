@@ -2,7 +2,8 @@
 
 Files are named by the SHA-256 of their bytes (``<root>/ab/cd/<sha256>``), written
 atomically (temporary file, fsync, rename), so the same content is stored once and a
-crash never leaves a half-written file under a real name. The database records which
+crash never leaves a half-written file under a real name. Folders are created 0700 and
+files 0600 (:mod:`omop.private_files`). The database records which
 person owns which file (``stored_file_owner``) so that erasure can remove them.
 
 Examples
@@ -19,7 +20,6 @@ from __future__ import annotations
 import datetime
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 from sqlalchemy import delete, select
@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from omop.errors import RTCohortError
 from omop.platform import StoredFile, StoredFileOwner
+from omop.private_files import write_private
 
 __all__ = ["FileStore", "FileStoreError", "files_of_person", "release_person"]
 
@@ -50,22 +51,21 @@ class FileStore:
         return self.root / sha256[:2] / sha256[2:4] / sha256
 
     def put(self, data: bytes) -> str:
-        """Store ``data`` (no-op when present) and return its SHA-256 hex digest."""
+        """Store ``data`` and return its SHA-256 hex digest.
+
+        When the file is already stored its modification time is refreshed instead:
+        the orphan collection (:mod:`omop.filestore_gc`) keeps young files, so a file an
+        uncommitted import reuses is not removed under it.
+        """
         digest = hashlib.sha256(data).hexdigest()
         target = self.path(digest)
-        if target.exists():
-            return digest
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
         try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+            os.utime(target)
+        except FileNotFoundError:
+            pass  # not stored (or removed by the collection this instant): write it
+        else:
+            return digest
+        write_private(target, data)
         return digest
 
     def put_file(self, source: Path) -> str:

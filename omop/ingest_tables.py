@@ -175,7 +175,10 @@ class DvhMetric(Base):
 
 
 class QuarantineItem(Base):
-    """A held file with the reason (``etl.qa.Reason``); nothing is dropped silently."""
+    """A held file with the reason (``etl.ingest.qa.Reason``).
+
+    Nothing is dropped silently.
+    """
 
     __tablename__ = "quarantine_item"
     __table_args__ = (

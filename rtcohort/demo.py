@@ -1,7 +1,8 @@
 """The demo: a synthetic multi-centre cohort through the whole platform.
 
 Composition only: each step calls the owning package (``omop`` upgrade, ``etl`` keys
-and import, ``cohort`` centres and consent, ``instruments`` storage, ``etl.export``
+and import, ``cohort`` centres and consent, ``instruments`` storage,
+``etl.store.export``
 through the permission layer). Idempotent: a second run finds the keys, centres,
 consent records, loaded datasets and stored outcomes and adds nothing.
 """
@@ -14,12 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from cohort.simulate import SimulatedPatient
-from etl.export import ExportTable
-from etl.keys import CentreKey
+from etl.deid.keys import CentreKey
+from etl.store.export import ExportTable
 
 __all__ = ["DEMO_METRICS", "DemoReport", "run_demo"]
 
@@ -63,11 +64,12 @@ class DemoReport:
 
 
 def _key(keys_dir: Path, centre: str) -> tuple[Path, CentreKey]:
-    from etl.keys import load_key, new_key, write_key
+    from etl.deid.keys import load_key, new_key, write_key
+    from omop.private_files import make_private_dirs
 
     path = keys_dir / f"{centre}.key"
     if not path.exists():
-        keys_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(keys_dir)
         write_key(new_key(centre), path)
     return path, load_key(path, centre)
 
@@ -92,12 +94,11 @@ def _record_states(  # noqa: PLR0917
     """Record the consent states of ``states`` not yet in the person's history."""
     from cohort.consent import find_person, history
     from cohort.service import acting_user, record_consent
-    from etl.deid import date_offset_days, pseudonym
+    from etl.deid.identity import identify
 
-    pseudo = pseudonym(key, patient.hospital_id)
-    person = find_person(session, pseudo)
+    who = identify(key, patient.hospital_id)
+    person = find_person(session, who.pseudonym)
     recorded = [e.state for e in history(session, person.person_id)] if person else []
-    shift = datetime.timedelta(days=date_offset_days(key, patient.hospital_id))
     actor = acting_user(session, username)
     for i, state in enumerate(states):
         if i + offset < len(recorded):
@@ -107,9 +108,9 @@ def _record_states(  # noqa: PLR0917
             session,
             actor,
             centre_code=patient.centre,
-            pseudonym=pseudo,
+            pseudonym=who.pseudonym,
             state=state,
-            event_date=day + shift,
+            event_date=who.shift(day),
             year_of_birth=patient.year_of_birth,
             sex=patient.sex,
             site=patient.site,
@@ -119,7 +120,7 @@ def _record_states(  # noqa: PLR0917
 def _store_outcomes(
     session: Session, patient: SimulatedPatient, key: CentreKey
 ) -> None:
-    from etl.deid import date_offset_days, pseudonym
+    from etl.deid.identity import identify
     from instruments.fhir import PSEUDONYM_SYSTEM, PromResponse, SubjectIdentifier
     from instruments.fhir_adverse_event import ToxicityGrading
     from instruments.store import (
@@ -129,11 +130,13 @@ def _store_outcomes(
         store_toxicity,
     )
 
-    pseudo = pseudonym(key, patient.hospital_id)
+    who = identify(key, patient.hospital_id)
+    pseudo = who.pseudonym
     person_id = person_id_for_pseudonym(session, pseudo)
     if person_id is None:
         return
-    offset = date_offset_days(key, patient.hospital_id)
+    assert who.date_offset_days is not None
+    offset = who.date_offset_days
     subject = SubjectIdentifier(PSEUDONYM_SYSTEM, pseudo)
     rt_end = patient.rt_start + datetime.timedelta(days=42)
     days = {"baseline": -3, "m3": 91, "m6": 182}
@@ -180,7 +183,7 @@ def run_demo(
 ) -> DemoReport:
     """Run the demo on ``engine``; synthetic files go under ``data_dir/demo``."""
     from cohort.simulate import centre_codes, simulate_cohort, write_datasets
-    from etl.ingest import ImportSummary, run_import
+    from etl.ingest.run import ImportSummary, run_import
     from omop.database import upgrade
     from omop.engine import session_factory
     from rtcohort.wiring import (
@@ -248,7 +251,7 @@ def run_demo(
     with factory.begin() as session:
         _summarise(session, report, codes, username)
         access = CohortExportAccess(session, username)
-        from etl.export import dose_metric_table, write_csv
+        from etl.store.export import dose_metric_table, write_csv
 
         report.metrics = dose_metric_table(
             session, access=access, metrics=list(DEMO_METRICS)
@@ -262,11 +265,12 @@ def run_demo(
 def _summarise(
     session: Session, report: DemoReport, codes: list[str], username: str
 ) -> None:
+    from cohort.consent import person_count
     from cohort.service import acting_user, recruitment_report
-    from etl.quarantine import held_items
+    from etl.ingest.quarantine import held_items
+    from etl.store.report import datasets_by_centre, mapping_counts
+    from instruments.counts import prom_counts
     from instruments.store import read_toxicity
-    from omop.cdm import CareSite, Person, SurveyConduct, VisitOccurrence
-    from omop.ingest_tables import Dvh, IngestDataset
 
     rec = {
         r.centre: r
@@ -277,48 +281,24 @@ def _summarise(
             end=datetime.date(2100, 1, 1),
         )
     }
-    loaded = dict(
-        session.execute(
-            select(IngestDataset.centre, func.count()).group_by(IngestDataset.centre)
-        ).all()
-    )
+    loaded = datasets_by_centre(session)
     held_by_centre: Counter[str] = Counter()
     for item in held_items(session):
         held_by_centre[item.centre] += 1
         report.held[item.reason_code] += 1
-    proms = session.execute(
-        select(
-            CareSite.care_site_source_value,
-            VisitOccurrence.visit_source_value,
-            func.count(),
-        )
-        .select_from(SurveyConduct)
-        .join(Person, Person.person_id == SurveyConduct.person_id)
-        .join(CareSite, CareSite.care_site_id == Person.care_site_id)
-        .join(
-            VisitOccurrence,
-            VisitOccurrence.visit_occurrence_id == SurveyConduct.visit_occurrence_id,
-        )
-        .group_by(CareSite.care_site_source_value, VisitOccurrence.visit_source_value)
-    ).all()
+    proms = prom_counts(session)
     for code in codes:
         r = rec.get(code)
-        row = CentreRow(code, loaded=int(loaded.get(code, 0)),
+        row = CentreRow(code, loaded=loaded.get(code, 0),
                         held_files=held_by_centre[code])  # fmt: skip
         if r is not None:
             row.enrolled, row.consented, row.declined, row.rate = (
                 r.eligible, r.consented, r.declined, r.rate
             )  # fmt: skip
-        row.proms = {str(tp): int(n) for c, tp, n in proms if c == code}
+        row.proms = {tp: n for (c, tp), n in proms.items() if c == code}
         report.centres.append(row)
-    report.persons = int(session.scalar(select(func.count()).select_from(Person)) or 0)
-    report.mapped = int(
-        session.scalar(select(func.count()).where(Dvh.tg263_name.is_not(None))) or 0
-    )
-    for (name,) in session.execute(
-        select(Dvh.roi_name).where(Dvh.tg263_name.is_(None))
-    ):
-        report.unmapped[name] += 1
+    report.persons = person_count(session)
+    report.mapped, report.unmapped = mapping_counts(session)
     tox = read_toxicity(session)
     if not tox.empty:
         for _, t in tox.iterrows():

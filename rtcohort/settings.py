@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from etl.deid.keys import DEFAULT_DATE_SHIFT_MAX_DAYS, MAX_DATE_SHIFT_DAYS
+
 __all__ = ["Settings", "get_settings"]
 
 
@@ -24,6 +26,17 @@ class Settings(BaseSettings):
         ``rtcohort.sqlite`` in ``data_dir``. PostgreSQL: ``postgresql+psycopg://...``.
     user
         The platform user that commands act as (``RTCOHORT_USER``, default ``admin``).
+    date_shift_max_days
+        Consortium bound of the per-patient date shift
+        (``RTCOHORT_DATE_SHIFT_MAX_DAYS``, default 182): a key made now shifts a
+        patient's dates by -182 to -1 days. Each key records its bound, so changing
+        this setting changes new keys only.
+    audit_key_file
+        The audit MAC key, outside the database (``RTCOHORT_AUDIT_KEY_FILE``, default
+        ``<data_dir>/keys/audit.key``); ``rtcohort db upgrade`` creates it.
+    audit_checkpoints
+        The append-only checkpoint log of the audit chain
+        (``RTCOHORT_AUDIT_CHECKPOINTS``, default ``<data_dir>/audit-checkpoints.log``).
 
     Examples
     --------
@@ -37,12 +50,25 @@ class Settings(BaseSettings):
     database_url: SecretStr | None = None
     user: str = "admin"
     admin_password: SecretStr | None = None
+    date_shift_max_days: int = Field(
+        default=DEFAULT_DATE_SHIFT_MAX_DAYS, ge=1, le=MAX_DATE_SHIFT_DAYS
+    )
+    audit_key_file: Path | None = None
+    audit_checkpoints: Path | None = None
 
     def resolved_database_url(self) -> str:
         """Return the database URL, defaulting to the SQLite file in ``data_dir``."""
         if self.database_url is not None:
             return self.database_url.get_secret_value()
         return f"sqlite:///{(self.data_dir / 'rtcohort.sqlite').resolve()}"
+
+    def resolved_audit_key_file(self) -> Path:
+        """Return the audit key file, defaulting to ``<data_dir>/keys/audit.key``."""
+        return self.audit_key_file or self.data_dir / "keys" / "audit.key"
+
+    def resolved_audit_checkpoints(self) -> Path:
+        """Return the checkpoint log, default ``<data_dir>/audit-checkpoints.log``."""
+        return self.audit_checkpoints or self.data_dir / "audit-checkpoints.log"
 
 
 @lru_cache(maxsize=1)

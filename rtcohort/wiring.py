@@ -10,25 +10,52 @@ from sqlalchemy import ColumnElement, Engine
 from sqlalchemy.orm import Session
 
 if TYPE_CHECKING:
-    from etl.ingest import ImportOptions, ImportSummary
+    from etl.deid.keys import CentreKey
+    from etl.ingest.run import ImportOptions, ImportSummary
+    from omop.private_files import LoosePath
 
 __all__ = [
     "CohortExportAccess",
     "after_consent",
     "after_upgrade",
+    "configure_audit",
     "ingest_consent_check",
     "ingest_options",
     "ingest_project_attach",
+    "loose_private_paths",
+    "new_centre_key",
 ]
+
+
+def configure_audit(engine: Engine | None = None) -> None:
+    """Point the audit trail at the key and checkpoint log of the settings.
+
+    Sets the process default (read from the settings at each use) and, given an
+    engine, binds that engine to the files the settings name now.
+    """
+    from cohort.audit import AuditFiles, bind, set_files_provider
+    from rtcohort.settings import get_settings
+
+    def files() -> AuditFiles:
+        settings = get_settings()
+        return AuditFiles(
+            settings.resolved_audit_key_file(), settings.resolved_audit_checkpoints()
+        )
+
+    set_files_provider(files)
+    if engine is not None:
+        bind(engine, files())
 
 
 def after_upgrade(engine: Engine) -> list[str]:
     """Run the steps other packages add to ``rtcohort db upgrade``; return messages.
 
     Creates the ``admin`` account once (password from ``RTCOHORT_ADMIN_PASSWORD``, or
-    generated and returned in a message to be printed once) and the default
-    follow-up protocol.
+    generated and returned in a message to be printed once), the default
+    follow-up protocol and the audit key (keying an existing unkeyed chain).
     """
+    from cohort.audit import files_for
+    from cohort.audit_check import ensure_key
     from cohort.schedule import ensure_protocol
     from cohort.users import ensure_admin
     from omop.engine import session_factory
@@ -37,15 +64,59 @@ def after_upgrade(engine: Engine) -> list[str]:
     messages: list[str] = []
     configured = get_settings().admin_password
     password = configured.get_secret_value() if configured is not None else None
-    with session_factory(engine).begin() as session:
-        generated = ensure_admin(session, password)
-        ensure_protocol(session)
+    configure_audit(engine)
+    key_file = files_for(engine).key_file
+    had_key = key_file.exists()
+    try:
+        with session_factory(engine).begin() as session:
+            messages.extend(ensure_key(session))
+            generated = ensure_admin(session, password)
+            ensure_protocol(session)
+    except BaseException:
+        if not had_key:  # the chain was not keyed: the new key must not survive
+            key_file.unlink(missing_ok=True)
+        raise
     if generated is not None:
         messages.append(
             f"created user admin with password {generated} (shown once; "
             "set RTCOHORT_ADMIN_PASSWORD to choose it)"
         )
     return messages
+
+
+def loose_private_paths() -> list[LoosePath]:
+    """Return the data folder's entries and SQLite files that others may open.
+
+    Checked: the data directory, each entry directly in it (database, ``files``,
+    ``quarantine``, keys, ...) and the SQLite database with its ``-wal`` and
+    ``-shm`` files wherever the URL puts them. Everything rtcohort creates there is
+    0700 / 0600 (:mod:`omop.private_files`); a looser mode was set by someone else.
+    """
+    from sqlalchemy.engine import make_url
+
+    from omop.private_files import find_loose
+    from rtcohort.settings import get_settings
+
+    settings = get_settings()
+    extra: list[Path] = []
+    url = make_url(settings.resolved_database_url())
+    database = url.database or ":memory:"
+    if url.get_backend_name() == "sqlite" and database != ":memory:":
+        db = Path(database)
+        extra = [db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")]
+    return find_loose(settings.data_dir, extra)
+
+
+def new_centre_key(centre: str) -> CentreKey:
+    """Create a centre key bounded by the consortium date-shift setting.
+
+    ``RTCOHORT_DATE_SHIFT_MAX_DAYS`` (default 182) is recorded in the key, which keeps
+    it: later changes of the setting do not move the dates of existing data.
+    """
+    from etl.deid.keys import new_key
+    from rtcohort.settings import get_settings
+
+    return new_key(centre, date_shift_max_days=get_settings().date_shift_max_days)
 
 
 # -- DICOM-RT ingest (etl) <- cohort: consent check, project attach, export access ----
@@ -81,7 +152,7 @@ def ingest_project_attach(actor: str) -> Callable[[Session, str, int, str], None
 
 
 class CohortExportAccess:
-    """Adapter of the cohort permission layer and audit trail to ``etl.export``.
+    """Adapter of the cohort permission layer and audit trail to ``etl.store.export``.
 
     Raises :class:`cohort.errors.PermissionDeniedError` on construction when the user
     may not export.
@@ -112,8 +183,8 @@ def ingest_options(
     centre: str, key_file: Path | None, *, workers: int = 1, project: str | None = None
 ) -> ImportOptions:
     """Build the import options of this installation (file store, quarantine, hooks)."""
-    from etl.ingest import ImportOptions
-    from etl.keys import load_key
+    from etl.deid.keys import load_key
+    from etl.ingest.run import ImportOptions
     from omop.filestore import FileStore
     from rtcohort.settings import get_settings
 
@@ -138,7 +209,7 @@ def after_consent(engine: Engine, centre: str) -> ImportSummary:
     at once, without new files and without the centre key (held files are already
     pseudonymised).
     """
-    from etl.ingest import retry_held
+    from etl.ingest.run import retry_held
     from omop.engine import session_factory
 
     return retry_held(session_factory(engine), ingest_options(centre, None))

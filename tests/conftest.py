@@ -49,6 +49,19 @@ def _fresh_settings() -> Iterator[None]:
     get_settings.cache_clear()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _data_dir_outside_checkout(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[None]:
+    """Default data directory (audit key, checkpoint log...) in a temporary folder.
+
+    Tests that need their own set ``RTCOHORT_DATA_DIR`` with ``monkeypatch``.
+    """
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RTCOHORT_DATA_DIR", str(tmp_path_factory.mktemp("data")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PostgresServer]:
     try:
@@ -78,12 +91,18 @@ def engine(
     from omop.database import upgrade
     from omop.engine import make_engine
 
-    url = _new_url(request, request.param, tmp_path_factory.mktemp("db"))
+    tmp = tmp_path_factory.mktemp("db")
+    url = _new_url(request, request.param, tmp)
     eng = make_engine(url)
     upgrade(eng)
+    from rtcohort.settings import get_settings
     from rtcohort.wiring import after_upgrade
 
-    after_upgrade(eng)
+    with pytest.MonkeyPatch.context() as mp:  # its own audit key and checkpoint log
+        mp.setenv("RTCOHORT_DATA_DIR", str(tmp))
+        get_settings.cache_clear()
+        after_upgrade(eng)  # binds the engine to them
+    get_settings.cache_clear()
     yield eng
     eng.dispose()
 

@@ -11,10 +11,10 @@ from sqlalchemy import Engine, func, select
 from typer.testing import CliRunner
 
 from cohort.simulate import ConsentPlan, simulate_cohort
-from etl.deid import pseudonym
-from etl.keys import load_key
-from etl.load import dvh_from_row
-from etl.metrics import evaluate
+from etl.deid.keys import load_key
+from etl.deid.pseudonymise import pseudonym
+from etl.dose.metrics import evaluate
+from etl.store.load import dvh_from_row
 from omop.cdm import Measurement, Observation, Person, SurveyConduct
 from omop.engine import make_engine, session_factory
 from omop.ingest_tables import Dvh, QuarantineItem

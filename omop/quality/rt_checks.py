@@ -1,7 +1,7 @@
 """Our own checks, in DQD's form, for what DQD does not know about radiotherapy data.
 
 Each check is plain SQL over the row conventions of ARCHITECTURE.md section 3 (see
-``etl/load.py`` and ``instruments/store.py``): our concepts are found through the
+``etl/store/load.py`` and ``instruments/store.py``): our concepts are found through the
 CONCEPT table by vocabulary and code, field concepts by name, so the SQL runs unchanged
 on SQLite and PostgreSQL. Add a check by appending a builder to :data:`RT_CHECKS`.
 """

@@ -20,7 +20,7 @@ from rtcohort.cli.common import fail, open_engine
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from etl.keys import CentreKey
+    from etl.deid.keys import CentreKey
     from omop.cohort_tables import AppUser
 
 __all__ = ["register"]
@@ -85,7 +85,10 @@ def _actor(session: Session) -> AppUser:
 
 
 class _Patient:
-    """A patient named on the command line: pseudonym, and key/offset when known."""
+    """A patient named on the command line: identity and key if given.
+
+    The identity comes from :mod:`etl.deid.identity`.
+    """
 
     def __init__(
         self,
@@ -94,28 +97,30 @@ class _Patient:
         centre: str,
         key_file: Path | None,
     ) -> None:
-        from etl.deid import date_offset_days
-        from etl.deid import pseudonym as make_pseudonym
-        from etl.keys import load_key
+        from etl.deid.identity import identify, known_pseudonym
+        from etl.deid.keys import load_key
 
         self.key: CentreKey | None = None
-        self.offset_days = 0
         if pseudonym is not None:
             if patient is not None:
                 fail("give PATIENT (with --key-file) or --pseudonym, not both")
-            self.pseudonym = pseudonym.strip()
+            self.identity = known_pseudonym(pseudonym)
             if key_file is not None:
                 self.key = load_key(key_file, centre.strip().upper())
             return
         if patient is None or key_file is None:
             fail("give PATIENT with --key-file, or --pseudonym")
         self.key = load_key(key_file, centre.strip().upper())
-        self.pseudonym = make_pseudonym(self.key, patient)
-        self.offset_days = date_offset_days(self.key, patient)
+        self.identity = identify(self.key, patient)
+
+    @property
+    def pseudonym(self) -> str:
+        """The patient's pseudonym."""
+        return self.identity.pseudonym
 
     def shift(self, day: datetime.date) -> datetime.date:
         """Move a real date into the patient's pseudonymised time frame."""
-        return day + datetime.timedelta(days=self.offset_days)
+        return self.identity.shift(day)
 
 
 # ---------------------------------------------------------------- centres, users
@@ -236,7 +241,7 @@ def consent_record(  # noqa: PLR0917
                 name=name,
                 email=email,
                 phone=phone,
-                date_offset_days=who.offset_days if patient is not None else None,
+                date_offset_days=who.identity.date_offset_days,
             )
         event = record_consent(
             session,
@@ -325,7 +330,7 @@ def schedule_due_cmd(
     """
     from cohort.schedule import Kind
     from cohort.service import schedule_due
-    from etl.keys import load_key
+    from etl.deid.keys import load_key
 
     kinds: tuple[Kind, ...] = (Kind.TOXICITY, Kind.PROM)
     if kind is not None:
@@ -403,7 +408,7 @@ def invite(  # noqa: PLR0917
     from cohort.invitations import load_signing_key
     from cohort.outbox import SmtpSender, deliver, pending
     from cohort.service import invite as run_invite
-    from etl.keys import load_key
+    from etl.deid.keys import load_key
     from rtcohort.settings import get_settings
 
     day = _date(today, "--today") or _today()
@@ -453,15 +458,14 @@ def project_create(
     Example: rtcohort project create P1 --name "Breast NTCP"
     --protocol PR-2025-01 --controller "UMC" --expires 2027-12-31.
     """
-    from cohort.permissions import Action, scope_for
-    from cohort.projects import create_project
+    from cohort.service import create_project
 
     expires_on = _date(expires, "--expires")
     assert expires_on is not None
     with _session() as session:
-        scope_for(session, _actor(session), Action.MANAGE).require()
         create_project(
             session,
+            _actor(session),
             code,
             name=name,
             protocol=protocol,
@@ -479,16 +483,11 @@ def project_add_member(
     role: Annotated[str, typer.Option("--role", help="lead|analyst")] = "analyst",
 ) -> None:
     """Add a member. Example: rtcohort project add-member P1 alice --role analyst."""
-    from cohort import audit
-    from cohort.permissions import Action, scope_for
-    from cohort.projects import add_member
+    from cohort.service import add_project_member
 
     with _session() as session:
-        actor = _actor(session)
-        scope_for(session, actor, Action.MANAGE).require()
-        add_member(session, code, username, role, today=_today())
-        audit.record(
-            session, actor.username, "project.member", f"{code} {username} {role}"
+        add_project_member(
+            session, _actor(session), code, username, role, today=_today()
         )
     typer.echo(f"{username} is {role} of project {code}")
 
@@ -520,56 +519,24 @@ def project_attach(  # noqa: PLR0917
     rtcohort project attach P1 --pseudonym AMS01-ABC...;
     rtcohort project attach P1 --rule-centre AMS01 --rule-site breast
     """
-    from cohort import audit
-    from cohort.consent import find_person
-    from cohort.errors import UnknownPersonError
-    from cohort.permissions import Action, scope_for
-    from cohort.projects import PatientRule, attach, attach_by_rule
+    from cohort.projects import PatientRule
+    from cohort.service import attach_to_project
 
+    rule = PatientRule(rule_centre, rule_site) if rule_centre or rule_site else None
+    if rule is not None and (patient or pseudonym):
+        fail("give a patient or a rule, not both")
+    if rule is None and patient is not None and centre is None:
+        fail("PATIENT needs --centre and --key-file")
     with _session() as session:
-        actor = _actor(session)
-        scope_for(session, actor, Action.MANAGE).require()
-        if rule_centre or rule_site:
-            if patient or pseudonym:
-                fail("give a patient or a rule, not both")
-            before = _project_people(session, code)
-            n = attach_by_rule(
-                session,
-                code,
-                PatientRule(rule_centre, rule_site),
-                actor=actor.username,
-                today=_today(),
-            )
-            persons = _project_people(session, code) - before
-        else:
-            if patient is not None and centre is None:
-                fail("PATIENT needs --centre and --key-file")
-            who = _Patient(patient, pseudonym, centre or "", key_file)
-            person = find_person(session, who.pseudonym)
-            if person is None:
-                raise UnknownPersonError(f"unknown person {who.pseudonym}")
-            n = attach(
-                session, code, [person.person_id], actor=actor.username, today=_today()
-            )
-            persons = {person.person_id}
-        audit.record(
-            session, actor.username, "project.attach", f"{code} n={n}", persons
+        named = (
+            None
+            if rule is not None
+            else _Patient(patient, pseudonym, centre or "", key_file).pseudonym
         )
-    typer.echo(f"{n} patients attached to project {code}")
-
-
-def _project_people(session: Session, code: str) -> set[int]:
-    from sqlalchemy import select
-
-    from omop.cohort_tables import Project, ProjectPatient
-
-    return set(
-        session.scalars(
-            select(ProjectPatient.person_id)
-            .join(Project, Project.project_id == ProjectPatient.project_id)
-            .where(Project.code == code)
+        done = attach_to_project(
+            session, _actor(session), code, today=_today(), pseudonym=named, rule=rule
         )
-    )
+    typer.echo(f"{done.count} patients attached to project {code}")
 
 
 # ---------------------------------------------------------------- withdrawal
@@ -624,7 +591,10 @@ def withdraw(  # noqa: PLR0917
 # ---------------------------------------------------------------- audit
 @audit_app.command("verify")
 def audit_verify() -> None:
-    """Verify the audit hash chain. Example: rtcohort audit verify."""
+    """Verify the audit MAC chain against the checkpoint log (exit 1 if broken).
+
+    Example: rtcohort audit verify.
+    """
     from cohort.audit import last_hash, verify
 
     with _session() as session:
@@ -638,7 +608,10 @@ def audit_verify() -> None:
             f"in {check.records} records",
             1,
         )
-    typer.echo(f"audit chain intact: {check.records} records; head {head}")
+    typer.echo(
+        f"audit chain intact: {check.records} records; head {head}; "
+        f"checkpointed to record {check.checkpointed}"
+    )
 
 
 @audit_app.command("show")

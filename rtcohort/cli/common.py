@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, NoReturn
 
 import typer
@@ -9,7 +10,9 @@ import typer
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-__all__ = ["fail", "open_engine"]
+__all__ = ["fail", "open_engine", "warn_loose_files"]
+
+_LOG = logging.getLogger(__name__)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -18,8 +21,32 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
+def warn_loose_files() -> None:
+    """Warn (log + one stderr line) when the data folder or database is open to others.
+
+    The data folder holds the quarantine (identifiable files as received), the
+    database and pseudonymised images; rtcohort creates all of them 0700 / 0600.
+    """
+    from rtcohort.wiring import loose_private_paths
+
+    loose = loose_private_paths()
+    if not loose:
+        return
+    shown = ", ".join(str(p) for p in loose[:3]) + (", ..." if len(loose) > 3 else "")
+    message = (
+        f"{len(loose)} path(s) of the data folder or database are open to other "
+        f"users: {shown}; close them with chmod go-rwx"
+    )
+    _LOG.warning(message)
+    typer.echo(f"warning: {message}", err=True)
+
+
 def open_engine() -> Engine:
-    """Return an engine for the configured database, or exit 2 with a hint."""
+    """Return an engine for the configured database, or exit 2 with a hint.
+
+    Warns first when the data folder or the database file is open to others
+    (:func:`warn_loose_files`).
+    """
     from omop.engine import check_connection, make_engine
     from omop.errors import DatabaseUnavailableError
     from rtcohort.settings import get_settings
@@ -29,4 +56,8 @@ def open_engine() -> Engine:
         check_connection(engine)
     except DatabaseUnavailableError as exc:
         fail(str(exc))
+    from rtcohort.wiring import configure_audit
+
+    configure_audit(engine)
+    warn_loose_files()
     return engine

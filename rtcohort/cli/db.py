@@ -168,6 +168,53 @@ def quality(
         raise typer.Exit(1)
 
 
+@db_app.command("gc")
+def gc(
+    grace_minutes: Annotated[
+        float,
+        typer.Option(
+            "--grace-minutes",
+            min=0,
+            help="Keep files younger than this (a running import may own them).",
+        ),
+    ] = 60,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Report only; remove nothing.")
+    ] = False,
+) -> None:
+    """Remove orphan files of interrupted imports from the file store.
+
+    A file is removed when no database row names its SHA-256 and it is older than
+    the grace period; committed files are never touched (every import does the same
+    at its start). Example:
+
+        rtcohort db gc --grace-minutes 120
+    """
+    import datetime
+
+    from omop.engine import session_factory
+    from omop.filestore import FileStore
+    from omop.filestore_gc import collect_garbage
+    from rtcohort.settings import get_settings
+
+    engine = open_engine()
+    store = FileStore(get_settings().data_dir / "files")
+    with session_factory(engine).begin() as session:
+        report = collect_garbage(
+            session,
+            store,
+            grace=datetime.timedelta(minutes=grace_minutes),
+            dry_run=dry_run,
+        )
+    verb = "would remove" if dry_run else "removed"
+    console.print(
+        f"{verb} {report.files} orphan file(s), {report.bytes:,} bytes; "
+        f"{report.temporaries} temporary file(s); {report.kept_young} file(s) younger"
+        f" than {grace_minutes:g} min kept",
+        highlight=False,
+    )
+
+
 @vocab_app.command("load-athena")
 def load_athena(
     folder: Annotated[Path, typer.Argument(help="Unzipped Athena download.")],

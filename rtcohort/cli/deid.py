@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:
-    from etl.keys import CentreKey
+    from etl.deid.keys import CentreKey
 
 __all__ = ["register"]
 
@@ -26,8 +26,8 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def _load_key(path: Path, centre: str | None) -> CentreKey:
+    from etl.deid.keys import load_key
     from etl.errors import KeyFileError
-    from etl.keys import load_key
 
     try:
         return load_key(path, centre)
@@ -47,13 +47,15 @@ def keys_new(
     Example: rtcohort keys new --centre AMS01 --out /secure/ams01.key
 
     Back the file up offline: a lost key ends linkage (the same patient can never get
-    the same pseudonym again).
+    the same pseudonym again). The key records the consortium date-shift bound
+    (RTCOHORT_DATE_SHIFT_MAX_DAYS, default 182 days).
     """
+    from etl.deid.keys import write_key
     from etl.errors import KeyFileError
-    from etl.keys import new_key, write_key
+    from rtcohort.wiring import new_centre_key
 
     try:
-        key = new_key(centre)
+        key = new_centre_key(centre)
         write_key(key, out)
     except KeyFileError as exc:
         raise _fail(str(exc)) from None
@@ -63,14 +65,26 @@ def keys_new(
 
 @keys_app.command("show")
 def keys_show(key_file: Path = typer.Argument(..., help="A key file.")) -> None:
-    """Print a key's centre and fingerprint (never the secret).
+    """Print a key's centre, fingerprint and date-shift range (never the secret).
 
     Example: rtcohort keys show /secure/ams01.key
     """
     key = _load_key(key_file, None)
+    low, high = key.date_offset_range_days
     typer.echo(f"centre       {key.centre}")
     typer.echo(f"fingerprint  {key.fingerprint}")
     typer.echo(f"created_utc  {key.created_utc}")
+    typer.echo(
+        f"date_shift   {low}..{high} days"
+        + (" (legacy)" if key.legacy_date_shift else "")
+    )
+    if key.legacy_date_shift:
+        typer.echo(
+            "warning: legacy key: dates shifted by 1 to 10 years make ages wrong by as "
+            "much; to move to the bounded shift make a new key and re-import "
+            "(docs/pseudonymisation.md)",
+            err=True,
+        )
 
 
 def deid(  # noqa: PLR0917
@@ -96,7 +110,7 @@ def deid(  # noqa: PLR0917
     """
     from rich.progress import Progress
 
-    from etl.deid import deidentify_folder
+    from etl.deid.pseudonymise import deidentify_folder
 
     key = _load_key(key_file, centre)
     if (
@@ -150,8 +164,8 @@ def receive(  # noqa: PLR0917
 
     Stops cleanly on Ctrl-C or SIGTERM.
     """
-    from etl.inbox import Inbox
-    from etl.receiver import Receiver
+    from etl.arrive.inbox import Inbox
+    from etl.arrive.receiver import Receiver
 
     key = None
     if pseudonymise:
@@ -193,7 +207,7 @@ def audit_copies(
 
     Example: rtcohort audit-copies study/ audit/ --copies 3 --key-file ams01.key
     """
-    from etl.audit_copies import AuditCopyCollisionError, write_audit_copies
+    from etl.deid.audit_copies import AuditCopyCollisionError, write_audit_copies
 
     key = _load_key(key_file, None)
     try:

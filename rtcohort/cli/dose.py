@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import typer
 
@@ -92,9 +91,9 @@ def register(app: typer.Typer) -> None:
         import json
         from pathlib import Path
 
-        from etl.phantom import write_phantom
-        from etl.phantom_geometry import PhantomSpecError
-        from etl.phantom_spec import parse_spec, spec_from_options
+        from etl.phantom.geometry import PhantomSpecError
+        from etl.phantom.spec import parse_spec, spec_from_options
+        from etl.phantom.write import write_phantom
 
         def bad(message: str) -> typer.Exit:
             typer.echo(f"rtcohort phantom: {message}", err=True)
@@ -150,12 +149,11 @@ def register(app: typer.Typer) -> None:
                 f"{roi['metrics']['D95%[Gy]']:.3f}"
             )
 
-    # phantom command: registered above by the phantom area (etl.phantom).
+    # phantom command: registered above by the phantom area (etl.phantom.write).
 
 
 # --- rtcohort dvh -------------------------------------------------------------------
 
-_NOT_DICOM_SUFFIXES = {".json", ".csv", ".txt", ".md", ".py", ".xml", ".html", ".log"}
 _COLUMNS = [
     "dose_sop_instance_uid",
     "roi_number",
@@ -180,69 +178,46 @@ def _cell(value: float | None) -> str:
     return repr(float(value))
 
 
-def _pair_folder(folder: Path) -> list[tuple[Path, Path]]:
-    """Pair each RTDOSE in ``folder`` with an RTSTRUCT (via its plan, else frame)."""
-    from etl.dicom_io import read_dataset
-    from etl.errors import DicomParseError
+def _usage_error(  # noqa: PLR0917
+    path: Path | None,
+    rtstruct: Path | None,
+    rtdose: Path | None,
+    end_caps: str,
+    alpha_beta: float | None,
+    fractions: int | None,
+) -> str | None:
+    from etl.dose.dvh import EndCaps
 
-    doses: list[tuple[Path, Any]] = []
-    plans: dict[str, Any] = {}
-    structs: dict[str, tuple[Path, str]] = {}
-    files = sorted(
-        p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")
-    )
-    for file in files:
-        try:
-            ds = read_dataset(file, stop_before_pixels=True)
-        except DicomParseError as exc:
-            if file.suffix.lower() not in _NOT_DICOM_SUFFIXES:
-                _warn(file, f"skipped ({exc})")
-            continue
-        modality = str(ds.get("Modality", ""))
-        if modality == "RTDOSE":
-            doses.append((file, ds))
-        elif modality in ("RTPLAN", "RTIONPLAN"):
-            plans[str(ds.get("SOPInstanceUID", ""))] = ds
-        elif modality == "RTSTRUCT":
-            frames = [
-                str(r.FrameOfReferenceUID)
-                for r in ds.get("ReferencedFrameOfReferenceSequence", [])
-                if r.get("FrameOfReferenceUID")
-            ]
-            structs[str(ds.get("SOPInstanceUID", ""))] = (
-                file,
-                frames[0] if frames else "",
-            )
-    pairs: list[tuple[Path, Path]] = []
-    for file, ds in doses:
-        chosen: Path | None = None
-        for ref in ds.get("ReferencedRTPlanSequence", []):
-            plan = plans.get(str(ref.get("ReferencedSOPInstanceUID", "")))
-            for sref in plan.get("ReferencedStructureSetSequence", []) if plan else []:
-                hit = structs.get(str(sref.get("ReferencedSOPInstanceUID", "")))
-                if hit:
-                    chosen = hit[0]
-        if chosen is None:
-            frame = str(ds.get("FrameOfReferenceUID", ""))
-            same = [f for f, fr in structs.values() if fr and fr == frame]
-            if len(same) == 1:
-                chosen = same[0]
-            elif len(same) > 1:
-                _warn(
-                    file,
-                    f"{len(same)} structure sets share its frame of reference, "
-                    "none referenced through a plan; skipped",
-                )
-                continue
-        if chosen is None:
-            _warn(
-                file,
-                "no RTSTRUCT in the folder is referenced or shares its frame of "
-                "reference; skipped",
-            )
-            continue
-        pairs.append((file, chosen))
-    return pairs
+    if (path is None) == (rtstruct is None and rtdose is None):
+        return "give either PATH or --rtstruct FILE --rtdose FILE"
+    if path is None and (rtstruct is None or rtdose is None):
+        return "--rtstruct and --rtdose go together"
+    if end_caps not in {e.value for e in EndCaps}:
+        return f"--end-caps {end_caps!r}: expected half or none"
+    if (alpha_beta is None) != (fractions is None):
+        return "--alpha-beta and --fractions go together"
+    if (
+        alpha_beta is not None
+        and fractions is not None
+        and (alpha_beta <= 0 or fractions < 1)
+    ):
+        return "--alpha-beta must be > 0 and --fractions >= 1"
+    return None
+
+
+def _write_csv(target: Path | None, header: list[str], rows: list[list[str]]) -> None:
+    import csv
+    import sys
+
+    if target is None:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+        return
+    with target.open("w", newline="", encoding="utf-8") as fh:
+        out = csv.writer(fh, lineterminator="\n")
+        out.writerow(header)
+        out.writerows(rows)
 
 
 def _run_dvh(  # noqa: PLR0917
@@ -257,150 +232,72 @@ def _run_dvh(  # noqa: PLR0917
     fractions: int | None,
     dvh_out: Path | None,
 ) -> int:
-    import csv
-    import sys
-    import warnings
-
-    from etl.dvh import EndCaps, compute_dvh
-    from etl.errors import EtlError, MetricSyntaxError
-    from etl.metrics import evaluate, parse_metric
-    from etl.radiobiology import dvh_to_eqd2
-    from etl.rtdose import read_rtdose
-    from etl.rtstruct import read_rtstruct
+    from etl.dicom.dvh_table import dvh_rows, pair_folder
+    from etl.dose.metrics import parse_metric
+    from etl.errors import MetricSyntaxError, PairingError
 
     def usage(message: str) -> int:
         typer.echo(f"rtcohort dvh: {message}", err=True)
         return 2
 
-    if (path is None) == (rtstruct is None and rtdose is None):
-        return usage("give either PATH or --rtstruct FILE --rtdose FILE")
-    if path is None and (rtstruct is None or rtdose is None):
-        return usage("--rtstruct and --rtdose go together")
-    if end_caps not in {e.value for e in EndCaps}:
-        return usage(f"--end-caps {end_caps!r}: expected half or none")
-    if (alpha_beta is None) != (fractions is None):
-        return usage("--alpha-beta and --fractions go together")
-    if (
-        alpha_beta is not None
-        and fractions is not None
-        and (alpha_beta <= 0 or fractions < 1)
-    ):
-        return usage("--alpha-beta must be > 0 and --fractions >= 1")
+    problem = _usage_error(path, rtstruct, rtdose, end_caps, alpha_beta, fractions)
+    if problem is not None:
+        return usage(problem)
     try:
         parsed = [parse_metric(m) for m in metrics]
     except MetricSyntaxError as exc:
         return usage(f"--metric {exc}")
-
+    if path is not None and not path.is_dir():
+        return usage(f"{path}: not a folder")
     if path is not None:
-        if not path.is_dir():
-            return usage(f"{path}: not a folder")
-        pairs = _pair_folder(path)
+        pairs = pair_folder(path, _warn)
     else:
         assert rtstruct is not None
         assert rtdose is not None
         pairs = [(rtdose, rtstruct)]
-
-    rows: list[list[str]] = []
-    curves: list[list[str]] = []
-    wanted = {r.casefold() for r in rois}
-    found: set[str] = set()
-    structures: dict[Path, Any] = {}
-    for dose_path, struct_path in pairs:
-        try:
-            grid = read_rtdose(dose_path)
-        except EtlError as exc:
-            _warn(dose_path, f"dose not usable: {exc}")
-            continue
-        try:
-            if struct_path not in structures:
-                structures[struct_path] = read_rtstruct(struct_path)
-            ss = structures[struct_path]
-        except EtlError as exc:
-            _warn(struct_path, f"structure set not usable: {exc}")
-            continue
-        if ss.frame_of_reference_uid != grid.frame_of_reference_uid:
-            message = (
-                f"frame of reference {ss.frame_of_reference_uid or '(none)'} differs "
-                "from "
-                f"that of dose {dose_path} ({grid.frame_of_reference_uid or '(none)'})"
-            )
-            if path is None:
-                typer.echo(f"error: {struct_path}: {message}", err=True)
-                return 1
-            _warn(struct_path, message + "; skipped")
-            continue
-        for r in ss.rois:
-            if wanted and r.name.casefold() not in wanted:
-                continue
-            found.add(r.name.casefold())
-            label = f"{struct_path}: ROI {r.number} '{r.name}'"
-            if not r.contours:
-                _warn(label, "has no contours; no row")
-                continue
-            if r.contour_type != "CLOSED_PLANAR":
-                _warn(
-                    label, f"contour type {r.contour_type}, not CLOSED_PLANAR; no row"
-                )
-                continue
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                try:
-                    result = compute_dvh(r.contours, grid, end_caps=end_caps)
-                except EtlError as exc:
-                    for w in caught:
-                        _warn(label, str(w.message))
-                    _warn(label, f"{exc}; no row")
-                    continue
-            for w in caught:
-                _warn(label, str(w.message))
-            if alpha_beta is not None and fractions is not None:
-                result = dvh_to_eqd2(result, fractions, alpha_beta)
-            row = [
-                grid.sop_instance_uid,
-                str(r.number),
-                r.name,
-                _cell(result.volume_cc),
-                _cell(result.outside_grid_cc),
-                _cell(result.min_gy),
-                _cell(result.mean_gy),
-                _cell(result.max_gy),
-            ]
-            row += [_cell(evaluate(result, m)) for m in parsed]
-            rows.append(row)
-            if dvh_out is not None:
-                edges, vols = result.cumulative()
-                curves += [
-                    [grid.sop_instance_uid, str(r.number), r.name, repr(float(d)),
-                     repr(float(v))]
-                    for d, v in zip(edges, vols, strict=True)
-                ]  # fmt: skip
-    for name in sorted(wanted - found):
+    eqd2 = (
+        (fractions, alpha_beta)
+        if fractions is not None and alpha_beta is not None
+        else None
+    )
+    try:
+        table = dvh_rows(
+            pairs,
+            parsed,
+            _warn,
+            rois=rois,
+            end_caps=end_caps,
+            eqd2=eqd2,
+            strict_frames=path is None,
+        )
+    except PairingError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return 1
+    for name in table.missing_rois:
         _warn("--roi", f"no ROI named {name!r} in any structure set")
-    if not rows:
+    if not table.rows:
         typer.echo("error: rtcohort dvh computed nothing", err=True)
         return 1
-
-    header = _COLUMNS + list(metrics)
-    if csv_out is None:
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
-    else:
-        with csv_out.open("w", newline="", encoding="utf-8") as fh:
-            out = csv.writer(fh, lineterminator="\n")
-            out.writerow(header)
-            out.writerows(rows)
+    _write_csv(
+        csv_out,
+        _COLUMNS + list(metrics),
+        [
+            [r.dose_sop_instance_uid, str(r.roi_number), r.roi_name,
+             _cell(r.dvh.volume_cc), _cell(r.dvh.outside_grid_cc),
+             _cell(r.dvh.min_gy), _cell(r.dvh.mean_gy), _cell(r.dvh.max_gy),
+             *(_cell(v) for v in r.metrics)]
+            for r in table.rows
+        ],
+    )  # fmt: skip
     if dvh_out is not None:
-        with dvh_out.open("w", newline="", encoding="utf-8") as fh:
-            out = csv.writer(fh, lineterminator="\n")
-            out.writerow(
-                [
-                    "dose_sop_instance_uid",
-                    "roi_number",
-                    "roi_name",
-                    "dose_gy",
-                    "volume_cc",
-                ]
-            )
-            out.writerows(curves)
+        curves: list[list[str]] = []
+        for r in table.rows:
+            edges, vols = r.dvh.cumulative()
+            curves += [
+                [r.dose_sop_instance_uid, str(r.roi_number), r.roi_name,
+                 repr(float(d)), repr(float(v))]
+                for d, v in zip(edges, vols, strict=True)
+            ]  # fmt: skip
+        header = ["dose_sop_instance_uid", "roi_number", "roi_name"]
+        _write_csv(dvh_out, [*header, "dose_gy", "volume_cc"], curves)
     return 0

@@ -20,7 +20,7 @@ from rtcohort.cli.common import fail, open_engine
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
-    from etl.ingest import ImportSummary
+    from etl.ingest.run import ImportSummary
 
 __all__ = ["register"]
 
@@ -88,6 +88,15 @@ def _print_summary(summary: ImportSummary) -> None:
     )
     for reason, n in sorted(summary.quarantined.items()):
         typer.echo(f"  quarantined {reason}: {n}")
+    if summary.orphans_removed:
+        typer.echo(
+            f"  orphan files of an interrupted import removed: "
+            f"{summary.orphans_removed} ({summary.orphan_bytes:,} bytes)"
+        )
+    for reason, n in sorted(summary.refused.items()):
+        typer.echo(f"  refused {reason}: {n} (not read)")
+    for source in summary.refused_sources[:10]:
+        typer.echo(f"    {source}")
     for reason, n in sorted(summary.warnings.items()):
         typer.echo(f"  warning {reason}: {n}")
     for project, n in sorted(summary.attached.items()):
@@ -115,7 +124,7 @@ def _import(  # noqa: PLR0917
     cycles: int,
 ) -> None:
     from etl.errors import EtlError
-    from etl.ingest import run_import
+    from etl.ingest.run import run_import
     from rtcohort.wiring import ingest_options
 
     if (path is None) == (watch is None):
@@ -142,12 +151,12 @@ def _import(  # noqa: PLR0917
             if watch is None or (cycles and cycle >= cycles):
                 break
             time.sleep(interval_s)
-    if strict and summary.quarantined.total():
+    if strict and (summary.quarantined.total() or summary.refused.total()):
         raise typer.Exit(1)
 
 
 def _quarantine_list(as_json: bool, all_items: bool) -> None:
-    from etl.quarantine import list_items
+    from etl.ingest.quarantine import list_items
 
     with _session() as session:
         items = list_items(session, include_released=all_items)
@@ -179,7 +188,7 @@ def _quarantine_retry(
     ids: list[int], centre: str | None, key_file: Path | None
 ) -> None:
     from etl.errors import EtlError
-    from etl.ingest import retry_items
+    from etl.ingest.run import retry_items
     from omop.ingest_tables import QuarantineItem
     from rtcohort.wiring import ingest_options
 
@@ -198,8 +207,13 @@ def _quarantine_retry(
 
 
 def _mapping_import(csv_file: Path) -> None:
-    from etl.load import remap_loaded
-    from etl.naming import MappingError, current_rules, import_rules, parse_rules_csv
+    from etl.mapping.naming import (
+        MappingError,
+        current_rules,
+        import_rules,
+        parse_rules_csv,
+    )
+    from etl.store.load import remap_loaded
     from rtcohort.settings import get_settings
 
     try:
@@ -224,7 +238,7 @@ def _mapping_import(csv_file: Path) -> None:
 
 
 def _mapping_test(name: str, centre: str | None) -> None:
-    from etl.naming import current_rules, ensure_default_rules, suggest
+    from etl.mapping.naming import current_rules, ensure_default_rules, suggest
 
     with _session() as session:
         ensure_default_rules(session)
@@ -244,22 +258,15 @@ def _mapping_test(name: str, centre: str | None) -> None:
 
 
 def _mapping_unmapped() -> None:
-    from sqlalchemy import func, select
-
-    from etl.naming import suggest
-    from omop.ingest_tables import Dvh, IngestDataset
+    from etl.mapping.naming import suggest
+    from etl.store.report import unmapped_names
 
     with _session() as session:
-        rows = session.execute(
-            select(IngestDataset.centre, Dvh.roi_name, func.count())
-            .join(IngestDataset, IngestDataset.dataset_id == Dvh.dataset_id)
-            .where(Dvh.tg263_name.is_(None))
-            .group_by(IngestDataset.centre, Dvh.roi_name)
-            .order_by(func.count().desc(), Dvh.roi_name)
-        ).all()
+        rows = unmapped_names(session)
     typer.echo("centre\troi_name\tstructures\tsuggestions")
-    for centre, name, n in rows:
-        typer.echo(f"{centre}\t{name}\t{n}\t{', '.join(suggest(name))}")
+    for r in rows:
+        hints = ", ".join(suggest(r.roi_name))
+        typer.echo(f"{r.centre}\t{r.roi_name}\t{r.structures}\t{hints}")
 
 
 def _export_dose_metrics(  # noqa: PLR0917
@@ -270,9 +277,9 @@ def _export_dose_metrics(  # noqa: PLR0917
     metric: list[str],
     alpha_beta: float | None,
 ) -> None:
+    from etl.dose.metrics import parse_metric
     from etl.errors import MetricSyntaxError
-    from etl.export import dose_metric_table, write_csv
-    from etl.metrics import parse_metric
+    from etl.store.export import dose_metric_table, write_csv
     from rtcohort.settings import get_settings
     from rtcohort.wiring import CohortExportAccess
 
@@ -304,7 +311,7 @@ def _export_dose_metrics(  # noqa: PLR0917
 def _report_structures(
     project: str | None, required: str | None, csv_out: Path | None
 ) -> None:
-    from etl.export import structure_matrix, write_csv
+    from etl.store.export import structure_matrix, write_csv
     from rtcohort.settings import get_settings
     from rtcohort.wiring import CohortExportAccess
 
@@ -445,7 +452,7 @@ def register(app: typer.Typer) -> None:
 
         rtcohort trigger add HEART01 --kind empty-roi --pattern "HEART01*"
         """
-        from etl.triggers import add_trigger
+        from etl.ingest.triggers import add_trigger
 
         with _session() as session:
             row = add_trigger(

@@ -227,15 +227,16 @@ def toxicity_terms(
 def _run_import(
     kind: str, file: Path, centre: str, key_file: Path, timepoint: str | None
 ) -> None:
-    from etl.keys import load_key
-    from omop.engine import session_factory
-    from omop.errors import RTCohortError
-    from rtcohort.cli.common import open_engine
-    from rtcohort.cli.instruments_import import (
+    from cohort.clinical_import import (
         ImportFailedError,
         import_proms,
         import_toxicity,
     )
+    from etl.deid.keys import load_key
+    from omop.engine import session_factory
+    from omop.errors import RTCohortError
+    from rtcohort.cli.common import open_engine
+    from rtcohort.settings import get_settings
 
     try:
         key = load_key(key_file, centre)
@@ -245,7 +246,14 @@ def _run_import(
     run = import_proms if kind == "prom" else import_toxicity
     try:
         with session_factory(engine).begin() as session:
-            summary = run(session, key, centre, file, default_timepoint=timepoint)
+            summary = run(
+                session,
+                key,
+                centre,
+                file,
+                actor=get_settings().user,
+                default_timepoint=timepoint,
+            )
     except ImportFailedError as exc:
         typer.echo(
             f"error: {file}: rejected, nothing stored ({len(exc.problems)} problem(s))",

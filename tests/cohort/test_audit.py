@@ -59,7 +59,32 @@ def test_erasing_person_references_keeps_chain_valid(
     assert session.scalars(select(AuditRecord.person_count)).all() == [1, 1, 1, 1]
 
 
-def test_hash_is_sha256_of_the_fields() -> None:
+def test_mac_is_hmac_sha256_of_the_fields_under_the_record_subkey() -> None:
+    import hashlib
+    import hmac
+
+    from cohort.audit_files import AuditKey
+
+    secret = bytes(range(32))
+    subkey = hmac.new(secret, b"rtcohort/audit/record/v1", hashlib.sha256).digest()
+    fields = ["7", audit.GENESIS, "2025-01-01T00:00:00.000000+00:00", "a", "b", "c"]
+    expected = hmac.new(
+        subkey, "\x1f".join([*fields, "2"]).encode(), hashlib.sha256
+    ).hexdigest()
+    got = audit.record_mac(
+        AuditKey(secret),
+        audit.GENESIS,
+        7,
+        "2025-01-01T00:00:00.000000+00:00",
+        "a",
+        "b",
+        "c",
+        2,
+    )
+    assert got == expected
+
+
+def test_legacy_hash_is_sha256_of_the_fields() -> None:
     import hashlib
 
     expected = hashlib.sha256(
@@ -68,7 +93,7 @@ def test_hash_is_sha256_of_the_fields() -> None:
         ).encode()
     ).hexdigest()
     assert (
-        audit.record_hash(
+        audit.legacy_hash(
             audit.GENESIS, "2025-01-01T00:00:00.000000+00:00", "a", "b", "c", 2
         )
         == expected

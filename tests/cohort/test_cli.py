@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from etl.deid import pseudonym
-from etl.keys import load_key
+from etl.deid.keys import load_key
+from etl.deid.pseudonymise import pseudonym
 from rtcohort.cli import app
 
 

@@ -25,9 +25,14 @@ from typer.testing import CliRunner
 
 from cohort import erasure_files, invitations, outbox, service
 from cohort.projects import attach, create_project
-from etl.deid import date_offset_days, deidentify_bytes, pseudonym, remap_uid
-from etl.inbox import Inbox
-from etl.keys import CentreKey, load_key
+from etl.arrive.inbox import Inbox
+from etl.deid.keys import CentreKey, load_key
+from etl.deid.pseudonymise import (
+    date_offset_days,
+    deidentify_bytes,
+    pseudonym,
+    remap_uid,
+)
 from omop.base import Base
 from omop.cdm import Person
 from omop.cohort_tables import AuditRecord

@@ -15,7 +15,7 @@ from cohort import service
 from cohort.contacts import ContactDetails, store_contact
 from cohort.errors import PermissionDeniedError
 from cohort.projects import add_member, attach, create_project
-from etl.keys import CentreKey
+from etl.deid.keys import CentreKey
 from omop.cdm import Person
 from omop.cohort_tables import AppUser
 

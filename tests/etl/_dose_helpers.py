@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from etl.dosegrid import DoseGrid
+from etl.dose.grid import DoseGrid
 
 
 def linear_grid(

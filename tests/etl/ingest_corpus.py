@@ -18,7 +18,7 @@ from typing import Any
 import pydicom
 from pydicom.uid import generate_uid
 
-from etl.phantom import write_phantom
+from etl.phantom.write import write_phantom
 
 SMALL_SPEC: dict[str, Any] = {
     "contour_spacing_mm": 5.0,

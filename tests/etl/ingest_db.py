@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from etl.ingest import ImportOptions
-from etl.keys import CentreKey
+from etl.deid.keys import CentreKey
+from etl.ingest.run import ImportOptions
 from omop.filestore import FileStore
 
 KEY = CentreKey("TST01", bytes(range(32)))

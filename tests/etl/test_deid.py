@@ -12,17 +12,18 @@ import shutil
 from datetime import date, timedelta
 from pathlib import Path
 
+import numpy as np
 import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 
-from etl import deid
-from etl.deid import DeidOutcome, deidentify_bytes, deidentify_folder
-from etl.keys import CentreKey, new_key
+from etl.deid import pseudonymise as deid
+from etl.deid.keys import CentreKey, new_key
+from etl.deid.pseudonymise import DeidOutcome, deidentify_bytes, deidentify_folder
 from tests.etl.deid_sets import write_linked_set
 
-TABLE = Path(deid.__file__).parent / "data" / "dicom" / "ps3.15_table_E.1-1.csv"
+TABLE = Path(deid.__file__).parent.parent / "data" / "dicom" / "ps3.15_table_E.1-1.csv"
 OPTION_COLUMNS = (
     "retain_long_modified_dates",
     "retain_patient_characteristics",
@@ -65,9 +66,12 @@ def _expected_pseudonym(key: CentreKey, patient_id: str) -> str:
 
 
 def _expected_offset(key: CentreKey, patient_id: str) -> int:
+    """-n + u64 mod n for a key bounded to n days; -3650 + u64 mod 3286 if legacy."""
     sub = _hmac(key.secret, b"rtcohort/date-offset/v1")
     value = int.from_bytes(_hmac(sub, patient_id.encode())[:8], "big")
-    return -3650 + value % (3650 - 365 + 1)
+    if key.date_shift_max_days is None:
+        return -3650 + value % (3650 - 365 + 1)
+    return -key.date_shift_max_days + value % key.date_shift_max_days
 
 
 def _values(ds: Dataset) -> dict[int, set[str]]:
@@ -239,7 +243,7 @@ def test_dates_shift_by_one_constant_per_patient(
     assert offsets == {
         pid: {_expected_offset(key, pid)} for pid in ("P1-0042", "P2-0099")
     }
-    assert all(-3650 <= next(iter(v)) <= -365 for v in offsets.values())
+    assert all(-182 <= next(iter(v)) <= -1 for v in offsets.values())
 
 
 def test_one_pseudonym_per_patient(
@@ -392,11 +396,41 @@ def test_public_api_values(key: CentreKey) -> None:
     assert deid.remap_uid(key, "1.2.3.4") != deid.remap_uid(key, "1.2.3.5")
 
 
-def test_offsets_spread_over_range(key: CentreKey) -> None:
-    values = [deid.date_offset_days(key, f"patient-{i}") for i in range(2000)]
-    assert min(values) >= -3650
-    assert max(values) <= -365
+def test_offsets_spread_uniformly_over_the_bounded_range(key: CentreKey) -> None:
+    from scipy.stats import chi2
+
+    assert key.date_shift_max_days == 182  # the default bound
+    n_ids, days = 36_400, 182
+    values = [deid.date_offset_days(key, f"patient-{i}") for i in range(n_ids)]
+    assert min(values) == -182 and max(values) == -1
+    counts = np.bincount(np.asarray(values) + days, minlength=days)
+    assert counts.sum() == n_ids and (counts > 0).all()
+    expected = n_ids / days  # 200 per day
+    statistic = float(((counts - expected) ** 2 / expected).sum())
+    # uniform over 182 days: the statistic is chi-square with 181 degrees of freedom
+    assert statistic < chi2.ppf(0.999, days - 1)
+    assert np.abs(counts - expected).max() < 6 * np.sqrt(expected)
+
+
+@pytest.mark.parametrize("bound", [1, 30, 182, 3650])
+def test_offsets_within_any_bound_and_deterministic(bound: int) -> None:
+    key = CentreKey("AMS01", bytes(range(32)), date_shift_max_days=bound)
+    values = [deid.date_offset_days(key, f"p{i}") for i in range(3000)]
+    assert all(-bound <= v <= -1 for v in values)
+    assert values == [_expected_offset(key, f"p{i}") for i in range(3000)]
+    if bound <= 182:  # 3000 ids cover every day of a short range
+        assert set(values) == set(range(-bound, 0))
+
+
+def test_legacy_key_keeps_its_old_offsets(key: CentreKey) -> None:
+    legacy = CentreKey(key.centre, key.secret, key.created_utc, None)
+    values = [deid.date_offset_days(legacy, f"patient-{i}") for i in range(2000)]
+    assert all(-3650 <= v <= -365 for v in values)
     assert len(set(values)) > 1000  # not one offset for everybody
+    assert values[:50] == [_expected_offset(legacy, f"patient-{i}") for i in range(50)]
+    # the pseudonym does not depend on the range; the fingerprint does
+    assert deid.pseudonym(legacy, "12345") == deid.pseudonym(key, "12345")
+    assert legacy.fingerprint != key.fingerprint
 
 
 def test_shipped_table_rows() -> None:
@@ -410,8 +444,8 @@ def test_shipped_table_rows() -> None:
 
 
 def test_phantom_set(tmp_path: Path, key: CentreKey) -> None:
-    from etl import phantom
-    from etl.phantom_spec import spec_from_options
+    from etl.phantom import write as phantom
+    from etl.phantom.spec import spec_from_options
 
     spec = spec_from_options("sphere", 10, dose_grid_mm=2, contour_spacing_mm=2)
     for pid in ("PH-1", "PH-2"):
@@ -441,7 +475,7 @@ def test_cli_deid(tmp_path: Path, key: CentreKey) -> None:
 
     from typer.testing import CliRunner
 
-    from etl.keys import write_key
+    from etl.deid.keys import write_key
     from rtcohort.cli import app
 
     write_linked_set(tmp_path / "in" / "a", "P1-0042", "Doe^Jane", n_slices=2)

@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 from scipy.optimize import brentq
 
-from etl.dosegrid import DoseGrid
-from etl.dvh import compute_dvh
+from etl.dose.dvh import compute_dvh
+from etl.dose.grid import DoseGrid
+from etl.dose.metrics import evaluate
 from etl.errors import (
     ContourWarning,
     GeometryError,
     OutsideGridWarning,
     StructureError,
 )
-from etl.metrics import evaluate
 from tests.etl._dose_helpers import (
     circle,
     cube_contours,

@@ -1,7 +1,7 @@
 """End to end: phantom DICOM -> readers -> DVH engine -> metrics, against the truth.
 
 A fast subset of ``benchmarks/dvh_accuracy.py`` (Nelms et al. 2015 geometry): the truth
-is the closed-form / exact-quadrature DVH of the true solid written by ``etl.phantom``.
+is the closed-form / exact-quadrature DVH of the true solid written by ``etl.phantom.write``.
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ import warnings
 
 import pytest
 
-from etl.dvh import compute_dvh
-from etl.metrics import evaluate
-from etl.phantom import write_phantom
-from etl.phantom_spec import spec_from_options
-from etl.rtdose import read_rtdose
-from etl.rtstruct import read_rtstruct
+from etl.dicom.rtdose import read_rtdose
+from etl.dicom.rtstruct import read_rtstruct
+from etl.dose.dvh import compute_dvh
+from etl.dose.metrics import evaluate
+from etl.phantom.spec import spec_from_options
+from etl.phantom.write import write_phantom
 
 RELATIVE = ("Mean[Gy]", "D99%[Gy]", "D95%[Gy]", "D5%[Gy]", "D1%[Gy]", "D0.03cc[Gy]")
 

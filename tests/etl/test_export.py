@@ -12,9 +12,14 @@ from sqlalchemy import ColumnElement, false, true
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from etl.deid import deidentify_folder, pseudonym
-from etl.export import EXPORT_COLUMNS, dose_metric_table, structure_matrix, write_csv
-from etl.ingest import run_import
+from etl.deid.pseudonymise import deidentify_folder, pseudonym
+from etl.ingest.run import run_import
+from etl.store.export import (
+    EXPORT_COLUMNS,
+    dose_metric_table,
+    structure_matrix,
+    write_csv,
+)
 from rtcohort.cli import app
 from tests.etl.ingest_corpus import small_spec, write_patient
 from tests.etl.ingest_db import KEY, Db, make_db

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydicom.uid import generate_uid
 
-from etl.index import DoseRole, index_bytes, index_file, resolve
+from etl.dicom.index import DoseRole, index_bytes, index_file, resolve
 from tests.etl.ingest_corpus import bare_dataset_bytes, edit, write_patient
 
 

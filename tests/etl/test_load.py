@@ -12,12 +12,12 @@ import pydicom
 import pytest
 from sqlalchemy import func, select
 
-from etl import load
-from etl.deid import pseudonym
-from etl.ingest import retry_held, run_import
-from etl.load import dvh_from_row, remap_loaded
-from etl.naming import current_rules, import_rules, parse_rules_csv
-from etl.triggers import TriggerKind, add_trigger
+from etl.deid.pseudonymise import pseudonym
+from etl.ingest.run import retry_held, run_import
+from etl.ingest.triggers import TriggerKind, add_trigger
+from etl.mapping.naming import current_rules, import_rules, parse_rules_csv
+from etl.store import load
+from etl.store.load import dvh_from_row, remap_loaded
 from omop.cdm import (
     Episode,
     EpisodeEvent,
@@ -40,6 +40,7 @@ from omop.vocab.registry import our_concept_id
 from tests.etl.ingest_corpus import (
     Case,
     build_broken_corpus,
+    edit,
     table_checksums,
     write_patient,
 )
@@ -512,3 +513,26 @@ def test_no_partial_person_for_unreadable_files_only(db: Db, tmp_path: Path) -> 
     summary = run_import(db.factory, [tmp_path], db.options())
     assert summary.loaded == 0
     assert sum(summary.quarantined.values()) == 1
+
+
+def test_missing_study_date_is_held_not_loaded_with_an_invented_date(
+    db: Db, tmp_path: Path
+) -> None:
+    write_patient(tmp_path, "LD-NSD", 230)
+    files = sorted(tmp_path.glob("*.dcm"))
+    for path in files:
+        edit(path, StudyDate=None)
+    summary = run_import(db.factory, [tmp_path], db.options())
+    assert summary.loaded == 0
+    assert summary.datasets_held == 1
+    assert summary.quarantined["no-study-date"] == len(files)
+    assert _person_id(db, "LD-NSD") is None  # no person, course or DVH written
+    with db.factory() as s:
+        held = s.scalars(
+            select(QuarantineItem).where(
+                QuarantineItem.reason_code == "no-study-date",
+                QuarantineItem.status == "held",
+            )
+        ).all()
+    assert len(held) == len(files)
+    assert all("StudyDate" in item.reason for item in held)

@@ -3,9 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from etl.dvh import DVH
+from etl.dose.dvh import DVH
+from etl.dose.metrics import MetricKind, evaluate, parse_metric
 from etl.errors import MetricSyntaxError
-from etl.metrics import MetricKind, evaluate, parse_metric
 
 
 def _uniform(lo=10.0, hi=20.0, volume=4.0, width=0.01):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.orm import Session
 
-from etl.naming import (
+from etl.mapping.naming import (
     MappingError,
     MatchKind,
     Rule,

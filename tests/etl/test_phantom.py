@@ -12,15 +12,15 @@ import pydicom
 import pytest
 from typer.testing import CliRunner
 
-from etl.phantom import write_phantom
-from etl.phantom_geometry import (
+from etl.phantom.geometry import (
     PhantomSpecError,
     Solid,
     polygon_area_mm2,
     section_polygon,
 )
-from etl.phantom_spec import parse_spec, spec_from_options
-from etl.phantom_truth import LinearDoseField, cumulative_volume_mm3, roi_truth
+from etl.phantom.spec import parse_spec, spec_from_options
+from etl.phantom.truth import LinearDoseField, cumulative_volume_mm3, roi_truth
+from etl.phantom.write import write_phantom
 
 CASES = [
     ("sphere", "z", (0.0, 0.0, 1.0)),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from etl.qa import (
+from etl.ingest.qa import (
     BLOCKING,
     Reason,
     check_ct_series,

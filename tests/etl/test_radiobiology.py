@@ -3,9 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from etl.dvh import DVH
-from etl.metrics import evaluate
-from etl.radiobiology import bed_gy, dvh_to_eqd2, eqd2_gy, geud_gy
+from etl.dose.dvh import DVH
+from etl.dose.metrics import evaluate
+from etl.dose.radiobiology import bed_gy, dvh_to_eqd2, eqd2_gy, geud_gy
 
 
 def test_lq_formulas_by_hand():

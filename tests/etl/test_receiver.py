@@ -21,11 +21,11 @@ from pydicom.data import get_testdata_file
 from pynetdicom import AE, StoragePresentationContexts
 from pynetdicom.sop_class import Verification
 
-from etl import inbox as inbox_module
-from etl.deid_codec import build_file_meta
-from etl.inbox import INDEX_NAME, Inbox
-from etl.keys import CentreKey, write_key
-from etl.receiver import Receiver
+from etl.arrive import inbox as inbox_module
+from etl.arrive.inbox import INDEX_NAME, Inbox
+from etl.arrive.receiver import Receiver
+from etl.deid.codec import build_file_meta
+from etl.deid.keys import CentreKey, write_key
 from tests.etl.deid_sets import write_linked_set
 
 HOST = "127.0.0.1"

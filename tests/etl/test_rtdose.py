@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from pydicom.data import get_testdata_file
 
+from etl.dicom.rtdose import read_rtdose
 from etl.errors import DicomParseError, DoseGridError, GeometryError
-from etl.rtdose import read_rtdose
 from tests.etl._rt_builders import rtdose, save
 
 

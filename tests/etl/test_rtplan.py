@@ -3,9 +3,9 @@ from __future__ import annotations
 import pytest
 from pydicom.data import get_testdata_file
 
+from etl.dicom.rtplan import read_rtplan
+from etl.dicom.rtstruct import read_rtstruct
 from etl.errors import DicomParseError
-from etl.rtplan import read_rtplan
-from etl.rtstruct import read_rtstruct
 
 
 def test_pydicom_bundled_rtplan():

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from pydicom.data import get_testdata_file
 
+from etl.dicom.rtdose import read_rtdose
+from etl.dicom.rtstruct import read_rtstruct
 from etl.errors import DicomParseError
-from etl.rtdose import read_rtdose
-from etl.rtstruct import read_rtstruct
 from tests.etl._dose_helpers import square
 from tests.etl._rt_builders import rtdose, rtstruct
 

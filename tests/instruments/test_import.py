@@ -14,8 +14,13 @@ from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
 from cohort.centres import add_centre
-from etl.deid import date_offset_days, pseudonym
-from etl.keys import CentreKey, new_key, write_key
+from cohort.clinical_import import (
+    ImportFailedError,
+    import_proms,
+    import_toxicity,
+)
+from etl.deid.keys import CentreKey, new_key, write_key
+from etl.deid.pseudonymise import date_offset_days, pseudonym
 from instruments.fhir import (
     PSEUDONYM_SYSTEM,
     PromResponse,
@@ -27,11 +32,6 @@ from instruments.fhir_adverse_event import ToxicityGrading, adverse_event
 from instruments.store import read_prom_scores, read_toxicity
 from omop import cdm
 from omop.cohort_tables import AuditRecord
-from rtcohort.cli.instruments_import import (
-    ImportFailedError,
-    import_proms,
-    import_toxicity,
-)
 
 HOSPITAL_SYSTEM = "urn:oid:2.16.528.1.1007.3.3"
 
@@ -75,7 +75,9 @@ def test_import_proms_pseudonymises_and_shifts(session: Session, tmp_path: Path)
     key, persons = _setup(session, "IMP01", ["H-1", "H-2"])
     path = tmp_path / "qr.json"
     path.write_text(json.dumps(bundle([_qr("a", "H-1"), _qr("b", "H-2", None)])))
-    summary = import_proms(session, key, "IMP01", path, default_timepoint="baseline")
+    summary = import_proms(
+        session, key, "IMP01", path, actor="admin", default_timepoint="baseline"
+    )
     assert summary.outcomes == {"created": 2}
     frame = read_prom_scores(session, persons.values()).set_index("person_id")
     offset = date_offset_days(key, "H-1")
@@ -87,7 +89,9 @@ def test_import_proms_pseudonymises_and_shifts(session: Session, tmp_path: Path)
     # RS = 2 everywhere: functional (1 - 1/3) * 100, symptoms 1/3 * 100
     assert frame.loc[persons["H-1"], "PF2"] == pytest.approx(200 / 3)
     # again: unchanged
-    again = import_proms(session, key, "IMP01", path, default_timepoint="baseline")
+    again = import_proms(
+        session, key, "IMP01", path, actor="admin", default_timepoint="baseline"
+    )
     assert again.outcomes == {"unchanged": 2}
     audits = session.scalar(
         select(func.count()).where(AuditRecord.action == "prom.import")
@@ -101,7 +105,7 @@ def test_import_proms_unknown_patient_rejects_whole_file(session: Session, tmp_p
     path.write_text(json.dumps(bundle([_qr("a", "H-1"), _qr("b", "H-404")])))
     savepoint = session.begin_nested()
     with pytest.raises(ImportFailedError) as info:
-        import_proms(session, key, "IMP02", path)
+        import_proms(session, key, "IMP02", path, actor="admin")
     savepoint.rollback()
     assert any(
         "QuestionnaireResponse/b: unknown patient" in p for p in info.value.problems
@@ -122,7 +126,7 @@ def test_import_proms_pseudonym_without_register_entry(session: Session, tmp_pat
     path = tmp_path / "qr.json"
     path.write_text(json.dumps(qr))
     with pytest.raises(ImportFailedError, match="no date offset for pseudonym"):
-        import_proms(session, key, "IMP03", path)
+        import_proms(session, key, "IMP03", path, actor="admin")
 
 
 def test_import_proms_bad_fhir(session: Session, tmp_path):
@@ -130,7 +134,7 @@ def test_import_proms_bad_fhir(session: Session, tmp_path):
     path = tmp_path / "qr.json"
     path.write_text("{broken")
     with pytest.raises(ImportFailedError, match="malformed JSON"):
-        import_proms(session, key, "IMP04", path)
+        import_proms(session, key, "IMP04", path, actor="admin")
 
 
 def test_import_toxicity_csv_and_fhir(session: Session, tmp_path):
@@ -142,7 +146,7 @@ def test_import_toxicity_csv_and_fhir(session: Session, tmp_path):
         "H-1,m3,2024-05-01,5.0,Dysphagia,0,\n"
         "H-2,eot,2024-04-10,6.0,Dermatitis radiation,1,definite\n"
     )
-    summary = import_toxicity(session, key, "IMP05", path)
+    summary = import_toxicity(session, key, "IMP05", path, actor="admin")
     assert summary.outcomes == {"created": 3}
     frame = read_toxicity(session, persons.values())
     one = frame[frame.person_id == persons["H-1"]].sort_values("term")
@@ -162,7 +166,9 @@ def test_import_toxicity_csv_and_fhir(session: Session, tmp_path):
     )
     fhir_path = tmp_path / "ae.json"
     fhir_path.write_text(json.dumps(adverse_event(grading)))
-    assert import_toxicity(session, key, "IMP05", fhir_path).outcomes == {"created": 1}
+    assert import_toxicity(
+        session, key, "IMP05", fhir_path, actor="admin"
+    ).outcomes == {"created": 1}
 
 
 @pytest.mark.parametrize(
@@ -189,7 +195,7 @@ def test_import_toxicity_bad_rows(session: Session, tmp_path, row, message):
         + "\n"
     )
     with pytest.raises(ImportFailedError) as info:
-        import_toxicity(session, key, "IMP06", path)
+        import_toxicity(session, key, "IMP06", path, actor="admin")
     assert any(message in p for p in info.value.problems), info.value.problems
 
 

@@ -236,8 +236,8 @@ def test_wrong_shape_is_rejected():
         score_qlq_c30(np.ones((2, 29)))
 
 
-def test_shipped_csv_matches_the_scoring_table():
-    """The data files (registry) and the code's table are the same structure."""
+def test_shipped_csv_matches_the_scoring_manual():
+    """The one definition (the data files) holds the Scoring Manual's structure."""
     text = Path(omop.__file__).parent / "vocab" / "data" / "qlq_c30_scales.csv"
     rows = list(csv.DictReader(text.read_text("utf-8").splitlines()))
     assert [r["scale_code"] for r in rows] == ORDER[:-1]
@@ -245,10 +245,11 @@ def test_shipped_csv_matches_the_scoring_table():
         assert [int(i) for i in row["items"].split(";")] == ALL_SCALES[
             row["scale_code"]
         ]
-    registered = get_instrument("QLQ-C30").spec
-    assert registered.scales == QLQ_C30.scales
-    assert [(i.number, i.response_min, i.response_max) for i in registered.items] == [
-        (i.number, i.response_min, i.response_max) for i in QLQ_C30.items
+    assert QLQ_C30 is get_instrument("QLQ-C30").spec
+    assert [s.code for s in QLQ_C30.scales] == ORDER[:-1]
+    assert {s.code: list(s.items) for s in QLQ_C30.scales} == ALL_SCALES
+    assert [(i.number, i.response_min, i.response_max) for i in QLQ_C30.items] == [
+        (n, 1, 7 if n in (29, 30) else 4) for n in range(1, 31)
     ]
 
 

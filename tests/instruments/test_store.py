@@ -24,13 +24,17 @@ from instruments.store import (
     StoreError,
     StoreOutcome,
     person_id_for_pseudonym,
+    read_latest_scores,
     read_prom_answers,
     read_prom_scores,
+    read_survey_timings,
     read_toxicity,
+    read_toxicity_dates,
     store_prom,
     store_toxicity,
 )
 from omop import cdm
+from omop.vocab.registry import our_concept_id
 
 SUBJECT = SubjectIdentifier(PSEUDONYM_SYSTEM, "PSEUDO-1")
 
@@ -218,3 +222,42 @@ def test_store_toxicity_idempotent_and_regrade(session: Session):
         select(func.count()).where(cdm.ConditionOccurrence.person_id == pid)
     )
     assert n_conditions == 0
+
+
+def test_timepoint_is_the_timing_concept_and_readers_see_it(session: Session):
+    pid = _person(session, "PSEUDO-T")
+    other = _person(session, "PSEUDO-U")
+    early = _response("qr-t1", q29=7, q30=7)  # QL2 (7 - 1) / 6 * 100 = 100
+    late = PromResponse(
+        "qr-t2",
+        "QLQ-C30",
+        SUBJECT,
+        datetime(2024, 6, 1, 8, tzinfo=UTC),
+        _response(q29=4, q30=4).values,  # QL2 (4 - 1) / 6 * 100 = 50
+    )
+    sid, _ = store_prom(session, Assessment(pid, "m3", -10), early)
+    store_prom(session, Assessment(pid, "m3", -10), late)  # later: wins for m3
+    store_prom(session, Assessment(other, "baseline"), _response("qr-t3"))
+    survey = session.get(cdm.SurveyConduct, sid)
+    assert survey is not None
+    assert survey.timing_concept_id == our_concept_id("RTC Timepoint", "m3")
+    assert survey.timing_source_value == "m3"
+    timings = read_survey_timings(session, [pid])
+    assert sorted((t.timepoint, t.completed_at) for t in timings) == [
+        # naive UTC, 10 days back (2024 is a leap year)
+        ("m3", datetime(2024, 2, 29, 23, 30, tzinfo=UTC).replace(tzinfo=None)),
+        ("m3", datetime(2024, 5, 22, 8, tzinfo=UTC).replace(tzinfo=None)),
+    ]
+    everyone = read_survey_timings(session, select(cdm.Person.person_id))
+    assert {(t.person_id, t.timepoint) for t in everyone} >= {
+        (pid, "m3"),
+        (other, "baseline"),
+    }
+    assert read_latest_scores(session, [pid, other], "QL2") == {
+        (pid, "m3"): pytest.approx(50.0),
+        (other, "baseline"): pytest.approx(100.0),
+    }
+    store_toxicity(session, Assessment(pid, "m3", -10), _grading(grade=0))
+    assert [
+        (d.person_id, d.assessed_on) for d in read_toxicity_dates(session, [pid])
+    ] == [(pid, date(2024, 4, 21))]

@@ -3,8 +3,8 @@ permissions, audit, and ``ntcp fit --from-db`` end to end on a simulated cohort.
 
 Rows are written through the cohort and instruments APIs (consent, vital status,
 projects, CTCAE gradings, QLQ-C30 questionnaires); the RT course, prescription and
-``dvh`` rows are written by hand the way ``etl.load`` writes them (checked against
-``etl.load.episode_fractions`` and ``etl.load.dvh_from_row``).
+``dvh`` rows are written by hand the way ``etl.store.load`` writes them (checked against
+``etl.store.load.episode_fractions`` and ``etl.store.load.dvh_from_row``).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from cohort.errors import PermissionDeniedError
 from cohort.projects import add_member, attach, create_project
 from cohort.users import add_user
 from cohort.vital import record_death, record_last_contact
-from etl.dvh import DVH
-from etl.load import dvh_from_row, episode_fractions, pack_dvh
+from etl.dose.dvh import DVH
+from etl.store.load import dvh_from_row, episode_fractions, pack_dvh
 from instruments.fhir import PSEUDONYM_SYSTEM, PromResponse, SubjectIdentifier
 from instruments.fhir_adverse_event import ToxicityGrading
 from instruments.store import Assessment, store_prom, store_toxicity
@@ -92,7 +92,7 @@ def enrol(
 def course(
     session: Session, person_id: int, start: datetime.date, n_fractions: int | None
 ) -> tuple[int, int]:
-    """RT course EPISODE 32940, its PROCEDURE and prescription as etl.load writes."""
+    """RT course EPISODE 32940, its PROCEDURE and prescription as etl.store.load writes."""
     episode = cdm.Episode(
         person_id=person_id,
         episode_concept_id=32940,

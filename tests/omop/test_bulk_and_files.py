@@ -100,7 +100,7 @@ def test_file_store_round_trip_and_integrity(tmp_path: Path) -> None:
     assert digest == hashlib.sha256(b"dicom bytes").hexdigest()
     assert store.put(b"dicom bytes") == digest  # stored once
     assert store.get(digest) == b"dicom bytes"
-    assert list(tmp_path.rglob(".tmp-*")) == []
+    assert list(tmp_path.rglob(".*.partial")) == []
     store.path(digest).write_bytes(b"tampered")
     with pytest.raises(FileStoreError, match="does not match"):
         store.get(digest)

@@ -93,7 +93,9 @@ def test_plausible_value_high_year_of_birth(session: Session) -> None:
     check = _check(session, "plausibleValueHigh", "person", "year_of_birth")
     _person(session, "a", year=1960)
     assert run_check(session, check).num_violated_rows == 0
-    _person(session, "b", year=datetime.datetime.now(UTC).year + 2)  # implausible: direct
+    _person(
+        session, "b", year=datetime.datetime.now(UTC).year + 2
+    )  # implausible: direct
     result = run_check(session, check)
     assert (result.num_violated_rows, result.num_denominator_rows) == (1, 2)
     assert result.failed == (check.threshold < 50)

@@ -1,0 +1,3 @@
+"""How DICOM arrives: the C-STORE receiver and the inbox."""
+
+__all__: list[str] = []

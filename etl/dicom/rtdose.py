@@ -1,0 +1,193 @@
+"""Read an RT Dose object into a :class:`~etl.dose.grid.DoseGrid` (dose in Gy).
+
+Geometry comes from ImagePositionPatient, ImageOrientationPatient, PixelSpacing and
+GridFrameOffsetVector (relative form, first offset 0, and absolute form, first offset
+equal to the z of ImagePositionPatient); values from DoseGridScaling and DoseUnits
+(``GY`` and ``CGY`` are converted to Gy; ``RELATIVE`` needs a reference dose).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from pydicom.dataset import Dataset
+
+from etl.dicom.enums import (
+    DoseSummationType,
+    DoseType,
+    DoseUnits,
+    Modality,
+    normalise,
+)
+from etl.dicom.io import describe, read_dataset, require
+from etl.dose.grid import DoseGrid, check_orthonormal
+from etl.errors import DicomParseError, DoseGridError, GeometryError
+
+__all__ = ["DoseGrid", "read_rtdose"]
+
+_RTDOSE_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.2"
+#: Largest relative deviation between frame offsets accepted as a uniform spacing.
+_UNIFORM_TOLERANCE = 1e-3
+
+
+def _floats(
+    value: object, where: str, keyword: str, n: int | None = None
+) -> np.ndarray:
+    try:
+        arr = np.atleast_1d(np.asarray(value, dtype=np.float64)).ravel()
+    except (TypeError, ValueError) as exc:
+        raise DicomParseError(f"{where}: {keyword} is not numeric ({value!r})") from exc
+    if n is not None and arr.size != n:
+        raise DicomParseError(
+            f"{where}: {keyword} must have {n} values, has {arr.size}"
+        )
+    if not np.all(np.isfinite(arr)):
+        raise DicomParseError(f"{where}: {keyword} holds non-finite values")
+    return arr
+
+
+def read_rtdose(
+    source: str | os.PathLike[str] | Dataset,
+    *,
+    relative_reference_gy: float | None = None,
+) -> DoseGrid:
+    """Read an RTDOSE object.
+
+    Parameters
+    ----------
+    source
+        Path of the file (with or without Part-10 header) or a dataset.
+    relative_reference_gy
+        Dose in Gy that a relative value of 1.0 stands for. Required when DoseUnits is
+        ``RELATIVE``; ignored otherwise.
+
+    Returns
+    -------
+    DoseGrid
+        Dose in Gy, shape ``(frames, rows, columns)``.
+
+    Raises
+    ------
+    DicomParseError
+        Unreadable file, not an RT Dose, or a required attribute missing (including
+        DoseGridScaling).
+    DoseGridError
+        Unknown units, relative dose without a reference, non-uniform frame offsets.
+    GeometryError
+        Non-orthogonal direction cosines.
+
+    Examples
+    --------
+    >>> from pydicom.data import get_testdata_file
+    >>> grid = read_rtdose(get_testdata_file("rtdose.dcm"), relative_reference_gy=2.0)
+    >>> grid.dose_gy.shape, grid.spacing_mm
+    ((15, 10, 10), (10.0, 10.0, 5.0))
+    """
+    where = describe(source)
+    ds = read_dataset(source)
+    sop_class = str(ds.get("SOPClassUID", ""))
+    if (
+        sop_class != _RTDOSE_SOP_CLASS
+        and normalise(Modality, ds.get("Modality")) != Modality.RTDOSE
+    ):
+        raise DicomParseError(f"{where}: not an RT Dose object (SOP class {sop_class})")
+
+    units = normalise(DoseUnits, require(ds, "DoseUnits", where))
+    if units == DoseUnits.GY:
+        unit_factor = 1.0
+    elif units == DoseUnits.CGY:
+        unit_factor = 0.01
+    elif units == DoseUnits.RELATIVE:
+        if relative_reference_gy is None:
+            raise DoseGridError(
+                f"{where}: DoseUnits is RELATIVE and no reference dose was given "
+                "(relative dose without a normalisation)"
+            )
+        unit_factor = float(relative_reference_gy)
+    else:
+        raise DoseGridError(f"{where}: unknown DoseUnits {units!r}")
+    if "DoseGridScaling" not in ds or ds.DoseGridScaling in (None, ""):
+        raise DicomParseError(f"{where}: missing required attribute DoseGridScaling")
+    scaling = float(_floats(ds.DoseGridScaling, where, "DoseGridScaling", 1)[0])
+
+    ipp = _floats(
+        require(ds, "ImagePositionPatient", where), where, "ImagePositionPatient", 3
+    )
+    iop = _floats(
+        require(ds, "ImageOrientationPatient", where),
+        where,
+        "ImageOrientationPatient",
+        6,
+    )
+    row_dir, col_dir = iop[:3], iop[3:]
+    try:
+        check_orthonormal(row_dir, col_dir)
+    except GeometryError as exc:
+        raise GeometryError(f"{where}: {exc}") from None
+    row_dir = row_dir / np.linalg.norm(row_dir)
+    col_dir = col_dir / np.linalg.norm(col_dir)
+    normal = np.cross(row_dir, col_dir)
+    ps = _floats(require(ds, "PixelSpacing", where), where, "PixelSpacing", 2)
+    # PixelSpacing = (row spacing = between rows, i.e. along j; column spacing along i).
+    dj, di = float(ps[0]), float(ps[1])
+    if di <= 0 or dj <= 0:
+        raise DoseGridError(
+            f"{where}: PixelSpacing must be positive, got {ps.tolist()}"
+        )
+
+    try:
+        pixels = ds.pixel_array
+    except Exception as exc:  # pydicom raises many types on truncated pixel data
+        raise DicomParseError(f"{where}: pixel data unreadable ({exc})") from exc
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    arr = np.asarray(pixels, dtype=np.float64)
+    if arr.ndim == 2:  # noqa: PLR2004
+        arr = arr[np.newaxis]
+    if arr.shape[0] != frames:
+        raise DicomParseError(
+            f"{where}: NumberOfFrames is {frames} but pixel data holds {arr.shape[0]}"
+        )
+
+    if frames > 1:
+        gfov = _floats(
+            require(ds, "GridFrameOffsetVector", where), where, "GridFrameOffsetVector"
+        )
+        if gfov.size != frames:
+            raise DicomParseError(
+                f"{where}: GridFrameOffsetVector: {gfov.size} values, {frames} frames"
+            )
+        if gfov[0] != 0.0:
+            # Absolute form: offsets are positions along the normal; make them relative.
+            gfov = gfov - gfov[0]
+        steps = np.diff(gfov)
+        step = float(np.mean(steps))
+        if step == 0.0 or np.any(np.abs(steps - step) > _UNIFORM_TOLERANCE * abs(step)):
+            raise DoseGridError(
+                f"{where}: GridFrameOffsetVector is not uniformly spaced "
+                f"(steps {np.unique(np.round(steps, 4)).tolist()})"
+            )
+        slice_dir = normal if step > 0 else -normal
+        dk = abs(step)
+    else:
+        slice_dir = normal
+        thickness = ds.get("SliceThickness")
+        dk = (
+            float(thickness)
+            if thickness not in (None, "") and float(thickness) > 0
+            else di
+        )
+
+    return DoseGrid(
+        dose_gy=arr * (scaling * unit_factor),
+        origin_mm=ipp,
+        row_dir=row_dir,
+        col_dir=col_dir,
+        slice_dir=slice_dir,
+        spacing_mm=(di, dj, dk),
+        frame_of_reference_uid=str(ds.get("FrameOfReferenceUID", "")),
+        sop_instance_uid=str(ds.get("SOPInstanceUID", "")),
+        dose_type=normalise(DoseType, ds.get("DoseType")),
+        summation_type=normalise(DoseSummationType, ds.get("DoseSummationType")),
+        units=DoseUnits.GY,
+    )

@@ -1,0 +1,61 @@
+"""What the import has loaded: datasets per centre, structures mapped to TG-263.
+
+Readers of the ``ingest_dataset`` and ``dvh`` tables for ``rtcohort mapping
+unmapped``, the demo and the web pages: how many datasets each centre has loaded,
+which ROI names of which centre no rule maps yet (to write rules for), and how many
+stored DVHs carry a TG-263 name.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from omop.ingest_tables import Dvh, IngestDataset
+
+__all__ = ["UnmappedName", "datasets_by_centre", "mapping_counts", "unmapped_names"]
+
+
+@dataclass(frozen=True)
+class UnmappedName:
+    """An ROI name of a centre that no rule maps, and how many DVHs carry it."""
+
+    centre: str
+    roi_name: str
+    structures: int
+
+
+def unmapped_names(session: Session) -> list[UnmappedName]:
+    """Return the unmapped ROI names per centre, most frequent first, then by name."""
+    rows = session.execute(
+        select(IngestDataset.centre, Dvh.roi_name, func.count())
+        .join(IngestDataset, IngestDataset.dataset_id == Dvh.dataset_id)
+        .where(Dvh.tg263_name.is_(None))
+        .group_by(IngestDataset.centre, Dvh.roi_name)
+        .order_by(func.count().desc(), Dvh.roi_name)
+    ).all()
+    return [UnmappedName(str(c), str(n), int(k)) for c, n, k in rows]
+
+
+def mapping_counts(session: Session) -> tuple[int, Counter[str]]:
+    """Return the number of mapped DVHs and the count of each unmapped ROI name."""
+    mapped = session.scalar(
+        select(func.count()).select_from(Dvh).where(Dvh.tg263_name.is_not(None))
+    )
+    unmapped: Counter[str] = Counter()
+    for (name,) in session.execute(
+        select(Dvh.roi_name).where(Dvh.tg263_name.is_(None))
+    ):
+        unmapped[str(name)] += 1
+    return int(mapped or 0), unmapped
+
+
+def datasets_by_centre(session: Session) -> dict[str, int]:
+    """Return the number of loaded RT datasets of each centre."""
+    rows = session.execute(
+        select(IngestDataset.centre, func.count()).group_by(IngestDataset.centre)
+    ).all()
+    return {str(centre): int(n) for centre, n in rows}
