@@ -28,6 +28,7 @@ from cohort.errors import (
     ExpiredTokenError,
     ForgedTokenError,
     InvalidInputError,
+    InvitationError,
     UsedTokenError,
 )
 from instruments.store import read_survey_timings
@@ -36,12 +37,15 @@ from omop.cohort_tables import Enrolment, Invitation
 from omop.private_files import make_private_dirs, open_private
 
 __all__ = [
+    "ClosedInvitationError",
     "CompletionRow",
     "IssuedInvitation",
+    "OpenInvitation",
     "RedeemedInvitation",
     "completion",
     "issue",
     "load_signing_key",
+    "open_link",
     "redeem",
     "resign",
     "token_hash",
@@ -209,6 +213,76 @@ def redeem(
     if found[1] is not None:
         raise UsedTokenError("invitation link was used already")
     raise ExpiredTokenError("invitation link has expired")
+
+
+class ClosedInvitationError(InvitationError):
+    """The patient declined or withdrew: the questionnaire is no longer available."""
+
+
+#: Consent states in which a patient's links no longer open (cohort.consent states).
+CLOSED_STATES = frozenset({"declined", "withdrawn"})
+
+
+@dataclass(frozen=True)
+class OpenInvitation:
+    """A link that would be accepted now (checked, not used)."""
+
+    invitation_id: int
+    person_id: int
+    care_site_id: int
+    timepoint: str
+    expires_at: datetime.datetime
+
+
+def open_link(
+    session: Session,
+    signing_key: bytes,
+    token: str,
+    *,
+    now: datetime.datetime | None = None,
+) -> OpenInvitation:
+    """Check a link without using it (the form page opens it; :func:`redeem` uses it).
+
+    Raises
+    ------
+    ForgedTokenError, ExpiredTokenError, UsedTokenError
+        As :func:`redeem` would.
+    ClosedInvitationError
+        The patient's consent state is declined or withdrawn.
+    """
+    invitation_id, expiry = _claims(signing_key, token)
+    moment = as_utc(now or utcnow())
+    if moment >= expiry:
+        raise ExpiredTokenError("invitation link has expired")
+    found = session.execute(
+        select(
+            Invitation.token_hash,
+            Invitation.used_at,
+            Invitation.expires_at,
+            Invitation.person_id,
+            Invitation.timepoint_code,
+            Person.care_site_id,
+            Enrolment.state,
+        )
+        .join(Person, Person.person_id == Invitation.person_id)
+        .outerjoin(Enrolment, Enrolment.person_id == Invitation.person_id)
+        .where(Invitation.invitation_id == invitation_id)
+    ).one_or_none()
+    if found is None or found[0] != token_hash(token):
+        raise ForgedTokenError("no invitation matches this link")
+    if found[1] is not None:
+        raise UsedTokenError("invitation link was used already")
+    if as_utc(found[2]) <= moment:
+        raise ExpiredTokenError("invitation link has expired")
+    if found[6] in CLOSED_STATES:
+        raise ClosedInvitationError(f"patient's consent state is {found[6]}")
+    return OpenInvitation(
+        invitation_id,
+        int(found[3]),
+        int(found[5] or 0),
+        str(found[4]),
+        as_utc(found[2]),
+    )
 
 
 @dataclass(frozen=True)

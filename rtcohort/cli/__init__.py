@@ -30,6 +30,7 @@ _COMMAND_MODULES = (
     "rtcohort.cli.ntcp",
     "rtcohort.cli.ingest",
     "rtcohort.cli.demo",
+    "rtcohort.cli.serve",
 )
 
 for _name in _COMMAND_MODULES:
