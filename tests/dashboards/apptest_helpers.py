@@ -19,6 +19,13 @@ def new_app(token: str | None = None) -> AppTest:
     return at
 
 
+def open_link(token: str | None) -> AppTest:
+    """A new browser session on ``/prom?t=TOKEN`` (AppTest starts at the home page)."""
+    at = new_app(token)
+    at.run()
+    return at.switch_page("pages/prom.py").run()
+
+
 def by_label(widgets: Any, label: str) -> Any:
     found = [w for w in widgets if w.label == label]
     assert len(found) == 1, [w.label for w in widgets]
