@@ -25,7 +25,7 @@ def render() -> None:
     if not rows:
         st.info(t("overview.empty"))
         return
-    st.dataframe(
+    st.table(
         [
             {
                 t("overview.centre"): r.centre,

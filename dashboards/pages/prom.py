@@ -11,6 +11,7 @@ failed store leaves the link and the draft as they were).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import streamlit as st
 
@@ -35,6 +36,7 @@ from dashboards.prom_form import (
 from dashboards.ui.resources import centre_key, drafts, factory, signing_key, wording
 from dashboards.ui.session import md_escape
 from instruments.qlq_c30 import QLQ_C30
+from instruments.scoring import ItemSpec
 
 __all__ = ["render"]
 
@@ -44,8 +46,8 @@ _DONE = "prom.done"  # the token whose questionnaire this browser session sent
 _STYLE = """<style>
 div[data-testid="stRadio"] label {min-height: 44px; padding: 4px 2px;
   font-size: 1.05rem; align-items: center;}
-div[data-testid="stRadio"] > label p {font-weight: 600;}
 div.stButton > button {min-height: 48px; min-width: 110px; font-size: 1.1rem;}
+[data-testid="stSidebarCollapsedControl"], [data-testid="stSidebar"] {display: none;}
 </style>"""
 _REFUSALS: dict[type[InvitationError], str] = {
     ClosedInvitationError: "prom.unavailable",
@@ -70,19 +72,32 @@ def _step_key(inv: OpenInvitation) -> str:
     return f"prom.step.{inv.invitation_id}"
 
 
-def _changed(inv: OpenInvitation, item: int) -> None:
-    value = st.session_state.get(f"prom.q{item}")
+def _sync(inv: OpenInvitation, items: Sequence[ItemSpec]) -> None:
+    """Copy the radios' values of ``items`` into the answers; save the draft if new.
+
+    Read from the widget state (not from change callbacks), so answers given while
+    an earlier run was still going are never lost.
+    """
     answers: dict[int, int] = st.session_state[_answers_key(inv)]
-    if value is None:
-        answers.pop(item, None)
-    else:
-        answers[item] = int(value)
-    drafts().save(inv.invitation_id, answers)
+    before = dict(answers)
+    for item in items:
+        key = f"prom.q{item.number}"
+        if key not in st.session_state:
+            continue
+        value = st.session_state[key]
+        if value is None:
+            answers.pop(item.number, None)
+        else:
+            answers[item.number] = int(value)
+    if answers != before:
+        drafts().save(inv.invitation_id, answers)
 
 
 def _move(inv: OpenInvitation, by: int) -> None:
     step = int(st.session_state[_step_key(inv)])
     answers = st.session_state[_answers_key(inv)]
+    if step < len(_STEPS):
+        _sync(inv, _STEPS[step])
     if by > 0 and step < len(_STEPS):
         gaps = missing_items([_STEPS[step]], answers)
         if gaps and st.session_state.get("prom.warned") != step:
@@ -95,7 +110,7 @@ def _move(inv: OpenInvitation, by: int) -> None:
 def _step(inv: OpenInvitation, step: int, answers: dict[int, int]) -> None:
     items = _STEPS[step]
     st.progress(
-        step / (len(_STEPS) + 1),
+        (step + 1) / (len(_STEPS) + 1),
         text=t("prom.step", step=step + 1, total=len(_STEPS) + 1),
     )
     st.caption(
@@ -111,15 +126,19 @@ def _step(inv: OpenInvitation, step: int, answers: dict[int, int]) -> None:
     for item in items:
         options = list(range(item.response_min, item.response_max + 1))
         chosen = answers.get(item.number)
+        label = item_label(item, words, lang)
+        # Shown as escaped Markdown (a leading "1." would otherwise turn into a
+        # list); the radio group's accessible name is the plain label.
+        st.markdown(f"**{md_escape(label)}**")
         st.radio(
-            md_escape(item_label(item, words, lang)),
+            label,
             options,
+            label_visibility="collapsed",
             index=options.index(chosen) if chosen in options else None,
             format_func=lambda v, it=item: answer_label(it, v),
             key=f"prom.q{item.number}",
-            on_change=_changed,
-            args=(inv, item.number),
         )
+    _sync(inv, items)
     if st.session_state.get("prom.warned") == step:
         st.warning(t("prom.answer_all"))
     back, nxt = st.columns(2)
@@ -171,7 +190,7 @@ def _submit(inv: OpenInvitation, token: str, answers: dict[int, int]) -> None:
 
 def _review(inv: OpenInvitation, token: str, answers: dict[int, int]) -> None:
     st.progress(
-        len(_STEPS) / (len(_STEPS) + 1),
+        1.0,
         text=t("prom.step", step=len(_STEPS) + 1, total=len(_STEPS) + 1),
     )
     st.subheader(t("prom.review"))
@@ -224,7 +243,7 @@ def render() -> None:
         st.session_state[_step_key(inv)] = first_open_step(_STEPS, saved)
     answers: dict[int, int] = st.session_state[_answers_key(inv)]
     step = int(st.session_state[_step_key(inv)])
-    st.title(t("prom.title"))
+    st.subheader(t("prom.title"))
     if step == 0:
         st.write(t("prom.intro", expires=inv.expires_at.strftime("%d %b %Y")))
     if step < len(_STEPS):

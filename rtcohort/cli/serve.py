@@ -42,6 +42,7 @@ def server_command(port: int, address: str) -> list[str]:
         "--server.address", address, "--server.port", str(port),
         "--server.headless", "true", "--server.runOnSave", "false",
         "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
+        "--client.toolbarMode", "minimal", "--client.showSidebarNavigation", "false",
     ]  # fmt: skip
 
 
