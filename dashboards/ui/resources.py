@@ -15,12 +15,14 @@ import streamlit as st
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from dashboards.config import WebConfig
 from dashboards.drafts import DraftStore
 from etl.deid.keys import CentreKey
 from instruments.wording import Wording
 
 __all__ = [
     "centre_key",
+    "config",
     "drafts",
     "drafts_folder",
     "engine",
@@ -33,21 +35,27 @@ __all__ = [
 _LOG = logging.getLogger(__name__)
 
 
+def config() -> WebConfig:
+    """Return the configuration ``rtcohort serve`` passed (see dashboards.config)."""
+    return WebConfig.from_env()
+
+
 @st.cache_resource(show_spinner=False)
-def _engine(url: str) -> Engine:
+def _engine(url: str, audit_key_file: str, audit_checkpoints: str) -> Engine:
+    from cohort.audit import AuditFiles, bind
     from omop.engine import make_engine
-    from rtcohort.wiring import configure_audit
 
     eng = make_engine(url)
-    configure_audit(eng)
+    bind(eng, AuditFiles(Path(audit_key_file), Path(audit_checkpoints)))
     return eng
 
 
 def engine() -> Engine:
-    """Return the engine of the configured database (one per URL and process)."""
-    from rtcohort.settings import get_settings
-
-    return _engine(get_settings().resolved_database_url())
+    """Return the engine of the configured database, bound to its audit files."""
+    cfg = config()
+    return _engine(
+        cfg.database_url, str(cfg.audit_key_file), str(cfg.audit_checkpoints)
+    )
 
 
 def factory() -> sessionmaker[Session]:
@@ -59,8 +67,7 @@ def factory() -> sessionmaker[Session]:
 
 def key_dir() -> Path | None:
     """Return the folder of centre keys (``RTCOHORT_KEY_DIR``), or None when unset."""
-    value = os.environ.get("RTCOHORT_KEY_DIR", "").strip()
-    return Path(value) if value else None
+    return config().key_dir
 
 
 @st.cache_resource(show_spinner=False)
@@ -89,16 +96,12 @@ def _signing_key(path: str) -> bytes:
 
 def signing_key() -> bytes:
     """Return the invitation signing key (``<data_dir>/invitation-signing.key``)."""
-    from rtcohort.settings import get_settings
-
-    return _signing_key(str(get_settings().data_dir / "invitation-signing.key"))
+    return _signing_key(str(config().data_dir / "invitation-signing.key"))
 
 
 def drafts_folder() -> Path:
-    """Where PROM drafts are kept (``<data_dir>/prom-drafts``)."""
-    from rtcohort.settings import get_settings
-
-    return get_settings().data_dir / "prom-drafts"
+    """Return where PROM drafts are kept (``<data_dir>/prom-drafts``)."""
+    return config().data_dir / "prom-drafts"
 
 
 def drafts() -> DraftStore:

@@ -8,6 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 from cohort.users import Role
+from dashboards.config import WebConfig, WebConfigError
 from dashboards.messages import t
 from dashboards.ui.session import current_identity
 
@@ -49,6 +50,11 @@ def run() -> None:
     """Run one script pass of the web app."""
     _configure_logging()
     st.set_page_config(page_title=t("app.title"), layout="centered")
+    try:
+        WebConfig.from_env()
+    except WebConfigError as exc:
+        st.error(t("app.not_configured", reason=str(exc)))
+        return
     identity = current_identity()
     prom_page = st.Page(_HERE / "prom.py", title=t("nav.prom"), url_path="prom")
     if identity is None:

@@ -47,13 +47,25 @@ def server_command(port: int, address: str) -> list[str]:
 
 
 def server_env(key_dir: Path | None) -> dict[str, str]:
-    """Return the environment of the server: this one, the key folder, the packages."""
-    import dashboards
+    """Return the server's environment: this one plus the resolved settings.
 
+    ``dashboards`` does not import ``rtcohort``; it reads the database URL, data
+    folder, audit files and key folder resolved here (:mod:`dashboards.config`).
+    """
+    import dashboards
+    from rtcohort.settings import get_settings
+
+    settings = get_settings()
     env = dict(os.environ)
     root = str(Path(dashboards.__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (root, env.get("PYTHONPATH", "")) if p
+    )
+    env.update(
+        RTCOHORT_DATABASE_URL=settings.resolved_database_url(),
+        RTCOHORT_DATA_DIR=str(settings.data_dir.resolve()),
+        RTCOHORT_AUDIT_KEY_FILE=str(settings.resolved_audit_key_file().resolve()),
+        RTCOHORT_AUDIT_CHECKPOINTS=str(settings.resolved_audit_checkpoints().resolve()),
     )
     if key_dir is not None:
         env["RTCOHORT_KEY_DIR"] = str(key_dir.resolve())

@@ -8,9 +8,9 @@ import stat
 
 import pytest
 from apptest_helpers import by_label, open_link, texts
-from conftest import World
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
+from web_world import World
 
 from instruments.qlq_c30 import score_qlq_c30
 from instruments.store import read_prom_answers, read_prom_scores

@@ -6,8 +6,8 @@ import datetime
 
 import pytest
 from apptest_helpers import by_label, new_app, sign_in, texts
-from conftest import PASSWORD, World
 from sqlalchemy import select
+from web_world import PASSWORD, World
 
 from omop.cohort_tables import AuditRecord
 from omop.engine import make_engine, session_factory
@@ -123,3 +123,13 @@ def test_viewer_navigation_has_no_patients_page(web: World) -> None:
     with pytest.raises(ValueError, match="Known pages"):
         at.switch_page("pages/patients.py")
     assert not at.dataframe or "Pseudonym" not in at.dataframe[0].value.columns
+
+
+def test_app_started_without_serve_says_so(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("RTCOHORT_DATABASE_URL", "RTCOHORT_AUDIT_KEY_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    at = new_app().run()
+    assert "start the app with rtcohort serve" in texts(at)
+    assert not at.text_input
