@@ -44,14 +44,24 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from _dvh_stack import stack_truth
 from scipy import optimize
 
-SHAPES = {  # label: (shape, axis)
-    "sphere": ("sphere", "z"),
-    "cylinder_z": ("cylinder", "z"),
-    "cylinder_y": ("cylinder", "y"),
-    "cone_z": ("cone", "z"),
+SHAPES = {  # label: (shape, axis, size mm)
+    "sphere": ("sphere", "z", 24.0),
+    "cylinder_z": ("cylinder", "z", 24.0),
+    "cylinder_y": ("cylinder", "y", 24.0),
+    "cone_z": ("cone", "z", 24.0),
 }
+#: The pole set: a plane passes just inside the top pole (a section of about
+#: 0.05 mm2, as a planning system writes the plane touching a pole or an apex).
+POLE_SHAPES = {
+    "sphere_10": ("sphere", "z", 10.0),
+    "sphere_24": ("sphere", "z", 24.0),
+    "sphere_40": ("sphere", "z", 40.0),
+    "cone_z": ("cone", "z", 24.0),
+}
+POLE_AREA_MM2 = 0.05
 GRADIENTS = ("z", "y")
 SPACINGS_MM = (0.2, 1.0, 2.0, 3.0)
 GRIDS_MM = (1.0, 2.0, 3.0)
@@ -70,88 +80,21 @@ TOL_REL = 0.03
 TOL_ABS_GY = 0.5
 
 
-def _clip_area(poly: np.ndarray, normal: np.ndarray, t: float) -> float:
-    """Area of the part of a 2-D polygon where ``normal . p >= t`` (vectorised clip)."""
-    f = poly @ normal - t
-    nxt = np.roll(np.arange(len(poly)), -1)
-    inside = f >= 0
-    cross = (f > 0) != (f[nxt] > 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        w = np.where(cross, f / (f - f[nxt]), 0.0)
-    hit = poly + w[:, None] * (poly[nxt] - poly)
-    pts = np.stack([poly, hit], axis=1).reshape(-1, 2)
-    keep = np.stack([inside, cross & (f != 0)], axis=1).reshape(-1)
-    q = pts[keep]
-    if len(q) < 3:
-        return 0.0
-    x, y = q[:, 0], q[:, 1]
-    return 0.5 * abs(float(np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y)))
-
-
-def stack_truth(
-    contours: list[np.ndarray], spacing: float, constant: float, gradient: np.ndarray
-) -> dict[str, float | None]:
-    """Exact metrics of the contour stack (slabs with half-spacing end caps).
-
-    Only for a gradient along z or in the x-y plane (the benchmark's). This separates
-    the error of the engine from the error of representing the solid by contours.
-    """
-    zs = np.array([c[0, 2] for c in contours])
-    polys = [c[:, :2] for c in contours]
-    areas = np.zeros(len(polys))
-    cent = np.zeros((len(polys), 2))
-    for k, p in enumerate(polys):
-        x, y = p[:, 0], p[:, 1]
-        cr = x * np.roll(y, -1) - np.roll(x, -1) * y
-        a = 0.5 * cr.sum()
-        areas[k] = abs(a)
-        cent[k] = [
-            ((x + np.roll(x, -1)) * cr).sum() / (6 * a),
-            ((y + np.roll(y, -1)) * cr).sum() / (6 * a),
-        ]
-    gxy, gz = gradient[:2], float(gradient[2])
-    total = float(areas.sum() * spacing)
-    mean = float((areas * (constant + cent @ gxy + gz * zs)).sum() * spacing / total)
-    if np.any(gxy != 0) and gz != 0:
-        raise ValueError("stack truth handles gradients along z or in-plane only")
-    if gz != 0:
-        lo_z, hi_z = zs.min() - spacing / 2, zs.max() + spacing / 2
-        dmin, dmax = sorted((constant + gz * lo_z, constant + gz * hi_z))
-
-        def volume(d: float) -> float:
-            z_cut = (d - constant) / gz
-            if gz > 0:
-                length = np.clip(zs + spacing / 2 - z_cut, 0, spacing)
-            else:
-                length = np.clip(z_cut - (zs - spacing / 2), 0, spacing)
-            return float((areas * length).sum())
-    else:
-        norm = float(np.linalg.norm(gxy))
-        proj = [p @ (gxy / norm) for p in polys]
-        dmin = constant + norm * min(float(v.min()) for v in proj)
-        dmax = constant + norm * max(float(v.max()) for v in proj)
-
-        def volume(d: float) -> float:
-            t = (d - constant) / norm
-            return spacing * sum(_clip_area(p, gxy / norm, t) for p in polys)
-
-    out: dict[str, float | None] = {
-        "volume": total / 1000.0,
-        "Mean[Gy]": mean,
-        "Min[Gy]": dmin,
-        "Max[Gy]": dmax,
-    }
-    targets = {"D99%[Gy]": 0.99 * total, "D95%[Gy]": 0.95 * total}
-    targets |= {"D5%[Gy]": 0.05 * total, "D1%[Gy]": 0.01 * total, "D0.03cc[Gy]": 30.0}
-    for name, v in targets.items():
-        out[name] = optimize.brentq(lambda d, v=v: volume(d) - v, dmin, dmax, xtol=1e-9)
-    return out
-
-
 PLANES_FIXED = False  # set by --planes-fixed (inherited by forked workers)
 
 
-def run_case(case: tuple[str, str, float, float, str]) -> list[dict[str, object]]:
+def pole_depth_mm(solid: object, area_mm2: float = POLE_AREA_MM2) -> float:
+    """Depth below the top of a z-axis solid where its section has ``area_mm2``."""
+    lo, hi = solid.axial_range_mm  # type: ignore[attr-defined]
+
+    def excess(d: float) -> float:
+        r = float(solid.radius_at(hi - d))  # type: ignore[attr-defined]
+        return np.pi * r * r - area_mm2
+
+    return float(optimize.brentq(excess, 1e-12, (hi - lo) / 2, xtol=1e-12))
+
+
+def run_case(case: tuple[str, ...]) -> list[dict[str, object]]:
     """Write one phantom, compute its DVH, return one row per metric."""
     from etl.dicom.rtdose import read_rtdose
     from etl.dicom.rtstruct import read_rtstruct
@@ -160,24 +103,41 @@ def run_case(case: tuple[str, str, float, float, str]) -> list[dict[str, object]
     from etl.phantom.spec import spec_from_options
     from etl.phantom.write import write_phantom
 
-    label, gradient, spacing, grid, offset = case
-    shape, axis = SHAPES[label]
+    label, gradient, spacing, grid, offset = case[:5]
+    default = "fixed" if PLANES_FIXED else "follow"
+    placement = case[5] if len(case) > 5 else default
+    shape, axis, size = (POLE_SHAPES if placement == "pole" else SHAPES)[label]
     shift = grid / 2.0 if offset == "half_voxel" else 0.0
+    height = None
+    if placement == "pole" and shape == "cone":
+        # The apex on a plane, the base half a spacing below the lowest plane.
+        from etl.phantom.geometry import Solid
+
+        height = size
+        for _ in range(4):  # the depth of the apex section depends on the height
+            depth = pole_depth_mm(Solid.make("cone", size, height_mm=height))
+            height = round(size / spacing) * spacing + spacing / 2.0 + depth
     spec = spec_from_options(
         shape,
-        24.0,
+        size,
+        height_mm=height,
         axis=axis,
         offset_mm=(shift, shift, shift),
         contour_spacing_mm=spacing,
         dose_grid_mm=grid,
-        dose_gy=16.0,
+        dose_gy=16.0 + (size - 24.0) / 2.0,  # 16 Gy at 24 mm, positive within
         gradient=gradient,
         gradient_gy_per_mm=1.0,
     )
-    if not PLANES_FIXED:
+    if placement == "follow":
         # The contour planes follow the shape (as structures drawn on the CT do): the
         # half-voxel offset moves the shape relative to the dose grid only.
         origin = spacing / 2.0 + shift
+        spec = spec.model_copy(update={"contour_plane_origin_mm": origin})
+    elif placement == "pole":
+        solid = spec.rois[0].solid()
+        top = shift + solid.axial_range_mm[1]
+        origin = top - pole_depth_mm(solid)
         spec = spec.model_copy(update={"contour_plane_origin_mm": origin})
     with tempfile.TemporaryDirectory(prefix="dvhacc") as tmp:
         truth = write_phantom(tmp, spec, seed=1)
@@ -215,6 +175,8 @@ def run_case(case: tuple[str, str, float, float, str]) -> list[dict[str, object]
         rows.append(
             {
                 "shape": label,
+                "placement": placement,
+                "planes": len({round(float(c[0, 2]), 6) for c in roi.contours}),
                 "gradient": gradient,
                 "spacing_mm": spacing,
                 "grid_mm": grid,
@@ -251,12 +213,32 @@ def main() -> None:
         help="keep the contour planes at z = (k + 1/2) spacing, so the half-voxel "
         "offset also moves the shape across the planes (adds contour-sampling error)",
     )
+    parser.add_argument(
+        "--set",
+        choices=("nelms", "poles", "goal"),
+        default="nelms",
+        help="nelms: the Nelms grid (default); poles: planes through the poles "
+        "(spheres 10-40 mm, cone apex); goal: nelms with planes following and fixed, "
+        "plus poles, at 1-3 mm spacing",
+    )
     args = parser.parse_args()
     global PLANES_FIXED  # noqa: PLW0603
     PLANES_FIXED = args.planes_fixed
     spacings = (1.0, 3.0) if args.quick else SPACINGS_MM
     grids = (2.0,) if args.quick else GRIDS_MM
-    cases = list(itertools.product(SHAPES, GRADIENTS, spacings, grids, OFFSETS))
+    nelms_placements = ("fixed",) if PLANES_FIXED else ("follow",)
+    if args.set == "goal":
+        spacings = tuple(s for s in spacings if s >= 1.0)
+        nelms_placements = ("follow", "fixed")
+    cases: list[tuple[object, ...]] = []
+    if args.set in {"nelms", "goal"}:
+        cases += itertools.product(
+            SHAPES, GRADIENTS, spacings, grids, OFFSETS, nelms_placements
+        )
+    if args.set in {"poles", "goal"}:
+        cases += itertools.product(
+            POLE_SHAPES, GRADIENTS, spacings, grids, OFFSETS, ("pole",)
+        )
     started = time.perf_counter()
     rows: list[dict[str, object]] = []
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
@@ -311,15 +293,32 @@ def main() -> None:
             f"{_rate([r for r in absr if r['grid_mm'] == g]):>22}"
         )
     print()
-    print(f"{'shape / gradient':<18}{'3% points':>20}{'Dmin/Dmax 0.5 Gy':>22}")
-    for label, grad in itertools.product(SHAPES, GRADIENTS):
-        sel = [r for r in rows if r["shape"] == label and r["gradient"] == grad]
+    print(
+        f"{'placement shape / gradient':<28}{'3% points':>20}{'Dmin/Dmax 0.5 Gy':>22}"
+    )
+    groups = sorted({(str(r["placement"]), str(r["shape"])) for r in rows})
+    for (place, label), grad in itertools.product(groups, GRADIENTS):
+        sel = [
+            r
+            for r in rows
+            if (r["placement"], r["shape"], r["gradient"]) == (place, label, grad)
+        ]
         print(
-            f"{label + ' / ' + grad:<18}"
+            f"{place + ' ' + label + ' / ' + grad:<28}"
             f"{_rate([r for r in sel if r['metric'] in RELATIVE]):>20}"
             f"{_rate([r for r in sel if r['metric'] in ABSOLUTE]):>22}"
         )
     one_to_three = [r for r in rel if float(r["spacing_mm"]) >= 1.0]
+    goal = [r for r in rel if r["metric"] != "Mean[Gy]"]
+    print()
+    print("goal metrics (volume, D99, D95, D5, D1, D0.03cc) at 1-3 mm spacing:")
+    for few in (False, True):
+        sel = [
+            r
+            for r in goal
+            if float(r["spacing_mm"]) >= 1.0 and (int(r["planes"]) < 4) == few
+        ]
+        print(f"  {'< 4' if few else '>= 4'} contour planes:{_rate(sel):>22}")
     print()
     print(f"overall 3% pass rate:           {_rate(rel)}")
     print(f"  at 1-3 mm contour spacing:    {_rate(one_to_three)}")
@@ -334,6 +333,7 @@ def main() -> None:
     engine = sorted(
         {
             (
+                r["placement"],
                 r["shape"],
                 r["gradient"],
                 r["spacing_mm"],
@@ -368,7 +368,7 @@ def main() -> None:
                 f"{sdev:+.3f} Gy" if r["metric"] in ABSOLUTE else f"{100 * sdev:+.2f}%"
             )
             print(
-                f"  {r['shape']:<11} grad {r['gradient']} "
+                f"  {r['placement']:<6} {r['shape']:<11} grad {r['gradient']} "
                 f"spacing {r['spacing_mm']:<4g} "
                 f"grid {r['grid_mm']:g} {r['offset']:<10} {r['metric']:<12} "
                 f"solid {float(r['expected']):8.4f} computed "
