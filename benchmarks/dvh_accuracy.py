@@ -60,6 +60,8 @@ POLE_SHAPES = {
     "sphere_24": ("sphere", "z", 24.0),
     "sphere_40": ("sphere", "z", 40.0),
     "cone_z": ("cone", "z", 24.0),
+    "ellipsoid_z": ("ellipsoid", "z", 20.0, 32.0),  # prolate, poles along z
+    "ellipsoid_y": ("ellipsoid", "y", 20.0, 32.0),  # lying, a pole of its equator
 }
 POLE_AREA_MM2 = 0.05
 GRADIENTS = ("z", "y")
@@ -84,14 +86,18 @@ PLANES_FIXED = False  # set by --planes-fixed (inherited by forked workers)
 
 
 def pole_depth_mm(solid: object, area_mm2: float = POLE_AREA_MM2) -> float:
-    """Depth below the top of a z-axis solid where its section has ``area_mm2``."""
-    lo, hi = solid.axial_range_mm  # type: ignore[attr-defined]
+    """Depth below the top of a solid (along z) where its section has ``area_mm2``."""
+    from etl.phantom.geometry import polygon_area_mm2
+    from etl.phantom.sections import section_polygon
+
+    top = float(solid.bounds_mm()[1][2])  # type: ignore[attr-defined]
+    lo = float(solid.bounds_mm()[0][2])  # type: ignore[attr-defined]
 
     def excess(d: float) -> float:
-        r = float(solid.radius_at(hi - d))  # type: ignore[attr-defined]
-        return np.pi * r * r - area_mm2
+        poly = section_polygon(solid, top - d, tolerance_mm=1e-6)  # type: ignore[arg-type]
+        return (0.0 if poly is None else polygon_area_mm2(poly)) - area_mm2
 
-    return float(optimize.brentq(excess, 1e-12, (hi - lo) / 2, xtol=1e-12))
+    return float(optimize.brentq(excess, 1e-9, (top - lo) / 2, xtol=1e-9))
 
 
 def run_case(case: tuple[str, ...]) -> list[dict[str, object]]:
@@ -106,9 +112,9 @@ def run_case(case: tuple[str, ...]) -> list[dict[str, object]]:
     label, gradient, spacing, grid, offset = case[:5]
     default = "fixed" if PLANES_FIXED else "follow"
     placement = case[5] if len(case) > 5 else default
-    shape, axis, size = (POLE_SHAPES if placement == "pole" else SHAPES)[label]
+    shape, axis, size, *rest = {**POLE_SHAPES, **SHAPES}[label]
     shift = grid / 2.0 if offset == "half_voxel" else 0.0
-    height = None
+    height = rest[0] if rest else None
     if placement == "pole" and shape == "cone":
         # The apex on a plane, the base half a spacing below the lowest plane.
         from etl.phantom.geometry import Solid
@@ -125,7 +131,8 @@ def run_case(case: tuple[str, ...]) -> list[dict[str, object]]:
         offset_mm=(shift, shift, shift),
         contour_spacing_mm=spacing,
         dose_grid_mm=grid,
-        dose_gy=16.0 + (size - 24.0) / 2.0,  # 16 Gy at 24 mm, positive within
+        # 16 Gy at the centre of a 24 mm shape; positive over larger ones
+        dose_gy=16.0 + (max([size, *rest]) - 24.0) / 2.0,
         gradient=gradient,
         gradient_gy_per_mm=1.0,
     )
@@ -136,8 +143,7 @@ def run_case(case: tuple[str, ...]) -> list[dict[str, object]]:
         spec = spec.model_copy(update={"contour_plane_origin_mm": origin})
     elif placement == "pole":
         solid = spec.rois[0].solid()
-        top = shift + solid.axial_range_mm[1]
-        origin = top - pole_depth_mm(solid)
+        origin = float(solid.bounds_mm()[1][2]) - pole_depth_mm(solid)
         spec = spec.model_copy(update={"contour_plane_origin_mm": origin})
     with tempfile.TemporaryDirectory(prefix="dvhacc") as tmp:
         truth = write_phantom(tmp, spec, seed=1)
@@ -234,6 +240,11 @@ def main() -> None:
     if args.set in {"nelms", "goal"}:
         cases += itertools.product(
             SHAPES, GRADIENTS, spacings, grids, OFFSETS, nelms_placements
+        )
+    if args.set == "goal":  # more shapes, planes following and fixed
+        extra = ("sphere_10", "sphere_40", "ellipsoid_z", "ellipsoid_y")
+        cases += itertools.product(
+            extra, GRADIENTS, spacings, grids, OFFSETS, nelms_placements
         )
     if args.set in {"poles", "goal"}:
         cases += itertools.product(

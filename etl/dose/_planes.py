@@ -38,6 +38,7 @@ _PLANE_MERGE_MM = 0.01  # contours whose planes differ by less share a plane
 _GAP_FACTOR = 1.75  # spacing above this times the median splits runs of planes
 _TIP_FRACTION = 0.05  # an end section below this fraction of its neighbour is a tip
 _MIN_TIP_REACH = 0.25  # a pointed end reaches at least this many spacings
+_REACH_SLACK = 0.02  # a trend vanishing this little beyond the next plane: on it
 _MIN_POINTS = 3
 _DOUBLE_ROOT = 0.05  # complex roots this close (in spacings) are one real root
 
@@ -189,9 +190,9 @@ def _end(positions: FloatArray, areas: FloatArray, order: list[int], half: bool)
         # A double root (a cone's apex) may come out as a close complex pair.
         real = roots[np.abs(roots.imag) <= _DOUBLE_ROOT * spacing].real
         reach = (real - z_out) * sign
-        ahead = reach[(reach > 0) & (reach <= spacing * (1 + 1e-9))]
+        ahead = reach[(reach > 0) & (reach <= spacing * (1 + _REACH_SLACK))]
         if ahead.size:
-            r = float(ahead.min())
+            r = min(float(ahead.min()), spacing)
             if r < _MIN_TIP_REACH * spacing:
                 # Too short to trust the trend: a paraboloid over the shortest reach.
                 r = _MIN_TIP_REACH * spacing

@@ -49,8 +49,8 @@ from etl.phantom.geometry import (
     PhantomSpecError,
     Solid,
     polygon_area_mm2,
-    section_polygon,
 )
+from etl.phantom.sections import section_polygon
 from etl.phantom.spec import PhantomSpec, parse_spec
 from etl.phantom.truth import DEFAULT_METRICS, LinearDoseField, roi_truth
 from omop.private_files import make_private_dirs
