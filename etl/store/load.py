@@ -42,6 +42,7 @@ from sqlalchemy.orm import Session
 
 from etl.dicom.enums import DoseSummationType
 from etl.dicom.index import IndexedObject, ResolvedDataset
+from etl.dose.coverage import dose_coverage, metric_allowed
 from etl.dose.dvh import DVH
 from etl.dose.metrics import evaluate
 from etl.dose.radiobiology import dvh_to_eqd2
@@ -326,8 +327,11 @@ def write_metrics(session: Session, rows: Sequence[tuple[Dvh, DVH]], ctx: _Ctx) 
             ab = ctx.alpha_beta.for_structure(target)
             eqd2 = dvh_to_eqd2(dvh, ctx.fractions, ab)
             values += [(f"EQD2 {s}", ab, evaluate(eqd2, s)) for s in specs]
+        cover = dose_coverage(dvh).pct  # never a metric on dose it does not have
         for spec, ab_gy, value in values:
             if value is None or not math.isfinite(value):
+                continue
+            if spec != VOLUME_METRIC and not metric_allowed(spec, cover):
                 continue
             pending.append(
                 (row, spec, ab_gy, float(value), our_concept_id(METRIC_VOCAB, spec))

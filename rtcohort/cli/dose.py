@@ -40,17 +40,26 @@ def register(app: typer.Typer) -> None:
         dvh_out: Path | None = typer.Option(
             None, "--dvh-out", help="Write cumulative DVHs (long format) here."
         ),
+        min_coverage: float = typer.Option(
+            99.0,
+            "--min-coverage",
+            help="Percent of a structure the dose grid must cover for mean, min, "
+            "Dx and Vx (else empty, reason in 'warning'; max is then a lower bound).",
+        ),
     ) -> None:
         """Compute DVHs and dose metrics from RTDOSE and RTSTRUCT.
 
         One CSV row per dose object and CLOSED_PLANAR ROI. Problems of one file or ROI
-        are warnings on stderr; the exit code is 0 whenever rows were written. Example:
+        are warnings on stderr; the exit code is 0 whenever rows were written.
+        min_gy/max_gy are the exact extremes of the trilinear dose over the
+        reconstructed solid (plus its contour vertices), not of voxel centres; a
+        TPS's voxel-centre values can lie inside them. Example:
 
             rtcohort dvh plan_folder/ --metric "D95%[Gy]" --metric "V20Gy[%]"
         """
         code = _run_dvh(
             path, rtstruct, rtdose, csv_out, metric, roi, end_caps, alpha_beta,
-            fractions, dvh_out,
+            fractions, dvh_out, min_coverage,
         )  # fmt: skip
         if code:
             raise typer.Exit(code)
@@ -160,6 +169,8 @@ _COLUMNS = [
     "roi_name",
     "volume_cc",
     "outside_grid_cc",
+    "dose_coverage_pct",
+    "warning",
     "min_gy",
     "mean_gy",
     "max_gy",
@@ -231,6 +242,7 @@ def _run_dvh(  # noqa: PLR0917
     alpha_beta: float | None,
     fractions: int | None,
     dvh_out: Path | None,
+    min_coverage: float = 99.0,
 ) -> int:
     from etl.dicom.dvh_table import dvh_rows, pair_folder
     from etl.dose.metrics import parse_metric
@@ -243,6 +255,8 @@ def _run_dvh(  # noqa: PLR0917
     problem = _usage_error(path, rtstruct, rtdose, end_caps, alpha_beta, fractions)
     if problem is not None:
         return usage(problem)
+    if not 0.0 <= min_coverage <= 100.0:
+        return usage(f"--min-coverage {min_coverage:g}: expected 0 to 100")
     try:
         parsed = [parse_metric(m) for m in metrics]
     except MetricSyntaxError as exc:
@@ -269,6 +283,7 @@ def _run_dvh(  # noqa: PLR0917
             end_caps=end_caps,
             eqd2=eqd2,
             strict_frames=path is None,
+            min_coverage_pct=min_coverage,
         )
     except PairingError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -284,7 +299,9 @@ def _run_dvh(  # noqa: PLR0917
         [
             [r.dose_sop_instance_uid, str(r.roi_number), r.roi_name,
              _cell(r.dvh.volume_cc), _cell(r.dvh.outside_grid_cc),
-             _cell(r.dvh.min_gy), _cell(r.dvh.mean_gy), _cell(r.dvh.max_gy),
+             _cell(r.coverage_pct), r.warning,
+             _cell(r.dvh.min_gy if r.covered else None),
+             _cell(r.dvh.mean_gy if r.covered else None), _cell(r.dvh.max_gy),
              *(_cell(v) for v in r.metrics)]
             for r in table.rows
         ],
