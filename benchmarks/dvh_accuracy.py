@@ -40,9 +40,12 @@ import json
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
+import _dvh_baseline
 import numpy as np
 from _dvh_stack import stack_truth
 from scipy import optimize
@@ -83,6 +86,19 @@ TOL_ABS_GY = 0.5
 
 
 PLANES_FIXED = False  # set by --planes-fixed (inherited by forked workers)
+BASELINE = False  # set by --baseline
+
+
+def _metrics(
+    compute: Callable[..., Any], evaluate: Callable[..., Any], contours: Any, dose: Any
+) -> dict[str, float | None]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dvh = compute(contours, dose, end_caps="half")
+        computed: dict[str, float | None] = {"volume": dvh.volume_cc}
+        for name in RELATIVE[1:] + ABSOLUTE:
+            computed[name] = evaluate(dvh, name)
+    return computed
 
 
 def pole_depth_mm(solid: object, area_mm2: float = POLE_AREA_MM2) -> float:
@@ -150,13 +166,9 @@ def run_case(case: tuple[str, ...]) -> list[dict[str, object]]:
         dose = read_rtdose(Path(tmp) / "RTDOSE.dcm")
         roi = read_rtstruct(Path(tmp) / "RTSTRUCT.dcm").rois[0]
     started = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        dvh = compute_dvh(roi.contours, dose, end_caps="half")
-        computed: dict[str, float | None] = {"volume": dvh.volume_cc}
-        for name in RELATIVE[1:] + ABSOLUTE:
-            computed[name] = evaluate(dvh, name)
+    computed = _metrics(compute_dvh, evaluate, roi.contours, dose)
     seconds = time.perf_counter() - started
+    base = _metrics(*_dvh_baseline.engine(), roi.contours, dose) if BASELINE else None
     ref = truth["rois"][0]
     expected = {"volume": ref["volume_cc"], **ref["metrics"]}
     field = truth["dose_field"]
@@ -178,6 +190,12 @@ def run_case(case: tuple[str, ...]) -> list[dict[str, object]]:
         else:
             dev, dev_stack = (got - want) / want, (got - want_stack) / want_stack
             ok, ok_stack = abs(dev) <= TOL_REL, abs(dev_stack) <= TOL_REL
+        extra: dict[str, object] = {}
+        if base is not None:
+            b = base[name]
+            tol, scale = (TOL_ABS_GY, 1.0) if name in ABSOLUTE else (TOL_REL, want)
+            bdev = float("nan") if b is None or want is None else (b - want) / scale
+            extra = {"baseline_deviation": bdev, "baseline_pass": abs(bdev) <= tol}
         rows.append(
             {
                 "shape": label,
@@ -196,6 +214,7 @@ def run_case(case: tuple[str, ...]) -> list[dict[str, object]]:
                 "stack_deviation": dev_stack,
                 "stack_pass": ok_stack,
                 "engine_s": seconds,
+                **extra,
             }
         )
     return rows
@@ -227,11 +246,23 @@ def main() -> None:
         "(spheres 10-40 mm, cone apex); goal: nelms with planes following and fixed, "
         "plus poles, at 1-3 mm spacing",
     )
+    parser.add_argument(
+        "--grids", type=float, nargs="+", help="dose grids (mm) instead of 1 2 3"
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="a checkout with an older etl/dose: a before/after table on the same "
+        "phantoms",
+    )
     args = parser.parse_args()
-    global PLANES_FIXED  # noqa: PLW0603
+    global PLANES_FIXED, BASELINE  # noqa: PLW0603
     PLANES_FIXED = args.planes_fixed
+    if args.baseline:
+        _dvh_baseline.install(args.baseline)
+        BASELINE = True
     spacings = (1.0, 3.0) if args.quick else SPACINGS_MM
-    grids = (2.0,) if args.quick else GRIDS_MM
+    grids = (2.0,) if args.quick else tuple(args.grids or GRIDS_MM)
     nelms_placements = ("fixed",) if PLANES_FIXED else ("follow",)
     if args.set == "goal":
         spacings = tuple(s for s in spacings if s >= 1.0)
@@ -385,6 +416,10 @@ def main() -> None:
                 f"solid {float(r['expected']):8.4f} computed "
                 f"{float(r['computed']):8.4f} ({shown}; vs stack {stack})"
             )
+    if BASELINE:
+        _dvh_baseline.print_before_after(
+            rows, tuple(m for m in RELATIVE if m != "Mean[Gy]")
+        )
     if args.csv:
         with args.csv.open("w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
