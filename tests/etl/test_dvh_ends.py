@@ -91,3 +91,16 @@ def test_cylinder_ends_stay_flat():
     grid = linear_grid(2.0)
     d = compute_dvh(cylinder_contours(10.0, 10.0, 2.0), grid)
     assert d.volume_cc == pytest.approx(np.pi * 100 * 20 / 1000, rel=0.005)
+
+
+def test_distance_transform_equals_scipy():
+    from scipy import ndimage
+
+    from etl.dose._raster import _LOADED, distance_edt
+
+    rng = np.random.default_rng(18)
+    for shape, sampling in (((40, 55), (0.3, 0.7)), ((7, 3), (1.0, 1.0))):
+        free = rng.random(shape) > 0.05
+        want = ndimage.distance_transform_edt(free, sampling=sampling)
+        assert np.allclose(distance_edt(free, sampling), want, rtol=0, atol=1e-12)
+    assert _LOADED["ft"] is not None  # the light path is the one in use here
