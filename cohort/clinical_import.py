@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from cohort import audit
 from cohort.centres import get_centre
+from cohort.consent_gate import refusal
 from cohort.contacts import date_offsets
 from cohort.errors import CohortError
 from etl.deid.identity import identify
@@ -124,6 +125,9 @@ def _store_all(
 ) -> ImportSummary:
     """Store every item or none: collect each item's problem, raise them together.
 
+    A patient who declined or withdrew consent is a problem of the item (read now,
+    in this transaction): nothing of the file is stored.
+
     ``items`` are ``(where, timepoint, subject, record)``; ``store`` is
     ``instruments.store.store_prom`` or ``store_toxicity``.
     """
@@ -136,6 +140,10 @@ def _store_all(
             continue
         try:
             person_id, offset = patients.resolve(subject)
+            refused = refusal(session, person_id=person_id)
+            if refused is not None:
+                problems.append(f"{where}: {refused}")
+                continue
             _, outcome = store(
                 session, Assessment(person_id, timepoint, offset), record
             )

@@ -10,6 +10,7 @@ __all__ = [
     "AuditKeyMissingError",
     "CohortError",
     "ConsentRecordedTwiceError",
+    "ConsentRefusedError",
     "ContactKeyError",
     "DuplicateError",
     "ExpiredTokenError",
@@ -17,6 +18,7 @@ __all__ = [
     "IllegalTransitionError",
     "InvalidInputError",
     "InvitationError",
+    "NoLongerAvailableError",
     "PermissionDeniedError",
     "ProjectExpiredError",
     "UnknownCentreError",
@@ -63,6 +65,10 @@ class ConsentRecordedTwiceError(IllegalTransitionError):
     """The person is already in the state being recorded."""
 
 
+class ConsentRefusedError(CohortError, PermissionError):
+    """The patient declined or withdrew consent: no new data are accepted."""
+
+
 class PermissionDeniedError(CohortError, PermissionError):
     """The acting user's role and memberships do not allow the action."""
 
@@ -89,6 +95,10 @@ class ExpiredTokenError(InvitationError):
 
 class UsedTokenError(InvitationError):
     """The link has been used already."""
+
+
+class NoLongerAvailableError(InvitationError):
+    """The patient declined or withdrew consent: the questionnaire is closed."""
 
 
 class AuditError(CohortError):

@@ -12,7 +12,10 @@ PROM endpoints, ``baseline_score``. Every patient left out is listed with a reas
 
 Rules (see ``docs/ntcp.md``, "Datasets from OMOP"):
 
-* Only persons whose enrolment consents to data use are considered.
+* Only persons whose enrolment consents to data use now are considered (read in the
+  extraction's transaction: a withdrawn person is excluded at once).
+* A dataset built for a project, or by a researcher, names patients by their project
+  pseudonyms (:mod:`cohort.project_keys`), never by the stored, centre-prefixed ones.
 * The DVH is the ``dvh`` row of the TG-263 ``organ`` (decoded with
   :func:`etl.store.load.dvh_from_row`); a patient with the organ in several dose grids
   is
@@ -53,8 +56,9 @@ from sqlalchemy.orm import Session
 
 from cohort import audit
 from cohort.centres import get_centre
-from cohort.consent import TreatmentSite
+from cohort.consent import ConsentState, TreatmentSite
 from cohort.errors import PermissionDeniedError
+from cohort.patient_export import project_view
 from cohort.permissions import Action, Scope, scope_for
 from cohort.projects import get_project
 from cohort.users import get_user
@@ -292,7 +296,11 @@ def extract_dataset(
     _check_spec(spec, endpoint)
     scope = scope_for(session, actor, Action.READ_PATIENTS, today=today).require()
     persons = _selection(session, scope, spec, today)
+    view = project_view(session, scope, spec.project, None)  # researcher, project
     patients = _patients(session, persons)
+    if view is not None:  # project pseudonyms: two projects' datasets do not link
+        for p in patients.values():
+            p.pseudonym = view.person(p.pseudonym)
     _attach_dvhs(session, persons, spec.organ, patients)
     fractions = _fractions(session, patients.values())
     exclusions: list[Exclusion] = []
@@ -395,7 +403,7 @@ def _selection(
 
 def _patients(session: Session, persons: Select[Any]) -> dict[int, _Patient]:
     found: dict[int, _Patient] = {}
-    for pid, pseudo, yob, gender, site, scope_data in session.execute(
+    for pid, pseudo, yob, gender, site, scope_data, state in session.execute(
         select(
             Person.person_id,
             Person.person_source_value,
@@ -403,6 +411,7 @@ def _patients(session: Session, persons: Select[Any]) -> dict[int, _Patient]:
             Person.gender_concept_id,
             Enrolment.treatment_site,
             Enrolment.scope_data,
+            Enrolment.state,
         )
         .outerjoin(Enrolment, Enrolment.person_id == Person.person_id)
         .where(Person.person_id.in_(persons))
@@ -413,7 +422,7 @@ def _patients(session: Session, persons: Select[Any]) -> dict[int, _Patient]:
             yob,
             int(gender or 0),
             site,
-            bool(scope_data),
+            bool(scope_data) and state == ConsentState.CONSENTED.value,
         )
     return found
 

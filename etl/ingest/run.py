@@ -43,6 +43,15 @@ from etl.dicom.index import (
 from etl.dose.metrics import evaluate
 from etl.dose.structures import structure_dvhs
 from etl.errors import EtlError, OutsideGridWarning
+from etl.ingest.consent import (
+    REFUSED_REASON,
+    ConsentChangedError,
+    ConsentCheck,
+    ConsentDecision,
+    decide,
+    delete_files,
+    discard,
+)
 from etl.ingest.files import collect_files, read_file, scan_import_paths
 from etl.ingest.qa import (
     Finding,
@@ -84,8 +93,6 @@ __all__ = [
 
 _LOG = logging.getLogger(__name__)
 
-#: ``(session, person_source_value) -> bool``: whether the person consents to data use.
-ConsentCheck = Callable[[Session, str], bool]
 #: ``(session, project_code, person_id, rule_text) -> None``: attach to a project.
 ProjectAttach = Callable[[Session, str, int, str], None]
 
@@ -525,6 +532,25 @@ class _Runner:
             self.pool.shutdown(cancel_futures=True)
 
 
+_NO_CONSENT = Finding(
+    Reason.NO_CONSENT, "no recorded consent to data use; held until it is"
+)
+
+
+def _refused(
+    session: Session,
+    opts: ImportOptions,
+    pseudonym: str,
+    objects: Sequence[IndexedObject],
+    summary: ImportSummary,
+) -> bool:
+    """Whether the patient declined or withdrew (then counted as refused)."""
+    if decide(opts.consent, session, pseudonym) is not ConsentDecision.REFUSE:
+        return False
+    summary.refused[REFUSED_REASON] += len(objects)
+    return True
+
+
 def _hold_objects(
     session: Session,
     objects: Iterable[IndexedObject],
@@ -635,9 +661,13 @@ def run_import(
                     )
                 )
             )
+            discarded: list[str] = []
             for orphan in resolution.orphans:
                 if orphan.sha256 in known:
                     continue  # part of a dataset loaded earlier
+                if _refused(session, opts, orphan.patient_id, [orphan], summary):
+                    discarded.append(orphan.sha256)
+                    continue
                 summary.quarantined[Reason.AWAITING_DOSE.value] += _hold_objects(
                     session,
                     [orphan],
@@ -658,6 +688,11 @@ def run_import(
             )
             for ds in resolution.datasets:
                 group = ds.dose.sop_instance_uid
+                decision = decide(opts.consent, session, ds.patient_id)
+                if decision is ConsentDecision.REFUSE:
+                    summary.refused[REFUSED_REASON] += len(ds.members())
+                    discarded += [o.sha256 for o in ds.members()]
+                    continue
                 finding: Finding | None = None
                 if ds.structure_set is None:
                     finding = Finding(
@@ -678,13 +713,8 @@ def run_import(
                         "no readable StudyDate in the RTDOSE or RTPLAN: the RT course "
                         "start is unknown; not loaded",
                     )
-                elif opts.consent is not None and not opts.consent(
-                    session, ds.patient_id
-                ):
-                    finding = Finding(
-                        Reason.NO_CONSENT,
-                        "no recorded consent to data use; held until it is",
-                    )
+                elif decision is ConsentDecision.HOLD:
+                    finding = _NO_CONSENT
                 if finding is not None:
                     summary.quarantined[finding.reason.value] += _hold_objects(
                         session, ds.members(), finding, opts, group
@@ -696,6 +726,8 @@ def run_import(
                     release(session, [o.sha256 for o in ds.members()])
                     continue
                 jobs.append(ds)
+            discarded = discard(session, discarded)
+        delete_files(opts.store, discarded)
         for n, result in enumerate(runner.map(_compute, jobs, opts.dvh_samples), 1):
             assert isinstance(result, _Computed)
             summary.read_s += result.read_s
@@ -742,6 +774,9 @@ def _load_one(  # noqa: PLR0917
         )
     try:
         with factory.begin() as session:
+            decision = decide(opts.consent, session, resolved.patient_id)
+            if decision is not ConsentDecision.LOAD:  # changed since resolution
+                raise ConsentChangedError(decision)
             result = load_dataset(
                 session,
                 computed,
@@ -764,6 +799,9 @@ def _load_one(  # noqa: PLR0917
                     continue
                 summary.attached[project] += 1
             release(session, [o.sha256 for o in resolved.members()])
+    except ConsentChangedError as changed:
+        _consent_changed(factory, resolved, opts, summary, changed.decision)
+        return
     except Exception as exc:  # one dataset must not stop the run; nothing is lost
         _LOG.warning("load of dose %s failed: %s", resolved.dose.sop_instance_uid, exc)
         with factory.begin() as session:
@@ -782,6 +820,29 @@ def _load_one(  # noqa: PLR0917
         summary.unmapped[name] += 1
     for f in computed.findings:
         summary.warnings[f.reason.value] += 1
+
+
+def _consent_changed(
+    factory: sessionmaker[Session],
+    resolved: ResolvedDataset,
+    opts: ImportOptions,
+    summary: ImportSummary,
+    decision: ConsentDecision,
+) -> None:
+    """Hold (no consent yet) or discard (declined, withdrawn) a dataset not loaded."""
+    members = list(resolved.members())
+    group = resolved.dose.sop_instance_uid
+    with factory.begin() as session:
+        if decision is ConsentDecision.REFUSE:
+            summary.refused[REFUSED_REASON] += len(members)
+            orphans = discard(session, [o.sha256 for o in members])
+        else:
+            summary.quarantined[Reason.NO_CONSENT.value] += _hold_objects(
+                session, members, _NO_CONSENT, opts, group
+            )
+            summary.datasets_held += 1
+            orphans = []
+    delete_files(opts.store, orphans)
 
 
 def retry_held(factory: sessionmaker[Session], opts: ImportOptions) -> ImportSummary:

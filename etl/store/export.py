@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from etl.dose.dvh import DVH
 from etl.dose.metrics import evaluate, parse_metric
 from etl.dose.radiobiology import dvh_to_eqd2
+from etl.store.export_view import relabel_dose_rows, view_for
 from etl.store.load import (
     VOLUME_METRIC,
     LoadedDvh,
@@ -130,7 +131,10 @@ def dose_metric_table(
     Parameters
     ----------
     access
-        Permission filter and audit (None only for tests and internal use).
+        Permission filter and audit (None only for tests and internal use). When it
+        offers a project view (:class:`etl.store.export_view.PseudonymisingAccess`:
+        a researcher, or a project export), identifiers are project pseudonyms and
+        the centre column is left out unless the project grants analysis by centre.
     metrics
         TG-263 metric strings (default :func:`default_export_metrics`); each becomes a
         column named as given.
@@ -146,6 +150,7 @@ def dose_metric_table(
     specs = list(metrics) or default_export_metrics()
     parsed = [None if s == VOLUME_METRIC else parse_metric(s) for s in specs]
     table = ExportTable([*EXPORT_COLUMNS, *specs], [], set())
+    view = view_for(access, session, project)
     loaded = _rows(session, access, project, centres, structures)
     fractions = (
         course_fractions(
@@ -177,6 +182,8 @@ def dose_metric_table(
             ]
         )
         table.person_ids.add(row.person_id)
+    if view is not None:
+        table.header, table.rows = relabel_dose_rows(table.header, table.rows, view)
     if access is not None:
         access.record(
             session,
@@ -206,8 +213,10 @@ def structure_matrix(
     per_set: dict[tuple[str, str, str], set[int]] = defaultdict(set)
     persons: set[int] = set()
     names: set[str] = set()
+    view = view_for(access, session, project)
     for row, dataset, pseudonym, *_course in _rows(session, access, project, (), ()):
         who = str(pseudonym or "")
+        who = view.person(who) if view is not None else who
         counts[who]  # every patient gets a row
         persons.add(row.person_id)
         if row.tg263_name:

@@ -61,6 +61,12 @@ def _today() -> datetime.date:
     return datetime.datetime.now(datetime.UTC).date()
 
 
+def _data_dir() -> Path:
+    from rtcohort.settings import get_settings
+
+    return get_settings().data_dir
+
+
 @contextmanager
 def _session() -> Iterator[Session]:
     """One transaction; any RTCohortError becomes one line and exit 2 (rolled back)."""
@@ -257,12 +263,17 @@ def consent_record(  # noqa: PLR0917
             site=site,
             key=who.key,
             contact=contact,
+            data_dir=_data_dir(),
         )
         typer.echo(f"{who.pseudonym}: {event.state} recorded")
+    if str(event.state) in {"declined", "withdrawn"}:
+        from rtcohort.wiring import after_refusal
+
+        after_refusal(open_engine())
+        return
     if str(event.state) == "consented":
         # Datasets held for want of consent load now (ARCHITECTURE.md: etl gets the
         # consent decision passed in; the wiring runs the retry).
-        from rtcohort.cli.common import open_engine
         from rtcohort.wiring import after_consent
 
         summary = after_consent(open_engine(), centre)
@@ -575,6 +586,9 @@ def withdraw(  # noqa: PLR0917
             data_dir=get_settings().data_dir,
         )
     if result.report is None:
+        from rtcohort.wiring import after_refusal
+
+        after_refusal(open_engine())
         typer.echo("consent withdrawn; data kept up to the withdrawal")
         return
     report = result.report

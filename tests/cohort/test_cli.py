@@ -71,8 +71,10 @@ def test_cli_end_to_end(run, tmp_path: Path) -> None:  # type: ignore[no-untyped
         "--sex",
         "M",
     )
-    out = run("withdraw", "H-2", *k, "--erase", code=2)  # declined -> withdrawn
+    out = run("withdraw", "H-2", *k, code=2)  # declined -> withdrawn
     assert "not allowed" in out
+    out = run("withdraw", "H-2", *k, "--erase")  # but a declined person is erased
+    assert "erased:" in out
     run(
         "consent",
         "record",
