@@ -457,14 +457,18 @@ def invite(  # noqa: PLR0917
 
 # ---------------------------------------------------------------- projects
 @project_app.command("create")
-def project_create(
+def project_create(  # noqa: PLR0917
     code: Annotated[str, typer.Argument(help="Project code.")],
     name: Annotated[str, typer.Option("--name")],
     protocol: Annotated[str, typer.Option("--protocol", help="Protocol reference.")],
     controller: Annotated[str, typer.Option("--controller", help="Data controller.")],
     expires: Annotated[str, typer.Option("--expires", help="YYYY-MM-DD")],
+    centre_level: Annotated[
+        bool,
+        typer.Option("--centre-level", help="The protocol grants analysis by centre."),
+    ] = False,
 ) -> None:
-    """Create a project.
+    """Create a project (and its pseudonym key, keys/projects/CODE.key).
 
     Example: rtcohort project create P1 --name "Breast NTCP"
     --protocol PR-2025-01 --controller "UMC" --expires 2027-12-31.
@@ -483,6 +487,7 @@ def project_create(
             data_controller=controller,
             expires_on=expires_on,
             today=_today(),
+            centre_level=centre_level,
         )
     typer.echo(f"project {code} created (expires {expires_on})")
 
