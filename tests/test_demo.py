@@ -65,9 +65,10 @@ def test_demo_small_twice(
                 )
             )
         )
-        # The declined patient's data are held, not loaded; the late consenter's load.
+        # The declined patient's data are refused (neither loaded nor held); the
+        # late consenter's load.
         assert ids[pseudo[1]] not in with_dvh
-        assert held == {pseudo[1]}
+        assert held == set()
         assert {ids[pseudo[0]], ids[pseudo[2]], ids[pseudo[3]]} == with_dvh
         # No hospital identifier reached the database.
         assert not s.scalar(
