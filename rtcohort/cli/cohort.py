@@ -61,6 +61,10 @@ def _today() -> datetime.date:
     return datetime.datetime.now(datetime.UTC).date()
 
 
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
 @contextmanager
 def _session() -> Iterator[Session]:
     """One transaction; any RTCohortError becomes one line and exit 2 (rolled back)."""
@@ -155,7 +159,11 @@ def users_add(
         bool, typer.Option("--password-stdin", help="Read the password from stdin.")
     ] = False,
 ) -> None:
-    """Add a user: ``rtcohort users add jo --role clinician --centre AMS01``."""
+    """Add a user with a password (random and shown once, or from stdin).
+
+    Example: rtcohort users add jo --role clinician --centre AMS01 --password-stdin.
+    User names match ^[a-z0-9][a-z0-9._-]{0,63}$ (never folded).
+    """
     import secrets
 
     from cohort.permissions import Action, scope_for
@@ -172,14 +180,51 @@ def users_add(
 
 @users_app.command("list")
 def users_list() -> None:
-    """List users, roles and centres. Example: rtcohort users list."""
-    from cohort.users import list_users
+    """List users, roles and centres (managers only). Example: rtcohort users list."""
+    from cohort.operations import users_list as run_list
 
     with _session() as session:
-        rows = list_users(session)
+        rows = run_list(session, _actor(session))
     typer.echo(f"{'username':<24} {'role':<14} centres")
     for row in rows:
         typer.echo(f"{row.username:<24} {row.role:<14} {','.join(row.centres) or '-'}")
+
+
+token_app = typer.Typer(
+    help="Personal API tokens (RTCOHORT_TOKEN).", no_args_is_help=True
+)
+users_app.add_typer(token_app, name="token")
+
+
+@token_app.command("create")
+def token_create(
+    username: Annotated[str, typer.Argument(help="User name.")],
+    days: Annotated[int, typer.Option("--days", help="Valid for N days.")] = 90,
+) -> None:
+    """Create a personal API token, printed once as the last word.
+
+    Example: rtcohort users token create jo --days 30; then RTCOHORT_USER=jo
+    RTCOHORT_TOKEN=<token> rtcohort schedule due --centre AMS01.
+    """
+    from cohort.auth import create_token
+
+    with _session() as session:
+        issued = create_token(session, _actor(session), username, days=days, now=_now())
+    typer.echo(
+        f"token for {issued.username}, expires "
+        f"{issued.expires_at.isoformat(timespec='minutes')} (shown once): "
+        f"{issued.token}"
+    )
+
+
+@token_app.command("revoke")
+def token_revoke(username: Annotated[str, typer.Argument(help="User name.")]) -> None:
+    """Revoke every token of a user. Example: rtcohort users token revoke jo."""
+    from cohort.auth import revoke_tokens
+
+    with _session() as session:
+        n = revoke_tokens(session, _actor(session), username, now=_now())
+    typer.echo(f"{n} token(s) of {username} revoked")
 
 
 # ---------------------------------------------------------------- consent
@@ -263,9 +308,10 @@ def consent_record(  # noqa: PLR0917
         # Datasets held for want of consent load now (ARCHITECTURE.md: etl gets the
         # consent decision passed in; the wiring runs the retry).
         from rtcohort.cli.common import open_engine
+        from rtcohort.settings import get_settings
         from rtcohort.wiring import after_consent
 
-        summary = after_consent(open_engine(), centre)
+        summary = after_consent(open_engine(), centre, get_settings().user)
         if summary.loaded:
             typer.echo(
                 f"{summary.loaded} held dataset(s) loaded now that consent is recorded"
@@ -595,11 +641,10 @@ def audit_verify() -> None:
 
     Example: rtcohort audit verify.
     """
-    from cohort.audit import last_hash, verify
+    from cohort.operations import verify_audit
 
     with _session() as session:
-        check = verify(session)
-        head = last_hash(session)
+        check, head = verify_audit(session, _actor(session))
     for problem in check.problems:
         typer.echo(problem, err=True)
     if not check.ok:
