@@ -32,7 +32,7 @@ from cohort.consent import ConsentScope, ConsentState, Sex, TreatmentSite
 from cohort.contacts import ContactDetails, date_offsets, read_contacts, store_contact
 from cohort.errors import InvalidInputError, UnknownPersonError
 from cohort.permissions import Action, Scope, anonymised_labels, scope_for
-from cohort.users import get_user
+from cohort.users import resolve_user
 from etl.deid.keys import CentreKey
 from omop.cdm import CareSite, Person
 from omop.cohort_tables import AppUser, AuditRecord, ConsentEvent, Enrolment, Invitation
@@ -65,12 +65,10 @@ def acting_user(session: Session, username: str) -> AppUser:
 
     Raises
     ------
-    InvalidInputError
-        For a malformed name.
-    UnknownUserError
-        For an unknown name.
+    AuthenticationError
+        For an unknown or malformed name (audited).
     """
-    return get_user(session, username)
+    return resolve_user(session, username)
 
 
 def _person(session: Session, pseudonym: str, centre: CareSite | None = None) -> Person:

@@ -15,7 +15,12 @@ from sqlalchemy.orm import Session
 
 from cohort._time import utcnow
 from cohort.centres import get_centre
-from cohort.errors import DuplicateError, InvalidInputError, UnknownUserError
+from cohort.errors import (
+    AuthenticationError,
+    DuplicateError,
+    InvalidInputError,
+    UnknownUserError,
+)
 from omop.cdm import CareSite
 from omop.cohort_tables import AppUser, UserCentre
 
@@ -154,8 +159,25 @@ def get_user(session: Session, username: str) -> AppUser:
 
 
 def resolve_user(session: Session, user: AppUser | str) -> AppUser:
-    """Return the account given as itself or by name (see :func:`get_user`)."""
-    return user if isinstance(user, AppUser) else get_user(session, user)
+    """Return the account given as itself or by name.
+
+    Service functions called with a name (the CLI's ``RTCOHORT_USER``, signed in
+    already) refuse an unknown or malformed name before anything runs.
+
+    Raises
+    ------
+    AuthenticationError
+        For an unknown or malformed name (audited as a refusal).
+    """
+    if isinstance(user, AppUser):
+        return user
+    try:
+        return get_user(session, user)
+    except (InvalidInputError, UnknownUserError) as exc:
+        from cohort.audit import record_refusal
+
+        record_refusal(session, str(user)[:64], "sign-in", "unknown or malformed name")
+        raise AuthenticationError(f"authentication required: {exc}") from None
 
 
 def set_password(user: AppUser, password: str) -> None:

@@ -56,7 +56,7 @@ from cohort.centres import get_centre
 from cohort.consent import TreatmentSite
 from cohort.permissions import Action, Scope, scope_for
 from cohort.projects import get_project
-from cohort.users import get_user
+from cohort.users import resolve_user
 from cohort.vital import vital_status
 from etl.dicom.enums import DoseSummationType
 from etl.store.load import course_fractions, dvh_from_row, read_dvh_rows
@@ -286,7 +286,7 @@ def extract_dataset(
     >>> ds.summary()["n_included"]  # doctest: +SKIP
     412
     """
-    actor = get_user(session, user) if isinstance(user, str) else user
+    actor = resolve_user(session, user)
     endpoint = spec.parsed_endpoint()
     _check_spec(spec, endpoint)
     scope = scope_for(session, actor, Action.READ_PATIENTS, today=today).require()
