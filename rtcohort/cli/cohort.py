@@ -61,10 +61,6 @@ def _today() -> datetime.date:
     return datetime.datetime.now(datetime.UTC).date()
 
 
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
-
-
 @contextmanager
 def _session() -> Iterator[Session]:
     """One transaction; any RTCohortError becomes one line and exit 2 (rolled back)."""
@@ -188,43 +184,6 @@ def users_list() -> None:
     typer.echo(f"{'username':<24} {'role':<14} centres")
     for row in rows:
         typer.echo(f"{row.username:<24} {row.role:<14} {','.join(row.centres) or '-'}")
-
-
-token_app = typer.Typer(
-    help="Personal API tokens (RTCOHORT_TOKEN).", no_args_is_help=True
-)
-users_app.add_typer(token_app, name="token")
-
-
-@token_app.command("create")
-def token_create(
-    username: Annotated[str, typer.Argument(help="User name.")],
-    days: Annotated[int, typer.Option("--days", help="Valid for N days.")] = 90,
-) -> None:
-    """Create a personal API token, printed once as the last word.
-
-    Example: rtcohort users token create jo --days 30; then RTCOHORT_USER=jo
-    RTCOHORT_TOKEN=<token> rtcohort schedule due --centre AMS01.
-    """
-    from cohort.auth import create_token
-
-    with _session() as session:
-        issued = create_token(session, _actor(session), username, days=days, now=_now())
-    typer.echo(
-        f"token for {issued.username}, expires "
-        f"{issued.expires_at.isoformat(timespec='minutes')} (shown once): "
-        f"{issued.token}"
-    )
-
-
-@token_app.command("revoke")
-def token_revoke(username: Annotated[str, typer.Argument(help="User name.")]) -> None:
-    """Revoke every token of a user. Example: rtcohort users token revoke jo."""
-    from cohort.auth import revoke_tokens
-
-    with _session() as session:
-        n = revoke_tokens(session, _actor(session), username, now=_now())
-    typer.echo(f"{n} token(s) of {username} revoked")
 
 
 # ---------------------------------------------------------------- consent
@@ -685,6 +644,9 @@ def audit_show(
 def register(app: typer.Typer) -> None:
     """Register this area's commands on the root app."""
     app.add_typer(centre_app, name="centre")
+    from rtcohort.cli.tokens import token_app
+
+    users_app.add_typer(token_app, name="token")
     app.add_typer(users_app, name="users")
     app.add_typer(consent_app, name="consent")
     app.add_typer(followup_app, name="followup")
