@@ -14,8 +14,8 @@ Rules (see ``docs/ntcp.md``, "Datasets from OMOP"):
 
 * Only persons whose enrolment consents to data use are considered.
 * The DVH is the ``dvh`` row of the TG-263 ``organ`` (decoded with
-  :func:`etl.store.load.dvh_from_row`); a patient with the organ in several dose grids
-  is
+  :func:`etl.store.dvh_rows.dvh_from_row`); a patient with the organ in several dose
+  grids is
   excluded unless exactly one of them is a ``MULTI_PLAN`` composite. Bins are merged to
   ``bin_width_gy`` (default 0.1 Gy); the part of the organ outside the dose grid must be
   at most ``max_outside_grid_fraction`` of its volume (the rest is normalised to 1).
@@ -60,7 +60,8 @@ from cohort.projects import get_project
 from cohort.users import get_user
 from cohort.vital import vital_status
 from etl.dicom.enums import DoseSummationType
-from etl.store.load import course_fractions, dvh_from_row, read_dvh_rows
+from etl.store.course import course_fractions
+from etl.store.dvh_rows import dvh_from_row, read_dvh_rows
 from instruments.ctcae import load_catalogue
 from instruments.store import read_latest_scores, read_toxicity
 from ntcp.cohort_csv import CohortTable

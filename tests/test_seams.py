@@ -27,8 +27,8 @@ from etl.deid.pseudonymise import date_offset_days, pseudonym
 from etl.dose.metrics import evaluate, parse_metric
 from etl.dose.radiobiology import dvh_to_eqd2
 from etl.ingest.run import run_import
+from etl.store.dvh_rows import dvh_from_row
 from etl.store.export import dose_metric_table
-from etl.store.load import dvh_from_row
 from instruments.fhir import PSEUDONYM_SYSTEM, SubjectIdentifier
 from instruments.fhir_adverse_event import ToxicityGrading
 from instruments.store import Assessment, store_toxicity

@@ -60,14 +60,10 @@ from etl.ingest.triggers import (
     projects_for,
 )
 from etl.mapping.naming import RuleSet, current_rules, ensure_default_rules, is_target
-from etl.store.load import (
-    AlphaBeta,
-    ComputedDataset,
-    ComputedStructure,
-    content_hash,
-    load_dataset,
-    study_day,
-)
+from etl.store.computed import ComputedDataset, ComputedStructure, content_hash
+from etl.store.course import study_day
+from etl.store.dvh_rows import AlphaBeta
+from etl.store.load import load_dataset
 from omop.cdm import Person
 from omop.errors import RTCohortError
 from omop.filestore import FileStore
