@@ -319,6 +319,7 @@ def _compute(resolved: ResolvedDataset, dvh_samples: int | None = None) -> _Comp
                 rx[0].target_prescription_dose_gy or 0.0
             )
             target_roi = target_roi or rx[0].referenced_roi_number
+    course_fractions = n_fractions
     if resolved.role is DoseRole.PLAN_SUM and len(resolved.plans) > 1:
         n_fractions = None  # fractions of a sum of plans are not one number for EQD2
         findings.append(
@@ -379,6 +380,7 @@ def _compute(resolved: ResolvedDataset, dvh_samples: int | None = None) -> _Comp
         structures=structures,
         findings=findings,
         n_fractions=n_fractions,
+        course_fractions=course_fractions,
         prescription_gy=prescription,
         plan_intent=intent,
         plan_label=label,

@@ -34,6 +34,9 @@ class ComputedDataset:
     structures: list[ComputedStructure]
     findings: list[Finding] = field(default_factory=list)
     n_fractions: int | None = None
+    #: Planned fractions of all the dose's plans (the course length; set for a plan
+    #: sum too, where ``n_fractions`` is None because EQD2 needs one plan's).
+    course_fractions: int | None = None
     prescription_gy: float | None = None
     plan_intent: str = ""
     plan_label: str = ""

@@ -5,9 +5,16 @@ One RT course per plan (the dataset's ``course_key``): EPISODE ``episode_concept
 the prescription as MEASUREMENTs (total dose, fractions, dose per fraction, intent) with
 ``measurement_event_id`` = the episode and the episode field concept.
 
-The course starts on the dataset's study date (:func:`study_day`); a dataset without a
-readable study date is not loaded (:class:`NoStudyDateError`; the import holds it as
-``no-study-date``): the course start is never invented.
+The course starts on the dataset's study date (:func:`study_day`, the shifted
+StudyDate of the dose, else of the plan); a dataset without a readable study date is
+not loaded (:class:`NoStudyDateError`; the import holds it as ``no-study-date``): the
+course start is never invented. ``episode_end_date`` (and the procedure's end) is the
+*planned* last fraction (:func:`course_end`: the planned fractions of all the dose's
+plans from the start, five a week Monday to Friday,
+:func:`~etl.store.course_dates.planned_end_date`); a later treatment record may
+replace it. A re-load of the course's only dataset recomputes it; a second dataset
+of the same course (another dose of its plans, e.g. a sequential boost summed with
+its plan) extends it to the later of the two. Unknown fractions leave it unchanged.
 
 Every other module reads these rows through the readers here:
 :func:`course_fractions` (prescribed fractions of many courses),
@@ -25,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from etl.dicom.index import ResolvedDataset
 from etl.store.computed import ComputedDataset
+from etl.store.course_dates import planned_end_date
 from omop.cdm import Episode, EpisodeEvent, Measurement, ProcedureOccurrence
 from omop.errors import RTCohortError
 from omop.ingest_tables import IngestDataset
@@ -36,10 +44,12 @@ __all__ = [
     "PRESCRIPTION_VOCAB",
     "FirstCourse",
     "NoStudyDateError",
+    "course_end",
     "course_fractions",
     "dicom_day",
     "episode_fractions",
     "read_first_courses",
+    "shares_course",
     "study_day",
     "write_course",
     "write_prescription",
@@ -94,6 +104,7 @@ def write_course(
     procedure_field = field_concept_id(
         session, "procedure_occurrence.procedure_occurrence_id"
     )
+    end = course_end(computed, day)
     if found is not None:
         procedure = session.scalar(
             select(EpisodeEvent.event_id).where(
@@ -102,12 +113,15 @@ def write_course(
             )
         )
         if procedure is not None:
+            sole = not shares_course(session, found, computed)
+            _set_end(session, int(found), int(procedure), end, replace=sole)
             return int(found), int(procedure)
     course = our_concept_id("RTC Course", "rt_course")
     episode = Episode(
         person_id=person_id,
         episode_concept_id=RT_COURSE_EPISODE,
         episode_start_date=day,
+        episode_end_date=end,
         episode_object_concept_id=0,
         episode_type_concept_id=EHR,
         episode_source_value=(computed.plan_label or "RT course")[:50],
@@ -118,6 +132,7 @@ def write_course(
         person_id=person_id,
         procedure_concept_id=0,
         procedure_date=day,
+        procedure_end_date=end,
         procedure_type_concept_id=EHR,
         procedure_source_value="radiotherapy course",
         procedure_source_concept_id=course,
@@ -134,6 +149,51 @@ def write_course(
     )
     session.flush()
     return episode.episode_id, procedure_row.procedure_occurrence_id
+
+
+def course_end(computed: ComputedDataset, day: datetime.date) -> datetime.date | None:
+    """Return the planned last fraction of a dataset's course (None: fractions unknown).
+
+    :func:`~etl.store.course_dates.planned_end_date` from the dataset's study day and
+    the planned fractions of all its plans, five a week.
+    """
+    n = computed.course_fractions or computed.n_fractions
+    return planned_end_date(day, n) if n and n > 0 else None
+
+
+def shares_course(session: Session, episode_id: int, computed: ComputedDataset) -> bool:
+    """Return whether another dataset (another RTDOSE) was loaded into the course."""
+    others = session.scalar(
+        select(func.count())
+        .select_from(IngestDataset)
+        .where(
+            IngestDataset.episode_id == episode_id,
+            IngestDataset.dose_sop_instance_uid
+            != computed.resolved.dose.sop_instance_uid,
+        )
+    )
+    return bool(others)
+
+
+def _set_end(
+    session: Session,
+    episode_id: int,
+    procedure_id: int,
+    end: datetime.date | None,
+    *,
+    replace: bool,
+) -> None:
+    """Set the planned end of a course: replaced, or extended (max) when shared."""
+    if end is None:
+        return
+    episode = session.get(Episode, episode_id)
+    procedure = session.get(ProcedureOccurrence, procedure_id)
+    if episode is None or procedure is None:
+        return
+    if not replace and episode.episode_end_date is not None:
+        end = max(end, episode.episode_end_date)
+    episode.episode_end_date = end
+    procedure.procedure_end_date = end
 
 
 def write_prescription(

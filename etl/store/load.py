@@ -3,7 +3,8 @@
 One call of :func:`load_dataset` writes, in the caller's transaction:
 
 - PERSON (``person_source_value`` = pseudonym) and CARE_SITE of the centre if missing;
-- the RT course EPISODE, its PROCEDURE and prescription (:mod:`etl.store.course`);
+- the RT course EPISODE (start and planned end), its PROCEDURE and prescription
+  (:mod:`etl.store.course`) and the age at its start (:mod:`etl.store.course_age`);
 - one IMAGE_OCCURRENCE per series and the object versions (:mod:`etl.store.images`);
 - per structure the full differential DVH and per metric one IMAGE_FEATURE +
   MEASUREMENT pair (:mod:`etl.store.dvh_rows`).
@@ -34,6 +35,7 @@ from etl.store.course import (
     write_course,
     write_prescription,
 )
+from etl.store.course_age import write_course_age
 from etl.store.dvh_rows import (
     AlphaBeta,
     MetricContext,
@@ -136,6 +138,7 @@ def load_dataset(
         session.execute(delete(Dvh).where(Dvh.dataset_id == dataset.dataset_id))
     episode_id, procedure_id = write_course(session, person.person_id, computed, day)
     write_prescription(session, person.person_id, episode_id, computed, day)
+    write_course_age(session, person.person_id, episode_id, computed, day)
     images = write_images(session, person.person_id, procedure_id, resolved, store, day)
     write_objects(session, person.person_id, resolved, store, now)
     assert resolved.structure_set is not None
