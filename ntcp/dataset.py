@@ -6,7 +6,8 @@ by project, centre and treatment site, and builds the same in-memory cohort as t
 path (:class:`ntcp.cohort_csv.CohortTable`): one row per patient with the pseudonym,
 the number of fractions, the organ's differential DVH (physical dose at bin centres,
 volume fractions) and the binary outcome, plus the covariates ``age_years`` (at the
-start of radiotherapy, from the year of birth), ``sex_male`` (1/0), ``site`` and, for
+start of the RT course, :func:`etl.store.course_age.course_ages`; else RT start year
+minus year of birth), ``sex_male`` (1/0), ``site`` and, for
 PROM endpoints, ``baseline_score``. Every patient left out is listed with a reason
 (:class:`ExclusionReason`); the read is written to the audit trail.
 
@@ -14,8 +15,8 @@ Rules (see ``docs/ntcp.md``, "Datasets from OMOP"):
 
 * Only persons whose enrolment consents to data use are considered.
 * The DVH is the ``dvh`` row of the TG-263 ``organ`` (decoded with
-  :func:`etl.store.load.dvh_from_row`); a patient with the organ in several dose grids
-  is
+  :func:`etl.store.dvh_rows.dvh_from_row`); a patient with the organ in several dose
+  grids is
   excluded unless exactly one of them is a ``MULTI_PLAN`` composite. Bins are merged to
   ``bin_width_gy`` (default 0.1 Gy); the part of the organ outside the dose grid must be
   at most ``max_outside_grid_fraction`` of its volume (the rest is normalised to 1).
@@ -59,7 +60,9 @@ from cohort.projects import get_project
 from cohort.users import resolve_user
 from cohort.vital import vital_status
 from etl.dicom.enums import DoseSummationType
-from etl.store.load import course_fractions, dvh_from_row, read_dvh_rows
+from etl.store.course import course_fractions
+from etl.store.course_age import course_ages
+from etl.store.dvh_rows import dvh_from_row, read_dvh_rows
 from instruments.ctcae import load_catalogue
 from instruments.store import read_latest_scores, read_toxicity
 from ntcp.cohort_csv import CohortTable
@@ -242,6 +245,8 @@ class _Row:
     n_fractions: float
     dose_gy: FloatArray
     volume_fraction: FloatArray
+    episode_id: int = 0
+    age_years: int | None = None  # at the course start (etl.store.course_age)
 
 
 def extract_dataset(
@@ -300,6 +305,9 @@ def extract_dataset(
         row = _dose_row(p, spec, fractions, exclusions)
         if row is not None:
             rows.append(row)
+    ages = course_ages(session, [r.episode_id for r in rows])
+    for r in rows:
+        r.age_years = ages.get(r.episode_id)
     ids = [r.patient.person_id for r in rows]
     tte: pd.DataFrame | None = None
     if isinstance(endpoint, CtcaeEndpoint):
@@ -466,7 +474,8 @@ def _dose_row(
         out(ExclusionReason.MISSING_FRACTIONS, "EQD2 asked, fractions unknown")
         return None
     dose, vol = _rebin(dvh.differential_cc, dvh.bin_width_gy, spec.bin_width_gy)
-    return _Row(p, start, float("nan") if n_fx is None else float(n_fx), dose, vol)
+    n = float("nan") if n_fx is None else float(n_fx)
+    return _Row(p, start, n, dose, vol, episode_id)
 
 
 def _rebin(
@@ -673,7 +682,9 @@ def _table(
         dvhs = DVHSet(np.zeros((0, 0)), np.zeros((0, 0)), np.zeros(0))
     cov: dict[str, Any] = {
         "age_years": [
-            float(r.start.year - r.patient.year_of_birth)
+            float(r.age_years)
+            if r.age_years is not None
+            else float(r.start.year - r.patient.year_of_birth)
             if r.patient.year_of_birth
             else math.nan
             for r in rows

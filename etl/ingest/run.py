@@ -60,14 +60,10 @@ from etl.ingest.triggers import (
     projects_for,
 )
 from etl.mapping.naming import RuleSet, current_rules, ensure_default_rules, is_target
-from etl.store.load import (
-    AlphaBeta,
-    ComputedDataset,
-    ComputedStructure,
-    content_hash,
-    load_dataset,
-    study_day,
-)
+from etl.store.computed import ComputedDataset, ComputedStructure, content_hash
+from etl.store.course import study_day
+from etl.store.dvh_rows import AlphaBeta
+from etl.store.load import load_dataset
 from omop.cdm import Person
 from omop.errors import RTCohortError
 from omop.filestore import FileStore
@@ -331,6 +327,7 @@ def _compute(resolved: ResolvedDataset, dvh_samples: int | None = None) -> _Comp
                 rx[0].target_prescription_dose_gy or 0.0
             )
             target_roi = target_roi or rx[0].referenced_roi_number
+    course_fractions = n_fractions
     if resolved.role is DoseRole.PLAN_SUM and len(resolved.plans) > 1:
         n_fractions = None  # fractions of a sum of plans are not one number for EQD2
         findings.append(
@@ -391,6 +388,7 @@ def _compute(resolved: ResolvedDataset, dvh_samples: int | None = None) -> _Comp
         structures=structures,
         findings=findings,
         n_fractions=n_fractions,
+        course_fractions=course_fractions,
         prescription_gy=prescription,
         plan_intent=intent,
         plan_label=label,

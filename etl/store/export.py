@@ -24,10 +24,10 @@ from sqlalchemy.orm import Session
 from etl.dose.dvh import DVH
 from etl.dose.metrics import evaluate, parse_metric
 from etl.dose.radiobiology import dvh_to_eqd2
-from etl.store.load import (
+from etl.store.course import course_fractions
+from etl.store.dvh_rows import (
     VOLUME_METRIC,
     LoadedDvh,
-    course_fractions,
     default_metrics,
     dvh_from_row,
     read_dvh_rows,
