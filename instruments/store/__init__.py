@@ -30,11 +30,18 @@ Readers: every other package reads these rows through the ``read_*`` functions h
 person ids, so a schedule over a whole centre stays one query per kind), never with
 its own queries.
 
-Idempotency: a questionnaire is identified by its key (the FHIR resource id); storing
-the same key again with the same answers changes nothing, with other answers replaces
-them.
-A grading is identified by person, term, and assessment date; storing it again replaces
-the grade and attribution.
+Corrections, not overwrites: a questionnaire is identified by the person and its key
+(the FHIR resource id), a grading by person, CTCAE term and timepoint. Storing one again
+unchanged is ``unchanged``; with other content it is ``refused`` unless a correction
+reason is given, when the new content is stored as a new version, the earlier rows are
+kept and the platform table ``assessment_version`` marks them superseded
+(:mod:`instruments.store.versions`); every reader here returns the current version
+only. Dates are checked as received (before the date offset): not in the future, not
+before the year of birth, not after death.
+
+Modules: :mod:`~instruments.store.common` (timepoint visit, concepts, outcomes, date
+plausibility), :mod:`~instruments.store.prom`, :mod:`~instruments.store.toxicity`,
+:mod:`~instruments.store.versions`.
 """
 
 from __future__ import annotations

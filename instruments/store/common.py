@@ -13,11 +13,11 @@ from enum import StrEnum
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from instruments.errors import InstrumentError
-from omop.cdm import Person, VisitOccurrence
+from omop.cdm import Death, Person, VisitOccurrence
 from omop.vocab.lookup import field_concept_id
 from omop.vocab.registry import UnknownConceptError, load_registry, our_concept_id
 from omop.vocab.standard import CASE_REPORT_FORM, NO_MATCHING_CONCEPT
@@ -35,6 +35,7 @@ __all__ = [
     "Persons",
     "StoreError",
     "StoreOutcome",
+    "check_plausible_date",
     "field_id",
     "frame",
     "our_concept",
@@ -60,11 +61,18 @@ class StoreError(InstrumentError):
 
 
 class StoreOutcome(StrEnum):
-    """What storing one assessment did."""
+    """What storing one assessment did.
 
-    CREATED = "created"
+    ``stored``: new; ``unchanged``: identical to the stored one; ``corrected``: a new
+    version beside the earlier one, which is kept and marked superseded;
+    ``refused``: it differs from the stored one and no correction reason was given
+    (nothing written).
+    """
+
+    STORED = "stored"
     UNCHANGED = "unchanged"
-    REPLACED = "replaced"
+    CORRECTED = "corrected"
+    REFUSED = "refused"
 
 
 @dataclass(frozen=True)
@@ -112,6 +120,44 @@ def field_id(session: Session, name: str) -> int:
     if name not in cache:
         cache[name] = field_concept_id(session, name)
     return cache[name]
+
+
+def check_plausible_date(
+    session: Session,
+    where: Assessment,
+    received: date,
+    field: str,
+    *,
+    today: date | None = None,
+) -> None:
+    """Refuse an assessment date that cannot be true (checked on the received date).
+
+    ``received`` is the date as sent, before the date offset: it may not be after
+    today (UTC) plus one day (time zones ahead of UTC), before the person's year of
+    birth, or after the recorded death (compared in the shifted frame, where DEATH
+    dates are stored).
+
+    Raises
+    ------
+    StoreError
+        Naming ``field``, the date and the reason; or an unknown person.
+    """
+    person = session.get(Person, where.person_id)
+    if person is None:
+        raise StoreError(f"unknown person_id {where.person_id}")
+    latest = (today or datetime.now(UTC).date()) + timedelta(days=1)
+    if received > latest:
+        raise StoreError(f"{field} {received.isoformat()} is in the future")
+    if person.year_of_birth and received.year < person.year_of_birth:
+        raise StoreError(
+            f"{field} {received.isoformat()} is before the year of birth"
+            f" ({person.year_of_birth})"
+        )
+    died = session.scalar(
+        select(func.min(Death.death_date)).where(Death.person_id == where.person_id)
+    )
+    if died is not None and where.shift(received) > died:
+        raise StoreError(f"{field} {received.isoformat()} is after the death")
 
 
 def our_concept(vocabulary: str, code: str) -> int:

@@ -8,10 +8,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sqlalchemy import delete, insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, insert, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from instruments.fhir import PromResponse
 from instruments.registry import get_instrument
@@ -24,12 +24,19 @@ from instruments.store.common import (
     Persons,
     StoreError,
     StoreOutcome,
+    check_plausible_date,
     field_id,
     frame,
     our_concept,
     timepoint_code,
     visit_for,
     where_persons,
+)
+from instruments.store.versions import (
+    AssessmentKind,
+    check_reason,
+    record_correction,
+    superseded_rows,
 )
 from omop.cdm import Measurement, Observation, SurveyConduct
 from omop.vocab.standard import PATIENT_FILLED_SURVEY
@@ -53,20 +60,39 @@ def store_prom(
     response: PromResponse,
     *,
     collection_method: str = "FHIR",
+    correction_reason: str | None = None,
+    actor: str | None = None,
 ) -> tuple[int, StoreOutcome]:
     """Store one completed questionnaire: SURVEY_CONDUCT, answers, scores.
+
+    A questionnaire is identified by the person and its key (the FHIR resource id).
+    Sent again with the same answers, timepoint and completion time it is
+    ``unchanged``; with others it is ``refused`` (nothing written) unless
+    ``correction_reason`` is given, when it is stored as a new version beside the
+    earlier one, which is kept and marked superseded (``corrected``;
+    :mod:`instruments.store.versions`).
+
+    Parameters
+    ----------
+    correction_reason
+        Why a stored questionnaire is corrected (the web app's correction flow and
+        ``prom import --correct``); ignored when nothing differs.
+    actor
+        Who corrects it (recorded with the version).
 
     Returns
     -------
     survey_conduct_id, outcome
-        The row and whether it was created, left unchanged or replaced.
+        The current row and what storing did (:class:`StoreOutcome`).
 
     Raises
     ------
     StoreError
-        Unknown person or timepoint, no completion time, or answers the instrument
-        rejects.
+        Unknown person or timepoint, no completion time, a completion date in the
+        future, before the year of birth or after death, answers the instrument
+        rejects, or a blank correction reason.
     """
+    reason = check_reason(correction_reason)
     spec = get_instrument(response.instrument).spec
     result = score_responses(spec, response.as_row())
     if not result.valid[0]:
@@ -76,26 +102,30 @@ def store_prom(
     moment = where.shift_datetime(response.authored)  # naive UTC
     authored = response.authored
     # The date is the patient's local date as sent, not the UTC date.
-    day = where.shift(authored.date() if isinstance(authored, datetime) else authored)
+    received = authored.date() if isinstance(authored, datetime) else authored
+    check_plausible_date(session, where, received, "authored")
+    day = where.shift(received)
     existing = session.scalar(
         select(SurveyConduct).where(
             SurveyConduct.person_id == where.person_id,
             SurveyConduct.survey_source_identifier == response.resource_id,
+            _current(SurveyConduct.survey_conduct_id),
         )
     )
     answers = {f"q{n}": float(v) for n, v in response.values.items() if v is not None}
     timing = our_concept(TIMEPOINT_VOCAB, where.timepoint)
-    outcome = StoreOutcome.CREATED
+    instrument = our_concept(spec.code, spec.code)
     if existing is not None:
         if (
             _stored_answers(session, existing.survey_conduct_id) == answers
             and existing.timing_source_value == where.timepoint
             and existing.timing_concept_id == timing
             and existing.survey_end_datetime == moment
+            and existing.survey_source_concept_id == instrument
         ):
             return int(existing.survey_conduct_id), StoreOutcome.UNCHANGED
-        _delete_survey(session, existing)
-        outcome = StoreOutcome.REPLACED
+        if reason is None:
+            return int(existing.survey_conduct_id), StoreOutcome.REFUSED
     visit_id = visit_for(session, where, day)
     survey = SurveyConduct(
         person_id=where.person_id,
@@ -111,7 +141,7 @@ def store_prom(
         collection_method_concept_id=NO_CONCEPT,
         collection_method_source_value=collection_method,
         survey_source_value=f"EORTC {spec.code}",
-        survey_source_concept_id=our_concept(spec.code, spec.code),
+        survey_source_concept_id=instrument,
         survey_source_identifier=response.resource_id,
         validated_survey_concept_id=NO_CONCEPT,
         survey_version_number=spec.version,
@@ -161,7 +191,21 @@ def store_prom(
     if scored:
         session.execute(insert(Measurement), scored)
     session.flush()
-    return int(survey.survey_conduct_id), outcome
+    if existing is None:
+        return int(survey.survey_conduct_id), StoreOutcome.STORED
+    record_correction(
+        session,
+        AssessmentKind.PROM,
+        person_id=where.person_id,
+        key=response.resource_id,
+        old_row=int(existing.survey_conduct_id),
+        old_condition=None,
+        new_row=int(survey.survey_conduct_id),
+        new_condition=None,
+        reason=str(reason),
+        actor=actor,
+    )
+    return int(survey.survey_conduct_id), StoreOutcome.CORRECTED
 
 
 def _stored_answers(session: Session, survey_id: int) -> dict[str, float]:
@@ -174,23 +218,9 @@ def _stored_answers(session: Session, survey_id: int) -> dict[str, float]:
     return {str(k): float(v) for k, v in rows if v is not None}
 
 
-def _delete_survey(session: Session, survey: SurveyConduct) -> None:
-    sid = survey.survey_conduct_id
-    field = field_id(session, SURVEY_FIELD)
-    session.execute(
-        delete(Observation).where(
-            Observation.observation_event_id == sid,
-            Observation.obs_event_field_concept_id == field,
-        )
-    )
-    session.execute(
-        delete(Measurement).where(
-            Measurement.measurement_event_id == sid,
-            Measurement.meas_event_field_concept_id == field,
-        )
-    )
-    session.delete(survey)
-    session.flush()
+def _current(survey_id: InstrumentedAttribute[Any]) -> ColumnElement[bool]:
+    """Condition: ``survey_id`` is not a superseded version of a questionnaire."""
+    return survey_id.not_in(superseded_rows(AssessmentKind.PROM))
 
 
 def read_prom_scores(
@@ -202,7 +232,7 @@ def read_prom_scores(
     and the score codes of the instrument (QLQ-C30: ``QL2`` ... ``SUMMARY``).
     """
     spec = get_instrument("QLQ-C30").spec
-    query = select(SurveyConduct)
+    query = select(SurveyConduct).where(_current(SurveyConduct.survey_conduct_id))
     if person_ids is not None:
         query = query.where(SurveyConduct.person_id.in_(list(person_ids)))
     surveys = session.scalars(query.order_by(SurveyConduct.survey_conduct_id)).all()
@@ -252,6 +282,7 @@ def read_prom_answers(
     ).where(
         Observation.observation_type_concept_id == PATIENT_FILLED_SURVEY,
         Observation.obs_event_field_concept_id == field_id(session, SURVEY_FIELD),
+        _current(Observation.observation_event_id),
     )
     if person_ids is not None:
         query = query.where(Observation.person_id.in_(list(person_ids)))
@@ -294,7 +325,7 @@ def read_survey_timings(
                 SurveyConduct.timing_concept_id,
                 SurveyConduct.timing_source_value,
                 SurveyConduct.survey_end_datetime,
-            ).where(*where)
+            ).where(_current(SurveyConduct.survey_conduct_id), *where)
         )
         out += [
             SurveyTiming(int(pid), timepoint_code(c, s), end)
@@ -343,6 +374,7 @@ def read_latest_scores(
                 SurveyConduct.survey_source_concept_id
                 == our_concept(instrument, instrument),
                 Measurement.value_as_number.is_not(None),
+                _current(SurveyConduct.survey_conduct_id),
                 *where,
             )
             .order_by(

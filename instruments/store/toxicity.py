@@ -9,8 +9,8 @@ from collections.abc import Iterable
 from datetime import date
 from typing import TYPE_CHECKING, NamedTuple
 
-from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from instruments.ctcae import CtcaeVersion, load_catalogue
 from instruments.fhir_adverse_event import ToxicityGrading
@@ -20,11 +20,18 @@ from instruments.store.common import (
     Assessment,
     Persons,
     StoreOutcome,
+    check_plausible_date,
     field_id,
     frame,
     our_concept,
     visit_for,
     where_persons,
+)
+from instruments.store.versions import (
+    AssessmentKind,
+    check_reason,
+    record_correction,
+    superseded_rows,
 )
 from omop.cdm import ConditionOccurrence, Observation, VisitOccurrence
 from omop.vocab.registry import load_registry
@@ -42,44 +49,66 @@ __all__ = [
 
 
 def store_toxicity(
-    session: Session, where: Assessment, grading: ToxicityGrading
+    session: Session,
+    where: Assessment,
+    grading: ToxicityGrading,
+    *,
+    correction_reason: str | None = None,
+    actor: str | None = None,
 ) -> tuple[int, StoreOutcome]:
     """Store one CTCAE grading; return the grade OBSERVATION id and the outcome.
+
+    A grading is identified by person, CTCAE term and timepoint. Sent again with the
+    same grade, attribution and date it is ``unchanged``; with others it is
+    ``refused`` (nothing written) unless ``correction_reason`` is given, when it is
+    stored as a new version beside the earlier one, which is kept and marked
+    superseded (``corrected``; :mod:`instruments.store.versions`). The web app's
+    correction flow and ``toxicity import --correct`` both call this.
+
+    Parameters
+    ----------
+    correction_reason
+        Why a stored grading is corrected; ignored when nothing differs.
+    actor
+        Who corrects it (recorded with the version).
 
     Raises
     ------
     StoreError
-        Unknown person or timepoint.
+        Unknown person or timepoint; an assessment date in the future, before the
+        year of birth or after death; a blank correction reason.
     """
+    reason = check_reason(correction_reason)
     version = CtcaeVersion.parse(grading.version)
     term_concept = our_concept(f"CTCAE v{version.value}", grading.meddra_code)
+    check_plausible_date(session, where, grading.assessed_on, "assessed_on")
     day = where.shift(grading.assessed_on)
     attribution = str(grading.attribution) if grading.attribution else None
     existing = session.scalar(
-        select(Observation).where(
+        select(Observation)
+        .join(
+            VisitOccurrence,
+            VisitOccurrence.visit_occurrence_id == Observation.visit_occurrence_id,
+        )
+        .where(
             Observation.person_id == where.person_id,
             Observation.observation_source_concept_id == term_concept,
-            Observation.observation_date == day,
+            VisitOccurrence.visit_source_value == where.timepoint,
             Observation.observation_type_concept_id == CASE_REPORT_FORM,
+            _current(Observation.observation_id),
         )
+        .order_by(Observation.observation_id.desc())
+        .limit(1)
     )
-    outcome = StoreOutcome.CREATED
     if existing is not None:
         if (
             existing.value_as_number == grading.grade
             and existing.qualifier_source_value == attribution
+            and existing.observation_date == day
         ):
             return int(existing.observation_id), StoreOutcome.UNCHANGED
-        if existing.observation_event_id is not None:
-            session.execute(
-                delete(ConditionOccurrence).where(
-                    ConditionOccurrence.condition_occurrence_id
-                    == existing.observation_event_id
-                )
-            )
-        session.delete(existing)
-        session.flush()
-        outcome = StoreOutcome.REPLACED
+        if reason is None:
+            return int(existing.observation_id), StoreOutcome.REFUSED
     visit_id = visit_for(session, where, day)
     event_id: int | None = None
     field: int | None = None
@@ -114,7 +143,26 @@ def store_toxicity(
     )
     session.add(observation)
     session.flush()
-    return int(observation.observation_id), outcome
+    if existing is None:
+        return int(observation.observation_id), StoreOutcome.STORED
+    record_correction(
+        session,
+        AssessmentKind.TOXICITY,
+        person_id=where.person_id,
+        key=f"CTCAE v{version.value} {grading.meddra_code} {where.timepoint}",
+        old_row=int(existing.observation_id),
+        old_condition=existing.observation_event_id,
+        new_row=int(observation.observation_id),
+        new_condition=event_id,
+        reason=str(reason),
+        actor=actor,
+    )
+    return int(observation.observation_id), StoreOutcome.CORRECTED
+
+
+def _current(observation_id: InstrumentedAttribute[int]) -> ColumnElement[bool]:
+    """Condition: the grade OBSERVATION is not a superseded version."""
+    return observation_id.not_in(superseded_rows(AssessmentKind.TOXICITY))
 
 
 def read_toxicity(
@@ -133,7 +181,10 @@ def read_toxicity(
             VisitOccurrence.visit_occurrence_id == Observation.visit_occurrence_id,
             isouter=True,
         )
-        .where(Observation.observation_type_concept_id == CASE_REPORT_FORM)
+        .where(
+            Observation.observation_type_concept_id == CASE_REPORT_FORM,
+            _current(Observation.observation_id),
+        )
     )
     if person_ids is not None:
         query = query.where(Observation.person_id.in_(list(person_ids)))
@@ -189,7 +240,9 @@ def read_toxicity_dates(
     for where in where_persons(Observation.person_id, persons):
         rows = session.execute(
             select(Observation.person_id, Observation.observation_date).where(
-                Observation.observation_type_concept_id == CASE_REPORT_FORM, *where
+                Observation.observation_type_concept_id == CASE_REPORT_FORM,
+                _current(Observation.observation_id),
+                *where,
             )
         )
         out += [ToxicityDate(int(p), day) for p, day in rows.all()]
