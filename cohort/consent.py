@@ -24,6 +24,8 @@ from cohort.errors import (
     InvalidInputError,
     UnknownPersonError,
 )
+from etl.deid.identity import check_pseudonym
+from etl.errors import PatientIdError
 from instruments.shortlists import TreatmentSite  # one list of sites for forms
 from omop.cdm import CareSite, ObservationPeriod, Person
 from omop.cohort_tables import ConsentEvent, Enrolment
@@ -167,7 +169,8 @@ def record_consent(
     Raises
     ------
     InvalidInputError
-        Year of birth or sex missing with a first record, or malformed values.
+        Year of birth or sex missing with a first record, a pseudonym without the
+        centre's prefix, or malformed values.
     UnknownPersonError
         When the pseudonym belongs to a person of another centre.
     IllegalTransitionError, ConsentRecordedTwiceError
@@ -188,6 +191,10 @@ def record_consent(
     person = find_person(session, pseudonym)
     enrolment: Enrolment | None = None
     if person is None:
+        try:
+            check_pseudonym(pseudonym, str(centre.care_site_source_value))
+        except PatientIdError as exc:
+            raise InvalidInputError(str(exc)) from None
         if year_of_birth is None or sex is None:
             raise InvalidInputError(
                 "first record of a person needs --year-of-birth and --sex"
