@@ -40,6 +40,7 @@ __all__ = [
     "RecruitmentRow",
     "Sex",
     "TreatmentSite",
+    "check_centre_pseudonym",
     "find_person",
     "has_consent",
     "history",
@@ -137,6 +138,21 @@ def latest_period(session: Session, person_id: int) -> ObservationPeriod | None:
     )
 
 
+def check_centre_pseudonym(centre: CareSite, pseudonym: str) -> None:
+    """Refuse a pseudonym without the prefix of the centre it is recorded at.
+
+    Raises
+    ------
+    InvalidInputError
+        ``pseudonym`` is not ``<centre code>-...`` (e.g. a made-up pseudonym of
+        another centre).
+    """
+    try:
+        check_pseudonym(pseudonym, str(centre.care_site_source_value))
+    except PatientIdError as exc:
+        raise InvalidInputError(str(exc)) from None
+
+
 def record_consent(
     session: Session,
     *,
@@ -169,8 +185,7 @@ def record_consent(
     Raises
     ------
     InvalidInputError
-        Year of birth or sex missing with a first record, a pseudonym without the
-        centre's prefix, or malformed values.
+        Year of birth or sex missing with a first record, or malformed values.
     UnknownPersonError
         When the pseudonym belongs to a person of another centre.
     IllegalTransitionError, ConsentRecordedTwiceError
@@ -191,10 +206,6 @@ def record_consent(
     person = find_person(session, pseudonym)
     enrolment: Enrolment | None = None
     if person is None:
-        try:
-            check_pseudonym(pseudonym, str(centre.care_site_source_value))
-        except PatientIdError as exc:
-            raise InvalidInputError(str(exc)) from None
         if year_of_birth is None or sex is None:
             raise InvalidInputError(
                 "first record of a person needs --year-of-birth and --sex"

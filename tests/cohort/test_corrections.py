@@ -11,11 +11,12 @@ import json
 from pathlib import Path
 
 import pytest
-from cohort_helpers import enrol, rt_course
+from cohort_helpers import enrol, rt_course, user
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
+from cohort import service
 from cohort.centres import add_centre
 from cohort.clinical_import import ImportFailedError, import_proms, import_toxicity
 from cohort.errors import InvalidInputError
@@ -263,12 +264,27 @@ def test_identify_refuses_own_pseudonym_as_patient_id():
 
 
 def test_consent_pseudonym_of_another_centre_refused(session: Session):
-    site = add_centre(session, "BAD")
-    with pytest.raises(InvalidInputError, match="not of centre BAD"):
-        enrol(session, site, "OTH-ABCDEFGHIJKLMNOPQRSTUVWXYZ")
-    with pytest.raises(InvalidInputError, match="not of centre BAD"):
-        enrol(session, site, "BAD-")
+    add_centre(session, "BAD")
+    actor = user(session, "dm-bad", "admin", [])
+
+    def record(name: str) -> None:
+        service.record_consent(
+            session,
+            actor,
+            centre_code="BAD",
+            pseudonym=name,
+            state="consented",
+            event_date=D(2025, 1, 10),
+            year_of_birth=1960,
+            sex="F",
+        )
+
+    for name in ("OTH-ABCDEFGHIJKLMNOPQRSTUVWXYZ", "BAD-", "BAD", "BAD-x\ny"):
+        with pytest.raises(InvalidInputError, match="not of centre BAD"):
+            record(name)
     assert session.scalar(select(func.count()).select_from(cdm.Person)) == 0
+    record("BAD-ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    assert session.scalar(select(func.count()).select_from(cdm.Person)) == 1
 
 
 @pytest.fixture
