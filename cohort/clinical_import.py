@@ -24,6 +24,8 @@ from cohort import audit
 from cohort.centres import get_centre
 from cohort.contacts import date_offsets
 from cohort.errors import CohortError
+from cohort.permissions import Action, scope_for
+from cohort.users import resolve_user
 from etl.deid.identity import identify
 from etl.deid.keys import CentreKey
 from instruments.fhir import (
@@ -40,7 +42,8 @@ from instruments.store import (
     store_prom,
     store_toxicity,
 )
-from omop.cdm import Person
+from omop.cdm import CareSite, Person
+from omop.cohort_tables import AppUser
 from omop.errors import RTCohortError
 
 __all__ = ["ImportFailedError", "ImportSummary", "import_proms", "import_toxicity"]
@@ -183,6 +186,27 @@ def _label(path: Path, grading: ToxicityGrading, is_csv: bool) -> str:
     return f"{path.name} AdverseEvent/{grading.resource_id}"
 
 
+def _writer(
+    session: Session, actor: AppUser | str, centre: str
+) -> tuple[str, CareSite]:
+    """Return the acting user's name and the centre, if the user may write there.
+
+    Raises
+    ------
+    PermissionDeniedError
+        When the user may not write to ``centre`` (audited as a refusal).
+    ImportFailedError
+        For an unknown centre.
+    """
+    user = resolve_user(session, actor)
+    try:
+        site = get_centre(session, centre)
+    except RTCohortError as exc:
+        raise _rejected(exc) from None
+    scope_for(session, user, Action.WRITE).require_centre(site)
+    return user.username, site
+
+
 def _rejected(exc: RTCohortError) -> ImportFailedError:
     return ImportFailedError(getattr(exc, "problems", None) or [str(exc)])
 
@@ -193,7 +217,7 @@ def import_proms(
     centre: str,
     path: Path,
     *,
-    actor: str,
+    actor: AppUser | str,
     default_timepoint: str | None = None,
     correction_reason: str | None = None,
 ) -> ImportSummary:
@@ -209,8 +233,9 @@ def import_proms(
         The centre code the patients belong to.
     path : Path
         A FHIR Bundle or QuestionnaireResponse (JSON).
-    actor : str
-        The acting user's name (audited as ``prom.import``).
+    actor : AppUser or str
+        The acting user (or its name); must be allowed to write to ``centre``
+        (:func:`cohort.permissions.scope_for`); audited as ``prom.import``.
     default_timepoint : str, optional
         The timepoint of responses that carry none.
     correction_reason : str, optional
@@ -220,14 +245,16 @@ def import_proms(
 
     Raises
     ------
+    PermissionDeniedError
+        When ``actor`` may not write to ``centre`` (checked first; audited).
     ImportFailedError
         Any problem in any resource; nothing is stored by this call.
     """
+    name, site = _writer(session, actor, centre)
     try:
         responses: list[PromResponse] = parse_questionnaire_responses(
             path.read_bytes(), source=path.name
         )
-        site = get_centre(session, centre)
     except OSError as exc:
         raise ImportFailedError([f"{path}: cannot read ({exc.strerror})"]) from None
     except RTCohortError as exc:
@@ -252,7 +279,7 @@ def import_proms(
     )
     audit.record(
         session,
-        actor,
+        name,
         "prom.import",
         f"{len(responses)} questionnaire(s) from {path.name}",
         summary.person_ids,
@@ -266,7 +293,7 @@ def import_toxicity(
     centre: str,
     path: Path,
     *,
-    actor: str,
+    actor: AppUser | str,
     default_timepoint: str | None = None,
     correction_reason: str | None = None,
 ) -> ImportSummary:
@@ -279,9 +306,12 @@ def import_toxicity(
 
     Raises
     ------
+    PermissionDeniedError
+        When ``actor`` may not write to ``centre`` (checked first; audited).
     ImportFailedError
         Any problem in any row or resource; nothing is stored by this call.
     """
+    name, site = _writer(session, actor, centre)
     gradings: list[ToxicityGrading]
     is_csv = False
     try:
@@ -291,7 +321,6 @@ def import_toxicity(
             gradings = read_gradings_csv(path, text)
         else:
             gradings = parse_adverse_events(text, source=path.name)
-        site = get_centre(session, centre)
     except (OSError, UnicodeDecodeError) as exc:
         raise ImportFailedError([f"{path}: cannot read ({exc})"]) from None
     except RTCohortError as exc:
@@ -308,7 +337,7 @@ def import_toxicity(
     )
     audit.record(
         session,
-        actor,
+        name,
         "toxicity.import",
         f"{len(gradings)} grading(s) from {path.name}",
         summary.person_ids,

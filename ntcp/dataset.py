@@ -54,10 +54,9 @@ from sqlalchemy.orm import Session
 from cohort import audit
 from cohort.centres import get_centre
 from cohort.consent import TreatmentSite
-from cohort.errors import PermissionDeniedError
 from cohort.permissions import Action, Scope, scope_for
 from cohort.projects import get_project
-from cohort.users import get_user
+from cohort.users import resolve_user
 from cohort.vital import vital_status
 from etl.dicom.enums import DoseSummationType
 from etl.store.load import course_fractions, dvh_from_row, read_dvh_rows
@@ -69,7 +68,7 @@ from ntcp.errors import NtcpError
 from ntcp.geud import DVHSet
 from ntcp.survival import CensorAt, competing_risks_outcome
 from omop.cdm import Person
-from omop.cohort_tables import AppUser, Enrolment, ProjectPatient
+from omop.cohort_tables import AppUser, Enrolment
 from omop.ingest_tables import Dvh, IngestDataset
 from omop.vocab.standard import FEMALE, MALE
 
@@ -287,7 +286,7 @@ def extract_dataset(
     >>> ds.summary()["n_included"]  # doctest: +SKIP
     412
     """
-    actor = get_user(session, user) if isinstance(user, str) else user
+    actor = resolve_user(session, user)
     endpoint = spec.parsed_endpoint()
     _check_spec(spec, endpoint)
     scope = scope_for(session, actor, Action.READ_PATIENTS, today=today).require()
@@ -354,33 +353,10 @@ def _selection(
     query = select(Person.person_id).where(scope.person_filter(Person.person_id))
     if spec.project:
         project = get_project(session, spec.project)
-        if (
-            scope.project_ids is not None
-            and project.project_id not in scope.project_ids
-        ):
-            raise PermissionDeniedError(
-                f"user {scope.username} is not a member of an active project "
-                f"{project.code}"
-            )
-        query = query.where(
-            Person.person_id.in_(
-                select(ProjectPatient.person_id).where(
-                    ProjectPatient.project_id == project.project_id
-                )
-            )
-        )
+        query = query.where(scope.project_filter(Person.person_id, project))
     if spec.centre:
-        if scope.pseudonymised:
-            raise PermissionDeniedError(
-                f"user {scope.username} ({scope.role.value}) sees pseudonymised data "
-                "and may not select patients by centre"
-            )
         centre = get_centre(session, spec.centre)
-        if not scope.centre_allowed(centre.care_site_id):
-            raise PermissionDeniedError(
-                f"user {scope.username} may not read patients of centre "
-                f"{centre.care_site_source_value}"
-            )
+        scope.require_centre_selection(centre)
         query = query.where(Person.care_site_id == centre.care_site_id)
     if spec.site is not None:
         query = query.where(

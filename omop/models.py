@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from omop import assessment_tables, cdm, cohort_tables, ingest_tables, platform
+from omop import (
+    assessment_tables,
+    auth_tables,
+    cdm,
+    cohort_tables,
+    ingest_tables,
+    platform,
+)
 from omop.base import Base
 
 __all__ = [
     "Base",
     "assessment_tables",
+    "auth_tables",
     "cdm",
     "cohort_tables",
     "ingest_tables",

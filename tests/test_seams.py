@@ -36,6 +36,7 @@ from ntcp.dataset import DatasetSpec, ExclusionReason, extract_dataset
 from omop.cdm import Episode
 from omop.ingest_tables import Dvh
 from omop.vocab.standard import RT_COURSE_EPISODE
+from rtcohort.wiring import CohortExportAccess
 from tests.etl.ingest_corpus import write_patient
 from tests.etl.ingest_db import KEY, Db, make_db
 
@@ -138,7 +139,7 @@ def test_rt_course_seam_schedule_ntcp_and_export_agree(loaded: Loaded) -> None:
         )
         export = dose_metric_table(
             session,
-            access=None,
+            access=CohortExportAccess(session, "admin"),
             structures=[ORGAN],
             metrics=["Mean[Gy]"],
             alpha_beta_gy=ALPHA_BETA_GY,

@@ -79,6 +79,7 @@ __all__ = [
     "ImportOptions",
     "ImportSummary",
     "ProjectAttach",
+    "WriteCheck",
     "collect_files",
     "run_import",
 ]
@@ -89,6 +90,8 @@ _LOG = logging.getLogger(__name__)
 ConsentCheck = Callable[[Session, str], bool]
 #: ``(session, project_code, person_id, rule_text) -> None``: attach to a project.
 ProjectAttach = Callable[[Session, str, int, str], None]
+#: ``(session, centre) -> None``: raise unless the acting user may write there.
+WriteCheck = Callable[[Session, str], None]
 
 
 @dataclass
@@ -101,6 +104,7 @@ class ImportOptions:
     quarantine_dir: Path
     consent: ConsentCheck | None = None
     attach: ProjectAttach | None = None
+    authorise: WriteCheck | None = None  # checked before anything is read
     project: str | None = None
     workers: int = 1
     alpha_beta: AlphaBeta = field(default_factory=AlphaBeta)
@@ -574,6 +578,8 @@ def run_import(
     started = time.perf_counter()
     summary = ImportSummary()
     with factory.begin() as session:
+        if opts.authorise is not None:
+            opts.authorise(session, opts.centre)
         ensure_default_rules(session)
         rules = current_rules(session)
         triggers = active_triggers(session)

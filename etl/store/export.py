@@ -93,7 +93,7 @@ def _cell(value: float | None) -> str:
 
 def _rows(
     session: Session,
-    access: ExportAccess | None,
+    access: ExportAccess,
     project: str | None,
     centres: Sequence[str],
     structures: Sequence[str],
@@ -108,7 +108,7 @@ def _rows(
     )
     return read_dvh_rows(
         session,
-        person_filter=access.person_filter if access is not None else None,
+        person_filter=access.person_filter,
         persons=persons,
         centres=centres,
         structures=structures,
@@ -118,7 +118,7 @@ def _rows(
 def dose_metric_table(
     session: Session,
     *,
-    access: ExportAccess | None,
+    access: ExportAccess,
     project: str | None = None,
     centres: Sequence[str] = (),
     structures: Sequence[str] = (),
@@ -130,7 +130,7 @@ def dose_metric_table(
     Parameters
     ----------
     access
-        Permission filter and audit (None only for tests and internal use).
+        Permission filter and audit record of the acting user (required).
     metrics
         TG-263 metric strings (default :func:`default_export_metrics`); each becomes a
         column named as given.
@@ -177,22 +177,21 @@ def dose_metric_table(
             ]
         )
         table.person_ids.add(row.person_id)
-    if access is not None:
-        access.record(
-            session,
-            "export dose-metrics",
-            f"{len(table.rows)} rows; metrics {', '.join(specs)}"
-            + (f"; project {project}" if project else "")
-            + (f"; alpha/beta {alpha_beta_gy:g} Gy" if alpha_beta_gy else ""),
-            table.person_ids,
-        )
+    access.record(
+        session,
+        "export dose-metrics",
+        f"{len(table.rows)} rows; metrics {', '.join(specs)}"
+        + (f"; project {project}" if project else "")
+        + (f"; alpha/beta {alpha_beta_gy:g} Gy" if alpha_beta_gy else ""),
+        table.person_ids,
+    )
     return table
 
 
 def structure_matrix(
     session: Session,
     *,
-    access: ExportAccess | None,
+    access: ExportAccess,
     project: str | None = None,
     required: Sequence[str] = (),
 ) -> ExportTable:
@@ -225,14 +224,13 @@ def structure_matrix(
             n = counts[who].get(name, 0)
             cells.append("2+" if n >= 2 else str(n))  # noqa: PLR2004
         table.rows.append([who, *cells])
-    if access is not None:
-        access.record(
-            session,
-            "report structures",
-            f"{len(table.rows)} patients; {len(columns)} structures"
-            + (f"; project {project}" if project else ""),
-            persons,
-        )
+    access.record(
+        session,
+        "report structures",
+        f"{len(table.rows)} patients; {len(columns)} structures"
+        + (f"; project {project}" if project else ""),
+        persons,
+    )
     return table
 
 

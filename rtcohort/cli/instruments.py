@@ -271,6 +271,8 @@ def _run_import(
         if len(exc.problems) > 20:
             typer.echo(f"  ... and {len(exc.problems) - 20} more", err=True)
         raise typer.Exit(2 if exc.refused else 1) from None
+    except RTCohortError as exc:  # refused (permission), unknown user: nothing stored
+        raise _fail(str(exc)) from None
     finally:
         engine.dispose()
     noun = "questionnaire(s)" if kind == "prom" else "grading(s)"
