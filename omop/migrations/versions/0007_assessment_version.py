@@ -1,7 +1,7 @@
 """assessment_version: corrected PROMs and CTCAE gradings keep their earlier versions
 
-Revision ID: 0006_assessment_version
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-05 04:30:00.000000
 
 One row per version of a corrected assessment (the OMOP rows of every version stay);
