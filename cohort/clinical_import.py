@@ -28,7 +28,6 @@ from cohort.permissions import Action, scope_for
 from cohort.users import resolve_user
 from etl.deid.identity import identify
 from etl.deid.keys import CentreKey
-from instruments.errors import InstrumentError
 from instruments.fhir import (
     PromResponse,
     SubjectIdentifier,
@@ -38,6 +37,7 @@ from instruments.fhir_adverse_event import ToxicityGrading, parse_adverse_events
 from instruments.gradings_csv import read_gradings_csv
 from instruments.store import (
     Assessment,
+    StoreOutcome,
     person_id_for_pseudonym,
     store_prom,
     store_toxicity,
@@ -50,27 +50,40 @@ __all__ = ["ImportFailedError", "ImportSummary", "import_proms", "import_toxicit
 
 
 class ImportFailedError(CohortError):
-    """The file was rejected; ``problems`` says why (nothing was stored)."""
+    """The file was rejected; ``problems`` says why (nothing was stored).
 
-    def __init__(self, problems: list[str]) -> None:
+    ``records`` holds the outcome of each record that could be checked (``stored``,
+    ``unchanged``, ``corrected`` or ``refused``); ``refused`` is true when a record
+    conflicts with a stored one and no correction reason was given.
+    """
+
+    def __init__(
+        self, problems: list[str], records: list[tuple[str, str]] | None = None
+    ) -> None:
         super().__init__(problems[0] if problems else "import failed")
         self.problems = problems
+        self.records = records or []
+        self.refused = any(o == StoreOutcome.REFUSED for _, o in self.records)
 
 
 @dataclass
 class ImportSummary:
-    """What an import did: outcomes (created, unchanged, ...) and the persons."""
+    """What an import did: outcomes (stored, unchanged, ...), records and persons.
+
+    ``records`` is ``(record, outcome)`` per record, in file order.
+    """
 
     outcomes: Counter[str] = field(default_factory=Counter)
     person_ids: set[int] = field(default_factory=set)
+    records: list[tuple[str, str]] = field(default_factory=list)
 
     def text(self, noun: str) -> str:
         """One line for a person to read.
 
         Examples
         --------
-        >>> ImportSummary(Counter(created=2), {1, 2}).text("grading(s)")
-        'imported 2 grading(s) for 2 patient(s): 2 created'
+        >>> ImportSummary(Counter(stored=2), {1, 2}).text("grading(s)")
+        'imported 2 grading(s) for 2 patient(s): 2 stored'
         """
         total = sum(self.outcomes.values())
         parts = ", ".join(f"{n} {k}" for k, n in sorted(self.outcomes.items()))
@@ -121,14 +134,17 @@ def _store_all(
     patients: _Patients,
     items: list[tuple[str, str | None, SubjectIdentifier, Any]],
     default_timepoint: str | None,
-    store: Callable[[Session, Assessment, Any], tuple[int, Any]],
+    store: Callable[..., tuple[int, StoreOutcome]],
     *,
     missing_timepoint: str,
+    correction_reason: str | None,
+    actor: str,
 ) -> ImportSummary:
     """Store every item or none: collect each item's problem, raise them together.
 
     ``items`` are ``(where, timepoint, subject, record)``; ``store`` is
-    ``instruments.store.store_prom`` or ``store_toxicity``.
+    ``instruments.store.store_prom`` or ``store_toxicity``. A record that conflicts
+    with a stored one and has no correction reason is ``refused``: a problem too.
     """
     summary = ImportSummary()
     problems: list[str] = []
@@ -140,16 +156,34 @@ def _store_all(
         try:
             person_id, offset = patients.resolve(subject)
             _, outcome = store(
-                session, Assessment(person_id, timepoint, offset), record
+                session,
+                Assessment(person_id, timepoint, offset),
+                record,
+                correction_reason=correction_reason,
+                actor=actor,
             )
-        except (LookupError, InstrumentError) as exc:
+        except (LookupError, RTCohortError) as exc:
             problems.append(f"{where}: {exc}")
+            continue
+        summary.records.append((where, outcome.value))
+        if outcome is StoreOutcome.REFUSED:
+            problems.append(
+                f"{where}: refused: differs from the stored version; to correct it,"
+                " import again with --correct REASON"
+            )
             continue
         summary.outcomes[outcome.value] += 1
         summary.person_ids.add(person_id)
     if problems:
-        raise ImportFailedError(problems)
+        raise ImportFailedError(problems, summary.records)
     return summary
+
+
+def _label(path: Path, grading: ToxicityGrading, is_csv: bool) -> str:
+    """Name a grading in messages: ``tox.csv line 3`` or ``ae.json AdverseEvent/x``."""
+    if is_csv:
+        return f"{path.name} line {grading.resource_id.rpartition(':')[2]}"
+    return f"{path.name} AdverseEvent/{grading.resource_id}"
 
 
 def _writer(
@@ -185,6 +219,7 @@ def import_proms(
     *,
     actor: AppUser | str,
     default_timepoint: str | None = None,
+    correction_reason: str | None = None,
 ) -> ImportSummary:
     """Parse, validate and store every QuestionnaireResponse of a FHIR JSON file.
 
@@ -203,6 +238,10 @@ def import_proms(
         (:func:`cohort.permissions.scope_for`); audited as ``prom.import``.
     default_timepoint : str, optional
         The timepoint of responses that carry none.
+    correction_reason : str, optional
+        Why records that differ from stored ones are corrected (``--correct``):
+        each becomes a new version, the earlier one kept and marked superseded.
+        Without it such a record is refused and the file rejected.
 
     Raises
     ------
@@ -224,12 +263,19 @@ def import_proms(
         session,
         _Patients(session, key, site.care_site_id),
         [
-            (f"QuestionnaireResponse/{r.resource_id}", r.timepoint, r.subject, r)
+            (
+                f"{path.name} QuestionnaireResponse/{r.resource_id}",
+                r.timepoint,
+                r.subject,
+                r,
+            )
             for r in responses
         ],
         default_timepoint,
         store_prom,
         missing_timepoint="no timepoint (extension or --timepoint)",
+        correction_reason=correction_reason,
+        actor=actor,
     )
     audit.record(
         session,
@@ -249,6 +295,7 @@ def import_toxicity(
     *,
     actor: AppUser | str,
     default_timepoint: str | None = None,
+    correction_reason: str | None = None,
 ) -> ImportSummary:
     """Parse, validate and store CTCAE gradings from a FHIR JSON or a CSV file.
 
@@ -266,9 +313,11 @@ def import_toxicity(
     """
     name, site = _writer(session, actor, centre)
     gradings: list[ToxicityGrading]
+    is_csv = False
     try:
         text = path.read_text(encoding="utf-8-sig")
         if path.suffix.lower() == ".csv" or not text.lstrip().startswith("{"):
+            is_csv = True
             gradings = read_gradings_csv(path, text)
         else:
             gradings = parse_adverse_events(text, source=path.name)
@@ -279,10 +328,12 @@ def import_toxicity(
     summary = _store_all(
         session,
         _Patients(session, key, site.care_site_id),
-        [(g.resource_id, g.timepoint, g.subject, g) for g in gradings],
+        [(_label(path, g, is_csv), g.timepoint, g.subject, g) for g in gradings],
         default_timepoint,
         store_toxicity,
         missing_timepoint="no timepoint",
+        correction_reason=correction_reason,
+        actor=actor,
     )
     audit.record(
         session,

@@ -104,6 +104,7 @@ def record_consent(
     """Record a consent state (and the contact register entry, given the key)."""
     centre = get_centre(session, centre_code)
     _require_centre(scope_for(session, actor, Action.WRITE), centre)
+    consent.check_centre_pseudonym(centre, pseudonym)
     event = consent.record_consent(
         session,
         centre=centre,

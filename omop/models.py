@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from omop import auth_tables, cdm, cohort_tables, ingest_tables, platform
+from omop import (
+    assessment_tables,
+    auth_tables,
+    cdm,
+    cohort_tables,
+    ingest_tables,
+    platform,
+)
 from omop.base import Base
 
 __all__ = [
     "Base",
+    "assessment_tables",
     "auth_tables",
     "cdm",
     "cohort_tables",
