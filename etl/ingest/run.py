@@ -44,6 +44,7 @@ from etl.dose.metrics import evaluate
 from etl.dose.structures import structure_dvhs
 from etl.errors import EtlError, OutsideGridWarning
 from etl.ingest.files import collect_files, read_file, scan_import_paths
+from etl.ingest.plausibility import plausibility_findings
 from etl.ingest.qa import (
     Finding,
     Reason,
@@ -335,6 +336,12 @@ def _compute(resolved: ResolvedDataset, dvh_samples: int | None = None) -> _Comp
                 Reason.PLAN_MISSING, "plan sum: EQD2 needs per-plan doses; not computed"
             )
         )
+    findings[:0] = plausibility_findings(
+        grid, ss, role=resolved.role, prescription_gy=prescription,
+        n_fractions=n_fractions, n_plans=len(resolved.plans),
+    )  # fmt: skip
+    if findings and findings[0].blocking:
+        return _Computed(resolved, None, findings[0], time.perf_counter() - t0, 0.0)
     read_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     structures: list[ComputedStructure] = []
@@ -845,6 +852,8 @@ def retry_items(
                         Reason.LOAD_FAILED,
                         Reason.DOSE_UNUSABLE,
                         Reason.FRAME_OF_REFERENCE_MISMATCH,
+                        Reason.DOSE_IMPLAUSIBLE,
+                        Reason.NO_CONTOURS,
                     )
                 }
                 if not still:
