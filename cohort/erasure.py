@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 
 from omop.base import Base
 from omop.filestore import FileStore, release_person
+from omop.filestore_gc import unreferenced_hashes
 
 __all__ = [
     "FILE_HASH_COLUMN",
@@ -296,17 +297,12 @@ def erase_person(session: Session, person_id: int) -> ErasureReport:
 
 
 def unreferenced(session: Session, hashes: Iterable[str]) -> set[str]:
-    """Return the hashes that no ``sha256`` column of any table names any more."""
-    left = set(hashes)
-    for table in Base.metadata.sorted_tables:
-        if FILE_HASH_COLUMN not in table.c or not left:
-            continue
-        column = table.c[FILE_HASH_COLUMN]
-        ordered = sorted(left)
-        for start in range(0, len(ordered), 500):
-            chunk = ordered[start : start + 500]
-            left -= set(session.scalars(select(column).where(column.in_(chunk))))
-    return left
+    """Return the hashes that no ``sha256`` column of any table names any more.
+
+    The scan of the live database is :func:`omop.filestore_gc.unreferenced_hashes`
+    (shared with the collection of orphan files after a crashed import).
+    """
+    return unreferenced_hashes(session, hashes)
 
 
 def delete_files(store: FileStore, hashes: Iterable[str]) -> int:

@@ -8,6 +8,7 @@ __all__ = [
     "AuditError",
     "AuditKeyError",
     "AuditKeyMissingError",
+    "AuthenticationError",
     "CohortError",
     "ConsentRecordedTwiceError",
     "ConsentRefusedError",
@@ -111,3 +112,7 @@ class AuditKeyError(AuditError, ValueError):
 
 class AuditKeyMissingError(AuditError, FileNotFoundError):
     """The audit key file does not exist (``rtcohort db upgrade`` creates it)."""
+
+
+class AuthenticationError(CohortError, PermissionError):
+    """No valid credentials: unknown or malformed name, wrong secret, locked out."""

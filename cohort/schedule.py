@@ -10,7 +10,7 @@ timepoint is the timepoint or that ended in the window
 (:func:`instruments.store.read_survey_timings`).
 
 RT start and end come from the person's first RT course
-(:func:`etl.store.load.read_first_courses`), deaths from
+(:func:`etl.store.course.read_first_courses`), deaths from
 :func:`cohort.vital.death_dates`.
 All dates are in each patient's pseudonymised time frame: ``today`` is moved by the
 patient's date offset (from the contact register) before comparing.
@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from cohort.consent import ConsentState
 from cohort.vital import death_dates
-from etl.store.load import read_first_courses
+from etl.store.course import read_first_courses
 from instruments.store import read_survey_timings, read_toxicity_dates
 from omop.cdm import Person
 from omop.cohort_tables import Enrolment, FollowupProtocol, FollowupTimepoint

@@ -32,11 +32,11 @@ from cohort import (
 from cohort.centres import centre_codes, get_centre
 from cohort.consent import ConsentScope, ConsentState, Sex, TreatmentSite
 from cohort.contacts import ContactDetails, date_offsets, read_contacts, store_contact
-from cohort.errors import InvalidInputError, PermissionDeniedError, UnknownPersonError
+from cohort.errors import InvalidInputError, UnknownPersonError
 from cohort.patient_export import PatientRow, export_patients, patients_in_scope
 from cohort.permissions import Action, Scope, anonymised_labels, scope_for
 from cohort.project_keys import ensure_project_key
-from cohort.users import get_user
+from cohort.users import resolve_user
 from etl.deid.keys import CentreKey
 from omop.cdm import CareSite, Person
 from omop.cohort_tables import AppUser, AuditRecord, ConsentEvent, Enrolment, Invitation
@@ -65,8 +65,14 @@ __all__ = [
 
 
 def acting_user(session: Session, username: str) -> AppUser:
-    """Return the account commands act as (``RTCOHORT_USER``)."""
-    return get_user(session, username)
+    """Return the account commands act as (``RTCOHORT_USER``, signed in already).
+
+    Raises
+    ------
+    AuthenticationError
+        For an unknown or malformed name (audited).
+    """
+    return resolve_user(session, username)
 
 
 def _person(session: Session, pseudonym: str, centre: CareSite | None = None) -> Person:
@@ -80,12 +86,7 @@ def _person(session: Session, pseudonym: str, centre: CareSite | None = None) ->
 
 
 def _require_centre(scope: Scope, centre: CareSite) -> None:
-    scope.require()
-    if not scope.centre_allowed(centre.care_site_id):
-        raise PermissionDeniedError(
-            f"user {scope.username} may not {scope.action.value} at centre "
-            f"{centre.care_site_source_value}"
-        )
+    scope.require_centre(centre)
 
 
 def record_consent(
@@ -113,6 +114,7 @@ def record_consent(
     """
     centre = get_centre(session, centre_code)
     _require_centre(scope_for(session, actor, Action.WRITE), centre)
+    consent.check_centre_pseudonym(centre, pseudonym)
     event = consent.record_consent(
         session,
         centre=centre,

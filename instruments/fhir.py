@@ -21,6 +21,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from fhir.resources.R4B.questionnaire import Questionnaire
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 
 from instruments.errors import FhirError, InstrumentError
+from instruments.fhir_limits import check_json_bounds
 from instruments.registry import get_instrument
 from instruments.scoring import InstrumentSpec, ItemSpec
 from instruments.wording import Wording
@@ -144,13 +146,20 @@ class PromResponse:
 
 
 def load_json(data: str | bytes | Mapping[str, Any], *, source: str = "$") -> Any:
-    """Parse JSON text (or pass a mapping through), naming ``source`` when malformed."""
+    """Parse JSON text (or pass a mapping through), naming ``source`` when malformed.
+
+    Size and nesting depth are checked before parsing
+    (:func:`instruments.fhir_limits.check_json_bounds`).
+    """
     if isinstance(data, Mapping):
         return dict(data)
+    raw = check_json_bounds(data, source=source)
     try:
-        return json.loads(data)
+        return json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise FhirError([f"{source}: malformed JSON ({exc})"]) from None
+    except RecursionError:  # pragma: no cover - the depth bound comes first
+        raise FhirError([f"{source}: JSON nested too deeply"]) from None
 
 
 def iter_resources(
@@ -358,18 +367,34 @@ def read_resources(
     resource_type: str,
     model_class: type[Any],
     read: Callable[[Any, str, list[str]], _Parsed | None],
+    *,
+    source: str | None = None,
 ) -> list[_Parsed]:
     """Validate every resource of a type (single or Bundle) and read it with ``read``.
 
     All-or-nothing: every problem of every resource is collected, each naming its
     resource path, and raised together; one id sent twice with different content is a
-    problem too.
+    problem too. With ``source`` (a file name) every problem starts with it.
 
     Raises
     ------
     FhirError
         With the list of problems.
     """
+    try:
+        return _read_resources(data, resource_type, model_class, read)
+    except FhirError as exc:
+        if source is None:
+            raise
+        raise FhirError([f"{source}: {p}" for p in exc.problems]) from None
+
+
+def _read_resources(
+    data: str | bytes | Mapping[str, Any],
+    resource_type: str,
+    model_class: type[Any],
+    read: Callable[[Any, str, list[str]], _Parsed | None],
+) -> list[_Parsed]:
     problems: list[str] = []
     found: dict[str, _Parsed] = {}
     for path, raw in iter_resources(load_json(data), resource_type):
@@ -392,16 +417,31 @@ def read_resources(
 
 def parse_questionnaire_responses(
     data: str | bytes | Mapping[str, Any],
+    *,
+    source: str | None = None,
 ) -> list[PromResponse]:
     """Read and validate QuestionnaireResponses (one resource or a Bundle).
+
+    Parameters
+    ----------
+    data
+        JSON text (at most :data:`~instruments.fhir_limits.MAX_FHIR_BYTES`, nested at
+        most :data:`~instruments.fhir_limits.MAX_JSON_DEPTH` levels) or a parsed
+        resource.
+    source
+        Name of the input (a file name): every problem starts with it.
 
     Raises
     ------
     FhirError
         With every problem, each naming resource path and field: malformed JSON, an
         unknown questionnaire, an unknown or repeated linkId, a non-integer or
-        out-of-range answer, a missing subject identifier or id, a status other than
-        completed/amended, or one id sent twice with different content.
+        out-of-range answer, a ``valueCoding`` whose system or code is not one of the
+        item's ``answerOption`` codings in the Questionnaire (our Questionnaires code
+        answers without a system: a coding with a system, e.g. LOINC, is refused), a
+        missing subject identifier or id, a status other than completed/amended, one id
+        sent twice with different content, or a document too large or nested too
+        deeply (checked before parsing).
 
     Examples
     --------
@@ -413,7 +453,11 @@ def parse_questionnaire_responses(
     6
     """
     return read_resources(
-        data, "QuestionnaireResponse", QuestionnaireResponse, _read_response
+        data,
+        "QuestionnaireResponse",
+        QuestionnaireResponse,
+        _read_response,
+        source=source,
     )
 
 
@@ -440,8 +484,41 @@ def _walk_items(items: Any, path: str) -> Iterator[tuple[str, Any]]:
         yield from _walk_items(item.item, here)
 
 
+@functools.lru_cache(maxsize=8)
+def _answer_options(code: str) -> Mapping[str, frozenset[tuple[str | None, str]]]:
+    """LinkId -> the ``(system, code)`` of each answerOption of our Questionnaire."""
+    return {
+        item["linkId"]: frozenset(
+            (o["valueCoding"].get("system"), o["valueCoding"]["code"])
+            for o in item.get("answerOption", [])
+            if "valueCoding" in o
+        )
+        for item in questionnaire(code)["item"]
+    }
+
+
+def _coding_problem(coding: Any, item: ItemSpec, options: Any) -> str | None:
+    """Why a ``valueCoding`` is not one of the item's answer options (or ``None``)."""
+    systems = {system for system, _ in options}
+    if coding.system not in systems:
+        expected = " or ".join(
+            "no system" if s is None else repr(s)
+            for s in sorted(systems, key=lambda s: s or "")
+        )
+        return (
+            f"system: item {item.link_id} coding system {coding.system!r} is not the"
+            f" Questionnaire's (expected {expected})"
+        )
+    if (coding.system, str(coding.code)) not in options:
+        return (
+            f"code: item {item.link_id} code {coding.code!r} is not an answer option"
+            f" of the Questionnaire ({item.response_min}-{item.response_max})"
+        )
+    return None
+
+
 def _answer_value(
-    answer: Any, item: ItemSpec, path: str, problems: list[str]
+    answer: Any, item: ItemSpec, path: str, problems: list[str], instrument: str
 ) -> int | None:
     if answer.valueCoding is not None:
         field, raw = "valueCoding.code", answer.valueCoding.code
@@ -468,6 +545,12 @@ def _answer_value(
             f" {item.response_min}-{item.response_max}"
         )
         return None
+    if answer.valueCoding is not None:
+        options = _answer_options(instrument).get(item.link_id, frozenset())
+        problem = _coding_problem(answer.valueCoding, item, options)
+        if problem is not None:
+            problems.append(f"{path}.valueCoding.{problem}")
+            return None
     return value
 
 
@@ -503,7 +586,7 @@ def _read_response(
             continue
         if answers:
             values[spec_item.number] = _answer_value(
-                answers[0], spec_item, f"{here}.answer[0]", problems
+                answers[0], spec_item, f"{here}.answer[0]", problems, code
             )
     if len(problems) > before:
         return None

@@ -171,22 +171,29 @@ def parse_adverse_events(
     data: str | bytes | Mapping[str, Any],
     *,
     default_version: CtcaeVersion | str = CtcaeVersion.V5_0,
+    source: str | None = None,
 ) -> list[ToxicityGrading]:
     """Read and validate AdverseEvents (one resource or a Bundle) as CTCAE gradings.
 
     Parameters
     ----------
     data
-        JSON text or a parsed resource.
+        JSON text (size and nesting depth bounded before parsing, see
+        :mod:`instruments.fhir_limits`) or a parsed resource.
     default_version
         CTCAE version for resources without the version extension.
+    source
+        Name of the input (a file name): every problem starts with it.
 
     Raises
     ------
     FhirError
         With every problem, each naming resource path and field: malformed JSON, a
         missing or repeated grade extension, an unknown term or MedDRA code, a grade the
-        term does not define, a missing date or subject, an unknown attribution code.
+        term does not define, a missing date or subject, an unknown attribution code,
+        an ``event`` or attribution coding without a system, an attribution coded only
+        in systems other than :data:`ATTRIBUTION_SYSTEM`, a document too large or
+        nested too deeply.
     """
     return read_resources(
         data,
@@ -195,6 +202,7 @@ def parse_adverse_events(
         lambda model, path, problems: _read_event(
             model, path, problems, default_version
         ),
+        source=source,
     )
 
 
@@ -263,6 +271,13 @@ def _term_of(model: Any, catalogue: Any, path: str, problems: list[str]) -> str 
         problems.append(f"{path}.event: missing (the CTCAE term)")
         return None
     for i, coding in enumerate(event.coding or []):
+        if not coding.system:
+            problems.append(
+                f"{path}.event.coding[{i}].system: missing (a CTCAE term is coded in"
+                f" {MEDDRA_SYSTEM}; a code without a system cannot be read)"
+            )
+            return None
+    for i, coding in enumerate(event.coding or []):
         if coding.system == MEDDRA_SYSTEM and coding.code:
             where = f"{path}.event.coding[{i}]"
             try:
@@ -279,9 +294,7 @@ def _term_of(model: Any, catalogue: Any, path: str, problems: list[str]) -> str 
                     )
                     return None
             return str(entry.term)
-    name = event.text or next(
-        (c.display for c in event.coding or [] if c.display), None
-    )
+    name = event.text  # never the display of another code system's coding
     if not name:
         problems.append(f"{path}.event: no MedDRA coding and no text")
         return None
@@ -296,16 +309,22 @@ def _attribution_of(model: Any, path: str, problems: list[str]) -> Attribution |
     for i, suspect in enumerate(model.suspectEntity or []):
         for j, causality in enumerate(suspect.causality or []):
             assessment = causality.assessment
-            for k, coding in enumerate(assessment.coding if assessment else []):
+            where = f"{path}.suspectEntity[{i}].causality[{j}].assessment"
+            codings = list(assessment.coding or []) if assessment else []
+            if codings and all(c.system != ATTRIBUTION_SYSTEM for c in codings):
+                systems = ", ".join(repr(c.system) for c in codings)
+                problems.append(
+                    f"{where}.coding: system {systems} is not {ATTRIBUTION_SYSTEM}"
+                    " (the attribution cannot be read)"
+                )
+                return None
+            for k, coding in enumerate(codings):
                 if coding.system != ATTRIBUTION_SYSTEM:
                     continue
                 try:
                     return Attribution.parse(str(coding.code))
                 except InstrumentError as exc:
-                    problems.append(
-                        f"{path}.suspectEntity[{i}].causality[{j}].assessment"
-                        f".coding[{k}].code: {exc}"
-                    )
+                    problems.append(f"{where}.coding[{k}].code: {exc}")
                     return None
     return None
 

@@ -2,7 +2,11 @@
 
 Each model records its form (``lkb`` or ``logistic``), parameters, the dose it applies
 to (physical or per-bin EQD2 with an alpha/beta), the organ(s) by TG-263 name, the
-endpoint and the citation. A model can be applied to a cohort and its calibration
+endpoint and the citation. Each parameter names where its value came from
+(``sources``: paper table/page or "unconfirmed"); a model is ``confirmed`` only when
+every parameter was checked, and only confirmed models are offered as defaults
+(:func:`default_models`); asking for an unconfirmed model by id works, with an
+:class:`UnconfirmedModelWarning`. A model can be applied to a cohort and its calibration
 compared with a refit on the same patients.
 """
 
@@ -18,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd  # type: ignore[import-untyped]
 from numpy.typing import ArrayLike, NDArray
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 from scipy.special import expit, ndtr
 
 from ntcp.errors import ModelSpecError, NtcpWarning, UnknownModelError
@@ -27,14 +31,34 @@ from ntcp.lkb import LKBModel
 from ntcp.validation import performance
 
 __all__ = [
+    "DOI_PATTERN",
     "DoseKind",
     "ModelForm",
+    "ParameterSource",
     "Predictor",
     "PublishedModel",
+    "UnconfirmedModelWarning",
     "compare_with_refit",
+    "default_models",
     "get_model",
     "list_models",
 ]
+
+#: A DOI (Crossref's recommended pattern for modern DOIs).
+DOI_PATTERN = r"^10\.\d{4,9}/[-._;()/:A-Za-z0-9]+$"
+
+
+class UnconfirmedModelWarning(NtcpWarning):
+    """A published model whose parameters were not all checked against the paper."""
+
+
+class ParameterSource(BaseModel):
+    """Where one parameter value of a published model came from."""
+
+    model_config = ConfigDict(frozen=True)
+    source: str
+    confirmed: bool
+
 
 FloatArray = NDArray[np.float64]
 
@@ -78,7 +102,30 @@ class PublishedModel(BaseModel):
     alpha_beta_source: str
     fraction_correction: str
     citation: str
-    doi: str | None = None
+    doi: str
+    doi_confirmed: bool
+    sources: dict[str, ParameterSource]
+    confirmed: bool
+
+    @model_validator(mode="after")
+    def _check_provenance(self) -> PublishedModel:
+        import re
+
+        if not re.match(DOI_PATTERN, self.doi):
+            raise ValueError(f"model {self.id}: {self.doi!r} is not a DOI")
+        names = set(self.parameters) - {"coefficients"}
+        names |= set(self.parameters.get("coefficients", {}))
+        if names != set(self.sources):
+            raise ValueError(
+                f"model {self.id}: sources must name each parameter"
+                f" ({sorted(names)}), not {sorted(self.sources)}"
+            )
+        if self.confirmed != all(s.confirmed for s in self.sources.values()):
+            raise ValueError(
+                f"model {self.id}: confirmed must be true exactly when every"
+                " parameter source is confirmed"
+            )
+        return self
 
     def predict_ntcp(
         self, dvhs: DVHSet | None = None, features: pd.DataFrame | None = None
@@ -134,12 +181,30 @@ def _load() -> dict[str, PublishedModel]:
 
 
 def list_models() -> list[PublishedModel]:
-    """All published models, in registry order."""
+    """All published models, in registry order (confirmed or not: see ``confirmed``)."""
     return list(_load().values())
+
+
+def default_models(organ: str | None = None) -> list[PublishedModel]:
+    """Return the models offered as defaults: confirmed only, optionally of one organ.
+
+    Examples
+    --------
+    >>> all(m.confirmed for m in default_models())
+    True
+    """
+    return [
+        m
+        for m in _load().values()
+        if m.confirmed and (organ is None or organ in m.organ)
+    ]
 
 
 def get_model(model_id: str) -> PublishedModel:
     """Return the model with this identifier.
+
+    An unconfirmed model is returned (the caller named it) with an
+    :class:`UnconfirmedModelWarning` naming the parameters that were not checked.
 
     Raises
     ------
@@ -148,15 +213,24 @@ def get_model(model_id: str) -> PublishedModel:
 
     Examples
     --------
-    >>> get_model("quantec2010_rectum_grade2").parameters["td50_gy"]
-    76.9
+    >>> get_model("christianen2012_dysphagia").parameters["intercept"]
+    -6.09
     """
     try:
-        return _load()[model_id]
+        model = _load()[model_id]
     except KeyError:
         raise UnknownModelError(
             f"no published model {model_id!r}; see `rtcohort ntcp models`"
         ) from None
+    if not model.confirmed:
+        unchecked = sorted(k for k, v in model.sources.items() if not v.confirmed)
+        warnings.warn(
+            f"published model {model_id}: {', '.join(unchecked)} not confirmed"
+            " against the paper (see sources in the registry)",
+            UnconfirmedModelWarning,
+            stacklevel=2,
+        )
+    return model
 
 
 def compare_with_refit(

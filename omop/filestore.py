@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import os
 from pathlib import Path
 
 from sqlalchemy import delete, select
@@ -50,10 +51,19 @@ class FileStore:
         return self.root / sha256[:2] / sha256[2:4] / sha256
 
     def put(self, data: bytes) -> str:
-        """Store ``data`` (no-op when present) and return its SHA-256 hex digest."""
+        """Store ``data`` and return its SHA-256 hex digest.
+
+        When the file is already stored its modification time is refreshed instead:
+        the orphan collection (:mod:`omop.filestore_gc`) keeps young files, so a file an
+        uncommitted import reuses is not removed under it.
+        """
         digest = hashlib.sha256(data).hexdigest()
         target = self.path(digest)
-        if target.exists():
+        try:
+            os.utime(target)
+        except FileNotFoundError:
+            pass  # not stored (or removed by the collection this instant): write it
+        else:
             return digest
         write_private(target, data)
         return digest

@@ -26,6 +26,7 @@ __all__ = [
     "ingest_consent_check",
     "ingest_options",
     "ingest_project_attach",
+    "ingest_write_check",
     "loose_private_paths",
     "new_centre_key",
     "project_keys_folder",
@@ -227,16 +228,36 @@ class CohortExportAccess:
         record(session, self.username, action, detail, person_ids)
 
 
+def ingest_write_check(actor: str) -> Callable[[Session, str], None]:
+    """Return the ETL's permission check: ``actor`` may write to the centre."""
+    from cohort.operations import require_centre_write
+
+    def check(session: Session, centre: str) -> None:
+        require_centre_write(session, actor, centre)
+
+    return check
+
+
 def ingest_options(
-    centre: str, key_file: Path | None, *, workers: int = 1, project: str | None = None
+    centre: str,
+    key_file: Path | None,
+    *,
+    workers: int = 1,
+    project: str | None = None,
+    actor: str | None = None,
 ) -> ImportOptions:
-    """Build the import options of this installation (file store, quarantine, hooks)."""
+    """Build the import options of this installation (file store, quarantine, hooks).
+
+    ``actor`` (default ``RTCOHORT_USER``, signed in by the CLI) must be allowed to
+    write to ``centre``; the import checks it before reading anything.
+    """
     from etl.deid.keys import load_key
     from etl.ingest.run import ImportOptions
     from omop.filestore import FileStore
     from rtcohort.settings import get_settings
 
     settings = get_settings()
+    who = actor if actor is not None else settings.user
     key = load_key(key_file, centre) if key_file is not None else None
     return ImportOptions(
         centre=centre.strip().upper(),
@@ -244,13 +265,16 @@ def ingest_options(
         store=FileStore(settings.data_dir / "files"),
         quarantine_dir=settings.data_dir / "quarantine",
         consent=ingest_consent_check(),
-        attach=ingest_project_attach(settings.user),
+        attach=ingest_project_attach(who),
+        authorise=ingest_write_check(who),
         project=project,
         workers=workers,
     )
 
 
-def after_consent(engine: Engine, centre: str) -> ImportSummary:
+def after_consent(
+    engine: Engine, centre: str, actor: str | None = None
+) -> ImportSummary:
     """Load the datasets held for want of consent (call after recording consent).
 
     Every ``rtcohort import`` run (and ``--watch`` cycle) does the same; this runs it
@@ -260,7 +284,9 @@ def after_consent(engine: Engine, centre: str) -> ImportSummary:
     from etl.ingest.run import retry_held
     from omop.engine import session_factory
 
-    return retry_held(session_factory(engine), ingest_options(centre, None))
+    return retry_held(
+        session_factory(engine), ingest_options(centre, None, actor=actor)
+    )
 
 
 def after_refusal(engine: Engine) -> int:

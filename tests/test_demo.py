@@ -14,7 +14,7 @@ from cohort.simulate import ConsentPlan, simulate_cohort
 from etl.deid.keys import load_key
 from etl.deid.pseudonymise import pseudonym
 from etl.dose.metrics import evaluate
-from etl.store.load import dvh_from_row
+from etl.store.dvh_rows import dvh_from_row
 from omop.cdm import Measurement, Observation, Person, SurveyConduct
 from omop.engine import make_engine, session_factory
 from omop.ingest_tables import Dvh, QuarantineItem

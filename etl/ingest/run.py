@@ -53,6 +53,7 @@ from etl.ingest.consent import (
     discard,
 )
 from etl.ingest.files import collect_files, read_file, scan_import_paths
+from etl.ingest.plausibility import plausibility_findings
 from etl.ingest.qa import (
     Finding,
     Reason,
@@ -69,17 +70,14 @@ from etl.ingest.triggers import (
     projects_for,
 )
 from etl.mapping.naming import RuleSet, current_rules, ensure_default_rules, is_target
-from etl.store.load import (
-    AlphaBeta,
-    ComputedDataset,
-    ComputedStructure,
-    content_hash,
-    load_dataset,
-    study_day,
-)
+from etl.store.computed import ComputedDataset, ComputedStructure, content_hash
+from etl.store.course import study_day
+from etl.store.dvh_rows import AlphaBeta
+from etl.store.load import load_dataset
 from omop.cdm import Person
 from omop.errors import RTCohortError
 from omop.filestore import FileStore
+from omop.filestore_gc import collect_garbage
 from omop.ingest_tables import IngestDataset, IngestObject
 
 __all__ = [
@@ -87,6 +85,7 @@ __all__ = [
     "ImportOptions",
     "ImportSummary",
     "ProjectAttach",
+    "WriteCheck",
     "collect_files",
     "run_import",
 ]
@@ -95,6 +94,8 @@ _LOG = logging.getLogger(__name__)
 
 #: ``(session, project_code, person_id, rule_text) -> None``: attach to a project.
 ProjectAttach = Callable[[Session, str, int, str], None]
+#: ``(session, centre) -> None``: raise unless the acting user may write there.
+WriteCheck = Callable[[Session, str], None]
 
 
 @dataclass
@@ -107,6 +108,7 @@ class ImportOptions:
     quarantine_dir: Path
     consent: ConsentCheck | None = None
     attach: ProjectAttach | None = None
+    authorise: WriteCheck | None = None  # checked before anything is read
     project: str | None = None
     workers: int = 1
     alpha_beta: AlphaBeta = field(default_factory=AlphaBeta)
@@ -138,6 +140,9 @@ class ImportSummary:
     dvh_s: float = 0.0
     load_s: float = 0.0
     wall_s: float = 0.0
+    #: Orphan files of crashed imports removed from the store at the start (and bytes).
+    orphans_removed: int = 0
+    orphan_bytes: int = 0
 
     def as_dict(self) -> dict[str, object]:
         """Return the summary as plain data (JSON-serialisable)."""
@@ -330,6 +335,7 @@ def _compute(resolved: ResolvedDataset, dvh_samples: int | None = None) -> _Comp
                 rx[0].target_prescription_dose_gy or 0.0
             )
             target_roi = target_roi or rx[0].referenced_roi_number
+    course_fractions = n_fractions
     if resolved.role is DoseRole.PLAN_SUM and len(resolved.plans) > 1:
         n_fractions = None  # fractions of a sum of plans are not one number for EQD2
         findings.append(
@@ -337,6 +343,12 @@ def _compute(resolved: ResolvedDataset, dvh_samples: int | None = None) -> _Comp
                 Reason.PLAN_MISSING, "plan sum: EQD2 needs per-plan doses; not computed"
             )
         )
+    findings[:0] = plausibility_findings(
+        grid, ss, role=resolved.role, prescription_gy=prescription,
+        n_fractions=n_fractions, n_plans=len(resolved.plans),
+    )  # fmt: skip
+    if findings and findings[0].blocking:
+        return _Computed(resolved, None, findings[0], time.perf_counter() - t0, 0.0)
     read_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     structures: list[ComputedStructure] = []
@@ -390,6 +402,7 @@ def _compute(resolved: ResolvedDataset, dvh_samples: int | None = None) -> _Comp
         structures=structures,
         findings=findings,
         n_fractions=n_fractions,
+        course_fractions=course_fractions,
         prescription_gy=prescription,
         plan_intent=intent,
         plan_label=label,
@@ -596,11 +609,15 @@ def run_import(
     started = time.perf_counter()
     summary = ImportSummary()
     with factory.begin() as session:
+        if opts.authorise is not None:
+            opts.authorise(session, opts.centre)
         ensure_default_rules(session)
         rules = current_rules(session)
         triggers = active_triggers(session)
         held = held_items(session, centre=opts.centre) if opts.retry_held else []
         held_paths = {h.path for h in held}
+        gc = collect_garbage(session, opts.store)  # files of a crashed import
+        summary.orphans_removed, summary.orphan_bytes = gc.files, gc.bytes
     scan = scan_import_paths(paths)
     for refused in scan.refused:
         _LOG.warning("refused %s: %s", refused.path, refused.reason.value)
@@ -896,6 +913,8 @@ def retry_items(
                         Reason.LOAD_FAILED,
                         Reason.DOSE_UNUSABLE,
                         Reason.FRAME_OF_REFERENCE_MISMATCH,
+                        Reason.DOSE_IMPLAUSIBLE,
+                        Reason.NO_CONTOURS,
                     )
                 }
                 if not still:

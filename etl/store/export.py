@@ -24,15 +24,15 @@ from sqlalchemy.orm import Session
 from etl.dose.dvh import DVH
 from etl.dose.metrics import evaluate, parse_metric
 from etl.dose.radiobiology import dvh_to_eqd2
-from etl.store.export_view import relabel_dose_rows, view_for
-from etl.store.load import (
+from etl.store.course import course_fractions
+from etl.store.dvh_rows import (
     VOLUME_METRIC,
     LoadedDvh,
-    course_fractions,
     default_metrics,
     dvh_from_row,
     read_dvh_rows,
 )
+from etl.store.export_view import relabel_dose_rows, view_for
 from omop.cohort_tables import Project, ProjectPatient
 
 __all__ = [
@@ -94,7 +94,7 @@ def _cell(value: float | None) -> str:
 
 def _rows(
     session: Session,
-    access: ExportAccess | None,
+    access: ExportAccess,
     project: str | None,
     centres: Sequence[str],
     structures: Sequence[str],
@@ -109,7 +109,7 @@ def _rows(
     )
     return read_dvh_rows(
         session,
-        person_filter=access.person_filter if access is not None else None,
+        person_filter=access.person_filter,
         persons=persons,
         centres=centres,
         structures=structures,
@@ -119,7 +119,7 @@ def _rows(
 def dose_metric_table(
     session: Session,
     *,
-    access: ExportAccess | None,
+    access: ExportAccess,
     project: str | None = None,
     centres: Sequence[str] = (),
     structures: Sequence[str] = (),
@@ -131,10 +131,11 @@ def dose_metric_table(
     Parameters
     ----------
     access
-        Permission filter and audit (None only for tests and internal use). When it
-        offers a project view (:class:`etl.store.export_view.PseudonymisingAccess`:
-        a researcher, or a project export), identifiers are project pseudonyms and
-        the centre column is left out unless the project grants analysis by centre.
+        Permission filter and audit record of the acting user (required).
+        When it offers a project view
+        (:class:`etl.store.export_view.PseudonymisingAccess`: a researcher, or a
+        project export), identifiers are project pseudonyms and the centre column is
+        left out unless the project grants analysis by centre.
     metrics
         TG-263 metric strings (default :func:`default_export_metrics`); each becomes a
         column named as given.
@@ -184,22 +185,21 @@ def dose_metric_table(
         table.person_ids.add(row.person_id)
     if view is not None:
         table.header, table.rows = relabel_dose_rows(table.header, table.rows, view)
-    if access is not None:
-        access.record(
-            session,
-            "export dose-metrics",
-            f"{len(table.rows)} rows; metrics {', '.join(specs)}"
-            + (f"; project {project}" if project else "")
-            + (f"; alpha/beta {alpha_beta_gy:g} Gy" if alpha_beta_gy else ""),
-            table.person_ids,
-        )
+    access.record(
+        session,
+        "export dose-metrics",
+        f"{len(table.rows)} rows; metrics {', '.join(specs)}"
+        + (f"; project {project}" if project else "")
+        + (f"; alpha/beta {alpha_beta_gy:g} Gy" if alpha_beta_gy else ""),
+        table.person_ids,
+    )
     return table
 
 
 def structure_matrix(
     session: Session,
     *,
-    access: ExportAccess | None,
+    access: ExportAccess,
     project: str | None = None,
     required: Sequence[str] = (),
 ) -> ExportTable:
@@ -234,14 +234,13 @@ def structure_matrix(
             n = counts[who].get(name, 0)
             cells.append("2+" if n >= 2 else str(n))  # noqa: PLR2004
         table.rows.append([who, *cells])
-    if access is not None:
-        access.record(
-            session,
-            "report structures",
-            f"{len(table.rows)} patients; {len(columns)} structures"
-            + (f"; project {project}" if project else ""),
-            persons,
-        )
+    access.record(
+        session,
+        "report structures",
+        f"{len(table.rows)} patients; {len(columns)} structures"
+        + (f"; project {project}" if project else ""),
+        persons,
+    )
     return table
 
 

@@ -161,7 +161,11 @@ def users_add(
         bool, typer.Option("--password-stdin", help="Read the password from stdin.")
     ] = False,
 ) -> None:
-    """Add a user: ``rtcohort users add jo --role clinician --centre AMS01``."""
+    """Add a user with a password (random and shown once, or from stdin).
+
+    Example: rtcohort users add jo --role clinician --centre AMS01 --password-stdin.
+    User names match ^[a-z0-9][a-z0-9._-]{0,63}$ (never folded).
+    """
     import secrets
 
     from cohort.permissions import Action, scope_for
@@ -178,11 +182,11 @@ def users_add(
 
 @users_app.command("list")
 def users_list() -> None:
-    """List users, roles and centres. Example: rtcohort users list."""
-    from cohort.users import list_users
+    """List users, roles and centres (managers only). Example: rtcohort users list."""
+    from cohort.operations import users_list as run_list
 
     with _session() as session:
-        rows = list_users(session)
+        rows = run_list(session, _actor(session))
     typer.echo(f"{'username':<24} {'role':<14} centres")
     for row in rows:
         typer.echo(f"{row.username:<24} {row.role:<14} {','.join(row.centres) or '-'}")
@@ -274,9 +278,10 @@ def consent_record(  # noqa: PLR0917
     if str(event.state) == "consented":
         # Datasets held for want of consent load now (ARCHITECTURE.md: etl gets the
         # consent decision passed in; the wiring runs the retry).
+        from rtcohort.settings import get_settings
         from rtcohort.wiring import after_consent
 
-        summary = after_consent(open_engine(), centre)
+        summary = after_consent(open_engine(), centre, get_settings().user)
         if summary.loaded:
             typer.echo(
                 f"{summary.loaded} held dataset(s) loaded now that consent is recorded"
@@ -614,11 +619,10 @@ def audit_verify() -> None:
 
     Example: rtcohort audit verify.
     """
-    from cohort.audit import last_hash, verify
+    from cohort.operations import verify_audit
 
     with _session() as session:
-        check = verify(session)
-        head = last_hash(session)
+        check, head = verify_audit(session, _actor(session))
     for problem in check.problems:
         typer.echo(problem, err=True)
     if not check.ok:
@@ -659,6 +663,9 @@ def audit_show(
 def register(app: typer.Typer) -> None:
     """Register this area's commands on the root app."""
     app.add_typer(centre_app, name="centre")
+    from rtcohort.cli.tokens import token_app
+
+    users_app.add_typer(token_app, name="token")
     app.add_typer(users_app, name="users")
     app.add_typer(consent_app, name="consent")
     app.add_typer(followup_app, name="followup")

@@ -103,6 +103,118 @@ def info(
         console.print(f"  {vocabulary:<20} {count:>10,}")
 
 
+@db_app.command("quality")
+def quality(
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write DQD's JSON result layout.")
+    ] = None,
+    html_out: Annotated[
+        Path | None, typer.Option("--html", help="Write a self-contained HTML report.")
+    ] = None,
+) -> None:
+    """Run the DataQualityDashboard v5.4 checks and our RT checks.
+
+    Prints a summary by category and the failing checks; exits 1 when a check fails
+    its threshold or its SQL fails (known failures, listed with their reason, do
+    not). Example:
+
+        rtcohort db quality --json dqd.json --html dqd.html
+    """
+    from omop.engine import session_factory
+    from omop.errors import RTCohortError
+    from omop.quality import run_quality
+    from omop.quality.report import summary_by_category
+
+    engine = open_engine()
+    try:
+        with session_factory(engine)() as session:
+            report = run_quality(session)
+            session.rollback()
+    except RTCohortError as exc:
+        fail(str(exc))
+    statuses = ("passed", "failed", "known failure", "not applicable", "error")
+    console.print(
+        f"{'category':<14}" + "".join(f"{s:>16}" for s in statuses), soft_wrap=True
+    )
+    for category, counts in sorted(summary_by_category(report.results).items()):
+        console.print(
+            f"{category:<14}" + "".join(f"{counts[s]:>16}" for s in statuses),
+            highlight=False,
+            soft_wrap=True,
+        )
+    for r in report.results:
+        if r.failed or r.is_error or r.known_failure:
+            where = ".".join(x for x in (r.check.table, r.check.field or "") if x)
+            concept = f" concept {r.check.concept_id}" if r.check.concept_id else ""
+            detail = (
+                f"error: {r.error}"
+                if r.is_error
+                else f"{r.num_violated_rows}/{r.num_denominator_rows} rows "
+                f"({100 * r.pct_violated_rows:.1f}% > {r.check.threshold:g}%)"
+            )
+            label = f"known failure ({r.known_failure})" if r.known_failure else ""
+            console.print(
+                f"{r.status.upper()} {r.check.name} {where}{concept}: {detail} {label}",
+                highlight=False,
+                soft_wrap=True,
+            )
+    seconds = (report.ended - report.started).total_seconds()
+    console.print(f"{len(report.results)} checks in {seconds:.1f} s")
+    if json_out is not None:
+        report.write_json(json_out)
+    if html_out is not None:
+        report.write_html(html_out)
+    if report.failed or any(r.is_error for r in report.results):
+        raise typer.Exit(1)
+
+
+@db_app.command("gc")
+def gc(
+    grace_minutes: Annotated[
+        float,
+        typer.Option(
+            "--grace-minutes",
+            min=0,
+            help="Keep files younger than this (a running import may own them).",
+        ),
+    ] = 60,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Report only; remove nothing.")
+    ] = False,
+) -> None:
+    """Remove orphan files of interrupted imports from the file store.
+
+    A file is removed when no database row names its SHA-256 and it is older than
+    the grace period; committed files are never touched (every import does the same
+    at its start). Example:
+
+        rtcohort db gc --grace-minutes 120
+    """
+    import datetime
+
+    from omop.engine import session_factory
+    from omop.filestore import FileStore
+    from omop.filestore_gc import collect_garbage
+    from rtcohort.settings import get_settings
+
+    engine = open_engine()
+    store = FileStore(get_settings().data_dir / "files")
+    with session_factory(engine).begin() as session:
+        report = collect_garbage(
+            session,
+            store,
+            grace=datetime.timedelta(minutes=grace_minutes),
+            dry_run=dry_run,
+        )
+    verb = "would remove" if dry_run else "removed"
+    console.print(
+        f"{verb} {report.files} orphan file(s), {report.bytes:,} bytes; "
+        f"{report.temporaries} temporary file(s); {report.kept_young} file(s) younger"
+        f" than {grace_minutes:g} min kept",
+        highlight=False,
+    )
+
+
 @vocab_app.command("load-athena")
 def load_athena(
     folder: Annotated[Path, typer.Argument(help="Unzipped Athena download.")],

@@ -349,7 +349,8 @@ def models(
             "physical" if m.alpha_beta_gy is None else f"EQD2 a/b {m.alpha_beta_gy:g}"
         )
         typer.echo(f"{m.id:38} {m.form:8} {'+'.join(m.organ):28} {par}  [{dose}]")
-        typer.echo(f"{'':38} {m.endpoint}; {m.citation[:60]}...")
+        flag = "" if m.confirmed else " [unconfirmed: not offered as a default]"
+        typer.echo(f"{'':38} {m.endpoint}; {m.citation[:60]}...{flag}")
 
 
 def register(app: typer.Typer) -> None:

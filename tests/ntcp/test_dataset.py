@@ -4,7 +4,7 @@ permissions, audit, and ``ntcp fit --from-db`` end to end on a simulated cohort.
 Rows are written through the cohort and instruments APIs (consent, vital status,
 projects, CTCAE gradings, QLQ-C30 questionnaires); the RT course, prescription and
 ``dvh`` rows are written by hand the way ``etl.store.load`` writes them (checked against
-``etl.store.load.episode_fractions`` and ``etl.store.load.dvh_from_row``).
+``etl.store.course.episode_fractions`` and ``etl.store.dvh_rows.dvh_from_row``).
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from cohort.projects import add_member, attach, create_project
 from cohort.users import add_user
 from cohort.vital import record_death, record_last_contact
 from etl.dose.dvh import DVH
-from etl.store.load import dvh_from_row, episode_fractions, pack_dvh
+from etl.store.course import episode_fractions
+from etl.store.dvh_rows import dvh_from_row, pack_dvh
 from instruments.fhir import PSEUDONYM_SYSTEM, PromResponse, SubjectIdentifier
 from instruments.fhir_adverse_event import ToxicityGrading
 from instruments.store import Assessment, store_prom, store_toxicity

@@ -4,12 +4,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ntcp.errors import DegenerateOutcomeError
+from ntcp.errors import DegenerateOutcomeError, ModelSpecError
 from ntcp.survival import (
     CensorAt,
     EventCode,
     competing_risks_outcome,
     cumulative_incidence,
+    event_indicator,
     fit_cox,
     kaplan_meier,
 )
@@ -90,3 +91,76 @@ def test_cox_recovers_known_hazard_ratio_and_c_index():
     assert c_index(frame["days"], frame["event"], dose) > 0.6
     with pytest.raises(DegenerateOutcomeError):
         fit_cox(frame.assign(event=0), "days", "event", ["dose_gy"])
+
+
+def competing_cohort(seed: int = 13, n: int = 4000) -> pd.DataFrame:
+    """Cause-specific hazards with known truth: toxicity log-HR 0.1 per 10 Gy of mean
+    dose, death independent of dose; status 0 censored, 1 toxicity, 2 death."""
+    rng = np.random.default_rng(seed)
+    dose10 = rng.uniform(0, 6, n)
+    t_tox = rng.exponential(1 / (0.0008 * np.exp(0.1 * dose10)))
+    t_death = rng.exponential(1 / 0.0008, n)
+    t_cens = rng.uniform(200, 2000, n)
+    times = np.stack([t_cens, t_tox, t_death])
+    status = np.argmin(times, axis=0)
+    return pd.DataFrame(
+        {"days": times.min(axis=0), "status": status, "dose10_gy": dose10}
+    )
+
+
+def test_cox_refuses_the_competing_risk_status():
+    frame = competing_cohort()
+    assert set(frame["status"]) == {0, 1, 2}
+    with pytest.raises(ModelSpecError, match=r"status: codes \[0, 1, 2\] are not a"):
+        fit_cox(frame, "days", "status", ["dose10_gy"])
+
+
+def test_cox_cause_specific_matches_lifelines_on_correct_coding_and_truth():
+    from lifelines import CoxPHFitter
+
+    frame = competing_cohort()
+    ours = fit_cox(frame, "days", "status", ["dose10_gy"], event_of_interest=1)
+    correct = frame.assign(status=(frame["status"] == 1).astype(int))
+    theirs = CoxPHFitter().fit(correct, "days", "status")
+    assert ours.params_["dose10_gy"] == pytest.approx(
+        theirs.params_["dose10_gy"], rel=1e-9
+    )
+    lo, hi = ours.confidence_intervals_.loc["dose10_gy"]
+    assert lo < 0.1 < hi
+    # what counting death as toxicity gives: attenuated, and outside the interval
+    naive = CoxPHFitter().fit(
+        frame.assign(status=(frame["status"] > 0).astype(int)), "days", "status"
+    )
+    assert not lo < naive.params_["dose10_gy"] < hi
+    death = fit_cox(frame, "days", "status", ["dose10_gy"], event_of_interest=2)
+    lo, hi = death.confidence_intervals_.loc["dose10_gy"]
+    assert lo < 0.0 < hi
+
+
+@pytest.mark.parametrize(
+    ("events", "kwargs", "message"),
+    [
+        ([0, 1, 2], {}, r"codes \[0, 1, 2\] are not a 0/1 event indicator"),
+        ([0, 1, np.nan], {}, "missing or non-integer"),
+        ([0, 1, 0.5], {}, "missing or non-integer"),
+        ([0, 1, 3], {"event_of_interest": 1}, r"codes \[3\] are not status codes"),
+        ([0, 1, 2], {"event_of_interest": 0}, "is not an event code"),
+        (["a", "b", "c"], {}, "integer codes"),
+    ],
+)
+def test_event_coding_is_checked(events, kwargs, message):
+    with pytest.raises(ModelSpecError, match=message):
+        event_indicator(events, **kwargs)
+
+
+def test_kaplan_meier_and_incidence_accept_only_their_coding():
+    frame = competing_cohort(n=300)
+    with pytest.raises(ModelSpecError, match="not a 0/1 event indicator"):
+        kaplan_meier(frame["days"], frame["status"])
+    km = kaplan_meier(frame["days"], frame["status"], event_of_interest=1)
+    direct = kaplan_meier(frame["days"], frame["status"] == 1)
+    assert km.survival_function_.iloc[:, 0].tolist() == (
+        direct.survival_function_.iloc[:, 0].tolist()
+    )
+    with pytest.raises(ModelSpecError, match=r"codes \[3\] are not status codes"):
+        cumulative_incidence([1, 2, 3], [1, 3, 0])
