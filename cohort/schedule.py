@@ -1,7 +1,8 @@
 """Follow-up schedule: timepoints relative to RT start or end, with windows.
 
-The protocols (timepoint definitions) are in :mod:`cohort.protocol`, the vectorised
-day arithmetic in :mod:`cohort.schedule_days`.
+The protocols (timepoint definitions) are in :mod:`cohort.protocol`, the per-person
+inputs in :mod:`cohort.schedule_inputs`, the vectorised day arithmetic in
+:mod:`cohort.schedule_days`.
 
 A timepoint's target date is ``anchor + offset_days``; its window runs from
 ``target - window_before_days`` to ``target + window_after_days``. On a given day an
@@ -26,13 +27,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
-from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cohort.consent import ConsentState
 from cohort.protocol import (
     DEFAULT_TIMEPOINTS,
     Anchor,
@@ -41,18 +41,13 @@ from cohort.protocol import (
     ensure_protocol,
     protocol_timepoints,
 )
-from cohort.schedule_days import (
-    Days,
-    Events,
-    Mask,
-    any_in_window,
-    classify_days,
-    dates,
-    index,
-    ordinals,
+from cohort.schedule_days import Days, Events, Mask, any_in_window, classify_days, dates
+from cohort.schedule_inputs import (
+    Enrolments,
+    PersonDays,
+    enrolment_scope,
+    person_days,
 )
-from cohort.vital import death_dates
-from etl.store.load import read_first_courses
 from instruments.store import read_survey_timings, read_toxicity_dates
 from omop.cdm import Person
 from omop.cohort_tables import Enrolment
@@ -75,10 +70,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from sqlalchemy import Row
-
-    #: One enrolment: person id, pseudonym, protocol code, scope_data, scope_proms.
-    _EnrolmentRow = Row[int, str | None, str, bool, bool]
+    from cohort.schedule_inputs import EnrolmentRow
 
 RT_COURSE_CONCEPT_ID = RT_COURSE_EPISODE
 TOXICITY_TYPE_CONCEPT_ID = CASE_REPORT_FORM
@@ -174,7 +166,7 @@ def schedule(
     day numbers (persons x timepoints), as :func:`classify` does for one assessment.
     Items come per person (in enrolment query order), timepoint and kind.
     """
-    scope = _scope(care_site_id, person_ids)
+    scope = enrolment_scope(care_site_id, person_ids)
     people = session.execute(
         select(
             Enrolment.person_id,
@@ -189,8 +181,8 @@ def schedule(
     if not people:
         return []
     enrolled = select(Enrolment.person_id).where(*scope)
-    rows = _Enrolments.of(people)
-    persons = _persons(session, rows.persons, enrolled, today, offsets)
+    rows = Enrolments.of(people)
+    persons = person_days(session, rows.persons, enrolled, today, offsets)
     tox = Events.build(
         rows.persons,
         [(p, day, -1) for p, day in read_toxicity_dates(session, enrolled)]
@@ -223,100 +215,8 @@ def schedule(
     return _in_enrolment_order([part for part in parts if part is not None])
 
 
-def _scope(
-    care_site_id: int, person_ids: Sequence[int] | None
-) -> list[ColumnElement[bool]]:
-    """Conditions on ``Enrolment`` of the centre's consented (and chosen) persons."""
-    scope = [
-        Enrolment.care_site_id == care_site_id,
-        Enrolment.state == ConsentState.CONSENTED.value,
-    ]
-    if person_ids is not None:
-        scope.append(Enrolment.person_id.in_(list(person_ids)))
-    return scope
-
-
-@dataclass(frozen=True)
-class _Enrolments:
-    """The enrolment rows as arrays; ``u`` is each row's row in ``persons``."""
-
-    pid: list[int]
-    persons: Days
-    u: Days
-    scope_data: Mask
-    scope_proms: Mask
-    code_of: Any
-    pseudonyms: list[str]
-
-    @classmethod
-    def of(cls, people: Sequence[_EnrolmentRow]) -> _Enrolments:
-        n = len(people)
-        pid = np.fromiter((int(r[0]) for r in people), np.int64, n)
-        persons, u = np.unique(pid, return_inverse=True)
-        return cls(
-            pid.tolist(),
-            persons,
-            u.reshape(-1),
-            np.fromiter((bool(r[3]) for r in people), np.bool_, n),
-            np.fromiter((bool(r[4]) for r in people), np.bool_, n),
-            np.array([str(r[2]) for r in people], dtype=object),
-            [str(r[1]) for r in people],
-        )
-
-
-@dataclass(frozen=True)
-class _Persons:
-    """Per unique person: RT start and end, death and today in the person's frame."""
-
-    start: Days
-    end: Days
-    has_rt: Mask
-    has_end: Mask
-    death: Days
-    has_death: Mask
-    local: Days
-
-
-def _persons(
-    session: Session,
-    persons: Days,
-    enrolled: Select[Any],
-    today: datetime.date,
-    offsets: Mapping[int, int] | None,
-) -> _Persons:
-    rt = read_first_courses(session, enrolled)
-    rt_row, rt_found = index(persons, np.array([r[0] for r in rt], dtype=np.int64))
-    rt_row = rt_row[rt_found]
-    start = np.zeros(persons.size, dtype=np.int64)
-    end = np.zeros(persons.size, dtype=np.int64)
-    has_rt = np.zeros(persons.size, dtype=np.bool_)
-    has_end = np.zeros(persons.size, dtype=np.bool_)
-    found_rt = [r for r, f in zip(rt, rt_found.tolist(), strict=True) if f]
-    start[rt_row] = ordinals([r[1] for r in found_rt])
-    has_rt[rt_row] = True
-    ended = np.array([r[2] is not None for r in found_rt], dtype=np.bool_)
-    has_end[rt_row[ended]] = True
-    end[rt_row[ended]] = ordinals([r[2] for r in found_rt if r[2] is not None])
-    end = np.where(has_end, end, start)  # any valid day; masked by has_end
-
-    death_rows = death_dates(session, enrolled)
-    d_row, d_found = index(
-        persons, np.array([int(r[0]) for r in death_rows], dtype=np.int64)
-    )
-    has_death = np.zeros(persons.size, dtype=np.bool_)
-    death = np.zeros(persons.size, dtype=np.int64)
-    has_death[d_row[d_found]] = True
-    death[d_row[d_found]] = ordinals([r[1] for r in death_rows])[d_found]
-
-    local = np.full(persons.size, today.toordinal(), dtype=np.int64)
-    if offsets:
-        o_row, o_found = index(persons, np.fromiter(offsets.keys(), np.int64))
-        local[o_row[o_found]] += np.fromiter(offsets.values(), np.int64)[o_found]
-    return _Persons(start, end, has_rt, has_end, death, has_death, local)
-
-
 def _protocols(
-    session: Session, people: Sequence[_EnrolmentRow], with_rt: Mask
+    session: Session, people: Sequence[EnrolmentRow], with_rt: Mask
 ) -> dict[str, list[TimepointDef]]:
     """Protocol code -> timepoints, in first appearance order of persons with RT."""
     protocols: dict[str, list[TimepointDef]] = {}
@@ -331,8 +231,8 @@ def _protocols(
 class _Grid:
     """Classifies enrolment rows x timepoints x kinds of one protocol at a time."""
 
-    rows: _Enrolments
-    persons: _Persons
+    rows: Enrolments
+    persons: PersonDays
     events: Mapping[Kind, Events]
     kinds: tuple[Kind, ...]
     wanted_codes: Days
