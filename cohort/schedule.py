@@ -14,7 +14,7 @@ timepoint is the timepoint or that ended in the window
 (:func:`instruments.store.read_survey_timings`).
 
 RT start and end come from the person's first RT course
-(:func:`etl.store.load.read_first_courses`), deaths from
+(:func:`etl.store.course.read_first_courses`), deaths from
 :func:`cohort.vital.death_dates`.
 All dates are in each patient's pseudonymised time frame: ``today`` is moved by the
 patient's date offset (from the contact register) before comparing.

@@ -19,7 +19,7 @@ from sqlalchemy import ColumnElement, Select
 from cohort.consent import ConsentState
 from cohort.schedule_days import Days, Mask, index, ordinals
 from cohort.vital import death_dates
-from etl.store.load import read_first_courses
+from etl.store.course import read_first_courses
 from omop.cohort_tables import Enrolment
 
 if TYPE_CHECKING:

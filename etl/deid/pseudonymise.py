@@ -27,6 +27,7 @@ from pydicom.charset import convert_encodings
 from pydicom.dataset import Dataset
 
 from etl.deid import policy as pol
+from etl.deid.age import STUDY_DATE, age_element
 from etl.deid.codec import (
     Policy,
     build_file_meta,
@@ -236,7 +237,7 @@ def _deidentify(data: bytes, key: CentreKey, accept: frozenset[str]) -> DeidResu
         lambda tag, vr: (
             tag
             in (SOP_CLASS_UID, SOP_INSTANCE_UID, STUDY_INSTANCE_UID, SPECIFIC_CHARSET)
-            or tag in (BURNED_IN_ANNOTATION, DEID_METHOD)
+            or tag in (BURNED_IN_ANNOTATION, DEID_METHOD, STUDY_DATE)
             or pol.is_identifier(tag, vr)
         ),
     )
@@ -275,7 +276,7 @@ def _deidentify(data: bytes, key: CentreKey, accept: frozenset[str]) -> DeidResu
         pseudonym=lambda _value: name,
         clean=pol.make_cleaner(pol.scrub_terms(identifiers, encodings), encodings),
         dummy=pol.dummy_value,
-        extra=_markers(key, implicit),
+        extra=_markers(key, implicit) | age_element(values, implicit),
     )
     new_instance = uid(sop_instance)
     out = transform(

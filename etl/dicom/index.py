@@ -76,6 +76,7 @@ class IndexedObject:
     frame_of_reference_uid: str
     patient_id: str
     study_date: str = ""
+    patient_age: str = ""  # Patient's Age (AS) at the study, e.g. "064Y"
     referenced_plan_uids: tuple[str, ...] = ()
     referenced_structure_set_uids: tuple[str, ...] = ()
     referenced_series_uids: tuple[str, ...] = ()
@@ -183,6 +184,7 @@ def index_dataset(
         frame_of_reference_uid=frame,
         patient_id=str(ds.get("PatientID", "") or ""),
         study_date=str(ds.get("StudyDate", "") or ""),
+        patient_age=str(ds.get("PatientAge", "") or ""),
         attributes=attributes,
         **extra,  # type: ignore[arg-type]
     )

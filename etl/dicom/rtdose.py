@@ -24,11 +24,14 @@ from etl.dicom.io import describe, read_dataset, require
 from etl.dose.grid import DoseGrid, check_orthonormal
 from etl.errors import DicomParseError, DoseGridError, GeometryError
 
-__all__ = ["DoseGrid", "read_rtdose"]
+__all__ = ["MAX_DOSE_VOXELS", "DoseGrid", "check_dose_header", "read_rtdose"]
 
 _RTDOSE_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.2"
 #: Largest relative deviation between frame offsets accepted as a uniform spacing.
 _UNIFORM_TOLERANCE = 1e-3
+#: Most voxels of a dose grid read (a 1 mm grid of 34 x 34 x 34 cm): an import of
+#: one takes about 1.1 GB (decoded pixels, Gy as float64, scaled copy).
+MAX_DOSE_VOXELS = 40_000_000
 
 
 def _floats(
@@ -45,6 +48,54 @@ def _floats(
     if not np.all(np.isfinite(arr)):
         raise DicomParseError(f"{where}: {keyword} holds non-finite values")
     return arr
+
+
+def check_dose_header(ds: Dataset, scaling: float, where: str = "RTDOSE") -> None:
+    """Refuse a dose whose scaling or size cannot be a dose grid (before decoding).
+
+    ``DoseGridScaling`` must be finite and > 0: zero turns every dose into 0 Gy
+    (all-zero DVHs and metrics), a negative value into negative doses. The grid may
+    hold at most :data:`MAX_DOSE_VOXELS` voxels, so that reading it stays within the
+    memory an import may take (docs/ingest.md).
+
+    Parameters
+    ----------
+    ds
+        The RTDOSE data set (Rows, Columns, NumberOfFrames are read).
+    scaling
+        Its DoseGridScaling.
+    where
+        The file, for the message.
+
+    Raises
+    ------
+    DoseGridError
+        Naming the file, the attribute and the value.
+
+    Examples
+    --------
+    >>> from pydicom.dataset import Dataset
+    >>> check_dose_header(Dataset(), -1.0)
+    Traceback (most recent call last):
+    ...
+    etl.errors.DoseGridError: RTDOSE: DoseGridScaling must be finite and > 0, got -1
+    """
+    if not (np.isfinite(scaling) and scaling > 0):
+        raise DoseGridError(
+            f"{where}: DoseGridScaling must be finite and > 0, got {scaling:g}"
+        )
+    try:
+        voxels = int(ds.get("Rows", 0) or 0) * int(ds.get("Columns", 0) or 0)
+        voxels *= int(ds.get("NumberOfFrames", 1) or 1)
+    except (TypeError, ValueError) as exc:
+        raise DicomParseError(
+            f"{where}: Rows/Columns/NumberOfFrames not numeric"
+        ) from exc
+    if voxels > MAX_DOSE_VOXELS:
+        raise DoseGridError(
+            f"{where}: Rows x Columns x NumberOfFrames = {voxels:,} voxels, more than "
+            f"{MAX_DOSE_VOXELS:,}"
+        )
 
 
 def read_rtdose(
@@ -97,6 +148,8 @@ def read_rtdose(
     if "DoseGridScaling" not in ds or ds.DoseGridScaling in (None, ""):
         raise DicomParseError(f"{where}: missing required attribute DoseGridScaling")
     scaling = float(_floats(ds.DoseGridScaling, where, "DoseGridScaling", 1)[0])
+    check_dose_header(ds, scaling, where)
+
     ipp = _floats(
         require(ds, "ImagePositionPatient", where), where, "ImagePositionPatient", 3
     )

@@ -250,7 +250,13 @@ def toxicity_terms(
 
 
 def _run_import(
-    kind: str, file: Path, centre: str, key_file: Path, timepoint: str | None
+    kind: str,
+    file: Path,
+    centre: str,
+    key_file: Path,
+    timepoint: str | None,
+    *,
+    correct: str | None,
 ) -> None:
     from cohort.clinical_import import (
         ImportFailedError,
@@ -278,6 +284,7 @@ def _run_import(
                 file,
                 actor=get_settings().user,
                 default_timepoint=timepoint,
+                correction_reason=correct,
             )
     except ImportFailedError as exc:
         typer.echo(
@@ -288,11 +295,15 @@ def _run_import(
             typer.echo(f"  {line}", err=True)
         if len(exc.problems) > 20:
             typer.echo(f"  ... and {len(exc.problems) - 20} more", err=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(2 if exc.refused else 1) from None
+    except RTCohortError as exc:  # refused (permission), unknown user: nothing stored
+        raise _fail(str(exc)) from None
     finally:
         engine.dispose()
     noun = "questionnaire(s)" if kind == "prom" else "grading(s)"
     typer.echo(summary.text(noun))
+    for record, outcome in summary.records:
+        typer.echo(f"  {record}: {outcome}")
 
 
 @prom_app.command("import")
@@ -303,16 +314,25 @@ def prom_import(
     timepoint: str | None = typer.Option(
         None, "--timepoint", help="Timepoint for responses without the extension."
     ),
+    correct: str | None = typer.Option(
+        None,
+        "--correct",
+        metavar="REASON",
+        help="Store responses that differ from stored ones as corrections (reason).",
+    ),
 ) -> None:
     """Import QuestionnaireResponses (one, or a Bundle) into OMOP.
 
     Patients are matched by subject.identifier: a hospital identifier is pseudonymised
     with the centre key; an rtcohort pseudonym is used as is. The file is stored in one
-    transaction: any problem rejects it whole.
+    transaction: any problem rejects it whole. Each response is reported as stored,
+    unchanged, corrected or refused: one that differs from the stored response with
+    the same id is refused (exit 2, nothing stored) unless --correct REASON is given;
+    the earlier version is then kept and marked superseded.
 
     Example: rtcohort prom import responses.json --centre AMS01 --key-file ams01.key
     """
-    _run_import("prom", file, centre, key_file, timepoint)
+    _run_import("prom", file, centre, key_file, timepoint, correct=correct)
 
 
 @toxicity_app.command("import")
@@ -323,16 +343,24 @@ def toxicity_import(
     timepoint: str | None = typer.Option(
         None, "--timepoint", help="Timepoint for AdverseEvents without the extension."
     ),
+    correct: str | None = typer.Option(
+        None,
+        "--correct",
+        metavar="REASON",
+        help="Store gradings that differ from stored ones as corrections (reason).",
+    ),
 ) -> None:
     """Import CTCAE gradings (FHIR AdverseEvents or CSV) into OMOP.
 
     CSV columns: patient_id, timepoint, assessed_on, ctcae_version, term, grade,
     attribution (patient_id = hospital identifier, pseudonymised with the centre key).
-    Any problem rejects the whole file.
+    Any problem rejects the whole file. A grading of a person, term and timepoint
+    already graded otherwise is refused (exit 2, nothing stored) unless --correct
+    REASON is given; the earlier version is then kept and marked superseded.
 
     Example: rtcohort toxicity import grades.csv --centre AMS01 --key-file ams01.key
     """
-    _run_import("toxicity", file, centre, key_file, timepoint)
+    _run_import("toxicity", file, centre, key_file, timepoint, correct=correct)
 
 
 def register(app: typer.Typer) -> None:

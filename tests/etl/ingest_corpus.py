@@ -180,7 +180,7 @@ def bare_dataset_bytes(path: Path) -> bytes:
 
 CHECKED_TABLES = (
     "person", "care_site", "episode", "episode_event", "procedure_occurrence",
-    "measurement", "image_occurrence", "image_feature", "dvh", "dvh_metric",
+    "measurement", "observation", "image_occurrence", "image_feature", "dvh", "dvh_metric",
     "ingest_dataset", "ingest_object", "stored_file", "stored_file_owner",
     "quarantine_item", "mapping_rule",
 )  # fmt: skip

@@ -309,7 +309,8 @@ def test_characteristics_and_device_identity_retained(
 ) -> None:
     src, out, _ = linked
     before, after = _read(src / "p1" / "CT_0001.dcm"), _read(out / "p1" / "CT_0001.dcm")
-    assert (after.PatientSex, after.PatientAge) == ("F", "061Y")
+    # the age is recomputed from the real birth (1960-02-29) and study (2024-01-15)
+    assert (after.PatientSex, after.PatientAge) == ("F", "063Y")
     assert (after.StationName, after.DeviceSerialNumber) == ("LINAC7", "SN-4711")
     assert after.PixelData == before.PixelData
     assert "OtherPatientIDs" not in after

@@ -17,8 +17,9 @@ from etl.deid.pseudonymise import pseudonym
 from etl.ingest.run import retry_held, run_import
 from etl.ingest.triggers import TriggerKind, add_trigger
 from etl.mapping.naming import current_rules, import_rules, parse_rules_csv
-from etl.store import load
-from etl.store.load import dvh_from_row, remap_loaded
+from etl.store import dvh_rows
+from etl.store.dvh_rows import dvh_from_row
+from etl.store.load import remap_loaded
 from omop.cdm import (
     Episode,
     EpisodeEvent,
@@ -345,7 +346,7 @@ def test_crash_midway_leaves_no_partial_rows_and_loses_nothing(
     db: Db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     write_patient(tmp_path, "LD-5", 205)
-    real = load.bulk_insert
+    real = dvh_rows.bulk_insert
     calls = {"n": 0}
 
     def failing(session, target, rows, **kw):  # type: ignore[no-untyped-def]
@@ -354,7 +355,7 @@ def test_crash_midway_leaves_no_partial_rows_and_loses_nothing(
             raise RuntimeError("injected crash")
         return real(session, target, rows, **kw)
 
-    monkeypatch.setattr(load, "bulk_insert", failing)
+    monkeypatch.setattr(dvh_rows, "bulk_insert", failing)
     summary = run_import(db.factory, [tmp_path], db.options())
     assert summary.loaded == 0 and summary.quarantined["load-failed"] > 0
     pid = _person_id(db, "LD-5")
@@ -380,12 +381,12 @@ def test_crash_midway_leaves_no_partial_rows_and_loses_nothing(
     def interrupted(*_a, **_k):  # type: ignore[no-untyped-def]
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(load, "bulk_insert", interrupted)
+    monkeypatch.setattr(dvh_rows, "bulk_insert", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run_import(db.factory, [tmp_path], db.options())
     assert _person_id(db, "LD-5") is None
 
-    monkeypatch.setattr(load, "bulk_insert", real)
+    monkeypatch.setattr(dvh_rows, "bulk_insert", real)
     again = run_import(db.factory, [tmp_path], db.options())
     assert again.loaded == 1
     with db.factory() as s:
