@@ -239,6 +239,126 @@ def _rate(rows: list[dict[str, object]]) -> str:
     return f"{100.0 * k / n:5.1f}% ({k}/{n})" if n else "-"
 
 
+def _print_metric_table(rows: list[dict[str, object]]) -> None:
+    """Pass rates and deviations per metric, vs the solid and vs the contour stack."""
+    print("vs solid: against the analytical solid (the benchmark figure);")
+    print("vs stack: against the exact DVH of the written contours as slabs with")
+    print("          half-spacing end caps (isolates the engine's own error)")
+    print(
+        f"{'metric':<14}{'vs solid':>18}{'max |dev|':>11}{'mean |dev|':>12}"
+        f"{'vs stack':>18}{'max |dev|':>11}"
+    )
+    for name in RELATIVE + ABSOLUTE:
+        sel = [r for r in rows if r["metric"] == name]
+        devs = [abs(float(r["deviation"])) for r in sel]
+        sdevs = [abs(float(r["stack_deviation"])) for r in sel]
+        unit = " Gy" if name in ABSOLUTE else "%"
+        scale = 1.0 if name in ABSOLUTE else 100.0
+        stack_sel = [{"pass": r["stack_pass"]} for r in sel]
+        print(
+            f"{name:<14}{_rate(sel):>18}{max(devs) * scale:>8.2f}{unit:<3}"
+            f"{sum(devs) / len(devs) * scale:>9.2f}{unit:<3}"
+            f"{_rate(stack_sel):>18}{max(sdevs) * scale:>8.2f}{unit}"
+        )
+
+
+def _print_breakdowns(
+    rows: list[dict[str, object]],
+    spacings: tuple[float, ...],
+    grids: tuple[float, ...],
+) -> None:
+    """Pass rates by contour spacing, by dose grid and by shape and gradient."""
+    rel = [r for r in rows if r["metric"] in RELATIVE]
+    absr = [r for r in rows if r["metric"] in ABSOLUTE]
+    print(f"{'contour spacing':<18}{'3% points':>20}{'Dmin/Dmax 0.5 Gy':>22}")
+    for s in spacings:
+        print(
+            f"{s:<18g}{_rate([r for r in rel if r['spacing_mm'] == s]):>20}"
+            f"{_rate([r for r in absr if r['spacing_mm'] == s]):>22}"
+        )
+    print()
+    print(f"{'dose grid':<18}{'3% points':>20}{'Dmin/Dmax 0.5 Gy':>22}")
+    for g in grids:
+        print(
+            f"{g:<18g}{_rate([r for r in rel if r['grid_mm'] == g]):>20}"
+            f"{_rate([r for r in absr if r['grid_mm'] == g]):>22}"
+        )
+    print()
+    print(f"{'shape / gradient':<18}{'3% points':>20}{'Dmin/Dmax 0.5 Gy':>22}")
+    for label, grad in itertools.product(SHAPES, GRADIENTS):
+        sel = [r for r in rows if r["shape"] == label and r["gradient"] == grad]
+        print(
+            f"{label + ' / ' + grad:<18}"
+            f"{_rate([r for r in sel if r['metric'] in RELATIVE]):>20}"
+            f"{_rate([r for r in sel if r['metric'] in ABSOLUTE]):>22}"
+        )
+
+
+def _print_overall(rows: list[dict[str, object]]) -> None:
+    """Overall pass rates and the engine time per structure."""
+    rel = [r for r in rows if r["metric"] in RELATIVE]
+    absr = [r for r in rows if r["metric"] in ABSOLUTE]
+    one_to_three = [r for r in rel if float(r["spacing_mm"]) >= 1.0]
+    print()
+    print(f"overall 3% pass rate:           {_rate(rel)}")
+    print(f"  at 1-3 mm contour spacing:    {_rate(one_to_three)}")
+    fine = [r for r in rel if r["spacing_mm"] == 0.2]
+    print(f"  at 0.2 mm contour spacing:    {_rate(fine)}")
+    print(f"Dmin/Dmax within 0.5 Gy:        {_rate(absr)}")
+    print(
+        "vs contour-stack truth:         "
+        f"{_rate([{'pass': r['stack_pass']} for r in rel])} (3%), "
+        f"{_rate([{'pass': r['stack_pass']} for r in absr])} (0.5 Gy)"
+    )
+    engine = sorted(
+        {
+            (
+                r["shape"],
+                r["gradient"],
+                r["spacing_mm"],
+                r["grid_mm"],
+                r["offset"],
+            ): float(r["engine_s"])
+            for r in rows
+        }.values()
+    )
+    print(
+        "engine time per structure:      "
+        f"median {engine[len(engine) // 2] * 1000:.0f} ms, "
+        f"max {engine[-1] * 1000:.0f} ms"
+    )
+
+
+def _print_failures(rows: list[dict[str, object]], limit: int) -> None:
+    """The worst ``limit`` failing points."""
+    failures = sorted(
+        (r for r in rows if not r["pass"]),
+        key=lambda r: (
+            -abs(float(r["deviation"]))
+            * (100.0 if r["metric"] in RELATIVE else 1.0 / TOL_ABS_GY * 3.0)
+        ),
+    )
+    if failures:
+        print()
+        print(f"worst {min(limit, len(failures))} of {len(failures)} failures:")
+        for r in failures[:limit]:
+            dev = float(r["deviation"])
+            shown = (
+                f"{dev:+.3f} Gy" if r["metric"] in ABSOLUTE else f"{100 * dev:+.2f}%"
+            )
+            sdev = float(r["stack_deviation"])
+            stack = (
+                f"{sdev:+.3f} Gy" if r["metric"] in ABSOLUTE else f"{100 * sdev:+.2f}%"
+            )
+            print(
+                f"  {r['shape']:<11} grad {r['gradient']} "
+                f"spacing {r['spacing_mm']:<4g} "
+                f"grid {r['grid_mm']:g} {r['offset']:<10} {r['metric']:<12} "
+                f"solid {float(r['expected']):8.4f} computed "
+                f"{float(r['computed']):8.4f} ({shown}; vs stack {stack})"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a small subset")
@@ -277,103 +397,11 @@ def main() -> None:
         f"Dmin/Dmax {TOL_ABS_GY} Gy"
     )
     print()
-    print("vs solid: against the analytical solid (the benchmark figure);")
-    print("vs stack: against the exact DVH of the written contours as slabs with")
-    print("          half-spacing end caps (isolates the engine's own error)")
-    print(
-        f"{'metric':<14}{'vs solid':>18}{'max |dev|':>11}{'mean |dev|':>12}"
-        f"{'vs stack':>18}{'max |dev|':>11}"
-    )
-    for name in RELATIVE + ABSOLUTE:
-        sel = [r for r in rows if r["metric"] == name]
-        devs = [abs(float(r["deviation"])) for r in sel]
-        sdevs = [abs(float(r["stack_deviation"])) for r in sel]
-        unit = " Gy" if name in ABSOLUTE else "%"
-        scale = 1.0 if name in ABSOLUTE else 100.0
-        stack_sel = [{"pass": r["stack_pass"]} for r in sel]
-        print(
-            f"{name:<14}{_rate(sel):>18}{max(devs) * scale:>8.2f}{unit:<3}"
-            f"{sum(devs) / len(devs) * scale:>9.2f}{unit:<3}"
-            f"{_rate(stack_sel):>18}{max(sdevs) * scale:>8.2f}{unit}"
-        )
+    _print_metric_table(rows)
     print()
-    print(f"{'contour spacing':<18}{'3% points':>20}{'Dmin/Dmax 0.5 Gy':>22}")
-    for s in spacings:
-        print(
-            f"{s:<18g}{_rate([r for r in rel if r['spacing_mm'] == s]):>20}"
-            f"{_rate([r for r in absr if r['spacing_mm'] == s]):>22}"
-        )
-    print()
-    print(f"{'dose grid':<18}{'3% points':>20}{'Dmin/Dmax 0.5 Gy':>22}")
-    for g in grids:
-        print(
-            f"{g:<18g}{_rate([r for r in rel if r['grid_mm'] == g]):>20}"
-            f"{_rate([r for r in absr if r['grid_mm'] == g]):>22}"
-        )
-    print()
-    print(f"{'shape / gradient':<18}{'3% points':>20}{'Dmin/Dmax 0.5 Gy':>22}")
-    for label, grad in itertools.product(SHAPES, GRADIENTS):
-        sel = [r for r in rows if r["shape"] == label and r["gradient"] == grad]
-        print(
-            f"{label + ' / ' + grad:<18}"
-            f"{_rate([r for r in sel if r['metric'] in RELATIVE]):>20}"
-            f"{_rate([r for r in sel if r['metric'] in ABSOLUTE]):>22}"
-        )
-    one_to_three = [r for r in rel if float(r["spacing_mm"]) >= 1.0]
-    print()
-    print(f"overall 3% pass rate:           {_rate(rel)}")
-    print(f"  at 1-3 mm contour spacing:    {_rate(one_to_three)}")
-    fine = [r for r in rel if r["spacing_mm"] == 0.2]
-    print(f"  at 0.2 mm contour spacing:    {_rate(fine)}")
-    print(f"Dmin/Dmax within 0.5 Gy:        {_rate(absr)}")
-    print(
-        "vs contour-stack truth:         "
-        f"{_rate([{'pass': r['stack_pass']} for r in rel])} (3%), "
-        f"{_rate([{'pass': r['stack_pass']} for r in absr])} (0.5 Gy)"
-    )
-    engine = sorted(
-        {
-            (
-                r["shape"],
-                r["gradient"],
-                r["spacing_mm"],
-                r["grid_mm"],
-                r["offset"],
-            ): float(r["engine_s"])
-            for r in rows
-        }.values()
-    )
-    print(
-        "engine time per structure:      "
-        f"median {engine[len(engine) // 2] * 1000:.0f} ms, "
-        f"max {engine[-1] * 1000:.0f} ms"
-    )
-    failures = sorted(
-        (r for r in rows if not r["pass"]),
-        key=lambda r: (
-            -abs(float(r["deviation"]))
-            * (100.0 if r["metric"] in RELATIVE else 1.0 / TOL_ABS_GY * 3.0)
-        ),
-    )
-    if failures:
-        print()
-        print(f"worst {min(args.failures, len(failures))} of {len(failures)} failures:")
-        for r in failures[: args.failures]:
-            dev = float(r["deviation"])
-            shown = (
-                f"{dev:+.3f} Gy" if r["metric"] in ABSOLUTE else f"{100 * dev:+.2f}%"
-            )
-            sdev = float(r["stack_deviation"])
-            stack = (
-                f"{sdev:+.3f} Gy" if r["metric"] in ABSOLUTE else f"{100 * sdev:+.2f}%"
-            )
-            print(
-                f"  {r['shape']:<11} grad {r['gradient']} "
-                f"spacing {r['spacing_mm']:<4g} "
-                f"grid {r['grid_mm']:g} {r['offset']:<10} {r['metric']:<12} "
-                f"solid {float(r['expected']):8.4f} computed "
-                f"{float(r['computed']):8.4f} ({shown}; vs stack {stack})"
-            )
+    _print_breakdowns(rows, spacings, grids)
+    _print_overall(rows)
+    _print_failures(rows, args.failures)
     if args.csv:
         with args.csv.open("w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=list(rows[0]))

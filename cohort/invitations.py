@@ -301,7 +301,7 @@ def completion(
     ``completed``: enrolled persons with a stored questionnaire at the timepoint
     (:func:`instruments.store.read_survey_timings`).
     """
-    from cohort.schedule import DEFAULT_TIMEPOINTS
+    from cohort.protocol import DEFAULT_TIMEPOINTS
 
     codes = [tp.code for tp in DEFAULT_TIMEPOINTS]
     invited = session.execute(

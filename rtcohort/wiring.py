@@ -78,7 +78,7 @@ def after_upgrade(engine: Engine) -> list[str]:
     """
     from cohort.audit import files_for
     from cohort.audit_check import ensure_key
-    from cohort.schedule import ensure_protocol
+    from cohort.protocol import ensure_protocol
     from cohort.users import ensure_admin
     from omop.engine import session_factory
     from rtcohort.settings import get_settings
