@@ -24,10 +24,12 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from cohort._time import as_utc, utcnow
+from cohort.consent_gate import REFUSED_STATES, refusal
 from cohort.errors import (
     ExpiredTokenError,
     ForgedTokenError,
     InvalidInputError,
+    NoLongerAvailableError,
     UsedTokenError,
 )
 from instruments.store import read_survey_timings
@@ -36,17 +38,21 @@ from omop.cohort_tables import Enrolment, Invitation
 from omop.private_files import make_private_dirs, open_private
 
 __all__ = [
+    "NO_LONGER_AVAILABLE",
     "CompletionRow",
     "IssuedInvitation",
     "RedeemedInvitation",
     "completion",
     "issue",
     "load_signing_key",
+    "open_link",
     "redeem",
     "resign",
     "token_hash",
 ]
 
+#: What the patient's page shows when the patient declined or withdrew consent.
+NO_LONGER_AVAILABLE = "this questionnaire is no longer available"
 _PAYLOAD = struct.Struct(">QQ16s")
 _KEY_BYTES = 32
 
@@ -158,6 +164,52 @@ class RedeemedInvitation:
     timepoint: str
 
 
+def _refuse_if_closed(session: Session, invitation_id: int) -> None:
+    """Raise :class:`NoLongerAvailableError` when the patient declined or withdrew."""
+    person_id = session.scalar(
+        select(Invitation.person_id).where(Invitation.invitation_id == invitation_id)
+    )
+    if person_id is not None and refusal(session, person_id=int(person_id)):
+        raise NoLongerAvailableError(NO_LONGER_AVAILABLE)
+
+
+def open_link(
+    session: Session,
+    signing_key: bytes,
+    token: str,
+    *,
+    now: datetime.datetime | None = None,
+) -> RedeemedInvitation:
+    """Check a link without using it: what form the patient's page should show.
+
+    Raises
+    ------
+    NoLongerAvailableError
+        The patient declined or withdrew consent ("this questionnaire is no longer
+        available").
+    ForgedTokenError, ExpiredTokenError, UsedTokenError
+        As :func:`redeem`.
+    """
+    invitation_id, expiry = _claims(signing_key, token)
+    moment = as_utc(now or utcnow())
+    _refuse_if_closed(session, invitation_id)
+    if moment >= expiry:
+        raise ExpiredTokenError("invitation link has expired")
+    row = session.execute(
+        select(
+            Invitation.person_id,
+            Invitation.timepoint_code,
+            Invitation.token_hash,
+            Invitation.used_at,
+        ).where(Invitation.invitation_id == invitation_id)
+    ).one_or_none()
+    if row is None or row[2] != token_hash(token):
+        raise ForgedTokenError("no invitation matches this link")
+    if row[3] is not None:
+        raise UsedTokenError("invitation link was used already")
+    return RedeemedInvitation(invitation_id, int(row[0]), str(row[1]))
+
+
 def redeem(
     session: Session,
     signing_key: bytes,
@@ -167,8 +219,15 @@ def redeem(
 ) -> RedeemedInvitation:
     """Use a link once: one atomic conditional UPDATE decides.
 
+    The patient's current consent is part of the same UPDATE (the caller's
+    transaction): a link issued before the patient declined or withdrew opens
+    nothing. The write comes first, so SQLite takes its write lock at once.
+
     Raises
     ------
+    NoLongerAvailableError
+        The patient declined or withdrew consent ("this questionnaire is no longer
+        available"); the link is not used.
     ForgedTokenError
         Bad signature, or no invitation holds this token (superseded by a reminder).
     ExpiredTokenError
@@ -179,6 +238,7 @@ def redeem(
     invitation_id, expiry = _claims(signing_key, token)
     moment = as_utc(now or utcnow())
     if moment >= expiry:
+        _refuse_if_closed(session, invitation_id)
         raise ExpiredTokenError("invitation link has expired")
     digest = token_hash(token)
     result = session.execute(
@@ -188,6 +248,11 @@ def redeem(
             Invitation.token_hash == digest,
             Invitation.used_at.is_(None),
             Invitation.expires_at > moment,
+            Invitation.person_id.not_in(
+                select(Enrolment.person_id).where(
+                    Enrolment.state.in_(sorted(s.value for s in REFUSED_STATES))
+                )
+            ),
         )
         .values(used_at=moment)
         .execution_options(synchronize_session=False)
@@ -199,6 +264,7 @@ def redeem(
             )
         ).one()
         return RedeemedInvitation(invitation_id, int(row[0]), str(row[1]))
+    _refuse_if_closed(session, invitation_id)
     found = session.execute(
         select(Invitation.token_hash, Invitation.used_at, Invitation.expires_at).where(
             Invitation.invitation_id == invitation_id
@@ -235,7 +301,7 @@ def completion(
     ``completed``: enrolled persons with a stored questionnaire at the timepoint
     (:func:`instruments.store.read_survey_timings`).
     """
-    from cohort.schedule import DEFAULT_TIMEPOINTS
+    from cohort.protocol import DEFAULT_TIMEPOINTS
 
     codes = [tp.code for tp in DEFAULT_TIMEPOINTS]
     invited = session.execute(

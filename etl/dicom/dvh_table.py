@@ -237,7 +237,11 @@ def dvh_rows(
                 continue
             result = done.dvh
             if eqd2 is not None:
-                result = dvh_to_eqd2(result, *eqd2)
+                try:
+                    result = dvh_to_eqd2(result, *eqd2)
+                except EtlError as exc:  # a dose too high for any histogram
+                    warn(label, f"EQD2: {exc}; no row")
+                    continue
             cover = dose_coverage(result, min_coverage_pct)
             values = tuple(
                 evaluate(result, m)

@@ -1,0 +1,245 @@
+"""Our own checks, in DQD's form, for what DQD does not know about radiotherapy data.
+
+Each check is plain SQL over the row conventions of ARCHITECTURE.md section 3 (see
+``etl/store/load.py`` and ``instruments/store.py``): our concepts are found through the
+CONCEPT table by vocabulary and code, field concepts by name, so the SQL runs unchanged
+on SQLite and PostgreSQL. Add a check by appending a builder to :data:`RT_CHECKS`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from functools import partial
+from itertools import pairwise
+
+from omop.quality.checks import Check
+
+__all__ = [
+    "DVH_ORDER",
+    "EVENT_DATES",
+    "RT_CHECKS",
+    "RT_COURSE_EPISODE",
+    "event_in_observation_period",
+    "rt_checks",
+]
+
+#: EPISODE concept of a radiotherapy course ("Treatment Regimen"... as written by etl).
+RT_COURSE_EPISODE = 32940
+#: Dose metrics that must not decrease along this order within one structure.
+DVH_ORDER = ("D98%[Gy]", "D95%[Gy]", "D50%[Gy]", "D2%[Gy]", "Max[Gy]")
+_METRIC_VOCAB = "RTC Dose Metric"
+_SQL_FILE = "rtcohort"
+_TOLERANCE_GY = 1e-6
+
+
+def _field(name: str) -> str:
+    return (
+        "(SELECT concept_id FROM concept WHERE vocabulary_id = 'CDM' "
+        f"AND concept_class_id = 'Field' AND concept_name = '{name}')"
+    )
+
+
+def course_prescription() -> Check:
+    """Every RT course EPISODE has a prescription MEASUREMENT linked to it."""
+    courses = "t.episode_concept_id = :course"
+    linked = (
+        "EXISTS (SELECT 1 FROM measurement m WHERE m.measurement_event_id = "
+        "t.episode_id AND m.meas_event_field_concept_id IN "
+        f"{_field('episode.episode_id')})"
+    )
+    return Check(
+        level="TABLE",
+        numerator=f"SELECT COUNT(*) FROM episode t WHERE {courses} AND NOT {linked}",
+        denominator=f"SELECT COUNT(*) FROM episode t WHERE {courses}",
+        threshold=0.0,
+        category="Completeness",
+        description="RT course EPISODEs (32940) with no prescription MEASUREMENT "
+        "linked by measurement_event_id",
+        params={"course": RT_COURSE_EPISODE},
+        name="rtCourseHasPrescription",
+        table="episode",
+        field=None,
+        sql_file=_SQL_FILE,
+        context="Verification",
+    )
+
+
+_DOSE_METRICS = (
+    "SELECT m.measurement_id, m.person_id, f.image_occurrence_id, "
+    "m.value_as_number AS v, m.unit_concept_id, m.unit_source_value, c.concept_code AS "
+    "code, substr(m.measurement_source_value, 1, length(m.measurement_source_value) "
+    "- length(c.concept_code)) AS structure "
+    "FROM measurement m JOIN image_feature f ON f.image_feature_id = "
+    "m.measurement_event_id AND f.image_feature_event_id = m.measurement_id "
+    "JOIN concept c ON c.concept_id = m.measurement_source_concept_id "
+    f"AND c.vocabulary_id = '{_METRIC_VOCAB}'"
+)
+
+
+def dvh_monotone() -> Check:
+    """D98 <= D95 <= D50 <= D2 <= Max within one structure (physical and EQD2)."""
+    pairs: list[tuple[str, str]] = []
+    for prefix in ("", "EQD2 "):
+        order = [prefix + m for m in DVH_ORDER]
+        pairs += list(pairwise(order))
+        pairs.append((prefix + "D98%[Gy]", prefix + "D50%[Gy]"))  # organs lack D95
+    params: dict[str, object] = {}
+    terms = []
+    for i, (low, high) in enumerate(pairs):
+        params |= {f"lo{i}": low, f"hi{i}": high}
+        terms.append(f"(lo.code = :lo{i} AND hi.code = :hi{i})")
+    joined = (
+        f"WITH dm AS ({_DOSE_METRICS} WHERE m.value_as_number IS NOT NULL) "
+        "SELECT COUNT(*) FROM dm lo JOIN dm hi ON hi.person_id = lo.person_id "
+        "AND hi.image_occurrence_id = lo.image_occurrence_id "
+        f"AND hi.structure = lo.structure WHERE ({' OR '.join(terms)})"
+    )
+    return Check(
+        level="FIELD",
+        numerator=f"{joined} AND lo.v > hi.v + :tol",
+        denominator=joined,
+        threshold=0.0,
+        category="Plausibility",
+        subcategory="Atemporal",
+        description="Pairs of dose metrics of one structure out of order "
+        "(D98 <= D95 <= D50 <= D2 <= Max)",
+        params={**params, "tol": _TOLERANCE_GY},
+        name="rtDvhMonotone",
+        table="measurement",
+        field="value_as_number",
+        sql_file=_SQL_FILE,
+        context="Verification",
+    )
+
+
+def dose_metric_unit() -> Check:
+    """Every dose metric MEASUREMENT (linked from IMAGE_FEATURE) names its unit."""
+    return Check(
+        level="FIELD",
+        numerator=f"SELECT COUNT(*) FROM ({_DOSE_METRICS} WHERE m.unit_concept_id IS "
+        "NULL OR m.unit_source_value IS NULL OR m.unit_source_value = '') d",
+        denominator=f"SELECT COUNT(*) FROM ({_DOSE_METRICS}) d",
+        threshold=0.0,
+        category="Completeness",
+        description="Dose-metric MEASUREMENTs without a unit (unit_concept_id null or "
+        "no unit_source_value)",
+        name="rtDoseMetricUnit",
+        table="measurement",
+        field="unit_source_value",
+        sql_file=_SQL_FILE,
+        context="Verification",
+    )
+
+
+def prom_score_range() -> Check:
+    """PROM scale scores (MEASUREMENTs linked to SURVEY_CONDUCT) lie in 0-100."""
+    scores = (
+        "SELECT COUNT(*) FROM measurement t WHERE t.value_as_number IS NOT NULL AND "
+        "t.meas_event_field_concept_id IN "
+        f"{_field('survey_conduct.survey_conduct_id')}"
+    )
+    return Check(
+        level="FIELD",
+        numerator=f"{scores} AND (t.value_as_number < 0 OR t.value_as_number > 100)",
+        denominator=scores,
+        threshold=0.0,
+        category="Plausibility",
+        subcategory="Atemporal",
+        description="PROM scale scores outside 0-100",
+        name="rtPromScoreRange",
+        table="measurement",
+        field="value_as_number",
+        sql_file=_SQL_FILE,
+        context="Verification",
+    )
+
+
+def ctcae_grade_allowed() -> Check:
+    """Each CTCAE grade OBSERVATION holds a grade its term defines (or 0)."""
+    from instruments.ctcae import CtcaeVersion, load_catalogue
+
+    allowed: list[str] = []
+    for version in CtcaeVersion:
+        groups: dict[tuple[int, ...], list[str]] = {}
+        for term in load_catalogue(version).terms:
+            if not re.fullmatch(r"\d+", term.meddra_code):
+                continue
+            groups.setdefault(term.allowed_grades, []).append(term.meddra_code)
+        for grades, codes in sorted(groups.items()):
+            allowed.append(
+                f"(c.vocabulary_id = 'CTCAE v{version.value}' AND c.concept_code IN "
+                f"({', '.join(repr(c) for c in codes)}) AND t.value_as_number IN "
+                f"({', '.join(str(int(g)) for g in grades)}))"
+            )
+    graded = (
+        "SELECT COUNT(*) FROM observation t JOIN concept c ON c.concept_id = "
+        "t.observation_source_concept_id WHERE c.vocabulary_id LIKE 'CTCAE v%' "
+        "AND t.value_as_number IS NOT NULL"
+    )
+    return Check(
+        level="FIELD",
+        numerator=f"{graded} AND NOT ({' OR '.join(allowed)})",
+        denominator=graded,
+        threshold=0.0,
+        category="Conformance",
+        subcategory="Value",
+        description="CTCAE grade OBSERVATIONs with a grade the term does not define",
+        name="rtCtcaeGradeAllowed",
+        table="observation",
+        field="value_as_number",
+        sql_file=_SQL_FILE,
+        context="Verification",
+    )
+
+
+def event_in_observation_period(table: str, date_field: str) -> Check:
+    """Events of ``table`` dated inside one of the person's OBSERVATION_PERIODs."""
+    inside = (
+        "EXISTS (SELECT 1 FROM observation_period op WHERE op.person_id = t.person_id "
+        f"AND op.observation_period_start_date <= t.{date_field} "
+        f"AND op.observation_period_end_date >= t.{date_field})"
+    )
+    rows = f"SELECT COUNT(*) FROM {table} t WHERE t.{date_field} IS NOT NULL"
+    return Check(
+        name="rtEventInObservationPeriod",
+        level="FIELD",
+        table=table,
+        field=date_field,
+        numerator=f"{rows} AND NOT {inside}",
+        denominator=rows,
+        threshold=0.0,
+        category="Plausibility",
+        subcategory="Temporal",
+        context="Verification",
+        description=f"{table.upper()} rows dated outside every OBSERVATION_PERIOD of "
+        "the person",
+        sql_file=_SQL_FILE,
+    )
+
+
+#: Event tables and the date checked against the observation periods.
+EVENT_DATES = (
+    ("condition_occurrence", "condition_start_date"),
+    ("procedure_occurrence", "procedure_date"),
+    ("measurement", "measurement_date"),
+    ("observation", "observation_date"),
+    ("episode", "episode_start_date"),
+    ("image_occurrence", "image_occurrence_date"),
+    ("survey_conduct", "survey_start_date"),
+)
+
+#: Builders of our own checks; append to add one.
+RT_CHECKS: list[Callable[[], Check]] = [
+    *(partial(event_in_observation_period, t, f) for t, f in EVENT_DATES),
+    course_prescription,
+    dvh_monotone,
+    dose_metric_unit,
+    prom_score_range,
+    ctcae_grade_allowed,
+]
+
+
+def rt_checks() -> list[Check]:
+    """Return our own checks (one per builder in :data:`RT_CHECKS`)."""
+    return [build() for build in RT_CHECKS]
