@@ -22,11 +22,13 @@ from sqlalchemy.orm import Session
 
 from cohort import audit
 from cohort.centres import get_centre
+from cohort.consent_gate import refusal
 from cohort.contacts import date_offsets
 from cohort.errors import CohortError
+from cohort.permissions import Action, scope_for
+from cohort.users import resolve_user
 from etl.deid.identity import identify
 from etl.deid.keys import CentreKey
-from instruments.errors import InstrumentError
 from instruments.fhir import (
     PromResponse,
     SubjectIdentifier,
@@ -36,38 +38,53 @@ from instruments.fhir_adverse_event import ToxicityGrading, parse_adverse_events
 from instruments.gradings_csv import read_gradings_csv
 from instruments.store import (
     Assessment,
+    StoreOutcome,
     person_id_for_pseudonym,
     store_prom,
     store_toxicity,
 )
-from omop.cdm import Person
+from omop.cdm import CareSite, Person
+from omop.cohort_tables import AppUser
 from omop.errors import RTCohortError
 
 __all__ = ["ImportFailedError", "ImportSummary", "import_proms", "import_toxicity"]
 
 
 class ImportFailedError(CohortError):
-    """The file was rejected; ``problems`` says why (nothing was stored)."""
+    """The file was rejected; ``problems`` says why (nothing was stored).
 
-    def __init__(self, problems: list[str]) -> None:
+    ``records`` holds the outcome of each record that could be checked (``stored``,
+    ``unchanged``, ``corrected`` or ``refused``); ``refused`` is true when a record
+    conflicts with a stored one and no correction reason was given.
+    """
+
+    def __init__(
+        self, problems: list[str], records: list[tuple[str, str]] | None = None
+    ) -> None:
         super().__init__(problems[0] if problems else "import failed")
         self.problems = problems
+        self.records = records or []
+        self.refused = any(o == StoreOutcome.REFUSED for _, o in self.records)
 
 
 @dataclass
 class ImportSummary:
-    """What an import did: outcomes (created, unchanged, ...) and the persons."""
+    """What an import did: outcomes (stored, unchanged, ...), records and persons.
+
+    ``records`` is ``(record, outcome)`` per record, in file order.
+    """
 
     outcomes: Counter[str] = field(default_factory=Counter)
     person_ids: set[int] = field(default_factory=set)
+    records: list[tuple[str, str]] = field(default_factory=list)
 
     def text(self, noun: str) -> str:
         """One line for a person to read.
 
         Examples
         --------
-        >>> ImportSummary(Counter(created=2), {1, 2}).text("grading(s)")
-        'imported 2 grading(s) for 2 patient(s): 2 created'
+        >>> ImportSummary(Counter(stored=2), {1, 2}).text("grading(s)")
+        'imported 2 grading(s) for 2 patient(s): 2 stored'
         """
         total = sum(self.outcomes.values())
         parts = ", ".join(f"{n} {k}" for k, n in sorted(self.outcomes.items()))
@@ -118,14 +135,20 @@ def _store_all(
     patients: _Patients,
     items: list[tuple[str, str | None, SubjectIdentifier, Any]],
     default_timepoint: str | None,
-    store: Callable[[Session, Assessment, Any], tuple[int, Any]],
+    store: Callable[..., tuple[int, StoreOutcome]],
     *,
     missing_timepoint: str,
+    correction_reason: str | None,
+    actor: str,
 ) -> ImportSummary:
     """Store every item or none: collect each item's problem, raise them together.
 
+    A patient who declined or withdrew consent is a problem of the item (read now,
+    in this transaction): nothing of the file is stored.
+
     ``items`` are ``(where, timepoint, subject, record)``; ``store`` is
-    ``instruments.store.store_prom`` or ``store_toxicity``.
+    ``instruments.store.store_prom`` or ``store_toxicity``. A record that conflicts
+    with a stored one and has no correction reason is ``refused``: a problem too.
     """
     summary = ImportSummary()
     problems: list[str] = []
@@ -136,17 +159,60 @@ def _store_all(
             continue
         try:
             person_id, offset = patients.resolve(subject)
+            refused = refusal(session, person_id=person_id)
+            if refused is not None:
+                problems.append(f"{where}: {refused}")
+                continue
             _, outcome = store(
-                session, Assessment(person_id, timepoint, offset), record
+                session,
+                Assessment(person_id, timepoint, offset),
+                record,
+                correction_reason=correction_reason,
+                actor=actor,
             )
-        except (LookupError, InstrumentError) as exc:
+        except (LookupError, RTCohortError) as exc:
             problems.append(f"{where}: {exc}")
+            continue
+        summary.records.append((where, outcome.value))
+        if outcome is StoreOutcome.REFUSED:
+            problems.append(
+                f"{where}: refused: differs from the stored version; to correct it,"
+                " import again with --correct REASON"
+            )
             continue
         summary.outcomes[outcome.value] += 1
         summary.person_ids.add(person_id)
     if problems:
-        raise ImportFailedError(problems)
+        raise ImportFailedError(problems, summary.records)
     return summary
+
+
+def _label(path: Path, grading: ToxicityGrading, is_csv: bool) -> str:
+    """Name a grading in messages: ``tox.csv line 3`` or ``ae.json AdverseEvent/x``."""
+    if is_csv:
+        return f"{path.name} line {grading.resource_id.rpartition(':')[2]}"
+    return f"{path.name} AdverseEvent/{grading.resource_id}"
+
+
+def _writer(
+    session: Session, actor: AppUser | str, centre: str
+) -> tuple[str, CareSite]:
+    """Return the acting user's name and the centre, if the user may write there.
+
+    Raises
+    ------
+    PermissionDeniedError
+        When the user may not write to ``centre`` (audited as a refusal).
+    ImportFailedError
+        For an unknown centre.
+    """
+    user = resolve_user(session, actor)
+    try:
+        site = get_centre(session, centre)
+    except RTCohortError as exc:
+        raise _rejected(exc) from None
+    scope_for(session, user, Action.WRITE).require_centre(site)
+    return user.username, site
 
 
 def _rejected(exc: RTCohortError) -> ImportFailedError:
@@ -159,8 +225,9 @@ def import_proms(
     centre: str,
     path: Path,
     *,
-    actor: str,
+    actor: AppUser | str,
     default_timepoint: str | None = None,
+    correction_reason: str | None = None,
 ) -> ImportSummary:
     """Parse, validate and store every QuestionnaireResponse of a FHIR JSON file.
 
@@ -174,21 +241,28 @@ def import_proms(
         The centre code the patients belong to.
     path : Path
         A FHIR Bundle or QuestionnaireResponse (JSON).
-    actor : str
-        The acting user's name (audited as ``prom.import``).
+    actor : AppUser or str
+        The acting user (or its name); must be allowed to write to ``centre``
+        (:func:`cohort.permissions.scope_for`); audited as ``prom.import``.
     default_timepoint : str, optional
         The timepoint of responses that carry none.
+    correction_reason : str, optional
+        Why records that differ from stored ones are corrected (``--correct``):
+        each becomes a new version, the earlier one kept and marked superseded.
+        Without it such a record is refused and the file rejected.
 
     Raises
     ------
+    PermissionDeniedError
+        When ``actor`` may not write to ``centre`` (checked first; audited).
     ImportFailedError
         Any problem in any resource; nothing is stored by this call.
     """
+    name, site = _writer(session, actor, centre)
     try:
         responses: list[PromResponse] = parse_questionnaire_responses(
             path.read_bytes(), source=path.name
         )
-        site = get_centre(session, centre)
     except OSError as exc:
         raise ImportFailedError([f"{path}: cannot read ({exc.strerror})"]) from None
     except RTCohortError as exc:
@@ -197,16 +271,23 @@ def import_proms(
         session,
         _Patients(session, key, site.care_site_id),
         [
-            (f"QuestionnaireResponse/{r.resource_id}", r.timepoint, r.subject, r)
+            (
+                f"{path.name} QuestionnaireResponse/{r.resource_id}",
+                r.timepoint,
+                r.subject,
+                r,
+            )
             for r in responses
         ],
         default_timepoint,
         store_prom,
         missing_timepoint="no timepoint (extension or --timepoint)",
+        correction_reason=correction_reason,
+        actor=actor,
     )
     audit.record(
         session,
-        actor,
+        name,
         "prom.import",
         f"{len(responses)} questionnaire(s) from {path.name}",
         summary.person_ids,
@@ -220,8 +301,9 @@ def import_toxicity(
     centre: str,
     path: Path,
     *,
-    actor: str,
+    actor: AppUser | str,
     default_timepoint: str | None = None,
+    correction_reason: str | None = None,
 ) -> ImportSummary:
     """Parse, validate and store CTCAE gradings from a FHIR JSON or a CSV file.
 
@@ -232,17 +314,21 @@ def import_toxicity(
 
     Raises
     ------
+    PermissionDeniedError
+        When ``actor`` may not write to ``centre`` (checked first; audited).
     ImportFailedError
         Any problem in any row or resource; nothing is stored by this call.
     """
+    name, site = _writer(session, actor, centre)
     gradings: list[ToxicityGrading]
+    is_csv = False
     try:
         text = path.read_text(encoding="utf-8-sig")
         if path.suffix.lower() == ".csv" or not text.lstrip().startswith("{"):
+            is_csv = True
             gradings = read_gradings_csv(path, text)
         else:
             gradings = parse_adverse_events(text, source=path.name)
-        site = get_centre(session, centre)
     except (OSError, UnicodeDecodeError) as exc:
         raise ImportFailedError([f"{path}: cannot read ({exc})"]) from None
     except RTCohortError as exc:
@@ -250,14 +336,16 @@ def import_toxicity(
     summary = _store_all(
         session,
         _Patients(session, key, site.care_site_id),
-        [(g.resource_id, g.timepoint, g.subject, g) for g in gradings],
+        [(_label(path, g, is_csv), g.timepoint, g.subject, g) for g in gradings],
         default_timepoint,
         store_toxicity,
         missing_timepoint="no timepoint",
+        correction_reason=correction_reason,
+        actor=actor,
     )
     audit.record(
         session,
-        actor,
+        name,
         "toxicity.import",
         f"{len(gradings)} grading(s) from {path.name}",
         summary.person_ids,

@@ -24,6 +24,8 @@ from cohort.errors import (
     InvalidInputError,
     UnknownPersonError,
 )
+from etl.deid.identity import check_pseudonym
+from etl.errors import PatientIdError
 from instruments.shortlists import TreatmentSite  # one list of sites for forms
 from omop.cdm import CareSite, ObservationPeriod, Person
 from omop.cohort_tables import ConsentEvent, Enrolment
@@ -38,6 +40,7 @@ __all__ = [
     "RecruitmentRow",
     "Sex",
     "TreatmentSite",
+    "check_centre_pseudonym",
     "find_person",
     "has_consent",
     "history",
@@ -133,6 +136,21 @@ def latest_period(session: Session, person_id: int) -> ObservationPeriod | None:
         .order_by(ObservationPeriod.observation_period_start_date.desc())
         .limit(1)
     )
+
+
+def check_centre_pseudonym(centre: CareSite, pseudonym: str) -> None:
+    """Refuse a pseudonym without the prefix of the centre it is recorded at.
+
+    Raises
+    ------
+    InvalidInputError
+        ``pseudonym`` is not ``<centre code>-...`` (e.g. a made-up pseudonym of
+        another centre).
+    """
+    try:
+        check_pseudonym(pseudonym, str(centre.care_site_source_value))
+    except PatientIdError as exc:
+        raise InvalidInputError(str(exc)) from None
 
 
 def record_consent(

@@ -8,8 +8,10 @@ __all__ = [
     "AuditError",
     "AuditKeyError",
     "AuditKeyMissingError",
+    "AuthenticationError",
     "CohortError",
     "ConsentRecordedTwiceError",
+    "ConsentRefusedError",
     "ContactKeyError",
     "DuplicateError",
     "ExpiredTokenError",
@@ -17,6 +19,7 @@ __all__ = [
     "IllegalTransitionError",
     "InvalidInputError",
     "InvitationError",
+    "NoLongerAvailableError",
     "PermissionDeniedError",
     "ProjectExpiredError",
     "UnknownCentreError",
@@ -63,6 +66,10 @@ class ConsentRecordedTwiceError(IllegalTransitionError):
     """The person is already in the state being recorded."""
 
 
+class ConsentRefusedError(CohortError, PermissionError):
+    """The patient declined or withdrew consent: no new data are accepted."""
+
+
 class PermissionDeniedError(CohortError, PermissionError):
     """The acting user's role and memberships do not allow the action."""
 
@@ -91,6 +98,10 @@ class UsedTokenError(InvitationError):
     """The link has been used already."""
 
 
+class NoLongerAvailableError(InvitationError):
+    """The patient declined or withdrew consent: the questionnaire is closed."""
+
+
 class AuditError(CohortError):
     """The audit trail cannot be written or checked."""
 
@@ -101,3 +112,7 @@ class AuditKeyError(AuditError, ValueError):
 
 class AuditKeyMissingError(AuditError, FileNotFoundError):
     """The audit key file does not exist (``rtcohort db upgrade`` creates it)."""
+
+
+class AuthenticationError(CohortError, PermissionError):
+    """No valid credentials: unknown or malformed name, wrong secret, locked out."""

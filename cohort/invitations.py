@@ -24,11 +24,12 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from cohort._time import as_utc, utcnow
+from cohort.consent_gate import REFUSED_STATES, refusal
 from cohort.errors import (
     ExpiredTokenError,
     ForgedTokenError,
     InvalidInputError,
-    InvitationError,
+    NoLongerAvailableError,
     UsedTokenError,
 )
 from instruments.store import read_survey_timings
@@ -37,7 +38,7 @@ from omop.cohort_tables import Enrolment, Invitation
 from omop.private_files import make_private_dirs, open_private
 
 __all__ = [
-    "ClosedInvitationError",
+    "NO_LONGER_AVAILABLE",
     "CompletionRow",
     "IssuedInvitation",
     "OpenInvitation",
@@ -51,6 +52,8 @@ __all__ = [
     "token_hash",
 ]
 
+#: What the patient's page shows when the patient declined or withdrew consent.
+NO_LONGER_AVAILABLE = "this questionnaire is no longer available"
 _PAYLOAD = struct.Struct(">QQ16s")
 _KEY_BYTES = 32
 
@@ -162,6 +165,15 @@ class RedeemedInvitation:
     timepoint: str
 
 
+def _refuse_if_closed(session: Session, invitation_id: int) -> None:
+    """Raise :class:`NoLongerAvailableError` when the patient declined or withdrew."""
+    person_id = session.scalar(
+        select(Invitation.person_id).where(Invitation.invitation_id == invitation_id)
+    )
+    if person_id is not None and refusal(session, person_id=int(person_id)):
+        raise NoLongerAvailableError(NO_LONGER_AVAILABLE)
+
+
 def redeem(
     session: Session,
     signing_key: bytes,
@@ -171,8 +183,15 @@ def redeem(
 ) -> RedeemedInvitation:
     """Use a link once: one atomic conditional UPDATE decides.
 
+    The patient's current consent is part of the same UPDATE (the caller's
+    transaction): a link issued before the patient declined or withdrew opens
+    nothing. The write comes first, so SQLite takes its write lock at once.
+
     Raises
     ------
+    NoLongerAvailableError
+        The patient declined or withdrew consent ("this questionnaire is no longer
+        available"); the link is not used.
     ForgedTokenError
         Bad signature, or no invitation holds this token (superseded by a reminder).
     ExpiredTokenError
@@ -183,6 +202,7 @@ def redeem(
     invitation_id, expiry = _claims(signing_key, token)
     moment = as_utc(now or utcnow())
     if moment >= expiry:
+        _refuse_if_closed(session, invitation_id)
         raise ExpiredTokenError("invitation link has expired")
     digest = token_hash(token)
     result = session.execute(
@@ -192,6 +212,11 @@ def redeem(
             Invitation.token_hash == digest,
             Invitation.used_at.is_(None),
             Invitation.expires_at > moment,
+            Invitation.person_id.not_in(
+                select(Enrolment.person_id).where(
+                    Enrolment.state.in_(sorted(s.value for s in REFUSED_STATES))
+                )
+            ),
         )
         .values(used_at=moment)
         .execution_options(synchronize_session=False)
@@ -203,6 +228,7 @@ def redeem(
             )
         ).one()
         return RedeemedInvitation(invitation_id, int(row[0]), str(row[1]))
+    _refuse_if_closed(session, invitation_id)
     found = session.execute(
         select(Invitation.token_hash, Invitation.used_at, Invitation.expires_at).where(
             Invitation.invitation_id == invitation_id
@@ -213,14 +239,6 @@ def redeem(
     if found[1] is not None:
         raise UsedTokenError("invitation link was used already")
     raise ExpiredTokenError("invitation link has expired")
-
-
-class ClosedInvitationError(InvitationError):
-    """The patient declined or withdrew: the questionnaire is no longer available."""
-
-
-#: Consent states in which a patient's links no longer open (cohort.consent states).
-CLOSED_STATES = frozenset({"declined", "withdrawn"})
 
 
 @dataclass(frozen=True)
@@ -245,13 +263,15 @@ def open_link(
 
     Raises
     ------
+    NoLongerAvailableError
+        The patient declined or withdrew consent ("this questionnaire is no longer
+        available"), checked first: such a link says so whatever its state.
     ForgedTokenError, ExpiredTokenError, UsedTokenError
         As :func:`redeem` would.
-    ClosedInvitationError
-        The patient's consent state is declined or withdrawn.
     """
     invitation_id, expiry = _claims(signing_key, token)
     moment = as_utc(now or utcnow())
+    _refuse_if_closed(session, invitation_id)
     if moment >= expiry:
         raise ExpiredTokenError("invitation link has expired")
     found = session.execute(
@@ -262,10 +282,8 @@ def open_link(
             Invitation.person_id,
             Invitation.timepoint_code,
             Person.care_site_id,
-            Enrolment.state,
         )
         .join(Person, Person.person_id == Invitation.person_id)
-        .outerjoin(Enrolment, Enrolment.person_id == Invitation.person_id)
         .where(Invitation.invitation_id == invitation_id)
     ).one_or_none()
     if found is None or found[0] != token_hash(token):
@@ -274,8 +292,6 @@ def open_link(
         raise UsedTokenError("invitation link was used already")
     if as_utc(found[2]) <= moment:
         raise ExpiredTokenError("invitation link has expired")
-    if found[6] in CLOSED_STATES:
-        raise ClosedInvitationError(f"patient's consent state is {found[6]}")
     return OpenInvitation(
         invitation_id,
         int(found[3]),
@@ -309,7 +325,7 @@ def completion(
     ``completed``: enrolled persons with a stored questionnaire at the timepoint
     (:func:`instruments.store.read_survey_timings`).
     """
-    from cohort.schedule import DEFAULT_TIMEPOINTS
+    from cohort.protocol import DEFAULT_TIMEPOINTS
 
     codes = [tp.code for tp in DEFAULT_TIMEPOINTS]
     invited = session.execute(

@@ -13,18 +13,19 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-from sqlalchemy import ColumnElement, false, select, true
+from sqlalchemy import ColumnElement, and_, false, select, true
 from sqlalchemy.orm import QueryableAttribute, Session
 
+from cohort.audit import record_refusal
 from cohort.errors import PermissionDeniedError
 from cohort.projects import active_project_ids
 from cohort.users import Role, user_centre_ids
-from omop.cdm import Person
-from omop.cohort_tables import AppUser, ProjectPatient
+from omop.cdm import CareSite, Person
+from omop.cohort_tables import AppUser, Project, ProjectPatient
 
 __all__ = ["Action", "Scope", "anonymised_labels", "scope_for"]
 
@@ -106,14 +107,74 @@ class Scope:
     project_ids: frozenset[int] | None = None
     pseudonymised: bool = False
     named_centre_ids: frozenset[int] | None = None
+    on_refusal: Callable[[str], None] | None = field(
+        default=None, compare=False, repr=False
+    )
+
+    def deny(self, reason: str) -> PermissionDeniedError:
+        """Audit a refusal (:func:`cohort.audit.record_refusal`); return the error."""
+        if self.on_refusal is not None:
+            self.on_refusal(reason)
+        return PermissionDeniedError(reason)
 
     def require(self) -> Scope:
-        """Return self, or raise :class:`PermissionDeniedError`."""
+        """Return self, or audit the refusal and raise PermissionDeniedError."""
         if not self.allowed:
-            raise PermissionDeniedError(
+            raise self.deny(
                 f"user {self.username} ({self.role.value}) may not {self.action.value}"
             )
         return self
+
+    def require_centre(self, centre: CareSite) -> Scope:
+        """Return self if the centre's patients are in scope, else refuse (audited).
+
+        Writes are scoped this way: a user writes only to the centres
+        :meth:`centre_allowed` names.
+        """
+        self.require()
+        if not self.centre_allowed(centre.care_site_id):
+            raise self.deny(
+                f"user {self.username} may not {self.action.value} at centre "
+                f"{centre.care_site_source_value}"
+            )
+        return self
+
+    def require_project(self, project: Project) -> Scope:
+        """Refuse (audited) a researcher who is not in the active ``project``."""
+        self.require()
+        if self.project_ids is not None and project.project_id not in self.project_ids:
+            raise self.deny(
+                f"user {self.username} is not a member of an active project "
+                f"{project.code}"
+            )
+        return self
+
+    def require_centre_selection(self, centre: CareSite) -> Scope:
+        """Refuse (audited) selecting patients by ``centre`` outside the scope.
+
+        Pseudonymised scopes (researchers) may not select by centre at all.
+        """
+        self.require()
+        if self.pseudonymised:
+            raise self.deny(
+                f"user {self.username} ({self.role.value}) sees pseudonymised data "
+                "and may not select patients by centre"
+            )
+        return self.require_centre(centre)
+
+    def project_filter(
+        self, person_id: ColumnElement[int] | QueryableAttribute[int], project: Project
+    ) -> ColumnElement[bool]:
+        """Return the persons of ``project`` visible in this scope (checked first)."""
+        self.require_project(project)
+        return and_(
+            self.person_filter(person_id),
+            person_id.in_(
+                select(ProjectPatient.person_id).where(
+                    ProjectPatient.project_id == project.project_id
+                )
+            ),
+        )
 
     def person_filter(
         self, person_id: ColumnElement[int] | QueryableAttribute[int]
@@ -149,10 +210,31 @@ def scope_for(
     *,
     today: datetime.date | None = None,
 ) -> Scope:
-    """Return the scope of ``user`` for ``action`` (see ``allowed``, ``require``)."""
+    """Return the scope of ``user`` for ``action`` (see ``allowed``, ``require``).
+
+    Every refusal raised through the scope (:meth:`Scope.require` and its
+    relatives) is audited with :func:`cohort.audit.record_refusal`.
+    """
     role = Role(user.role)
     the_action = Action(action)
     rule = _MATRIX[role].get(the_action)
+    name = user.username
+
+    def refused(reason: str) -> None:
+        record_refusal(session, name, the_action.value, reason)
+
+    scope = _scope(session, user, role, the_action, rule, today)
+    return replace(scope, on_refusal=refused)
+
+
+def _scope(  # noqa: PLR0917
+    session: Session,
+    user: AppUser,
+    role: Role,
+    the_action: Action,
+    rule: str | None,
+    today: datetime.date | None,
+) -> Scope:
     name = user.username
     if rule is None:
         return Scope(name, role, the_action, allowed=False)

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cohort.errors import CohortError
-from cohort.invitations import redeem
+from cohort.invitations import open_link, redeem
 from instruments.fhir import PSEUDONYM_SYSTEM, PromResponse, SubjectIdentifier
 from instruments.qlq_c30 import QLQ_C30, validate_qlq_c30
 from instruments.store import Assessment, StoreOutcome, store_prom
@@ -72,19 +72,27 @@ def submit_prom_by_link(
     ------
     InvalidFormError
         Answers out of range or not integers (the link is not used up).
+    cohort.errors.NoLongerAvailableError
+        The patient declined or withdrew consent: "this questionnaire is no longer
+        available"; nothing is stored (the current consent is read in this
+        transaction, not when the link was issued).
     cohort.errors.ForgedTokenError, ExpiredTokenError, UsedTokenError
         From :func:`cohort.invitations.redeem`.
     """
+    moment = now or datetime.datetime.now(datetime.UTC)
     row = np.full((1, len(QLQ_C30.items)), np.nan)
+    problem: str | None = None
     for item, value in answers.items():
         if not 1 <= int(item) <= len(QLQ_C30.items):
-            raise InvalidFormError(f"unknown item q{item}")
-        if value is not None:
+            problem = f"unknown item q{item}"
+        elif value is not None:
             row[0, int(item) - 1] = value
-    valid, errors = validate_qlq_c30(row)
-    if not valid[0]:
-        raise InvalidFormError(errors.get(0, "invalid answers"))
-    moment = now or datetime.datetime.now(datetime.UTC)
+    if problem is None:
+        valid, errors = validate_qlq_c30(row)
+        problem = None if valid[0] else errors.get(0, "invalid answers")
+    if problem is not None:
+        open_link(session, signing_key, token, now=moment)  # a closed link says so
+        raise InvalidFormError(problem)
     invitation = redeem(session, signing_key, token, now=moment)
     pseudonym = session.scalar(
         select(Person.person_source_value).where(

@@ -19,10 +19,12 @@ from sqlalchemy.orm import Session
 from cohort import (
     audit,
     consent,
+    consent_gate,
     erasure,
     erasure_files,
     invitations,
     outbox,
+    project_keys,
     projects,
     schedule,
     vital,
@@ -30,9 +32,11 @@ from cohort import (
 from cohort.centres import centre_codes, get_centre
 from cohort.consent import ConsentScope, ConsentState, Sex, TreatmentSite
 from cohort.contacts import ContactDetails, date_offsets, read_contacts, store_contact
-from cohort.errors import InvalidInputError, PermissionDeniedError, UnknownPersonError
+from cohort.errors import InvalidInputError, UnknownPersonError
+from cohort.patient_export import PatientRow, export_patients, patients_in_scope
 from cohort.permissions import Action, Scope, anonymised_labels, scope_for
-from cohort.users import get_user
+from cohort.project_keys import ensure_project_key
+from cohort.users import resolve_user
 from etl.deid.keys import CentreKey
 from omop.cdm import CareSite, Person
 from omop.cohort_tables import AppUser, AuditRecord, ConsentEvent, Enrolment, Invitation
@@ -61,8 +65,14 @@ __all__ = [
 
 
 def acting_user(session: Session, username: str) -> AppUser:
-    """Return the account commands act as (``RTCOHORT_USER``)."""
-    return get_user(session, username)
+    """Return the account commands act as (``RTCOHORT_USER``, signed in already).
+
+    Raises
+    ------
+    AuthenticationError
+        For an unknown or malformed name (audited).
+    """
+    return resolve_user(session, username)
 
 
 def _person(session: Session, pseudonym: str, centre: CareSite | None = None) -> Person:
@@ -76,12 +86,7 @@ def _person(session: Session, pseudonym: str, centre: CareSite | None = None) ->
 
 
 def _require_centre(scope: Scope, centre: CareSite) -> None:
-    scope.require()
-    if not scope.centre_allowed(centre.care_site_id):
-        raise PermissionDeniedError(
-            f"user {scope.username} may not {scope.action.value} at centre "
-            f"{centre.care_site_source_value}"
-        )
+    scope.require_centre(centre)
 
 
 def record_consent(
@@ -99,10 +104,17 @@ def record_consent(
     site: TreatmentSite | str | None = None,
     key: CentreKey | None = None,
     contact: ContactDetails | None = None,
+    data_dir: Path | None = None,
 ) -> ConsentEvent:
-    """Record a consent state (and the contact register entry, given the key)."""
+    """Record a consent state (and the contact register entry, given the key).
+
+    A decline or withdrawal purges what was held for the person
+    (:func:`cohort.consent_gate.purge_on_refusal`; with ``data_dir`` the files are
+    journalled for :func:`cohort.erasure_files.finish_erasure` after commit).
+    """
     centre = get_centre(session, centre_code)
     _require_centre(scope_for(session, actor, Action.WRITE), centre)
+    consent.check_centre_pseudonym(centre, pseudonym)
     event = consent.record_consent(
         session,
         centre=centre,
@@ -127,6 +139,10 @@ def record_consent(
         f"state={event.state} version={event.consent_version or '-'}",
         [event.person_id],
     )
+    if ConsentState(event.state) in consent_gate.REFUSED_STATES:
+        consent_gate.purge_on_refusal(
+            session, actor.username, event.person_id, pseudonym, data_dir
+        )
     return event
 
 
@@ -151,67 +167,16 @@ def record_followup(
     audit.record(session, actor.username, "followup.record", what, [person.person_id])
 
 
-@dataclass(frozen=True)
-class PatientRow:
-    """One visible patient (pseudonymised: no name, no contact)."""
-
-    person_id: int
-    pseudonym: str
-    centre: str
-    year_of_birth: int
-    sex: str
-    treatment_site: str
-    state: str
-
-
-def _patients(session: Session, scope: Scope) -> list[PatientRow]:
-    rows = session.execute(
-        select(
-            Person.person_id,
-            Person.person_source_value,
-            CareSite.care_site_source_value,
-            Person.year_of_birth,
-            Person.gender_source_value,
-            Enrolment.treatment_site,
-            Enrolment.state,
-        )
-        .join(Enrolment, Enrolment.person_id == Person.person_id)
-        .join(CareSite, CareSite.care_site_id == Person.care_site_id)
-        .where(scope.person_filter(Person.person_id))
-        .order_by(Person.person_id)
-    ).all()
-    return [
-        PatientRow(int(p), str(s), str(c), int(y), str(g or ""), str(t), str(st))
-        for p, s, c, y, g, t, st in rows
-    ]
-
-
 def list_patients(
     session: Session, actor: AppUser, *, today: datetime.date | None = None
 ) -> list[PatientRow]:
     """Return the patients the user may see (audited as a read)."""
     scope = scope_for(session, actor, Action.READ_PATIENTS, today=today).require()
-    rows = _patients(session, scope)
+    rows = patients_in_scope(session, scope)
     audit.record(
         session,
         actor.username,
         "patients.read",
-        f"{len(rows)} patients",
-        [r.person_id for r in rows],
-    )
-    return rows
-
-
-def export_patients(
-    session: Session, actor: AppUser, *, today: datetime.date | None = None
-) -> list[PatientRow]:
-    """Return the patients the user may export (audited as an export)."""
-    scope = scope_for(session, actor, Action.EXPORT, today=today).require()
-    rows = _patients(session, scope)
-    audit.record(
-        session,
-        actor.username,
-        "patients.export",
         f"{len(rows)} patients",
         [r.person_id for r in rows],
     )
@@ -444,15 +409,20 @@ def withdraw(
     if erase and data_dir is not None:
         erasure_files.finish_erasure(session, data_dir)
     person = _person(session, pseudonym, centre)
-    event = consent.record_consent(
-        session,
-        centre=centre,
-        pseudonym=pseudonym,
-        state=ConsentState.WITHDRAWN,
-        event_date=event_date,
-        actor=actor.username,
-    )
+    enrolment = session.get(Enrolment, person.person_id)
+    if not (erase and enrolment is not None and enrolment.state == "declined"):
+        consent.record_consent(  # a declined person is erased without withdrawing
+            session,
+            centre=centre,
+            pseudonym=pseudonym,
+            state=ConsentState.WITHDRAWN,
+            event_date=event_date,
+            actor=actor.username,
+        )
     if not erase:
+        consent_gate.purge_on_refusal(
+            session, actor.username, person.person_id, pseudonym, data_dir
+        )
         audit.record(
             session,
             actor.username,
@@ -461,7 +431,6 @@ def withdraw(
             [person.person_id],
         )
         return WithdrawalResult(False, None)
-    del event
     report = erasure.erase_person(session, person.person_id)
     if data_dir is not None:
         erasure_files.write_journal(data_dir, report.orphan_files)
@@ -494,10 +463,17 @@ def create_project(
     data_controller: str,
     expires_on: datetime.date,
     today: datetime.date,
+    centre_level: bool = False,
+    keys_folder: Path | None = None,
 ) -> None:
-    """Create a collaboration project (managers only)."""
+    """Create a collaboration project and its pseudonym key (managers only).
+
+    The key file ``<keys_folder>/<CODE>.key`` (default: the folder the wiring set,
+    :mod:`cohort.project_keys`) is created 0600; ``centre_level`` records that the
+    protocol grants analysis by centre.
+    """
     scope_for(session, actor, Action.MANAGE).require()
-    projects.create_project(
+    project = projects.create_project(
         session,
         code,
         name=name,
@@ -506,6 +482,8 @@ def create_project(
         expires_on=expires_on,
         today=today,
     )
+    project.centre_level = centre_level
+    ensure_project_key(project_keys.keys_folder(keys_folder), project.code)
 
 
 def add_project_member(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -14,18 +15,27 @@ from sqlalchemy.orm import Session
 
 from cohort._time import utcnow
 from cohort.centres import get_centre
-from cohort.errors import DuplicateError, InvalidInputError, UnknownUserError
+from cohort.errors import (
+    AuthenticationError,
+    DuplicateError,
+    InvalidInputError,
+    UnknownUserError,
+)
 from omop.cdm import CareSite
 from omop.cohort_tables import AppUser, UserCentre
 
 __all__ = [
     "ADMIN_USERNAME",
+    "USERNAME_PATTERN",
     "Role",
     "UserRow",
     "add_user",
+    "check_username",
     "ensure_admin",
     "get_user",
     "list_users",
+    "resolve_user",
+    "set_password",
     "user_centre_ids",
     "verify_password",
 ]
@@ -33,6 +43,30 @@ __all__ = [
 ADMIN_USERNAME = "admin"
 _HASHER = PasswordHasher()
 _MIN_PASSWORD = 8
+#: A user name: lower-case letters, digits, ``.``, ``_``, ``-``; 1 to 64 characters.
+USERNAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+
+
+def check_username(username: str) -> str:
+    """Return ``username`` if well formed; never fold case or strip spaces.
+
+    Raises
+    ------
+    InvalidInputError
+        When the name does not match ``^[a-z0-9][a-z0-9._-]{0,63}$`` (empty,
+        surrounding spaces, capitals, other characters).
+
+    Examples
+    --------
+    >>> check_username("jo.smith")
+    'jo.smith'
+    """
+    if not isinstance(username, str) or not USERNAME_PATTERN.fullmatch(username):
+        raise InvalidInputError(
+            f"malformed user name {username!r}: use 1-64 characters a-z 0-9 . _ -, "
+            "starting with a letter or digit"
+        )
+    return username
 
 
 class Role(StrEnum):
@@ -79,13 +113,12 @@ def add_user(
     DuplicateError
         When the user name is taken.
     InvalidInputError
-        For an unknown role, a short password, or a centre-bound role without centre.
+        For a malformed name (:func:`check_username`), an unknown role, a short
+        password, or a centre-bound role without centre.
     UnknownCentreError
         For an unknown centre code.
     """
-    name = username.strip()
-    if not name or len(name) > 64:  # noqa: PLR2004
-        raise InvalidInputError("user name must have 1-64 characters")
+    name = check_username(username)
     the_role = _role(role)
     if len(password) < _MIN_PASSWORD:
         raise InvalidInputError(f"password must have at least {_MIN_PASSWORD} chars")
@@ -109,11 +142,55 @@ def add_user(
 
 
 def get_user(session: Session, username: str) -> AppUser:
-    """Return the account; raise :class:`UnknownUserError`."""
-    user = session.scalar(select(AppUser).where(AppUser.username == username.strip()))
+    """Return the account.
+
+    Raises
+    ------
+    InvalidInputError
+        For a malformed name (:func:`check_username`).
+    UnknownUserError
+        When no account has the name.
+    """
+    check_username(username)
+    user = session.scalar(select(AppUser).where(AppUser.username == username))
     if user is None:
         raise UnknownUserError(f"unknown user {username!r} (rtcohort users add)")
     return user
+
+
+def resolve_user(session: Session, user: AppUser | str) -> AppUser:
+    """Return the account given as itself or by name.
+
+    Service functions called with a name (the CLI's ``RTCOHORT_USER``, signed in
+    already) refuse an unknown or malformed name before anything runs.
+
+    Raises
+    ------
+    AuthenticationError
+        For an unknown or malformed name (audited as a refusal).
+    """
+    if isinstance(user, AppUser):
+        return user
+    try:
+        return get_user(session, user)
+    except (InvalidInputError, UnknownUserError) as exc:
+        from cohort.audit import record_refusal
+
+        record_refusal(session, str(user)[:64], "sign-in", "unknown or malformed name")
+        raise AuthenticationError(f"authentication required: {exc}") from None
+
+
+def set_password(user: AppUser, password: str) -> None:
+    """Replace the user's password hash (argon2).
+
+    Raises
+    ------
+    InvalidInputError
+        For a password shorter than 8 characters.
+    """
+    if len(password) < _MIN_PASSWORD:
+        raise InvalidInputError(f"password must have at least {_MIN_PASSWORD} chars")
+    user.password_hash = _HASHER.hash(password)
 
 
 def verify_password(user: AppUser, password: str) -> bool:

@@ -1,12 +1,9 @@
 """Who is signing in: the web app's one call into password and OpenID Connect sign-in.
 
-ADAPTER, TO BE SWITCHED. The privacy work is building ONE sign-in function with argon2
-and lockout (5 failures in 10 minutes lock the account for 10 minutes), expected as
-``cohort.auth.sign_in``. Until it lands, :func:`check_password` below uses
-``cohort.users.get_user`` and ``cohort.users.verify_password`` (argon2, no lockout).
-Switching is a change of its body only: call ``cohort.auth.sign_in`` and map its
-refusal (wrong password, unknown user, locked) to ``None``. The pages see only
-:class:`Identity` or ``None``, so they never learn which part was wrong.
+Passwords go through the platform's one sign-in function, :func:`cohort.auth.sign_in`
+(argon2, lockout after 5 failures in 10 minutes for 10 minutes, audited), the same the
+CLI uses. The pages see only :class:`Identity` or ``None``, so they never learn which
+part was wrong.
 
 OpenID Connect (``st.login``) identifies a person by the provider's claims; an account
 is matched by e-mail. The account table (``app_user``) has no e-mail column yet, so
@@ -20,22 +17,14 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from cohort._time import utcnow
+from cohort.auth import sign_in
 from cohort.centres import centre_codes
-from cohort.errors import UnknownUserError
-from cohort.users import get_user, user_centre_ids, verify_password
+from cohort.errors import AuthenticationError
+from cohort.users import user_centre_ids
 from omop.cohort_tables import AppUser
 
 __all__ = ["Identity", "check_password", "identity_of", "match_oidc_account"]
-
-# Verified against when the user name is unknown, so both refusals cost the same.
-_DUMMY = AppUser(
-    username="",
-    role="viewer",
-    password_hash=(
-        "$argon2id$v=19$m=65536,t=3,p=4$M17fJCNLCepJiQ3jxvDgfQ$"
-        "D0ftWxVLz8qmWOyomyn5Lq7JaWsPGPn65RjcHbXdEAI"
-    ),
-)
 
 
 @dataclass(frozen=True)
@@ -57,16 +46,16 @@ def identity_of(session: Session, user: AppUser) -> Identity:
 def check_password(session: Session, username: str, password: str) -> Identity | None:
     """Return the identity when ``username`` and ``password`` match, else None.
 
-    Adapter (see the module docstring): switch to ``cohort.auth.sign_in``.
+    Calls the platform's one sign-in function, :func:`cohort.auth.sign_in` (argon2,
+    lockout after 5 failures in 10 minutes, refusals audited). Every refusal
+    (unknown or malformed name, wrong password, locked) is None, so the page cannot
+    say which part was wrong.
     """
-    if not username.strip() or not password:
+    if not username or not password:
         return None
     try:
-        user = get_user(session, username)
-    except UnknownUserError:
-        verify_password(_DUMMY, password)
-        return None
-    if not verify_password(user, password):
+        user = sign_in(session, username, password=password, now=utcnow())
+    except AuthenticationError:
         return None
     return identity_of(session, user)
 

@@ -17,6 +17,7 @@ __all__ = [
     "MetricSyntaxError",
     "OutsideGridWarning",
     "PairingError",
+    "PatientIdError",
     "StructureError",
 ]
 
@@ -79,3 +80,7 @@ class DeidRefusedError(EtlError, ValueError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class PatientIdError(EtlError, ValueError):
+    """A patient identifier is empty or malformed (the message never repeats it)."""

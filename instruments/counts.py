@@ -28,7 +28,7 @@ def prom_counts(session: Session) -> dict[tuple[str, str], int]:
         ).all()
     )
     counts = Counter(
-        (str(centre_of.get(s.person_id)), s.timepoint)
+        (str(centre_of.get(s.person_id)), str(s.timepoint))
         for s in read_survey_timings(session)
     )
     return dict(counts)

@@ -6,16 +6,20 @@ by project, centre and treatment site, and builds the same in-memory cohort as t
 path (:class:`ntcp.cohort_csv.CohortTable`): one row per patient with the pseudonym,
 the number of fractions, the organ's differential DVH (physical dose at bin centres,
 volume fractions) and the binary outcome, plus the covariates ``age_years`` (at the
-start of radiotherapy, from the year of birth), ``sex_male`` (1/0), ``site`` and, for
+start of the RT course, :func:`etl.store.course_age.course_ages`; else RT start year
+minus year of birth), ``sex_male`` (1/0), ``site`` and, for
 PROM endpoints, ``baseline_score``. Every patient left out is listed with a reason
 (:class:`ExclusionReason`); the read is written to the audit trail.
 
 Rules (see ``docs/ntcp.md``, "Datasets from OMOP"):
 
-* Only persons whose enrolment consents to data use are considered.
+* Only persons whose enrolment consents to data use now are considered (read in the
+  extraction's transaction: a withdrawn person is excluded at once).
+* A dataset built for a project, or by a researcher, names patients by their project
+  pseudonyms (:mod:`cohort.project_keys`), never by the stored, centre-prefixed ones.
 * The DVH is the ``dvh`` row of the TG-263 ``organ`` (decoded with
-  :func:`etl.store.load.dvh_from_row`); a patient with the organ in several dose grids
-  is
+  :func:`etl.store.dvh_rows.dvh_from_row`); a patient with the organ in several dose
+  grids is
   excluded unless exactly one of them is a ``MULTI_PLAN`` composite. Bins are merged to
   ``bin_width_gy`` (default 0.1 Gy); the part of the organ outside the dose grid must be
   at most ``max_outside_grid_fraction`` of its volume (the rest is normalised to 1).
@@ -53,14 +57,16 @@ from sqlalchemy.orm import Session
 
 from cohort import audit
 from cohort.centres import get_centre
-from cohort.consent import TreatmentSite
-from cohort.errors import PermissionDeniedError
+from cohort.consent import ConsentState, TreatmentSite
+from cohort.patient_export import project_view
 from cohort.permissions import Action, Scope, scope_for
 from cohort.projects import get_project
-from cohort.users import get_user
+from cohort.users import resolve_user
 from cohort.vital import vital_status
 from etl.dicom.enums import DoseSummationType
-from etl.store.load import course_fractions, dvh_from_row, read_dvh_rows
+from etl.store.course import course_fractions
+from etl.store.course_age import course_ages
+from etl.store.dvh_rows import dvh_from_row, read_dvh_rows
 from instruments.ctcae import load_catalogue
 from instruments.store import read_latest_scores, read_toxicity
 from ntcp.cohort_csv import CohortTable
@@ -69,7 +75,7 @@ from ntcp.errors import NtcpError
 from ntcp.geud import DVHSet
 from ntcp.survival import CensorAt, competing_risks_outcome
 from omop.cdm import Person
-from omop.cohort_tables import AppUser, Enrolment, ProjectPatient
+from omop.cohort_tables import AppUser, Enrolment
 from omop.ingest_tables import Dvh, IngestDataset
 from omop.vocab.standard import FEMALE, MALE
 
@@ -243,6 +249,8 @@ class _Row:
     n_fractions: float
     dose_gy: FloatArray
     volume_fraction: FloatArray
+    episode_id: int = 0
+    age_years: int | None = None  # at the course start (etl.store.course_age)
 
 
 def extract_dataset(
@@ -287,12 +295,16 @@ def extract_dataset(
     >>> ds.summary()["n_included"]  # doctest: +SKIP
     412
     """
-    actor = get_user(session, user) if isinstance(user, str) else user
+    actor = resolve_user(session, user)
     endpoint = spec.parsed_endpoint()
     _check_spec(spec, endpoint)
     scope = scope_for(session, actor, Action.READ_PATIENTS, today=today).require()
     persons = _selection(session, scope, spec, today)
+    view = project_view(session, scope, spec.project, None)  # researcher, project
     patients = _patients(session, persons)
+    if view is not None:  # project pseudonyms: two projects' datasets do not link
+        for p in patients.values():
+            p.pseudonym = view.person(p.pseudonym)
     _attach_dvhs(session, persons, spec.organ, patients)
     fractions = _fractions(session, patients.values())
     exclusions: list[Exclusion] = []
@@ -301,6 +313,9 @@ def extract_dataset(
         row = _dose_row(p, spec, fractions, exclusions)
         if row is not None:
             rows.append(row)
+    ages = course_ages(session, [r.episode_id for r in rows])
+    for r in rows:
+        r.age_years = ages.get(r.episode_id)
     ids = [r.patient.person_id for r in rows]
     tte: pd.DataFrame | None = None
     if isinstance(endpoint, CtcaeEndpoint):
@@ -354,33 +369,10 @@ def _selection(
     query = select(Person.person_id).where(scope.person_filter(Person.person_id))
     if spec.project:
         project = get_project(session, spec.project)
-        if (
-            scope.project_ids is not None
-            and project.project_id not in scope.project_ids
-        ):
-            raise PermissionDeniedError(
-                f"user {scope.username} is not a member of an active project "
-                f"{project.code}"
-            )
-        query = query.where(
-            Person.person_id.in_(
-                select(ProjectPatient.person_id).where(
-                    ProjectPatient.project_id == project.project_id
-                )
-            )
-        )
+        query = query.where(scope.project_filter(Person.person_id, project))
     if spec.centre:
-        if scope.pseudonymised:
-            raise PermissionDeniedError(
-                f"user {scope.username} ({scope.role.value}) sees pseudonymised data "
-                "and may not select patients by centre"
-            )
         centre = get_centre(session, spec.centre)
-        if not scope.centre_allowed(centre.care_site_id):
-            raise PermissionDeniedError(
-                f"user {scope.username} may not read patients of centre "
-                f"{centre.care_site_source_value}"
-            )
+        scope.require_centre_selection(centre)
         query = query.where(Person.care_site_id == centre.care_site_id)
     if spec.site is not None:
         query = query.where(
@@ -395,7 +387,7 @@ def _selection(
 
 def _patients(session: Session, persons: Select[Any]) -> dict[int, _Patient]:
     found: dict[int, _Patient] = {}
-    for pid, pseudo, yob, gender, site, scope_data in session.execute(
+    for pid, pseudo, yob, gender, site, scope_data, state in session.execute(
         select(
             Person.person_id,
             Person.person_source_value,
@@ -403,6 +395,7 @@ def _patients(session: Session, persons: Select[Any]) -> dict[int, _Patient]:
             Person.gender_concept_id,
             Enrolment.treatment_site,
             Enrolment.scope_data,
+            Enrolment.state,
         )
         .outerjoin(Enrolment, Enrolment.person_id == Person.person_id)
         .where(Person.person_id.in_(persons))
@@ -413,7 +406,7 @@ def _patients(session: Session, persons: Select[Any]) -> dict[int, _Patient]:
             yob,
             int(gender or 0),
             site,
-            bool(scope_data),
+            bool(scope_data) and state == ConsentState.CONSENTED.value,
         )
     return found
 
@@ -490,7 +483,8 @@ def _dose_row(
         out(ExclusionReason.MISSING_FRACTIONS, "EQD2 asked, fractions unknown")
         return None
     dose, vol = _rebin(dvh.differential_cc, dvh.bin_width_gy, spec.bin_width_gy)
-    return _Row(p, start, float("nan") if n_fx is None else float(n_fx), dose, vol)
+    n = float("nan") if n_fx is None else float(n_fx)
+    return _Row(p, start, n, dose, vol, episode_id)
 
 
 def _rebin(
@@ -697,7 +691,9 @@ def _table(
         dvhs = DVHSet(np.zeros((0, 0)), np.zeros((0, 0)), np.zeros(0))
     cov: dict[str, Any] = {
         "age_years": [
-            float(r.start.year - r.patient.year_of_birth)
+            float(r.age_years)
+            if r.age_years is not None
+            else float(r.start.year - r.patient.year_of_birth)
             if r.patient.year_of_birth
             else math.nan
             for r in rows

@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -234,6 +235,10 @@ class Project(Base):
     data_controller: Mapped[str] = mapped_column(String(255), nullable=False)
     expires_on: Mapped[datetime.date] = mapped_column(Date, nullable=False)
     created_at: Mapped[datetime.datetime] = mapped_column(_TZ, nullable=False)
+    #: The protocol grants analysis by centre: exports keep the centre column.
+    centre_level: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, server_default=false(), default=False
+    )
 
 
 class ProjectMember(Base):

@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
-from omop import cdm, cohort_tables, ingest_tables, platform
+from omop import (
+    assessment_tables,
+    auth_tables,
+    cdm,
+    cohort_tables,
+    ingest_tables,
+    platform,
+)
 from omop.base import Base
 
-__all__ = ["Base", "cdm", "cohort_tables", "ingest_tables", "metadata", "platform"]
+__all__ = [
+    "Base",
+    "assessment_tables",
+    "auth_tables",
+    "cdm",
+    "cohort_tables",
+    "ingest_tables",
+    "metadata",
+    "platform",
+]
 
 metadata = Base.metadata

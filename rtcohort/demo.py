@@ -238,7 +238,7 @@ def run_demo(
     summaries: list[ImportSummary] = []
     for i, code in enumerate(codes):
         tick("import", i, len(codes))
-        opts = ingest_options(code, keys[code][0])
+        opts = ingest_options(code, keys[code][0], actor=username)
         summaries.append(run_import(factory, [dicom_dir / code], opts))
     tick("import", len(codes), len(codes))
 

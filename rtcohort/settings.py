@@ -25,7 +25,12 @@ class Settings(BaseSettings):
         SQLAlchemy URL (``RTCOHORT_DATABASE_URL``); default an SQLite file
         ``rtcohort.sqlite`` in ``data_dir``. PostgreSQL: ``postgresql+psycopg://...``.
     user
-        The platform user that commands act as (``RTCOHORT_USER``, default ``admin``).
+        The platform user that commands act as (``RTCOHORT_USER``, default ``admin``:
+        whoever holds the database URL is its administrator). Any other user must
+        prove it: ``token`` or, on a terminal, a password prompt.
+    token
+        A personal API token of ``user`` (``RTCOHORT_TOKEN``; ``rtcohort users token
+        create``).
     date_shift_max_days
         Consortium bound of the per-patient date shift
         (``RTCOHORT_DATE_SHIFT_MAX_DAYS``, default 182): a key made now shifts a
@@ -49,6 +54,7 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path("./rtcohort-data"))
     database_url: SecretStr | None = None
     user: str = "admin"
+    token: SecretStr | None = None
     admin_password: SecretStr | None = None
     date_shift_max_days: int = Field(
         default=DEFAULT_DATE_SHIFT_MAX_DAYS, ge=1, le=MAX_DATE_SHIFT_DAYS

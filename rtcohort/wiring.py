@@ -10,20 +10,26 @@ from sqlalchemy import ColumnElement, Engine
 from sqlalchemy.orm import Session
 
 if TYPE_CHECKING:
+    from cohort.project_keys import ProjectPseudonyms
     from etl.deid.keys import CentreKey
+    from etl.ingest.consent import ConsentDecision
     from etl.ingest.run import ImportOptions, ImportSummary
     from omop.private_files import LoosePath
 
 __all__ = [
     "CohortExportAccess",
     "after_consent",
+    "after_refusal",
     "after_upgrade",
     "configure_audit",
+    "configure_project_keys",
     "ingest_consent_check",
     "ingest_options",
     "ingest_project_attach",
+    "ingest_write_check",
     "loose_private_paths",
     "new_centre_key",
+    "project_keys_folder",
 ]
 
 
@@ -31,7 +37,8 @@ def configure_audit(engine: Engine | None = None) -> None:
     """Point the audit trail at the key and checkpoint log of the settings.
 
     Sets the process default (read from the settings at each use) and, given an
-    engine, binds that engine to the files the settings name now.
+    engine, binds that engine to the files the settings name now. Also points the
+    project pseudonym keys at the settings (:func:`configure_project_keys`).
     """
     from cohort.audit import AuditFiles, bind, set_files_provider
     from rtcohort.settings import get_settings
@@ -43,8 +50,23 @@ def configure_audit(engine: Engine | None = None) -> None:
         )
 
     set_files_provider(files)
+    configure_project_keys()
     if engine is not None:
         bind(engine, files())
+
+
+def project_keys_folder() -> Path:
+    """Return the folder of the project pseudonym keys: ``<data_dir>/keys/projects``."""
+    from rtcohort.settings import get_settings
+
+    return get_settings().data_dir / "keys" / "projects"
+
+
+def configure_project_keys() -> None:
+    """Point :mod:`cohort.project_keys` at :func:`project_keys_folder`."""
+    from cohort.project_keys import set_keys_folder_provider
+
+    set_keys_folder_provider(project_keys_folder)
 
 
 def after_upgrade(engine: Engine) -> list[str]:
@@ -56,7 +78,7 @@ def after_upgrade(engine: Engine) -> list[str]:
     """
     from cohort.audit import files_for
     from cohort.audit_check import ensure_key
-    from cohort.schedule import ensure_protocol
+    from cohort.protocol import ensure_protocol
     from cohort.users import ensure_admin
     from omop.engine import session_factory
     from rtcohort.settings import get_settings
@@ -122,12 +144,24 @@ def new_centre_key(centre: str) -> CentreKey:
 # -- DICOM-RT ingest (etl) <- cohort: consent check, project attach, export access ----
 
 
-def ingest_consent_check() -> Callable[[Session, str], bool]:
-    """Return the ETL consent check (whether a pseudonym consents to data use)."""
-    from cohort.consent import has_consent
+def ingest_consent_check() -> Callable[[Session, str], ConsentDecision]:
+    """Return the ETL consent door: load, hold (not yet consented) or refuse.
 
-    def check(session: Session, person_source_value: str) -> bool:
-        return has_consent(session, person_source_value)
+    The answer is read in the caller's transaction each time it is asked
+    (:func:`cohort.consent_gate.data_use`): declined or withdrawn patients' datasets
+    are refused, not held.
+    """
+    from cohort.consent_gate import DataUse, data_use
+    from etl.ingest.consent import ConsentDecision
+
+    decisions = {
+        DataUse.ACCEPT: ConsentDecision.LOAD,
+        DataUse.HOLD: ConsentDecision.HOLD,
+        DataUse.REFUSE: ConsentDecision.REFUSE,
+    }
+
+    def check(session: Session, person_source_value: str) -> ConsentDecision:
+        return decisions[data_use(session, pseudonym=person_source_value)]
 
     return check
 
@@ -155,7 +189,9 @@ class CohortExportAccess:
     """Adapter of the cohort permission layer and audit trail to ``etl.store.export``.
 
     Raises :class:`cohort.errors.PermissionDeniedError` on construction when the user
-    may not export.
+    may not export. The person filter also re-checks consent in the export's
+    transaction (:func:`cohort.consent_gate.consented_filter`); researchers and
+    project exports see project pseudonyms (:meth:`view`).
     """
 
     def __init__(self, session: Session, username: str) -> None:
@@ -168,7 +204,20 @@ class CohortExportAccess:
 
     def person_filter(self, person_id: ColumnElement[int]) -> ColumnElement[bool]:
         """Return the SQL condition selecting the persons the user may export."""
-        return self.scope.person_filter(person_id)
+        from sqlalchemy import and_
+
+        from cohort.consent_gate import consented_filter
+
+        return and_(self.scope.person_filter(person_id), consented_filter(person_id))
+
+    def view(self, session: Session, project: str | None) -> ProjectPseudonyms | None:
+        """Return the project pseudonyms the reader sees (None: stored pseudonyms).
+
+        See :func:`cohort.patient_export.project_view`.
+        """
+        from cohort.patient_export import project_view
+
+        return project_view(session, self.scope, project, project_keys_folder())
 
     def record(
         self, session: Session, action: str, detail: str, person_ids: Iterable[int]
@@ -179,16 +228,36 @@ class CohortExportAccess:
         record(session, self.username, action, detail, person_ids)
 
 
+def ingest_write_check(actor: str) -> Callable[[Session, str], None]:
+    """Return the ETL's permission check: ``actor`` may write to the centre."""
+    from cohort.operations import require_centre_write
+
+    def check(session: Session, centre: str) -> None:
+        require_centre_write(session, actor, centre)
+
+    return check
+
+
 def ingest_options(
-    centre: str, key_file: Path | None, *, workers: int = 1, project: str | None = None
+    centre: str,
+    key_file: Path | None,
+    *,
+    workers: int = 1,
+    project: str | None = None,
+    actor: str | None = None,
 ) -> ImportOptions:
-    """Build the import options of this installation (file store, quarantine, hooks)."""
+    """Build the import options of this installation (file store, quarantine, hooks).
+
+    ``actor`` (default ``RTCOHORT_USER``, signed in by the CLI) must be allowed to
+    write to ``centre``; the import checks it before reading anything.
+    """
     from etl.deid.keys import load_key
     from etl.ingest.run import ImportOptions
     from omop.filestore import FileStore
     from rtcohort.settings import get_settings
 
     settings = get_settings()
+    who = actor if actor is not None else settings.user
     key = load_key(key_file, centre) if key_file is not None else None
     return ImportOptions(
         centre=centre.strip().upper(),
@@ -196,13 +265,16 @@ def ingest_options(
         store=FileStore(settings.data_dir / "files"),
         quarantine_dir=settings.data_dir / "quarantine",
         consent=ingest_consent_check(),
-        attach=ingest_project_attach(settings.user),
+        attach=ingest_project_attach(who),
+        authorise=ingest_write_check(who),
         project=project,
         workers=workers,
     )
 
 
-def after_consent(engine: Engine, centre: str) -> ImportSummary:
+def after_consent(
+    engine: Engine, centre: str, actor: str | None = None
+) -> ImportSummary:
     """Load the datasets held for want of consent (call after recording consent).
 
     Every ``rtcohort import`` run (and ``--watch`` cycle) does the same; this runs it
@@ -212,4 +284,21 @@ def after_consent(engine: Engine, centre: str) -> ImportSummary:
     from etl.ingest.run import retry_held
     from omop.engine import session_factory
 
-    return retry_held(session_factory(engine), ingest_options(centre, None))
+    return retry_held(
+        session_factory(engine), ingest_options(centre, None, actor=actor)
+    )
+
+
+def after_refusal(engine: Engine) -> int:
+    """Delete the files held for persons who declined or withdrew (after commit).
+
+    :func:`cohort.service.record_consent` and :func:`cohort.service.withdraw`
+    purge the held rows and journal their files; this deletes them. Returns how
+    many files were deleted.
+    """
+    from cohort.erasure_files import finish_erasure
+    from omop.engine import session_factory
+    from rtcohort.settings import get_settings
+
+    with session_factory(engine).begin() as session:
+        return finish_erasure(session, get_settings().data_dir)

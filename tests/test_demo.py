@@ -14,7 +14,7 @@ from cohort.simulate import ConsentPlan, simulate_cohort
 from etl.deid.keys import load_key
 from etl.deid.pseudonymise import pseudonym
 from etl.dose.metrics import evaluate
-from etl.store.load import dvh_from_row
+from etl.store.dvh_rows import dvh_from_row
 from omop.cdm import Measurement, Observation, Person, SurveyConduct
 from omop.engine import make_engine, session_factory
 from omop.ingest_tables import Dvh, QuarantineItem
@@ -66,9 +66,10 @@ def test_demo_small_twice(
                 )
             )
         )
-        # The declined patient's data are held, not loaded; the late consenter's load.
+        # The declined patient's data are refused (neither loaded nor held); the
+        # late consenter's load.
         assert ids[pseudo[1]] not in with_dvh
-        assert held == {pseudo[1]}
+        assert held == set()
         assert {ids[pseudo[0]], ids[pseudo[2]], ids[pseudo[3]]} == with_dvh
         # No hospital identifier reached the database.
         assert not s.scalar(

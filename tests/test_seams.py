@@ -27,8 +27,8 @@ from etl.deid.pseudonymise import date_offset_days, pseudonym
 from etl.dose.metrics import evaluate, parse_metric
 from etl.dose.radiobiology import dvh_to_eqd2
 from etl.ingest.run import run_import
+from etl.store.dvh_rows import dvh_from_row
 from etl.store.export import dose_metric_table
-from etl.store.load import dvh_from_row
 from instruments.fhir import PSEUDONYM_SYSTEM, SubjectIdentifier
 from instruments.fhir_adverse_event import ToxicityGrading
 from instruments.store import Assessment, store_toxicity
@@ -36,12 +36,15 @@ from ntcp.dataset import DatasetSpec, ExclusionReason, extract_dataset
 from omop.cdm import Episode
 from omop.ingest_tables import Dvh
 from omop.vocab.standard import RT_COURSE_EPISODE
-from tests.etl.ingest_corpus import write_patient
+from rtcohort.wiring import CohortExportAccess
+from tests.etl.ingest_corpus import edit, write_patient
 from tests.etl.ingest_db import KEY, Db, make_db
 
 UTC = datetime.UTC
 PATIENT = "SEAM-1"
 STUDY_DATE = datetime.date(2024, 1, 1)  # the phantom's StudyDate
+BIRTH_DATE = datetime.date(1955, 1, 1)  # written into the phantom's headers
+AGE_AT_START = 69  # on 2024-01-01 (the year of birth alone would give 2023 - 1955)
 FRACTIONS = 30  # the phantom plan's fractions
 ORGAN = "Lung_L"  # "Lunga vä" under the default mapping rules
 SIGNING_KEY = bytes(range(32, 64))
@@ -69,6 +72,8 @@ def loaded(
     for db in make_db(request, tmp_path_factory.mktemp("seams")):
         folder = tmp_path_factory.mktemp("seams-dicom")
         write_patient(folder, PATIENT, 301)
+        for path in folder.glob("*.dcm"):
+            edit(path, PatientBirthDate=BIRTH_DATE.strftime("%Y%m%d"))
         with db.factory.begin() as session:
             site = add_centre(session, "TST01")
             event = record_consent(
@@ -93,6 +98,16 @@ def loaded(
             offset,
             STUDY_DATE + datetime.timedelta(days=offset),
         )
+
+
+def _last_fraction(start: datetime.date, n: int) -> datetime.date:
+    """Walk the calendar: fraction k on the k-th weekday (Monday-Friday) from start."""
+    day, given = start, 0
+    while True:
+        given += day.weekday() < 5
+        if given == n:
+            return day
+        day += datetime.timedelta(days=1)
 
 
 def _offsets(loaded: Loaded) -> dict[int, int]:
@@ -138,24 +153,29 @@ def test_rt_course_seam_schedule_ntcp_and_export_agree(loaded: Loaded) -> None:
         )
         export = dose_metric_table(
             session,
-            access=None,
+            access=CohortExportAccess(session, "admin"),
             structures=[ORGAN],
             metrics=["Mean[Gy]"],
             alpha_beta_gy=ALPHA_BETA_GY,
         )
-    # schedule: the baseline timepoint sits on the RT start
+    # schedule: baseline on the RT start; eot, m3, m6 ... on the planned last fraction
     the_day_after = _real(loaded.course_start, loaded) + datetime.timedelta(days=1)
     with loaded.db.factory() as session:
-        baseline = [
+        items = [
             i
             for i in schedule(
                 session, loaded.care_site_id, the_day_after, offsets=_offsets(loaded)
             )
-            if i.person_id == loaded.person_id and i.timepoint == "baseline"
+            if i.person_id == loaded.person_id and i.kind is Kind.TOXICITY
         ]
-    assert baseline
     # in the shifted frame the baseline target is the course start
-    assert {i.target_date for i in baseline} == {loaded.course_start}
+    end = _last_fraction(loaded.course_start, FRACTIONS)
+    after = {"eot": 0, "m3": 91, "m6": 182, "m12": 365, "m24": 730, "m36": 1095}
+    after["m60"] = 1826
+    assert {i.timepoint: i.target_date for i in items} == {
+        "baseline": loaded.course_start,
+        **{t: end + datetime.timedelta(days=d) for t, d in after.items()},
+    }
     # NTCP: the prescription's fractions (a patient without them would be excluded)
     assert dataset.n_selected == 1
     reasons = {e.reason for e in dataset.exclusions}
@@ -206,6 +226,8 @@ def test_prom_by_link_seam_completion_schedule_and_ntcp(loaded: Loaded) -> None:
     assert dataset.table.patient_ids == [pseudonym(KEY, PATIENT)]
     assert list(dataset.table.outcome) == [1]  # type: ignore[arg-type]
     assert list(dataset.table.covariates["baseline_score"]) == [100.0]
+    # the age at the course start stored by the import (from the real dates)
+    assert list(dataset.table.covariates["age_years"]) == [float(AGE_AT_START)]
     assert list(dataset.table.dvhs.n_fractions) == [FRACTIONS]
 
 

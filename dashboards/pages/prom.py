@@ -21,9 +21,10 @@ from cohort.errors import (
     ExpiredTokenError,
     ForgedTokenError,
     InvitationError,
+    NoLongerAvailableError,
     UsedTokenError,
 )
-from cohort.invitations import ClosedInvitationError, OpenInvitation, open_link
+from cohort.invitations import OpenInvitation, open_link
 from cohort.prom_link import InvalidFormError, submit_prom_by_link
 from dashboards.messages import t
 from dashboards.prom_form import (
@@ -50,7 +51,7 @@ div.stButton > button {min-height: 48px; min-width: 110px; font-size: 1.1rem;}
 [data-testid="stSidebarCollapsedControl"], [data-testid="stSidebar"] {display: none;}
 </style>"""
 _REFUSALS: dict[type[InvitationError], str] = {
-    ClosedInvitationError: "prom.unavailable",
+    NoLongerAvailableError: "prom.unavailable",
     UsedTokenError: "prom.used",
     ExpiredTokenError: "prom.expired",
     ForgedTokenError: "prom.invalid",

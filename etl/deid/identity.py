@@ -2,7 +2,7 @@
 
 The one place where a hospital identifier becomes what the platform stores: the keyed
 pseudonym and the per-patient date offset (both derived with the centre key by
-:mod:`etl.deid.pseudonymise`), so consent, follow-up, forms, imports and the DICOM meet
+:mod:`etl.deid.keyed_values`), so consent, follow-up, forms, imports and the DICOM meet
 on the same
 person and shift their dates alike. A patient named by a pseudonym alone has no known
 offset: dates given with it are taken as already in the pseudonymised frame.
@@ -11,12 +11,26 @@ offset: dates given with it are taken as already in the pseudonymised frame.
 from __future__ import annotations
 
 import datetime
+import re
 from dataclasses import dataclass
 
+from etl.deid.keyed_values import date_offset_days, pseudonym
 from etl.deid.keys import CentreKey
-from etl.deid.pseudonymise import date_offset_days, pseudonym
+from etl.errors import PatientIdError
 
-__all__ = ["PatientIdentity", "identify", "known_pseudonym"]
+__all__ = [
+    "PATIENT_ID_MAX_CHARS",
+    "PatientIdentity",
+    "check_patient_id",
+    "check_pseudonym",
+    "identify",
+    "known_pseudonym",
+]
+
+#: Longest hospital identifier accepted (blanks around it removed).
+PATIENT_ID_MAX_CHARS = 64
+_PATIENT_ID = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9 ._/:-]*[A-Za-z0-9])?")
+_PSEUDONYM_BODY = re.compile(r"[A-Z2-7]{26}")
 
 
 @dataclass(frozen=True)
@@ -56,18 +70,81 @@ def identify(key: CentreKey, patient_id: str) -> PatientIdentity:
     key : CentreKey
         The centre's pseudonymisation key.
     patient_id : str
-        The hospital identifier (blanks around it are ignored).
+        The hospital identifier (blanks around it are ignored); checked by
+        :func:`check_patient_id`.
+
+    Raises
+    ------
+    PatientIdError
+        Empty or malformed identifier, or a pseudonym of the centre given as one.
 
     Examples
     --------
     >>> key = CentreKey("AMS01", bytes(32))
     >>> who = identify(key, "123456")
-    >>> who.pseudonym.startswith("AMS01-"), -3650 <= who.date_offset_days <= -365
+    >>> who.pseudonym.startswith("AMS01-"), who.date_offset_days < 0
     (True, True)
     """
+    check_patient_id(patient_id, centre=key.centre)
     return PatientIdentity(
         pseudonym(key, patient_id), date_offset_days(key, patient_id)
     )
+
+
+def check_patient_id(patient_id: str, *, centre: str | None = None) -> None:
+    """Refuse an empty or malformed hospital identifier (never repeated in messages).
+
+    Accepted: 1 to :data:`PATIENT_ID_MAX_CHARS` letters, digits, and inner spaces,
+    ``. _ / : -`` (blanks around it ignored). With ``centre``, a pseudonym of that
+    centre is refused too: pseudonymising it again would make a new person.
+
+    Examples
+    --------
+    >>> check_patient_id(" 123456 ")
+    >>> check_patient_id("")
+    Traceback (most recent call last):
+    ...
+    etl.errors.PatientIdError: patient id: empty
+    """
+    text = patient_id.strip()
+    if not text:
+        raise PatientIdError("patient id: empty")
+    if len(text) > PATIENT_ID_MAX_CHARS:
+        raise PatientIdError(
+            f"patient id: {len(text)} characters (at most {PATIENT_ID_MAX_CHARS})"
+        )
+    if not _PATIENT_ID.fullmatch(text):
+        raise PatientIdError(
+            "patient id: malformed (letters, digits, inner spaces and . _ / : - only)"
+        )
+    prefix = f"{centre}-"
+    if (
+        centre
+        and text.startswith(prefix)
+        and _PSEUDONYM_BODY.fullmatch(text.removeprefix(prefix))
+    ):
+        raise PatientIdError(
+            "patient id: is a pseudonym of this centre (use --pseudonym)"
+        )
+
+
+def check_pseudonym(value: str, centre: str) -> None:
+    """Refuse a pseudonym that is not ``<centre>-...`` of the centre it is recorded at.
+
+    Examples
+    --------
+    >>> check_pseudonym("AMS01-ABC", "AMS01")
+    >>> check_pseudonym("OTH-ABC", "AMS01")
+    Traceback (most recent call last):
+    ...
+    etl.errors.PatientIdError: pseudonym: not of centre AMS01 (must start with AMS01-)
+    """
+    prefix = f"{centre}-"
+    body = value.removeprefix(prefix)
+    if not value.startswith(prefix) or not _PATIENT_ID.fullmatch(body):
+        raise PatientIdError(
+            f"pseudonym: not of centre {centre} (must start with {prefix})"
+        )
 
 
 def known_pseudonym(value: str) -> PatientIdentity:

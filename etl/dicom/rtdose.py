@@ -24,11 +24,14 @@ from etl.dicom.io import describe, read_dataset, require
 from etl.dose.grid import DoseGrid, check_orthonormal
 from etl.errors import DicomParseError, DoseGridError, GeometryError
 
-__all__ = ["DoseGrid", "read_rtdose"]
+__all__ = ["MAX_DOSE_VOXELS", "DoseGrid", "check_dose_header", "read_rtdose"]
 
 _RTDOSE_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.2"
 #: Largest relative deviation between frame offsets accepted as a uniform spacing.
 _UNIFORM_TOLERANCE = 1e-3
+#: Most voxels of a dose grid read (a 1 mm grid of 34 x 34 x 34 cm): an import of
+#: one takes about 1.1 GB (decoded pixels, Gy as float64, scaled copy).
+MAX_DOSE_VOXELS = 40_000_000
 
 
 def _floats(
@@ -45,6 +48,54 @@ def _floats(
     if not np.all(np.isfinite(arr)):
         raise DicomParseError(f"{where}: {keyword} holds non-finite values")
     return arr
+
+
+def check_dose_header(ds: Dataset, scaling: float, where: str = "RTDOSE") -> None:
+    """Refuse a dose whose scaling or size cannot be a dose grid (before decoding).
+
+    ``DoseGridScaling`` must be finite and > 0: zero turns every dose into 0 Gy
+    (all-zero DVHs and metrics), a negative value into negative doses. The grid may
+    hold at most :data:`MAX_DOSE_VOXELS` voxels, so that reading it stays within the
+    memory an import may take (docs/ingest.md).
+
+    Parameters
+    ----------
+    ds
+        The RTDOSE data set (Rows, Columns, NumberOfFrames are read).
+    scaling
+        Its DoseGridScaling.
+    where
+        The file, for the message.
+
+    Raises
+    ------
+    DoseGridError
+        Naming the file, the attribute and the value.
+
+    Examples
+    --------
+    >>> from pydicom.dataset import Dataset
+    >>> check_dose_header(Dataset(), -1.0)
+    Traceback (most recent call last):
+    ...
+    etl.errors.DoseGridError: RTDOSE: DoseGridScaling must be finite and > 0, got -1
+    """
+    if not (np.isfinite(scaling) and scaling > 0):
+        raise DoseGridError(
+            f"{where}: DoseGridScaling must be finite and > 0, got {scaling:g}"
+        )
+    try:
+        voxels = int(ds.get("Rows", 0) or 0) * int(ds.get("Columns", 0) or 0)
+        voxels *= int(ds.get("NumberOfFrames", 1) or 1)
+    except (TypeError, ValueError) as exc:
+        raise DicomParseError(
+            f"{where}: Rows/Columns/NumberOfFrames not numeric"
+        ) from exc
+    if voxels > MAX_DOSE_VOXELS:
+        raise DoseGridError(
+            f"{where}: Rows x Columns x NumberOfFrames = {voxels:,} voxels, more than "
+            f"{MAX_DOSE_VOXELS:,}"
+        )
 
 
 def read_rtdose(
@@ -93,41 +144,16 @@ def read_rtdose(
     ):
         raise DicomParseError(f"{where}: not an RT Dose object (SOP class {sop_class})")
 
-    units = normalise(DoseUnits, require(ds, "DoseUnits", where))
-    if units == DoseUnits.GY:
-        unit_factor = 1.0
-    elif units == DoseUnits.CGY:
-        unit_factor = 0.01
-    elif units == DoseUnits.RELATIVE:
-        if relative_reference_gy is None:
-            raise DoseGridError(
-                f"{where}: DoseUnits is RELATIVE and no reference dose was given "
-                "(relative dose without a normalisation)"
-            )
-        unit_factor = float(relative_reference_gy)
-    else:
-        raise DoseGridError(f"{where}: unknown DoseUnits {units!r}")
+    unit_factor = _gy_per_unit(ds, where, relative_reference_gy)
     if "DoseGridScaling" not in ds or ds.DoseGridScaling in (None, ""):
         raise DicomParseError(f"{where}: missing required attribute DoseGridScaling")
     scaling = float(_floats(ds.DoseGridScaling, where, "DoseGridScaling", 1)[0])
+    check_dose_header(ds, scaling, where)
 
     ipp = _floats(
         require(ds, "ImagePositionPatient", where), where, "ImagePositionPatient", 3
     )
-    iop = _floats(
-        require(ds, "ImageOrientationPatient", where),
-        where,
-        "ImageOrientationPatient",
-        6,
-    )
-    row_dir, col_dir = iop[:3], iop[3:]
-    try:
-        check_orthonormal(row_dir, col_dir)
-    except GeometryError as exc:
-        raise GeometryError(f"{where}: {exc}") from None
-    row_dir = row_dir / np.linalg.norm(row_dir)
-    col_dir = col_dir / np.linalg.norm(col_dir)
-    normal = np.cross(row_dir, col_dir)
+    row_dir, col_dir, normal = _orientation(ds, where)
     ps = _floats(require(ds, "PixelSpacing", where), where, "PixelSpacing", 2)
     # PixelSpacing = (row spacing = between rows, i.e. along j; column spacing along i).
     dj, di = float(ps[0]), float(ps[1])
@@ -135,48 +161,8 @@ def read_rtdose(
         raise DoseGridError(
             f"{where}: PixelSpacing must be positive, got {ps.tolist()}"
         )
-
-    try:
-        pixels = ds.pixel_array
-    except Exception as exc:  # pydicom raises many types on truncated pixel data
-        raise DicomParseError(f"{where}: pixel data unreadable ({exc})") from exc
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
-    arr = np.asarray(pixels, dtype=np.float64)
-    if arr.ndim == 2:  # noqa: PLR2004
-        arr = arr[np.newaxis]
-    if arr.shape[0] != frames:
-        raise DicomParseError(
-            f"{where}: NumberOfFrames is {frames} but pixel data holds {arr.shape[0]}"
-        )
-
-    if frames > 1:
-        gfov = _floats(
-            require(ds, "GridFrameOffsetVector", where), where, "GridFrameOffsetVector"
-        )
-        if gfov.size != frames:
-            raise DicomParseError(
-                f"{where}: GridFrameOffsetVector: {gfov.size} values, {frames} frames"
-            )
-        if gfov[0] != 0.0:
-            # Absolute form: offsets are positions along the normal; make them relative.
-            gfov = gfov - gfov[0]
-        steps = np.diff(gfov)
-        step = float(np.mean(steps))
-        if step == 0.0 or np.any(np.abs(steps - step) > _UNIFORM_TOLERANCE * abs(step)):
-            raise DoseGridError(
-                f"{where}: GridFrameOffsetVector is not uniformly spaced "
-                f"(steps {np.unique(np.round(steps, 4)).tolist()})"
-            )
-        slice_dir = normal if step > 0 else -normal
-        dk = abs(step)
-    else:
-        slice_dir = normal
-        thickness = ds.get("SliceThickness")
-        dk = (
-            float(thickness)
-            if thickness not in (None, "") and float(thickness) > 0
-            else di
-        )
+    arr = _frames(ds, where)
+    slice_dir, dk = _slice_axis(ds, where, arr.shape[0], normal, di)
 
     return DoseGrid(
         dose_gy=arr * (scaling * unit_factor),
@@ -191,3 +177,87 @@ def read_rtdose(
         summation_type=normalise(DoseSummationType, ds.get("DoseSummationType")),
         units=DoseUnits.GY,
     )
+
+
+def _gy_per_unit(ds: Dataset, where: str, relative_reference_gy: float | None) -> float:
+    """Gy per unit of DoseUnits (the reference dose for ``RELATIVE``)."""
+    units = normalise(DoseUnits, require(ds, "DoseUnits", where))
+    if units == DoseUnits.GY:
+        return 1.0
+    if units == DoseUnits.CGY:
+        return 0.01
+    if units == DoseUnits.RELATIVE:
+        if relative_reference_gy is None:
+            raise DoseGridError(
+                f"{where}: DoseUnits is RELATIVE and no reference dose was given "
+                "(relative dose without a normalisation)"
+            )
+        return float(relative_reference_gy)
+    raise DoseGridError(f"{where}: unknown DoseUnits {units!r}")
+
+
+def _orientation(ds: Dataset, where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return unit row and column directions (ImageOrientationPatient), normal."""
+    iop = _floats(
+        require(ds, "ImageOrientationPatient", where),
+        where,
+        "ImageOrientationPatient",
+        6,
+    )
+    row_dir, col_dir = iop[:3], iop[3:]
+    try:
+        check_orthonormal(row_dir, col_dir)
+    except GeometryError as exc:
+        raise GeometryError(f"{where}: {exc}") from None
+    row_dir = row_dir / np.linalg.norm(row_dir)
+    col_dir = col_dir / np.linalg.norm(col_dir)
+    return row_dir, col_dir, np.cross(row_dir, col_dir)
+
+
+def _frames(ds: Dataset, where: str) -> np.ndarray:
+    """Return stored pixel values as floats, shape ``(frames, rows, columns)``."""
+    try:
+        pixels = ds.pixel_array
+    except Exception as exc:  # pydicom raises many types on truncated pixel data
+        raise DicomParseError(f"{where}: pixel data unreadable ({exc})") from exc
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    arr = np.asarray(pixels, dtype=np.float64)
+    if arr.ndim == 2:  # noqa: PLR2004
+        arr = arr[np.newaxis]
+    if arr.shape[0] != frames:
+        raise DicomParseError(
+            f"{where}: NumberOfFrames is {frames} but pixel data holds {arr.shape[0]}"
+        )
+    return arr
+
+
+def _slice_axis(
+    ds: Dataset, where: str, frames: int, normal: np.ndarray, di: float
+) -> tuple[np.ndarray, float]:
+    """Direction and spacing of frames (GridFrameOffsetVector; one frame: thickness)."""
+    if frames <= 1:
+        thickness = ds.get("SliceThickness")
+        dk = (
+            float(thickness)
+            if thickness not in (None, "") and float(thickness) > 0
+            else di
+        )
+        return normal, dk
+    gfov = _floats(
+        require(ds, "GridFrameOffsetVector", where), where, "GridFrameOffsetVector"
+    )
+    if gfov.size != frames:
+        raise DicomParseError(
+            f"{where}: GridFrameOffsetVector: {gfov.size} values, {frames} frames"
+        )
+    if gfov[0] != 0.0:
+        # Absolute form: offsets are positions along the normal; make them relative.
+        gfov = gfov - gfov[0]
+    steps = np.diff(gfov)
+    step = float(np.mean(steps))
+    if step == 0.0 or np.any(np.abs(steps - step) > _UNIFORM_TOLERANCE * abs(step)):
+        raise DoseGridError(
+            f"{where}: GridFrameOffsetVector is not uniformly spaced "
+            f"(steps {np.unique(np.round(steps, 4)).tolist()})"
+        )
+    return (normal if step > 0 else -normal), abs(step)

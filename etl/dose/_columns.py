@@ -15,11 +15,31 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from etl.errors import DoseGridError
+
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.intp]
 
 _FLAT_BINS = 1e-3  # a segment narrower than this (in bins) is a point mass
 _BATCH = 65_536  # columns handled at once (arrays that stay in cache)
+#: Most bins a histogram may have (20,000 Gy at 0.01 Gy): each array of bins then
+#: holds at most 16 MB, whatever the input (a DoseGridScaling of 1e30, a NaN dose).
+MAX_DVH_BINS = 2_000_000
+
+
+def check_bins(max_gy: float, bin_width_gy: float) -> None:
+    """Refuse a histogram up to ``max_gy`` of more than :data:`MAX_DVH_BINS` bins.
+
+    Raises
+    ------
+    DoseGridError
+        When ``max_gy`` is not finite or needs too many bins.
+    """
+    if not max_gy / bin_width_gy < MAX_DVH_BINS:
+        raise DoseGridError(
+            f"a dose of {max_gy:.4g} Gy needs more than {MAX_DVH_BINS:,} bins of "
+            f"{bin_width_gy:g} Gy: not a plausible dose"
+        )
 
 
 def axis_weights(
@@ -146,6 +166,8 @@ class ColumnHistogram:
         self._bw = bin_width_gy
         self._exact = exact
         self._all_in_plane = bool(np.all(in_plane))
+        if planes.size:
+            check_bins(float(np.max(planes)), bin_width_gy)
         self._clip_negative = bool(planes.size) and float(planes.min()) < 0
         self._kinks = np.zeros(0)
         self._points = np.zeros(0)

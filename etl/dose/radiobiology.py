@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from etl.dose._columns import check_bins
 from etl.dose.dvh import DVH, cumulative_nodes
 
 __all__ = ["bed_gy", "dvh_to_eqd2", "eqd2_gy", "geud_gy"]
@@ -165,6 +166,7 @@ def dvh_to_eqd2(dvh: DVH, n_fractions: float, alpha_beta_gy: float) -> DVH:
         )  # fmt: skip
     mapped = eqd2_gy(dose, n_fractions, alpha_beta_gy)
     w = dvh.bin_width_gy
+    check_bins(float(mapped[-1]), w)
     n_bins = int(np.floor(mapped[-1] / w)) + 1
     new_edges = np.arange(n_bins + 1) * w
     cum = np.interp(new_edges, mapped, volume, left=total, right=0.0)

@@ -50,6 +50,8 @@ class Reason(StrEnum):
     FOREIGN_KEY = "foreign-pseudonymisation-key"
     AWAITING_DOSE = "awaiting-dose"
     LOAD_FAILED = "load-failed"
+    DOSE_IMPLAUSIBLE = "dose-implausible"
+    NO_CONTOURS = "no-contours"
     # warnings
     CT_MISSING = "ct-missing"
     CT_INCOMPLETE = "ct-incomplete"
@@ -59,6 +61,7 @@ class Reason(StrEnum):
     STRUCTURE_UNUSABLE = "structure-unusable"
     PLAN_MISSING = "plan-missing"
     BEAM_DOSE_ONLY = "beam-dose-only"
+    DOSE_HIGH = "dose-high"
 
 
 #: Reasons that hold data in quarantine (the others are warnings).
@@ -76,6 +79,8 @@ BLOCKING = frozenset(
         Reason.FOREIGN_KEY,
         Reason.AWAITING_DOSE,
         Reason.LOAD_FAILED,
+        Reason.DOSE_IMPLAUSIBLE,
+        Reason.NO_CONTOURS,
     }
 )
 

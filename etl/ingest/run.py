@@ -43,7 +43,17 @@ from etl.dicom.index import (
 from etl.dose.metrics import evaluate
 from etl.dose.structures import structure_dvhs
 from etl.errors import EtlError, OutsideGridWarning
+from etl.ingest.consent import (
+    REFUSED_REASON,
+    ConsentChangedError,
+    ConsentCheck,
+    ConsentDecision,
+    decide,
+    delete_files,
+    discard,
+)
 from etl.ingest.files import collect_files, read_file, scan_import_paths
+from etl.ingest.plausibility import plausibility_findings
 from etl.ingest.qa import (
     Finding,
     Reason,
@@ -60,14 +70,10 @@ from etl.ingest.triggers import (
     projects_for,
 )
 from etl.mapping.naming import RuleSet, current_rules, ensure_default_rules, is_target
-from etl.store.load import (
-    AlphaBeta,
-    ComputedDataset,
-    ComputedStructure,
-    content_hash,
-    load_dataset,
-    study_day,
-)
+from etl.store.computed import ComputedDataset, ComputedStructure, content_hash
+from etl.store.course import study_day
+from etl.store.dvh_rows import AlphaBeta
+from etl.store.load import load_dataset
 from omop.cdm import Person
 from omop.errors import RTCohortError
 from omop.filestore import FileStore
@@ -79,16 +85,17 @@ __all__ = [
     "ImportOptions",
     "ImportSummary",
     "ProjectAttach",
+    "WriteCheck",
     "collect_files",
     "run_import",
 ]
 
 _LOG = logging.getLogger(__name__)
 
-#: ``(session, person_source_value) -> bool``: whether the person consents to data use.
-ConsentCheck = Callable[[Session, str], bool]
 #: ``(session, project_code, person_id, rule_text) -> None``: attach to a project.
 ProjectAttach = Callable[[Session, str, int, str], None]
+#: ``(session, centre) -> None``: raise unless the acting user may write there.
+WriteCheck = Callable[[Session, str], None]
 
 
 @dataclass
@@ -101,6 +108,7 @@ class ImportOptions:
     quarantine_dir: Path
     consent: ConsentCheck | None = None
     attach: ProjectAttach | None = None
+    authorise: WriteCheck | None = None  # checked before anything is read
     project: str | None = None
     workers: int = 1
     alpha_beta: AlphaBeta = field(default_factory=AlphaBeta)
@@ -327,6 +335,7 @@ def _compute(resolved: ResolvedDataset, dvh_samples: int | None = None) -> _Comp
                 rx[0].target_prescription_dose_gy or 0.0
             )
             target_roi = target_roi or rx[0].referenced_roi_number
+    course_fractions = n_fractions
     if resolved.role is DoseRole.PLAN_SUM and len(resolved.plans) > 1:
         n_fractions = None  # fractions of a sum of plans are not one number for EQD2
         findings.append(
@@ -334,6 +343,12 @@ def _compute(resolved: ResolvedDataset, dvh_samples: int | None = None) -> _Comp
                 Reason.PLAN_MISSING, "plan sum: EQD2 needs per-plan doses; not computed"
             )
         )
+    findings[:0] = plausibility_findings(
+        grid, ss, role=resolved.role, prescription_gy=prescription,
+        n_fractions=n_fractions, n_plans=len(resolved.plans),
+    )  # fmt: skip
+    if findings and findings[0].blocking:
+        return _Computed(resolved, None, findings[0], time.perf_counter() - t0, 0.0)
     read_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     structures: list[ComputedStructure] = []
@@ -387,6 +402,7 @@ def _compute(resolved: ResolvedDataset, dvh_samples: int | None = None) -> _Comp
         structures=structures,
         findings=findings,
         n_fractions=n_fractions,
+        course_fractions=course_fractions,
         prescription_gy=prescription,
         plan_intent=intent,
         plan_label=label,
@@ -529,6 +545,25 @@ class _Runner:
             self.pool.shutdown(cancel_futures=True)
 
 
+_NO_CONSENT = Finding(
+    Reason.NO_CONSENT, "no recorded consent to data use; held until it is"
+)
+
+
+def _refused(
+    session: Session,
+    opts: ImportOptions,
+    pseudonym: str,
+    objects: Sequence[IndexedObject],
+    summary: ImportSummary,
+) -> bool:
+    """Whether the patient declined or withdrew (then counted as refused)."""
+    if decide(opts.consent, session, pseudonym) is not ConsentDecision.REFUSE:
+        return False
+    summary.refused[REFUSED_REASON] += len(objects)
+    return True
+
+
 def _hold_objects(
     session: Session,
     objects: Iterable[IndexedObject],
@@ -574,6 +609,8 @@ def run_import(
     started = time.perf_counter()
     summary = ImportSummary()
     with factory.begin() as session:
+        if opts.authorise is not None:
+            opts.authorise(session, opts.centre)
         ensure_default_rules(session)
         rules = current_rules(session)
         triggers = active_triggers(session)
@@ -641,9 +678,13 @@ def run_import(
                     )
                 )
             )
+            discarded: list[str] = []
             for orphan in resolution.orphans:
                 if orphan.sha256 in known:
                     continue  # part of a dataset loaded earlier
+                if _refused(session, opts, orphan.patient_id, [orphan], summary):
+                    discarded.append(orphan.sha256)
+                    continue
                 summary.quarantined[Reason.AWAITING_DOSE.value] += _hold_objects(
                     session,
                     [orphan],
@@ -664,6 +705,11 @@ def run_import(
             )
             for ds in resolution.datasets:
                 group = ds.dose.sop_instance_uid
+                decision = decide(opts.consent, session, ds.patient_id)
+                if decision is ConsentDecision.REFUSE:
+                    summary.refused[REFUSED_REASON] += len(ds.members())
+                    discarded += [o.sha256 for o in ds.members()]
+                    continue
                 finding: Finding | None = None
                 if ds.structure_set is None:
                     finding = Finding(
@@ -684,13 +730,8 @@ def run_import(
                         "no readable StudyDate in the RTDOSE or RTPLAN: the RT course "
                         "start is unknown; not loaded",
                     )
-                elif opts.consent is not None and not opts.consent(
-                    session, ds.patient_id
-                ):
-                    finding = Finding(
-                        Reason.NO_CONSENT,
-                        "no recorded consent to data use; held until it is",
-                    )
+                elif decision is ConsentDecision.HOLD:
+                    finding = _NO_CONSENT
                 if finding is not None:
                     summary.quarantined[finding.reason.value] += _hold_objects(
                         session, ds.members(), finding, opts, group
@@ -702,6 +743,8 @@ def run_import(
                     release(session, [o.sha256 for o in ds.members()])
                     continue
                 jobs.append(ds)
+            discarded = discard(session, discarded)
+        delete_files(opts.store, discarded)
         for n, result in enumerate(runner.map(_compute, jobs, opts.dvh_samples), 1):
             assert isinstance(result, _Computed)
             summary.read_s += result.read_s
@@ -748,6 +791,9 @@ def _load_one(  # noqa: PLR0917
         )
     try:
         with factory.begin() as session:
+            decision = decide(opts.consent, session, resolved.patient_id)
+            if decision is not ConsentDecision.LOAD:  # changed since resolution
+                raise ConsentChangedError(decision)
             result = load_dataset(
                 session,
                 computed,
@@ -770,6 +816,9 @@ def _load_one(  # noqa: PLR0917
                     continue
                 summary.attached[project] += 1
             release(session, [o.sha256 for o in resolved.members()])
+    except ConsentChangedError as changed:
+        _consent_changed(factory, resolved, opts, summary, changed.decision)
+        return
     except Exception as exc:  # one dataset must not stop the run; nothing is lost
         _LOG.warning("load of dose %s failed: %s", resolved.dose.sop_instance_uid, exc)
         with factory.begin() as session:
@@ -788,6 +837,29 @@ def _load_one(  # noqa: PLR0917
         summary.unmapped[name] += 1
     for f in computed.findings:
         summary.warnings[f.reason.value] += 1
+
+
+def _consent_changed(
+    factory: sessionmaker[Session],
+    resolved: ResolvedDataset,
+    opts: ImportOptions,
+    summary: ImportSummary,
+    decision: ConsentDecision,
+) -> None:
+    """Hold (no consent yet) or discard (declined, withdrawn) a dataset not loaded."""
+    members = list(resolved.members())
+    group = resolved.dose.sop_instance_uid
+    with factory.begin() as session:
+        if decision is ConsentDecision.REFUSE:
+            summary.refused[REFUSED_REASON] += len(members)
+            orphans = discard(session, [o.sha256 for o in members])
+        else:
+            summary.quarantined[Reason.NO_CONSENT.value] += _hold_objects(
+                session, members, _NO_CONSENT, opts, group
+            )
+            summary.datasets_held += 1
+            orphans = []
+    delete_files(opts.store, orphans)
 
 
 def retry_held(factory: sessionmaker[Session], opts: ImportOptions) -> ImportSummary:
@@ -841,6 +913,8 @@ def retry_items(
                         Reason.LOAD_FAILED,
                         Reason.DOSE_UNUSABLE,
                         Reason.FRAME_OF_REFERENCE_MISMATCH,
+                        Reason.DOSE_IMPLAUSIBLE,
+                        Reason.NO_CONTOURS,
                     )
                 }
                 if not still:

@@ -24,14 +24,15 @@ from sqlalchemy.orm import Session
 from etl.dose.dvh import DVH
 from etl.dose.metrics import evaluate, parse_metric
 from etl.dose.radiobiology import dvh_to_eqd2
-from etl.store.load import (
+from etl.store.course import course_fractions
+from etl.store.dvh_rows import (
     VOLUME_METRIC,
     LoadedDvh,
-    course_fractions,
     default_metrics,
     dvh_from_row,
     read_dvh_rows,
 )
+from etl.store.export_view import relabel_dose_rows, view_for
 from omop.cohort_tables import Project, ProjectPatient
 
 __all__ = [
@@ -93,7 +94,7 @@ def _cell(value: float | None) -> str:
 
 def _rows(
     session: Session,
-    access: ExportAccess | None,
+    access: ExportAccess,
     project: str | None,
     centres: Sequence[str],
     structures: Sequence[str],
@@ -108,7 +109,7 @@ def _rows(
     )
     return read_dvh_rows(
         session,
-        person_filter=access.person_filter if access is not None else None,
+        person_filter=access.person_filter,
         persons=persons,
         centres=centres,
         structures=structures,
@@ -118,7 +119,7 @@ def _rows(
 def dose_metric_table(
     session: Session,
     *,
-    access: ExportAccess | None,
+    access: ExportAccess,
     project: str | None = None,
     centres: Sequence[str] = (),
     structures: Sequence[str] = (),
@@ -130,7 +131,11 @@ def dose_metric_table(
     Parameters
     ----------
     access
-        Permission filter and audit (None only for tests and internal use).
+        Permission filter and audit record of the acting user (required).
+        When it offers a project view
+        (:class:`etl.store.export_view.PseudonymisingAccess`: a researcher, or a
+        project export), identifiers are project pseudonyms and the centre column is
+        left out unless the project grants analysis by centre.
     metrics
         TG-263 metric strings (default :func:`default_export_metrics`); each becomes a
         column named as given.
@@ -146,6 +151,7 @@ def dose_metric_table(
     specs = list(metrics) or default_export_metrics()
     parsed = [None if s == VOLUME_METRIC else parse_metric(s) for s in specs]
     table = ExportTable([*EXPORT_COLUMNS, *specs], [], set())
+    view = view_for(access, session, project)
     loaded = _rows(session, access, project, centres, structures)
     fractions = (
         course_fractions(
@@ -177,22 +183,23 @@ def dose_metric_table(
             ]
         )
         table.person_ids.add(row.person_id)
-    if access is not None:
-        access.record(
-            session,
-            "export dose-metrics",
-            f"{len(table.rows)} rows; metrics {', '.join(specs)}"
-            + (f"; project {project}" if project else "")
-            + (f"; alpha/beta {alpha_beta_gy:g} Gy" if alpha_beta_gy else ""),
-            table.person_ids,
-        )
+    if view is not None:
+        table.header, table.rows = relabel_dose_rows(table.header, table.rows, view)
+    access.record(
+        session,
+        "export dose-metrics",
+        f"{len(table.rows)} rows; metrics {', '.join(specs)}"
+        + (f"; project {project}" if project else "")
+        + (f"; alpha/beta {alpha_beta_gy:g} Gy" if alpha_beta_gy else ""),
+        table.person_ids,
+    )
     return table
 
 
 def structure_matrix(
     session: Session,
     *,
-    access: ExportAccess | None,
+    access: ExportAccess,
     project: str | None = None,
     required: Sequence[str] = (),
 ) -> ExportTable:
@@ -206,8 +213,10 @@ def structure_matrix(
     per_set: dict[tuple[str, str, str], set[int]] = defaultdict(set)
     persons: set[int] = set()
     names: set[str] = set()
+    view = view_for(access, session, project)
     for row, dataset, pseudonym, *_course in _rows(session, access, project, (), ()):
         who = str(pseudonym or "")
+        who = view.person(who) if view is not None else who
         counts[who]  # every patient gets a row
         persons.add(row.person_id)
         if row.tg263_name:
@@ -225,14 +234,13 @@ def structure_matrix(
             n = counts[who].get(name, 0)
             cells.append("2+" if n >= 2 else str(n))  # noqa: PLR2004
         table.rows.append([who, *cells])
-    if access is not None:
-        access.record(
-            session,
-            "report structures",
-            f"{len(table.rows)} patients; {len(columns)} structures"
-            + (f"; project {project}" if project else ""),
-            persons,
-        )
+    access.record(
+        session,
+        "report structures",
+        f"{len(table.rows)} patients; {len(columns)} structures"
+        + (f"; project {project}" if project else ""),
+        persons,
+    )
     return table
 
 

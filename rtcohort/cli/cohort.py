@@ -61,6 +61,12 @@ def _today() -> datetime.date:
     return datetime.datetime.now(datetime.UTC).date()
 
 
+def _data_dir() -> Path:
+    from rtcohort.settings import get_settings
+
+    return get_settings().data_dir
+
+
 @contextmanager
 def _session() -> Iterator[Session]:
     """One transaction; any RTCohortError becomes one line and exit 2 (rolled back)."""
@@ -155,7 +161,11 @@ def users_add(
         bool, typer.Option("--password-stdin", help="Read the password from stdin.")
     ] = False,
 ) -> None:
-    """Add a user: ``rtcohort users add jo --role clinician --centre AMS01``."""
+    """Add a user with a password (random and shown once, or from stdin).
+
+    Example: rtcohort users add jo --role clinician --centre AMS01 --password-stdin.
+    User names match ^[a-z0-9][a-z0-9._-]{0,63}$ (never folded).
+    """
     import secrets
 
     from cohort.permissions import Action, scope_for
@@ -172,11 +182,11 @@ def users_add(
 
 @users_app.command("list")
 def users_list() -> None:
-    """List users, roles and centres. Example: rtcohort users list."""
-    from cohort.users import list_users
+    """List users, roles and centres (managers only). Example: rtcohort users list."""
+    from cohort.operations import users_list as run_list
 
     with _session() as session:
-        rows = list_users(session)
+        rows = run_list(session, _actor(session))
     typer.echo(f"{'username':<24} {'role':<14} centres")
     for row in rows:
         typer.echo(f"{row.username:<24} {row.role:<14} {','.join(row.centres) or '-'}")
@@ -257,15 +267,21 @@ def consent_record(  # noqa: PLR0917
             site=site,
             key=who.key,
             contact=contact,
+            data_dir=_data_dir(),
         )
         typer.echo(f"{who.pseudonym}: {event.state} recorded")
+    if str(event.state) in {"declined", "withdrawn"}:
+        from rtcohort.wiring import after_refusal
+
+        after_refusal(open_engine())
+        return
     if str(event.state) == "consented":
         # Datasets held for want of consent load now (ARCHITECTURE.md: etl gets the
         # consent decision passed in; the wiring runs the retry).
-        from rtcohort.cli.common import open_engine
+        from rtcohort.settings import get_settings
         from rtcohort.wiring import after_consent
 
-        summary = after_consent(open_engine(), centre)
+        summary = after_consent(open_engine(), centre, get_settings().user)
         if summary.loaded:
             typer.echo(
                 f"{summary.loaded} held dataset(s) loaded now that consent is recorded"
@@ -498,14 +514,18 @@ def _invite_print(  # noqa: PLR0917
 
 # ---------------------------------------------------------------- projects
 @project_app.command("create")
-def project_create(
+def project_create(  # noqa: PLR0917
     code: Annotated[str, typer.Argument(help="Project code.")],
     name: Annotated[str, typer.Option("--name")],
     protocol: Annotated[str, typer.Option("--protocol", help="Protocol reference.")],
     controller: Annotated[str, typer.Option("--controller", help="Data controller.")],
     expires: Annotated[str, typer.Option("--expires", help="YYYY-MM-DD")],
+    centre_level: Annotated[
+        bool,
+        typer.Option("--centre-level", help="The protocol grants analysis by centre."),
+    ] = False,
 ) -> None:
-    """Create a project.
+    """Create a project (and its pseudonym key, keys/projects/CODE.key).
 
     Example: rtcohort project create P1 --name "Breast NTCP"
     --protocol PR-2025-01 --controller "UMC" --expires 2027-12-31.
@@ -524,6 +544,7 @@ def project_create(
             data_controller=controller,
             expires_on=expires_on,
             today=_today(),
+            centre_level=centre_level,
         )
     typer.echo(f"project {code} created (expires {expires_on})")
 
@@ -627,6 +648,9 @@ def withdraw(  # noqa: PLR0917
             data_dir=get_settings().data_dir,
         )
     if result.report is None:
+        from rtcohort.wiring import after_refusal
+
+        after_refusal(open_engine())
         typer.echo("consent withdrawn; data kept up to the withdrawal")
         return
     report = result.report
@@ -647,11 +671,10 @@ def audit_verify() -> None:
 
     Example: rtcohort audit verify.
     """
-    from cohort.audit import last_hash, verify
+    from cohort.operations import verify_audit
 
     with _session() as session:
-        check = verify(session)
-        head = last_hash(session)
+        check, head = verify_audit(session, _actor(session))
     for problem in check.problems:
         typer.echo(problem, err=True)
     if not check.ok:
@@ -692,6 +715,9 @@ def audit_show(
 def register(app: typer.Typer) -> None:
     """Register this area's commands on the root app."""
     app.add_typer(centre_app, name="centre")
+    from rtcohort.cli.tokens import token_app
+
+    users_app.add_typer(token_app, name="token")
     app.add_typer(users_app, name="users")
     app.add_typer(consent_app, name="consent")
     app.add_typer(followup_app, name="followup")

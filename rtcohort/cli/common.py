@@ -45,7 +45,9 @@ def open_engine() -> Engine:
     """Return an engine for the configured database, or exit 2 with a hint.
 
     Warns first when the data folder or the database file is open to others
-    (:func:`warn_loose_files`).
+    (:func:`warn_loose_files`). Then signs in the acting user
+    (:func:`rtcohort.cli.signin.authenticate`): without valid credentials the
+    command exits 2 before anything else touches the database.
     """
     from omop.engine import check_connection, make_engine
     from omop.errors import DatabaseUnavailableError
@@ -60,4 +62,11 @@ def open_engine() -> Engine:
 
     configure_audit(engine)
     warn_loose_files()
+    from rtcohort.cli.signin import authenticate
+
+    try:
+        authenticate(engine)
+    except BaseException:
+        engine.dispose()
+        raise
     return engine

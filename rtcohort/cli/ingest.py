@@ -125,6 +125,7 @@ def _import(  # noqa: PLR0917
 ) -> None:
     from etl.errors import EtlError
     from etl.ingest.run import run_import
+    from omop.errors import RTCohortError
     from rtcohort.wiring import ingest_options
 
     if (path is None) == (watch is None):
@@ -146,7 +147,10 @@ def _import(  # noqa: PLR0917
             bar, update = _progress()
             opts.progress = update
             with bar:
-                summary = run_import(factory, [target], opts)
+                try:
+                    summary = run_import(factory, [target], opts)
+                except RTCohortError as exc:  # refused: nothing read or written
+                    fail(str(exc))
             _print_summary(summary)
             if watch is None or (cycles and cycle >= cycles):
                 break
@@ -156,10 +160,13 @@ def _import(  # noqa: PLR0917
 
 
 def _quarantine_list(as_json: bool, all_items: bool) -> None:
-    from etl.ingest.quarantine import list_items
+    from cohort.operations import quarantine_items
+    from rtcohort.settings import get_settings
 
     with _session() as session:
-        items = list_items(session, include_released=all_items)
+        items = quarantine_items(
+            session, get_settings().user, include_released=all_items
+        )
         rows: list[dict[str, Any]] = [
             {
                 "id": i.quarantine_id,
@@ -187,8 +194,8 @@ def _quarantine_list(as_json: bool, all_items: bool) -> None:
 def _quarantine_retry(
     ids: list[int], centre: str | None, key_file: Path | None
 ) -> None:
-    from etl.errors import EtlError
     from etl.ingest.run import retry_items
+    from omop.errors import RTCohortError
     from omop.ingest_tables import QuarantineItem
     from rtcohort.wiring import ingest_options
 
@@ -201,19 +208,14 @@ def _quarantine_retry(
         try:
             opts = ingest_options(the_centre, key_file)
             summary = retry_items(factory, ids, opts)
-        except EtlError as exc:
+        except RTCohortError as exc:
             fail(str(exc))
     _print_summary(summary)
 
 
 def _mapping_import(csv_file: Path) -> None:
-    from etl.mapping.naming import (
-        MappingError,
-        current_rules,
-        import_rules,
-        parse_rules_csv,
-    )
-    from etl.store.load import remap_loaded
+    from cohort.operations import import_mapping_rules
+    from etl.mapping.naming import MappingError, parse_rules_csv
     from rtcohort.settings import get_settings
 
     try:
@@ -225,12 +227,12 @@ def _mapping_import(csv_file: Path) -> None:
     except MappingError as exc:
         fail(str(exc))
     with _session() as session:
-        version = import_rules(
-            session, rules, source=csv_file.name, actor=get_settings().user, text=text
+        done = import_mapping_rules(
+            session, get_settings().user, rules, source=csv_file.name, text=text
         )
-        report = remap_loaded(session, current_rules(session))
+    report = done.report
     typer.echo(
-        f"rule set version {version}: {len(rules)} rule(s); re-mapped "
+        f"rule set version {done.version}: {done.rules} rule(s); re-mapped "
         f"{report.structures_changed} of {report.structures_checked} loaded "
         "structures, "
         f"{report.metrics_rewritten} metric(s) recomputed from stored DVHs"
@@ -452,11 +454,18 @@ def register(app: typer.Typer) -> None:
 
         rtcohort trigger add HEART01 --kind empty-roi --pattern "HEART01*"
         """
-        from etl.ingest.triggers import add_trigger
+        from cohort.operations import add_project_trigger
+        from rtcohort.settings import get_settings
 
         with _session() as session:
-            row = add_trigger(
-                session, project, kind, pattern, keyword=keyword, centre=centre
+            row = add_project_trigger(
+                session,
+                get_settings().user,
+                project,
+                kind,
+                pattern,
+                keyword=keyword,
+                centre=centre,
             )
             typer.echo(f"trigger {row.trigger_id} added for project {project}")
 

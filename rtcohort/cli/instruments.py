@@ -47,6 +47,66 @@ def _format_score(value: float) -> str:
     return "" if math.isnan(value) else repr(float(value))
 
 
+def _read_answers(in_csv: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """Return the header and rows of an answers CSV (exit 2 when unreadable)."""
+    try:
+        with in_csv.open(encoding="utf-8-sig", newline="") as handle:
+            reader = csv.DictReader(handle)
+            return list(reader.fieldnames or []), list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise _fail(f"{in_csv}: cannot read ({exc})") from None
+
+
+def _answer_matrix(
+    rows: list[dict[str, str]], columns: list[str]
+) -> tuple[npt.NDArray[np.float64], dict[int, str]]:
+    """Return answers (rows x items, NaN if missing) and the first bad cell per row."""
+    import numpy as np
+
+    answers: npt.NDArray[np.float64] = np.full((len(rows), len(columns)), np.nan)
+    parse_errors: dict[int, str] = {}
+    for r, row in enumerate(rows):
+        for c, name in enumerate(columns):
+            value = _parse_cell(row.get(name) or "")
+            if isinstance(value, str):
+                parse_errors.setdefault(
+                    r, f"item {name} value {value!r} is not a number"
+                )
+            else:
+                answers[r, c] = value
+    return answers, parse_errors
+
+
+def _write_scores(
+    out: Path | None,
+    header: list[str],
+    rows: list[dict[str, str]],
+    scores: npt.NDArray[np.float64],
+    errors: dict[int, str],
+    *,
+    score_codes: tuple[str, ...],
+) -> None:
+    """Write the input rows with their scores and error to ``out`` (or stdout)."""
+    out_columns = [*header, *score_codes, "error"]
+    target = out.open("w", encoding="utf-8", newline="") if out else sys.stdout
+    try:
+        writer = csv.writer(target, lineterminator="\n")
+        writer.writerow(out_columns)
+        for r, row in enumerate(rows):
+            message = errors.get(r, "")
+            values = (
+                [""] * len(score_codes)
+                if message
+                else [_format_score(v) for v in scores[r]]
+            )
+            writer.writerow([row.get(h, "") for h in header] + values + [message])
+    except OSError as exc:
+        raise _fail(f"{out}: cannot write ({exc})") from None
+    finally:
+        if out:
+            target.close()
+
+
 @prom_app.command("score")
 def prom_score(
     in_csv: Path = typer.Argument(..., metavar="IN.csv", help="Columns q1..q30."),
@@ -66,17 +126,9 @@ def prom_score(
 
     Example: rtcohort prom score answers.csv --out scores.csv
     """
-    import numpy as np
-
     from instruments.qlq_c30 import QLQ_C30, SCORE_CODES, score_qlq_c30
 
-    try:
-        with in_csv.open(encoding="utf-8-sig", newline="") as handle:
-            reader = csv.DictReader(handle)
-            header = list(reader.fieldnames or [])
-            rows = list(reader)
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise _fail(f"{in_csv}: cannot read ({exc})") from None
+    header, rows = _read_answers(in_csv)
     columns = [item.link_id for item in QLQ_C30.items]
     missing = [c for c in columns if c not in header]
     if missing:
@@ -85,39 +137,12 @@ def prom_score(
     if clash:
         raise _fail(f"{in_csv}: input already has output column(s) {', '.join(clash)}")
 
-    answers: npt.NDArray[np.float64] = np.full((len(rows), len(columns)), np.nan)
-    parse_errors: dict[int, str] = {}
-    for r, row in enumerate(rows):
-        for c, name in enumerate(columns):
-            value = _parse_cell(row.get(name) or "")
-            if isinstance(value, str):
-                parse_errors.setdefault(
-                    r, f"item {name} value {value!r} is not a number"
-                )
-            else:
-                answers[r, c] = value
+    answers, parse_errors = _answer_matrix(rows, columns)
     result = score_qlq_c30(answers)
     errors = result.errors | parse_errors
     scores = result.scores
 
-    out_columns = [*header, *SCORE_CODES, "error"]
-    target = out.open("w", encoding="utf-8", newline="") if out else sys.stdout
-    try:
-        writer = csv.writer(target, lineterminator="\n")
-        writer.writerow(out_columns)
-        for r, row in enumerate(rows):
-            message = errors.get(r, "")
-            values = (
-                [""] * len(SCORE_CODES)
-                if message
-                else [_format_score(v) for v in scores[r]]
-            )
-            writer.writerow([row.get(h, "") for h in header] + values + [message])
-    except OSError as exc:
-        raise _fail(f"{out}: cannot write ({exc})") from None
-    finally:
-        if out:
-            target.close()
+    _write_scores(out, header, rows, scores, errors, score_codes=SCORE_CODES)
     rejected = len(errors)
     typer.echo(
         f"scored {len(rows)} response set(s): {len(rows) - rejected} accepted,"
@@ -225,7 +250,13 @@ def toxicity_terms(
 
 
 def _run_import(
-    kind: str, file: Path, centre: str, key_file: Path, timepoint: str | None
+    kind: str,
+    file: Path,
+    centre: str,
+    key_file: Path,
+    timepoint: str | None,
+    *,
+    correct: str | None,
 ) -> None:
     from cohort.clinical_import import (
         ImportFailedError,
@@ -253,6 +284,7 @@ def _run_import(
                 file,
                 actor=get_settings().user,
                 default_timepoint=timepoint,
+                correction_reason=correct,
             )
     except ImportFailedError as exc:
         typer.echo(
@@ -263,11 +295,15 @@ def _run_import(
             typer.echo(f"  {line}", err=True)
         if len(exc.problems) > 20:
             typer.echo(f"  ... and {len(exc.problems) - 20} more", err=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(2 if exc.refused else 1) from None
+    except RTCohortError as exc:  # refused (permission), unknown user: nothing stored
+        raise _fail(str(exc)) from None
     finally:
         engine.dispose()
     noun = "questionnaire(s)" if kind == "prom" else "grading(s)"
     typer.echo(summary.text(noun))
+    for record, outcome in summary.records:
+        typer.echo(f"  {record}: {outcome}")
 
 
 @prom_app.command("import")
@@ -278,16 +314,25 @@ def prom_import(
     timepoint: str | None = typer.Option(
         None, "--timepoint", help="Timepoint for responses without the extension."
     ),
+    correct: str | None = typer.Option(
+        None,
+        "--correct",
+        metavar="REASON",
+        help="Store responses that differ from stored ones as corrections (reason).",
+    ),
 ) -> None:
     """Import QuestionnaireResponses (one, or a Bundle) into OMOP.
 
     Patients are matched by subject.identifier: a hospital identifier is pseudonymised
     with the centre key; an rtcohort pseudonym is used as is. The file is stored in one
-    transaction: any problem rejects it whole.
+    transaction: any problem rejects it whole. Each response is reported as stored,
+    unchanged, corrected or refused: one that differs from the stored response with
+    the same id is refused (exit 2, nothing stored) unless --correct REASON is given;
+    the earlier version is then kept and marked superseded.
 
     Example: rtcohort prom import responses.json --centre AMS01 --key-file ams01.key
     """
-    _run_import("prom", file, centre, key_file, timepoint)
+    _run_import("prom", file, centre, key_file, timepoint, correct=correct)
 
 
 @toxicity_app.command("import")
@@ -298,16 +343,24 @@ def toxicity_import(
     timepoint: str | None = typer.Option(
         None, "--timepoint", help="Timepoint for AdverseEvents without the extension."
     ),
+    correct: str | None = typer.Option(
+        None,
+        "--correct",
+        metavar="REASON",
+        help="Store gradings that differ from stored ones as corrections (reason).",
+    ),
 ) -> None:
     """Import CTCAE gradings (FHIR AdverseEvents or CSV) into OMOP.
 
     CSV columns: patient_id, timepoint, assessed_on, ctcae_version, term, grade,
     attribution (patient_id = hospital identifier, pseudonymised with the centre key).
-    Any problem rejects the whole file.
+    Any problem rejects the whole file. A grading of a person, term and timepoint
+    already graded otherwise is refused (exit 2, nothing stored) unless --correct
+    REASON is given; the earlier version is then kept and marked superseded.
 
     Example: rtcohort toxicity import grades.csv --centre AMS01 --key-file ams01.key
     """
-    _run_import("toxicity", file, centre, key_file, timepoint)
+    _run_import("toxicity", file, centre, key_file, timepoint, correct=correct)
 
 
 def register(app: typer.Typer) -> None:

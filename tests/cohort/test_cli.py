@@ -71,8 +71,10 @@ def test_cli_end_to_end(run, tmp_path: Path) -> None:  # type: ignore[no-untyped
         "--sex",
         "M",
     )
-    out = run("withdraw", "H-2", *k, "--erase", code=2)  # declined -> withdrawn
+    out = run("withdraw", "H-2", *k, code=2)  # declined -> withdrawn
     assert "not allowed" in out
+    out = run("withdraw", "H-2", *k, "--erase")  # but a declined person is erased
+    assert "erased:" in out
     run(
         "consent",
         "record",
@@ -138,7 +140,10 @@ def test_cli_end_to_end(run, tmp_path: Path) -> None:  # type: ignore[no-untyped
 def test_cli_acts_as_rtcohort_user(run, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     run("centre", "add", "C1")
     run("users", "add", "viewer1", "--role", "viewer", "--centre", "C1")
+    # acting as another user needs that user's credentials (issue 12): a token
+    token = run("users", "token", "create", "viewer1").split()[-1]
     monkeypatch.setenv("RTCOHORT_USER", "viewer1")
+    monkeypatch.setenv("RTCOHORT_TOKEN", token)
     from rtcohort.settings import get_settings
 
     get_settings.cache_clear()

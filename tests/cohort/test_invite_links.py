@@ -131,7 +131,7 @@ def test_open_link_checks_without_using(session: Session) -> None:
         session, centre=centre_of(session, "IL1"), pseudonym="IL1-B",
         state="withdrawn", event_date=D(2025, 5, 1), actor="test",
     )  # fmt: skip
-    with pytest.raises(invitations.ClosedInvitationError):
+    with pytest.raises(invitations.NoLongerAvailableError):
         invitations.open_link(session, KEY, token_b, now=NOW)
 
 

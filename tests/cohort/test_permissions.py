@@ -18,6 +18,7 @@ from cohort.projects import add_member, attach, create_project
 from etl.deid.keys import CentreKey
 from omop.cdm import Person
 from omop.cohort_tables import AppUser
+from tests.project_labels import labels
 
 TODAY = D(2025, 6, 1)
 KEY_A = CentreKey("A", bytes(32))
@@ -152,6 +153,20 @@ EXPECTED: dict[str, dict[str, Any]] = {
 }
 
 
+def _exported(session: Session, actor: AppUser, by_id: dict[int, str]) -> set[str]:
+    """Exported persons; a researcher's rows carry project P's pseudonyms only."""
+    rows = service.export_patients(session, actor, today=TODAY)
+    if actor.role != "researcher":
+        return {by_id[r.person_id] for r in rows}
+    assert all(r.person_id == 0 and r.centre == "" for r in rows)
+    stored = {
+        str(session.get(Person, pid).person_source_value): name  # type: ignore[union-attr]
+        for pid, name in by_id.items()
+    }
+    back = labels("P", stored)
+    return {stored[back[r.pseudonym]] for r in rows}
+
+
 def _call(name: str, session: Session, actor: AppUser, w: World) -> Any:
     by_id = {v: k for k, v in w.people.items()}
     calls: dict[str, Callable[[], Any]] = {
@@ -159,10 +174,7 @@ def _call(name: str, session: Session, actor: AppUser, w: World) -> Any:
             by_id[r.person_id]
             for r in service.list_patients(session, actor, today=TODAY)
         },
-        "export_patients": lambda: {
-            by_id[r.person_id]
-            for r in service.export_patients(session, actor, today=TODAY)
-        },
+        "export_patients": lambda: _exported(session, actor, by_id),
         "names_own_centre": lambda: set(
             service.patient_names(session, actor, centre_code="A", key=KEY_A).values()
         ),

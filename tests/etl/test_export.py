@@ -12,7 +12,8 @@ from sqlalchemy import ColumnElement, false, true
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from etl.deid.pseudonymise import deidentify_folder, pseudonym
+from etl.deid.folder import deidentify_folder
+from etl.deid.pseudonymise import pseudonym
 from etl.ingest.run import run_import
 from etl.store.export import (
     EXPORT_COLUMNS,
@@ -124,7 +125,10 @@ def test_eqd2_export_reproduces_rtcohort_dvh_with_alpha_beta(
     expected = _dvh_cli(deid_patient, "--alpha-beta", "3", "--fractions", "30")
     with db.factory.begin() as s:
         table = dose_metric_table(
-            s, access=None, metrics=["Mean[Gy]", "Max[Gy]", *METRICS], alpha_beta_gy=3.0
+            s,
+            access=_Access(allow=True),
+            metrics=["Mean[Gy]", "Max[Gy]", *METRICS],
+            alpha_beta_gy=3.0,
         )
     rows = [dict(zip(table.header, r, strict=True)) for r in table.rows]
     mine = {
@@ -152,9 +156,9 @@ def test_filters_and_permission(db: Db, deid_patient: Path) -> None:
     with db.factory.begin() as s:
         assert dose_metric_table(s, access=denied).rows == []
         heart = dose_metric_table(
-            s, access=None, structures=["Heart"], metrics=["Mean[Gy]"]
+            s, access=_Access(allow=True), structures=["Heart"], metrics=["Mean[Gy]"]
         )
-        other = dose_metric_table(s, access=None, centres=["NOPE"])
+        other = dose_metric_table(s, access=_Access(allow=True), centres=["NOPE"])
     assert denied.records[0][2] == set()
     assert {r[4] for r in heart.rows} == {"Heart"}
     assert other.rows == []
@@ -167,7 +171,9 @@ def test_structure_completeness_matrix(db: Db, tmp_path: Path) -> None:
     write_patient(tmp_path / "dup", "EXP-DUP", 302, spec)
     run_import(db.factory, [tmp_path], db.options())
     with db.factory.begin() as s:
-        table = structure_matrix(s, access=None, required=["Heart", "Lung_L", "Lung_R"])
+        table = structure_matrix(
+            s, access=_Access(allow=True), required=["Heart", "Lung_L", "Lung_R"]
+        )
     assert table.header == ["person_source_value", "Heart", "Lung_L", "Lung_R"]
     rows = {r[0]: r[1:] for r in table.rows}
     assert rows[pseudonym(KEY, "EXP-DUP")] == ["2+", "1", "0"]

@@ -78,7 +78,7 @@ def test_import_proms_pseudonymises_and_shifts(session: Session, tmp_path: Path)
     summary = import_proms(
         session, key, "IMP01", path, actor="admin", default_timepoint="baseline"
     )
-    assert summary.outcomes == {"created": 2}
+    assert summary.outcomes == {"stored": 2}
     frame = read_prom_scores(session, persons.values()).set_index("person_id")
     offset = date_offset_days(key, "H-1")
     assert frame.loc[persons["H-1"], "completed_on"] == date(2024, 2, 1) + timedelta(
@@ -147,7 +147,7 @@ def test_import_toxicity_csv_and_fhir(session: Session, tmp_path):
         "H-2,eot,2024-04-10,6.0,Dermatitis radiation,1,definite\n"
     )
     summary = import_toxicity(session, key, "IMP05", path, actor="admin")
-    assert summary.outcomes == {"created": 3}
+    assert summary.outcomes == {"stored": 3}
     frame = read_toxicity(session, persons.values())
     one = frame[frame.person_id == persons["H-1"]].sort_values("term")
     assert one["term"].tolist() == ["Dry mouth", "Dysphagia"]
@@ -168,7 +168,7 @@ def test_import_toxicity_csv_and_fhir(session: Session, tmp_path):
     fhir_path.write_text(json.dumps(adverse_event(grading)))
     assert import_toxicity(
         session, key, "IMP05", fhir_path, actor="admin"
-    ).outcomes == {"created": 1}
+    ).outcomes == {"stored": 1}
 
 
 @pytest.mark.parametrize(
@@ -226,7 +226,7 @@ def test_cli_prom_import_end_to_end(tmp_path: Path):
         "prom", "import", str(path), "--centre", "CLI01", "--key-file", str(key_file)
     )
     assert ok.returncode == 0, ok.stderr
-    assert "imported 1 questionnaire(s) for 1 patient(s): 1 created" in ok.stdout
+    assert "imported 1 questionnaire(s) for 1 patient(s): 1 stored" in ok.stdout
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(_qr("y", "H-404")))
     rejected = run(

@@ -73,7 +73,7 @@ def test_store_prom_rows_dates_and_scores(session: Session):
     # Items 10, 12, 18 = 2, 3, missing: FA from 2 of 3 items = (2.5 - 1) / 3 * 100 = 50
     response = _response(q10=2, q12=3, q18=None)
     sid, outcome = store_prom(session, where, response)
-    assert outcome is StoreOutcome.CREATED
+    assert outcome is StoreOutcome.STORED
     survey = session.get(cdm.SurveyConduct, sid)
     assert survey is not None
     shifted = date(2024, 3, 10) - timedelta(days=100)
@@ -108,19 +108,27 @@ def test_store_prom_rows_dates_and_scores(session: Session):
     assert answers.set_index("item").loc["q12", "value"] == 3
 
 
-def test_store_prom_is_idempotent_and_replaces_changes(session: Session):
+def test_store_prom_is_idempotent_refuses_and_corrects_changes(session: Session):
     pid = _person(session, "PSEUDO-2")
     where = Assessment(pid, "baseline", date_offset_days=5)
     first, _ = store_prom(session, where, _response())
     again, outcome2 = store_prom(session, where, _response())
     assert (again, outcome2) == (first, StoreOutcome.UNCHANGED)
-    _, outcome3 = store_prom(session, where, _response(q1=4))
-    assert outcome3 is StoreOutcome.REPLACED
+    refused = store_prom(session, where, _response(q1=4))
+    assert refused == (first, StoreOutcome.REFUSED)
+    with pytest.raises(StoreError, match="needs a reason"):
+        store_prom(session, where, _response(q1=4), correction_reason="  ")
+    second, outcome3 = store_prom(
+        session, where, _response(q1=4), correction_reason="typo", actor="dm"
+    )
+    assert outcome3 is StoreOutcome.CORRECTED
+    assert second != first
     n_surveys = session.scalar(
         select(func.count()).where(cdm.SurveyConduct.person_id == pid)
     )
-    assert n_surveys == 1
+    assert n_surveys == 2  # the earlier version is kept
     frame = read_prom_scores(session, [pid])
+    assert frame["survey_conduct_id"].tolist() == [second]
     # PF2 items 4,1,1,1,1 -> RS 1.6 -> (1 - 0.6/3) * 100 = 80
     assert frame.iloc[0]["PF2"] == pytest.approx(80.0)
     assert len(read_prom_answers(session, [pid])) == 30
@@ -182,7 +190,7 @@ def test_store_toxicity_grade_and_absent(session: Session):
     pid = _person(session, "PSEUDO-6")
     where = Assessment(pid, "m3", date_offset_days=-30)
     obs_id, outcome = store_toxicity(session, where, _grading())
-    assert outcome is StoreOutcome.CREATED
+    assert outcome is StoreOutcome.STORED
     obs = session.get(cdm.Observation, obs_id)
     assert obs is not None
     assert obs.observation_date == date(2024, 4, 1)
@@ -209,19 +217,21 @@ def test_store_toxicity_grade_and_absent(session: Session):
     assert frame["assessed_on"].tolist() == [date(2024, 4, 1)] * 2
 
 
-def test_store_toxicity_idempotent_and_regrade(session: Session):
+def test_store_toxicity_idempotent_refuses_and_corrects_regrade(session: Session):
     pid = _person(session, "PSEUDO-7")
     where = Assessment(pid, "m6")
     first, _ = store_toxicity(session, where, _grading())
     assert store_toxicity(session, where, _grading()) == (first, StoreOutcome.UNCHANGED)
-    _, outcome = store_toxicity(session, where, _grading(grade=0, attribution=None))
-    assert outcome is StoreOutcome.REPLACED
+    regrade = _grading(grade=0, attribution=None)
+    assert store_toxicity(session, where, regrade) == (first, StoreOutcome.REFUSED)
+    _, outcome = store_toxicity(session, where, regrade, correction_reason="re-read")
+    assert outcome is StoreOutcome.CORRECTED
     frame = read_toxicity(session, [pid])
     assert frame["grade"].tolist() == [0]
     n_conditions = session.scalar(
         select(func.count()).where(cdm.ConditionOccurrence.person_id == pid)
     )
-    assert n_conditions == 0
+    assert n_conditions == 1  # the grade 2 condition of the earlier version is kept
 
 
 def test_timepoint_is_the_timing_concept_and_readers_see_it(session: Session):

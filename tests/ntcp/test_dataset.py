@@ -4,7 +4,7 @@ permissions, audit, and ``ntcp fit --from-db`` end to end on a simulated cohort.
 Rows are written through the cohort and instruments APIs (consent, vital status,
 projects, CTCAE gradings, QLQ-C30 questionnaires); the RT course, prescription and
 ``dvh`` rows are written by hand the way ``etl.store.load`` writes them (checked against
-``etl.store.load.episode_fractions`` and ``etl.store.load.dvh_from_row``).
+``etl.store.course.episode_fractions`` and ``etl.store.dvh_rows.dvh_from_row``).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import datetime
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -28,7 +29,8 @@ from cohort.projects import add_member, attach, create_project
 from cohort.users import add_user
 from cohort.vital import record_death, record_last_contact
 from etl.dose.dvh import DVH
-from etl.store.load import dvh_from_row, episode_fractions, pack_dvh
+from etl.store.course import episode_fractions
+from etl.store.dvh_rows import dvh_from_row, pack_dvh
 from instruments.fhir import PSEUDONYM_SYSTEM, PromResponse, SubjectIdentifier
 from instruments.fhir_adverse_event import ToxicityGrading
 from instruments.store import Assessment, store_prom, store_toxicity
@@ -41,6 +43,7 @@ from omop.cohort_tables import AuditPerson, AuditRecord
 from omop.ingest_tables import Dvh, IngestDataset
 from omop.vocab.lookup import field_concept_id
 from omop.vocab.registry import our_concept_id
+from tests.project_labels import labels
 
 D = datetime.date
 ENROLLED = D(2025, 1, 10)
@@ -364,6 +367,12 @@ def excluded(ds) -> dict[str, ExclusionReason]:  # type: ignore[no-untyped-def]
     return {e.patient_id: e.reason for e in ds.exclusions}
 
 
+def stored(code: str, ids: dict[str, int], found: dict[str, Any]) -> dict[str, Any]:
+    """Key a project dataset's results by stored pseudonym (every key a label)."""
+    back = labels(code, ids)
+    return {back[k]: v for k, v in found.items()}
+
+
 # -- tests --------------------------------------------------------------------------
 
 
@@ -503,8 +512,8 @@ def test_selection_by_centre_site_and_project(session: Session, ctcae_cohort):
     )
     spec = DatasetSpec("Lungs", "ctcae:Pneumonitis>=2@365d", project="LUNG1")
     ds = extract_dataset(session, user, spec)
-    assert included(ds) == {"P01": 1, "Q01": 1}
-    assert excluded(ds) == {"P03": R.SHORT_FOLLOWUP}
+    assert stored("LUNG1", ids, included(ds)) == {"P01": 1, "Q01": 1}
+    assert stored("LUNG1", ids, excluded(ds)) == {"P03": R.SHORT_FOLLOWUP}
     with pytest.raises(DatasetError, match="site"):
         extract_dataset(session, user, DatasetSpec("Lungs", "ctcae:X>=2@1d", site="x"))
     with pytest.raises(DatasetError, match="unknown CTCAE term"):
@@ -545,7 +554,7 @@ def test_researcher_sees_project_clinician_centre_and_reads_are_audited(
 
     before = session.scalar(select(func.max(AuditRecord.record_id))) or 0
     ds = extract_dataset(session, researcher, spec)
-    assert included(ds) == {"P01": 1, "P02": 0, "Q01": 1}
+    assert stored("LUNG1", ids, included(ds)) == {"P01": 1, "P02": 0, "Q01": 1}
     assert ds.exclusions == ()
     record = session.scalars(
         select(AuditRecord).where(AuditRecord.record_id > before)

@@ -1,0 +1,309 @@
+"""The RT course of a loaded dataset: its EPISODE, PROCEDURE and prescription.
+
+One RT course per plan (the dataset's ``course_key``): EPISODE ``episode_concept_id``
+32940 (Cancer Radiotherapy) with one PROCEDURE_OCCURRENCE linked by EPISODE_EVENT, and
+the prescription as MEASUREMENTs (total dose, fractions, dose per fraction, intent) with
+``measurement_event_id`` = the episode and the episode field concept.
+
+The course starts on the dataset's study date (:func:`study_day`, the shifted
+StudyDate of the dose, else of the plan); a dataset without a readable study date is
+not loaded (:class:`NoStudyDateError`; the import holds it as ``no-study-date``): the
+course start is never invented. ``episode_end_date`` (and the procedure's end) is the
+*planned* last fraction (:func:`course_end`: the planned fractions of all the dose's
+plans from the start, five a week Monday to Friday,
+:func:`~etl.store.course_dates.planned_end_date`); a later treatment record may
+replace it. A re-load of the course's only dataset recomputes it; a second dataset
+of the same course (another dose of its plans, e.g. a sequential boost summed with
+its plan) extends it to the later of the two. Unknown fractions leave it unchanged.
+
+Every other module reads these rows through the readers here:
+:func:`course_fractions` (prescribed fractions of many courses),
+:func:`episode_fractions` and :func:`read_first_courses` (first RT course per person).
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable
+from typing import Any, NamedTuple
+
+from sqlalchemy import Select, delete, func, select
+from sqlalchemy.orm import Session
+
+from etl.dicom.index import ResolvedDataset
+from etl.store.computed import ComputedDataset
+from etl.store.course_dates import planned_end_date
+from omop.cdm import Episode, EpisodeEvent, Measurement, ProcedureOccurrence
+from omop.errors import RTCohortError
+from omop.ingest_tables import IngestDataset
+from omop.vocab.lookup import field_concept_id
+from omop.vocab.registry import our_concept_id
+from omop.vocab.standard import EHR, RT_COURSE_EPISODE
+
+__all__ = [
+    "PRESCRIPTION_VOCAB",
+    "FirstCourse",
+    "NoStudyDateError",
+    "course_end",
+    "course_fractions",
+    "dicom_day",
+    "episode_fractions",
+    "read_first_courses",
+    "shares_course",
+    "study_day",
+    "write_course",
+    "write_prescription",
+]
+
+PRESCRIPTION_VOCAB = "RTC Prescription"
+_CHUNK = 2000
+
+
+class NoStudyDateError(RTCohortError, ValueError):
+    """A dataset has no readable study date: its RT course start would be invented."""
+
+
+def dicom_day(text_date: str) -> datetime.date | None:
+    """Return the date of a DICOM DA value (``YYYYMMDD``); None if missing or bad."""
+    try:
+        return (
+            datetime.datetime.strptime(text_date[:8], "%Y%m%d")
+            .replace(tzinfo=datetime.UTC)
+            .date()
+        )
+    except ValueError:
+        return None
+
+
+def study_day(resolved: ResolvedDataset) -> datetime.date | None:
+    """Return the dataset's study date (the RT course start), None when unknown.
+
+    The RTDOSE's StudyDate, else the first plan's; a missing or unreadable date gives
+    None and the import holds the dataset (reason ``no-study-date``).
+    """
+    return dicom_day(
+        resolved.dose.study_date
+        or (resolved.plans[0].study_date if resolved.plans else "")
+    )
+
+
+def write_course(
+    session: Session, person_id: int, computed: ComputedDataset, day: datetime.date
+) -> tuple[int, int]:
+    """Return (episode_id, procedure_occurrence_id) of the dataset's RT course."""
+    key = computed.resolved.course_key
+    found = session.execute(
+        select(IngestDataset.episode_id)
+        .where(
+            IngestDataset.person_id == person_id,
+            IngestDataset.plan_sop_instance_uid == key,
+            IngestDataset.episode_id.is_not(None),
+        )
+        .limit(1)
+    ).scalar()
+    procedure_field = field_concept_id(
+        session, "procedure_occurrence.procedure_occurrence_id"
+    )
+    end = course_end(computed, day)
+    if found is not None:
+        procedure = session.scalar(
+            select(EpisodeEvent.event_id).where(
+                EpisodeEvent.episode_id == found,
+                EpisodeEvent.episode_event_field_concept_id == procedure_field,
+            )
+        )
+        if procedure is not None:
+            sole = not shares_course(session, found, computed)
+            _set_end(session, int(found), int(procedure), end, replace=sole)
+            return int(found), int(procedure)
+    course = our_concept_id("RTC Course", "rt_course")
+    episode = Episode(
+        person_id=person_id,
+        episode_concept_id=RT_COURSE_EPISODE,
+        episode_start_date=day,
+        episode_end_date=end,
+        episode_object_concept_id=0,
+        episode_type_concept_id=EHR,
+        episode_source_value=(computed.plan_label or "RT course")[:50],
+        episode_source_concept_id=course,
+    )
+    session.add(episode)
+    procedure_row = ProcedureOccurrence(
+        person_id=person_id,
+        procedure_concept_id=0,
+        procedure_date=day,
+        procedure_end_date=end,
+        procedure_type_concept_id=EHR,
+        procedure_source_value="radiotherapy course",
+        procedure_source_concept_id=course,
+        quantity=computed.n_fractions,
+    )
+    session.add(procedure_row)
+    session.flush()
+    session.add(
+        EpisodeEvent(
+            episode_id=episode.episode_id,
+            event_id=procedure_row.procedure_occurrence_id,
+            episode_event_field_concept_id=procedure_field,
+        )
+    )
+    session.flush()
+    return episode.episode_id, procedure_row.procedure_occurrence_id
+
+
+def course_end(computed: ComputedDataset, day: datetime.date) -> datetime.date | None:
+    """Return the planned last fraction of a dataset's course (None: fractions unknown).
+
+    :func:`~etl.store.course_dates.planned_end_date` from the dataset's study day and
+    the planned fractions of all its plans, five a week.
+    """
+    n = computed.course_fractions or computed.n_fractions
+    return planned_end_date(day, n) if n and n > 0 else None
+
+
+def shares_course(session: Session, episode_id: int, computed: ComputedDataset) -> bool:
+    """Return whether another dataset (another RTDOSE) was loaded into the course."""
+    others = session.scalar(
+        select(func.count())
+        .select_from(IngestDataset)
+        .where(
+            IngestDataset.episode_id == episode_id,
+            IngestDataset.dose_sop_instance_uid
+            != computed.resolved.dose.sop_instance_uid,
+        )
+    )
+    return bool(others)
+
+
+def _set_end(
+    session: Session,
+    episode_id: int,
+    procedure_id: int,
+    end: datetime.date | None,
+    *,
+    replace: bool,
+) -> None:
+    """Set the planned end of a course: replaced, or extended (max) when shared."""
+    if end is None:
+        return
+    episode = session.get(Episode, episode_id)
+    procedure = session.get(ProcedureOccurrence, procedure_id)
+    if episode is None or procedure is None:
+        return
+    if not replace and episode.episode_end_date is not None:
+        end = max(end, episode.episode_end_date)
+    episode.episode_end_date = end
+    procedure.procedure_end_date = end
+
+
+def write_prescription(
+    session: Session,
+    person_id: int,
+    episode_id: int,
+    computed: ComputedDataset,
+    day: datetime.date,
+) -> None:
+    """Write (replace) the prescription MEASUREMENTs of an RT course."""
+    field_id = field_concept_id(session, "episode.episode_id")
+    codes = ("total_dose", "fractions", "dose_per_fraction", "intent")
+    concepts = [our_concept_id(PRESCRIPTION_VOCAB, c) for c in codes]
+    session.execute(
+        delete(Measurement).where(
+            Measurement.measurement_event_id == episode_id,
+            Measurement.meas_event_field_concept_id == field_id,
+            Measurement.measurement_source_concept_id.in_(concepts),
+        )
+    )
+    total, n = computed.prescription_gy, computed.n_fractions
+    values: list[tuple[str, float | None, int, str | None, str | None]] = [
+        ("total_dose", total, 0, "Gy", None),
+        ("fractions", float(n) if n else None, 0, None, None),
+        ("dose_per_fraction", total / n if total and n else None, 0, "Gy", None),
+        ("intent", None, 0, None, computed.plan_intent or None),
+    ]
+    for (code, value, unit_id, unit_text, value_text), concept in zip(
+        values, concepts, strict=True
+    ):
+        if value is None and value_text is None:
+            continue
+        session.add(
+            Measurement(
+                person_id=person_id,
+                measurement_concept_id=0,
+                measurement_date=day,
+                measurement_type_concept_id=EHR,
+                value_as_number=value,
+                unit_concept_id=unit_id if unit_text else None,
+                unit_source_value=unit_text,
+                measurement_source_value=f"prescription {code}",
+                measurement_source_concept_id=concept,
+                value_source_value=value_text,
+                measurement_event_id=episode_id,
+                meas_event_field_concept_id=field_id,
+            )
+        )
+
+
+def episode_fractions(session: Session, episode_id: int) -> int | None:
+    """Return the prescribed number of fractions of a course (None if unknown)."""
+    return course_fractions(session, [episode_id]).get(episode_id)
+
+
+def course_fractions(session: Session, episode_ids: Iterable[int]) -> dict[int, int]:
+    """Return ``{episode_id: prescribed fractions}`` of RT courses (unknown: absent).
+
+    One query per 2,000 courses (the prescription MEASUREMENT ``fractions``).
+    """
+    episodes = sorted(set(episode_ids))
+    if not episodes:
+        return {}
+    field_id = field_concept_id(session, "episode.episode_id")
+    concept = our_concept_id(PRESCRIPTION_VOCAB, "fractions")
+    out: dict[int, int] = {}
+    for start in range(0, len(episodes), _CHUNK):
+        for episode, value in session.execute(
+            select(Measurement.measurement_event_id, Measurement.value_as_number).where(
+                Measurement.measurement_event_id.in_(episodes[start : start + _CHUNK]),
+                Measurement.meas_event_field_concept_id == field_id,
+                Measurement.measurement_source_concept_id == concept,
+            )
+        ):
+            if value and episode is not None:
+                out[int(episode)] = int(value)
+    return out
+
+
+class FirstCourse(NamedTuple):
+    """The first RT course of a person (by start date, then episode id)."""
+
+    person_id: int
+    start: datetime.date
+    end: datetime.date | None
+
+
+def read_first_courses(session: Session, persons: Select[Any]) -> list[FirstCourse]:
+    """Return the first RT course EPISODE of each person in ``persons`` (one query)."""
+    first = (
+        select(
+            Episode.person_id,
+            Episode.episode_start_date,
+            Episode.episode_end_date,
+            func.row_number()
+            .over(
+                partition_by=Episode.person_id,
+                order_by=(Episode.episode_start_date, Episode.episode_id),
+            )
+            .label("n"),
+        )
+        .where(
+            Episode.episode_concept_id == RT_COURSE_EPISODE,
+            Episode.person_id.in_(persons),
+        )
+        .subquery()
+    )
+    rows = session.execute(
+        select(
+            first.c.person_id, first.c.episode_start_date, first.c.episode_end_date
+        ).where(first.c.n == 1)
+    ).all()
+    return [FirstCourse(int(p), s, e) for p, s, e in rows]
