@@ -34,8 +34,6 @@ from instruments.store import (
     read_prom_scores,
     read_survey_timings,
     read_toxicity,
-    read_toxicity_dates,
-    toxicity_key,
 )
 from instruments.store.versions import version_rows
 from omop import cdm
@@ -204,67 +202,6 @@ def test_prom_unchanged_refused_then_corrected(session: Session, tmp_path: Path)
     resend = import_proms(session, key, "COR01", third_file, actor="dm")
     assert resend.outcomes == {"unchanged": 1}
     assert len(assessment_history(session, pid, "prom", "a")) == 3
-
-
-def test_toxicity_regrade_refused_then_corrected(session: Session, tmp_path: Path):
-    key, pid = _patient(session, "COR02")
-    first = _csv(tmp_path / "tox.csv", "H-1,m3,2024-05-20,5.0,Dry mouth,2,probable")
-    assert import_toxicity(session, key, "COR02", first, actor="dm").outcomes == {
-        "stored": 1
-    }
-    counts = _omop_counts(session, pid)
-    assert (counts["condition_occurrence"], counts["observation"]) == (1, 1)
-    grading = toxicity_key("5.0", "10013781", "m3")  # Dry mouth
-    stored = assessment_history(session, pid, "toxicity", grading)
-    assert [(v.version, v.current, v.values["grade"]) for v in stored] == [(1, True, 2)]
-    before = _statuses(session, key, pid)
-    assert ("m3/toxicity", Status.DONE.value) in before
-    assert import_toxicity(session, key, "COR02", first, actor="dm").records == [
-        ("tox.csv line 2", "unchanged")
-    ]
-    regrade = _csv(tmp_path / "re.csv", "H-1,m3,2024-05-20,5.0,Dry mouth,3,probable")
-    savepoint = session.begin_nested()
-    with pytest.raises(ImportFailedError) as info:
-        import_toxicity(session, key, "COR02", regrade, actor="dm")
-    savepoint.rollback()
-    assert info.value.refused
-    assert read_toxicity(session, [pid])["grade"].tolist() == [2]
-
-    summary = import_toxicity(
-        session, key, "COR02", regrade, actor="dm", correction_reason="re-examined"
-    )
-    assert summary.outcomes == {"corrected": 1}
-    frame = read_toxicity(session, [pid])
-    assert frame["grade"].tolist() == [3]
-    assert len(read_toxicity_dates(session, [pid])) == 1
-    assert _omop_counts(session, pid) == counts  # one version in OMOP
-    old, new = _versions(session, pid)
-    assert old.condition_occurrence_id is not None
-    assert new.condition_occurrence_id == frame.iloc[0]["condition_occurrence_id"]
-    assert (new.reason, old.superseded_by) == ("re-examined", new.version_id)
-    history = assessment_history(session, pid, "toxicity", grading)
-    assert [(v.version, v.current, v.reason, v.values["grade"]) for v in history] == [
-        (1, False, None, 2),
-        (2, True, "re-examined", 3),
-    ]
-    assert history[0].rows == stored[0].rows  # the snapshot is faithful
-    assert history[0].values["attribution"] == "probable"
-    assert _statuses(session, key, pid) == before
-
-    absent = _csv(tmp_path / "g0.csv", "H-1,m3,2024-05-20,5.0,Dry mouth,0,")
-    summary = import_toxicity(
-        session, key, "COR02", absent, actor="dm", correction_reason="not present"
-    )
-    assert summary.outcomes == {"corrected": 1}
-    # grade 0 has no condition: the corrected-away grade 3 is gone from OMOP
-    assert _omop_counts(session, pid) | {"condition_occurrence": 1} == counts
-    assert _omop_counts(session, pid)["condition_occurrence"] == 0
-    history = assessment_history(session, pid, "toxicity", grading)
-    assert [v.values["grade"] for v in history] == [2, 3, 0]
-    assert set(history[1].rows) == {"condition_occurrence", "observation"}
-    assert _statuses(session, key, pid) == before
-    again = import_toxicity(session, key, "COR02", absent, actor="dm")
-    assert again.outcomes == {"unchanged": 1}
 
 
 @pytest.mark.parametrize(
