@@ -20,7 +20,6 @@ ACCOUNTS = {
     "data-manager-hus": ("data_manager", ["HUS"]),
     "viewer-tays": ("viewer", ["TAYS"]),
     "researcher": ("researcher", []),
-    "<b>bold</b>": ("clinician", ["TAYS"]),
     "web-admin": ("admin", []),
 }
 # hospital id -> (centre, consent states in order)
