@@ -170,13 +170,15 @@ def write_rtstruct(
     ct_by_z = {round(z, 6): uid for uid, z, _ in ct}
     rois, roi_contours, observations = [], [], []
     items: list[Dataset] = []
-    for number, (roi, polys) in enumerate(
-        zip(spec.rois, contours, strict=True), start=1
+    labels = [(r.name, str(r.interpreted_type)) for r in spec.rois]
+    labels += [(u.name, str(u.interpreted_type)) for u in spec.unions]
+    for number, ((name, kind), polys) in enumerate(
+        zip(labels, contours, strict=True), start=1
     ):
         item = Dataset()
         item.ROINumber = number
         item.ReferencedFrameOfReferenceUID = ctx["for_uid"]
-        item.ROIName = roi.name
+        item.ROIName = name
         item.ROIGenerationAlgorithm = "AUTOMATIC"
         rois.append(item)
         rc = Dataset()
@@ -199,8 +201,8 @@ def write_rtstruct(
         obs = Dataset()
         obs.ObservationNumber = number
         obs.ReferencedROINumber = number
-        obs.ROIObservationLabel = roi.name
-        obs.RTROIInterpretedType = str(roi.interpreted_type)
+        obs.ROIObservationLabel = name
+        obs.RTROIInterpretedType = kind
         obs.ROIInterpreter = ""
         observations.append(obs)
     ds.StructureSetROISequence = rois

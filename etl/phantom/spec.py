@@ -40,7 +40,14 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from etl.phantom.conformal import DoseModel
 from etl.phantom.geometry import PhantomSpecError, ShapeKind, Solid, parse_axis
+from etl.phantom.spec_dose import (
+    BeamFieldSpec,
+    ConformalSpec,
+    UnionSpec,
+    check_union_disjoint,
+)
 from etl.phantom.truth import LinearDoseField
 
 __all__ = [
@@ -149,6 +156,10 @@ class PhantomSpec(BaseModel):
 
     rois: tuple[RoiSpec, ...] = Field(min_length=1)
     dose: tuple[DoseFieldSpec, ...] = Field(min_length=1)
+    conformal: tuple[ConformalSpec, ...] = ()
+    beam_fields: tuple[BeamFieldSpec, ...] = ()
+    unions: tuple[UnionSpec, ...] = ()
+    truth_samples: int = Field(default=32_768, ge=256, le=2**22)
     plan: PlanSpec = PlanSpec()
     contour_spacing_mm: float = Field(default=1.0, gt=0.0, allow_inf_nan=False)
     contour_plane_origin_mm: float | None = Field(default=None, allow_inf_nan=False)
@@ -164,6 +175,36 @@ class PhantomSpec(BaseModel):
         if dupes:
             raise ValueError(f"duplicate ROI names: {', '.join(dupes)}")
         return rois
+
+    def roi_names(self) -> list[str]:
+        """Names of the ROIs and then the unions, in ROI number order."""
+        return [r.name for r in self.rois] + [u.name for u in self.unions]
+
+    def union_parts(self) -> list[list[Solid]]:
+        """Return the solids of each union (validated: known names, disjoint boxes)."""
+        solids = {r.name: r.solid() for r in self.rois}
+        out = []
+        for union in self.unions:
+            if union.name in solids:
+                raise PhantomSpecError(f"unions {union.name!r}: also an ROI name")
+            missing = [n for n in union.of if n not in solids]
+            if missing:
+                raise PhantomSpecError(
+                    f"unions {union.name!r}: no ROI named {', '.join(missing)}"
+                )
+            parts = [solids[n] for n in union.of]
+            check_union_disjoint(parts, union.name)
+            out.append(parts)
+        return out
+
+    def dose_model(self) -> DoseModel:
+        """Return the whole dose: the linear field plus conformal and beam parts."""
+        solids = {r.name: r.solid() for r in self.rois}
+        return DoseModel(
+            self.dose_field(),
+            tuple(c.component(solids) for c in self.conformal),
+            tuple(b.component(solids) for b in self.beam_fields),
+        )
 
     def target_roi(self) -> RoiSpec:
         """Return the ROI the prescription refers to."""

@@ -228,7 +228,11 @@ class RoiTruth:
         Cumulative DVH, ``V(D)`` = volume receiving at least ``D``, on a fine dose axis
         from Dmin to Dmax (for a uniform field: ``[0, D]``).
     method
-        ``closed_form`` or ``quad`` (see the module docstring).
+        ``closed_form`` or ``quad`` (see the module docstring), or ``rqmc`` for the
+        numerical truth of :mod:`etl.phantom.truth_numeric`.
+    uncertainty
+        For ``rqmc``: a bound (three standard errors) per metric and for the DVH
+        volumes (``dvh_volume_cc``); None for the exact methods.
     """
 
     volume_cc: float
@@ -239,6 +243,9 @@ class RoiTruth:
     dvh_dose_gy: tuple[float, ...]
     dvh_volume_cc: tuple[float, ...]
     method: str
+    uncertainty: dict[str, float] | None = field(
+        default=None, hash=False, compare=False
+    )
 
 
 def roi_truth(

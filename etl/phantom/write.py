@@ -43,6 +43,7 @@ from etl.phantom._objects import (
     write_rtplan,
     write_rtstruct,
 )
+from etl.phantom.conformal import DoseModel
 from etl.phantom.geometry import (
     PhantomSpecError,
     Solid,
@@ -50,7 +51,8 @@ from etl.phantom.geometry import (
 )
 from etl.phantom.sections import section_polygon
 from etl.phantom.spec import PhantomSpec, parse_spec
-from etl.phantom.truth import DEFAULT_METRICS, LinearDoseField, roi_truth
+from etl.phantom.truth import DEFAULT_METRICS, RoiTruth, roi_truth
+from etl.phantom.truth_numeric import numeric_roi_truth
 from omop.private_files import make_private_dirs
 
 __all__ = ["CONVENTION", "TRUTH_FORMAT", "write_phantom"]
@@ -84,10 +86,11 @@ def _contours(
 
 
 def _dose_grid(
-    spec: PhantomSpec, solids: list[Solid], fld: LinearDoseField
+    spec: PhantomSpec, solids: list[Solid], model: DoseModel
 ) -> tuple[tuple[FloatArray, FloatArray, FloatArray], FloatArray]:
     """Voxel-centre axes (x, y, z) and the dose ``(k, j, i)`` in Gy."""
     g = spec.dose_grid_mm
+    fld = model.linear  # the other components are >= 0
     for roi, solid in zip(spec.rois, solids, strict=True):
         blo, bhi = solid.bounds_mm()
         corners = np.array(
@@ -109,7 +112,7 @@ def _dose_grid(
     stop = np.ceil(hi / g - 1e-9) + 1
     xs, ys, zs = (np.arange(start[a], stop[a] + 1) * g for a in range(3))
     zz, yy, xx = np.meshgrid(zs, ys, xs, indexing="ij")
-    dose = fld.dose_at(np.stack([xx, yy, zz], axis=-1))
+    dose = model.dose_at(np.stack([xx, yy, zz], axis=-1))
     return (xs, ys, zs), np.clip(dose, 0.0, None)
 
 
@@ -163,10 +166,11 @@ def write_phantom(
         spec = parse_spec(spec)
     out = make_private_dirs(out_dir)  # the demo writes phantoms in the data folder
     solids = [roi.solid() for roi in spec.rois]
-    fld = spec.dose_field()
+    unions = spec.union_parts()
+    model = spec.dose_model()
     target = spec.target_roi()
     rx_gy = spec.plan.prescription_gy or float(
-        fld.dose_at(np.asarray(target.offset_mm))
+        model.dose_at(np.asarray(target.offset_mm))
     )
     if rx_gy <= 0:
         raise PhantomSpecError(
@@ -183,6 +187,8 @@ def write_phantom(
     ks = np.arange(math.floor((zlo - z0) / s), math.ceil((zhi - z0) / s) + 1)
     planes = np.round(z0 + ks * s, 9)
     contours = [_contours(spec, solid, planes) for solid in solids]
+    by_name = dict(zip([r.name for r in spec.rois], contours, strict=True))
+    contours += [[p for n in u.of for p in by_name[n]] for u in spec.unions]
     used = sorted({round(float(p[0, 2]), 9) for polys in contours for p in polys})
     if not used:
         raise PhantomSpecError(
@@ -197,20 +203,29 @@ def write_phantom(
     ):  # fmt: skip
         ctx[label] = make_uid(seed, patient_id, label)
     ct = write_ct(out, ctx, spec, solids, planes)
-    write_rtstruct(out / "RTSTRUCT.dcm", ctx, spec, contours, ct)
+    write_rtstruct(out / "RTSTRUCT.dcm", ctx, spec, contours, ct)  # unions last
     target_number = 1 + [r.name for r in spec.rois].index(target.name)
     write_rtplan(out / "RTPLAN.dcm", ctx, spec, target_number, rx_gy)
-    axes, dose = _dose_grid(spec, solids, fld)
+    axes, dose = _dose_grid(spec, solids, model)
     scaling = write_rtdose(out / "RTDOSE.dcm", ctx, spec, axes, dose)
-    truth = _truth(spec, solids, fld, contours, ctx, ct, axes, scaling, rx_gy)
+    parts = [[s] for s in solids] + unions
+    truth = _truth(spec, parts, model, contours, ctx, ct, axes, scaling, rx_gy)
     (out / "truth.json").write_text(json.dumps(truth, indent=1), encoding="utf-8")
     return truth
 
 
+def _roi_truth(
+    spec: PhantomSpec, parts: list[Solid], model: DoseModel, k: int
+) -> RoiTruth:
+    if model.is_linear and len(parts) == 1:
+        return roi_truth(parts[0], model.linear)
+    return numeric_roi_truth(parts, model.dose_at, samples=spec.truth_samples, seed=k)
+
+
 def _truth(  # noqa: PLR0917
     spec: PhantomSpec,
-    solids: list[Solid],
-    fld: LinearDoseField,
+    parts: list[list[Solid]],
+    model: DoseModel,
     contours: list[list[FloatArray]],
     ctx: dict[str, Any],
     ct: list[tuple[str, float, str]],
@@ -219,22 +234,27 @@ def _truth(  # noqa: PLR0917
     rx_gy: float,
 ) -> dict[str, Any]:
     rois = []
-    for number, (roi, solid, polys) in enumerate(
-        zip(spec.rois, solids, contours, strict=True), start=1
+    labels = [(r.name, str(r.interpreted_type)) for r in spec.rois]
+    labels += [(u.name, str(u.interpreted_type)) for u in spec.unions]
+    fld = model.linear
+    for number, ((name, kind), solids, polys) in enumerate(
+        zip(labels, parts, contours, strict=True), start=1
     ):
-        t = roi_truth(solid, fld)
+        t = _roi_truth(spec, solids, model, number)
+        solid = solids[0]
         stack_mm3 = sum(polygon_area_mm2(p) for p in polys) * spec.contour_spacing_mm
         rois.append(
             {
                 "number": number,
-                "name": roi.name,
-                "shape": str(solid.kind),
+                "name": name,
+                "shape": str(solid.kind) if len(solids) == 1 else "union",
                 "size_mm": solid.diameter_mm,
                 "height_mm": solid.height_mm,
                 "centre_mm": list(solid.centre_mm),
                 "axis": list(solid.axis),
-                "interpreted_type": str(roi.interpreted_type),
+                "interpreted_type": kind,
                 "method": t.method,
+                "uncertainty": t.uncertainty,
                 "volume_cc": t.volume_cc,
                 "contour_stack_volume_cc": stack_mm3 / 1000.0,
                 "n_contours": len(polys),
@@ -277,10 +297,15 @@ def _truth(  # noqa: PLR0917
             "dose_grid_scaling": scaling,
         },
         "dose_field": {
-            "model": "dose_gy(x) = constant_gy + gradient_gy_per_mm . x (x in mm)",
+            "model": (
+                "dose_gy(x) = constant_gy + gradient_gy_per_mm . x (x in mm)"
+                if model.is_linear
+                else "linear field + conformal + beams (etl.phantom.conformal)"
+            ),
             "constant_gy": fld.constant_gy,
             "gradient_gy_per_mm": list(fld.gradient_gy_per_mm),
             "fields": [f.model_dump(mode="json") for f in spec.dose],
+            **model.describe(),
         },
         "prescription": {
             "target": spec.target_roi().name,
