@@ -139,8 +139,10 @@ class DoseModel:
         """
         pts = np.asarray(points_mm, dtype=np.float64)
         total = np.asarray(self.linear.dose_at(pts), dtype=np.float64)
-        for comp in (*self.conformal, *self.beams):
+        for comp in self.conformal:
             total = total + comp.dose_at(pts)
+        for beam in self.beams:
+            total = total + beam.dose_at(pts)
         return total
 
     def describe(self) -> dict[str, object]:
