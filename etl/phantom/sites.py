@@ -26,7 +26,8 @@ lung           PTV, Lungs (union),      Lungs Mean 10-20 Gy
 
 ``laterality`` mirrors the anatomy in x (a right breast, a right lung tumour, a
 right-sided head and neck primary). ``sparing`` scales the low-dose bath and the beam
-paths (1 typical; below 1 a centre that spares better, above 1 worse). ``rng`` jitters
+paths (1 typical; below 1 a centre that spares better, above 1 worse). A lung
+schedule of at most 8 fractions (SBRT) halves the PTV. ``rng`` jitters
 positions (up to 2.5 mm) and the PTV size (up to 10 %) per patient. ``names`` renames
 the ROIs (TG-263 -> local name), for simulated local naming.
 
@@ -201,6 +202,7 @@ def _lung(scale: float) -> tuple[list[Roi], list[Roi], list[Roi]]:
     return rois, conformal, beams
 
 
+_SBRT_MAX_FRACTIONS = 8
 _BUILDERS = {
     "breast": _breast,
     "prostate": _prostate,
@@ -272,6 +274,8 @@ def site_spec(
     if not sparing > 0:
         raise PhantomSpecError(f"sparing {sparing!r}: must be positive")
     scale = 1.0 + (float(rng.uniform(-0.1, 0.1)) if rng is not None else 0.0)
+    if site == "lung" and fractions <= _SBRT_MAX_FRACTIONS:
+        scale *= 0.5  # stereotactic: a small peripheral target
     rois, conformal, beams = _BUILDERS[site](scale)
     if laterality == "R":
         _mirror(rois, beams)

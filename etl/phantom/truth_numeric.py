@@ -40,7 +40,13 @@ from scipy.stats import qmc
 from etl.phantom.geometry import ShapeKind, Solid
 from etl.phantom.truth import DEFAULT_METRICS, RoiTruth
 
-__all__ = ["DEFAULT_REPLICATES", "DEFAULT_SAMPLES", "numeric_roi_truth", "sample_solid"]
+__all__ = [
+    "DEFAULT_REPLICATES",
+    "DEFAULT_SAMPLES",
+    "numeric_roi_truth",
+    "sample_doses",
+    "sample_solid",
+]
 
 FloatArray = NDArray[np.float64]
 DoseFunction = Callable[[FloatArray], FloatArray]
@@ -110,9 +116,10 @@ def _weighted_quantile_dose(
     return at_volume
 
 
-def _replicate(
+def sample_doses(
     parts: Sequence[Solid], dose_fn: DoseFunction, samples: int, seed: int
 ) -> tuple[FloatArray, FloatArray]:
+    """One RQMC replicate: doses (Gy) at uniform points and their volumes (mm3)."""
     doses, weights = [], []
     for k, solid in enumerate(parts):
         sobol = qmc.Sobol(d=3, scramble=True, seed=np.random.default_rng([seed, k]))
@@ -178,7 +185,8 @@ def numeric_roi_truth(
     """
     volume_mm3 = float(sum(p.volume_mm3() for p in parts))
     runs = [
-        _replicate(parts, dose_fn, samples, seed * 1000 + k) for k in range(replicates)
+        sample_doses(parts, dose_fn, samples, seed * 1000 + k)
+        for k in range(replicates)
     ]
     per_run = [_metrics(d, w, volume_mm3) for d, w in runs]
     all_dose = np.concatenate([d for d, _ in runs])

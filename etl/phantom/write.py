@@ -55,7 +55,7 @@ from etl.phantom.truth import DEFAULT_METRICS, RoiTruth, roi_truth
 from etl.phantom.truth_numeric import numeric_roi_truth
 from omop.private_files import make_private_dirs
 
-__all__ = ["CONVENTION", "TRUTH_FORMAT", "write_phantom"]
+__all__ = ["CONVENTION", "TRUTH_FORMAT", "phantom_uids", "write_phantom"]
 
 FloatArray = NDArray[np.float64]
 
@@ -114,6 +114,19 @@ def _dose_grid(
     zz, yy, xx = np.meshgrid(zs, ys, xs, indexing="ij")
     dose = model.dose_at(np.stack([xx, yy, zz], axis=-1))
     return (xs, ys, zs), np.clip(dose, 0.0, None)
+
+
+def phantom_uids(seed: int | None, patient_id: str) -> dict[str, str]:
+    """Return the UIDs :func:`write_phantom` gives a phantom (reproducible with a seed).
+
+    Keys: ``study_uid``, ``for_uid``, ``ct_series_uid``, ``rs_series``,
+    ``rp_series``, ``rd_series``, ``rtstruct_uid``, ``rtplan_uid``, ``rtdose_uid``.
+    """
+    labels = (
+        "study_uid", "for_uid", "ct_series_uid", "rs_series", "rp_series", "rd_series",
+        "rtstruct_uid", "rtplan_uid", "rtdose_uid",
+    )  # fmt: skip
+    return {label: make_uid(seed, patient_id, label) for label in labels}
 
 
 def write_phantom(
@@ -197,11 +210,7 @@ def write_phantom(
     planes = planes[(planes >= used[0] - 1e-9) & (planes <= used[-1] + 1e-9)]
     ctx: dict[str, Any] = {"seed": seed, "patient_id": patient_id}
     ctx["date"] = study_date.strftime("%Y%m%d")
-    for label in (
-        "study_uid", "for_uid", "ct_series_uid", "rs_series", "rp_series", "rd_series",
-        "rtstruct_uid", "rtplan_uid", "rtdose_uid",
-    ):  # fmt: skip
-        ctx[label] = make_uid(seed, patient_id, label)
+    ctx.update(phantom_uids(seed, patient_id))
     ct = write_ct(out, ctx, spec, solids, planes)
     write_rtstruct(out / "RTSTRUCT.dcm", ctx, spec, contours, ct)  # unions last
     target_number = 1 + [r.name for r in spec.rois].index(target.name)

@@ -28,6 +28,7 @@ _COMMAND_MODULES = (
     "rtcohort.cli.ingest",
     "rtcohort.cli.demo",
     "rtcohort.cli.serve",
+    "rtcohort.cli.simulate",
 )
 #: Commands run with their own module only (a module registering two or more
 #: commands, so that the app stays a group).

@@ -1,0 +1,147 @@
+"""Write a simulated cohort as the files a centre sends: DICOM-RT and FHIR.
+
+Layout under ``out_dir``::
+
+    <centre>/dicom/<hospital id>/   CT, RTSTRUCT, RTPLAN, RTDOSE, truth.json
+                                    (etl.phantom.write, local structure names)
+    <centre>/proms.json             FHIR Bundle of QuestionnaireResponses (QLQ-C30)
+    <centre>/toxicity.json          FHIR Bundle of AdverseEvents (CTCAE v5.0)
+    <centre>/consent.csv            hospital_id, year_of_birth, sex, site, state, date
+    mapping_rules.csv               the centres' local names -> TG-263 (for
+                                    ``rtcohort mapping import``; the patient-level
+                                    variants and typos are left for the unmapped list)
+
+The FHIR subjects are the hospital identifiers (system :data:`HOSPITAL_ID_SYSTEM`)
+and the dates are real: ``prom import`` / ``toxicity import`` pseudonymise and shift
+them with the centre key, as for any centre's export.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from cohort.simulate.national import NationalCohort, NationalPatient
+from cohort.simulate.outcomes import timepoint_date
+from cohort.simulate.practice import local_name
+from etl.phantom.write import write_phantom
+from instruments.fhir import PromResponse, SubjectIdentifier
+from instruments.fhir.read import bundle
+from instruments.fhir.response import questionnaire_response
+from instruments.fhir_adverse_event import ToxicityGrading, adverse_event_bundle
+from omop.private_files import make_private_dirs
+
+__all__ = ["HOSPITAL_ID_SYSTEM", "write_cohort_files"]
+
+#: FHIR identifier system of the simulated hospital identifiers.
+HOSPITAL_ID_SYSTEM = "urn:rtcohort:simulated-hospital-id"
+
+
+def _subject(patient: NationalPatient) -> SubjectIdentifier:
+    return SubjectIdentifier(HOSPITAL_ID_SYSTEM, patient.hospital_id)
+
+
+def _proms(patient: NationalPatient) -> list[PromResponse]:
+    return [
+        PromResponse(
+            resource_id=f"sim-{patient.hospital_id}-qlq-c30-{tp}",
+            instrument="QLQ-C30",
+            subject=_subject(patient),
+            authored=timepoint_date(patient.rt_start, patient.rt_end, tp),
+            values=dict(answers),
+            timepoint=tp,
+        )
+        for tp, answers in patient.proms.items()
+    ]
+
+
+def _gradings(patient: NationalPatient) -> list[ToxicityGrading]:
+    out = []
+    for term, grades in patient.grades.items():
+        slug = term.lower().replace(" ", "-")
+        for tp, grade in grades.items():
+            out.append(
+                ToxicityGrading(
+                    resource_id=f"sim-{patient.hospital_id}-{slug}-{tp}",
+                    subject=_subject(patient),
+                    version="5.0",
+                    term=term,
+                    grade=grade,
+                    assessed_on=timepoint_date(patient.rt_start, patient.rt_end, tp),
+                    timepoint=tp,
+                )
+            )
+    return out
+
+
+def _write_consent(path: Path, patients: list[NationalPatient]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(
+            ["hospital_id", "year_of_birth", "sex", "site", "state", "date"]
+        )
+        for p in patients:
+            state = "consented" if p.consented else "declined"
+            writer.writerow(
+                [p.hospital_id, p.year_of_birth, p.sex, p.site, state,
+                 p.consent_date.isoformat()]
+            )  # fmt: skip
+
+
+def _write_rules(path: Path, cohort: NationalCohort) -> None:
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(["centre", "pattern", "kind", "tg263_name"])
+        seen: set[tuple[str, str]] = set()
+        for p in cohort.patients:
+            practice = next(c for c in cohort.practices if c.code == p.centre)
+            for tg in p.local_names:
+                local = local_name(tg, practice.naming)
+                if local != tg and (p.centre, local) not in seen:
+                    seen.add((p.centre, local))
+                    writer.writerow([p.centre, local, "exact", tg])
+
+
+def write_cohort_files(
+    cohort: NationalCohort,
+    out_dir: str | Path,
+    *,
+    seed: int = 1,
+    truth_samples: int = 4096,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Write every patient's DICOM-RT and each centre's FHIR and consent files.
+
+    Returns
+    -------
+    Path
+        ``out_dir``.
+    """
+    out = make_private_dirs(out_dir)
+    total = len(cohort.patients)
+    by_centre: dict[str, list[NationalPatient]] = {}
+    for done, patient in enumerate(cohort.patients, start=1):
+        by_centre.setdefault(patient.centre, []).append(patient)
+        folder = out / patient.centre / "dicom" / patient.hospital_id
+        write_phantom(
+            folder,
+            patient.spec(truth_samples=truth_samples),
+            patient_id=patient.hospital_id,
+            seed=seed,
+            study_date=patient.rt_start,
+        )
+        if progress is not None:
+            progress(done, total)
+    for centre, patients in by_centre.items():
+        folder = out / centre
+        proms = [questionnaire_response(r) for p in patients for r in _proms(p)]
+        (folder / "proms.json").write_text(json.dumps(bundle(proms)), encoding="utf-8")
+        gradings = [g for p in patients for g in _gradings(p)]
+        (folder / "toxicity.json").write_text(
+            json.dumps(adverse_event_bundle(gradings)), encoding="utf-8"
+        )
+        _write_consent(folder / "consent.csv", patients)
+    _write_rules(out / "mapping_rules.csv", cohort)
+    return out
