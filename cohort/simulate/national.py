@@ -90,8 +90,13 @@ class NationalPatient:
     peak_grade: dict[str, int] = field(default_factory=dict)
     grades: dict[str, dict[str, int]] = field(default_factory=dict)
     proms: dict[str, dict[int, int]] = field(default_factory=dict)
-    proms_due: int = 0
+    prom_timepoints_due: list[str] = field(default_factory=list)
     seed: tuple[int, ...] = ()
+
+    @property
+    def proms_due(self) -> int:
+        """Questionnaires due (timepoints before the data cut, death, withdrawal)."""
+        return len(self.prom_timepoints_due)
 
     @property
     def last_contact(self) -> datetime.date:
@@ -256,7 +261,7 @@ def _outcomes(
     for tp in PROM_TIMEPOINTS:
         if timepoint_date(patient.rt_start, patient.rt_end, tp) >= patient.last_contact:
             break
-        patient.proms_due += 1
+        patient.prom_timepoints_due.append(tp)
         burden = prom_burden(baseline, tp, patient.site, tp in toxic_at)
         if completes(rng, practice.completion, burden):
             patient.proms[tp] = qlq_c30_answers(rng, burden)
