@@ -110,9 +110,9 @@ def test_into_db_small_cohort_twice(run, fresh_url: str, tmp_path: Path) -> None
         ("--years", "-2", "--years"),
     ],
 )
-def test_bad_input_writes_nothing(
+def test_bad_input_writes_nothing(  # type: ignore[no-untyped-def]  # noqa: PLR0917
     run, fresh_url: str, tmp_path: Path, option, value, named
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     truth_file = tmp_path / "t.json"
     out = run("simulate", option, value, "--into-db", "--dicom", str(tmp_path / "d"),
               "--truth", str(truth_file), code=2)  # fmt: skip
