@@ -99,16 +99,31 @@ def simulate(  # noqa: PLR0917
             keys_dir or settings.data_dir / "simulate" / "keys", centre_codes(centres)
         )
         store = FileStore(settings.data_dir / "files")
-    try:
-        report = run_simulation(
-            params, truth_path=truth_path, dicom_dir=dicom, session_factory=factory,
-            keys=keys, store=store,  # type: ignore[arg-type]
-        )  # fmt: skip
-    except RTCohortError as exc:
-        fail(str(exc))
-    finally:
-        if engine is not None:
-            engine.dispose()
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    with Progress(
+        TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
+        console=Console(stderr=True), transient=True,
+    ) as bar:  # fmt: skip
+        tasks: dict[str, int] = {}
+
+        def progress(step: str, done: int, total: int) -> None:
+            if step not in tasks:
+                tasks[step] = int(bar.add_task(step, total=total))
+            bar.update(tasks[step], completed=done, total=total)  # type: ignore[arg-type]
+
+        try:
+            report = run_simulation(
+                params, truth_path=truth_path, dicom_dir=dicom,
+                session_factory=factory, keys=keys, store=store,  # type: ignore[arg-type]
+                progress=progress,
+            )  # fmt: skip
+        except RTCohortError as exc:
+            fail(str(exc))
+        finally:
+            if engine is not None:
+                engine.dispose()
     cohort = report.cohort
     consented = sum(p.consented for p in cohort.patients)
     typer.echo(
