@@ -194,8 +194,9 @@ def _stored(session: Session, who: _Patient) -> list[StoredGrade]:
     frame = read_toxicity(session, [who.person_id])
     out = []
     for row in frame.itertuples(index=False):
-        key = toxicity_key(str(row.ctcae_version), str(row.meddra_code),
-                           str(row.timepoint))  # fmt: skip
+        key = toxicity_key(
+            str(row.ctcae_version), str(row.meddra_code), str(row.timepoint)
+        )
         history = assessment_history(session, who.person_id, "toxicity", key)
         out.append(
             StoredGrade(
@@ -259,12 +260,18 @@ def open_grading(
     who = _patient(session, actor, pseudonym, timepoint, key_for)
     grades, notes, version = _state(session, who, timepoint)
     try:
-        terms = shortlist(TreatmentSite.parse(who.enrolment.treatment_site),
-                          CTCAE_VERSION)  # fmt: skip
+        terms = shortlist(
+            TreatmentSite.parse(who.enrolment.treatment_site), CTCAE_VERSION
+        )
     except ShortlistError:
         terms = shortlist(TreatmentSite.OTHER, CTCAE_VERSION)
-    audit.record(session, who.user.username, "toxicity.read",
-                 f"grading form {timepoint}", [who.person_id])  # fmt: skip
+    audit.record(
+        session,
+        who.user.username,
+        "toxicity.read",
+        f"grading form {timepoint}",
+        [who.person_id],
+    )
     return GradingSheet(
         pseudonym=pseudonym,
         centre=str(who.centre.care_site_source_value),
@@ -373,9 +380,13 @@ def record_grading(
                 attribution=item.attribution if item.grade > 0 else None,
                 timepoint=timepoint,
             )
-            _, outcome = store_toxicity(session, where, grading,
-                                        correction_reason=correction_reason,
-                                        actor=who.user.username)  # fmt: skip
+            _, outcome = store_toxicity(
+                session,
+                where,
+                grading,
+                correction_reason=correction_reason,
+                actor=who.user.username,
+            )
             outcomes[entry.term] = outcome.value
             if outcome is StoreOutcome.REFUSED:
                 refused.append(entry.term)

@@ -21,8 +21,11 @@ def grade_label(term: CtcaeTerm, grade: int) -> str:
     """Return the option text of a grade: number and NCI description (escaped)."""
     if grade == 0:
         return t("grading.grade_absent")
-    return t("grading.grade_option", grade=grade,
-             description=md_escape(term.grade_descriptions[grade]))  # fmt: skip
+    return t(
+        "grading.grade_option",
+        grade=grade,
+        description=md_escape(term.grade_descriptions[grade]),
+    )
 
 
 def _set_grade(code: str, key: str) -> None:
@@ -43,27 +46,39 @@ def term_widgets(form: dict[str, Any], sheet: GradingSheet) -> None:
         chosen = form["grades"].get(code, 0)
         key = f"grading.grade{gen}.{code}"
         st.radio(
-            t("grading.grade_label", term=md_escape(term.term)), options,
+            t("grading.grade_label", term=md_escape(term.term)),
+            options,
             index=options.index(chosen) if chosen in options else 0,
             format_func=functools.partial(grade_label, term),
-            key=key, on_change=_set_grade, args=(code, key),
-        )  # fmt: skip
+            key=key,
+            on_change=_set_grade,
+            args=(code, key),
+        )
         stored = sheet.current.get(code)
         if stored is not None and stored.versions > 1:
-            st.caption(t("grading.current_version", term=md_escape(term.term),
-                         version=stored.versions,
-                         reasons=md_escape("; ".join(stored.reasons))))  # fmt: skip
+            st.caption(
+                t(
+                    "grading.current_version",
+                    term=md_escape(term.term),
+                    version=stored.versions,
+                    reasons=md_escape("; ".join(stored.reasons)),
+                )
+            )
         if chosen > 0:
             akey = f"grading.attr{gen}.{code}"
             choices: list[str | None] = [None, *(a.value for a in Attribution)]
             current = form["attr"].get(code)
             st.selectbox(
-                t("grading.attribution", term=md_escape(term.term)), choices,
+                t("grading.attribution", term=md_escape(term.term)),
+                choices,
                 index=choices.index(current) if current in choices else 0,
-                format_func=lambda a: t("grading.attribution_none") if a is None
-                else str(a).capitalize(),
-                key=akey, on_change=_set_attr, args=(code, akey),
-            )  # fmt: skip
+                format_func=lambda a: (
+                    t("grading.attribution_none") if a is None else str(a).capitalize()
+                ),
+                key=akey,
+                on_change=_set_attr,
+                args=(code, akey),
+            )
 
 
 def show_earlier(sheet: GradingSheet) -> None:

@@ -96,9 +96,10 @@ def _add_term(code: str) -> None:
 def _search(form: dict[str, Any]) -> None:
     catalogue = load_catalogue(CTCAE_VERSION)
     text = st.text_input(
-        t("grading.search"), key=f"grading.search{form['gen']}",
+        t("grading.search"),
+        key=f"grading.search{form['gen']}",
         help=t("grading.search_help"),
-    )  # fmt: skip
+    )
     if not text.strip():
         return
     found = [x for x in catalogue.search(text) if x.meddra_code not in form["terms"]]
@@ -106,9 +107,11 @@ def _search(form: dict[str, Any]) -> None:
         st.caption(t("grading.no_match"))
     for term in found[:_SEARCH_RESULTS]:
         st.button(
-            t("grading.add", term=term.term), key=f"grading.add.{term.meddra_code}",
-            on_click=_add_term, args=(term.meddra_code,),
-        )  # fmt: skip
+            t("grading.add", term=term.term),
+            key=f"grading.add.{term.meddra_code}",
+            on_click=_add_term,
+            args=(term.meddra_code,),
+        )
 
 
 def _save(identity: Any, form: dict[str, Any], values: dict[str, Any]) -> None:
@@ -120,11 +123,17 @@ def _save(identity: Any, form: dict[str, Any], values: dict[str, Any]) -> None:
         with factory().begin() as session:
             user, _scope = require(session, identity, Action.WRITE, "grading")
             result = record_grading(
-                session, user, form["p"], form["tp"], gradings,
-                key_for=centre_key, assessed_on=values["assessed_on"],
+                session,
+                user,
+                form["p"],
+                form["tp"],
+                gradings,
+                key_for=centre_key,
+                assessed_on=values["assessed_on"],
                 expected_version=form["version"],
-                correction_reason=values["reason"] or None, note=values["note"],
-            )  # fmt: skip
+                correction_reason=values["reason"] or None,
+                note=values["note"],
+            )
     except StaleGradingError:
         st.error(t("grading.stale"))
         if st.button(t("grading.reload")):
@@ -165,10 +174,20 @@ def render() -> None:
     if not isinstance(form, dict) or (form["p"], form["tp"]) != (pseudonym, timepoint):
         form = st.session_state[FORM] = _new_form(sheet)
     st.page_link("pages/worklist.py", label=t("grading.back"))
-    st.header(t("grading.heading", pseudonym=md_escape(pseudonym),
-                timepoint=md_escape(timepoint)))  # fmt: skip
-    st.caption(t("grading.caption", site=md_escape(sheet.treatment_site),
-                 centre=md_escape(sheet.centre)))  # fmt: skip
+    st.header(
+        t(
+            "grading.heading",
+            pseudonym=md_escape(pseudonym),
+            timepoint=md_escape(timepoint),
+        )
+    )
+    st.caption(
+        t(
+            "grading.caption",
+            site=md_escape(sheet.treatment_site),
+            centre=md_escape(sheet.centre),
+        )
+    )
     notice = st.session_state.pop(_NOTICE, None)
     if notice:
         st.success(notice)
@@ -177,13 +196,21 @@ def render() -> None:
     gen = form["gen"]
     today = datetime.datetime.now().astimezone().date()
     values = {
-        "assessed_on": st.date_input(t("grading.assessed_on"), value=today,
-                                     max_value=today, key=f"grading.date{gen}"),
+        "assessed_on": st.date_input(
+            t("grading.assessed_on"),
+            value=today,
+            max_value=today,
+            key=f"grading.date{gen}",
+        ),
         "note": st.text_area(t("grading.note"), key=f"grading.note{gen}"),
-        "reason": st.text_input(t("grading.reason"), key=f"grading.reason{gen}",
-                                help=t("grading.reason_help"))
-        if sheet.current else "",
-    }  # fmt: skip
+        "reason": st.text_input(
+            t("grading.reason"),
+            key=f"grading.reason{gen}",
+            help=t("grading.reason_help"),
+        )
+        if sheet.current
+        else "",
+    }
     confirmed = st.checkbox(t("grading.confirm"), key=f"grading.confirm{gen}")
     if st.button(t("grading.save"), type="primary", key=f"grading.save{gen}"):
         if not confirmed:

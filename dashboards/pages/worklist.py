@@ -44,9 +44,13 @@ def render() -> None:
             if key is None:
                 missing.append(code)
             items = schedule_due(
-                session, user, centre_code=code, today=today,
-                kinds=(Kind.TOXICITY,), key=key,
-            )  # fmt: skip
+                session,
+                user,
+                centre_code=code,
+                today=today,
+                kinds=(Kind.TOXICITY,),
+                key=key,
+            )
             names = (
                 patient_names(session, user, centre_code=code, key=key)
                 if key is not None and contacts and items

@@ -33,11 +33,11 @@ _PAGES: dict[str, str] = {
 #: Pages reached from another page (with query parameters), not from the menu.
 _NOT_IN_MENU = frozenset({"grading"})
 
-_DESK = ("consent", "reminders", "quarantine", "mapping", "projects")
+_DESK = ("consent", "reminders", "quarantine", "mapping")
 
 #: The pages each role sees, in menu order (the first is its home page).
 PAGES_BY_ROLE: dict[str, tuple[str, ...]] = {
-    Role.ADMIN.value: ("overview", "patients", *_DESK, "users"),
+    Role.ADMIN.value: ("overview", "patients", *_DESK, "projects", "users"),
     Role.DATA_MANAGER.value: ("overview", "patients", *_DESK),
     Role.CLINICIAN.value: ("worklist", "grading", "overview", "patients"),
     Role.RESEARCHER.value: ("patients",),
