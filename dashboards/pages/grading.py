@@ -44,6 +44,7 @@ __all__ = ["FORM", "render"]
 
 FORM = "grading.form"
 _NOTICE = "grading.notice"
+_GEN = "grading.generation"
 _SEARCH_RESULTS = 8
 
 
@@ -67,12 +68,13 @@ def _open(identity: Any, pseudonym: str, timepoint: str) -> GradingSheet:
 def _new_form(sheet: GradingSheet) -> dict[str, Any]:
     terms = [term.meddra_code for term in sheet.shortlist]
     terms += [code for code in sheet.current if code not in terms]
-    previous = st.session_state.get(FORM)
+    gen = int(st.session_state.get(_GEN, -1)) + 1
+    st.session_state[_GEN] = gen  # fresh widget keys: nothing carries over
     return {
         "p": sheet.pseudonym,
         "tp": sheet.timepoint,
         "version": sheet.version,
-        "gen": (previous["gen"] + 1) if isinstance(previous, dict) else 0,
+        "gen": gen,
         "terms": terms,
         "grades": {
             c: sheet.current[c].grade if c in sheet.current else 0 for c in terms
@@ -174,13 +176,8 @@ def render() -> None:
     if not isinstance(form, dict) or (form["p"], form["tp"]) != (pseudonym, timepoint):
         form = st.session_state[FORM] = _new_form(sheet)
     st.page_link("pages/worklist.py", label=t("grading.back"))
-    st.header(
-        t(
-            "grading.heading",
-            pseudonym=md_escape(pseudonym),
-            timepoint=md_escape(timepoint),
-        )
-    )
+    st.subheader(t("grading.heading", timepoint=md_escape(timepoint)))
+    st.markdown(t("grading.patient", pseudonym=md_escape(pseudonym)))
     st.caption(
         t(
             "grading.caption",
@@ -188,9 +185,6 @@ def render() -> None:
             centre=md_escape(sheet.centre),
         )
     )
-    notice = st.session_state.pop(_NOTICE, None)
-    if notice:
-        st.success(notice)
     term_widgets(form, sheet)
     _search(form)
     gen = form["gen"]
@@ -217,6 +211,9 @@ def render() -> None:
             st.warning(t("grading.confirm_first"))
         else:
             _save(identity, form, values)
+    notice = st.session_state.pop(_NOTICE, None)
+    if notice:  # beside the button the user just pressed
+        st.success(notice)
     show_earlier(sheet)
 
 

@@ -2,7 +2,7 @@
 
 From the follow-up schedule (:func:`cohort.service.schedule_due`, audited), by
 pseudonym and, where the contact register allows it (``read_contacts`` and the
-centre key), name. Each row links to the grading form (``/grading?p=...&tp=...``).
+centre key), name. Each row's button opens the grading form (``/grading?p=...&tp=...``).
 """
 
 from __future__ import annotations
@@ -80,23 +80,30 @@ def render() -> None:
         return
     rows.sort(key=lambda r: (r["status"] != Status.OVERDUE, str(r["target"])))
     for row in rows:
-        left, right = st.columns([3, 2], vertical_alignment="center")
         who = md_escape(str(row["pseudonym"]))
         if row["name"]:
             who += " · " + md_escape(str(row["name"]))
         status = t(f"worklist.{row['status']}")
-        target = row["target"].isoformat() if row["target"] else ""  # type: ignore[attr-defined]
-        left.markdown(
-            f"**{who}**  \n{md_escape(str(row['timepoint']))} · {status}"
-            + (f" · {target}" if target else "")
-        )
-        right.page_link(
-            "pages/grading.py",
-            label=t(
-                "worklist.grade", pseudonym=row["pseudonym"], timepoint=row["timepoint"]
-            ),
-            query_params={"p": str(row["pseudonym"]), "tp": str(row["timepoint"])},
-        )
+        target = row["target"]
+        when = f" · {target.isoformat()}" if isinstance(target, datetime.date) else ""
+        with st.container(border=True):
+            st.markdown(
+                f"**{who}**  \n{md_escape(str(row['timepoint']))} · {status}{when}"
+            )
+            label = t(
+                "worklist.grade",
+                pseudonym=row["pseudonym"],
+                timepoint=row["timepoint"],
+            )
+            button = f"worklist.grade.{row['pseudonym']}.{row['timepoint']}"
+            if st.button(label, key=button, width="stretch"):
+                st.switch_page(
+                    "pages/grading.py",
+                    query_params={
+                        "p": str(row["pseudonym"]),
+                        "tp": str(row["timepoint"]),
+                    },
+                )
 
 
 if __name__ == "__main__":  # run as a page script by st.navigation

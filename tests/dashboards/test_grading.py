@@ -90,7 +90,7 @@ def test_worklist_lists_due_toxicity_with_name_and_link(web: World) -> None:
     shown = texts(at)
     assert "Toxicity assessments due" in shown  # the clinician's home page
     assert "Name HUS\\-1001" in shown
-    links = [p.label for p in at.get("page_link")]
+    links = [b.label for b in at.button]
     for pseudonym, timepoint in expected:
         assert f"Grade {pseudonym} at {timepoint}" in links
     assert not any(web.pseudonyms["TAYS-2001"] in label for label in links)
@@ -139,7 +139,7 @@ def test_no_toxicity_open_confirm_save_stores_grade_zero(web: World) -> None:
     assert records[-1][0] == "clinician-hus"
     # the worklist no longer lists it
     home = sign_in(new_app(), "clinician-hus", PASSWORD)
-    assert not any("at m36" in p.label for p in home.get("page_link"))
+    assert not any("at m36" in b.label for b in home.button)
 
 
 def test_save_without_confirmation_stores_nothing(web: World) -> None:
