@@ -237,6 +237,8 @@ def _mapping_import(csv_file: Path) -> None:
         "structures, "
         f"{report.metrics_rewritten} metric(s) recomputed from stored DVHs"
     )
+    for line in report.change_lines():
+        typer.echo(line)
 
 
 def _mapping_test(name: str, centre: str | None) -> None:
