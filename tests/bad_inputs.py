@@ -120,3 +120,25 @@ def pydicom_rt_files(folder: Path) -> list[Path]:
         shutil.copyfile(str(get_testdata_file(name)), target)
         out.append(target)
     return out
+
+
+def pydicom_course(folder: Path, patient: str) -> Path:
+    """pydicom's rtdose.dcm/rtstruct.dcm made into one course dose and its structures.
+
+    The dose becomes an absolute PLAN dose (it is a RELATIVE beam dose, scaled here
+    to a maximum of 1.254 Gy) in the frame of reference of the structure set; the
+    plan reference is dropped. Imported as is, it loads.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    ss = pydicom.dcmread(get_testdata_file("rtstruct.dcm"), force=True)
+    dose = pydicom.dcmread(get_testdata_file("rtdose.dcm"))
+    dose.DoseUnits, dose.DoseSummationType = "GY", "PLAN"
+    dose.PatientID = ss.PatientID = patient
+    frame = ss.ReferencedFrameOfReferenceSequence[0].FrameOfReferenceUID
+    dose.FrameOfReferenceUID = frame
+    del dose.ReferencedRTPlanSequence
+    dose.DoseGridScaling = "1e-6"
+    ss.StudyDate = dose.StudyDate
+    dose.save_as(folder / "rtdose.dcm")
+    ss.save_as(folder / "rtstruct.dcm")
+    return folder

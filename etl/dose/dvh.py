@@ -73,7 +73,7 @@ from etl.dose._planes import (
 from etl.dose._raster import CHUNK_CELLS, fill_planes
 from etl.dose.grid import DoseGrid
 from etl.dose.histogram import DVH, cumulative_nodes, tail_volumes
-from etl.errors import OutsideGridWarning
+from etl.errors import OutsideGridWarning, StructureError
 
 __all__ = ["DVH", "EndCaps", "compute_dvh", "cumulative_nodes", "tail_volumes"]
 
@@ -81,6 +81,35 @@ FloatArray = NDArray[np.float64]
 
 _INTERPOLATE_BELOW = 0.9  # interpolate sections when sampling is finer than this
 _MAX_RASTER_CELLS = 30_000_000  # raster cells times dose planes, at most
+#: Largest extent of a structure along any axis (mm): nothing in a patient is bigger.
+MAX_STRUCTURE_EXTENT_MM = 5000.0
+
+
+def _check_extent(
+    extent_mm: tuple[float, float, float], spacing_mm: tuple[float, float]
+) -> None:
+    """Refuse contours no patient has: not finite, too large, too many raster cells.
+
+    Raises
+    ------
+    StructureError
+        Naming the extent and the limit.
+    """
+    if not all(np.isfinite(extent_mm)):
+        raise StructureError("contour coordinates are not finite")
+    if max(extent_mm) > MAX_STRUCTURE_EXTENT_MM:
+        shown = " x ".join(f"{e:.4g}" for e in extent_mm)
+        raise StructureError(
+            f"contours span {shown} mm, beyond the limit of "
+            f"{MAX_STRUCTURE_EXTENT_MM:.0f} mm (corrupt coordinates)"
+        )
+    cells = (extent_mm[0] / spacing_mm[0] + 3) * (extent_mm[1] / spacing_mm[1] + 3)
+    if cells > _MAX_RASTER_CELLS:
+        raise StructureError(
+            f"contours span {cells:.3g} dose-grid cells per plane, above the limit "
+            f"of {_MAX_RASTER_CELLS:,} (dose grid spacing {spacing_mm[0]:.3g} x "
+            f"{spacing_mm[1]:.3g} mm)"
+        )
 
 
 class EndCaps(StrEnum):
@@ -124,7 +153,9 @@ def compute_dvh(
     Raises
     ------
     StructureError
-        When no contour has at least three points.
+        When no contour has at least three points, a coordinate is not finite, or
+        the contours span more than :data:`MAX_STRUCTURE_EXTENT_MM` or more raster
+        cells per plane than can be held (a corrupt structure, never a patient).
     GeometryError
         When a contour is not parallel to the dose-grid slices.
 
@@ -166,6 +197,7 @@ def compute_dvh(
     umax, vmax = allpts.max(axis=0)
     zlo = min([positions[0]] + [r.z0 for r in runs])
     zhi = max([positions[-1]] + [r.z1 for r in runs])
+    _check_extent((umax - umin, vmax - vmin, zhi - zlo), (di, dj))
     nplanes_k = int(np.ceil((zhi - zlo) / dk)) + 3
     h = max(h, np.sqrt((umax - umin) * (vmax - vmin) * nplanes_k / _MAX_RASTER_CELLS))
     on_voxels = h >= min(di, dj)
