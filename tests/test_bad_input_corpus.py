@@ -201,7 +201,7 @@ COHORT_CASES: list[Case] = [
      lambda w: w.run("consent", "record", "--pseudonym", "OTH-ABC", "--centre",
                      "BIC01", "--state", "consented", "--year-of-birth", "1950",
                      "--sex", "F"), 2, ("pseudonym", "BIC01")),
-    ("an unknown centre",
+    ("centre BAD with the key of BIC01",
      lambda w: w.run("consent", "record", "H-9", "--centre", "BAD", "--key-file",
                      str(w.root / "BIC01.key"), "--state", "consented"), 2,
      ("BAD",)),
