@@ -281,7 +281,7 @@ def after_consent(
     at once, without new files and without the centre key (held files are already
     pseudonymised).
     """
-    from etl.ingest.run import retry_held
+    from etl.ingest.catalogue import retry_held
     from omop.engine import session_factory
 
     return retry_held(

@@ -194,7 +194,7 @@ def _quarantine_list(as_json: bool, all_items: bool) -> None:
 def _quarantine_retry(
     ids: list[int], centre: str | None, key_file: Path | None
 ) -> None:
-    from etl.ingest.run import retry_items
+    from etl.ingest.catalogue import retry_items
     from omop.errors import RTCohortError
     from omop.ingest_tables import QuarantineItem
     from rtcohort.wiring import ingest_options

@@ -14,7 +14,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from etl.deid.pseudonymise import pseudonym
-from etl.ingest.run import retry_held, run_import
+from etl.ingest.catalogue import retry_held
+from etl.ingest.run import run_import
 from etl.ingest.triggers import TriggerKind, add_trigger
 from etl.mapping.naming import current_rules, import_rules, parse_rules_csv
 from etl.store import dvh_rows
