@@ -23,7 +23,13 @@ from etl.dicom.index import (
     resolve,
 )
 from etl.errors import EtlError
-from etl.ingest.consent import REFUSED_REASON, ConsentDecision, decide
+from etl.ingest.consent import (
+    REFUSED_REASON,
+    ConsentDecision,
+    decide,
+    delete_files,
+    discard,
+)
 from etl.ingest.qa import Finding, Reason
 from etl.ingest.quarantine import hold, release
 from etl.store.computed import content_hash
@@ -38,6 +44,7 @@ if TYPE_CHECKING:
 __all__ = [
     "NO_CONSENT",
     "DbCatalogue",
+    "consent_changed",
     "hold_objects",
     "retry_held",
     "retry_items",
@@ -275,6 +282,29 @@ def sort_datasets(
             continue
         jobs.append(ds)
     return jobs, discarded
+
+
+def consent_changed(
+    factory: sessionmaker[Session],
+    resolved: ResolvedDataset,
+    opts: ImportOptions,
+    summary: ImportSummary,
+    decision: ConsentDecision,
+) -> None:
+    """Hold (no consent yet) or discard (declined, withdrawn) a dataset not loaded."""
+    members = list(resolved.members())
+    group = resolved.dose.sop_instance_uid
+    with factory.begin() as session:
+        if decision is ConsentDecision.REFUSE:
+            summary.refused[REFUSED_REASON] += len(members)
+            orphans = discard(session, [o.sha256 for o in members])
+        else:
+            summary.quarantined[Reason.NO_CONSENT.value] += hold_objects(
+                session, members, NO_CONSENT, opts, group
+            )
+            summary.datasets_held += 1
+            orphans = []
+    delete_files(opts.store, orphans)
 
 
 def retry_held(factory: sessionmaker[Session], opts: ImportOptions) -> ImportSummary:

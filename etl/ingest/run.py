@@ -28,12 +28,11 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 
 from etl.deid.keys import CentreKey
-from etl.dicom.index import IndexedObject, ResolvedDataset
-from etl.ingest.catalogue import NO_CONSENT, hold_objects, sort_datasets
+from etl.dicom.index import IndexedObject
+from etl.ingest.catalogue import consent_changed, hold_objects, sort_datasets
 from etl.ingest.compute import Computed
 from etl.ingest.compute import compute_dataset as _compute
 from etl.ingest.consent import (
-    REFUSED_REASON,
     ConsentChangedError,
     ConsentCheck,
     ConsentDecision,
@@ -369,7 +368,7 @@ def _load_one(  # noqa: PLR0917
                 summary.attached[project] += 1
             release(session, [o.sha256 for o in resolved.members()])
     except ConsentChangedError as changed:
-        _consent_changed(factory, resolved, opts, summary, changed.decision)
+        consent_changed(factory, resolved, opts, summary, changed.decision)
         return
     except Exception as exc:  # one dataset must not stop the run; nothing is lost
         _LOG.warning("load of dose %s failed: %s", resolved.dose.sop_instance_uid, exc)
@@ -389,26 +388,3 @@ def _load_one(  # noqa: PLR0917
         summary.unmapped[name] += 1
     for f in computed.findings:
         summary.warnings[f.reason.value] += 1
-
-
-def _consent_changed(
-    factory: sessionmaker[Session],
-    resolved: ResolvedDataset,
-    opts: ImportOptions,
-    summary: ImportSummary,
-    decision: ConsentDecision,
-) -> None:
-    """Hold (no consent yet) or discard (declined, withdrawn) a dataset not loaded."""
-    members = list(resolved.members())
-    group = resolved.dose.sop_instance_uid
-    with factory.begin() as session:
-        if decision is ConsentDecision.REFUSE:
-            summary.refused[REFUSED_REASON] += len(members)
-            orphans = discard(session, [o.sha256 for o in members])
-        else:
-            summary.quarantined[Reason.NO_CONSENT.value] += hold_objects(
-                session, members, NO_CONSENT, opts, group
-            )
-            summary.datasets_held += 1
-            orphans = []
-    delete_files(opts.store, orphans)
