@@ -39,6 +39,7 @@ from instruments.store.versions import (
     superseded_rows,
 )
 from omop.cdm import Measurement, Observation, SurveyConduct
+from omop.observation_period import extend_observation_period
 from omop.vocab.standard import PATIENT_FILLED_SURVEY
 
 if TYPE_CHECKING:
@@ -127,6 +128,7 @@ def store_prom(
         if reason is None:
             return int(existing.survey_conduct_id), StoreOutcome.REFUSED
     visit_id = visit_for(session, where, day)
+    extend_observation_period(session, where.person_id, day)
     survey = SurveyConduct(
         person_id=where.person_id,
         survey_concept_id=NO_CONCEPT,
