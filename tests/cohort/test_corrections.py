@@ -21,7 +21,6 @@ from cohort.centres import add_centre
 from cohort.clinical_import import ImportFailedError, import_proms, import_toxicity
 from cohort.errors import InvalidInputError
 from cohort.schedule import Status, schedule
-from cohort.users import add_user
 from cohort.vital import record_death
 from etl.deid.identity import identify
 from etl.deid.keys import CentreKey, load_key, new_key
@@ -64,7 +63,6 @@ def _patient(session: Session, code: str, hid: str = "H-1") -> tuple[CentreKey, 
         scopes=["data", "proms"],
     )
     rt_course(session, pid, RT_START + shift, RT_END + shift)
-    add_user(session, "dm", "data_manager", [code], "dm-password-1")
     return key, pid
 
 
