@@ -40,62 +40,72 @@ def _start_postgres():  # type: ignore[no-untyped-def]
     return module.start_postgres()
 
 
+def _issue_links(url: str) -> list[str]:
+    """Consent LINKS patients at a new centre and issue each an invitation link."""
+    setup = make_engine(url)
+    upgrade(setup)
+    with session_factory(setup).begin() as session:
+        site = add_centre(session, "RDM")
+        tokens = []
+        for i in range(LINKS):
+            event = record_consent(
+                session,
+                centre=site,
+                pseudonym=f"RDM-{i:04d}",
+                state="consented",
+                event_date=datetime.date(2025, 1, 1),
+                actor="bench",
+                year_of_birth=1960,
+                sex="F",
+            )
+            tokens.append(invitations.issue(session, KEY, event.person_id, "m3").token)
+    setup.dispose()
+    return tokens
+
+
+def _redeem_all(url: str, requests: list[str]) -> tuple[list[tuple[str, str]], float]:
+    """Redeem every request in its own thread at once; return outcomes and seconds."""
+    engine = make_engine(url, poolclass=NullPool)  # one new connection per request
+    factory = session_factory(engine)
+    barrier = threading.Barrier(len(requests) + 1)
+    results: list[tuple[str, str]] = []
+    lock = threading.Lock()
+
+    def worker(token: str) -> None:
+        session = factory()
+        session.connection()  # connect before the start signal
+        barrier.wait()
+        try:
+            invitations.redeem(session, KEY, token)
+            session.commit()
+            outcome = "ok"
+        except UsedTokenError:
+            session.rollback()
+            outcome = "used"
+        finally:
+            session.close()
+        with lock:
+            results.append((token, outcome))
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in requests]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    engine.dispose()
+    return results, elapsed
+
+
 def main() -> None:
     server = _start_postgres()
     try:
         url = server.create_database("bench_redeem")
-        setup = make_engine(url)
-        upgrade(setup)
-        with session_factory(setup).begin() as session:
-            site = add_centre(session, "RDM")
-            tokens = []
-            for i in range(LINKS):
-                event = record_consent(
-                    session,
-                    centre=site,
-                    pseudonym=f"RDM-{i:04d}",
-                    state="consented",
-                    event_date=datetime.date(2025, 1, 1),
-                    actor="bench",
-                    year_of_birth=1960,
-                    sex="F",
-                )
-                tokens.append(
-                    invitations.issue(session, KEY, event.person_id, "m3").token
-                )
-        setup.dispose()
-        engine = make_engine(url, poolclass=NullPool)  # one new connection per request
-        factory = session_factory(engine)
+        tokens = _issue_links(url)
         requests = [t for t in tokens for _ in range(PER_LINK)]
-        barrier = threading.Barrier(len(requests) + 1)
-        results: list[tuple[str, str]] = []
-        lock = threading.Lock()
-
-        def worker(token: str) -> None:
-            session = factory()
-            session.connection()  # connect before the start signal
-            barrier.wait()
-            try:
-                invitations.redeem(session, KEY, token)
-                session.commit()
-                outcome = "ok"
-            except UsedTokenError:
-                session.rollback()
-                outcome = "used"
-            finally:
-                session.close()
-            with lock:
-                results.append((token, outcome))
-
-        threads = [threading.Thread(target=worker, args=(t,)) for t in requests]
-        for t in threads:
-            t.start()
-        barrier.wait()
-        started = time.perf_counter()
-        for t in threads:
-            t.join()
-        elapsed = time.perf_counter() - started
-        engine.dispose()
+        results, elapsed = _redeem_all(url, requests)
         ok = [tok for tok, r in results if r == "ok"]
         per_link_ok = {t: ok.count(t) for t in tokens}
         print(

@@ -34,7 +34,8 @@ def _start_postgres():  # type: ignore[no-untyped-def]
 
 
 from cohort.centres import add_centre  # noqa: E402
-from cohort.schedule import Kind, ensure_protocol, schedule  # noqa: E402
+from cohort.protocol import ensure_protocol  # noqa: E402
+from cohort.schedule import Kind, schedule  # noqa: E402
 from cohort.service import schedule_due  # noqa: E402
 from cohort.users import ensure_admin, get_user  # noqa: E402
 from omop.bulk import bulk_insert  # noqa: E402

@@ -87,6 +87,17 @@ def make_files(folder: Path) -> dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(20240115)
     uids = {"study": generate_uid(), "for": generate_uid()}
+    ct = _ct(rng, uids)
+    files = {"CT": _save(ct, folder / "ct.dcm")}
+    rs = _rtstruct(rng, uids, ct.SOPInstanceUID)
+    files["RTSTRUCT"] = _save(rs, folder / "rtstruct.dcm")
+    rp = _rtplan(rng, uids, rs)
+    files["RTPLAN"] = _save(rp, folder / "rtplan.dcm", implicit=True)
+    files["RTDOSE"] = _save(_rtdose(rng, uids, rp), folder / "rtdose.dcm")
+    return files
+
+
+def _ct(rng: np.random.Generator, uids: dict[str, str]) -> Dataset:
     ct = Dataset()
     _common(ct, "1.2.840.10008.5.1.4.1.1.2", "CT", uids)
     ct.Rows = ct.Columns = 512
@@ -98,9 +109,10 @@ def make_files(folder: Path) -> dict[str, Path]:
     )
     ct.PixelSpacing, ct.SliceThickness = [0.98, 0.98], 2.0
     ct.PixelData = rng.integers(-1000, 1500, size=(512, 512), dtype=np.int16).tobytes()
-    ct_uid = ct.SOPInstanceUID
-    files = {"CT": _save(ct, folder / "ct.dcm")}
+    return ct
 
+
+def _rtstruct(rng: np.random.Generator, uids: dict[str, str], ct_uid: str) -> Dataset:
     rs = Dataset()
     _common(rs, "1.2.840.10008.5.1.4.1.1.481.3", "RTSTRUCT", uids)
     rs.StructureSetLabel = "RS"
@@ -113,27 +125,30 @@ def make_files(folder: Path) -> dict[str, Path]:
         rois.append(roi)
         rc = Dataset()
         rc.ReferencedROINumber = number
-        items = []
-        for k in range(80):
-            c = Dataset()
-            image = Dataset()
-            image.ReferencedSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
-            image.ReferencedSOPInstanceUID = ct_uid
-            c.ContourImageSequence = [image]
-            c.ContourGeometricType = "CLOSED_PLANAR"
-            angle = np.linspace(0, 2 * np.pi, 64, endpoint=False)
-            radius = 40 + 5 * rng.random(64)
-            pts = np.column_stack(
-                [radius * np.cos(angle), radius * np.sin(angle), np.full(64, 2.0 * k)]
-            )
-            c.NumberOfContourPoints = 64
-            c.ContourData = [f"{v:.3f}" for v in pts.ravel()]
-            items.append(c)
-        rc.ContourSequence = items
+        rc.ContourSequence = [_contour(rng, ct_uid, k) for k in range(80)]
         contours.append(rc)
     rs.StructureSetROISequence, rs.ROIContourSequence = rois, contours
-    files["RTSTRUCT"] = _save(rs, folder / "rtstruct.dcm")
+    return rs
 
+
+def _contour(rng: np.random.Generator, ct_uid: str, k: int) -> Dataset:
+    c = Dataset()
+    image = Dataset()
+    image.ReferencedSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    image.ReferencedSOPInstanceUID = ct_uid
+    c.ContourImageSequence = [image]
+    c.ContourGeometricType = "CLOSED_PLANAR"
+    angle = np.linspace(0, 2 * np.pi, 64, endpoint=False)
+    radius = 40 + 5 * rng.random(64)
+    pts = np.column_stack(
+        [radius * np.cos(angle), radius * np.sin(angle), np.full(64, 2.0 * k)]
+    )
+    c.NumberOfContourPoints = 64
+    c.ContourData = [f"{v:.3f}" for v in pts.ravel()]
+    return c
+
+
+def _rtplan(rng: np.random.Generator, uids: dict[str, str], rs: Dataset) -> Dataset:
     rp = Dataset()
     _common(rp, "1.2.840.10008.5.1.4.1.1.481.5", "RTPLAN", uids)
     rp.RTPlanLabel, rp.RTPlanDate = "Plan", "20240115"
@@ -162,8 +177,10 @@ def make_files(folder: Path) -> dict[str, Path]:
         beam.ControlPointSequence = cps
         beams.append(beam)
     rp.BeamSequence = beams
-    files["RTPLAN"] = _save(rp, folder / "rtplan.dcm", implicit=True)
+    return rp
 
+
+def _rtdose(rng: np.random.Generator, uids: dict[str, str], rp: Dataset) -> Dataset:
     rd = Dataset()
     _common(rd, "1.2.840.10008.5.1.4.1.1.481.2", "RTDOSE", uids)
     plan = Dataset()
@@ -183,8 +200,7 @@ def make_files(folder: Path) -> dict[str, Path]:
     rd.PixelData = rng.integers(
         0, 7_000_000, size=(80, 100, 100), dtype=np.uint32
     ).tobytes()
-    files["RTDOSE"] = _save(rd, folder / "rtdose.dcm")
-    return files
+    return rd
 
 
 def time_rtcohort(

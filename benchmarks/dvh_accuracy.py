@@ -40,118 +40,78 @@ import json
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
+import _dvh_baseline
 import numpy as np
+from _dvh_report import (
+    ABSOLUTE,
+    GRADIENTS,
+    RELATIVE,
+    TOL_ABS_GY,
+    TOL_REL,
+    print_report,
+)
+from _dvh_stack import stack_truth
 from scipy import optimize
 
-SHAPES = {  # label: (shape, axis)
-    "sphere": ("sphere", "z"),
-    "cylinder_z": ("cylinder", "z"),
-    "cylinder_y": ("cylinder", "y"),
-    "cone_z": ("cone", "z"),
+SHAPES = {  # label: (shape, axis, size mm)
+    "sphere": ("sphere", "z", 24.0),
+    "cylinder_z": ("cylinder", "z", 24.0),
+    "cylinder_y": ("cylinder", "y", 24.0),
+    "cone_z": ("cone", "z", 24.0),
 }
-GRADIENTS = ("z", "y")
+#: The pole set: a plane passes just inside the top pole (a section of about
+#: 0.05 mm2, as a planning system writes the plane touching a pole or an apex).
+POLE_SHAPES = {
+    "sphere_10": ("sphere", "z", 10.0),
+    "sphere_24": ("sphere", "z", 24.0),
+    "sphere_40": ("sphere", "z", 40.0),
+    "cone_z": ("cone", "z", 24.0),
+    "ellipsoid_z": ("ellipsoid", "z", 20.0, 32.0),  # prolate, poles along z
+    "ellipsoid_y": ("ellipsoid", "y", 20.0, 32.0),  # lying, a pole of its equator
+}
+POLE_AREA_MM2 = 0.05
 SPACINGS_MM = (0.2, 1.0, 2.0, 3.0)
 GRIDS_MM = (1.0, 2.0, 3.0)
 OFFSETS = ("centred", "half_voxel")
-RELATIVE = (
-    "volume",
-    "Mean[Gy]",
-    "D99%[Gy]",
-    "D95%[Gy]",
-    "D5%[Gy]",
-    "D1%[Gy]",
-    "D0.03cc[Gy]",
-)
-ABSOLUTE = ("Min[Gy]", "Max[Gy]")
-TOL_REL = 0.03
-TOL_ABS_GY = 0.5
-
-
-def _clip_area(poly: np.ndarray, normal: np.ndarray, t: float) -> float:
-    """Area of the part of a 2-D polygon where ``normal . p >= t`` (vectorised clip)."""
-    f = poly @ normal - t
-    nxt = np.roll(np.arange(len(poly)), -1)
-    inside = f >= 0
-    cross = (f > 0) != (f[nxt] > 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        w = np.where(cross, f / (f - f[nxt]), 0.0)
-    hit = poly + w[:, None] * (poly[nxt] - poly)
-    pts = np.stack([poly, hit], axis=1).reshape(-1, 2)
-    keep = np.stack([inside, cross & (f != 0)], axis=1).reshape(-1)
-    q = pts[keep]
-    if len(q) < 3:
-        return 0.0
-    x, y = q[:, 0], q[:, 1]
-    return 0.5 * abs(float(np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y)))
-
-
-def stack_truth(
-    contours: list[np.ndarray], spacing: float, constant: float, gradient: np.ndarray
-) -> dict[str, float | None]:
-    """Exact metrics of the contour stack (slabs with half-spacing end caps).
-
-    Only for a gradient along z or in the x-y plane (the benchmark's). This separates
-    the error of the engine from the error of representing the solid by contours.
-    """
-    zs = np.array([c[0, 2] for c in contours])
-    polys = [c[:, :2] for c in contours]
-    areas = np.zeros(len(polys))
-    cent = np.zeros((len(polys), 2))
-    for k, p in enumerate(polys):
-        x, y = p[:, 0], p[:, 1]
-        cr = x * np.roll(y, -1) - np.roll(x, -1) * y
-        a = 0.5 * cr.sum()
-        areas[k] = abs(a)
-        cent[k] = [
-            ((x + np.roll(x, -1)) * cr).sum() / (6 * a),
-            ((y + np.roll(y, -1)) * cr).sum() / (6 * a),
-        ]
-    gxy, gz = gradient[:2], float(gradient[2])
-    total = float(areas.sum() * spacing)
-    mean = float((areas * (constant + cent @ gxy + gz * zs)).sum() * spacing / total)
-    if np.any(gxy != 0) and gz != 0:
-        raise ValueError("stack truth handles gradients along z or in-plane only")
-    if gz != 0:
-        lo_z, hi_z = zs.min() - spacing / 2, zs.max() + spacing / 2
-        dmin, dmax = sorted((constant + gz * lo_z, constant + gz * hi_z))
-
-        def volume(d: float) -> float:
-            z_cut = (d - constant) / gz
-            if gz > 0:
-                length = np.clip(zs + spacing / 2 - z_cut, 0, spacing)
-            else:
-                length = np.clip(z_cut - (zs - spacing / 2), 0, spacing)
-            return float((areas * length).sum())
-    else:
-        norm = float(np.linalg.norm(gxy))
-        proj = [p @ (gxy / norm) for p in polys]
-        dmin = constant + norm * min(float(v.min()) for v in proj)
-        dmax = constant + norm * max(float(v.max()) for v in proj)
-
-        def volume(d: float) -> float:
-            t = (d - constant) / norm
-            return spacing * sum(_clip_area(p, gxy / norm, t) for p in polys)
-
-    out: dict[str, float | None] = {
-        "volume": total / 1000.0,
-        "Mean[Gy]": mean,
-        "Min[Gy]": dmin,
-        "Max[Gy]": dmax,
-    }
-    targets = {"D99%[Gy]": 0.99 * total, "D95%[Gy]": 0.95 * total}
-    targets |= {"D5%[Gy]": 0.05 * total, "D1%[Gy]": 0.01 * total, "D0.03cc[Gy]": 30.0}
-    for name, v in targets.items():
-        out[name] = optimize.brentq(lambda d, v=v: volume(d) - v, dmin, dmax, xtol=1e-9)
-    return out
 
 
 PLANES_FIXED = False  # set by --planes-fixed (inherited by forked workers)
+BASELINE = False  # set by --baseline
 
 
-def run_case(case: tuple[str, str, float, float, str]) -> list[dict[str, object]]:
+def _metrics(
+    compute: Callable[..., Any], evaluate: Callable[..., Any], contours: Any, dose: Any
+) -> dict[str, float | None]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dvh = compute(contours, dose, end_caps="half")
+        computed: dict[str, float | None] = {"volume": dvh.volume_cc}
+        for name in RELATIVE[1:] + ABSOLUTE:
+            computed[name] = evaluate(dvh, name)
+    return computed
+
+
+def pole_depth_mm(solid: object, area_mm2: float = POLE_AREA_MM2) -> float:
+    """Depth below the top of a solid (along z) where its section has ``area_mm2``."""
+    from etl.phantom.geometry import polygon_area_mm2
+    from etl.phantom.sections import section_polygon
+
+    top = float(solid.bounds_mm()[1][2])  # type: ignore[attr-defined]
+    lo = float(solid.bounds_mm()[0][2])  # type: ignore[attr-defined]
+
+    def excess(d: float) -> float:
+        poly = section_polygon(solid, top - d, tolerance_mm=1e-6)  # type: ignore[arg-type]
+        return (0.0 if poly is None else polygon_area_mm2(poly)) - area_mm2
+
+    return float(optimize.brentq(excess, 1e-9, (top - lo) / 2, xtol=1e-9))
+
+
+def run_case(case: tuple[str, ...]) -> list[dict[str, object]]:
     """Write one phantom, compute its DVH, return one row per metric."""
     from etl.dicom.rtdose import read_rtdose
     from etl.dicom.rtstruct import read_rtstruct
@@ -160,37 +120,50 @@ def run_case(case: tuple[str, str, float, float, str]) -> list[dict[str, object]
     from etl.phantom.spec import spec_from_options
     from etl.phantom.write import write_phantom
 
-    label, gradient, spacing, grid, offset = case
-    shape, axis = SHAPES[label]
+    label, gradient, spacing, grid, offset = case[:5]
+    default = "fixed" if PLANES_FIXED else "follow"
+    placement = case[5] if len(case) > 5 else default
+    shape, axis, size, *rest = {**POLE_SHAPES, **SHAPES}[label]
     shift = grid / 2.0 if offset == "half_voxel" else 0.0
+    height = rest[0] if rest else None
+    if placement == "pole" and shape == "cone":
+        # The apex on a plane, the base half a spacing below the lowest plane.
+        from etl.phantom.geometry import Solid
+
+        height = size
+        for _ in range(4):  # the depth of the apex section depends on the height
+            depth = pole_depth_mm(Solid.make("cone", size, height_mm=height))
+            height = round(size / spacing) * spacing + spacing / 2.0 + depth
     spec = spec_from_options(
         shape,
-        24.0,
+        size,
+        height_mm=height,
         axis=axis,
         offset_mm=(shift, shift, shift),
         contour_spacing_mm=spacing,
         dose_grid_mm=grid,
-        dose_gy=16.0,
+        # 16 Gy at the centre of a 24 mm shape; positive over larger ones
+        dose_gy=16.0 + (max([size, *rest]) - 24.0) / 2.0,
         gradient=gradient,
         gradient_gy_per_mm=1.0,
     )
-    if not PLANES_FIXED:
+    if placement == "follow":
         # The contour planes follow the shape (as structures drawn on the CT do): the
         # half-voxel offset moves the shape relative to the dose grid only.
         origin = spacing / 2.0 + shift
+        spec = spec.model_copy(update={"contour_plane_origin_mm": origin})
+    elif placement == "pole":
+        solid = spec.rois[0].solid()
+        origin = float(solid.bounds_mm()[1][2]) - pole_depth_mm(solid)
         spec = spec.model_copy(update={"contour_plane_origin_mm": origin})
     with tempfile.TemporaryDirectory(prefix="dvhacc") as tmp:
         truth = write_phantom(tmp, spec, seed=1)
         dose = read_rtdose(Path(tmp) / "RTDOSE.dcm")
         roi = read_rtstruct(Path(tmp) / "RTSTRUCT.dcm").rois[0]
     started = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        dvh = compute_dvh(roi.contours, dose, end_caps="half")
-        computed: dict[str, float | None] = {"volume": dvh.volume_cc}
-        for name in RELATIVE[1:] + ABSOLUTE:
-            computed[name] = evaluate(dvh, name)
+    computed = _metrics(compute_dvh, evaluate, roi.contours, dose)
     seconds = time.perf_counter() - started
+    base = _metrics(*_dvh_baseline.engine(), roi.contours, dose) if BASELINE else None
     ref = truth["rois"][0]
     expected = {"volume": ref["volume_cc"], **ref["metrics"]}
     field = truth["dose_field"]
@@ -212,9 +185,17 @@ def run_case(case: tuple[str, str, float, float, str]) -> list[dict[str, object]
         else:
             dev, dev_stack = (got - want) / want, (got - want_stack) / want_stack
             ok, ok_stack = abs(dev) <= TOL_REL, abs(dev_stack) <= TOL_REL
+        extra: dict[str, object] = {}
+        if base is not None:
+            b = base[name]
+            tol, scale = (TOL_ABS_GY, 1.0) if name in ABSOLUTE else (TOL_REL, want)
+            bdev = float("nan") if b is None or want is None else (b - want) / scale
+            extra = {"baseline_deviation": bdev, "baseline_pass": abs(bdev) <= tol}
         rows.append(
             {
                 "shape": label,
+                "placement": placement,
+                "planes": len({round(float(c[0, 2]), 6) for c in roi.contours}),
                 "gradient": gradient,
                 "spacing_mm": spacing,
                 "grid_mm": grid,
@@ -228,15 +209,10 @@ def run_case(case: tuple[str, str, float, float, str]) -> list[dict[str, object]
                 "stack_deviation": dev_stack,
                 "stack_pass": ok_stack,
                 "engine_s": seconds,
+                **extra,
             }
         )
     return rows
-
-
-def _rate(rows: list[dict[str, object]]) -> str:
-    n = len(rows)
-    k = sum(bool(r["pass"]) for r in rows)
-    return f"{100.0 * k / n:5.1f}% ({k}/{n})" if n else "-"
 
 
 def main() -> None:
@@ -251,135 +227,68 @@ def main() -> None:
         help="keep the contour planes at z = (k + 1/2) spacing, so the half-voxel "
         "offset also moves the shape across the planes (adds contour-sampling error)",
     )
+    parser.add_argument(
+        "--set",
+        choices=("nelms", "poles", "goal"),
+        default="nelms",
+        help="nelms: the Nelms grid (default); poles: planes through the poles "
+        "(spheres 10-40 mm, cone apex); goal: nelms with planes following and fixed, "
+        "plus poles, at 1-3 mm spacing",
+    )
+    parser.add_argument(
+        "--grids", type=float, nargs="+", help="dose grids (mm) instead of 1 2 3"
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="a checkout with an older etl/dose: a before/after table on the same "
+        "phantoms",
+    )
     args = parser.parse_args()
-    global PLANES_FIXED  # noqa: PLW0603
+    global PLANES_FIXED, BASELINE  # noqa: PLW0603
     PLANES_FIXED = args.planes_fixed
+    if args.baseline:
+        _dvh_baseline.install(args.baseline)
+        BASELINE = True
     spacings = (1.0, 3.0) if args.quick else SPACINGS_MM
-    grids = (2.0,) if args.quick else GRIDS_MM
-    cases = list(itertools.product(SHAPES, GRADIENTS, spacings, grids, OFFSETS))
+    grids = (2.0,) if args.quick else tuple(args.grids or GRIDS_MM)
+    nelms_placements = ("fixed",) if PLANES_FIXED else ("follow",)
+    if args.set == "goal":
+        spacings = tuple(s for s in spacings if s >= 1.0)
+        nelms_placements = ("follow", "fixed")
+    cases: list[tuple[object, ...]] = []
+    if args.set in {"nelms", "goal"}:
+        cases += itertools.product(
+            SHAPES, GRADIENTS, spacings, grids, OFFSETS, nelms_placements
+        )
+    if args.set == "goal":  # more shapes, planes following and fixed
+        extra = ("sphere_10", "sphere_40", "ellipsoid_z", "ellipsoid_y")
+        cases += itertools.product(
+            extra, GRADIENTS, spacings, grids, OFFSETS, nelms_placements
+        )
+    if args.set in {"poles", "goal"}:
+        cases += itertools.product(
+            POLE_SHAPES, GRADIENTS, spacings, grids, OFFSETS, ("pole",)
+        )
     started = time.perf_counter()
     rows: list[dict[str, object]] = []
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         for case_rows in pool.map(run_case, cases, chunksize=2):
             rows.extend(case_rows)
     wall = time.perf_counter() - started
-    rel = [r for r in rows if r["metric"] in RELATIVE]
-    absr = [r for r in rows if r["metric"] in ABSOLUTE]
-    print(f"DVH accuracy: {len(cases)} phantoms, {len(rows)} points, {wall:.0f} s wall")
-    if PLANES_FIXED:
-        print("contour planes fixed: the half-voxel offset also moves the shape in z")
-    else:
-        print(
-            "contour planes follow the shape; the half-voxel offset is dose-grid only"
+    print_report(rows, len(cases), wall, spacings, grids, args.failures, PLANES_FIXED)
+    if BASELINE:
+        _dvh_baseline.print_before_after(
+            rows, tuple(m for m in RELATIVE if m != "Mean[Gy]")
         )
-    print(
-        f"criteria: {100 * TOL_REL:g}% of the analytical value; "
-        f"Dmin/Dmax {TOL_ABS_GY} Gy"
-    )
-    print()
-    print("vs solid: against the analytical solid (the benchmark figure);")
-    print("vs stack: against the exact DVH of the written contours as slabs with")
-    print("          half-spacing end caps (isolates the engine's own error)")
-    print(
-        f"{'metric':<14}{'vs solid':>18}{'max |dev|':>11}{'mean |dev|':>12}"
-        f"{'vs stack':>18}{'max |dev|':>11}"
-    )
-    for name in RELATIVE + ABSOLUTE:
-        sel = [r for r in rows if r["metric"] == name]
-        devs = [abs(float(r["deviation"])) for r in sel]
-        sdevs = [abs(float(r["stack_deviation"])) for r in sel]
-        unit = " Gy" if name in ABSOLUTE else "%"
-        scale = 1.0 if name in ABSOLUTE else 100.0
-        stack_sel = [{"pass": r["stack_pass"]} for r in sel]
-        print(
-            f"{name:<14}{_rate(sel):>18}{max(devs) * scale:>8.2f}{unit:<3}"
-            f"{sum(devs) / len(devs) * scale:>9.2f}{unit:<3}"
-            f"{_rate(stack_sel):>18}{max(sdevs) * scale:>8.2f}{unit}"
-        )
-    print()
-    print(f"{'contour spacing':<18}{'3% points':>20}{'Dmin/Dmax 0.5 Gy':>22}")
-    for s in spacings:
-        print(
-            f"{s:<18g}{_rate([r for r in rel if r['spacing_mm'] == s]):>20}"
-            f"{_rate([r for r in absr if r['spacing_mm'] == s]):>22}"
-        )
-    print()
-    print(f"{'dose grid':<18}{'3% points':>20}{'Dmin/Dmax 0.5 Gy':>22}")
-    for g in grids:
-        print(
-            f"{g:<18g}{_rate([r for r in rel if r['grid_mm'] == g]):>20}"
-            f"{_rate([r for r in absr if r['grid_mm'] == g]):>22}"
-        )
-    print()
-    print(f"{'shape / gradient':<18}{'3% points':>20}{'Dmin/Dmax 0.5 Gy':>22}")
-    for label, grad in itertools.product(SHAPES, GRADIENTS):
-        sel = [r for r in rows if r["shape"] == label and r["gradient"] == grad]
-        print(
-            f"{label + ' / ' + grad:<18}"
-            f"{_rate([r for r in sel if r['metric'] in RELATIVE]):>20}"
-            f"{_rate([r for r in sel if r['metric'] in ABSOLUTE]):>22}"
-        )
-    one_to_three = [r for r in rel if float(r["spacing_mm"]) >= 1.0]
-    print()
-    print(f"overall 3% pass rate:           {_rate(rel)}")
-    print(f"  at 1-3 mm contour spacing:    {_rate(one_to_three)}")
-    fine = [r for r in rel if r["spacing_mm"] == 0.2]
-    print(f"  at 0.2 mm contour spacing:    {_rate(fine)}")
-    print(f"Dmin/Dmax within 0.5 Gy:        {_rate(absr)}")
-    print(
-        "vs contour-stack truth:         "
-        f"{_rate([{'pass': r['stack_pass']} for r in rel])} (3%), "
-        f"{_rate([{'pass': r['stack_pass']} for r in absr])} (0.5 Gy)"
-    )
-    engine = sorted(
-        {
-            (
-                r["shape"],
-                r["gradient"],
-                r["spacing_mm"],
-                r["grid_mm"],
-                r["offset"],
-            ): float(r["engine_s"])
-            for r in rows
-        }.values()
-    )
-    print(
-        "engine time per structure:      "
-        f"median {engine[len(engine) // 2] * 1000:.0f} ms, "
-        f"max {engine[-1] * 1000:.0f} ms"
-    )
-    failures = sorted(
-        (r for r in rows if not r["pass"]),
-        key=lambda r: (
-            -abs(float(r["deviation"]))
-            * (100.0 if r["metric"] in RELATIVE else 1.0 / TOL_ABS_GY * 3.0)
-        ),
-    )
-    if failures:
-        print()
-        print(f"worst {min(args.failures, len(failures))} of {len(failures)} failures:")
-        for r in failures[: args.failures]:
-            dev = float(r["deviation"])
-            shown = (
-                f"{dev:+.3f} Gy" if r["metric"] in ABSOLUTE else f"{100 * dev:+.2f}%"
-            )
-            sdev = float(r["stack_deviation"])
-            stack = (
-                f"{sdev:+.3f} Gy" if r["metric"] in ABSOLUTE else f"{100 * sdev:+.2f}%"
-            )
-            print(
-                f"  {r['shape']:<11} grad {r['gradient']} "
-                f"spacing {r['spacing_mm']:<4g} "
-                f"grid {r['grid_mm']:g} {r['offset']:<10} {r['metric']:<12} "
-                f"solid {float(r['expected']):8.4f} computed "
-                f"{float(r['computed']):8.4f} ({shown}; vs stack {stack})"
-            )
     if args.csv:
         with args.csv.open("w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
         print(f"\nwrote {args.csv}")
+    rel = [r for r in rows if r["metric"] in RELATIVE]
+    absr = [r for r in rows if r["metric"] in ABSOLUTE]
     summary = {
         "pass_3pct": sum(bool(r["pass"]) for r in rel) / len(rel),
         "pass_dmin_dmax": sum(bool(r["pass"]) for r in absr) / len(absr),

@@ -4,6 +4,7 @@ Usage::
 
     .venv/bin/python benchmarks/dvh_speed.py            # both parts
     .venv/bin/python benchmarks/dvh_speed.py --large    # large case only
+    .venv/bin/python benchmarks/dvh_speed.py --paired 5 [--code-root DIR ...]
 
 The dicompyler-core part needs ``benchmarks/.venv-dicompyler`` (gitignored)::
 
@@ -29,6 +30,7 @@ import tarfile
 import textwrap
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -238,10 +240,68 @@ def compare_dicompyler() -> None:
         print(f"{name:<16}{vol:>12.2f}{dv:>12.2f}{mean:>11.2f}{dm:>12.2f}")
 
 
+def paired_whole_process(n: int, code_roots: Sequence[str]) -> None:
+    """Median of ``n`` paired whole-process runs: rtcohort dvh against dicompyler-core.
+
+    Each round runs ``rtcohort dvh`` (once per code root: a checkout put first on
+    PYTHONPATH, e.g. this one and an older one) and dicompyler-core's default, in
+    turn, so that the load of the machine weighs on all alike.
+    """
+    if not (DCVENV / "bin" / "python").exists():
+        print("\n(dicompyler-core venv missing; see the module docstring)")
+        return
+    folder = _example_data()
+    script = WORK / "dc_run.py"
+    script.write_text(_DC_SCRIPT)
+    labels = [f"rtcohort dvh ({root})" for root in code_roots]
+    times: dict[str, list[float]] = {k: [] for k in [*labels, "dicompyler-core"]}
+    load_start = os.getloadavg()[0]
+    for _ in range(n):
+        for label, root in zip(labels, code_roots, strict=True):
+            env = {**os.environ, "PYTHONPATH": root}
+            t = time.perf_counter()
+            subprocess.run(
+                [sys.executable, "-m", "rtcohort.cli", "dvh", str(folder), "--csv",
+                 str(WORK / "ours.csv")],
+                capture_output=True, check=True, env=env,
+            )  # fmt: skip
+            times[label].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        subprocess.run(
+            [str(DCVENV / "bin" / "python"), str(script), str(folder), "default"],
+            capture_output=True, check=True,
+        )  # fmt: skip
+        times["dicompyler-core"].append(time.perf_counter() - t)
+    print(f"\nwhole process, median of {n} paired runs (example plan)")
+    print(
+        f"load average (1 min): {load_start:.2f} at start, "
+        f"{os.getloadavg()[0]:.2f} at end"
+    )
+    dc = float(np.median(times["dicompyler-core"]))
+    for label, values in times.items():
+        med = float(np.median(values))
+        print(f"{label:<60}{med:>8.2f} s{dc / med:>8.1f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--large", action="store_true", help="large case only")
+    parser.add_argument(
+        "--paired",
+        type=int,
+        metavar="N",
+        help="only the whole-process comparison, median of N paired runs",
+    )
+    parser.add_argument(
+        "--code-root",
+        action="append",
+        default=[],
+        help="with --paired: a checkout to time (repeat; default this one)",
+    )
     args = parser.parse_args()
+    if args.paired:
+        paired_whole_process(args.paired, args.code_root or [str(ROOT.parent)])
+        return
     if not args.large:
         compare_dicompyler()
     large_case()

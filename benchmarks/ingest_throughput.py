@@ -25,6 +25,7 @@ import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -82,16 +83,78 @@ def checksums(engine: object) -> dict[str, tuple[int, str]]:
     return out
 
 
+def _consent_patients(session: Any, key: Any, n: int) -> None:
+    """Add the BENCH centre and consent its n patients."""
+    from cohort.centres import add_centre
+    from cohort.consent import record_consent
+    from etl.deid.pseudonymise import pseudonym
+
+    centre = add_centre(session, "BENCH")
+    for i in range(n):
+        record_consent(
+            session,
+            centre=centre,
+            pseudonym=pseudonym(key, f"BENCH{i:03d}"),
+            state="consented",
+            event_date=datetime.date(2023, 1, 1),
+            actor="benchmark",
+            year_of_birth=1950 + i % 30,
+            sex="F" if i % 2 else "M",
+        )
+
+
+def _print_report(  # noqa: PLR0917
+    args: argparse.Namespace,
+    port: int,
+    n_files: int,
+    first_run: tuple[Any, float],
+    second_run: tuple[Any, float],
+    before: dict[str, tuple[int, str]],
+    after: dict[str, tuple[int, str]],
+) -> None:
+    """Print the figures of the import and the re-import, then the table checksums."""
+    (first, wall), (second, rewall) = first_run, second_run
+    busy = first.read_s + first.dvh_s + first.load_s
+    same = sum(before[t] == after[t] for t in TABLES)
+    print()
+    print(f"rtcohort import: {args.patients} patients, {n_files} files, "
+          f"{args.workers} workers, PostgreSQL {port}")  # fmt: skip
+    print(f"{'figure':<44}{'value':>14}")
+    rows = [
+        ("datasets loaded", f"{first.loaded}"),
+        ("quarantined files", f"{sum(first.quarantined.values())}"),
+        ("wall time (s)", f"{wall:.1f}"),
+        ("patients per minute", f"{args.patients / wall * 60:.1f}"),
+        ("reading, worker+main seconds", f"{first.read_s:.1f}"),
+        ("DVH, worker seconds", f"{first.dvh_s:.1f}"),
+        ("loading, main seconds", f"{first.load_s:.1f}"),
+        ("share reading (% of busy time)", f"{100 * first.read_s / busy:.1f}"),
+        ("share DVH (% of busy time)", f"{100 * first.dvh_s / busy:.1f}"),
+        ("share loading (% of busy time)", f"{100 * first.load_s / busy:.1f}"),
+        ("re-import wall time (s)", f"{rewall:.1f}"),
+        ("re-import loaded / unchanged", f"{second.loaded} / {second.unchanged}"),
+        ("tables unchanged by the re-import", f"{same}/{len(TABLES)}"),
+    ]  # fmt: skip
+    for label, value in rows:
+        print(f"{label:<44}{value:>14}")
+    print()
+    head = f"{'table':<22}{'rows':>9}  {'checksum before':<17} "
+    print(head + f"{'checksum after':<17} same")
+    for t in TABLES:
+        (n0, h0), (n1, h1) = before[t], after[t]
+        flag = "yes" if (n0, h0) == (n1, h1) else "NO"
+        print(f"{t:<22}{n1:>9}  {h0:<17} {h1:<17} {flag}")
+    if first.quarantined:
+        print("quarantined:", dict(first.quarantined))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, default=100)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
 
-    from cohort.centres import add_centre
-    from cohort.consent import record_consent
     from etl.deid.keys import new_key
-    from etl.deid.pseudonymise import pseudonym
     from etl.ingest.run import ImportOptions, run_import
     from omop.database import upgrade
     from omop.engine import make_engine, session_factory
@@ -108,18 +171,7 @@ def main() -> None:
         factory = session_factory(engine)
         key = new_key("BENCH")
         with factory.begin() as session:
-            centre = add_centre(session, "BENCH")
-            for i in range(args.patients):
-                record_consent(
-                    session,
-                    centre=centre,
-                    pseudonym=pseudonym(key, f"BENCH{i:03d}"),
-                    state="consented",
-                    event_date=datetime.date(2023, 1, 1),
-                    actor="benchmark",
-                    year_of_birth=1950 + i % 30,
-                    sex="F" if i % 2 else "M",
-                )
+            _consent_patients(session, key, args.patients)
         opts = ImportOptions(
             centre="BENCH",
             key=key,
@@ -138,38 +190,9 @@ def main() -> None:
         rewall = time.perf_counter() - t1
         after = checksums(engine)
 
-        busy = first.read_s + first.dvh_s + first.load_s
-        same = sum(before[t] == after[t] for t in TABLES)
-        print()
-        print(f"rtcohort import: {args.patients} patients, {n_files} files, "
-              f"{args.workers} workers, PostgreSQL {server.port}")  # fmt: skip
-        print(f"{'figure':<44}{'value':>14}")
-        rows = [
-            ("datasets loaded", f"{first.loaded}"),
-            ("quarantined files", f"{sum(first.quarantined.values())}"),
-            ("wall time (s)", f"{wall:.1f}"),
-            ("patients per minute", f"{args.patients / wall * 60:.1f}"),
-            ("reading, worker+main seconds", f"{first.read_s:.1f}"),
-            ("DVH, worker seconds", f"{first.dvh_s:.1f}"),
-            ("loading, main seconds", f"{first.load_s:.1f}"),
-            ("share reading (% of busy time)", f"{100 * first.read_s / busy:.1f}"),
-            ("share DVH (% of busy time)", f"{100 * first.dvh_s / busy:.1f}"),
-            ("share loading (% of busy time)", f"{100 * first.load_s / busy:.1f}"),
-            ("re-import wall time (s)", f"{rewall:.1f}"),
-            ("re-import loaded / unchanged", f"{second.loaded} / {second.unchanged}"),
-            ("tables unchanged by the re-import", f"{same}/{len(TABLES)}"),
-        ]  # fmt: skip
-        for label, value in rows:
-            print(f"{label:<44}{value:>14}")
-        print()
-        head = f"{'table':<22}{'rows':>9}  {'checksum before':<17} "
-        print(head + f"{'checksum after':<17} same")
-        for t in TABLES:
-            (n0, h0), (n1, h1) = before[t], after[t]
-            flag = "yes" if (n0, h0) == (n1, h1) else "NO"
-            print(f"{t:<22}{n1:>9}  {h0:<17} {h1:<17} {flag}")
-        if first.quarantined:
-            print("quarantined:", dict(first.quarantined))
+        _print_report(
+            args, server.port, n_files, (first, wall), (second, rewall), before, after
+        )
         if before != after:
             raise SystemExit("re-import changed rows")
     finally:

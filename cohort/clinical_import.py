@@ -248,7 +248,7 @@ def import_proms(
         The timepoint of responses that carry none.
     correction_reason : str, optional
         Why records that differ from stored ones are corrected (``--correct``):
-        each becomes a new version, the earlier one kept and marked superseded.
+        each becomes the new version, the earlier one moved to the history.
         Without it such a record is refused and the file rejected.
 
     Raises

@@ -1,5 +1,9 @@
 """Follow-up schedule: timepoints relative to RT start or end, with windows.
 
+The protocols (timepoint definitions) are in :mod:`cohort.protocol`, the per-person
+inputs in :mod:`cohort.schedule_inputs`, the vectorised day arithmetic in
+:mod:`cohort.schedule_days`.
+
 A timepoint's target date is ``anchor + offset_days``; its window runs from
 ``target - window_before_days`` to ``target + window_after_days``. On a given day an
 assessment that is not done is ``upcoming`` (window not open), ``due`` (window open,
@@ -23,18 +27,30 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
+from typing import TYPE_CHECKING
 
 import numpy as np
-import numpy.typing as npt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cohort.consent import ConsentState
-from cohort.vital import death_dates
-from etl.store.course import read_first_courses
+from cohort.protocol import (
+    DEFAULT_TIMEPOINTS,
+    Anchor,
+    Kind,
+    TimepointDef,
+    ensure_protocol,
+    protocol_timepoints,
+)
+from cohort.schedule_days import Days, Events, Mask, any_in_window, classify_days, dates
+from cohort.schedule_inputs import (
+    Enrolments,
+    PersonDays,
+    enrolment_scope,
+    person_days,
+)
 from instruments.store import read_survey_timings, read_toxicity_dates
 from omop.cdm import Person
-from omop.cohort_tables import Enrolment, FollowupProtocol, FollowupTimepoint
+from omop.cohort_tables import Enrolment
 from omop.vocab.registry import our_concept_id
 from omop.vocab.standard import CASE_REPORT_FORM, RT_COURSE_EPISODE
 
@@ -53,22 +69,11 @@ __all__ = [
     "schedule",
 ]
 
+if TYPE_CHECKING:
+    from cohort.schedule_inputs import EnrolmentRow
+
 RT_COURSE_CONCEPT_ID = RT_COURSE_EPISODE
 TOXICITY_TYPE_CONCEPT_ID = CASE_REPORT_FORM
-
-
-class Kind(StrEnum):
-    """What is assessed at a timepoint."""
-
-    TOXICITY = "toxicity"
-    PROM = "prom"
-
-
-class Anchor(StrEnum):
-    """What a timepoint is relative to."""
-
-    RT_START = "rt_start"
-    RT_END = "rt_end"
 
 
 class Status(StrEnum):
@@ -79,93 +84,6 @@ class Status(StrEnum):
     OVERDUE = "overdue"
     MISSED = "missed"
     DONE = "done"
-
-
-@dataclass(frozen=True)
-class TimepointDef:
-    """One timepoint of a protocol."""
-
-    code: str
-    anchor: Anchor
-    offset_days: int
-    window_before_days: int
-    window_after_days: int
-    toxicity: bool = True
-    prom: bool = True
-
-
-DEFAULT_TIMEPOINTS: tuple[TimepointDef, ...] = (
-    TimepointDef("baseline", Anchor.RT_START, 0, 30, 0),
-    TimepointDef("eot", Anchor.RT_END, 0, 7, 14),
-    TimepointDef("m3", Anchor.RT_END, 91, 30, 30),
-    TimepointDef("m6", Anchor.RT_END, 182, 30, 30),
-    TimepointDef("m12", Anchor.RT_END, 365, 60, 60),
-    TimepointDef("m24", Anchor.RT_END, 730, 60, 60),
-    TimepointDef("m36", Anchor.RT_END, 1095, 90, 90),
-    TimepointDef("m60", Anchor.RT_END, 1826, 90, 90),
-)
-
-
-def ensure_protocol(
-    session: Session,
-    code: str = "default",
-    timepoints: Sequence[TimepointDef] = DEFAULT_TIMEPOINTS,
-    name: str = "Default radiotherapy follow-up",
-) -> FollowupProtocol:
-    """Return the protocol ``code``, creating it with ``timepoints`` when absent."""
-    protocol = session.scalar(
-        select(FollowupProtocol).where(FollowupProtocol.code == code)
-    )
-    if protocol is not None:
-        return protocol
-    protocol = FollowupProtocol(code=code, name=name)
-    session.add(protocol)
-    session.flush()
-    for tp in timepoints:
-        session.add(
-            FollowupTimepoint(
-                protocol_id=protocol.protocol_id,
-                code=tp.code,
-                anchor=tp.anchor.value,
-                offset_days=tp.offset_days,
-                window_before_days=tp.window_before_days,
-                window_after_days=tp.window_after_days,
-                toxicity=tp.toxicity,
-                prom=tp.prom,
-            )
-        )
-    session.flush()
-    return protocol
-
-
-def protocol_timepoints(session: Session, code: str) -> list[TimepointDef]:
-    """Return the timepoints of a protocol (the default one is created on demand)."""
-    protocol = (
-        ensure_protocol(session)
-        if code == "default"
-        else session.scalar(
-            select(FollowupProtocol).where(FollowupProtocol.code == code)
-        )
-    )
-    if protocol is None:
-        return []
-    rows = session.scalars(
-        select(FollowupTimepoint)
-        .where(FollowupTimepoint.protocol_id == protocol.protocol_id)
-        .order_by(FollowupTimepoint.timepoint_id)
-    )
-    return [
-        TimepointDef(
-            r.code,
-            Anchor(r.anchor),
-            r.offset_days,
-            r.window_before_days,
-            r.window_after_days,
-            r.toxicity,
-            r.prom,
-        )
-        for r in rows
-    ]
 
 
 def classify(
@@ -209,81 +127,8 @@ class ScheduleItem:
     status: Status
 
 
-_EPOCH = datetime.date(1970, 1, 1).toordinal()
-# status codes of the vectorised classification, in the order of _STATUSES
-_UPCOMING, _DUE, _OVERDUE, _MISSED, _DONE = range(5)
+# the Status of each code of cohort.schedule_days
 _STATUSES = (Status.UPCOMING, Status.DUE, Status.OVERDUE, Status.MISSED, Status.DONE)
-
-Days = npt.NDArray[np.int64]
-Mask = npt.NDArray[np.bool_]
-
-
-def _ordinals(days: Sequence[datetime.date]) -> Days:
-    """Day numbers (``date.toordinal()``) of dates or datetimes (their date part)."""
-    return np.fromiter((d.toordinal() for d in days), np.int64, len(days))
-
-
-def _dates(ordinals: Days) -> list[datetime.date]:
-    return (ordinals - _EPOCH).astype("datetime64[D]").tolist()  # type: ignore[no-any-return]
-
-
-def _classify_days(lo: Days, target: Days, hi: Days, local: Days, done: Mask) -> Days:
-    """Status codes of assessments on day numbers (arguments broadcast together)."""
-    return np.select(
-        [done, local < lo, local <= target, local <= hi],
-        [_DONE, _UPCOMING, _DUE, _OVERDUE],
-        default=_MISSED,
-    ).astype(np.int64)
-
-
-def _index(keys: Days, values: Days) -> tuple[Days, Mask]:
-    """Position of each value in the sorted unique ``keys`` and whether it is there."""
-    at = np.searchsorted(keys, values)
-    found = at < keys.size
-    found[found] = keys[at[found]] == values[found]
-    return np.minimum(at, max(keys.size - 1, 0)), found
-
-
-def _any_in_window(
-    event_row: Days, event_day: Days, rows: Days, lo: Days, hi: Days
-) -> Mask:
-    """Whether row ``rows[i]`` has an event on a day in ``[lo[i, j], hi[i, j]]``."""
-    if event_row.size == 0:
-        return np.zeros(lo.shape, dtype=np.bool_)
-    base = min(int(event_day.min()), int(lo.min()))
-    span = max(int(event_day.max()), int(hi.max())) - base + 1
-    keys = np.sort(event_row * span + (event_day - base))
-    first = rows[:, None] * span
-    left = np.searchsorted(keys, first + (lo - base), side="left")
-    right = np.searchsorted(keys, first + (hi - base), side="right")
-    return right > left
-
-
-@dataclass(frozen=True)
-class _Events:
-    """Dated events and PROM timings, by row of the unique person ids."""
-
-    row: Days
-    day: Days
-    timing_row: Days
-    timing: Days
-
-    @classmethod
-    def build(
-        cls,
-        persons: Days,
-        rows: Sequence[tuple[object, datetime.date | None, int]],
-    ) -> _Events:
-        if not rows:
-            empty = np.zeros(0, dtype=np.int64)
-            return cls(empty, empty, empty, empty)
-        pid = np.fromiter((int(r[0]) for r in rows), np.int64, len(rows))  # type: ignore[call-overload]
-        timing = np.fromiter((r[2] for r in rows), np.int64, len(rows))
-        row, found = _index(persons, pid)
-        dated = np.fromiter((r[1] is not None for r in rows), np.bool_, len(rows))
-        keep = found & dated
-        days = _ordinals([r[1] for r in rows if r[1] is not None])
-        return cls(row[keep], days[found[dated]], row[found], timing[found])
 
 
 def schedule(
@@ -321,7 +166,8 @@ def schedule(
     day numbers (persons x timepoints), as :func:`classify` does for one assessment.
     Items come per person (in enrolment query order), timepoint and kind.
     """
-    query = (
+    scope = enrolment_scope(care_site_id, person_ids)
+    people = session.execute(
         select(
             Enrolment.person_id,
             Person.person_source_value,
@@ -330,69 +176,21 @@ def schedule(
             Enrolment.scope_proms,
         )
         .join(Person, Person.person_id == Enrolment.person_id)
-        .where(
-            Enrolment.care_site_id == care_site_id,
-            Enrolment.state == ConsentState.CONSENTED.value,
-        )
-    )
-    if person_ids is not None:
-        query = query.where(Enrolment.person_id.in_(list(person_ids)))
-    people = session.execute(query).all()
+        .where(*scope)
+    ).all()
     if not people:
         return []
-    scope = [
-        Enrolment.care_site_id == care_site_id,
-        Enrolment.state == ConsentState.CONSENTED.value,
-    ]
-    if person_ids is not None:
-        scope.append(Enrolment.person_id.in_(list(person_ids)))
     enrolled = select(Enrolment.person_id).where(*scope)
-
-    # persons: one row per enrolment row; u = row in the array of unique person ids
-    n = len(people)
-    pid = np.fromiter((int(r[0]) for r in people), np.int64, n)
-    persons, u = np.unique(pid, return_inverse=True)
-    u = u.reshape(-1)
-    scope_data = np.fromiter((bool(r[3]) for r in people), np.bool_, n)
-    scope_proms = np.fromiter((bool(r[4]) for r in people), np.bool_, n)
-
-    rt = read_first_courses(session, enrolled)
-    rt_row, rt_found = _index(persons, np.array([r[0] for r in rt], dtype=np.int64))
-    rt_row = rt_row[rt_found]
-    start = np.zeros(persons.size, dtype=np.int64)
-    end = np.zeros(persons.size, dtype=np.int64)
-    has_rt = np.zeros(persons.size, dtype=np.bool_)
-    has_end = np.zeros(persons.size, dtype=np.bool_)
-    found_rt = [r for r, f in zip(rt, rt_found.tolist(), strict=True) if f]
-    start[rt_row] = _ordinals([r[1] for r in found_rt])
-    has_rt[rt_row] = True
-    ended = np.array([r[2] is not None for r in found_rt], dtype=np.bool_)
-    has_end[rt_row[ended]] = True
-    end[rt_row[ended]] = _ordinals([r[2] for r in found_rt if r[2] is not None])
-    end = np.where(has_end, end, start)  # any valid day; masked by has_end
-
-    death_rows = death_dates(session, enrolled)
-    d_row, d_found = _index(
-        persons, np.array([int(r[0]) for r in death_rows], dtype=np.int64)
-    )
-    has_death = np.zeros(persons.size, dtype=np.bool_)
-    death = np.zeros(persons.size, dtype=np.int64)
-    has_death[d_row[d_found]] = True
-    death[d_row[d_found]] = _ordinals([r[1] for r in death_rows])[d_found]
-
-    local = np.full(persons.size, today.toordinal(), dtype=np.int64)
-    if offsets:
-        o_row, o_found = _index(persons, np.fromiter(offsets.keys(), np.int64))
-        local[o_row[o_found]] += np.fromiter(offsets.values(), np.int64)[o_found]
-
-    tox = _Events.build(
-        persons,
+    rows = Enrolments.of(people)
+    persons = person_days(session, rows.persons, enrolled, today, offsets)
+    tox = Events.build(
+        rows.persons,
         [(p, day, -1) for p, day in read_toxicity_dates(session, enrolled)]
         if Kind.TOXICITY in kinds
         else [],
     )
-    proms = _Events.build(
-        persons,
+    proms = Events.build(
+        rows.persons,
         [
             (p, ended, _timing_id(timepoint))
             for p, timepoint, ended in read_survey_timings(session, enrolled)
@@ -400,67 +198,79 @@ def schedule(
         if Kind.PROM in kinds
         else [],
     )
-
     wanted = frozenset(Status) if statuses is None else frozenset(statuses)
-    wanted_codes = np.array(
-        [c for c, s in enumerate(_STATUSES) if s in wanted], dtype=np.int64
+    grid = _Grid(
+        rows,
+        persons,
+        {Kind.TOXICITY: tox, Kind.PROM: proms},
+        tuple(kinds),
+        np.array([c for c, s in enumerate(_STATUSES) if s in wanted], dtype=np.int64),
     )
-    with_rt = has_rt[u]
-    codes = [str(r[2]) for r in people]
-    protocols: dict[str, list[TimepointDef]] = {}
-    for i in np.flatnonzero(with_rt).tolist():  # first appearance order
-        if codes[i] not in protocols:
-            protocols[codes[i]] = protocol_timepoints(session, people[i][2])
-    code_of = np.array(codes, dtype=object)
+    with_rt = persons.has_rt[rows.u]
+    parts = [
+        grid.items(np.flatnonzero(with_rt & (rows.code_of == code)), tps)
+        for code, tps in _protocols(session, people, with_rt).items()
+        if tps
+    ]
+    return _in_enrolment_order([part for part in parts if part is not None])
 
-    pid_list = pid.tolist()
-    pseudonyms = [str(r[1]) for r in people]
-    parts: list[tuple[Days, list[ScheduleItem]]] = []
-    for code, tps in protocols.items():
-        if not tps:
-            continue
-        rows = np.flatnonzero(with_rt & (code_of == code))
-        ur = u[rows]
+
+def _protocols(
+    session: Session, people: Sequence[EnrolmentRow], with_rt: Mask
+) -> dict[str, list[TimepointDef]]:
+    """Protocol code -> timepoints, in first appearance order of persons with RT."""
+    protocols: dict[str, list[TimepointDef]] = {}
+    for i in np.flatnonzero(with_rt).tolist():
+        code = str(people[i][2])
+        if code not in protocols:
+            protocols[code] = protocol_timepoints(session, people[i][2])
+    return protocols
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """Classifies enrolment rows x timepoints x kinds of one protocol at a time."""
+
+    rows: Enrolments
+    persons: PersonDays
+    events: Mapping[Kind, Events]
+    kinds: tuple[Kind, ...]
+    wanted_codes: Days
+
+    def items(
+        self, rows: Days, tps: Sequence[TimepointDef]
+    ) -> tuple[Days, list[ScheduleItem]] | None:
+        """Return the wanted items of enrolment ``rows`` under timepoints ``tps``."""
+        ps, ur = self.persons, self.rows.u[rows]
         at_start = np.array([tp.anchor is Anchor.RT_START for tp in tps])
-        anchor = np.where(at_start, start[ur, None], end[ur, None])
+        anchor = np.where(at_start, ps.start[ur, None], ps.end[ur, None])
         target = anchor + np.array([tp.offset_days for tp in tps], dtype=np.int64)
         lo = target - np.array([tp.window_before_days for tp in tps], dtype=np.int64)
         hi = target + np.array([tp.window_after_days for tp in tps], dtype=np.int64)
-        valid = (at_start | has_end[ur, None]) & ~(
-            has_death[ur, None] & (lo > death[ur, None])
+        valid = (at_start | ps.has_end[ur, None]) & ~(
+            ps.has_death[ur, None] & (lo > ps.death[ur, None])
         )
         status_k, keep_k = [], []
-        for kind in kinds:
-            if kind is Kind.TOXICITY:
-                applies = np.array([tp.toxicity for tp in tps]) & scope_data[rows, None]
-                done = _any_in_window(tox.row, tox.day, ur, lo, hi)
-            else:
-                applies = np.array([tp.prom for tp in tps]) & scope_proms[rows, None]
-                done = _any_in_window(proms.row, proms.day, ur, lo, hi)
-                timing = np.array([_timing_id(tp.code) for tp in tps], dtype=np.int64)
-                hit = np.zeros((persons.size, len(tps)), dtype=np.bool_)
-                ev, tp_i = np.nonzero(proms.timing[:, None] == timing[None, :])
-                hit[proms.timing_row[ev], tp_i] = True
-                done |= hit[ur]
-            status = _classify_days(lo, target, hi, local[ur, None], done)
+        for kind in self.kinds:
+            applies, done = self._applies_done(kind, rows, tps, lo, hi)
+            status = classify_days(lo, target, hi, ps.local[ur, None], done)
             status_k.append(status)
-            keep_k.append(valid & applies & np.isin(status, wanted_codes))
+            keep_k.append(valid & applies & np.isin(status, self.wanted_codes))
         if not status_k:
-            continue
+            return None
         # (person, timepoint, kind) in C order: per person, timepoint, then kind
         keep = np.stack(keep_k, axis=-1)
         r_i, t_i, k_i = np.nonzero(keep)
         st = np.stack(status_k, axis=-1)[keep]
-        tgt, lo_k, hi_k = target[r_i, t_i], lo[r_i, t_i], hi[r_i, t_i]
         row = rows[r_i]
         tp_codes = [tp.code for tp in tps]
-        kind_list = list(kinds)
+        pid, pseudonyms = self.rows.pid, self.rows.pseudonyms
         items = [
             ScheduleItem(
-                pid_list[i],
+                pid[i],
                 pseudonyms[i],
                 tp_codes[t],
-                kind_list[k],
+                self.kinds[k],
                 target_day,
                 lo_day,
                 hi_day,
@@ -470,14 +280,42 @@ def schedule(
                 row.tolist(),
                 t_i.tolist(),
                 k_i.tolist(),
-                _dates(tgt),
-                _dates(lo_k),
-                _dates(hi_k),
+                dates(target[r_i, t_i]),
+                dates(lo[r_i, t_i]),
+                dates(hi[r_i, t_i]),
                 st.tolist(),
                 strict=True,
             )
         ]
-        parts.append((row, items))
+        return row, items
+
+    def _applies_done(
+        self, kind: Kind, rows: Days, tps: Sequence[TimepointDef], lo: Days, hi: Days
+    ) -> tuple[Mask, Mask]:
+        """Whether each assessment of ``kind`` applies and whether it is done."""
+        toxicity = kind is Kind.TOXICITY
+        ur, events = (
+            self.rows.u[rows],
+            self.events[Kind.TOXICITY if toxicity else Kind.PROM],
+        )
+        done = any_in_window(events.row, events.day, ur, lo, hi)
+        if toxicity:
+            applies = (
+                np.array([tp.toxicity for tp in tps]) & self.rows.scope_data[rows, None]
+            )
+            return applies, done
+        applies = np.array([tp.prom for tp in tps]) & self.rows.scope_proms[rows, None]
+        timing = np.array([_timing_id(tp.code) for tp in tps], dtype=np.int64)
+        hit = np.zeros((self.rows.persons.size, len(tps)), dtype=np.bool_)
+        ev, tp_i = np.nonzero(events.timing[:, None] == timing[None, :])
+        hit[events.timing_row[ev], tp_i] = True
+        return applies, done | hit[ur]
+
+
+def _in_enrolment_order(
+    parts: Sequence[tuple[Days, list[ScheduleItem]]],
+) -> list[ScheduleItem]:
+    """Merge the items of each protocol back into enrolment query order."""
     if len(parts) == 1:
         return parts[0][1]
     flat = [item for _, items in parts for item in items]
@@ -485,9 +323,6 @@ def schedule(
         return []
     order = np.argsort(np.concatenate([row for row, _ in parts]), kind="stable")
     return [flat[i] for i in order.tolist()]
-
-
-_day = datetime.date.fromordinal
 
 
 @cache

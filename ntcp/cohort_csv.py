@@ -103,21 +103,8 @@ def read_cohort_csv(
             raise fail("dvh", "; ".join(problems))
         pairs.append((dose, vol))
         if require_outcome:
-            value = (row.get("outcome") or "").strip()
-            if value not in {"0", "1"}:
-                raise fail("outcome", f"must be 0 or 1, got {value!r}")
-            outcome.append(int(value))
-        values = []
-        for name in covariates:
-            cell = (row.get(name) or "").strip()
-            try:
-                number = float(cell)
-            except ValueError:
-                raise fail(name, f"not a number: {cell!r}") from None
-            if not math.isfinite(number):
-                raise fail(name, f"not a finite number: {cell!r}")
-            values.append(number)
-        cov_rows.append(values)
+            outcome.append(_parse_outcome(row.get("outcome"), fail))
+        cov_rows.append([_parse_number(row.get(n), n, fail) for n in covariates])
         ids.append(pid)
     if not ids:
         raise CohortCsvError(f"{path}: no patient rows")
@@ -129,6 +116,26 @@ def read_cohort_csv(
         covariates=pd.DataFrame(cov_rows, columns=list(covariates)),
         sha256=digest,
     )
+
+
+def _parse_outcome(cell: str | None, fail: Callable[[str, str], CohortCsvError]) -> int:
+    value = (cell or "").strip()
+    if value not in {"0", "1"}:
+        raise fail("outcome", f"must be 0 or 1, got {value!r}")
+    return int(value)
+
+
+def _parse_number(
+    cell: str | None, name: str, fail: Callable[[str, str], CohortCsvError]
+) -> float:
+    text = (cell or "").strip()
+    try:
+        number = float(text)
+    except ValueError:
+        raise fail(name, f"not a number: {text!r}") from None
+    if not math.isfinite(number):
+        raise fail(name, f"not a finite number: {text!r}")
+    return number
 
 
 def _parse_fractions(

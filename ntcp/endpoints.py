@@ -130,55 +130,61 @@ def parse_endpoint(spec: str, known_terms: Container[str] | None = None) -> Endp
     """
     text = spec.strip()
     if text.startswith("ctcae:"):
-        match = _CTCAE.match(text)
-        if not match:
-            raise EndpointSyntaxError(
-                f"endpoint {spec!r}: expected ctcae:TERM[|TERM...]>=GRADE@DAYSd, "
-                "e.g. ctcae:Pneumonitis>=2@365d"
-            )
-        terms = tuple(t.strip() for t in match["terms"].split("|"))
-        if any(not t for t in terms):
-            raise EndpointSyntaxError(f"endpoint {spec!r}: empty CTCAE term")
-        grade = int(match["grade"])
-        if not 1 <= grade <= _MAX_GRADE:
-            raise EndpointSyntaxError(
-                f"endpoint {spec!r}: grade must be 1-5, got {grade}"
-            )
-        days = int(match["days"])
-        if days <= 0:
-            raise EndpointSyntaxError(f"endpoint {spec!r}: window must be > 0 days")
-        if known_terms is not None:
-            unknown = [t for t in terms if t not in known_terms]
-            if unknown:
-                raise EndpointSyntaxError(
-                    f"endpoint {spec!r}: unknown CTCAE term(s) {', '.join(unknown)}"
-                )
-        return CtcaeEndpoint(terms, grade, days)
+        return _parse_ctcae(spec, text, known_terms)
     if text.startswith("qlqc30:"):
-        match = _QLQ.match(text)
-        if not match:
-            raise EndpointSyntaxError(
-                f"endpoint {spec!r}: expected qlqc30:SCALE-POINTS@TIMEPOINT, "
-                "e.g. qlqc30:FA-10@m12"
-            )
-        scale = match["scale"].upper()
-        scale = _ALIASES.get(scale, scale)
-        if scale not in QLQC30_SCALES:
-            raise EndpointSyntaxError(
-                f"endpoint {spec!r}: unknown QLQ-C30 scale {match['scale']!r} "
-                f"(one of {', '.join(QLQC30_SCALES)})"
-            )
-        points = float(match["points"])
-        if points <= 0:
-            raise EndpointSyntaxError(
-                f"endpoint {spec!r}: threshold must be > 0 points"
-            )
-        timepoint = match["tp"]
-        if timepoint.lower() == "baseline":
-            raise EndpointSyntaxError(
-                f"endpoint {spec!r}: the timepoint must be after baseline"
-            )
-        return QlqC30Endpoint(scale, points, timepoint)
+        return _parse_qlqc30(spec, text)
     raise EndpointSyntaxError(
         f"endpoint {spec!r}: must start with 'ctcae:' or 'qlqc30:'"
     )
+
+
+def _parse_ctcae(
+    spec: str, text: str, known_terms: Container[str] | None
+) -> CtcaeEndpoint:
+    match = _CTCAE.match(text)
+    if not match:
+        raise EndpointSyntaxError(
+            f"endpoint {spec!r}: expected ctcae:TERM[|TERM...]>=GRADE@DAYSd, "
+            "e.g. ctcae:Pneumonitis>=2@365d"
+        )
+    terms = tuple(t.strip() for t in match["terms"].split("|"))
+    if any(not t for t in terms):
+        raise EndpointSyntaxError(f"endpoint {spec!r}: empty CTCAE term")
+    grade = int(match["grade"])
+    if not 1 <= grade <= _MAX_GRADE:
+        raise EndpointSyntaxError(f"endpoint {spec!r}: grade must be 1-5, got {grade}")
+    days = int(match["days"])
+    if days <= 0:
+        raise EndpointSyntaxError(f"endpoint {spec!r}: window must be > 0 days")
+    if known_terms is not None:
+        unknown = [t for t in terms if t not in known_terms]
+        if unknown:
+            raise EndpointSyntaxError(
+                f"endpoint {spec!r}: unknown CTCAE term(s) {', '.join(unknown)}"
+            )
+    return CtcaeEndpoint(terms, grade, days)
+
+
+def _parse_qlqc30(spec: str, text: str) -> QlqC30Endpoint:
+    match = _QLQ.match(text)
+    if not match:
+        raise EndpointSyntaxError(
+            f"endpoint {spec!r}: expected qlqc30:SCALE-POINTS@TIMEPOINT, "
+            "e.g. qlqc30:FA-10@m12"
+        )
+    scale = match["scale"].upper()
+    scale = _ALIASES.get(scale, scale)
+    if scale not in QLQC30_SCALES:
+        raise EndpointSyntaxError(
+            f"endpoint {spec!r}: unknown QLQ-C30 scale {match['scale']!r} "
+            f"(one of {', '.join(QLQC30_SCALES)})"
+        )
+    points = float(match["points"])
+    if points <= 0:
+        raise EndpointSyntaxError(f"endpoint {spec!r}: threshold must be > 0 points")
+    timepoint = match["tp"]
+    if timepoint.lower() == "baseline":
+        raise EndpointSyntaxError(
+            f"endpoint {spec!r}: the timepoint must be after baseline"
+        )
+    return QlqC30Endpoint(scale, points, timepoint)

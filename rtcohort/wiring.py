@@ -79,7 +79,7 @@ def after_upgrade(engine: Engine) -> list[str]:
     """
     from cohort.audit import files_for
     from cohort.audit_check import ensure_key
-    from cohort.schedule import ensure_protocol
+    from cohort.protocol import ensure_protocol
     from cohort.users import ensure_admin
     from omop.cdm_source import write_cdm_source
     from omop.engine import session_factory

@@ -1,7 +1,7 @@
 """The database of the permission matrix (``tests/test_permission_matrix.py``).
 
 One database per backend for the test module, built through production writers only:
-the ``rtcohort`` commands as the operator, phantom DICOM (``etl.phantom``) through
+the ``rtcohort`` commands as the operator, phantom DICOM (``etl.phantom.write``) through
 ``rtcohort import``, FHIR files written by ``instruments.fhir``. Two centres (C1, C2)
 with one consented patient each; one user of every role at C1 (the researcher
 through project P1), each with a personal API token. Helpers run a command as a

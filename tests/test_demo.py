@@ -38,7 +38,8 @@ def test_demo_small_twice(
     monkeypatch.setenv("RTCOHORT_DATA_DIR", str(data))
     monkeypatch.setenv("RTCOHORT_DATABASE_URL", fresh_url)
     monkeypatch.setenv("RTCOHORT_ADMIN_PASSWORD", "demo-test-password")
-    args = ["demo", "--centres", "2", "--patients", "2", "--seed", "1"]
+    monkeypatch.setenv("RTCOHORT_DEMO_PASSWORD", "demo-accounts-password")
+    args = ["demo", "--centres", "2", "--patients", "2", "--seed", "1", "--no-serve"]
     first = CliRunner().invoke(app, args)
     assert first.exit_code == 0, first.output
     engine = make_engine(fresh_url)
@@ -98,6 +99,25 @@ def test_demo_small_twice(
     assert float(exported["Mean[Gy]"]) == pytest.approx(stored_mean, rel=1e-9)
     assert stored_mean == pytest.approx(exact, rel=0.02)
 
+    # The web app's accounts: one per role per centre, a researcher, the admin.
+    from cohort.users import get_user, list_users, verify_password
+
+    with session_factory(engine)() as s:
+        users = {u.username: (u.role, u.centres) for u in list_users(s)}
+        assert users == {
+            "admin": ("admin", ()),
+            "researcher": ("researcher", ()),
+            "clinician-hus": ("clinician", ("HUS",)),
+            "data-manager-hus": ("data_manager", ("HUS",)),
+            "viewer-hus": ("viewer", ("HUS",)),
+            "clinician-tays": ("clinician", ("TAYS",)),
+            "data-manager-tays": ("data_manager", ("TAYS",)),
+            "viewer-tays": ("viewer", ("TAYS",)),
+        }
+        assert verify_password(get_user(s, "clinician-tays"), "demo-accounts-password")
+        assert verify_password(get_user(s, "admin"), "demo-test-password")
+    assert "clinician-hus" in first.output
+    assert "web app on" not in first.output  # --no-serve
     _assert_ohdsi_ready(engine, ids[pseudo[1]], first.output)
 
     second = CliRunner().invoke(app, args)

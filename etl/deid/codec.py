@@ -300,24 +300,27 @@ def _dataset(
             continue
         if op == Op.DROP:
             continue
-        raw = bytes(buf[vstart:pos])
-        if op == Op.EMPTY:
-            value = b""
-        elif op == Op.UID:
-            value = _map_values(raw, policy.uid, "UI")
-        elif op == Op.DATE:
-            value = _map_dates(raw, policy.date, vr)
-        elif op == Op.PSEUDONYM:
-            value = _map_values(raw, policy.pseudonym, vr)
-        elif op == Op.CLEAN:
-            value = policy.clean(raw, vr)
-        else:
-            value = policy.dummy(vr, length)
+        value = _replacement(op, bytes(buf[vstart:pos]), vr, length, policy)
         out.append((tag, encode_element(tag, encoded_vr, value, implicit)))
     if top:
         out.extend(policy.extra.items())
         out.sort(key=lambda pair: pair[0])
     return b"".join([prefix, *(part for _, part in out)]), pos
+
+
+def _replacement(op: int, raw: bytes, vr: str, length: int, policy: Policy) -> bytes:
+    """Return the new value of an element that `op` replaces (not KEEP or DROP)."""
+    if op == Op.EMPTY:
+        return b""
+    if op == Op.UID:
+        return _map_values(raw, policy.uid, "UI")
+    if op == Op.DATE:
+        return _map_dates(raw, policy.date, vr)
+    if op == Op.PSEUDONYM:
+        return _map_values(raw, policy.pseudonym, vr)
+    if op == Op.CLEAN:
+        return policy.clean(raw, vr)
+    return policy.dummy(vr, length)
 
 
 def transform(

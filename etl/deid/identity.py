@@ -2,7 +2,7 @@
 
 The one place where a hospital identifier becomes what the platform stores: the keyed
 pseudonym and the per-patient date offset (both derived with the centre key by
-:mod:`etl.deid.pseudonymise`), so consent, follow-up, forms, imports and the DICOM meet
+:mod:`etl.deid.keyed_values`), so consent, follow-up, forms, imports and the DICOM meet
 on the same
 person and shift their dates alike. A patient named by a pseudonym alone has no known
 offset: dates given with it are taken as already in the pseudonymised frame.
@@ -14,8 +14,8 @@ import datetime
 import re
 from dataclasses import dataclass
 
+from etl.deid.keyed_values import date_offset_days, pseudonym
 from etl.deid.keys import CentreKey
-from etl.deid.pseudonymise import date_offset_days, pseudonym
 from etl.errors import PatientIdError
 
 __all__ = [

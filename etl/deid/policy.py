@@ -97,14 +97,23 @@ def _resolve(action: str, vr: str) -> int:
     if action in ("X/D", "X/Z/D") and vr == "SQ":
         return Op.DROP
     if action in ("D", "X/D", "X/Z/D", "Z/D"):
-        if vr == "SQ":
-            return Op.RECURSE  # dummy content = the content de-identified
-        if vr in ("DA", "DT"):
-            return Op.DATE
-        return Op.UID if vr == "UI" else Op.DUMMY
+        return _resolve_dummy(vr)
     if action == "K":
         return Op.KEEP
-    # "C": clean
+    return _resolve_clean(vr)
+
+
+def _resolve_dummy(vr: str) -> int:
+    """Operation for action D (replace with a dummy value of the same VR)."""
+    if vr == "SQ":
+        return Op.RECURSE  # dummy content = the content de-identified
+    if vr in ("DA", "DT"):
+        return Op.DATE
+    return Op.UID if vr == "UI" else Op.DUMMY
+
+
+def _resolve_clean(vr: str) -> int:
+    """Operation for action C (clean: keep what is not identifying)."""
     if vr in ("DA", "DT"):
         return Op.DATE
     if vr in ("TM", "SQ"):

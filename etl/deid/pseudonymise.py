@@ -5,40 +5,24 @@ Longitudinal Temporal Information with Modified Dates (113107), Retain Patient
 Characteristics (113108), Retain Device Identity (113109) and Clean Descriptors
 (113105).
 
-Keyed values (all HMAC-SHA-512/256 under sub-keys of the centre key, see
-:mod:`etl.deid.keys`):
-
-- pseudonym: ``<CENTRE>-<26 base32 characters>`` (130 bits) of the patient identifier;
-- date offset: one whole number of days per patient in the key's range (``[-182, -1]``
-  for a key made with the default consortium bound, ``[-3650, -365]`` for a legacy key:
-  :attr:`etl.deid.keys.CentreKey.date_offset_range_days`), added to every DA and DT
-  value
-  at any depth (TM values are kept: a whole-day shift leaves them
-  valid); the same offset serves toxicity and PROM dates (:func:`shift_date`);
-- UIDs: every UID that is not a well-known DICOM UID becomes ``2.25.<UUIDv8 integer>``
-  at any depth, so references between objects and re-sends stay consistent.
-
-The public helpers :func:`pseudonym` and :func:`date_offset_days` are the small API that
-consent, forms and clinical data use so that everything meets on one person.
+Keyed values (:mod:`etl.deid.keyed_values`, re-exported here as the public API): the
+patient's pseudonym; the date offset, added to every DA and DT value at any depth (TM
+values are kept: a whole-day shift leaves them valid); ``2.25.<UUIDv8 integer>`` for
+every UID that is not a well-known DICOM UID, at any depth. A folder is de-identified
+by :func:`etl.deid.folder.deidentify_folder`.
 """
 
 from __future__ import annotations
 
-import base64
 import io
-import json
 import os
 import re
 import zlib
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import date, timedelta
+from dataclasses import dataclass
 from enum import StrEnum
-from functools import cache, lru_cache
 from pathlib import Path
 
 import pydicom
-from pydicom._uid_dict import UID_dictionary
 from pydicom.charset import convert_encodings
 from pydicom.dataset import Dataset
 
@@ -53,28 +37,34 @@ from etl.deid.codec import (
     top_level_values,
     transform,
 )
-from etl.deid.keys import CentreKey, hmac_512_256
+from etl.deid.keyed_values import (
+    date_offset_days,
+    is_well_known_uid,
+    pseudonym,
+    remap_uid,
+    shift_date,
+    uid_remapper,
+)
+from etl.deid.keys import CentreKey
 from etl.deid.table import TABLE_EDITION, DeidOption
 from etl.errors import DeidRefusedError
 from omop.private_files import write_private
 
 __all__ = [
     "DeidOutcome",
-    "DeidReport",
     "DeidResult",
     "date_offset_days",
     "deidentify_bytes",
     "deidentify_dataset",
     "deidentify_file",
-    "deidentify_folder",
     "is_well_known_uid",
     "key_fingerprint_of",
     "pseudonym",
     "remap_uid",
     "shift_date",
+    "write_atomic",
 ]
 
-_PSEUDONYM_CHARS = 26  # 130 bits of base32
 _IMPLICIT_LE = "1.2.840.10008.1.2"
 _EXPLICIT_LE = "1.2.840.10008.1.2.1"
 _DEFLATED = "1.2.840.10008.1.2.1.99"
@@ -106,66 +96,6 @@ METHOD_CODES: tuple[tuple[str, str], ...] = (
 )
 
 
-def pseudonym(key: CentreKey, patient_id: str) -> str:
-    """Return the pseudonym of a patient: ``<CENTRE>-<26 base32 characters>``.
-
-    HMAC-SHA-512/256 of the UTF-8 patient identifier (leading and trailing blanks
-    removed) under the key's ``pseudonym/v1`` sub-key; the first 130 bits in RFC 4648
-    base32. At most 47 characters (OMOP ``person_source_value`` holds 50).
-
-    Examples
-    --------
-    >>> from etl.deid.keys import CentreKey
-    >>> key = CentreKey("AMS01", bytes(32))
-    >>> p = pseudonym(key, "123456")
-    >>> p.startswith("AMS01-"), len(p), p == pseudonym(key, " 123456 ")
-    (True, 32, True)
-    """
-    digest = hmac_512_256(_subkey(key, "pseudonym/v1"), patient_id.strip().encode())
-    text = base64.b32encode(digest[:17]).decode("ascii")[:_PSEUDONYM_CHARS]
-    return f"{key.centre}-{text}"
-
-
-def date_offset_days(key: CentreKey, patient_id: str) -> int:
-    """Return the patient's date offset in whole days, in the key's range.
-
-    ``low + (first 8 bytes of HMAC(K_date-offset/v1, id)) mod (high - low + 1)`` with
-    ``(low, high)`` = :attr:`etl.deid.keys.CentreKey.date_offset_range_days`: ``-n ..
-    -1``
-    for a key bounded to *n* days, ``-3650 .. -365`` for a legacy key.
-
-    Examples
-    --------
-    >>> from etl.deid.keys import CentreKey
-    >>> -182 <= date_offset_days(CentreKey("AMS01", bytes(32)), "123456") <= -1
-    True
-    """
-    low, high = key.date_offset_range_days
-    digest = hmac_512_256(_subkey(key, "date-offset/v1"), patient_id.strip().encode())
-    return low + int.from_bytes(digest[:8], "big") % (high - low + 1)
-
-
-def shift_date(key: CentreKey, patient_id: str, day: date) -> date:
-    """Shift a date of this patient (toxicity, PROM, consent) like the DICOM dates."""
-    return day + timedelta(days=date_offset_days(key, patient_id))
-
-
-def is_well_known_uid(uid: str) -> bool:
-    """Return True for UIDs of the standard (pydicom's UID dictionary, DICOM root)."""
-    return uid in UID_dictionary or uid.startswith("1.2.840.10008.")
-
-
-def remap_uid(key: CentreKey, uid: str) -> str:
-    """Return the replacement of `uid`: ``2.25.<int>`` of a UUIDv8 from its HMAC.
-
-    Well-known DICOM UIDs (transfer syntaxes, SOP classes, coding schemes...) are
-    returned unchanged.
-    """
-    if not uid or is_well_known_uid(uid):
-        return uid
-    return _remap(_subkey(key, "uid/v1"), uid)
-
-
 def key_fingerprint_of(data: bytes) -> str | None:
     """Return the rtcohort key fingerprint an encoded object carries, if any."""
     meta, body = split_file(data)
@@ -175,19 +105,6 @@ def key_fingerprint_of(data: bytes) -> str | None:
         return None
     match = _FINGERPRINT_RE.search(found[DEID_METHOD][1].decode("latin-1"))
     return match.group(1) if match else None
-
-
-@cache
-def _subkey(key: CentreKey, label: str) -> bytes:
-    return key.derive(label)
-
-
-@lru_cache(maxsize=1 << 16)
-def _remap(subkey: bytes, uid: str) -> str:
-    raw = bytearray(hmac_512_256(subkey, uid.encode("ascii"))[:16])
-    raw[6] = (raw[6] & 0x0F) | 0x80  # UUID version 8
-    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 9562 variant
-    return f"2.25.{int.from_bytes(raw, 'big')}"
 
 
 class DeidOutcome(StrEnum):
@@ -351,11 +268,7 @@ def _deidentify(data: bytes, key: CentreKey, accept: frozenset[str]) -> DeidResu
     identifiers = {t: v for t, v in values.items() if pol.is_identifier(t, v[0])}
     offset = date_offset_days(key, patient_id)
     name = pseudonym(key, patient_id)
-    uid_key = _subkey(key, "uid/v1")
-
-    def uid(value: str) -> str:
-        return value if is_well_known_uid(value) else _remap(uid_key, value)
-
+    uid = uid_remapper(key)
     policy = Policy(
         op_for=pol.op_for,
         uid=uid,
@@ -411,67 +324,3 @@ def write_atomic(target: Path, data: bytes) -> None:
     pseudonymised data and files held as received are for the owner only.
     """
     write_private(target, data)
-
-
-# -- a folder -----------------------------------------------------------------------
-
-
-@dataclass
-class DeidReport:
-    """Counts and quarantine reasons of a folder run (JSON-serialisable)."""
-
-    centre: str
-    key_fingerprint: str
-    files: int = 0
-    counts: dict[str, int] = field(default_factory=dict)
-    patients: int = 0
-    quarantined: list[dict[str, str]] = field(default_factory=list)
-
-    def to_json(self) -> str:
-        """Return the report as indented JSON (no identifiers: paths are relative)."""
-        return json.dumps(self.__dict__, indent=2)
-
-
-def _files(root: Path) -> Iterator[Path]:
-    for path in sorted(root.rglob("*")):
-        if path.is_file() and not path.name.startswith("."):
-            yield path
-
-
-def deidentify_folder(
-    source: str | os.PathLike[str],
-    target: str | os.PathLike[str],
-    key: CentreKey,
-    *,
-    quarantine: str | os.PathLike[str] | None = None,
-    progress: Callable[[int, int], None] | None = None,
-) -> DeidReport:
-    """De-identify every file under `source` into `target`, keeping the folder layout.
-
-    Files that are not DICOM or must not be pseudonymised are listed in the report with
-    their reason and, when `quarantine` is given, copied there with a ``.reason.txt``.
-    """
-    root, out_root = Path(source), Path(target)
-    paths = list(_files(root))
-    report = DeidReport(key.centre, key.fingerprint, files=len(paths))
-    names: set[str] = set()
-    for index, path in enumerate(paths, 1):
-        relative = path.relative_to(root)
-        result = deidentify_bytes(path.read_bytes(), key)
-        report.counts[result.outcome] = report.counts.get(result.outcome, 0) + 1
-        if result.data is None:
-            report.quarantined.append({"file": str(relative), "reason": result.reason})
-            if quarantine is not None:
-                held = Path(quarantine) / relative
-                write_atomic(held, path.read_bytes())
-                write_atomic(
-                    held.with_name(held.name + ".reason.txt"), result.reason.encode()
-                )
-        else:
-            write_atomic(out_root / relative, result.data)
-            if result.pseudonym:
-                names.add(result.pseudonym)
-        if progress is not None:
-            progress(index, len(paths))
-    report.patients = len(names)
-    return report

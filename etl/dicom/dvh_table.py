@@ -12,13 +12,14 @@ through a ``warn(where, message)`` callback and the rest goes on.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from etl.dicom.index import IndexedObject, index_dataset, resolve
 from etl.dicom.io import read_dataset
 from etl.dicom.rtdose import read_rtdose
 from etl.dicom.rtstruct import StructureSet, read_rtstruct
+from etl.dose.coverage import DEFAULT_MIN_COVERAGE_PCT, dose_coverage, metric_allowed
 from etl.dose.dvh import DVH, EndCaps
 from etl.dose.metrics import Metric, evaluate
 from etl.dose.radiobiology import dvh_to_eqd2
@@ -109,7 +110,15 @@ class DvhRow:
     dvh : DVH
         Physical dose, or EQD2 when asked for.
     metrics : tuple of float or None
-        One value per requested metric (None or NaN where undefined).
+        One value per requested metric (None or NaN where undefined, and where the
+        dose grid covers too little of the structure: :mod:`etl.dose.coverage`).
+    coverage_pct : float
+        Volume inside the dose grid over the structure volume (%).
+    covered : bool
+        Whether the coverage allows the metrics depending on the whole structure
+        (mean, min, Dx, Vx); Dmax is then a lower bound.
+    warning : str
+        Why metrics are missing or partial; empty when the grid covers it all.
     """
 
     dose_sop_instance_uid: str
@@ -117,6 +126,9 @@ class DvhRow:
     roi_name: str
     dvh: DVH
     metrics: tuple[float | None, ...]
+    coverage_pct: float = 100.0
+    covered: bool = True
+    warning: str = ""
 
 
 @dataclass(frozen=True)
@@ -148,6 +160,7 @@ def dvh_rows(
     end_caps: EndCaps | str = EndCaps.HALF,
     eqd2: tuple[int, float] | None = None,
     strict_frames: bool = False,
+    min_coverage_pct: float = DEFAULT_MIN_COVERAGE_PCT,
 ) -> DvhTable:
     """Compute the DVH and metrics of each closed-planar ROI of each pair.
 
@@ -168,6 +181,9 @@ def dvh_rows(
     strict_frames : bool
         Raise on a structure set in another frame of reference than its dose
         (otherwise warn and skip the pair).
+    min_coverage_pct : float
+        Below this coverage of a structure by the dose grid (%), the metrics that
+        depend on the part outside are None (:func:`etl.dose.coverage.metric_allowed`).
 
     Returns
     -------
@@ -226,8 +242,20 @@ def dvh_rows(
                 except EtlError as exc:  # a dose too high for any histogram
                     warn(label, f"EQD2: {exc}; no row")
                     continue
-            values = tuple(evaluate(result, m) for m in metrics)
+            cover = dose_coverage(result, min_coverage_pct)
+            values = tuple(
+                evaluate(result, m)
+                if metric_allowed(m, cover.pct, min_coverage_pct)
+                else None
+                for m in metrics
+            )
+            row = DvhRow(grid.sop_instance_uid, r.number, r.name, result, values)
             found_rows.append(
-                DvhRow(grid.sop_instance_uid, r.number, r.name, result, values)
+                replace(
+                    row,
+                    coverage_pct=cover.pct,
+                    covered=cover.allowed,
+                    warning=cover.warning,
+                )
             )
     return DvhTable(found_rows, sorted(wanted - found))

@@ -289,6 +289,29 @@ def resolve(
     >>> resolve([]).datasets
     []
     """
+    unique, duplicates = _deduplicate(objects)
+    by_patient: dict[str, list[IndexedObject]] = defaultdict(list)
+    for obj in unique.values():
+        by_patient[obj.patient_id].append(obj)
+    datasets: list[ResolvedDataset] = []
+    for patient_id, items in sorted(by_patient.items()):
+        patient = _Patient(patient_id, items, catalogue)
+        datasets.extend(
+            patient.resolve(dose)
+            for dose in sorted(
+                (o for o in items if o.modality == Modality.RTDOSE),
+                key=lambda o: o.path,
+            )
+        )
+    used = {o.sop_instance_uid for ds in datasets for o in ds.members()}
+    orphans = [o for o in unique.values() if o.sop_instance_uid not in used]
+    return Resolution(datasets, orphans, duplicates)
+
+
+def _deduplicate(
+    objects: Sequence[IndexedObject],
+) -> tuple[dict[str, IndexedObject], list[IndexedObject]]:
+    """Objects by SOP Instance UID (the later path wins) and the ones it replaced."""
     unique: dict[str, IndexedObject] = {}
     duplicates: list[IndexedObject] = []
     for obj in sorted(objects, key=lambda o: o.path):
@@ -296,66 +319,76 @@ def resolve(
         if previous is not None:
             duplicates.append(previous)
         unique[obj.sop_instance_uid] = obj
-    by_patient: dict[str, list[IndexedObject]] = defaultdict(list)
-    for obj in unique.values():
-        by_patient[obj.patient_id].append(obj)
+    return unique, duplicates
 
-    datasets: list[ResolvedDataset] = []
-    used: set[str] = set()
-    for patient_id, items in sorted(by_patient.items()):
-        sops = {o.sop_instance_uid: o for o in items}
-        series: dict[str, list[IndexedObject]] = defaultdict(list)
+
+class _Patient:
+    """One patient's objects (and the catalogue's) looked up for resolving doses."""
+
+    def __init__(
+        self,
+        patient_id: str,
+        items: list[IndexedObject],
+        catalogue: Catalogue | None,
+    ) -> None:
+        self.patient_id = patient_id
+        self.items = items
+        self.catalogue = catalogue
+        self.sops = {o.sop_instance_uid: o for o in items}
+        self.series: dict[str, list[IndexedObject]] = defaultdict(list)
         for o in items:
-            series[o.series_instance_uid].append(o)
+            self.series[o.series_instance_uid].append(o)
 
-        def find(
-            uid: str, sops: dict[str, IndexedObject] = sops
-        ) -> IndexedObject | None:
-            hit = sops.get(uid)
-            if hit is None and catalogue is not None:
-                hit = catalogue.by_sop(uid)
-            return hit
+    def find(self, uid: str) -> IndexedObject | None:
+        """Return the object of a SOP Instance UID, here or in the catalogue."""
+        hit = self.sops.get(uid)
+        if hit is None and self.catalogue is not None:
+            hit = self.catalogue.by_sop(uid)
+        return hit
 
-        for dose in sorted(
-            (o for o in items if o.modality == Modality.RTDOSE), key=lambda o: o.path
-        ):
-            ds = ResolvedDataset(dose, _role(dose.dose_summation_type))
-            for uid in dose.referenced_plan_uids:
-                plan = find(uid)
-                if plan is None:
-                    ds.missing_plan_uids.append(uid)
-                else:
-                    ds.plans.append(plan)
-            struct_uids = [
-                *(u for p in ds.plans for u in p.referenced_structure_set_uids),
-                *dose.referenced_structure_set_uids,
-            ]
-            for uid in struct_uids:
-                hit = find(uid)
-                if hit is not None and hit.modality == Modality.RTSTRUCT:
-                    ds.structure_set = hit
-                    break
-            if ds.structure_set is None:
-                same = [
-                    o
-                    for o in items
-                    if o.modality == Modality.RTSTRUCT
-                    and o.frame_of_reference_uid == dose.frame_of_reference_uid
-                ]
-                if not same and catalogue is not None:
-                    same = catalogue.structure_sets(
-                        patient_id, dose.frame_of_reference_uid
-                    )
-                if len(same) == 1:
-                    ds.structure_set = same[0]
-            if ds.structure_set is not None:
-                for uid in ds.structure_set.referenced_series_uids:
-                    found = list(series.get(uid, []))
-                    if catalogue is not None:  # slices that arrived earlier
-                        have = frozenset(o.sop_instance_uid for o in found)
-                        found += catalogue.by_series(uid, have)
-                    ds.ct.extend(o for o in found if o.modality in IMAGE_MODALITIES)
-            datasets.append(ds)
-            used.update(o.sop_instance_uid for o in ds.members())
-    orphans = [o for o in unique.values() if o.sop_instance_uid not in used]
-    return Resolution(datasets, orphans, duplicates)
+    def resolve(self, dose: IndexedObject) -> ResolvedDataset:
+        """Return the dose with its plans, structure set and images."""
+        ds = ResolvedDataset(dose, _role(dose.dose_summation_type))
+        for uid in dose.referenced_plan_uids:
+            plan = self.find(uid)
+            if plan is None:
+                ds.missing_plan_uids.append(uid)
+            else:
+                ds.plans.append(plan)
+        ds.structure_set = self._structure_set(dose, ds.plans)
+        if ds.structure_set is not None:
+            for uid in ds.structure_set.referenced_series_uids:
+                ds.ct.extend(self._images(uid))
+        return ds
+
+    def _structure_set(
+        self, dose: IndexedObject, plans: list[IndexedObject]
+    ) -> IndexedObject | None:
+        """Return the structure set plans or dose name, else the frame's only one."""
+        struct_uids = [
+            *(u for p in plans for u in p.referenced_structure_set_uids),
+            *dose.referenced_structure_set_uids,
+        ]
+        for uid in struct_uids:
+            hit = self.find(uid)
+            if hit is not None and hit.modality == Modality.RTSTRUCT:
+                return hit
+        same = [
+            o
+            for o in self.items
+            if o.modality == Modality.RTSTRUCT
+            and o.frame_of_reference_uid == dose.frame_of_reference_uid
+        ]
+        if not same and self.catalogue is not None:
+            same = self.catalogue.structure_sets(
+                self.patient_id, dose.frame_of_reference_uid
+            )
+        return same[0] if len(same) == 1 else None
+
+    def _images(self, series_uid: str) -> list[IndexedObject]:
+        """Return the images of a series: here and catalogued (arrived earlier)."""
+        found = list(self.series.get(series_uid, []))
+        if self.catalogue is not None:
+            have = frozenset(o.sop_instance_uid for o in found)
+            found += self.catalogue.by_series(series_uid, have)
+        return [o for o in found if o.modality in IMAGE_MODALITIES]

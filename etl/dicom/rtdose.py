@@ -144,20 +144,7 @@ def read_rtdose(
     ):
         raise DicomParseError(f"{where}: not an RT Dose object (SOP class {sop_class})")
 
-    units = normalise(DoseUnits, require(ds, "DoseUnits", where))
-    if units == DoseUnits.GY:
-        unit_factor = 1.0
-    elif units == DoseUnits.CGY:
-        unit_factor = 0.01
-    elif units == DoseUnits.RELATIVE:
-        if relative_reference_gy is None:
-            raise DoseGridError(
-                f"{where}: DoseUnits is RELATIVE and no reference dose was given "
-                "(relative dose without a normalisation)"
-            )
-        unit_factor = float(relative_reference_gy)
-    else:
-        raise DoseGridError(f"{where}: unknown DoseUnits {units!r}")
+    unit_factor = _gy_per_unit(ds, where, relative_reference_gy)
     if "DoseGridScaling" not in ds or ds.DoseGridScaling in (None, ""):
         raise DicomParseError(f"{where}: missing required attribute DoseGridScaling")
     scaling = float(_floats(ds.DoseGridScaling, where, "DoseGridScaling", 1)[0])
@@ -166,20 +153,7 @@ def read_rtdose(
     ipp = _floats(
         require(ds, "ImagePositionPatient", where), where, "ImagePositionPatient", 3
     )
-    iop = _floats(
-        require(ds, "ImageOrientationPatient", where),
-        where,
-        "ImageOrientationPatient",
-        6,
-    )
-    row_dir, col_dir = iop[:3], iop[3:]
-    try:
-        check_orthonormal(row_dir, col_dir)
-    except GeometryError as exc:
-        raise GeometryError(f"{where}: {exc}") from None
-    row_dir = row_dir / np.linalg.norm(row_dir)
-    col_dir = col_dir / np.linalg.norm(col_dir)
-    normal = np.cross(row_dir, col_dir)
+    row_dir, col_dir, normal = _orientation(ds, where)
     ps = _floats(require(ds, "PixelSpacing", where), where, "PixelSpacing", 2)
     # PixelSpacing = (row spacing = between rows, i.e. along j; column spacing along i).
     dj, di = float(ps[0]), float(ps[1])
@@ -187,48 +161,8 @@ def read_rtdose(
         raise DoseGridError(
             f"{where}: PixelSpacing must be positive, got {ps.tolist()}"
         )
-
-    try:
-        pixels = ds.pixel_array
-    except Exception as exc:  # pydicom raises many types on truncated pixel data
-        raise DicomParseError(f"{where}: pixel data unreadable ({exc})") from exc
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
-    arr = np.asarray(pixels, dtype=np.float64)
-    if arr.ndim == 2:  # noqa: PLR2004
-        arr = arr[np.newaxis]
-    if arr.shape[0] != frames:
-        raise DicomParseError(
-            f"{where}: NumberOfFrames is {frames} but pixel data holds {arr.shape[0]}"
-        )
-
-    if frames > 1:
-        gfov = _floats(
-            require(ds, "GridFrameOffsetVector", where), where, "GridFrameOffsetVector"
-        )
-        if gfov.size != frames:
-            raise DicomParseError(
-                f"{where}: GridFrameOffsetVector: {gfov.size} values, {frames} frames"
-            )
-        if gfov[0] != 0.0:
-            # Absolute form: offsets are positions along the normal; make them relative.
-            gfov = gfov - gfov[0]
-        steps = np.diff(gfov)
-        step = float(np.mean(steps))
-        if step == 0.0 or np.any(np.abs(steps - step) > _UNIFORM_TOLERANCE * abs(step)):
-            raise DoseGridError(
-                f"{where}: GridFrameOffsetVector is not uniformly spaced "
-                f"(steps {np.unique(np.round(steps, 4)).tolist()})"
-            )
-        slice_dir = normal if step > 0 else -normal
-        dk = abs(step)
-    else:
-        slice_dir = normal
-        thickness = ds.get("SliceThickness")
-        dk = (
-            float(thickness)
-            if thickness not in (None, "") and float(thickness) > 0
-            else di
-        )
+    arr = _frames(ds, where)
+    slice_dir, dk = _slice_axis(ds, where, arr.shape[0], normal, di)
 
     return DoseGrid(
         dose_gy=arr * (scaling * unit_factor),
@@ -243,3 +177,87 @@ def read_rtdose(
         summation_type=normalise(DoseSummationType, ds.get("DoseSummationType")),
         units=DoseUnits.GY,
     )
+
+
+def _gy_per_unit(ds: Dataset, where: str, relative_reference_gy: float | None) -> float:
+    """Gy per unit of DoseUnits (the reference dose for ``RELATIVE``)."""
+    units = normalise(DoseUnits, require(ds, "DoseUnits", where))
+    if units == DoseUnits.GY:
+        return 1.0
+    if units == DoseUnits.CGY:
+        return 0.01
+    if units == DoseUnits.RELATIVE:
+        if relative_reference_gy is None:
+            raise DoseGridError(
+                f"{where}: DoseUnits is RELATIVE and no reference dose was given "
+                "(relative dose without a normalisation)"
+            )
+        return float(relative_reference_gy)
+    raise DoseGridError(f"{where}: unknown DoseUnits {units!r}")
+
+
+def _orientation(ds: Dataset, where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return unit row and column directions (ImageOrientationPatient), normal."""
+    iop = _floats(
+        require(ds, "ImageOrientationPatient", where),
+        where,
+        "ImageOrientationPatient",
+        6,
+    )
+    row_dir, col_dir = iop[:3], iop[3:]
+    try:
+        check_orthonormal(row_dir, col_dir)
+    except GeometryError as exc:
+        raise GeometryError(f"{where}: {exc}") from None
+    row_dir = row_dir / np.linalg.norm(row_dir)
+    col_dir = col_dir / np.linalg.norm(col_dir)
+    return row_dir, col_dir, np.cross(row_dir, col_dir)
+
+
+def _frames(ds: Dataset, where: str) -> np.ndarray:
+    """Return stored pixel values as floats, shape ``(frames, rows, columns)``."""
+    try:
+        pixels = ds.pixel_array
+    except Exception as exc:  # pydicom raises many types on truncated pixel data
+        raise DicomParseError(f"{where}: pixel data unreadable ({exc})") from exc
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    arr = np.asarray(pixels, dtype=np.float64)
+    if arr.ndim == 2:  # noqa: PLR2004
+        arr = arr[np.newaxis]
+    if arr.shape[0] != frames:
+        raise DicomParseError(
+            f"{where}: NumberOfFrames is {frames} but pixel data holds {arr.shape[0]}"
+        )
+    return arr
+
+
+def _slice_axis(
+    ds: Dataset, where: str, frames: int, normal: np.ndarray, di: float
+) -> tuple[np.ndarray, float]:
+    """Direction and spacing of frames (GridFrameOffsetVector; one frame: thickness)."""
+    if frames <= 1:
+        thickness = ds.get("SliceThickness")
+        dk = (
+            float(thickness)
+            if thickness not in (None, "") and float(thickness) > 0
+            else di
+        )
+        return normal, dk
+    gfov = _floats(
+        require(ds, "GridFrameOffsetVector", where), where, "GridFrameOffsetVector"
+    )
+    if gfov.size != frames:
+        raise DicomParseError(
+            f"{where}: GridFrameOffsetVector: {gfov.size} values, {frames} frames"
+        )
+    if gfov[0] != 0.0:
+        # Absolute form: offsets are positions along the normal; make them relative.
+        gfov = gfov - gfov[0]
+    steps = np.diff(gfov)
+    step = float(np.mean(steps))
+    if step == 0.0 or np.any(np.abs(steps - step) > _UNIFORM_TOLERANCE * abs(step)):
+        raise DoseGridError(
+            f"{where}: GridFrameOffsetVector is not uniformly spaced "
+            f"(steps {np.unique(np.round(steps, 4)).tolist()})"
+        )
+    return (normal if step > 0 else -normal), abs(step)

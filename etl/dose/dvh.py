@@ -7,14 +7,15 @@ Method
    through the direction cosines. Each contour must lie on a plane parallel to the dose
    slices; contours on the same plane form one cross-section, filled by the even-odd
    rule (holes and islands).
-2. The structure spans its contour planes; the outermost planes of each run of planes
-   get end caps by a named convention: ``half`` (the structure reaches half a contour
-   spacing beyond, as assumed by the analytical benchmark of Nelms et al. 2015; the
-   section is continued there at the rate it changes between the two outer planes, so a
-   cylinder keeps its section and a sphere narrows) or ``none`` (the structure ends on
-   its outer planes). A gap between planes wider than 1.75 times the median spacing
-   splits the structure into runs, each capped. A run of one plane is a slab of one
-   typical spacing (``half``) or has no volume (``none``).
+2. The structure spans its contour planes (:mod:`etl.dose._planes`). A gap between
+   planes wider than 1.75 times the median spacing splits it into runs. Each end of a
+   run is a *tip* (the outer section is degenerate: a polygon of near-zero area, a
+   line, a point; the solid narrows to it), *pointed* (the sections shrink and their
+   area trend vanishes within one spacing: the solid narrows to a point there) or
+   *flat*, by a named convention: ``half`` (half a contour spacing beyond, as in the
+   analytical benchmark of Nelms et al. 2015, the section changing at the rate
+   between the two outer planes) or ``none`` (the structure ends on its outer plane).
+   A run of one plane is a slab of one typical spacing (``half``) or has no volume.
 3. Sampling is adaptive in-plane: the raster spacing ``h`` is
    ``cbrt(volume / target_samples)``, but never coarser than the dose grid and never
    finer than ``min_spacing_mm``. A structure sampled at the dose-grid resolution
@@ -25,10 +26,10 @@ Method
 4. Along the slice normal nothing is sampled: each raster cell is a column whose
    extent inside the structure is solved exactly. When a supersampled structure's
    ``h`` is finer than its contour spacing, the section is interpolated between two
-   planes: the signed in-plane distance to each section (Euclidean distance
-   transform) is interpolated linearly, so a column is one interval per gap, ending
-   where the interpolated distance is zero. Otherwise each plane's section fills the
-   slab half-way to its neighbours.
+   planes (:mod:`etl.dose._interp`): the signed in-plane distances to the two
+   sections are blended, offset outwards mid-gap to follow the curvature of the area
+   trend, and warped towards tips to follow it there. Otherwise each plane's section
+   fills the slab half-way to its neighbours.
 5. Dose is trilinear interpolation of the grid: bilinear in-plane, linear along the
    normal between two dose planes. Each column is cut at the dose planes into
    segments over which the dose is uniformly distributed between its end values; a
@@ -50,9 +51,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -63,20 +62,25 @@ from etl.dose._columns import (
     resample_planes,
     resample_points,
 )
-from etl.dose._raster import CHUNK_CELLS, fill_planes, next_vertex, signed_distances
+from etl.dose._interp import add_interpolated
+from etl.dose._planes import (
+    Run,
+    cap_growth_mm,
+    contour_planes,
+    estimate_volume_mm3,
+    plan_runs,
+)
+from etl.dose._raster import CHUNK_CELLS, fill_planes
 from etl.dose.grid import DoseGrid
-from etl.errors import ContourWarning, GeometryError, OutsideGridWarning, StructureError
+from etl.dose.histogram import DVH, cumulative_nodes, tail_volumes
+from etl.errors import OutsideGridWarning
 
 __all__ = ["DVH", "EndCaps", "compute_dvh", "cumulative_nodes", "tail_volumes"]
 
 FloatArray = NDArray[np.float64]
 
-_PLANE_TOLERANCE_MM = 0.05  # largest out-of-plane spread of one contour
-_PLANE_MERGE_MM = 0.01  # contours whose planes differ by less share a plane
-_GAP_FACTOR = 1.75  # spacing above this times the median splits runs of planes
 _INTERPOLATE_BELOW = 0.9  # interpolate sections when sampling is finer than this
 _MAX_RASTER_CELLS = 30_000_000  # raster cells times dose planes, at most
-_MIN_POINTS = 3
 
 
 class EndCaps(StrEnum):
@@ -84,244 +88,6 @@ class EndCaps(StrEnum):
 
     HALF = "half"
     NONE = "none"
-
-
-@dataclass(frozen=True)
-class DVH:
-    """A dose-volume histogram with exact summary statistics.
-
-    Attributes
-    ----------
-    volume_cc : float
-        Total volume of the structure (inside and outside the dose grid), cm3.
-    outside_grid_cc : float
-        Part of ``volume_cc`` outside the dose grid, not in the histogram.
-    min_gy, mean_gy, max_gy : float
-        Over the part inside the grid; NaN when nothing is inside.
-    bin_width_gy : float
-        Width of the histogram bins.
-    differential_cc : ndarray
-        Volume (cm3) per bin; bin ``b`` covers ``[b * w, (b + 1) * w)`` Gy.
-    """
-
-    volume_cc: float
-    outside_grid_cc: float
-    min_gy: float
-    mean_gy: float
-    max_gy: float
-    bin_width_gy: float
-    differential_cc: FloatArray
-
-    @property
-    def inside_grid_cc(self) -> float:
-        """Volume covered by the histogram (inside the dose grid), cm3."""
-        return float(np.sum(self.differential_cc))
-
-    def cumulative(self) -> tuple[FloatArray, FloatArray]:
-        """Return the cumulative DVH at the bin edges.
-
-        Returns
-        -------
-        dose_gy : ndarray, shape (n_bins + 1,)
-            Bin edges ``0, w, 2w, ...``.
-        volume_cc : ndarray, shape (n_bins + 1,)
-            Volume receiving at least each dose.
-        """
-        n = len(self.differential_cc)
-        edges = np.arange(n + 1, dtype=np.float64) * self.bin_width_gy
-        tail = np.concatenate([tail_volumes(self.differential_cc), [0.0]])
-        return edges, tail
-
-
-def tail_volumes(differential: NDArray[np.floating[Any]]) -> FloatArray:
-    """Volume at or above each bin of a differential DVH (along the last axis).
-
-    The one place a differential histogram becomes a cumulative one.
-
-    Parameters
-    ----------
-    differential
-        Volumes per bin in increasing dose order, shape ``(..., bins)``.
-
-    Returns
-    -------
-    ndarray
-        Same shape; entry ``b`` is the volume of bins ``b, b + 1, ...``.
-
-    Examples
-    --------
-    >>> tail_volumes(np.array([1.0, 2.0, 3.0])).tolist()
-    [6.0, 5.0, 3.0]
-    """
-    diff = np.asarray(differential, dtype=np.float64)
-    return np.asarray(np.cumsum(diff[..., ::-1], axis=-1)[..., ::-1])
-
-
-def cumulative_nodes(
-    dvh: DVH | NDArray[np.floating[Any]],
-    volume: NDArray[np.floating[Any]] | None = None,
-) -> tuple[FloatArray, FloatArray]:
-    """Nodes of a cumulative DVH: doses and the volume receiving at least each.
-
-    Two representations of a differential DVH have one cumulative curve, read by
-    linear interpolation between the nodes (:mod:`etl.dose.metrics`):
-
-    * a :class:`DVH` (dose uniform within each bin): the exact minimum, the bin
-      edges strictly between, the exact maximum; the full in-grid volume at the
-      minimum, 0 at the maximum;
-    * point masses ``(dose_gy, volume)`` (the bin-centre DVHs of :mod:`ntcp`):
-      a step function, two nodes at each occupied dose (the volume at or above it,
-      then above it), so that interpolation is constant between the doses. Bins
-      without volume are left out.
-
-    Parameters
-    ----------
-    dvh
-        A :class:`DVH`, or the doses (Gy) of point masses, shape ``(bins,)``.
-    volume
-        The volumes of the point masses (any unit); only with an array of doses.
-
-    Returns
-    -------
-    dose_gy, volume : ndarray
-        Non-decreasing doses and non-increasing volumes.
-
-    Examples
-    --------
-    >>> d, v = cumulative_nodes(np.array([10.0, 30.0]), np.array([0.75, 0.25]))
-    >>> d.tolist(), v.tolist()
-    ([10.0, 10.0, 30.0, 30.0], [1.0, 0.25, 0.25, 0.0])
-    """
-    if isinstance(dvh, DVH):
-        edges, vol = dvh.cumulative()
-        total = float(vol[0]) if len(vol) else 0.0
-        inner = (edges > dvh.min_gy) & (edges < dvh.max_gy)
-        dose = np.concatenate([[dvh.min_gy], edges[inner], [dvh.max_gy]])
-        return dose, np.concatenate([[total], vol[inner], [0.0]])
-    if volume is None:
-        raise ValueError("volume is required with an array of doses")
-    d = np.asarray(dvh, dtype=np.float64).ravel()
-    v = np.asarray(volume, dtype=np.float64).ravel()
-    if d.shape != v.shape:
-        raise ValueError(f"dose and volume differ in shape: {d.shape}, {v.shape}")
-    keep = v > 0
-    order = np.argsort(d[keep], kind="stable")
-    d, v = d[keep][order], v[keep][order]
-    at_or_above = tail_volumes(v)
-    above = np.concatenate([at_or_above[1:], [0.0]])
-    return np.repeat(d, 2), np.column_stack([at_or_above, above]).ravel()
-
-
-def _planes(
-    contours: Sequence[FloatArray], dose: DoseGrid
-) -> tuple[FloatArray, list[list[FloatArray]]]:
-    """Group contours (in grid mm) by plane; return plane positions and 2-D polygons."""
-    arrays: list[FloatArray] = []
-    for n, pts in enumerate(contours):
-        arr = np.asarray(pts, dtype=np.float64).reshape(-1, 3)
-        if len(arr) < _MIN_POINTS:
-            warnings.warn(
-                f"contour {n} has {len(arr)} point(s), fewer than three; skipped",
-                ContourWarning,
-                stacklevel=3,
-            )
-            continue
-        arrays.append(arr)
-    flat: list[tuple[float, FloatArray]] = []
-    if arrays:
-        # All contours in the grid frame at once; then per contour its plane.
-        g = dose.to_grid_mm(np.concatenate(arrays))
-        starts = np.cumsum([0] + [len(a) for a in arrays[:-1]])
-        spread = np.maximum.reduceat(g[:, 2], starts) - np.minimum.reduceat(
-            g[:, 2], starts
-        )
-        bad = np.flatnonzero(spread > _PLANE_TOLERANCE_MM)
-        if bad.size:
-            n = int(bad[0])
-            raise GeometryError(
-                f"contour {n} is not on a plane parallel to the dose-grid slices "
-                f"(spread {float(spread[n]):.3f} mm across the slice normal)"
-            )
-        means = np.add.reduceat(g[:, 2], starts) / [len(a) for a in arrays]
-        flat = [
-            (float(w), poly)
-            for w, poly in zip(means, np.split(g[:, :2], starts[1:]), strict=True)
-        ]
-    if not flat:
-        raise StructureError("no contour with at least three points")
-    flat.sort(key=lambda t: t[0])
-    positions: list[float] = []
-    groups: list[list[FloatArray]] = []
-    for w, poly in flat:
-        if positions and w - positions[-1] <= _PLANE_MERGE_MM:
-            groups[-1].append(poly)
-        else:
-            positions.append(w)
-            groups.append([poly])
-    return np.asarray(positions), groups
-
-
-def _runs(
-    positions: FloatArray, end_caps: EndCaps, fallback_mm: float
-) -> list[tuple[int, int, float, float]]:
-    """Split planes at gaps; return (first, last, z_start, z_end) per run (grid mm)."""
-    diffs = np.diff(positions)
-    typical = float(np.median(diffs)) if len(diffs) else fallback_mm
-    breaks = np.nonzero(diffs > _GAP_FACTOR * typical)[0]
-    firsts = np.concatenate([[0], breaks + 1]).astype(int)
-    lasts = np.concatenate([breaks, [len(positions) - 1]]).astype(int)
-    runs = []
-    for a, b in zip(firsts, lasts, strict=True):
-        if end_caps is EndCaps.HALF:
-            before = positions[a + 1] - positions[a] if b > a else typical
-            after = positions[b] - positions[b - 1] if b > a else typical
-            runs.append(
-                (int(a), int(b), positions[a] - before / 2, positions[b] + after / 2)
-            )
-        elif b > a:
-            runs.append((int(a), int(b), float(positions[a]), float(positions[b])))
-    return runs
-
-
-def _cap_growth_mm(
-    groups: list[list[FloatArray]],
-    positions: FloatArray,
-    runs: list[tuple[int, int, float, float]],
-) -> float:
-    """How far end caps may reach beyond the outer sections (bounding-box estimate)."""
-    growth = 0.0
-    for a, b, z0, z1 in runs:
-        if b == a:
-            continue
-        for outer, inner, z_cap in ((a, a + 1, z0), (b, b - 1, z1)):
-            t = abs(z_cap - positions[outer]) / abs(positions[inner] - positions[outer])
-            po, pi = np.concatenate(groups[outer]), np.concatenate(groups[inner])
-            beyond = np.concatenate(
-                [pi.min(axis=0) - po.min(axis=0), po.max(axis=0) - pi.max(axis=0)]
-            )
-            growth = max(growth, t * float(beyond.max()))
-    return growth
-
-
-def _estimate_volume_mm3(
-    groups: list[list[FloatArray]],
-    positions: FloatArray,
-    runs: list[tuple[int, int, float, float]],
-) -> float:
-    polys = [p for ps in groups for p in ps]
-    pts = np.concatenate(polys)
-    nxt = pts[next_vertex([len(p) for p in polys])]
-    cross = pts[:, 0] * nxt[:, 1] - pts[:, 1] * nxt[:, 0]
-    starts = np.cumsum([0] + [len(p) for p in polys[:-1]])
-    poly_areas = np.abs(np.add.reduceat(cross, starts)) / 2
-    owner = np.repeat(np.arange(len(groups)), [len(ps) for ps in groups])
-    areas = np.bincount(owner, weights=poly_areas, minlength=len(groups))
-    total = 0.0
-    for a, b, z0, z1 in runs:
-        z = np.concatenate([[z0], positions[a : b + 1], [z1]])
-        ar = np.concatenate([[areas[a]], areas[a : b + 1], [areas[b]]])
-        total += float(np.sum((ar[1:] + ar[:-1]) / 2 * np.diff(z)))
-    return total
 
 
 def compute_dvh(
@@ -387,19 +153,19 @@ def compute_dvh(
     caps = EndCaps(end_caps)
     if not bin_width_gy > 0:
         raise ValueError(f"bin_width_gy must be positive, got {bin_width_gy}")
-    positions, groups = _planes(contours, dose)
+    positions, groups = contour_planes(contours, dose)
     di, dj, dk = dose.spacing_mm
     nk, nj, ni = dose.shape
-    runs = _runs(positions, caps, fallback_mm=dk)
-    volume_est = max(_estimate_volume_mm3(groups, positions, runs), 1e-9)
+    runs = plan_runs(positions, groups, caps is EndCaps.HALF, fallback_mm=dk)
+    volume_est = max(estimate_volume_mm3(groups, positions, runs), 1e-9)
     h = float(
         np.clip(np.cbrt(volume_est / target_samples), min_spacing_mm, min(di, dj))
     )
     allpts = np.concatenate([np.concatenate(g) for g in groups])
     umin, vmin = allpts.min(axis=0)
     umax, vmax = allpts.max(axis=0)
-    zlo = min([positions[0]] + [r[2] for r in runs])
-    zhi = max([positions[-1]] + [r[3] for r in runs])
+    zlo = min([positions[0]] + [r.z0 for r in runs])
+    zhi = max([positions[-1]] + [r.z1 for r in runs])
     nplanes_k = int(np.ceil((zhi - zlo) / dk)) + 3
     h = max(h, np.sqrt((umax - umin) * (vmax - vmin) * nplanes_k / _MAX_RASTER_CELLS))
     on_voxels = h >= min(di, dj)
@@ -422,7 +188,7 @@ def compute_dvh(
         hx = max((umax - umin) / ncols, 1e-6)
         hy = max((vmax - vmin) / nrows, 1e-6)
         # The margin also holds what the end caps add beyond the outer sections.
-        m = 1 + int(np.ceil(_cap_growth_mm(groups, positions, runs) / min(hx, hy)))
+        m = 1 + int(np.ceil(cap_growth_mm(groups, positions, runs) / min(hx, hy)))
         x = umin + (np.arange(-m, ncols + m) + 0.5) * hx
         y = vmin + (np.arange(-m, nrows + m) + 0.5) * hy
     xw = axis_weights(x, di, ni)
@@ -454,10 +220,12 @@ def compute_dvh(
         exact=not on_voxels,
     )
     slabs: list[tuple[int, float, float]] = []
-    for a, b, z0, z1 in runs:
+    for run in runs:
+        a, b = run.first, run.last
         if interpolate and b > a:
-            _add_interpolated(acc, groups, positions, (a, b, z0, z1), (x, y))
+            add_interpolated(acc, groups, positions, run, (x, y))
             continue
+        z0, z1 = run.slab_bounds()
         mids = (positions[a:b] + positions[a + 1 : b + 1]) / 2
         lows = np.concatenate([[z0], mids])
         highs = np.concatenate([mids, [z1]])
@@ -466,15 +234,7 @@ def compute_dvh(
 
     # Contour vertices on their planes, and those of the outer planes at the ends of the
     # end caps: the extremes of a near-linear field over the structure lie there.
-    vertex_sets = list(zip(positions, groups, strict=True))
-    vertex_sets += [(z0, groups[a]) for a, _, z0, _ in runs]
-    vertex_sets += [(z1, groups[b]) for _, b, _, z1 in runs]
-    verts = np.concatenate(
-        [
-            np.column_stack([np.concatenate(p), np.full(sum(map(len, p)), w)])
-            for w, p in vertex_sets
-        ]
-    )
+    verts = _extreme_candidates(groups, positions, runs)
     vd, vin = dose.interpolate(dose.to_patient_mm(verts))
     extremes = vd[vin]
 
@@ -515,78 +275,27 @@ def _add_slabs(
             acc.add_prism(np.flatnonzero(mask), low, high)
 
 
-def _add_interpolated(
-    acc: ColumnHistogram,
-    groups: list[list[FloatArray]],
-    positions: FloatArray,
-    run: tuple[int, int, float, float],
-    raster: tuple[FloatArray, FloatArray],
-) -> None:
-    """Add a run of planes whose sections are interpolated between the planes.
+def _extreme_candidates(
+    groups: list[list[FloatArray]], positions: FloatArray, runs: list[Run]
+) -> FloatArray:
+    """Points (grid mm) where the extremes of a near-linear field may lie.
 
-    The signed distance to the section is interpolated linearly between two planes
-    (and continued at the same rate into the end caps), so along each raster column
-    the structure is one interval per gap between planes, solved exactly.
+    The contour vertices on their planes; at a flat end those of the outer plane moved
+    to the end of the cap; at a pointed end its tip (the centre of the outer section).
     """
-    a, b, z0, z1 = run
-    x, y = raster
-    h = (float(y[1] - y[0]), float(x[1] - x[0]))
-    ncell = len(x) * len(y)
-    per_batch = max(2, CHUNK_CELLS // ncell)
-    z = positions[a : b + 1]
-    # Batches of planes overlapping by one, so that every gap has both its planes.
-    for s in range(0, b - a, per_batch - 1):
-        e = min(s + per_batch, b - a + 1)
-        masks = fill_planes(groups[a + s : a + e], x, y)
-        # The two planes at each end are continued into the caps: whole raster.
-        caps = tuple(q - s for q in (0, 1, b - a - 1, b - a) if s <= q < e)
-        sdf = signed_distances(masks, *h, uncropped=caps).reshape(e - s, ncell)
-        flat = masks.reshape(e - s, ncell)
-        both = np.flatnonzero(flat[:-1] & flat[1:])
-        gap, cell = np.divmod(both, ncell)
-        acc.add(cell, z[s + gap], z[s + gap + 1])
-        xor = np.flatnonzero(flat[:-1] ^ flat[1:])
-        gap, cell = np.divmod(xor, ncell)
-        za, zb = _linear_inside(
-            z[s + gap], z[s + gap + 1], sdf[gap, cell], sdf[gap + 1, cell]
-        )
-        acc.add(cell, za, zb)
-        # End caps: the change between the two outer planes continues beyond them.
-        for outer, inner, z_cap in ((0, 1, z0), (b - a, b - a - 1, z1)):
-            if z_cap == z[outer] or not (
-                s <= min(outer, inner) and max(outer, inner) < e
-            ):
+    vertex_sets = list(zip(positions, groups, strict=True))
+    for run in runs:
+        for end in (run.start, run.end):
+            if end.z == end.z_outer:
                 continue
-            f_plane, f_inner = sdf[outer - s], sdf[inner - s]
-            t = abs(z_cap - z[outer]) / abs(z[inner] - z[outer])
-            f_cap = f_plane + t * (f_plane - f_inner)
-            cells = np.flatnonzero((f_plane < 0) | (f_cap < 0))
-            lo, hi = min(z_cap, z[outer]), max(z_cap, z[outer])
-            if z_cap < z[outer]:
-                za, zb = _linear_inside(lo, hi, f_cap[cells], f_plane[cells])
+            outer = groups[end.outer]
+            if end.area is None:
+                vertex_sets.append((end.z, outer))
             else:
-                za, zb = _linear_inside(lo, hi, f_plane[cells], f_cap[cells])
-            acc.add(cells, za, zb)
-
-
-def _linear_inside(
-    z_start: float | FloatArray,
-    z_end: float | FloatArray,
-    f_start: NDArray[np.floating[Any]],
-    f_end: NDArray[np.floating[Any]],
-) -> tuple[FloatArray, FloatArray]:
-    """Where ``f``, linear from ``f_start`` to ``f_end``, is negative: ``[za, zb]``.
-
-    Empty intervals come back with ``zb <= za``.
-    """
-    f0 = f_start.astype(np.float64)
-    f1 = f_end.astype(np.float64)
-    neg0, neg1 = f0 < 0, f1 < 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        zc = z_start + f0 / (f0 - f1) * (z_end - z_start)
-    za: FloatArray = np.where(neg0, z_start, zc)
-    zb: FloatArray = np.where(neg1, z_end, zc)
-    none = ~(neg0 | neg1)
-    za[none] = 0.0
-    zb[none] = 0.0
-    return za, zb
+                vertex_sets.append((end.z, [np.concatenate(outer).mean(axis=0)[None]]))
+    return np.concatenate(
+        [
+            np.column_stack([np.concatenate(p), np.full(sum(map(len, p)), w)])
+            for w, p in vertex_sets
+        ]
+    )

@@ -18,7 +18,9 @@ area of a disc of radius ``r`` beyond a chord at distance ``w`` from its centre.
 
 Methods, stated per ROI in the truth JSON:
 
-- ``closed_form``: spheres (spherical cap ``pi h**2 (3R - h) / 3``), cylinders and cones
+- ``closed_form``: spheres (spherical cap ``pi h**2 (3R - h) / 3``), ellipsoids of
+  revolution in any orientation (a cap of the unit ball, by the affine map that takes
+  the ellipsoid to it, times ``R**2 H / 2``), cylinders and cones
   whose axis is parallel to the gradient (polynomial antiderivative of ``pi r(s)**2``),
   cylinders perpendicular to it (``h * seg(R, w)``) and uniform fields;
 - ``quad``: any other orientation (cones across the gradient, oblique axes), the 1-D
@@ -125,7 +127,7 @@ def _axial_antiderivative(solid: Solid, s: float) -> float:
 def _method(solid: Solid, fld: LinearDoseField) -> str:
     g = np.asarray(fld.gradient_gy_per_mm)
     norm = float(np.linalg.norm(g))
-    if norm == 0.0 or solid.kind is ShapeKind.SPHERE:
+    if norm == 0.0 or solid.kind in {ShapeKind.SPHERE, ShapeKind.ELLIPSOID}:
         return "closed_form"
     cos_t = abs(float(g @ np.asarray(solid.axis))) / norm
     if cos_t > 1.0 - _PARALLEL or (
@@ -145,6 +147,11 @@ def _volume_beyond(solid: Solid, u: FloatArray, tau: float) -> float:
         return math.pi * h * h * (3.0 * r - h) / 3.0
     cos_t = float(u @ np.asarray(solid.axis))
     sin_t = math.sqrt(max(0.0, 1.0 - cos_t * cos_t))
+    if solid.kind is ShapeKind.ELLIPSOID:
+        # The affine map to the unit ball: a cap of the ball beyond t / |A^T u|.
+        half = solid.height_mm / 2.0
+        h = min(max(1.0 - t / math.hypot(r * sin_t, half * cos_t), 0.0), 2.0)
+        return r * r * half * math.pi * h * h * (3.0 - h) / 3.0
     s0, s1 = solid.axial_range_mm
     if sin_t < _PARALLEL:
         lo, hi = (max(s0, t / cos_t), s1) if cos_t > 0 else (s0, min(s1, t / cos_t))

@@ -27,6 +27,7 @@ from sqlalchemy import ColumnElement, Select, delete, select, text
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 
+from etl.dose.coverage import dose_coverage, metric_allowed
 from etl.dose.dvh import DVH
 from etl.dose.metrics import evaluate
 from etl.dose.radiobiology import dvh_to_eqd2
@@ -191,8 +192,11 @@ def write_metrics(
             ab = ctx.alpha_beta.for_structure(target)
             eqd2 = dvh_to_eqd2(dvh, ctx.fractions, ab)
             values += [(f"EQD2 {s}", ab, evaluate(eqd2, s)) for s in specs]
+        cover = dose_coverage(dvh).pct  # never a metric on dose it does not have
         for spec, ab_gy, value in values:
             if value is None or not math.isfinite(value):
+                continue
+            if spec != VOLUME_METRIC and not metric_allowed(spec, cover):
                 continue
             pending.append(
                 (row, spec, ab_gy, float(value), our_concept_id(METRIC_VOCAB, spec))

@@ -1,24 +1,21 @@
 """The ``rtcohort`` command.
 
 Each sub-module registers the commands of one package on the root app; commands import
-their package lazily so that ``rtcohort --help`` starts fast.
+their package lazily so that ``rtcohort --help`` starts fast. The root :data:`app`
+(all commands) is built on first use; :func:`main` builds only the module of a command
+listed in ``_ONE_MODULE`` (``rtcohort dvh`` imports no database, FHIR or statistics
+package), and the full app for everything else.
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
+from collections.abc import Sequence
 
 import typer
 
 __all__ = ["app", "main"]
-
-app = typer.Typer(
-    name="rtcohort",
-    help="Prospective radiotherapy outcome cohorts on the OMOP CDM.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
 
 # One module per owning package (ARCHITECTURE.md section 6); each defines register(app).
 _COMMAND_MODULES = (
@@ -30,12 +27,40 @@ _COMMAND_MODULES = (
     "rtcohort.cli.ntcp",
     "rtcohort.cli.ingest",
     "rtcohort.cli.demo",
+    "rtcohort.cli.serve",
 )
+#: Commands run with their own module only (a module registering two or more
+#: commands, so that the app stays a group).
+_ONE_MODULE = {"dvh": "rtcohort.cli.dose", "phantom": "rtcohort.cli.dose"}
 
-for _name in _COMMAND_MODULES:
-    importlib.import_module(_name).register(app)
+app: typer.Typer  # built on first access (module __getattr__)
+_built: dict[tuple[str, ...], typer.Typer] = {}
+
+
+def _build(modules: Sequence[str]) -> typer.Typer:
+    key = tuple(modules)
+    if key not in _built:
+        root = typer.Typer(
+            name="rtcohort",
+            help="Prospective radiotherapy outcome cohorts on the OMOP CDM.",
+            no_args_is_help=True,
+            add_completion=False,
+            pretty_exceptions_enable=False,
+        )
+        for name in modules:
+            importlib.import_module(name).register(root)
+        _built[key] = root
+    return _built[key]
+
+
+def __getattr__(name: str) -> typer.Typer:
+    if name == "app":
+        return _build(_COMMAND_MODULES)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main() -> None:
     """Run the ``rtcohort`` command line."""
-    app()
+    command = sys.argv[1] if len(sys.argv) > 1 else ""
+    module = _ONE_MODULE.get(command)
+    _build((module,) if module else _COMMAND_MODULES)()

@@ -110,7 +110,7 @@ def deid(  # noqa: PLR0917
     """
     from rich.progress import Progress
 
-    from etl.deid.pseudonymise import deidentify_folder
+    from etl.deid.folder import deidentify_folder
 
     key = _load_key(key_file, centre)
     if (

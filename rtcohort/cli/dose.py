@@ -3,153 +3,175 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from etl.phantom.spec import PhantomSpec
 
 __all__ = ["register"]
 
 
 def register(app: typer.Typer) -> None:
     """Register this area's commands on the root app."""
+    app.command("dvh")(dvh)
+    app.command("phantom")(phantom)
 
-    @app.command("dvh")
-    def dvh(  # noqa: PLR0917
-        path: Path | None = typer.Argument(
-            None, help="Folder: each RTDOSE is paired with its RTSTRUCT."
-        ),
-        rtstruct: Path | None = typer.Option(None, "--rtstruct", help="RTSTRUCT file."),
-        rtdose: Path | None = typer.Option(None, "--rtdose", help="RTDOSE file."),
-        csv_out: Path | None = typer.Option(
-            None, "--csv", help="Write the table here (default: stdout)."
-        ),
-        metric: list[str] = typer.Option(
-            [], "--metric", help="TG-263 metric, e.g. D95%[Gy]; repeat for more."
-        ),
-        roi: list[str] = typer.Option(
-            [], "--roi", help="Only this ROI name (case-insensitive); repeat."
-        ),
-        end_caps: str = typer.Option("half", "--end-caps", help="half|none"),
-        alpha_beta: float | None = typer.Option(
-            None,
-            "--alpha-beta",
-            help="alpha/beta in Gy: report EQD2 (with --fractions).",
-        ),
-        fractions: int | None = typer.Option(
-            None, "--fractions", help="Number of fractions (with --alpha-beta)."
-        ),
-        dvh_out: Path | None = typer.Option(
-            None, "--dvh-out", help="Write cumulative DVHs (long format) here."
-        ),
-    ) -> None:
-        """Compute DVHs and dose metrics from RTDOSE and RTSTRUCT.
 
-        One CSV row per dose object and CLOSED_PLANAR ROI. Problems of one file or ROI
-        are warnings on stderr; the exit code is 0 whenever rows were written. Example:
+def dvh(  # noqa: PLR0917
+    path: Path | None = typer.Argument(
+        None, help="Folder: each RTDOSE is paired with its RTSTRUCT."
+    ),
+    rtstruct: Path | None = typer.Option(None, "--rtstruct", help="RTSTRUCT file."),
+    rtdose: Path | None = typer.Option(None, "--rtdose", help="RTDOSE file."),
+    csv_out: Path | None = typer.Option(
+        None, "--csv", help="Write the table here (default: stdout)."
+    ),
+    metric: list[str] = typer.Option(
+        [], "--metric", help="TG-263 metric, e.g. D95%[Gy]; repeat for more."
+    ),
+    roi: list[str] = typer.Option(
+        [], "--roi", help="Only this ROI name (case-insensitive); repeat."
+    ),
+    end_caps: str = typer.Option("half", "--end-caps", help="half|none"),
+    alpha_beta: float | None = typer.Option(
+        None,
+        "--alpha-beta",
+        help="alpha/beta in Gy: report EQD2 (with --fractions).",
+    ),
+    fractions: int | None = typer.Option(
+        None, "--fractions", help="Number of fractions (with --alpha-beta)."
+    ),
+    dvh_out: Path | None = typer.Option(
+        None, "--dvh-out", help="Write cumulative DVHs (long format) here."
+    ),
+    min_coverage: float = typer.Option(
+        99.0,
+        "--min-coverage",
+        help="Percent of a structure the dose grid must cover for mean, min, "
+        "Dx and Vx (else empty, reason in 'warning'; max is then a lower bound).",
+    ),
+) -> None:
+    """Compute DVHs and dose metrics from RTDOSE and RTSTRUCT.
 
-            rtcohort dvh plan_folder/ --metric "D95%[Gy]" --metric "V20Gy[%]"
-        """
-        code = _run_dvh(
-            path, rtstruct, rtdose, csv_out, metric, roi, end_caps, alpha_beta,
-            fractions, dvh_out,
-        )  # fmt: skip
-        if code:
-            raise typer.Exit(code)
+    One CSV row per dose object and CLOSED_PLANAR ROI. Problems of one file or ROI
+    are warnings on stderr; the exit code is 0 whenever rows were written.
+    min_gy/max_gy are the exact extremes of the trilinear dose over the
+    reconstructed solid (plus its contour vertices), not of voxel centres; a
+    TPS's voxel-centre values can lie inside them. Example:
 
-    @app.command("phantom")
-    def phantom(  # noqa: PLR0917
-        out: str = typer.Argument(..., help="Folder to write the DICOM files into."),
-        spec: str | None = typer.Option(
-            None, "--spec", help="JSON spec of named ROIs and dose fields."
-        ),
-        shape: str | None = typer.Option(None, "--shape", help="sphere|cylinder|cone"),
-        size_mm: float | None = typer.Option(
-            None, "--size-mm", help="Diameter (and height of cylinders and cones)."
-        ),
-        offset_mm: str = typer.Option("0,0,0", "--offset-mm", help="Centre X,Y,Z."),
-        axis: str = typer.Option("z", "--axis", help="Axis: x|y|z or X,Y,Z."),
-        contour_spacing_mm: float | None = typer.Option(
-            None, "--contour-spacing-mm", help="Distance between planes [default 1]."
-        ),
-        dose_grid_mm: float | None = typer.Option(
-            None, "--dose-grid-mm", help="Dose voxel size [default 2]."
-        ),
-        dose_gy: float = typer.Option(16.0, "--dose-gy", help="Dose at the centre."),
-        gradient: str = typer.Option(
-            "none", "--gradient", help="none|x|y|z or a direction X,Y,Z."
-        ),
-        gradient_gy_per_mm: float = typer.Option(1.0, "--gradient-gy-per-mm"),
-        patient_id: str = typer.Option("PHANTOM", "--patient-id"),
-        seed: int | None = typer.Option(None, "--seed", help="Reproducible UIDs."),
-    ) -> None:
-        """Write an analytic phantom (CT, RTSTRUCT, RTPLAN, RTDOSE) and truth.json.
+        rtcohort dvh plan_folder/ --metric "D95%[Gy]" --metric "V20Gy[%]"
+    """
+    code = _run_dvh(
+        path, rtstruct, rtdose, csv_out, metric, roi, end_caps, alpha_beta,
+        fractions, dvh_out, min_coverage,
+    )  # fmt: skip
+    if code:
+        raise typer.Exit(code)
 
-        The truth is the analytical DVH of the true solid (Nelms et al. 2015). Example:
 
-            rtcohort phantom out/ --shape sphere --size-mm 24 --contour-spacing-mm 1
-            --dose-grid-mm 2 --dose-gy 16 --gradient z --gradient-gy-per-mm 1
-        """
-        import json
-        from pathlib import Path
+def phantom(  # noqa: PLR0917
+    out: str = typer.Argument(..., help="Folder to write the DICOM files into."),
+    spec: str | None = typer.Option(
+        None, "--spec", help="JSON spec of named ROIs and dose fields."
+    ),
+    shape: str | None = typer.Option(None, "--shape", help="sphere|cylinder|cone"),
+    size_mm: float | None = typer.Option(
+        None, "--size-mm", help="Diameter (and height of cylinders and cones)."
+    ),
+    offset_mm: str = typer.Option("0,0,0", "--offset-mm", help="Centre X,Y,Z."),
+    axis: str = typer.Option("z", "--axis", help="Axis: x|y|z or X,Y,Z."),
+    contour_spacing_mm: float | None = typer.Option(
+        None, "--contour-spacing-mm", help="Distance between planes [default 1]."
+    ),
+    dose_grid_mm: float | None = typer.Option(
+        None, "--dose-grid-mm", help="Dose voxel size [default 2]."
+    ),
+    dose_gy: float = typer.Option(16.0, "--dose-gy", help="Dose at the centre."),
+    gradient: str = typer.Option(
+        "none", "--gradient", help="none|x|y|z or a direction X,Y,Z."
+    ),
+    gradient_gy_per_mm: float = typer.Option(1.0, "--gradient-gy-per-mm"),
+    patient_id: str = typer.Option("PHANTOM", "--patient-id"),
+    seed: int | None = typer.Option(None, "--seed", help="Reproducible UIDs."),
+) -> None:
+    """Write an analytic phantom (CT, RTSTRUCT, RTPLAN, RTDOSE) and truth.json.
 
-        from etl.phantom.geometry import PhantomSpecError
-        from etl.phantom.spec import parse_spec, spec_from_options
-        from etl.phantom.write import write_phantom
+    The truth is the analytical DVH of the true solid (Nelms et al. 2015). Example:
 
-        def bad(message: str) -> typer.Exit:
-            typer.echo(f"rtcohort phantom: {message}", err=True)
-            return typer.Exit(2)
+        rtcohort phantom out/ --shape sphere --size-mm 24 --contour-spacing-mm 1
+        --dose-grid-mm 2 --dose-gy 16 --gradient z --gradient-gy-per-mm 1
+    """
+    from etl.phantom.geometry import PhantomSpecError
+    from etl.phantom.spec import spec_from_options
+    from etl.phantom.write import write_phantom
 
-        if (spec is None) == (shape is None):
-            raise bad("give either --spec FILE.json or --shape (not both)")
-        for label, value in (
-            ("--contour-spacing-mm", contour_spacing_mm),
-            ("--dose-grid-mm", dose_grid_mm),
-        ):
-            if value is not None and not value > 0:
-                raise bad(f"{label} {value}: must be > 0")
-        try:
-            if spec is not None:
-                try:
-                    data = json.loads(Path(spec).read_text(encoding="utf-8"))
-                except (OSError, json.JSONDecodeError) as exc:
-                    raise bad(f"{spec}: cannot read the JSON spec ({exc})") from None
-                if contour_spacing_mm is not None:
-                    data["contour_spacing_mm"] = contour_spacing_mm
-                if dose_grid_mm is not None:
-                    data["dose_grid_mm"] = dose_grid_mm
-                model = parse_spec(data)
-            else:
-                if size_mm is None:
-                    raise bad("--size-mm is required with --shape")
-                model = spec_from_options(
-                    str(shape),
-                    float(size_mm),
-                    offset_mm=offset_mm,
-                    axis=axis,
-                    contour_spacing_mm=1.0
-                    if contour_spacing_mm is None
-                    else contour_spacing_mm,
-                    dose_grid_mm=2.0 if dose_grid_mm is None else dose_grid_mm,
-                    dose_gy=dose_gy,
-                    gradient=gradient,
-                    gradient_gy_per_mm=gradient_gy_per_mm,
-                )
-            truth = write_phantom(out, model, patient_id=patient_id, seed=seed)
-        except PhantomSpecError as exc:
-            raise bad(f"{spec or 'options'}: {exc}") from None
-        typer.echo(
-            f"wrote {len(truth['files']['ct'])} CT slices, RTSTRUCT.dcm, RTPLAN.dcm, "
-            f"RTDOSE.dcm and truth.json to {out}"
-        )
-        typer.echo("roi\tvolume_cc\tmin_gy\tmean_gy\tmax_gy\tD95%[Gy]")
-        for roi in truth["rois"]:
-            typer.echo(
-                f"{roi['name']}\t{roi['volume_cc']:.4f}\t{roi['min_gy']:.3f}\t"
-                f"{roi['mean_gy']:.3f}\t{roi['max_gy']:.3f}\t"
-                f"{roi['metrics']['D95%[Gy]']:.3f}"
+    if (spec is None) == (shape is None):
+        raise _phantom_error("give either --spec FILE.json or --shape (not both)")
+    for label, value in (
+        ("--contour-spacing-mm", contour_spacing_mm),
+        ("--dose-grid-mm", dose_grid_mm),
+    ):
+        if value is not None and not value > 0:
+            raise _phantom_error(f"{label} {value}: must be > 0")
+    try:
+        if spec is not None:
+            model = _phantom_from_file(spec, contour_spacing_mm, dose_grid_mm)
+        else:
+            if size_mm is None:
+                raise _phantom_error("--size-mm is required with --shape")
+            model = spec_from_options(
+                str(shape),
+                float(size_mm),
+                offset_mm=offset_mm,
+                axis=axis,
+                contour_spacing_mm=1.0
+                if contour_spacing_mm is None
+                else contour_spacing_mm,
+                dose_grid_mm=2.0 if dose_grid_mm is None else dose_grid_mm,
+                dose_gy=dose_gy,
+                gradient=gradient,
+                gradient_gy_per_mm=gradient_gy_per_mm,
             )
+        truth = write_phantom(out, model, patient_id=patient_id, seed=seed)
+    except PhantomSpecError as exc:
+        raise _phantom_error(f"{spec or 'options'}: {exc}") from None
+    typer.echo(
+        f"wrote {len(truth['files']['ct'])} CT slices, RTSTRUCT.dcm, RTPLAN.dcm, "
+        f"RTDOSE.dcm and truth.json to {out}"
+    )
+    typer.echo("roi\tvolume_cc\tmin_gy\tmean_gy\tmax_gy\tD95%[Gy]")
+    for roi in truth["rois"]:
+        typer.echo(
+            f"{roi['name']}\t{roi['volume_cc']:.4f}\t{roi['min_gy']:.3f}\t"
+            f"{roi['mean_gy']:.3f}\t{roi['max_gy']:.3f}\t"
+            f"{roi['metrics']['D95%[Gy]']:.3f}"
+        )
 
-    # phantom command: registered above by the phantom area (etl.phantom.write).
+
+def _phantom_error(message: str) -> typer.Exit:
+    typer.echo(f"rtcohort phantom: {message}", err=True)
+    return typer.Exit(2)
+
+
+def _phantom_from_file(
+    spec: str, contour_spacing_mm: float | None, dose_grid_mm: float | None
+) -> PhantomSpec:
+    """Read a JSON phantom spec; the spacing options override the file's."""
+    import json
+
+    from etl.phantom.spec import parse_spec
+
+    try:
+        data = json.loads(Path(spec).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise _phantom_error(f"{spec}: cannot read the JSON spec ({exc})") from None
+    if contour_spacing_mm is not None:
+        data["contour_spacing_mm"] = contour_spacing_mm
+    if dose_grid_mm is not None:
+        data["dose_grid_mm"] = dose_grid_mm
+    return parse_spec(data)
 
 
 # --- rtcohort dvh -------------------------------------------------------------------
@@ -160,6 +182,8 @@ _COLUMNS = [
     "roi_name",
     "volume_cc",
     "outside_grid_cc",
+    "dose_coverage_pct",
+    "warning",
     "min_gy",
     "mean_gy",
     "max_gy",
@@ -231,6 +255,7 @@ def _run_dvh(  # noqa: PLR0917
     alpha_beta: float | None,
     fractions: int | None,
     dvh_out: Path | None,
+    min_coverage: float = 99.0,
 ) -> int:
     from etl.dicom.dvh_table import dvh_rows, pair_folder
     from etl.dose.metrics import parse_metric
@@ -243,6 +268,8 @@ def _run_dvh(  # noqa: PLR0917
     problem = _usage_error(path, rtstruct, rtdose, end_caps, alpha_beta, fractions)
     if problem is not None:
         return usage(problem)
+    if not 0.0 <= min_coverage <= 100.0:
+        return usage(f"--min-coverage {min_coverage:g}: expected 0 to 100")
     try:
         parsed = [parse_metric(m) for m in metrics]
     except MetricSyntaxError as exc:
@@ -269,6 +296,7 @@ def _run_dvh(  # noqa: PLR0917
             end_caps=end_caps,
             eqd2=eqd2,
             strict_frames=path is None,
+            min_coverage_pct=min_coverage,
         )
     except PairingError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -284,7 +312,9 @@ def _run_dvh(  # noqa: PLR0917
         [
             [r.dose_sop_instance_uid, str(r.roi_number), r.roi_name,
              _cell(r.dvh.volume_cc), _cell(r.dvh.outside_grid_cc),
-             _cell(r.dvh.min_gy), _cell(r.dvh.mean_gy), _cell(r.dvh.max_gy),
+             _cell(r.coverage_pct), r.warning,
+             _cell(r.dvh.min_gy if r.covered else None),
+             _cell(r.dvh.mean_gy if r.covered else None), _cell(r.dvh.max_gy),
              *(_cell(v) for v in r.metrics)]
             for r in table.rows
         ],

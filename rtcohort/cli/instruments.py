@@ -47,6 +47,66 @@ def _format_score(value: float) -> str:
     return "" if math.isnan(value) else repr(float(value))
 
 
+def _read_answers(in_csv: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """Return the header and rows of an answers CSV (exit 2 when unreadable)."""
+    try:
+        with in_csv.open(encoding="utf-8-sig", newline="") as handle:
+            reader = csv.DictReader(handle)
+            return list(reader.fieldnames or []), list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise _fail(f"{in_csv}: cannot read ({exc})") from None
+
+
+def _answer_matrix(
+    rows: list[dict[str, str]], columns: list[str]
+) -> tuple[npt.NDArray[np.float64], dict[int, str]]:
+    """Return answers (rows x items, NaN if missing) and the first bad cell per row."""
+    import numpy as np
+
+    answers: npt.NDArray[np.float64] = np.full((len(rows), len(columns)), np.nan)
+    parse_errors: dict[int, str] = {}
+    for r, row in enumerate(rows):
+        for c, name in enumerate(columns):
+            value = _parse_cell(row.get(name) or "")
+            if isinstance(value, str):
+                parse_errors.setdefault(
+                    r, f"item {name} value {value!r} is not a number"
+                )
+            else:
+                answers[r, c] = value
+    return answers, parse_errors
+
+
+def _write_scores(
+    out: Path | None,
+    header: list[str],
+    rows: list[dict[str, str]],
+    scores: npt.NDArray[np.float64],
+    errors: dict[int, str],
+    *,
+    score_codes: tuple[str, ...],
+) -> None:
+    """Write the input rows with their scores and error to ``out`` (or stdout)."""
+    out_columns = [*header, *score_codes, "error"]
+    target = out.open("w", encoding="utf-8", newline="") if out else sys.stdout
+    try:
+        writer = csv.writer(target, lineterminator="\n")
+        writer.writerow(out_columns)
+        for r, row in enumerate(rows):
+            message = errors.get(r, "")
+            values = (
+                [""] * len(score_codes)
+                if message
+                else [_format_score(v) for v in scores[r]]
+            )
+            writer.writerow([row.get(h, "") for h in header] + values + [message])
+    except OSError as exc:
+        raise _fail(f"{out}: cannot write ({exc})") from None
+    finally:
+        if out:
+            target.close()
+
+
 @prom_app.command("score")
 def prom_score(
     in_csv: Path = typer.Argument(..., metavar="IN.csv", help="Columns q1..q30."),
@@ -66,17 +126,9 @@ def prom_score(
 
     Example: rtcohort prom score answers.csv --out scores.csv
     """
-    import numpy as np
-
     from instruments.qlq_c30 import QLQ_C30, SCORE_CODES, score_qlq_c30
 
-    try:
-        with in_csv.open(encoding="utf-8-sig", newline="") as handle:
-            reader = csv.DictReader(handle)
-            header = list(reader.fieldnames or [])
-            rows = list(reader)
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise _fail(f"{in_csv}: cannot read ({exc})") from None
+    header, rows = _read_answers(in_csv)
     columns = [item.link_id for item in QLQ_C30.items]
     missing = [c for c in columns if c not in header]
     if missing:
@@ -85,39 +137,12 @@ def prom_score(
     if clash:
         raise _fail(f"{in_csv}: input already has output column(s) {', '.join(clash)}")
 
-    answers: npt.NDArray[np.float64] = np.full((len(rows), len(columns)), np.nan)
-    parse_errors: dict[int, str] = {}
-    for r, row in enumerate(rows):
-        for c, name in enumerate(columns):
-            value = _parse_cell(row.get(name) or "")
-            if isinstance(value, str):
-                parse_errors.setdefault(
-                    r, f"item {name} value {value!r} is not a number"
-                )
-            else:
-                answers[r, c] = value
+    answers, parse_errors = _answer_matrix(rows, columns)
     result = score_qlq_c30(answers)
     errors = result.errors | parse_errors
     scores = result.scores
 
-    out_columns = [*header, *SCORE_CODES, "error"]
-    target = out.open("w", encoding="utf-8", newline="") if out else sys.stdout
-    try:
-        writer = csv.writer(target, lineterminator="\n")
-        writer.writerow(out_columns)
-        for r, row in enumerate(rows):
-            message = errors.get(r, "")
-            values = (
-                [""] * len(SCORE_CODES)
-                if message
-                else [_format_score(v) for v in scores[r]]
-            )
-            writer.writerow([row.get(h, "") for h in header] + values + [message])
-    except OSError as exc:
-        raise _fail(f"{out}: cannot write ({exc})") from None
-    finally:
-        if out:
-            target.close()
+    _write_scores(out, header, rows, scores, errors, score_codes=SCORE_CODES)
     rejected = len(errors)
     typer.echo(
         f"scored {len(rows)} response set(s): {len(rows) - rejected} accepted,"
@@ -303,7 +328,7 @@ def prom_import(
     transaction: any problem rejects it whole. Each response is reported as stored,
     unchanged, corrected or refused: one that differs from the stored response with
     the same id is refused (exit 2, nothing stored) unless --correct REASON is given;
-    the earlier version is then kept and marked superseded.
+    the earlier version then moves to the version history.
 
     Example: rtcohort prom import responses.json --centre AMS01 --key-file ams01.key
     """
@@ -331,7 +356,7 @@ def toxicity_import(
     attribution (patient_id = hospital identifier, pseudonymised with the centre key).
     Any problem rejects the whole file. A grading of a person, term and timepoint
     already graded otherwise is refused (exit 2, nothing stored) unless --correct
-    REASON is given; the earlier version is then kept and marked superseded.
+    REASON is given; the earlier version then moves to the version history.
 
     Example: rtcohort toxicity import grades.csv --centre AMS01 --key-file ams01.key
     """

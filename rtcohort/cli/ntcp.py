@@ -81,7 +81,6 @@ def fit(  # noqa: PLR0917
     From OMOP (as RTCOHORT_USER, audited): rtcohort ntcp fit --from-db --organ Lungs
     --endpoint 'ctcae:Pneumonitis>=2@365d' --project LUNG1 --model lkb --json lkb.json
     """
-    from ntcp.cohort_csv import read_cohort_csv
     from ntcp.endpoints import parse_endpoint
     from ntcp.errors import NtcpError
     from ntcp.workflow import fit_cohort
@@ -94,21 +93,17 @@ def fit(  # noqa: PLR0917
         names = [c.strip() for c in (covariates or "").split(",") if c.strip()]
         if names and model != "logistic":
             raise _fail("--covariates applies to --model logistic only")
-        dataset: dict[str, Any] | None = None
-        if from_db:
-            if cohort is not None:
-                raise _fail("--cohort and --from-db exclude each other")
-            if not organ or not endpoint:
-                raise _fail("--from-db needs --organ and --endpoint")
-            table, dataset = _from_db(
-                organ, endpoint, project, centre, site, alpha_beta, names
-            )
-        else:
-            if project or centre or site:
-                raise _fail("--project, --centre and --site need --from-db")
-            if cohort is None:
-                raise _fail("--cohort FILE.csv is required (or --from-db)")
-            table = read_cohort_csv(cohort, covariates=names)
+        table, dataset = _fit_table(
+            cohort,
+            names,
+            from_db=from_db,
+            organ=organ,
+            endpoint=endpoint,
+            project=project,
+            centre=centre,
+            site=site,
+            alpha_beta=alpha_beta,
+        )
         progress_cb, done = _progress(bootstrap)
         try:
             result, p, dose_axis, dose_label = fit_cohort(
@@ -128,6 +123,49 @@ def fit(  # noqa: PLR0917
         raise _fail(str(exc)) from None
     except OSError as exc:
         raise _fail(f"{exc.filename or cohort}: {exc.strerror or exc}") from None
+    _record_source(result, cohort, organ, endpoint, dataset)
+    json_out.write_text(json.dumps(result, indent=2, allow_nan=True) + "\n", "utf-8")
+    if report is not None:
+        _write_report(report, result, table.outcome, p, dose_axis, dose_label)
+    _print_summary(result)
+
+
+def _fit_table(
+    cohort: Path | None,
+    names: list[str],
+    *,
+    from_db: bool,
+    organ: str | None,
+    endpoint: str | None,
+    project: str | None,
+    centre: str | None,
+    site: str | None,
+    alpha_beta: float | None,
+) -> tuple[Any, dict[str, Any] | None]:
+    """Return the cohort table to fit, and the dataset summary when read from OMOP."""
+    from ntcp.cohort_csv import read_cohort_csv
+
+    if from_db:
+        if cohort is not None:
+            raise _fail("--cohort and --from-db exclude each other")
+        if not organ or not endpoint:
+            raise _fail("--from-db needs --organ and --endpoint")
+        return _from_db(organ, endpoint, project, centre, site, alpha_beta, names)
+    if project or centre or site:
+        raise _fail("--project, --centre and --site need --from-db")
+    if cohort is None:
+        raise _fail("--cohort FILE.csv is required (or --from-db)")
+    return read_cohort_csv(cohort, covariates=names), None
+
+
+def _record_source(
+    result: dict[str, Any],
+    cohort: Path | None,
+    organ: str | None,
+    endpoint: str | None,
+    dataset: dict[str, Any] | None,
+) -> None:
+    """Add organ, endpoint, dataset and the provenance source to the model JSON."""
     if organ:
         result["organ"] = organ
     if endpoint:
@@ -139,10 +177,6 @@ def fit(  # noqa: PLR0917
         )
     else:
         result["provenance"]["source"] = str(cohort)
-    json_out.write_text(json.dumps(result, indent=2, allow_nan=True) + "\n", "utf-8")
-    if report is not None:
-        _write_report(report, result, table.outcome, p, dose_axis, dose_label)
-    _print_summary(result)
 
 
 def _from_db(  # noqa: PLR0917

@@ -92,7 +92,7 @@ def test_toxicity_import_for_a_declined_patient_is_refused(
     with pytest.raises(ImportFailedError) as info, session.begin_nested():
         import_toxicity(session, key, "CDTX", path, actor="admin")  # rolled back
     assert info.value.problems == [
-        f"tox.csv:3: patient {pseudonym(key, 'H-2')} has declined consent: "
+        f"tox.csv line 3: patient {pseudonym(key, 'H-2')} has declined consent: "
         "no new data are accepted"
     ]
     assert read_toxicity(session, [ok, no]).empty

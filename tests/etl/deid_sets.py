@@ -95,7 +95,17 @@ def write_linked_set(
         "for": generate_uid(),
     }
     ct_series = generate_uid()
-    ct_uids = []
+    ct_uids = _write_cts(out, p, ct_series, n_slices)
+    rs = _write_structure_set(out, p, ct_series, ct_uids)
+    rp = _write_plan(out, p, rs)
+    rd = _write_dose(out, p, rp)
+    return {"study": p["study"], "for": p["for"], "rs": rs, "rp": rp, "rd": rd}
+
+
+def _write_cts(
+    out: Path, p: dict[str, str], ct_series: str, n_slices: int
+) -> list[str]:
+    ct_uids: list[str] = []
     for k in range(n_slices):
         ds = _base(p, CT, "CT", ct_series)
         ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
@@ -116,7 +126,13 @@ def write_linked_set(
             ds.SourceImageSequence = [source]
         _save(ds, out / f"CT_{k:04d}.dcm", implicit=k % 2 == 0)
         ct_uids.append(ds.SOPInstanceUID)
+    return ct_uids
 
+
+def _write_structure_set(
+    out: Path, p: dict[str, str], ct_series: str, ct_uids: list[str]
+) -> str:
+    name, date = p["name"], p["date"]
     rs = _base(p, RTSTRUCT, "RTSTRUCT", generate_uid())
     del rs.FrameOfReferenceUID
     rs.StructureSetLabel = "RS " + name.split("^", maxsplit=1)[0]
@@ -134,30 +150,9 @@ def write_linked_set(
     rois, contours, observations = [], [], []
     surname = name.split("^", maxsplit=1)[0]
     for number, roi_name in enumerate(["PTV", "Heart", f"Bladder_{surname}"], 1):
-        roi = Dataset()
-        roi.ROINumber = number
-        roi.ReferencedFrameOfReferenceUID = p["for"]
-        roi.ROIName = roi_name
-        roi.ROIGenerationAlgorithm = "MANUAL"
+        roi, rc, obs = _roi(number, roi_name, p["for"], ct_uids)
         rois.append(roi)
-        rc = Dataset()
-        rc.ReferencedROINumber = number
-        rc.ROIDisplayColor = [255, 0, 0]
-        items = []
-        for k, uid in enumerate(ct_uids):
-            c = Dataset()
-            c.ContourImageSequence = [_ref(CT, uid)]
-            c.ContourGeometricType = "CLOSED_PLANAR"
-            c.NumberOfContourPoints = 4
-            c.ContourData = [0, 0, 2.0 * k, 4, 0, 2.0 * k, 4, 4, 2.0 * k, 0, 4, 2.0 * k]
-            items.append(c)
-        rc.ContourSequence = items
         contours.append(rc)
-        obs = Dataset()
-        obs.ObservationNumber = number
-        obs.ReferencedROINumber = number
-        obs.RTROIInterpretedType = "PTV" if number == 1 else "ORGAN"
-        obs.ROIInterpreter = "House^Gregory"
         observations.append(obs)
     rs.StructureSetROISequence = rois
     rs.ROIContourSequence = contours
@@ -166,12 +161,46 @@ def write_linked_set(
     inner = rois[0].private_block(0x3007, "ACME 1.0", create=True)
     inner.add_new(0x10, "LO", name)
     _save(rs, out / "RS.dcm", implicit=False)
+    return str(rs.SOPInstanceUID)
 
+
+def _roi(
+    number: int, roi_name: str, frame_uid: str, ct_uids: list[str]
+) -> tuple[Dataset, Dataset, Dataset]:
+    """StructureSetROI, ROIContour (a square per slice) and RTROIObservations items."""
+    roi = Dataset()
+    roi.ROINumber = number
+    roi.ReferencedFrameOfReferenceUID = frame_uid
+    roi.ROIName = roi_name
+    roi.ROIGenerationAlgorithm = "MANUAL"
+    rc = Dataset()
+    rc.ReferencedROINumber = number
+    rc.ROIDisplayColor = [255, 0, 0]
+    items = []
+    for k, uid in enumerate(ct_uids):
+        c = Dataset()
+        c.ContourImageSequence = [_ref(CT, uid)]
+        c.ContourGeometricType = "CLOSED_PLANAR"
+        c.NumberOfContourPoints = 4
+        c.ContourData = [0, 0, 2.0 * k, 4, 0, 2.0 * k, 4, 4, 2.0 * k, 0, 4, 2.0 * k]
+        items.append(c)
+    rc.ContourSequence = items
+    obs = Dataset()
+    obs.ObservationNumber = number
+    obs.ReferencedROINumber = number
+    obs.RTROIInterpretedType = "PTV" if number == 1 else "ORGAN"
+    obs.ROIInterpreter = "House^Gregory"
+    return roi, rc, obs
+
+
+def _write_plan(out: Path, p: dict[str, str], rs_uid: str) -> str:
+    date = p["date"]
+    surname = p["name"].split("^", maxsplit=1)[0]
     rp = _base(p, RTPLAN, "RTPLAN", generate_uid())
     rp.RTPlanLabel = "Plan " + surname
     rp.RTPlanDate = date
     rp.RTPlanTime = "130000"
-    rp.ReferencedStructureSetSequence = [_ref(RTSTRUCT, rs.SOPInstanceUID)]
+    rp.ReferencedStructureSetSequence = [_ref(RTSTRUCT, rs_uid)]
     rp.ReferencedStructureSetSequence[0].ReviewDate = date
     fg = Dataset()
     fg.FractionGroupNumber = 1
@@ -187,9 +216,12 @@ def write_linked_set(
     rp.ReviewDate = date
     rp.ReviewerName = "Hibbert^Julius"
     _save(rp, out / "RP.dcm", implicit=True)
+    return str(rp.SOPInstanceUID)
 
+
+def _write_dose(out: Path, p: dict[str, str], rp_uid: str) -> str:
     rd = _base(p, RTDOSE, "RTDOSE", generate_uid())
-    rd.ReferencedRTPlanSequence = [_ref(RTPLAN, rp.SOPInstanceUID)]
+    rd.ReferencedRTPlanSequence = [_ref(RTPLAN, rp_uid)]
     rd.DoseUnits, rd.DoseType, rd.DoseSummationType = "GY", "PHYSICAL", "PLAN"
     rd.Rows = rd.Columns = 4
     rd.NumberOfFrames = 2
@@ -201,10 +233,4 @@ def write_linked_set(
     rd.DoseGridScaling = 0.001
     rd.PixelData = np.arange(32, dtype=np.uint32).tobytes()
     _save(rd, out / "RD.dcm", implicit=False)
-    return {
-        "study": p["study"],
-        "for": p["for"],
-        "rs": rs.SOPInstanceUID,
-        "rp": rp.SOPInstanceUID,
-        "rd": rd.SOPInstanceUID,
-    }
+    return str(rd.SOPInstanceUID)

@@ -74,24 +74,46 @@ class Case:
     expect: str  # "loaded", "held:<reason>", "warning:<reason>"
 
 
+def _patient(folder: Path, pid: str, seed: int) -> Path:
+    """Write a phantom patient without its truth.json."""
+    write_patient(folder, pid, seed)
+    (folder / "truth.json").unlink()
+    return folder
+
+
+def _write_junk(root: Path) -> Path:
+    """Write a folder of non-DICOM, empty and truncated files."""
+    junk = root / "junk"
+    junk.mkdir(parents=True)
+    (junk / "notes.txt").write_bytes(b"this is not DICOM at all\n")
+    (junk / "empty.dcm").write_bytes(b"")
+    good = _patient(root / "_source", "BRK-SRC", 100)
+    data = (good / "RTSTRUCT.dcm").read_bytes()
+    (junk / "truncated.dcm").write_bytes(data[: len(data) // 2])
+    shutil.rmtree(good)
+    return junk
+
+
+def _halve_dose_grid(path: Path) -> None:
+    """Shrink the dose grid to its lower half of frames: the structures stick out."""
+    ds = pydicom.dcmread(path)
+    frames = int(ds.NumberOfFrames)
+    keep = frames // 2
+    arr = ds.pixel_array[:keep]
+    ds.NumberOfFrames = keep
+    ds.GridFrameOffsetVector = list(ds.GridFrameOffsetVector)[:keep]
+    ds.PixelData = arr.astype(arr.dtype).tobytes()
+    ds.save_as(path, enforce_file_format=True)
+
+
 def build_broken_corpus(root: Path) -> list[Case]:
     """Write the broken corpus under ``root``; one sub-folder per case."""
     cases: list[Case] = []
 
     def patient(name: str, pid: str, seed: int) -> Path:
-        folder = root / name
-        write_patient(folder, pid, seed)
-        (folder / "truth.json").unlink()
-        return folder
+        return _patient(root / name, pid, seed)
 
-    junk = root / "junk"
-    junk.mkdir(parents=True)
-    (junk / "notes.txt").write_bytes(b"this is not DICOM at all\n")
-    (junk / "empty.dcm").write_bytes(b"")
-    good = patient("_source", "BRK-SRC", 100)
-    data = (good / "RTSTRUCT.dcm").read_bytes()
-    (junk / "truncated.dcm").write_bytes(data[: len(data) // 2])
-    shutil.rmtree(good)
+    junk = _write_junk(root)
     cases.append(Case("non-dicom and unreadable", junk, "held:not-dicom,unreadable"))
 
     f = patient("no_patient_id", "BRK-NOPID", 101)
@@ -121,15 +143,7 @@ def build_broken_corpus(root: Path) -> list[Case]:
     cases.append(Case("two patients in one folder", f, "loaded:2"))
 
     f = patient("outside_grid", "BRK-OUT", 107)
-    ds = pydicom.dcmread(f / "RTDOSE.dcm")
-    # shrink the dose grid to its lower half of frames: the structures stick out
-    frames = int(ds.NumberOfFrames)
-    keep = frames // 2
-    arr = ds.pixel_array[:keep]
-    ds.NumberOfFrames = keep
-    ds.GridFrameOffsetVector = list(ds.GridFrameOffsetVector)[:keep]
-    ds.PixelData = arr.astype(arr.dtype).tobytes()
-    ds.save_as(f / "RTDOSE.dcm", enforce_file_format=True)
+    _halve_dose_grid(f / "RTDOSE.dcm")
     cases.append(
         Case("structure outside the dose grid", f, "warning:outside-dose-grid")
     )

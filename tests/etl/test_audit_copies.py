@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from etl.deid.audit_copies import copy_key, write_audit_copies
+from etl.deid.folder import deidentify_folder
 from etl.deid.keys import CentreKey, write_key
-from etl.deid.pseudonymise import deidentify_folder
 from rtcohort.cli import app
 from tests.etl.deid_sets import write_linked_set
 

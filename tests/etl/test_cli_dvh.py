@@ -51,7 +51,8 @@ def test_explicit_pair_writes_rows_metrics_and_warnings(plan, tmp_path):
     rows = {r["roi_name"]: r for r in _table(res.stdout)}
     assert list(_table(res.stdout)[0]) == [
         "dose_sop_instance_uid", "roi_number", "roi_name", "volume_cc", "outside_grid_cc",
-        "min_gy", "mean_gy", "max_gy", "D50%[Gy]", "V10Gy[%]", "D5cc[Gy]",
+        "dose_coverage_pct", "warning", "min_gy", "mean_gy", "max_gy", "D50%[Gy]",
+        "V10Gy[%]", "D5cc[Gy]",
     ]  # fmt: skip
     assert set(rows) == {"Cube", "Half out"}
     cube = rows["Cube"]
@@ -63,6 +64,10 @@ def test_explicit_pair_writes_rows_metrics_and_warnings(plan, tmp_path):
     half = rows["Half out"]  # x from 40 to 50 mm, grid voxels end at 40 mm
     assert float(half["outside_grid_cc"]) == pytest.approx(1.0)
     assert half["min_gy"] == ""
+    assert float(half["dose_coverage_pct"]) == 0.0
+    assert "entirely outside the dose grid" in half["warning"]
+    assert float(cube["dose_coverage_pct"]) == 100.0
+    assert cube["warning"] == ""
     err = res.stderr
     assert "ROI 3 'Iso'" in err
     assert "POINT" in err

@@ -19,8 +19,9 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 
 from etl.deid import pseudonymise as deid
+from etl.deid.folder import deidentify_folder
 from etl.deid.keys import CentreKey, new_key
-from etl.deid.pseudonymise import DeidOutcome, deidentify_bytes, deidentify_folder
+from etl.deid.pseudonymise import DeidOutcome, deidentify_bytes
 from tests.etl.deid_sets import write_linked_set
 
 TABLE = Path(deid.__file__).parent.parent / "data" / "dicom" / "ps3.15_table_E.1-1.csv"

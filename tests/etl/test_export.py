@@ -12,7 +12,8 @@ from sqlalchemy import ColumnElement, false, true
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from etl.deid.pseudonymise import deidentify_folder, pseudonym
+from etl.deid.folder import deidentify_folder
+from etl.deid.pseudonymise import pseudonym
 from etl.ingest.run import run_import
 from etl.store.export import (
     EXPORT_COLUMNS,

@@ -11,6 +11,7 @@ from pathlib import Path
 import pydicom
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from etl.deid.pseudonymise import pseudonym
 from etl.ingest.run import retry_held, run_import
@@ -74,6 +75,41 @@ def _count(db: Db, model: type, person_id: int) -> int:
             )
             or 0
         )
+
+
+def _assert_heart_metrics(s: Session, heart: Dvh) -> None:
+    """The heart's DVH metrics: linked feature/measurement pairs, units, EQD2."""
+    links = s.execute(
+        select(DvhMetric, ImageFeature, Measurement)
+        .join(
+            ImageFeature,
+            ImageFeature.image_feature_id == DvhMetric.image_feature_id,
+        )
+        .join(Measurement, Measurement.measurement_id == DvhMetric.measurement_id)
+        .where(DvhMetric.dvh_id == heart.dvh_id)
+    ).all()
+    by_metric = {link.metric: (f, m) for link, f, m in links}
+    # OAR: 7 base + volume + V5..V(max) in 5 Gy steps, each (but volume) also EQD2
+    steps = [g for g in range(5, 75, 5) if g <= heart.max_gy]
+    assert len(by_metric) == 8 + len(steps) + 7 + len(steps)
+    assert "D95%[Gy]" not in by_metric and "V5Gy[%]" in by_metric
+    f, m = by_metric["Max[Gy]"]
+    assert f.image_feature_event_id == m.measurement_id
+    assert m.measurement_event_id == f.image_feature_id
+    assert f.anatomic_site_concept_id == our_concept_id("TG263", "Heart")
+    assert m.measurement_source_concept_id == our_concept_id(
+        "RTC Dose Metric", "Max[Gy]"
+    )
+    assert (m.unit_concept_id, m.unit_source_value) == (0, "Gy")
+    assert m.value_as_number == pytest.approx(heart.max_gy)
+    assert by_metric["V20Gy[%]"][1].unit_concept_id == 8554
+    assert by_metric["Volume[cc]"][1].unit_concept_id == 8587
+    # EQD2 by hand: D (d + ab) / (2 + ab), d = D / n, ab = 3 for organs at risk
+    d_max = heart.max_gy
+    expected = d_max * (d_max / 30 + 3.0) / (2.0 + 3.0)
+    assert by_metric["EQD2 Max[Gy]"][1].value_as_number == pytest.approx(
+        expected, rel=1e-9
+    )
 
 
 def test_load_follows_the_omop_conventions(db: Db, tmp_path: Path) -> None:
@@ -145,37 +181,7 @@ def test_load_follows_the_omop_conventions(db: Db, tmp_path: Path) -> None:
             heart.volume_cc - heart.outside_grid_cc
         )
 
-        links = s.execute(
-            select(DvhMetric, ImageFeature, Measurement)
-            .join(
-                ImageFeature,
-                ImageFeature.image_feature_id == DvhMetric.image_feature_id,
-            )
-            .join(Measurement, Measurement.measurement_id == DvhMetric.measurement_id)
-            .where(DvhMetric.dvh_id == heart.dvh_id)
-        ).all()
-        by_metric = {link.metric: (f, m) for link, f, m in links}
-        # OAR: 7 base + volume + V5..V(max) in 5 Gy steps, each (but volume) also EQD2
-        steps = [g for g in range(5, 75, 5) if g <= heart.max_gy]
-        assert len(by_metric) == 8 + len(steps) + 7 + len(steps)
-        assert "D95%[Gy]" not in by_metric and "V5Gy[%]" in by_metric
-        f, m = by_metric["Max[Gy]"]
-        assert f.image_feature_event_id == m.measurement_id
-        assert m.measurement_event_id == f.image_feature_id
-        assert f.anatomic_site_concept_id == our_concept_id("TG263", "Heart")
-        assert m.measurement_source_concept_id == our_concept_id(
-            "RTC Dose Metric", "Max[Gy]"
-        )
-        assert (m.unit_concept_id, m.unit_source_value) == (0, "Gy")
-        assert m.value_as_number == pytest.approx(heart.max_gy)
-        assert by_metric["V20Gy[%]"][1].unit_concept_id == 8554
-        assert by_metric["Volume[cc]"][1].unit_concept_id == 8587
-        # EQD2 by hand: D (d + ab) / (2 + ab), d = D / n, ab = 3 for organs at risk
-        d_max = heart.max_gy
-        expected = d_max * (d_max / 30 + 3.0) / (2.0 + 3.0)
-        assert by_metric["EQD2 Max[Gy]"][1].value_as_number == pytest.approx(
-            expected, rel=1e-9
-        )
+        _assert_heart_metrics(s, heart)
         ptv = {link.metric for link, _, _ in s.execute(
             select(DvhMetric, ImageFeature, Measurement)
             .join(ImageFeature, ImageFeature.image_feature_id == DvhMetric.image_feature_id)
