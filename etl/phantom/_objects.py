@@ -217,7 +217,8 @@ def write_rtplan(
     plan = spec.plan
     ds = _base(ctx, RT_PLAN_STORAGE, ctx["rtplan_uid"], "RTPLAN", ctx["rp_series"])
     ds.SeriesDescription = "analytic phantom plan"
-    ds.RTPlanLabel = "PHANTOM"
+    # A descriptor, not the patient's name: it survives the Clean Descriptors Option.
+    ds.RTPlanLabel = f"{rx_gy:g}Gy/{plan.fractions}fx"[:16]
     ds.RTPlanName = "analytic phantom"
     ds.RTPlanDate = ctx["date"]
     ds.RTPlanTime = "120000"
