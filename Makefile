@@ -10,7 +10,7 @@ DEMO_DIR ?= ./rtcohort-data
 .PHONY: demo test lint typecheck bench clean help
 
 help:
-	@echo "make demo   # synthetic multi-centre cohort on the embedded SQLite database"
+	@echo "make demo   # synthetic multi-centre cohort, then the web app (Ctrl-C stops it)"
 	@echo "make test   # the whole test suite (SQLite and a real PostgreSQL server)"
 	@echo "make lint   # ruff and mypy"
 
@@ -21,8 +21,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	RTCOHORT_DATA_DIR=$(DEMO_DIR) $(VENV)/bin/rtcohort demo
+	RTCOHORT_DATA_DIR=$(DEMO_DIR) $(VENV)/bin/rtcohort demo --no-serve
 	RTCOHORT_DATA_DIR=$(DEMO_DIR) $(VENV)/bin/rtcohort db check
+	RTCOHORT_DATA_DIR=$(DEMO_DIR) $(VENV)/bin/rtcohort serve --key-dir $(DEMO_DIR)/keys
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -153,6 +153,17 @@ def _token_ok(
     return None
 
 
+# Verified against when the user name is unknown, so both refusals cost the same.
+_DUMMY = AppUser(
+    username="",
+    role="viewer",
+    password_hash=(
+        "$argon2id$v=19$m=65536,t=3,p=4$M17fJCNLCepJiQ3jxvDgfQ$"
+        "D0ftWxVLz8qmWOyomyn5Lq7JaWsPGPn65RjcHbXdEAI"
+    ),
+)
+
+
 def sign_in(
     session: Session,
     username: str,
@@ -197,6 +208,8 @@ def sign_in(
         )
     user = session.scalar(select(AppUser).where(AppUser.username == username))
     if user is None:
+        if password is not None:  # cost the same as a wrong password (no user probe)
+            verify_password(_DUMMY, password)
         raise _fail(session, username, "unknown user", now)
     if token is not None:
         reason = _token_ok(session, user, token, now)

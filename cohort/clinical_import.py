@@ -248,7 +248,7 @@ def import_proms(
         The timepoint of responses that carry none.
     correction_reason : str, optional
         Why records that differ from stored ones are corrected (``--correct``):
-        each becomes a new version, the earlier one kept and marked superseded.
+        each becomes the new version, the earlier one moved to the history.
         Without it such a record is refused and the file rejected.
 
     Raises
@@ -283,7 +283,7 @@ def import_proms(
         store_prom,
         missing_timepoint="no timepoint (extension or --timepoint)",
         correction_reason=correction_reason,
-        actor=actor,
+        actor=name,
     )
     audit.record(
         session,
@@ -341,7 +341,7 @@ def import_toxicity(
         store_toxicity,
         missing_timepoint="no timepoint",
         correction_reason=correction_reason,
-        actor=actor,
+        actor=name,
     )
     audit.record(
         session,

@@ -41,6 +41,7 @@ __all__ = [
     "NO_LONGER_AVAILABLE",
     "CompletionRow",
     "IssuedInvitation",
+    "OpenInvitation",
     "RedeemedInvitation",
     "completion",
     "issue",
@@ -173,43 +174,6 @@ def _refuse_if_closed(session: Session, invitation_id: int) -> None:
         raise NoLongerAvailableError(NO_LONGER_AVAILABLE)
 
 
-def open_link(
-    session: Session,
-    signing_key: bytes,
-    token: str,
-    *,
-    now: datetime.datetime | None = None,
-) -> RedeemedInvitation:
-    """Check a link without using it: what form the patient's page should show.
-
-    Raises
-    ------
-    NoLongerAvailableError
-        The patient declined or withdrew consent ("this questionnaire is no longer
-        available").
-    ForgedTokenError, ExpiredTokenError, UsedTokenError
-        As :func:`redeem`.
-    """
-    invitation_id, expiry = _claims(signing_key, token)
-    moment = as_utc(now or utcnow())
-    _refuse_if_closed(session, invitation_id)
-    if moment >= expiry:
-        raise ExpiredTokenError("invitation link has expired")
-    row = session.execute(
-        select(
-            Invitation.person_id,
-            Invitation.timepoint_code,
-            Invitation.token_hash,
-            Invitation.used_at,
-        ).where(Invitation.invitation_id == invitation_id)
-    ).one_or_none()
-    if row is None or row[2] != token_hash(token):
-        raise ForgedTokenError("no invitation matches this link")
-    if row[3] is not None:
-        raise UsedTokenError("invitation link was used already")
-    return RedeemedInvitation(invitation_id, int(row[0]), str(row[1]))
-
-
 def redeem(
     session: Session,
     signing_key: bytes,
@@ -275,6 +239,66 @@ def redeem(
     if found[1] is not None:
         raise UsedTokenError("invitation link was used already")
     raise ExpiredTokenError("invitation link has expired")
+
+
+@dataclass(frozen=True)
+class OpenInvitation:
+    """A link that would be accepted now (checked, not used)."""
+
+    invitation_id: int
+    person_id: int
+    care_site_id: int
+    timepoint: str
+    expires_at: datetime.datetime
+
+
+def open_link(
+    session: Session,
+    signing_key: bytes,
+    token: str,
+    *,
+    now: datetime.datetime | None = None,
+) -> OpenInvitation:
+    """Check a link without using it (the form page opens it; :func:`redeem` uses it).
+
+    Raises
+    ------
+    NoLongerAvailableError
+        The patient declined or withdrew consent ("this questionnaire is no longer
+        available"), checked first: such a link says so whatever its state.
+    ForgedTokenError, ExpiredTokenError, UsedTokenError
+        As :func:`redeem` would.
+    """
+    invitation_id, expiry = _claims(signing_key, token)
+    moment = as_utc(now or utcnow())
+    _refuse_if_closed(session, invitation_id)
+    if moment >= expiry:
+        raise ExpiredTokenError("invitation link has expired")
+    found = session.execute(
+        select(
+            Invitation.token_hash,
+            Invitation.used_at,
+            Invitation.expires_at,
+            Invitation.person_id,
+            Invitation.timepoint_code,
+            Person.care_site_id,
+        )
+        .join(Person, Person.person_id == Invitation.person_id)
+        .where(Invitation.invitation_id == invitation_id)
+    ).one_or_none()
+    if found is None or found[0] != token_hash(token):
+        raise ForgedTokenError("no invitation matches this link")
+    if found[1] is not None:
+        raise UsedTokenError("invitation link was used already")
+    if as_utc(found[2]) <= moment:
+        raise ExpiredTokenError("invitation link has expired")
+    return OpenInvitation(
+        invitation_id,
+        int(found[3]),
+        int(found[5] or 0),
+        str(found[4]),
+        as_utc(found[2]),
+    )
 
 
 @dataclass(frozen=True)

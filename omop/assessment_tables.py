@@ -1,17 +1,20 @@
-"""Platform table of assessment versions: corrections kept, not overwritten.
+"""Platform table of assessment versions: the history of corrected assessments.
 
-A PROM or CTCAE grading corrected after it was stored keeps its OMOP rows; the
-correction is stored as new rows and this table links the versions: which OMOP row
-holds each version, why it was made, by whom and when, and which version superseded
-it. Readers in :mod:`instruments.store` leave out the rows of superseded versions. An
-assessment never corrected has no row here (its OMOP rows are its only version).
+The OMOP clinical tables hold only the current version of each PROM and CTCAE
+grading, so that every OHDSI tool reading them (ATLAS, Achilles, the quality checks)
+sees one version. When an assessment is corrected, the earlier version's OMOP rows are
+removed and kept here as a snapshot (every column of every row, per table), with the
+reason, actor and time of the correction and the version number
+(:mod:`instruments.store.versions`). An assessment never corrected has no row here
+(its OMOP rows are its only version).
 """
 
 from __future__ import annotations
 
 import datetime
+from typing import Any
 
-from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from omop.base import Base
@@ -24,14 +27,19 @@ class AssessmentVersion(Base):
 
     ``kind`` is ``prom`` (``row_id`` = SURVEY_CONDUCT id) or ``toxicity`` (``row_id``
     = the grade OBSERVATION id, ``condition_occurrence_id`` its CONDITION_OCCURRENCE
-    for grade >= 1). ``assessment_key`` names the assessment (PROM: the questionnaire
-    id; toxicity: the CTCAE term and the shifted assessment date). Version 1 is the
-    original row: its ``reason``, ``actor`` and ``recorded_at`` are empty (recorded
-    before versioning started).
+    for grade >= 1); for a superseded version these are the ids its rows had in OMOP.
+    ``assessment_key`` names the assessment (PROM: the questionnaire id; toxicity:
+    ``CTCAE v<version> <MedDRA code> <timepoint>``). Version 1 is the original: its
+    ``reason``, ``actor`` and ``recorded_at`` are empty (recorded before versioning
+    started). ``snapshot`` is empty for the current version (its rows are in OMOP)
+    and, for a superseded one, ``{table: [{column: value}, ...]}`` of the rows removed
+    from OMOP (dates and times as ISO 8601 text).
     """
 
     __tablename__ = "assessment_version"
-    __table_args__ = (Index(None, "kind", "row_id", unique=True),)
+    __table_args__ = (
+        Index(None, "kind", "person_id", "assessment_key", "version", unique=True),
+    )
 
     version_id: Mapped[int] = mapped_column(
         Integer, primary_key=True, autoincrement=True
@@ -51,4 +59,7 @@ class AssessmentVersion(Base):
     )
     superseded_by: Mapped[int | None] = mapped_column(
         Integer, ForeignKey("assessment_version.version_id"), nullable=True
+    )
+    snapshot: Mapped[dict[str, list[dict[str, Any]]] | None] = mapped_column(
+        JSON(none_as_null=True), nullable=True
     )

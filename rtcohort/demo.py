@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from cohort.simulate import SimulatedPatient
 from etl.deid.keys import CentreKey
 from etl.store.export import ExportTable
+from rtcohort.demo_accounts import DemoAccount
 
 __all__ = ["DEMO_METRICS", "DemoReport", "run_demo"]
 
@@ -61,6 +62,7 @@ class DemoReport:
     metrics: ExportTable | None = None
     csv_path: Path | None = None
     patients: list[SimulatedPatient] = field(default_factory=list)
+    accounts: list[DemoAccount] = field(default_factory=list)
 
 
 def _key(keys_dir: Path, centre: str) -> tuple[Path, CentreKey]:
@@ -93,6 +95,7 @@ def _record_states(  # noqa: PLR0917
 ) -> None:
     """Record the consent states of ``states`` not yet in the person's history."""
     from cohort.consent import find_person, history
+    from cohort.contacts import ContactDetails
     from cohort.service import acting_user, record_consent
     from etl.deid.identity import identify
 
@@ -114,6 +117,11 @@ def _record_states(  # noqa: PLR0917
             year_of_birth=patient.year_of_birth,
             sex=patient.sex,
             site=patient.site,
+            key=key,
+            contact=ContactDetails(
+                name=f"Demo patient {patient.hospital_id}",
+                date_offset_days=who.date_offset_days,
+            ),
         )
 
 
@@ -180,12 +188,18 @@ def run_demo(
     seed: int = 1,
     username: str = "admin",
     progress: Progress | None = None,
+    accounts_password: str | None = None,
 ) -> DemoReport:
-    """Run the demo on ``engine``; synthetic files go under ``data_dir/demo``."""
+    """Run the demo on ``engine``; synthetic files go under ``data_dir/demo``.
+
+    With ``accounts_password`` the demo accounts are created too
+    (:mod:`rtcohort.demo_accounts`).
+    """
     from cohort.simulate import centre_codes, simulate_cohort, write_datasets
     from etl.ingest.run import ImportSummary, run_import
     from omop.database import upgrade
     from omop.engine import session_factory
+    from rtcohort.quality_summary import quality_messages
     from rtcohort.wiring import (
         CohortExportAccess,
         after_consent,
@@ -248,6 +262,13 @@ def run_demo(
                 _store_outcomes(session, p, keys[p.centre][1])
     tick("outcomes", len(written), len(written))
 
+    if accounts_password is not None:
+        from rtcohort.demo_accounts import ensure_demo_accounts
+
+        with factory.begin() as session:
+            report.accounts = ensure_demo_accounts(
+                session, codes, accounts_password, admin=username
+            )
     with factory.begin() as session:
         _summarise(session, report, codes, username)
         access = CohortExportAccess(session, username)
@@ -259,6 +280,7 @@ def run_demo(
     out = data_dir / "demo" / "dose_metrics.csv"
     write_csv(out, report.metrics)
     report.csv_path = out
+    report.messages += quality_messages(engine)  # the demo ends with `db quality`
     return report
 
 

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 
 import numpy as np
@@ -185,9 +186,75 @@ def compute_dvh(
     if not bin_width_gy > 0:
         raise ValueError(f"bin_width_gy must be positive, got {bin_width_gy}")
     positions, groups = contour_planes(contours, dose)
+    runs = plan_runs(
+        positions, groups, caps is EndCaps.HALF, fallback_mm=dose.spacing_mm[2]
+    )
+    r = _raster(groups, positions, runs, dose, target_samples, min_spacing_mm)
+    acc = _histogram(dose, r, bin_width_gy)
+    slabs: list[tuple[int, float, float]] = []
+    for run in runs:
+        a, b = run.first, run.last
+        if r.interpolate and b > a:
+            add_interpolated(acc, groups, positions, run, (r.x, r.y))
+            continue
+        z0, z1 = run.slab_bounds()
+        mids = (positions[a:b] + positions[a + 1 : b + 1]) / 2
+        lows = np.concatenate([[z0], mids])
+        highs = np.concatenate([mids, [z1]])
+        slabs += [(a + n, lows[n], highs[n]) for n in range(b - a + 1)]
+    _add_slabs(acc, groups, slabs, r.x, r.y)
+
+    # Contour vertices on their planes, and those of the outer planes at the ends of the
+    # end caps: the extremes of a near-linear field over the structure lie there.
+    verts = _extreme_candidates(groups, positions, runs)
+    vd, vin = dose.interpolate(dose.to_patient_mm(verts))
+    extremes = vd[vin]
+
+    volume_cc = float(acc.inside_mm3 + acc.outside_mm3) / 1000.0
+    outside_cc = float(acc.outside_mm3) / 1000.0
+    if outside_cc > 0:
+        warnings.warn(
+            f"{outside_cc:.4g} cc of {volume_cc:.4g} cc lies outside the dose grid "
+            "and is left out of the DVH",
+            OutsideGridWarning,
+            stacklevel=2,
+        )
+    if not acc.inside_mm3 > 0:
+        return DVH(
+            volume_cc, outside_cc, np.nan, np.nan, np.nan, bin_width_gy, np.zeros(0)
+        )
+    dmin = min(acc.min_gy, float(extremes.min(initial=np.inf)))
+    dmax = max(acc.max_gy, float(extremes.max(initial=-np.inf)))
+    mean = float(acc.dose_mm3 / acc.inside_mm3)
+    return DVH(
+        volume_cc, outside_cc, dmin, mean, dmax, bin_width_gy, acc.differential_cc()
+    )
+
+
+@dataclass(frozen=True)
+class _Raster:
+    """The in-plane sample raster of a structure and how its sections are added."""
+
+    x: FloatArray
+    y: FloatArray
+    hx: float
+    hy: float
+    on_voxels: bool  # sampled at the dose-grid resolution (voxel centres)
+    interpolate: bool  # sections interpolated between contour planes
+    zlo: float
+    zhi: float
+
+
+def _raster(  # noqa: PLR0917
+    groups: list[list[FloatArray]],
+    positions: FloatArray,
+    runs: list[Run],
+    dose: DoseGrid,
+    target_samples: int,
+    min_spacing_mm: float,
+) -> _Raster:
+    """Choose the sample spacing and the raster (see the module notes)."""
     di, dj, dk = dose.spacing_mm
-    nk, nj, ni = dose.shape
-    runs = plan_runs(positions, groups, caps is EndCaps.HALF, fallback_mm=dk)
     volume_est = max(estimate_volume_mm3(groups, positions, runs), 1e-9)
     h = float(
         np.clip(np.cbrt(volume_est / target_samples), min_spacing_mm, min(di, dj))
@@ -223,14 +290,22 @@ def compute_dvh(
         m = 1 + int(np.ceil(cap_growth_mm(groups, positions, runs) / min(hx, hy)))
         x = umin + (np.arange(-m, ncols + m) + 0.5) * hx
         y = vmin + (np.arange(-m, nrows + m) + 0.5) * hy
+    return _Raster(x, y, hx, hy, on_voxels, interpolate, zlo, zhi)
+
+
+def _histogram(dose: DoseGrid, r: _Raster, bin_width_gy: float) -> ColumnHistogram:
+    """Resample the dose on the raster's planes; return the empty column histogram."""
+    di, dj, dk = dose.spacing_mm
+    nk, nj, ni = dose.shape
+    x, y, hx, hy = r.x, r.y, r.hx, r.hy
     xw = axis_weights(x, di, ni)
     yw = axis_weights(y, dj, nj)
     in_xy = (yw[3][:, None] & xw[3][None, :]).ravel()
 
     top = max(nk - 2, 0)
-    k0 = int(np.clip(np.floor(zlo / dk) - 1, 0, top))
-    k1 = min(int(np.clip(np.floor(zhi / dk), 0, top)) + 1, nk - 1)
-    if on_voxels:
+    k0 = int(np.clip(np.floor(r.zlo / dk) - 1, 0, top))
+    k1 = min(int(np.clip(np.floor(r.zhi / dk), 0, top)) + 1, nk - 1)
+    if r.on_voxels:
         planes = resample_planes(dose.dose_gy, k0, k1, yw[:3], xw[:3])
     else:
         # Dose at a low-discrepancy point of each cell (R2 sequence), not its centre:
@@ -241,7 +316,7 @@ def compute_dvh(
         u = np.tile(x, len(y)) + ju * hx
         v = np.repeat(y, len(x)) + jv * hy
         planes = resample_points(dose.dose_gy, k0, k1, u, v, spacing=(di, dj))
-    acc = ColumnHistogram(
+    return ColumnHistogram(
         planes,
         k0=k0,
         n_frames=nk,
@@ -249,45 +324,7 @@ def compute_dvh(
         in_plane=in_xy,
         cell_mm2=hx * hy,
         bin_width_gy=bin_width_gy,
-        exact=not on_voxels,
-    )
-    slabs: list[tuple[int, float, float]] = []
-    for run in runs:
-        a, b = run.first, run.last
-        if interpolate and b > a:
-            add_interpolated(acc, groups, positions, run, (x, y))
-            continue
-        z0, z1 = run.slab_bounds()
-        mids = (positions[a:b] + positions[a + 1 : b + 1]) / 2
-        lows = np.concatenate([[z0], mids])
-        highs = np.concatenate([mids, [z1]])
-        slabs += [(a + n, lows[n], highs[n]) for n in range(b - a + 1)]
-    _add_slabs(acc, groups, slabs, x, y)
-
-    # Contour vertices on their planes, and those of the outer planes at the ends of the
-    # end caps: the extremes of a near-linear field over the structure lie there.
-    verts = _extreme_candidates(groups, positions, runs)
-    vd, vin = dose.interpolate(dose.to_patient_mm(verts))
-    extremes = vd[vin]
-
-    volume_cc = float(acc.inside_mm3 + acc.outside_mm3) / 1000.0
-    outside_cc = float(acc.outside_mm3) / 1000.0
-    if outside_cc > 0:
-        warnings.warn(
-            f"{outside_cc:.4g} cc of {volume_cc:.4g} cc lies outside the dose grid "
-            "and is left out of the DVH",
-            OutsideGridWarning,
-            stacklevel=2,
-        )
-    if not acc.inside_mm3 > 0:
-        return DVH(
-            volume_cc, outside_cc, np.nan, np.nan, np.nan, bin_width_gy, np.zeros(0)
-        )
-    dmin = min(acc.min_gy, float(extremes.min(initial=np.inf)))
-    dmax = max(acc.max_gy, float(extremes.max(initial=-np.inf)))
-    mean = float(acc.dose_mm3 / acc.inside_mm3)
-    return DVH(
-        volume_cc, outside_cc, dmin, mean, dmax, bin_width_gy, acc.differential_cc()
+        exact=not r.on_voxels,
     )
 
 

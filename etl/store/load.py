@@ -26,11 +26,13 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from etl.dicom.enums import DoseSummationType
+from etl.dicom.index import ResolvedDataset
 from etl.mapping.naming import RuleSet
 from etl.mapping.remap import RemapReport, remap_loaded
 from etl.store.computed import ComputedDataset, content_hash
 from etl.store.course import (
     NoStudyDateError,
+    dicom_day,
     study_day,
     write_course,
     write_prescription,
@@ -44,9 +46,10 @@ from etl.store.dvh_rows import (
     write_metrics,
 )
 from etl.store.images import write_images, write_objects
-from omop.cdm import CareSite, Person
+from omop.cdm import CareSite, Episode, Person
 from omop.filestore import FileStore
 from omop.ingest_tables import Dvh, IngestDataset
+from omop.observation_period import extend_observation_period
 from omop.vocab.lookup import field_concept_id
 
 __all__ = ["LoadResult", "RemapReport", "load_dataset", "remap_loaded"]
@@ -94,6 +97,22 @@ def _person(session: Session, pseudonym: str, care_site_id: int) -> Person:
         session.add(person)
         session.flush()
     return person
+
+
+def _extend_period(
+    session: Session,
+    person_id: int,
+    episode_id: int,
+    resolved: ResolvedDataset,
+    day: datetime.date,
+) -> None:
+    """Widen the person's OBSERVATION_PERIOD to the course, its images and metrics."""
+    episode = session.get(Episode, episode_id)
+    end = episode.episode_end_date if episode is not None else None
+    days = [day, *(d for o in resolved.members() if (d := dicom_day(o.study_date)))]
+    extend_observation_period(
+        session, person_id, min(days), max([*days, *([end] if end else [])])
+    )
 
 
 def load_dataset(
@@ -186,6 +205,7 @@ def load_dataset(
         now=now,
     )
     n_metrics = write_metrics(session, stored if computed.compute_metrics else [], ctx)
+    _extend_period(session, person.person_id, episode_id, resolved, day)
     return LoadResult(
         dataset_id=dataset.dataset_id,
         person_id=person.person_id,

@@ -33,15 +33,16 @@ its own queries.
 Corrections, not overwrites: a questionnaire is identified by the person and its key
 (the FHIR resource id), a grading by person, CTCAE term and timepoint. Storing one again
 unchanged is ``unchanged``; with other content it is ``refused`` unless a correction
-reason is given, when the new content is stored as a new version, the earlier rows are
-kept and the platform table ``assessment_version`` marks them superseded
-(:mod:`instruments.store.versions`); every reader here returns the current version
-only. Dates are checked as received (before the date offset): not in the future, not
-before the year of birth, not after death.
+reason is given, when the new content is stored as the new version and the earlier
+version's rows are removed from the OMOP tables and kept as a snapshot in the platform
+table ``assessment_version`` (:mod:`instruments.store.versions`). The OMOP tables hold
+the current version only (for the readers here and every OHDSI tool alike);
+:func:`assessment_history` returns all versions. Dates are checked as received (before
+the date offset): not in the future, not before the year of birth, not after death.
 
 Modules: :mod:`~instruments.store.common` (timepoint visit, concepts, outcomes, date
 plausibility), :mod:`~instruments.store.prom`, :mod:`~instruments.store.toxicity`,
-:mod:`~instruments.store.versions`.
+:mod:`~instruments.store.versions`, :mod:`~instruments.store.history`.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from instruments.store.common import (
     StoreOutcome,
     person_id_for_pseudonym,
 )
+from instruments.store.history import AssessmentRecord, assessment_history
 from instruments.store.prom import (
     SurveyTiming,
     read_latest_scores,
@@ -66,16 +68,20 @@ from instruments.store.toxicity import (
     read_toxicity_dates,
     store_toxicity,
 )
+from instruments.store.versions import AssessmentKind, toxicity_key
 from omop.vocab.standard import CASE_REPORT_FORM, PATIENT_FILLED_SURVEY
 
 __all__ = [
     "CASE_REPORT_FORM",
     "PATIENT_FILLED_SURVEY",
     "Assessment",
+    "AssessmentKind",
+    "AssessmentRecord",
     "StoreError",
     "StoreOutcome",
     "SurveyTiming",
     "ToxicityDate",
+    "assessment_history",
     "person_id_for_pseudonym",
     "read_latest_scores",
     "read_prom_answers",
@@ -85,4 +91,5 @@ __all__ = [
     "read_toxicity_dates",
     "store_prom",
     "store_toxicity",
+    "toxicity_key",
 ]

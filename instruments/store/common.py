@@ -64,7 +64,7 @@ class StoreOutcome(StrEnum):
     """What storing one assessment did.
 
     ``stored``: new; ``unchanged``: identical to the stored one; ``corrected``: a new
-    version beside the earlier one, which is kept and marked superseded;
+    version, the earlier one moved from OMOP to the version history;
     ``refused``: it differs from the stored one and no correction reason was given
     (nothing written).
     """

@@ -8,10 +8,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from sqlalchemy import ColumnElement, insert, select
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
 
 from instruments.fhir import PromResponse
 from instruments.registry import get_instrument
@@ -32,13 +32,9 @@ from instruments.store.common import (
     visit_for,
     where_persons,
 )
-from instruments.store.versions import (
-    AssessmentKind,
-    check_reason,
-    record_correction,
-    superseded_rows,
-)
+from instruments.store.versions import AssessmentKind, check_reason, record_correction
 from omop.cdm import Measurement, Observation, SurveyConduct
+from omop.observation_period import extend_observation_period
 from omop.vocab.standard import PATIENT_FILLED_SURVEY
 
 if TYPE_CHECKING:
@@ -68,8 +64,8 @@ def store_prom(
     A questionnaire is identified by the person and its key (the FHIR resource id).
     Sent again with the same answers, timepoint and completion time it is
     ``unchanged``; with others it is ``refused`` (nothing written) unless
-    ``correction_reason`` is given, when it is stored as a new version beside the
-    earlier one, which is kept and marked superseded (``corrected``;
+    ``correction_reason`` is given, when it is stored as the new version and the
+    earlier one moves from OMOP to the version history (``corrected``;
     :mod:`instruments.store.versions`).
 
     Parameters
@@ -109,7 +105,6 @@ def store_prom(
         select(SurveyConduct).where(
             SurveyConduct.person_id == where.person_id,
             SurveyConduct.survey_source_identifier == response.resource_id,
-            _current(SurveyConduct.survey_conduct_id),
         )
     )
     answers = {f"q{n}": float(v) for n, v in response.values.items() if v is not None}
@@ -127,6 +122,7 @@ def store_prom(
         if reason is None:
             return int(existing.survey_conduct_id), StoreOutcome.REFUSED
     visit_id = visit_for(session, where, day)
+    extend_observation_period(session, where.person_id, day)
     survey = SurveyConduct(
         person_id=where.person_id,
         survey_concept_id=NO_CONCEPT,
@@ -218,11 +214,6 @@ def _stored_answers(session: Session, survey_id: int) -> dict[str, float]:
     return {str(k): float(v) for k, v in rows if v is not None}
 
 
-def _current(survey_id: InstrumentedAttribute[Any]) -> ColumnElement[bool]:
-    """Condition: ``survey_id`` is not a superseded version of a questionnaire."""
-    return survey_id.not_in(superseded_rows(AssessmentKind.PROM))
-
-
 def read_prom_scores(
     session: Session, person_ids: Iterable[int] | None = None
 ) -> pd.DataFrame:
@@ -232,7 +223,7 @@ def read_prom_scores(
     and the score codes of the instrument (QLQ-C30: ``QL2`` ... ``SUMMARY``).
     """
     spec = get_instrument("QLQ-C30").spec
-    query = select(SurveyConduct).where(_current(SurveyConduct.survey_conduct_id))
+    query = select(SurveyConduct)
     if person_ids is not None:
         query = query.where(SurveyConduct.person_id.in_(list(person_ids)))
     surveys = session.scalars(query.order_by(SurveyConduct.survey_conduct_id)).all()
@@ -282,7 +273,6 @@ def read_prom_answers(
     ).where(
         Observation.observation_type_concept_id == PATIENT_FILLED_SURVEY,
         Observation.obs_event_field_concept_id == field_id(session, SURVEY_FIELD),
-        _current(Observation.observation_event_id),
     )
     if person_ids is not None:
         query = query.where(Observation.person_id.in_(list(person_ids)))
@@ -325,7 +315,7 @@ def read_survey_timings(
                 SurveyConduct.timing_concept_id,
                 SurveyConduct.timing_source_value,
                 SurveyConduct.survey_end_datetime,
-            ).where(_current(SurveyConduct.survey_conduct_id), *where)
+            ).where(*where)
         )
         out += [
             SurveyTiming(int(pid), timepoint_code(c, s), end)
@@ -374,7 +364,6 @@ def read_latest_scores(
                 SurveyConduct.survey_source_concept_id
                 == our_concept(instrument, instrument),
                 Measurement.value_as_number.is_not(None),
-                _current(SurveyConduct.survey_conduct_id),
                 *where,
             )
             .order_by(

@@ -9,8 +9,8 @@ from collections.abc import Iterable
 from datetime import date
 from typing import TYPE_CHECKING, NamedTuple
 
-from sqlalchemy import ColumnElement, select
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from instruments.ctcae import CtcaeVersion, load_catalogue
 from instruments.fhir_adverse_event import ToxicityGrading
@@ -31,9 +31,10 @@ from instruments.store.versions import (
     AssessmentKind,
     check_reason,
     record_correction,
-    superseded_rows,
+    toxicity_key,
 )
 from omop.cdm import ConditionOccurrence, Observation, VisitOccurrence
+from omop.observation_period import extend_observation_period
 from omop.vocab.registry import load_registry
 from omop.vocab.standard import CASE_REPORT_FORM
 
@@ -61,8 +62,8 @@ def store_toxicity(
     A grading is identified by person, CTCAE term and timepoint. Sent again with the
     same grade, attribution and date it is ``unchanged``; with others it is
     ``refused`` (nothing written) unless ``correction_reason`` is given, when it is
-    stored as a new version beside the earlier one, which is kept and marked
-    superseded (``corrected``; :mod:`instruments.store.versions`). The web app's
+    stored as the new version and the earlier one moves from OMOP to the version
+    history (``corrected``; :mod:`instruments.store.versions`). The web app's
     correction flow and ``toxicity import --correct`` both call this.
 
     Parameters
@@ -95,7 +96,6 @@ def store_toxicity(
             Observation.observation_source_concept_id == term_concept,
             VisitOccurrence.visit_source_value == where.timepoint,
             Observation.observation_type_concept_id == CASE_REPORT_FORM,
-            _current(Observation.observation_id),
         )
         .order_by(Observation.observation_id.desc())
         .limit(1)
@@ -110,6 +110,7 @@ def store_toxicity(
         if reason is None:
             return int(existing.observation_id), StoreOutcome.REFUSED
     visit_id = visit_for(session, where, day)
+    extend_observation_period(session, where.person_id, day)
     event_id: int | None = None
     field: int | None = None
     if grading.grade > 0:
@@ -149,7 +150,7 @@ def store_toxicity(
         session,
         AssessmentKind.TOXICITY,
         person_id=where.person_id,
-        key=f"CTCAE v{version.value} {grading.meddra_code} {where.timepoint}",
+        key=toxicity_key(version.value, grading.meddra_code, where.timepoint),
         old_row=int(existing.observation_id),
         old_condition=existing.observation_event_id,
         new_row=int(observation.observation_id),
@@ -158,11 +159,6 @@ def store_toxicity(
         actor=actor,
     )
     return int(observation.observation_id), StoreOutcome.CORRECTED
-
-
-def _current(observation_id: InstrumentedAttribute[int]) -> ColumnElement[bool]:
-    """Condition: the grade OBSERVATION is not a superseded version."""
-    return observation_id.not_in(superseded_rows(AssessmentKind.TOXICITY))
 
 
 def read_toxicity(
@@ -181,10 +177,7 @@ def read_toxicity(
             VisitOccurrence.visit_occurrence_id == Observation.visit_occurrence_id,
             isouter=True,
         )
-        .where(
-            Observation.observation_type_concept_id == CASE_REPORT_FORM,
-            _current(Observation.observation_id),
-        )
+        .where(Observation.observation_type_concept_id == CASE_REPORT_FORM)
     )
     if person_ids is not None:
         query = query.where(Observation.person_id.in_(list(person_ids)))
@@ -241,7 +234,6 @@ def read_toxicity_dates(
         rows = session.execute(
             select(Observation.person_id, Observation.observation_date).where(
                 Observation.observation_type_concept_id == CASE_REPORT_FORM,
-                _current(Observation.observation_id),
                 *where,
             )
         )

@@ -34,6 +34,7 @@ _COMMAND_MODULES = (
     "rtcohort.cli.ntcp",
     "rtcohort.cli.ingest",
     "rtcohort.cli.demo",
+    "rtcohort.cli.serve",
 )
 #: Commands run with their own module only (a module registering two or more
 #: commands, so that the app stays a group).

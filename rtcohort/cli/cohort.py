@@ -412,13 +412,29 @@ def invite(  # noqa: PLR0917
     link_base: Annotated[
         str, typer.Option("--link-base", envvar="RTCOHORT_LINK_BASE")
     ] = "http://localhost:8501/prom?t=",
+    print_links: Annotated[
+        bool,
+        typer.Option(
+            "--print", help="Write the new links as JSON lines; queue no e-mail."
+        ),
+    ] = False,
+    pseudonym: Annotated[
+        str | None,
+        typer.Option("--pseudonym", help="One patient, even outside the window."),
+    ] = None,
 ) -> None:
     """Invite patients whose PROM at a timepoint is due; send the outbox.
 
     Example:
 
     rtcohort invite --centre AMS01 --timepoint m3 --key-file ams01.key --smtp-host mail
+
+    With --print the links are written to stdout as JSON lines (pseudonym,
+    timepoint, url, expires) for SMS or paper, and no e-mail is queued.
     """
+    if print_links or pseudonym is not None:
+        _invite_print(centre, timepoint, key_file, today, link_base, pseudonym)
+        return
     from cohort.centres import get_centre
     from cohort.contacts import read_contacts
     from cohort.invitations import load_signing_key
@@ -458,6 +474,42 @@ def invite(  # noqa: PLR0917
             )
         waiting = len(pending(session))
     typer.echo(f"{len(issued)} invitations created; {sent}; {waiting} in the outbox")
+
+
+def _invite_print(  # noqa: PLR0917
+    centre: str,
+    timepoint: str,
+    key_file: Path | None,
+    today: str | None,
+    link_base: str,
+    pseudonym: str | None,
+) -> None:
+    """`invite --print` / `--pseudonym`: links as JSON lines (cohort.invite_links)."""
+    from cohort.invitations import load_signing_key
+    from cohort.invite_links import issue_links
+    from etl.deid.keys import load_key
+    from rtcohort.settings import get_settings
+
+    day = _date(today, "--today") or _today()
+    signing_key = load_signing_key(get_settings().data_dir / "invitation-signing.key")
+    with _session() as session:
+        key = load_key(key_file, centre.strip().upper()) if key_file else None
+        batch = issue_links(
+            session,
+            _actor(session),
+            centre_code=centre,
+            timepoint=timepoint,
+            today=day,
+            signing_key=signing_key,
+            link_base=link_base,
+            key=key,
+            pseudonym=pseudonym,
+        )
+    for warning in batch.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    for link in batch.links:
+        typer.echo(link.as_json())
+    typer.echo(f"{len(batch.links)} links issued (not e-mailed)", err=True)
 
 
 # ---------------------------------------------------------------- projects

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import TYPE_CHECKING, Annotated
 
@@ -19,25 +20,37 @@ __all__ = ["register"]
 console = Console()
 
 
-def demo(
+def demo(  # noqa: PLR0917
     centres: Annotated[int, typer.Option("--centres", min=1, max=20)] = 3,
     patients: Annotated[int, typer.Option("--patients", min=1, max=200)] = 6,
     seed: Annotated[int, typer.Option("--seed")] = 1,
+    no_serve: Annotated[
+        bool, typer.Option("--no-serve", help="Stop before serving the web app.")
+    ] = False,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8501,
+    address: Annotated[str, typer.Option("--address")] = "127.0.0.1",
 ) -> None:
-    """Run a synthetic cohort through upgrade, consent, import, outcomes and export.
+    """Run a synthetic cohort through the platform, create accounts, serve the app.
 
     Writes synthetic DICOM-RT under DATA_DIR/demo/dicom and the dose metrics to
-    DATA_DIR/demo/dose_metrics.csv. Idempotent. Example:
+    DATA_DIR/demo/dose_metrics.csv; creates one account per role per centre (password
+    RTCOHORT_DEMO_PASSWORD, else generated and printed once); then serves the web app
+    with the demo's keys (Ctrl-C stops it) unless --no-serve. Idempotent. Example:
 
         RTCOHORT_DATA_DIR=/tmp/demo rtcohort demo --centres 2 --patients 4
     """
+    from pydantic import SecretStr
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from omop.errors import RTCohortError
     from rtcohort.demo import run_demo
+    from rtcohort.demo_accounts import demo_password
     from rtcohort.settings import get_settings
 
     settings = get_settings()
+    password, generated = demo_password(os.environ.get("RTCOHORT_DEMO_PASSWORD"))
+    if settings.admin_password is None:  # a new admin gets the demo password too
+        settings.admin_password = SecretStr(password)
     engine = open_engine()
     started = time.perf_counter()
     with Progress(
@@ -55,10 +68,35 @@ def demo(
             report = run_demo(
                 engine, settings.data_dir, centres=centres, patients=patients,
                 seed=seed, username=settings.user, progress=progress,
+                accounts_password=password,
             )  # fmt: skip
         except RTCohortError as exc:
             fail(str(exc))
     _print(report, time.perf_counter() - started)
+    _print_accounts(report, password if generated else None)
+    engine.dispose()
+    if not no_serve:
+        from rtcohort.cli.serve import run_server
+
+        code = run_server(port, address, settings.data_dir / "keys")
+        if code:
+            raise typer.Exit(code)
+
+
+def _print_accounts(report: DemoReport, generated: str | None) -> None:
+    t = Table(title="Web app accounts")
+    for col in ("user", "role", "centre", "new"):
+        t.add_column(col)
+    for a in report.accounts:
+        t.add_row(a.username, a.role, a.centre, "yes" if a.created else "")
+    console.print(t)
+    if generated is not None and any(a.created for a in report.accounts):
+        console.print(
+            f"password of the new accounts: {generated} (shown once; set "
+            "RTCOHORT_DEMO_PASSWORD to choose it)"
+        )
+    elif os.environ.get("RTCOHORT_DEMO_PASSWORD"):
+        console.print("password of the new accounts: RTCOHORT_DEMO_PASSWORD")
 
 
 def _print(report: DemoReport, elapsed_s: float) -> None:

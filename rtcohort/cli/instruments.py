@@ -328,7 +328,7 @@ def prom_import(
     transaction: any problem rejects it whole. Each response is reported as stored,
     unchanged, corrected or refused: one that differs from the stored response with
     the same id is refused (exit 2, nothing stored) unless --correct REASON is given;
-    the earlier version is then kept and marked superseded.
+    the earlier version then moves to the version history.
 
     Example: rtcohort prom import responses.json --centre AMS01 --key-file ams01.key
     """
@@ -356,7 +356,7 @@ def toxicity_import(
     attribution (patient_id = hospital identifier, pseudonymised with the centre key).
     Any problem rejects the whole file. A grading of a person, term and timepoint
     already graded otherwise is refused (exit 2, nothing stored) unless --correct
-    REASON is given; the earlier version is then kept and marked superseded.
+    REASON is given; the earlier version then moves to the version history.
 
     Example: rtcohort toxicity import grades.csv --centre AMS01 --key-file ams01.key
     """

@@ -21,7 +21,6 @@ from cohort.centres import add_centre
 from cohort.clinical_import import ImportFailedError, import_proms, import_toxicity
 from cohort.errors import InvalidInputError
 from cohort.schedule import Status, schedule
-from cohort.users import add_user
 from cohort.vital import record_death
 from etl.deid.identity import identify
 from etl.deid.keys import CentreKey, load_key, new_key
@@ -29,12 +28,14 @@ from etl.deid.pseudonymise import date_offset_days, pseudonym
 from etl.errors import PatientIdError
 from instruments.fhir import PromResponse, SubjectIdentifier, questionnaire_response
 from instruments.store import (
+    AssessmentKind,
+    assessment_history,
     read_prom_answers,
     read_prom_scores,
     read_survey_timings,
     read_toxicity,
-    read_toxicity_dates,
 )
+from instruments.store.versions import version_rows
 from omop import cdm
 from omop.assessment_tables import AssessmentVersion
 from omop.engine import make_engine
@@ -51,6 +52,7 @@ TODAY = D(2024, 6, 30)
 def _patient(session: Session, code: str, hid: str = "H-1") -> tuple[CentreKey, int]:
     key = new_key(code)
     site = add_centre(session, code)
+    user(session, "dm", "data_manager", [code])
     offset = date_offset_days(key, hid)
     shift = datetime.timedelta(days=offset)
     pid = enrol(
@@ -61,7 +63,6 @@ def _patient(session: Session, code: str, hid: str = "H-1") -> tuple[CentreKey, 
         scopes=["data", "proms"],
     )
     rt_course(session, pid, RT_START + shift, RT_END + shift)
-    add_user(session, "dm", "data_manager", [code], "dm-password-1")
     return key, pid
 
 
@@ -102,11 +103,36 @@ def _versions(session: Session, pid: int) -> list[AssessmentVersion]:
     )
 
 
+def _omop_counts(session: Session, pid: int) -> dict[str, int]:
+    """Rows of the person per OMOP clinical table an assessment writes."""
+    tables = {
+        "survey_conduct": cdm.SurveyConduct,
+        "observation": cdm.Observation,
+        "measurement": cdm.Measurement,
+        "condition_occurrence": cdm.ConditionOccurrence,
+    }
+    return {
+        name: int(
+            session.scalar(
+                select(func.count()).select_from(model).where(model.person_id == pid)
+            )
+            or 0
+        )
+        for name, model in tables.items()
+    }
+
+
 def test_prom_unchanged_refused_then_corrected(session: Session, tmp_path: Path):
     key, pid = _patient(session, "COR01")
     first = _qr_file(tmp_path / "qr.json", 1)
     summary = import_proms(session, key, "COR01", first, actor="dm")
     assert summary.records == [("qr.json QuestionnaireResponse/a", "stored")]
+    one_version = _omop_counts(session, pid)
+    # 30 answers; every scale and the summary scorable: 15 + 1 scores
+    assert one_version["survey_conduct"] == 1
+    assert (one_version["observation"], one_version["measurement"]) == (30, 16)
+    first_id = int(read_prom_scores(session, [pid]).iloc[0]["survey_conduct_id"])
+    first_rows = version_rows(session, AssessmentKind.PROM, pid, first_id)
     before = _statuses(session, key, pid)
     assert ("m3/prom", Status.DONE.value) in before
     again = import_proms(session, key, "COR01", first, actor="dm")
@@ -120,15 +146,14 @@ def test_prom_unchanged_refused_then_corrected(session: Session, tmp_path: Path)
     assert info.value.refused
     assert info.value.records == [("qr2.json QuestionnaireResponse/a", "refused")]
     assert "qr2.json QuestionnaireResponse/a: refused" in info.value.problems[0]
-    count = select(func.count()).where(cdm.SurveyConduct.person_id == pid)
-    assert session.scalar(count) == 1
+    assert _omop_counts(session, pid) == one_version
     assert _versions(session, pid) == []
 
     fixed = import_proms(
         session, key, "COR01", changed, actor="dm", correction_reason="typed q1-q5"
     )
     assert fixed.outcomes == {"corrected": 1}
-    assert session.scalar(count) == 2  # the earlier version is kept
+    assert _omop_counts(session, pid) == one_version  # OMOP holds one version
     scores = read_prom_scores(session, [pid])
     assert len(scores) == 1
     # PF2 = items 1-5 all 3 -> RS 3 -> (1 - (3 - 1) / 3) * 100; PF2 of version 1: 100
@@ -141,62 +166,42 @@ def test_prom_unchanged_refused_then_corrected(session: Session, tmp_path: Path)
     assert (old.version, old.reason, old.superseded_by) == (1, None, new.version_id)
     assert (new.version, new.reason, new.actor) == (2, "typed q1-q5", "dm")
     assert new.row_id == scores.iloc[0]["survey_conduct_id"]
-    assert new.superseded_by is None
+    assert (new.superseded_by, new.snapshot) == (None, None)
+    history = assessment_history(session, pid, "prom", "a")
+    assert [(v.version, v.current, v.reason) for v in history] == [
+        (1, False, None),
+        (2, True, "typed q1-q5"),
+    ]
+    assert history[0].rows == first_rows  # the snapshot is faithful
+    assert history[0].values["answers"]["q1"] == 1.0
+    assert history[1].values["answers"]["q1"] == 3.0
+    assert history[0].values["scores"]["PF2"] == pytest.approx(100.0)
+    assert history[1].values["scores"]["PF2"] == pytest.approx(100 / 3)
+    assert history[0].values["timepoint"] == history[1].values["timepoint"] == "m3"
     assert _statuses(session, key, pid) == before
 
+    third_file = _qr_file(tmp_path / "qr3.json", 4)
     third = import_proms(
-        session,
-        key,
-        "COR01",
-        _qr_file(tmp_path / "qr3.json", 4),
-        actor="dm",
-        correction_reason="second look",
+        session, key, "COR01", third_file, actor="dm", correction_reason="second look"
     )
     assert third.outcomes == {"corrected": 1}
     versions = _versions(session, pid)
     assert [v.version for v in versions] == [1, 2, 3]
     assert versions[1].superseded_by == versions[2].version_id
+    assert _omop_counts(session, pid) == one_version
     # PF2 items all 4 -> RS 4 -> (1 - 3/3) * 100 = 0
     assert read_prom_scores(session, [pid]).iloc[0]["PF2"] == pytest.approx(0.0)
-    assert _statuses(session, key, pid) == before
-
-
-def test_toxicity_regrade_refused_then_corrected(session: Session, tmp_path: Path):
-    key, pid = _patient(session, "COR02")
-    first = _csv(tmp_path / "tox.csv", "H-1,m3,2024-05-20,5.0,Dry mouth,2,probable")
-    assert import_toxicity(session, key, "COR02", first, actor="dm").outcomes == {
-        "stored": 1
-    }
-    before = _statuses(session, key, pid)
-    assert ("m3/toxicity", Status.DONE.value) in before
-    assert import_toxicity(session, key, "COR02", first, actor="dm").records == [
-        ("tox.csv line 2", "unchanged")
+    history = assessment_history(session, pid, AssessmentKind.PROM, "a")
+    assert [(v.version, v.current, v.reason) for v in history] == [
+        (1, False, None),
+        (2, False, "typed q1-q5"),
+        (3, True, "second look"),
     ]
-    regrade = _csv(tmp_path / "re.csv", "H-1,m3,2024-05-20,5.0,Dry mouth,3,probable")
-    savepoint = session.begin_nested()
-    with pytest.raises(ImportFailedError) as info:
-        import_toxicity(session, key, "COR02", regrade, actor="dm")
-    savepoint.rollback()
-    assert info.value.refused
-    assert read_toxicity(session, [pid])["grade"].tolist() == [2]
-
-    summary = import_toxicity(
-        session, key, "COR02", regrade, actor="dm", correction_reason="re-examined"
-    )
-    assert summary.outcomes == {"corrected": 1}
-    frame = read_toxicity(session, [pid])
-    assert frame["grade"].tolist() == [3]
-    assert len(read_toxicity_dates(session, [pid])) == 1
-    n_obs = select(func.count()).where(
-        cdm.Observation.person_id == pid,
-        cdm.Observation.observation_type_concept_id == 32809,
-    )
-    assert session.scalar(n_obs) == 2  # both versions kept in OMOP
-    old, new = _versions(session, pid)
-    assert old.condition_occurrence_id is not None
-    assert new.condition_occurrence_id == frame.iloc[0]["condition_occurrence_id"]
-    assert (new.reason, old.superseded_by) == ("re-examined", new.version_id)
+    assert [v.values["answers"]["q5"] for v in history] == [1.0, 3.0, 4.0]
     assert _statuses(session, key, pid) == before
+    resend = import_proms(session, key, "COR01", third_file, actor="dm")
+    assert resend.outcomes == {"unchanged": 1}
+    assert len(assessment_history(session, pid, "prom", "a")) == 3
 
 
 @pytest.mark.parametrize(

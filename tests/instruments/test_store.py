@@ -23,6 +23,7 @@ from instruments.store import (
     Assessment,
     StoreError,
     StoreOutcome,
+    assessment_history,
     person_id_for_pseudonym,
     read_latest_scores,
     read_prom_answers,
@@ -32,6 +33,7 @@ from instruments.store import (
     read_toxicity_dates,
     store_prom,
     store_toxicity,
+    toxicity_key,
 )
 from omop import cdm
 from omop.vocab.registry import our_concept_id
@@ -126,7 +128,14 @@ def test_store_prom_is_idempotent_refuses_and_corrects_changes(session: Session)
     n_surveys = session.scalar(
         select(func.count()).where(cdm.SurveyConduct.person_id == pid)
     )
-    assert n_surveys == 2  # the earlier version is kept
+    assert n_surveys == 1  # the earlier version left OMOP for the history
+    history = assessment_history(session, pid, "prom", "qr-1")
+    assert [(v.version, v.current, v.reason, v.actor) for v in history] == [
+        (1, False, None, None),
+        (2, True, "typo", "dm"),
+    ]
+    assert history[0].rows["survey_conduct"][0]["survey_conduct_id"] == first
+    assert [v.values["answers"]["q1"] for v in history] == [1.0, 4.0]
     frame = read_prom_scores(session, [pid])
     assert frame["survey_conduct_id"].tolist() == [second]
     # PF2 items 4,1,1,1,1 -> RS 1.6 -> (1 - 0.6/3) * 100 = 80
@@ -231,7 +240,17 @@ def test_store_toxicity_idempotent_refuses_and_corrects_regrade(session: Session
     n_conditions = session.scalar(
         select(func.count()).where(cdm.ConditionOccurrence.person_id == pid)
     )
-    assert n_conditions == 1  # the grade 2 condition of the earlier version is kept
+    assert n_conditions == 0  # the grade 2 condition left OMOP with its version
+    history = assessment_history(
+        session, pid, "toxicity", toxicity_key("5.0", "10013781", "m6")
+    )
+    assert [(v.values["grade"], v.reason) for v in history] == [
+        (2, None),
+        (0, "re-read"),
+    ]
+    assert history[0].rows["condition_occurrence"][0]["condition_source_value"] == (
+        "10013781"
+    )
 
 
 def test_timepoint_is_the_timing_concept_and_readers_see_it(session: Session):

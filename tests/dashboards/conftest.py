@@ -1,0 +1,35 @@
+"""Fixtures of the web app's tests (the world itself is built in web_world.py)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from web_world import BACKENDS, World, build_world, new_url
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def world(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> World:
+    from rtcohort.settings import get_settings
+
+    tmp = tmp_path_factory.mktemp("web")
+    url = new_url(request, request.param, tmp)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RTCOHORT_DATA_DIR", str(tmp / "data"))
+        get_settings.cache_clear()
+        built = build_world(url, tmp / "data")
+    get_settings.cache_clear()
+    return built
+
+
+@pytest.fixture
+def web(world: World, monkeypatch: pytest.MonkeyPatch) -> World:
+    """The world, with the environment of a server started on it."""
+    world.env(monkeypatch)
+    return world

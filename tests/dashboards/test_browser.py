@@ -1,0 +1,244 @@
+"""The web app in headless Chromium (Playwright) against `rtcohort serve` on loopback.
+
+A small demo database (`demo --centres 2 --patients 3 --no-serve`) is built once per
+test session; a patient link comes from `rtcohort invite --print --pseudonym`.
+Screenshots are saved under the pytest temporary folder (``screenshots``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+PASSWORD = "browser-demo-password"
+FIGURES: dict[str, float] = {}
+
+
+def _chromium() -> str:
+    found = os.environ.get("RTCOHORT_CHROMIUM") or shutil.which("chromium")
+    if not found:
+        pytest.fail("headless Chromium not found: install Debian chromium or set "
+                    "RTCOHORT_CHROMIUM")  # fmt: skip
+    return found
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Served:
+    base: str
+    data: Path
+    env: dict[str, str]
+    shots: Path
+
+    def cli(self, *args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "rtcohort.cli", *args],
+            env=self.env, capture_output=True, text=True, timeout=600, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr + done.stdout
+        return done.stdout
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    tmp = tmp_path_factory.mktemp("browser")
+    data = tmp / "data"
+    env = dict(os.environ)
+    for name in ("RTCOHORT_DATABASE_URL", "RTCOHORT_KEY_DIR", "RTCOHORT_USER"):
+        env.pop(name, None)
+    root = str(Path(__file__).resolve().parents[2])
+    env.update(
+        RTCOHORT_DATA_DIR=str(data), RTCOHORT_DEMO_PASSWORD=PASSWORD,
+        RTCOHORT_ADMIN_PASSWORD=PASSWORD,
+        PYTHONPATH=os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p),
+    )  # fmt: skip
+    port = _free_port()
+    info = Served(f"http://127.0.0.1:{port}", data, env, tmp / "screenshots")
+    info.shots.mkdir()
+    info.cli("demo", "--centres", "2", "--patients", "3", "--no-serve")
+    log = (tmp / "serve.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "rtcohort.cli", "serve", "--port", str(port),
+         "--address", "127.0.0.1", "--key-dir", str(data / "keys")],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(info.base + "/_stcore/health", timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    pytest.fail("rtcohort serve did not start: "
+                                + (tmp / "serve.log").read_text())  # fmt: skip
+                time.sleep(0.3)
+        yield info
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(
+            executable_path=_chromium(), headless=True,
+            args=["--no-sandbox", "--disable-gpu"],
+        )  # fmt: skip
+        yield chromium
+        chromium.close()
+
+
+def _engine(served: Served) -> Any:
+    from omop.engine import make_engine
+    from rtcohort.settings import get_settings
+    from rtcohort.wiring import configure_audit
+
+    get_settings.cache_clear()
+    engine = make_engine(f"sqlite:///{served.data / 'rtcohort.sqlite'}")
+    configure_audit(engine)
+    return engine
+
+
+def _consented_hus(served: Served) -> tuple[str, int]:
+    from cohort.service import acting_user, list_patients
+    from omop.engine import session_factory
+
+    engine = _engine(served)
+    with session_factory(engine)() as s:
+        rows = list_patients(s, acting_user(s, "admin"))
+    engine.dispose()
+    row = next(r for r in rows if r.centre == "HUS" and r.state == "consented")
+    return row.pseudonym, row.person_id
+
+
+def _stored(served: Served, person_id: int) -> tuple[Any, list[Any]]:
+    from cohort.service import acting_user, completion_report
+    from instruments.store import read_prom_scores
+    from omop.engine import session_factory
+
+    engine = _engine(served)
+    with session_factory(engine)() as s:
+        scores = read_prom_scores(s, [person_id])
+        report = completion_report(s, acting_user(s, "admin"))
+    engine.dispose()
+    return scores, report
+
+
+def test_patient_answers_all_30_items_on_a_phone(
+    served: Served, browser: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RTCOHORT_DATA_DIR", str(served.data))
+    pseudonym, person_id = _consented_hus(served)
+    out = served.cli("invite", "--centre", "HUS", "--timepoint", "m12",
+                     "--pseudonym", pseudonym, "--print",
+                     "--link-base", served.base + "/prom?t=")  # fmt: skip
+    link = json.loads(out.strip().splitlines()[-1])
+    assert link["pseudonym"] == pseudonym
+
+    context = browser.new_context(viewport={"width": 360, "height": 740})
+    page = context.new_page()
+    started = time.perf_counter()
+    page.goto(link["url"])
+    page.get_by_role("radiogroup").first.wait_for()
+    FIGURES["link_to_first_item_s"] = time.perf_counter() - started
+    page.screenshot(path=served.shots / "prom-step1-360.png", full_page=True)
+    # The page fits the phone's width: no horizontal scrolling.
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+
+    answered: list[int] = []
+    steps = [range(1, 6), range(6, 11), range(11, 16), range(16, 21),
+             range(21, 26), range(26, 29), range(29, 31)]  # fmt: skip
+    for step, numbers in enumerate(steps):
+        try:
+            page.get_by_text(f"Step {step + 1} of 8").wait_for()
+        except Exception:
+            page.screenshot(path=served.shots / "failed-360.png")
+            raise
+        for n in numbers:
+            group = page.get_by_role("radiogroup", name=re.compile(rf"^{n}\\?\. "))
+            group.wait_for()
+            assert (group.get_attribute("aria-label") or "").startswith(f"{n}. ")
+            group.locator("label").nth(1).click()  # the second answer: 2
+            answered.append(n)
+        page.wait_for_timeout(300)
+        if step == 0:
+            page.screenshot(path=served.shots / "prom-answered-360.png")
+        page.get_by_role("button", name="Next").click()
+    assert answered == list(range(1, 31))
+    page.get_by_text("Check your answers", exact=True).wait_for()
+    page.screenshot(path=served.shots / "prom-review-360.png", full_page=True)
+    started = time.perf_counter()
+    page.get_by_role("button", name="Submit").click()
+    page.get_by_text("Your answers have been sent").wait_for()
+    FIGURES["submit_to_stored_s"] = time.perf_counter() - started
+    page.screenshot(path=served.shots / "prom-thanks-360.png", full_page=True)
+
+    scores, report = _stored(served, person_id)
+    m12 = scores[scores["timepoint"] == "m12"]
+    assert len(m12) == 1
+    # Every item answered 2: QL2 = (2 - 1) / 6 * 100; PF2 = (1 - (2 - 1) / 3) * 100.
+    assert float(m12.iloc[0]["QL2"]) == pytest.approx(100 / 6)
+    assert float(m12.iloc[0]["PF2"]) == pytest.approx(200 / 3)
+    hus_m12 = [r for r in report if r.centre == "HUS" and r.timepoint == "m12"]
+    assert [(r.expected, r.completed) for r in hus_m12] == [(1, 1)]
+
+    # Browser back after submit, then the same link in a new tab: refused.
+    page.go_back()
+    again = context.new_page()
+    again.goto(link["url"])
+    again.get_by_text("already been sent").wait_for()
+    assert again.get_by_role("radiogroup").count() == 0
+    again.screenshot(path=served.shots / "prom-reused-360.png", full_page=True)
+    context.close()
+    print(f"\nfigures: {FIGURES}")
+    (served.shots / "figures.json").write_text(json.dumps(FIGURES))
+
+
+def test_clinician_signs_in_and_wrong_password_gets_one_message(
+    served: Served, browser: Any
+) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.goto(served.base)
+    page.get_by_label("Username", exact=True).fill("clinician-hus")
+    page.get_by_label("Password", exact=True).fill("wrong-password")
+    page.get_by_role("button", name="Sign in").click()
+    message = page.get_by_text("The username or password is not right")
+    message.wait_for()
+    assert message.count() == 1
+    page.screenshot(path=served.shots / "signin-wrong-1280.png", full_page=True)
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_text("clinician · HUS").wait_for()
+    assert page.get_by_text("clinician-hus").count() >= 1
+    page.get_by_text("PROM completion").wait_for()
+    page.get_by_role("cell", name="HUS").first.wait_for()  # own centre by name
+    page.screenshot(path=served.shots / "clinician-home-1280.png", full_page=True)
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_text("You have signed out.").wait_for()
+    context.close()

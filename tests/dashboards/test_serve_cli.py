@@ -1,0 +1,38 @@
+"""`rtcohort serve`: the command line it runs and its refusals (the server itself runs
+in the browser tests)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from rtcohort.cli import app
+from rtcohort.cli.serve import server_command, server_env
+
+
+def test_server_command_binds_address_port_headless() -> None:
+    cmd = server_command(8642, "127.0.0.1")
+    assert cmd[1:4] == ["-m", "streamlit", "run"]
+    assert Path(cmd[4]).name == "app.py" and Path(cmd[4]).parent.name == "dashboards"
+    pairs = dict(zip(cmd[5::2], cmd[6::2], strict=True))
+    assert pairs["--server.address"] == "127.0.0.1"
+    assert pairs["--server.port"] == "8642"
+    assert pairs["--server.headless"] == "true"
+
+
+def test_server_env_passes_the_key_dir(tmp_path: Path) -> None:
+    env = server_env(tmp_path)
+    assert env["RTCOHORT_KEY_DIR"] == str(tmp_path.resolve())
+    assert str(Path(__file__).resolve().parents[2]) in env["PYTHONPATH"].split(":")
+
+
+def test_serve_refuses_a_missing_key_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RTCOHORT_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("RTCOHORT_DATABASE_URL", f"sqlite:///{tmp_path / 'x.sqlite'}")
+    result = CliRunner().invoke(app, ["serve", "--key-dir", str(tmp_path / "nope")])
+    assert result.exit_code == 2
+    assert "--key-dir" in result.output and "not a folder" in result.output

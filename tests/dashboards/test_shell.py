@@ -1,0 +1,138 @@
+"""The app shell in AppTest: sign-in, header, pages by role, refusals, expiry."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+from apptest_helpers import by_label, new_app, sign_in, texts
+from sqlalchemy import select
+from web_world import PASSWORD, World
+
+from omop.cohort_tables import AuditRecord
+from omop.engine import make_engine, session_factory
+
+FAILED = "The username or password is not right"
+
+
+def _audit(world: World, action: str) -> list[tuple[str, str]]:
+    engine = make_engine(world.url)
+    with session_factory(engine)() as s:
+        rows = s.execute(
+            select(AuditRecord.actor, AuditRecord.detail).where(
+                AuditRecord.action == action
+            )
+        ).all()
+    engine.dispose()
+    return [(str(a), str(d)) for a, d in rows]
+
+
+def test_sign_in_form_has_labelled_inputs(web: World) -> None:
+    at = new_app().run()
+    assert not at.exception
+    assert [w.label for w in at.text_input] == ["Username", "Password"]
+    assert by_label(at.button, "Sign in")
+    assert "Sign out" not in [b.label for b in at.button]
+
+
+def test_wrong_password_and_unknown_user_give_one_message(web: World) -> None:
+    wrong = sign_in(new_app(), "clinician-hus", "not-the-password")
+    unknown = sign_in(new_app(), "nobody-here", PASSWORD)
+    for at in (wrong, unknown):
+        assert [e.value for e in at.error] == [at.error[0].value]
+        assert FAILED in at.error[0].value
+        assert "Username" in [w.label for w in at.text_input]
+    assert wrong.error[0].value == unknown.error[0].value
+
+
+def test_clinician_sees_name_role_centre_and_own_patients(web: World) -> None:
+    at = sign_in(new_app(), "clinician-hus", PASSWORD)
+    assert not at.exception
+    shown = texts(at)
+    assert "clinician\\-hus" in shown
+    assert "clinician · HUS" in shown
+    assert by_label(at.button, "Sign out")
+    assert "PROM completion" in shown  # the home page
+    at.switch_page("pages/patients.py").run()
+    assert not at.exception
+    assert "clinician · HUS" in texts(at)
+    table = at.dataframe[0].value
+    hus = {web.pseudonyms[h] for h in ("HUS-1001", "HUS-1002", "HUS-1003", "HUS-1004")}
+    assert set(table["Pseudonym"]) == hus
+    assert set(table["Centre"]) == {"HUS"}
+
+
+def test_pages_by_role(web: World) -> None:
+    from dashboards.ui.shell import PAGES_BY_ROLE
+
+    assert PAGES_BY_ROLE["viewer"] == ("overview",)
+    assert PAGES_BY_ROLE["researcher"] == ("patients",)
+    viewer = sign_in(new_app(), "viewer-tays", PASSWORD)
+    assert "viewer · TAYS" in texts(viewer)
+    assert "PROM completion" in texts(viewer)
+    assert not viewer.exception
+
+
+def test_researcher_without_project_is_refused_and_audited(web: World) -> None:
+    before = len(_audit(web, "web.patients"))
+    at = sign_in(new_app(), "researcher", PASSWORD)
+    assert "You do not have access to this page." in [e.value for e in at.error]
+    assert not at.dataframe
+    refusals = _audit(web, "web.patients")
+    assert len(refusals) == before + 1
+    assert refusals[-1][0] == "researcher"
+    assert refusals[-1][1].startswith("refused:")
+
+
+def test_idle_session_expires_after_30_minutes(web: World) -> None:
+    at = sign_in(new_app(), "viewer-tays", PASSWORD)
+    at.session_state["rtcohort.last_seen"] = datetime.datetime.now(
+        datetime.UTC
+    ) - datetime.timedelta(minutes=29)
+    at.run()
+    assert "viewer · TAYS" in texts(at)
+    at.session_state["rtcohort.last_seen"] = datetime.datetime.now(
+        datetime.UTC
+    ) - datetime.timedelta(minutes=31)
+    at.run()
+    assert "30 minutes" in texts(at)
+    assert "viewer · TAYS" not in texts(at)
+    assert not at.dataframe
+    assert "Sign out" not in [b.label for b in at.button]
+    assert "rtcohort.identity" not in at.session_state
+
+
+def test_sign_out(web: World) -> None:
+    at = sign_in(new_app(), "data-manager-hus", PASSWORD)
+    assert "data manager · HUS" in texts(at)
+    by_label(at.button, "Sign out").click()
+    at.run()
+    assert "You have signed out." in texts(at)
+    assert "data manager · HUS" not in texts(at)
+    assert "rtcohort.identity" not in at.session_state
+
+
+def test_markup_as_a_user_name_is_refused_like_any_other(web: World) -> None:
+    # User names match ^[a-z0-9][a-z0-9._-]{0,63}$, so markup can never be a name;
+    # typed into the form it gets the one sign-in message and is never rendered.
+    at = sign_in(new_app(), "<b>bold</b>", PASSWORD)
+    assert [e.value for e in at.error] == [at.error[0].value]
+    assert FAILED in at.error[0].value
+    assert not any("<b>" in m.value for m in at.markdown)
+
+
+def test_viewer_navigation_has_no_patients_page(web: World) -> None:
+    at = sign_in(new_app(), "viewer-tays", PASSWORD)
+    with pytest.raises(ValueError, match="Known pages"):
+        at.switch_page("pages/patients.py")
+    assert not at.dataframe or "Pseudonym" not in at.dataframe[0].value.columns
+
+
+def test_app_started_without_serve_says_so(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("RTCOHORT_DATABASE_URL", "RTCOHORT_AUDIT_KEY_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    at = new_app().run()
+    assert "start the app with rtcohort serve" in texts(at)
+    assert not at.text_input
