@@ -341,7 +341,7 @@ def test_cli_correct_refused_and_identity_checks(  # type: ignore[no-untyped-def
     out = run("toxicity", "import", str(regrade), *k, "--correct", "misread", code=0)
     assert "re.csv line 2: corrected" in out
     future = _csv(tmp_path / "fut.csv", "H-1,m6,3000-01-01,5.0,Dry mouth,1,")
-    out = run("toxicity", "import", str(future), *k, code=1)
+    out = run("toxicity", "import", str(future), *k, code=2)
     assert "fut.csv line 2: assessed_on 3000-01-01 is in the future" in out
 
     qr = _qr_file(tmp_path / "qr.json", 1)
