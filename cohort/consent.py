@@ -3,7 +3,10 @@
 States: eligible -> approached -> consented | declined, and consented -> withdrawn.
 The first record of a person may be in any state (a patient may be registered already
 consented) and creates the PERSON with year of birth and sex. Becoming ``consented``
-opens an OBSERVATION_PERIOD; ``withdrawn`` closes it.
+starts the person's OBSERVATION_PERIOD anew on the consent date; every other state
+(eligible, approached, declined, withdrawn) extends it to the event date, so a person
+without consent to data use has a period from first contact to the decision
+(:mod:`omop.observation_period`).
 """
 
 from __future__ import annotations
@@ -29,8 +32,13 @@ from etl.errors import PatientIdError
 from instruments.shortlists import TreatmentSite  # one list of sites for forms
 from omop.cdm import CareSite, ObservationPeriod, Person
 from omop.cohort_tables import ConsentEvent, Enrolment
+from omop.observation_period import (
+    PERIOD_TYPE_CONCEPT_ID,
+    extend_observation_period,
+    restart_observation_period,
+)
 from omop.vocab.registry import our_concept_id
-from omop.vocab.standard import FEMALE, MALE, REGISTRY
+from omop.vocab.standard import FEMALE, MALE
 
 __all__ = [
     "ALLOWED",
@@ -50,7 +58,6 @@ __all__ = [
     "recruitment",
 ]
 
-PERIOD_TYPE_CONCEPT_ID = REGISTRY
 _MIN_YEAR = 1900
 _E = TypeVar("_E", bound=StrEnum)
 
@@ -117,19 +124,8 @@ def person_count(session: Session) -> int:
     return int(session.scalar(select(func.count()).select_from(Person)) or 0)
 
 
-def _open_period(session: Session, person_id: int, day: datetime.date) -> None:
-    session.add(
-        ObservationPeriod(
-            person_id=person_id,
-            observation_period_start_date=day,
-            observation_period_end_date=day,
-            period_type_concept_id=PERIOD_TYPE_CONCEPT_ID,
-        )
-    )
-
-
 def latest_period(session: Session, person_id: int) -> ObservationPeriod | None:
-    """Return the person's newest OBSERVATION_PERIOD."""
+    """Return the person's OBSERVATION_PERIOD (one per person)."""
     return session.scalar(
         select(ObservationPeriod)
         .where(ObservationPeriod.person_id == person_id)
@@ -270,13 +266,11 @@ def record_consent(
         enrolment.consent_version = version
     if new is ConsentState.CONSENTED:
         enrolment.consented_date = event_date
-        _open_period(session, person.person_id, event_date)
-    elif new is ConsentState.WITHDRAWN:
-        period = latest_period(session, person.person_id)
-        if period is not None:
-            period.observation_period_end_date = max(
-                period.observation_period_start_date, event_date
-            )
+        restart_observation_period(session, person.person_id, event_date)
+    else:  # before the decision, the decision, or the withdrawal: a contact
+        extend_observation_period(
+            session, person.person_id, enrolment.first_record_date, event_date
+        )
     event = ConsentEvent(
         person_id=person.person_id,
         care_site_id=centre.care_site_id,

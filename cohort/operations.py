@@ -20,7 +20,7 @@ from cohort.centres import centre_codes, get_centre
 from cohort.permissions import Action, scope_for
 from cohort.users import UserRow, list_users, resolve_user
 from etl.mapping.naming import Rule, current_rules, import_rules
-from etl.store.load import RemapReport, remap_loaded
+from etl.mapping.remap import RemapReport, remap_loaded, rule_scope
 from omop.cohort_tables import AppUser
 from omop.ingest_tables import ProjectTrigger, QuarantineItem
 
@@ -68,9 +68,12 @@ def import_mapping_rules(
 ) -> MappingImport:
     """Import mapping rules as a new version and re-map the loaded structures.
 
-    Global rules (no centre) need the ``manage`` permission; a file of centre rules
-    needs ``manage`` or ``write`` at every centre it names. Audited as
-    ``mapping.import``.
+    Only the structures the rules can change are re-mapped: those of the centres
+    the file names, or every centre when a rule is global
+    (:func:`etl.mapping.remap.rule_scope`). The report lists each change (centre,
+    ROI name, old -> new TG-263 name) and the metrics recomputed. Global rules (no
+    centre) need the ``manage`` permission; a file of centre rules needs ``manage``
+    or ``write`` at every centre it names. Audited as ``mapping.import``.
 
     Raises
     ------
@@ -89,12 +92,14 @@ def import_mapping_rules(
     version = import_rules(
         session, list(rules), source=source, actor=user.username, text=text
     )
-    report = remap_loaded(session, current_rules(session))
+    scope = rule_scope(rules)
+    report = remap_loaded(session, current_rules(session), centres=scope)
     audit.record(
         session,
         user.username,
         "mapping.import",
-        f"version {version} from {source}: {len(rules)} rule(s); "
+        f"version {version} from {source}: {len(rules)} rule(s) for "
+        f"{', '.join(scope) if scope is not None else 'every centre'}; "
         f"{report.structures_changed} structures re-mapped, "
         f"{report.metrics_rewritten} metrics recomputed",
     )

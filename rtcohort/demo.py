@@ -199,6 +199,7 @@ def run_demo(
     from etl.ingest.run import ImportSummary, run_import
     from omop.database import upgrade
     from omop.engine import session_factory
+    from rtcohort.quality_summary import quality_messages
     from rtcohort.wiring import (
         CohortExportAccess,
         after_consent,
@@ -279,6 +280,7 @@ def run_demo(
     out = data_dir / "demo" / "dose_metrics.csv"
     write_csv(out, report.metrics)
     report.csv_path = out
+    report.messages += quality_messages(engine)  # the demo ends with `db quality`
     return report
 
 
