@@ -35,7 +35,7 @@ def quarantine_retry(
     engine: Engine, ids: list[int], centre: str, key_file: Path | None, actor: str
 ) -> str:
     """Retry quarantine items (as ``rtcohort quarantine retry``); return a summary."""
-    from etl.ingest.run import retry_items
+    from etl.ingest.catalogue import retry_items
     from omop.engine import session_factory
     from rtcohort.wiring import ingest_options
 

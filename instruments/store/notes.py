@@ -24,6 +24,7 @@ from instruments.store.common import (
     visit_for,
 )
 from omop.cdm import Note, VisitOccurrence
+from omop.observation_period import extend_observation_period
 from omop.vocab.standard import CASE_REPORT_FORM
 
 __all__ = [
@@ -79,6 +80,7 @@ def store_grading_note(
     )
     session.add(note)
     session.flush()
+    extend_observation_period(session, where.person_id, day)
     return int(note.note_id)
 
 
