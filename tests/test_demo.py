@@ -31,6 +31,26 @@ def _counts(engine: Engine) -> dict[str, int]:
         }
 
 
+def _assert_demo_accounts(engine: Engine) -> None:
+    """The web app's accounts: one per role per centre, a researcher, the admin."""
+    from cohort.users import get_user, list_users, verify_password
+
+    with session_factory(engine)() as s:
+        users = {u.username: (u.role, u.centres) for u in list_users(s)}
+        assert users == {
+            "admin": ("admin", ()),
+            "researcher": ("researcher", ()),
+            "clinician-hus": ("clinician", ("HUS",)),
+            "data-manager-hus": ("data_manager", ("HUS",)),
+            "viewer-hus": ("viewer", ("HUS",)),
+            "clinician-tays": ("clinician", ("TAYS",)),
+            "data-manager-tays": ("data_manager", ("TAYS",)),
+            "viewer-tays": ("viewer", ("TAYS",)),
+        }
+        assert verify_password(get_user(s, "clinician-tays"), "demo-accounts-password")
+        assert verify_password(get_user(s, "admin"), "demo-test-password")
+
+
 def test_demo_small_twice(
     fresh_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -99,23 +119,7 @@ def test_demo_small_twice(
     assert float(exported["Mean[Gy]"]) == pytest.approx(stored_mean, rel=1e-9)
     assert stored_mean == pytest.approx(exact, rel=0.02)
 
-    # The web app's accounts: one per role per centre, a researcher, the admin.
-    from cohort.users import get_user, list_users, verify_password
-
-    with session_factory(engine)() as s:
-        users = {u.username: (u.role, u.centres) for u in list_users(s)}
-        assert users == {
-            "admin": ("admin", ()),
-            "researcher": ("researcher", ()),
-            "clinician-hus": ("clinician", ("HUS",)),
-            "data-manager-hus": ("data_manager", ("HUS",)),
-            "viewer-hus": ("viewer", ("HUS",)),
-            "clinician-tays": ("clinician", ("TAYS",)),
-            "data-manager-tays": ("data_manager", ("TAYS",)),
-            "viewer-tays": ("viewer", ("TAYS",)),
-        }
-        assert verify_password(get_user(s, "clinician-tays"), "demo-accounts-password")
-        assert verify_password(get_user(s, "admin"), "demo-test-password")
+    _assert_demo_accounts(engine)
     assert "clinician-hus" in first.output
     assert "web app on" not in first.output  # --no-serve
     _assert_ohdsi_ready(engine, ids[pseudo[1]], first.output)

@@ -149,6 +149,30 @@ def _stored(served: Served, person_id: int) -> tuple[Any, list[Any]]:
     return scores, report
 
 
+def _answer_every_step(page: Any, served: Served) -> list[int]:
+    """Answer every item with its second answer, step by step; return the items."""
+    answered: list[int] = []
+    steps = [range(1, 6), range(6, 11), range(11, 16), range(16, 21),
+             range(21, 26), range(26, 29), range(29, 31)]  # fmt: skip
+    for step, numbers in enumerate(steps):
+        try:
+            page.get_by_text(f"Step {step + 1} of 8").wait_for()
+        except Exception:
+            page.screenshot(path=served.shots / "failed-360.png")
+            raise
+        for n in numbers:
+            group = page.get_by_role("radiogroup", name=re.compile(rf"^{n}\\?\. "))
+            group.wait_for()
+            assert (group.get_attribute("aria-label") or "").startswith(f"{n}. ")
+            group.locator("label").nth(1).click()  # the second answer: 2
+            answered.append(n)
+        page.wait_for_timeout(300)
+        if step == 0:
+            page.screenshot(path=served.shots / "prom-answered-360.png")
+        page.get_by_role("button", name="Next").click()
+    return answered
+
+
 def test_patient_answers_all_30_items_on_a_phone(
     served: Served, browser: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -170,25 +194,7 @@ def test_patient_answers_all_30_items_on_a_phone(
     # The page fits the phone's width: no horizontal scrolling.
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
 
-    answered: list[int] = []
-    steps = [range(1, 6), range(6, 11), range(11, 16), range(16, 21),
-             range(21, 26), range(26, 29), range(29, 31)]  # fmt: skip
-    for step, numbers in enumerate(steps):
-        try:
-            page.get_by_text(f"Step {step + 1} of 8").wait_for()
-        except Exception:
-            page.screenshot(path=served.shots / "failed-360.png")
-            raise
-        for n in numbers:
-            group = page.get_by_role("radiogroup", name=re.compile(rf"^{n}\\?\. "))
-            group.wait_for()
-            assert (group.get_attribute("aria-label") or "").startswith(f"{n}. ")
-            group.locator("label").nth(1).click()  # the second answer: 2
-            answered.append(n)
-        page.wait_for_timeout(300)
-        if step == 0:
-            page.screenshot(path=served.shots / "prom-answered-360.png")
-        page.get_by_role("button", name="Next").click()
+    answered = _answer_every_step(page, served)
     assert answered == list(range(1, 31))
     page.get_by_text("Check your answers", exact=True).wait_for()
     page.screenshot(path=served.shots / "prom-review-360.png", full_page=True)
