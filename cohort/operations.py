@@ -16,16 +16,19 @@ from sqlalchemy.orm import Session
 
 from cohort import audit
 from cohort.audit_check import AuditCheck
-from cohort.centres import centre_codes, get_centre
+from cohort.centres import add_centre, centre_codes, get_centre
 from cohort.permissions import Action, scope_for
-from cohort.users import UserRow, list_users, resolve_user
+from cohort.users import UserRow, add_user, list_users, resolve_user
 from etl.mapping.naming import Rule, current_rules, import_rules
 from etl.mapping.remap import RemapReport, remap_loaded, rule_scope
+from omop.cdm import CareSite
 from omop.cohort_tables import AppUser
 from omop.ingest_tables import ProjectTrigger, QuarantineItem
 
 __all__ = [
     "MappingImport",
+    "add_account",
+    "add_centre_as",
     "add_project_trigger",
     "import_mapping_rules",
     "quarantine_items",
@@ -142,6 +145,36 @@ def users_list(session: Session, actor: AppUser | str) -> list[UserRow]:
     rows = list_users(session)
     audit.record(session, user.username, "users.read", f"{len(rows)} users")
     return rows
+
+
+def add_centre_as(
+    session: Session, actor: AppUser | str, code: str, name: str | None = None
+) -> CareSite:
+    """Add a centre (managers only; audited as ``centre.add``)."""
+    user = resolve_user(session, actor)
+    scope_for(session, user, Action.MANAGE).require()
+    site = add_centre(session, code, name)
+    audit.record(session, user.username, "centre.add", str(site.care_site_source_value))
+    return site
+
+
+def add_account(
+    session: Session,
+    actor: AppUser | str,
+    username: str,
+    *,
+    role: str,
+    centres: Sequence[str],
+    password: str,
+) -> AppUser:
+    """Add a platform account with a password (managers only; audited)."""
+    user = resolve_user(session, actor)
+    scope_for(session, user, Action.MANAGE).require()
+    added = add_user(session, username, role, centres, password)
+    audit.record(
+        session, user.username, "users.add", f"{username} ({role}) {','.join(centres)}"
+    )
+    return added
 
 
 def verify_audit(session: Session, actor: AppUser | str) -> tuple[AuditCheck, str]:

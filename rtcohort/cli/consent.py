@@ -41,12 +41,10 @@ def centre_add(
     name: Annotated[str | None, typer.Option("--name", help="Display name.")] = None,
 ) -> None:
     """Add a centre. Example: rtcohort centre add AMS01 --name "Amsterdam UMC"."""
-    from cohort.centres import add_centre
-    from cohort.permissions import Action, scope_for
+    from cohort.operations import add_centre_as
 
     with session_scope() as session:
-        scope_for(session, current_actor(session), Action.MANAGE).require()
-        site = add_centre(session, code, name)
+        site = add_centre_as(session, current_actor(session), code, name)
         typer.echo(f"centre {site.care_site_source_value} added")
 
 
@@ -73,14 +71,19 @@ def users_add(
     """
     import secrets
 
-    from cohort.permissions import Action, scope_for
-    from cohort.users import add_user
+    from cohort.operations import add_account
 
     password = sys.stdin.readline().rstrip("\n") if password_stdin else None
+    secret = password if password is not None else secrets.token_urlsafe(15)
     with session_scope() as session:
-        scope_for(session, current_actor(session), Action.MANAGE).require()
-        secret = password if password is not None else secrets.token_urlsafe(15)
-        add_user(session, username, role, centre or [], secret)
+        add_account(
+            session,
+            current_actor(session),
+            username,
+            role=role,
+            centres=centre or [],
+            password=secret,
+        )
     shown = "" if password is not None else f" with password {secret} (shown once)"
     typer.echo(f"user {username} ({role}) added{shown}")
 
