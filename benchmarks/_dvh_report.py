@@ -48,6 +48,14 @@ def print_report(  # noqa: PLR0917
         f"criteria: {100 * TOL_REL:g}% of the analytical value; "
         f"Dmin/Dmax {TOL_ABS_GY} Gy"
     )
+    _print_metrics(rows)
+    _print_breakdowns(rows, rel, absr, spacings, grids)
+    _print_overall(rows, rel, absr)
+    _print_failures(rows, n_failures)
+
+
+def _print_metrics(rows: list[dict[str, object]]) -> None:
+    """Pass rate and deviations per metric, against the solid and the stack."""
     print()
     print("vs solid: against the analytical solid (the benchmark figure);")
     print("vs stack: against the exact DVH of the written contours as slabs with")
@@ -68,6 +76,16 @@ def print_report(  # noqa: PLR0917
             f"{sum(devs) / len(devs) * scale:>9.2f}{unit:<3}"
             f"{_rate(stack_sel):>18}{max(sdevs) * scale:>8.2f}{unit}"
         )
+
+
+def _print_breakdowns(
+    rows: list[dict[str, object]],
+    rel: list[dict[str, object]],
+    absr: list[dict[str, object]],
+    spacings: tuple[float, ...],
+    grids: tuple[float, ...],
+) -> None:
+    """Pass rates by contour spacing, dose grid and placement/shape/gradient."""
     print()
     print(f"{'contour spacing':<18}{'3% points':>20}{'Dmin/Dmax 0.5 Gy':>22}")
     for s in spacings:
@@ -98,6 +116,14 @@ def print_report(  # noqa: PLR0917
             f"{_rate([r for r in sel if r['metric'] in RELATIVE]):>20}"
             f"{_rate([r for r in sel if r['metric'] in ABSOLUTE]):>22}"
         )
+
+
+def _print_overall(
+    rows: list[dict[str, object]],
+    rel: list[dict[str, object]],
+    absr: list[dict[str, object]],
+) -> None:
+    """Goal metrics, overall pass rates and engine time."""
     one_to_three = [r for r in rel if float(r["spacing_mm"]) >= 1.0]
     goal = [r for r in rel if r["metric"] != "Mean[Gy]"]
     print()
@@ -138,6 +164,10 @@ def print_report(  # noqa: PLR0917
         f"median {engine[len(engine) // 2] * 1000:.0f} ms, "
         f"max {engine[-1] * 1000:.0f} ms"
     )
+
+
+def _print_failures(rows: list[dict[str, object]], n_failures: int) -> None:
+    """The worst failures, largest deviation first."""
     failures = sorted(
         (r for r in rows if not r["pass"]),
         key=lambda r: (

@@ -111,18 +111,17 @@ def pole_depth_mm(solid: object, area_mm2: float = POLE_AREA_MM2) -> float:
     return float(optimize.brentq(excess, 1e-9, (top - lo) / 2, xtol=1e-9))
 
 
-def run_case(case: tuple[str, ...]) -> list[dict[str, object]]:
-    """Write one phantom, compute its DVH, return one row per metric."""
-    from etl.dicom.rtdose import read_rtdose
-    from etl.dicom.rtstruct import read_rtstruct
-    from etl.dose.dvh import compute_dvh
-    from etl.dose.metrics import evaluate
+def _case_spec(  # noqa: PLR0917
+    label: str,
+    gradient: str,
+    spacing: float,
+    grid: float,
+    offset: str,
+    placement: str,
+) -> Any:
+    """Return the phantom of one case (shape, dose field, contour planes)."""
     from etl.phantom.spec import spec_from_options
-    from etl.phantom.write import write_phantom
 
-    label, gradient, spacing, grid, offset = case[:5]
-    default = "fixed" if PLANES_FIXED else "follow"
-    placement = case[5] if len(case) > 5 else default
     shape, axis, size, *rest = {**POLE_SHAPES, **SHAPES}[label]
     shift = grid / 2.0 if offset == "half_voxel" else 0.0
     height = rest[0] if rest else None
@@ -156,6 +155,34 @@ def run_case(case: tuple[str, ...]) -> list[dict[str, object]]:
         solid = spec.rois[0].solid()
         origin = float(solid.bounds_mm()[1][2]) - pole_depth_mm(solid)
         spec = spec.model_copy(update={"contour_plane_origin_mm": origin})
+    return spec
+
+
+def _deviations(
+    name: str, got: float | None, want: float | None, want_stack: float | None
+) -> tuple[float, float, bool, bool]:
+    """Deviation from the solid and from the stack truth, and whether each passes."""
+    if got is None or want is None or want_stack is None:
+        return float("nan"), float("nan"), False, False
+    if name in ABSOLUTE:
+        dev, dev_stack = got - want, got - want_stack
+        return dev, dev_stack, abs(dev) <= TOL_ABS_GY, abs(dev_stack) <= TOL_ABS_GY
+    dev, dev_stack = (got - want) / want, (got - want_stack) / want_stack
+    return dev, dev_stack, abs(dev) <= TOL_REL, abs(dev_stack) <= TOL_REL
+
+
+def run_case(case: tuple[str, ...]) -> list[dict[str, object]]:
+    """Write one phantom, compute its DVH, return one row per metric."""
+    from etl.dicom.rtdose import read_rtdose
+    from etl.dicom.rtstruct import read_rtstruct
+    from etl.dose.dvh import compute_dvh
+    from etl.dose.metrics import evaluate
+    from etl.phantom.write import write_phantom
+
+    label, gradient, spacing, grid, offset = case[:5]
+    default = "fixed" if PLANES_FIXED else "follow"
+    placement = case[5] if len(case) > 5 else default
+    spec = _case_spec(label, gradient, spacing, grid, offset, placement)
     with tempfile.TemporaryDirectory(prefix="dvhacc") as tmp:
         truth = write_phantom(tmp, spec, seed=1)
         dose = read_rtdose(Path(tmp) / "RTDOSE.dcm")
@@ -176,15 +203,7 @@ def run_case(case: tuple[str, ...]) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     for name in RELATIVE + ABSOLUTE:
         got, want, want_stack = computed[name], expected[name], stack[name]
-        if got is None or want is None or want_stack is None:
-            dev = dev_stack = float("nan")
-            ok = ok_stack = False
-        elif name in ABSOLUTE:
-            dev, dev_stack = got - want, got - want_stack
-            ok, ok_stack = abs(dev) <= TOL_ABS_GY, abs(dev_stack) <= TOL_ABS_GY
-        else:
-            dev, dev_stack = (got - want) / want, (got - want_stack) / want_stack
-            ok, ok_stack = abs(dev) <= TOL_REL, abs(dev_stack) <= TOL_REL
+        dev, dev_stack, ok, ok_stack = _deviations(name, got, want, want_stack)
         extra: dict[str, object] = {}
         if base is not None:
             b = base[name]

@@ -283,7 +283,7 @@ def import_proms(
         store_prom,
         missing_timepoint="no timepoint (extension or --timepoint)",
         correction_reason=correction_reason,
-        actor=actor,
+        actor=name,
     )
     audit.record(
         session,
@@ -341,7 +341,7 @@ def import_toxicity(
         store_toxicity,
         missing_timepoint="no timepoint",
         correction_reason=correction_reason,
-        actor=actor,
+        actor=name,
     )
     audit.record(
         session,

@@ -3,7 +3,10 @@
 States: eligible -> approached -> consented | declined, and consented -> withdrawn.
 The first record of a person may be in any state (a patient may be registered already
 consented) and creates the PERSON with year of birth and sex. Becoming ``consented``
-opens an OBSERVATION_PERIOD; ``withdrawn`` closes it.
+starts the person's OBSERVATION_PERIOD anew on the consent date; every other state
+(eligible, approached, declined, withdrawn) extends it to the event date, so a person
+without consent to data use has a period from first contact to the decision
+(:mod:`omop.observation_period`).
 """
 
 from __future__ import annotations
@@ -11,13 +14,19 @@ from __future__ import annotations
 import datetime
 from collections.abc import Iterable
 from dataclasses import dataclass
-from enum import StrEnum
-from typing import TypeVar
 
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
 from cohort._time import utcnow
+from cohort.consent_states import (
+    ALLOWED,
+    ConsentScope,
+    ConsentState,
+    Sex,
+    parse_enum,
+    parse_scopes,
+)
 from cohort.errors import (
     ConsentRecordedTwiceError,
     IllegalTransitionError,
@@ -29,8 +38,13 @@ from etl.errors import PatientIdError
 from instruments.shortlists import TreatmentSite  # one list of sites for forms
 from omop.cdm import CareSite, ObservationPeriod, Person
 from omop.cohort_tables import ConsentEvent, Enrolment
+from omop.observation_period import (
+    PERIOD_TYPE_CONCEPT_ID,
+    extend_observation_period,
+    restart_observation_period,
+)
 from omop.vocab.registry import our_concept_id
-from omop.vocab.standard import FEMALE, MALE, REGISTRY
+from omop.vocab.standard import FEMALE, MALE
 
 __all__ = [
     "ALLOWED",
@@ -50,61 +64,8 @@ __all__ = [
     "recruitment",
 ]
 
-PERIOD_TYPE_CONCEPT_ID = REGISTRY
 _MIN_YEAR = 1900
-_E = TypeVar("_E", bound=StrEnum)
-
-
-class ConsentState(StrEnum):
-    """A person's consent state."""
-
-    ELIGIBLE = "eligible"
-    APPROACHED = "approached"
-    CONSENTED = "consented"
-    DECLINED = "declined"
-    WITHDRAWN = "withdrawn"
-
-
-class ConsentScope(StrEnum):
-    """What a consent covers."""
-
-    DATA = "data"
-    PROMS = "proms"
-    LINKAGE = "linkage"
-
-
-class Sex(StrEnum):
-    """Sex recorded at enrolment (OMOP gender concepts 8532 / 8507)."""
-
-    F = "F"
-    M = "M"
-
-
 _GENDER = {Sex.F: FEMALE, Sex.M: MALE}
-
-ALLOWED: dict[ConsentState, frozenset[ConsentState]] = {
-    ConsentState.ELIGIBLE: frozenset({ConsentState.APPROACHED}),
-    ConsentState.APPROACHED: frozenset({ConsentState.CONSENTED, ConsentState.DECLINED}),
-    ConsentState.CONSENTED: frozenset({ConsentState.WITHDRAWN}),
-    ConsentState.DECLINED: frozenset(),
-    ConsentState.WITHDRAWN: frozenset(),
-}
-
-
-def _enum(kind: type[_E], value: _E | str, what: str) -> _E:
-    try:
-        return kind(str(value).strip())
-    except ValueError:
-        allowed = "|".join(m.value for m in kind)
-        raise InvalidInputError(f"{what} {value!r}: use {allowed}") from None
-
-
-def parse_scopes(value: str | Iterable[ConsentScope | str]) -> frozenset[ConsentScope]:
-    """Parse ``data,proms,linkage`` (or an iterable) into scopes."""
-    items = value.split(",") if isinstance(value, str) else list(value)
-    return frozenset(
-        _enum(ConsentScope, s, "consent scope") for s in items if str(s).strip()
-    )
 
 
 def find_person(session: Session, pseudonym: str) -> Person | None:
@@ -117,19 +78,8 @@ def person_count(session: Session) -> int:
     return int(session.scalar(select(func.count()).select_from(Person)) or 0)
 
 
-def _open_period(session: Session, person_id: int, day: datetime.date) -> None:
-    session.add(
-        ObservationPeriod(
-            person_id=person_id,
-            observation_period_start_date=day,
-            observation_period_end_date=day,
-            period_type_concept_id=PERIOD_TYPE_CONCEPT_ID,
-        )
-    )
-
-
 def latest_period(session: Session, person_id: int) -> ObservationPeriod | None:
-    """Return the person's newest OBSERVATION_PERIOD."""
+    """Return the person's OBSERVATION_PERIOD (one per person)."""
     return session.scalar(
         select(ObservationPeriod)
         .where(ObservationPeriod.person_id == person_id)
@@ -151,6 +101,95 @@ def check_centre_pseudonym(centre: CareSite, pseudonym: str) -> None:
         check_pseudonym(pseudonym, str(centre.care_site_source_value))
     except PatientIdError as exc:
         raise InvalidInputError(str(exc)) from None
+
+
+def _chosen_scopes(
+    new: ConsentState, scopes: Iterable[ConsentScope | str] | None
+) -> frozenset[ConsentScope]:
+    """Scopes a record in state ``new`` covers (none unless consented)."""
+    chosen = (
+        parse_scopes(scopes)
+        if scopes is not None
+        else frozenset(ConsentScope)
+        if new is ConsentState.CONSENTED
+        else frozenset()
+    )
+    return chosen if new is ConsentState.CONSENTED else frozenset()
+
+
+def _new_person(  # noqa: PLR0917
+    session: Session,
+    centre: CareSite,
+    pseudonym: str,
+    year_of_birth: int | None,
+    sex: Sex | str | None,
+    event_date: datetime.date,
+) -> Person:
+    """Add the PERSON of a first consent record (year of birth and sex checked)."""
+    if year_of_birth is None or sex is None:
+        raise InvalidInputError(
+            "first record of a person needs --year-of-birth and --sex"
+        )
+    if not _MIN_YEAR <= year_of_birth <= event_date.year:
+        raise InvalidInputError(f"year of birth {year_of_birth} is implausible")
+    the_sex = parse_enum(Sex, str(sex).upper(), "sex")
+    person = Person(
+        person_source_value=pseudonym,
+        gender_concept_id=_GENDER[the_sex],
+        gender_source_value=the_sex.value,
+        year_of_birth=year_of_birth,
+        race_concept_id=0,
+        ethnicity_concept_id=0,
+        care_site_id=centre.care_site_id,
+    )
+    session.add(person)
+    session.flush()
+    return person
+
+
+def _check_transition(
+    enrolment: Enrolment, new: ConsentState, pseudonym: str, event_date: datetime.date
+) -> None:
+    """Raise unless ``new`` may follow the enrolment's state on ``event_date``."""
+    current = ConsentState(enrolment.state)
+    if current is new:
+        raise ConsentRecordedTwiceError(
+            f"person {pseudonym} is already {new.value}; nothing recorded"
+        )
+    if new not in ALLOWED[current]:
+        raise IllegalTransitionError(
+            f"consent state {current.value} -> {new.value} is not allowed "
+            f"for {pseudonym}"
+        )
+    if event_date < enrolment.first_record_date:
+        raise InvalidInputError(
+            f"date {event_date} is before the person's first record"
+        )
+
+
+def _new_enrolment(  # noqa: PLR0917
+    session: Session,
+    person: Person,
+    centre: CareSite,
+    site: TreatmentSite | str | None,
+    new: ConsentState,
+    event_date: datetime.date,
+) -> Enrolment:
+    """Add the enrolment of a person's first consent record."""
+    the_site = parse_enum(TreatmentSite, site or TreatmentSite.OTHER, "site")
+    enrolment = Enrolment(
+        person_id=person.person_id,
+        care_site_id=centre.care_site_id,
+        treatment_site=the_site.value,
+        protocol_code="default",
+        state=new.value,
+        scope_data=False,
+        scope_proms=False,
+        scope_linkage=False,
+        first_record_date=event_date,
+    )
+    session.add(enrolment)
+    return enrolment
 
 
 def record_consent(
@@ -191,39 +230,14 @@ def record_consent(
     IllegalTransitionError, ConsentRecordedTwiceError
         When the state may not follow the current one.
     """
-    new = _enum(ConsentState, state, "consent state")
-    chosen = (
-        parse_scopes(scopes)
-        if scopes is not None
-        else frozenset(ConsentScope)
-        if new is ConsentState.CONSENTED
-        else frozenset()
-    )
-    if new is not ConsentState.CONSENTED:
-        chosen = frozenset()
+    new = parse_enum(ConsentState, state, "consent state")
+    chosen = _chosen_scopes(new, scopes)
     if version is not None and len(version) > 20:  # noqa: PLR2004
         raise InvalidInputError("consent version: at most 20 characters")
     person = find_person(session, pseudonym)
     enrolment: Enrolment | None = None
     if person is None:
-        if year_of_birth is None or sex is None:
-            raise InvalidInputError(
-                "first record of a person needs --year-of-birth and --sex"
-            )
-        if not _MIN_YEAR <= year_of_birth <= event_date.year:
-            raise InvalidInputError(f"year of birth {year_of_birth} is implausible")
-        the_sex = _enum(Sex, str(sex).upper(), "sex")
-        person = Person(
-            person_source_value=pseudonym,
-            gender_concept_id=_GENDER[the_sex],
-            gender_source_value=the_sex.value,
-            year_of_birth=year_of_birth,
-            race_concept_id=0,
-            ethnicity_concept_id=0,
-            care_site_id=centre.care_site_id,
-        )
-        session.add(person)
-        session.flush()
+        person = _new_person(session, centre, pseudonym, year_of_birth, sex, event_date)
     else:
         if person.care_site_id != centre.care_site_id:
             raise UnknownPersonError(
@@ -232,37 +246,12 @@ def record_consent(
             )
         enrolment = session.get(Enrolment, person.person_id)
     if enrolment is not None:
-        current = ConsentState(enrolment.state)
-        if current is new:
-            raise ConsentRecordedTwiceError(
-                f"person {pseudonym} is already {new.value}; nothing recorded"
-            )
-        if new not in ALLOWED[current]:
-            raise IllegalTransitionError(
-                f"consent state {current.value} -> {new.value} is not allowed "
-                f"for {pseudonym}"
-            )
-        if event_date < enrolment.first_record_date:
-            raise InvalidInputError(
-                f"date {event_date} is before the person's first record"
-            )
+        _check_transition(enrolment, new, pseudonym, event_date)
     else:
-        the_site = _enum(TreatmentSite, site or TreatmentSite.OTHER, "site")
-        enrolment = Enrolment(
-            person_id=person.person_id,
-            care_site_id=centre.care_site_id,
-            treatment_site=the_site.value,
-            protocol_code="default",
-            state=new.value,
-            scope_data=False,
-            scope_proms=False,
-            scope_linkage=False,
-            first_record_date=event_date,
-        )
-        session.add(enrolment)
+        enrolment = _new_enrolment(session, person, centre, site, new, event_date)
     enrolment.state = new.value
     if site is not None:
-        enrolment.treatment_site = _enum(TreatmentSite, site, "site").value
+        enrolment.treatment_site = parse_enum(TreatmentSite, site, "site").value
     enrolment.scope_data = ConsentScope.DATA in chosen
     enrolment.scope_proms = ConsentScope.PROMS in chosen
     enrolment.scope_linkage = ConsentScope.LINKAGE in chosen
@@ -270,13 +259,11 @@ def record_consent(
         enrolment.consent_version = version
     if new is ConsentState.CONSENTED:
         enrolment.consented_date = event_date
-        _open_period(session, person.person_id, event_date)
-    elif new is ConsentState.WITHDRAWN:
-        period = latest_period(session, person.person_id)
-        if period is not None:
-            period.observation_period_end_date = max(
-                period.observation_period_start_date, event_date
-            )
+        restart_observation_period(session, person.person_id, event_date)
+    else:  # before the decision, the decision, or the withdrawal: a contact
+        extend_observation_period(
+            session, person.person_id, enrolment.first_record_date, event_date
+        )
     event = ConsentEvent(
         person_id=person.person_id,
         care_site_id=centre.care_site_id,
@@ -306,7 +293,7 @@ def has_consent(
     --------
     >>> check = lambda pseudonym: has_consent(session, pseudonym)  # doctest: +SKIP
     """
-    wanted = _enum(ConsentScope, scope, "consent scope")
+    wanted = parse_enum(ConsentScope, scope, "consent scope")
     column = {
         ConsentScope.DATA: Enrolment.scope_data,
         ConsentScope.PROMS: Enrolment.scope_proms,

@@ -76,9 +76,21 @@ def _is_person_fk(column: Column[object]) -> bool:
     )
 
 
+_Links = dict[str, list[tuple[Column[object], Column[object]]]]
+
+
 def _plan(metadata: MetaData) -> _Plan:
     plan = _Plan()
     tables = {t.name: t for t in metadata.sorted_tables}
+    _add_direct(plan, tables)
+    relevant = set(plan.direct) | set(plan.by_pseudonym)
+    _add_parents(plan, _links(tables), relevant)
+    _order(plan, tables, relevant)
+    return plan
+
+
+def _add_direct(plan: _Plan, tables: dict[str, Table]) -> None:
+    """Columns that name the person by id or by pseudonym."""
     for table in tables.values():
         for column in table.columns:
             if table.name == "person":
@@ -91,7 +103,10 @@ def _plan(metadata: MetaData) -> _Plan:
                 column.type, String
             ):
                 plan.by_pseudonym.setdefault(table.name, []).append(column)
-    relevant = set(plan.direct) | set(plan.by_pseudonym)
+
+
+def _links(tables: dict[str, Table]) -> _Links:
+    """Child table -> (column, parent column): foreign keys and links by name."""
     # Implicit links by name (OMOP note_nlp.note_id): a column named like another
     # table's own single primary key (one that is not itself a foreign key).
     pk_owner = {}
@@ -103,7 +118,7 @@ def _plan(metadata: MetaData) -> _Plan:
             and pk[0].name not in PERSON_COLUMN_NAMES
         ):
             pk_owner[pk[0].name] = t
-    links: dict[str, list[tuple[Column[object], Column[object]]]] = {}
+    links: _Links = {}
     for table in tables.values():
         for column in table.columns:
             targets = [fk.column for fk in column.foreign_keys]
@@ -118,6 +133,11 @@ def _plan(metadata: MetaData) -> _Plan:
             for target in targets:
                 if target.table is not table and target.table.name != "person":
                     links.setdefault(table.name, []).append((column, target))
+    return links
+
+
+def _add_parents(plan: _Plan, links: _Links, relevant: set[str]) -> None:
+    """Add the links into relevant tables, until no new table becomes relevant."""
     changed = True
     while changed:
         changed = False
@@ -130,6 +150,10 @@ def _plan(metadata: MetaData) -> _Plan:
                     if child not in relevant:
                         relevant.add(child)
                         changed = True
+
+
+def _order(plan: _Plan, tables: dict[str, Table], relevant: set[str]) -> None:
+    """Put the relevant tables in deletion order (children first, person last)."""
     children: dict[str, list[str]] = {}
     for child, pairs in plan.parents.items():
         for _column, target in pairs:
@@ -150,7 +174,6 @@ def _plan(metadata: MetaData) -> _Plan:
     for name in sorted(relevant - {"person"}):
         visit(name)
     plan.order.append(tables["person"])  # every direct reference is its child
-    return plan
 
 
 def _condition(

@@ -16,16 +16,19 @@ from sqlalchemy.orm import Session
 
 from cohort import audit
 from cohort.audit_check import AuditCheck
-from cohort.centres import centre_codes, get_centre
+from cohort.centres import add_centre, centre_codes, get_centre
 from cohort.permissions import Action, scope_for
-from cohort.users import UserRow, list_users, resolve_user
+from cohort.users import UserRow, add_user, list_users, resolve_user
 from etl.mapping.naming import Rule, current_rules, import_rules
-from etl.store.load import RemapReport, remap_loaded
+from etl.mapping.remap import RemapReport, remap_loaded, rule_scope
+from omop.cdm import CareSite
 from omop.cohort_tables import AppUser
 from omop.ingest_tables import ProjectTrigger, QuarantineItem
 
 __all__ = [
     "MappingImport",
+    "add_account",
+    "add_centre_as",
     "add_project_trigger",
     "import_mapping_rules",
     "quarantine_items",
@@ -68,9 +71,12 @@ def import_mapping_rules(
 ) -> MappingImport:
     """Import mapping rules as a new version and re-map the loaded structures.
 
-    Global rules (no centre) need the ``manage`` permission; a file of centre rules
-    needs ``manage`` or ``write`` at every centre it names. Audited as
-    ``mapping.import``.
+    Only the structures the rules can change are re-mapped: those of the centres
+    the file names, or every centre when a rule is global
+    (:func:`etl.mapping.remap.rule_scope`). The report lists each change (centre,
+    ROI name, old -> new TG-263 name) and the metrics recomputed. Global rules (no
+    centre) need the ``manage`` permission; a file of centre rules needs ``manage``
+    or ``write`` at every centre it names. Audited as ``mapping.import``.
 
     Raises
     ------
@@ -89,12 +95,14 @@ def import_mapping_rules(
     version = import_rules(
         session, list(rules), source=source, actor=user.username, text=text
     )
-    report = remap_loaded(session, current_rules(session))
+    scope = rule_scope(rules)
+    report = remap_loaded(session, current_rules(session), centres=scope)
     audit.record(
         session,
         user.username,
         "mapping.import",
-        f"version {version} from {source}: {len(rules)} rule(s); "
+        f"version {version} from {source}: {len(rules)} rule(s) for "
+        f"{', '.join(scope) if scope is not None else 'every centre'}; "
         f"{report.structures_changed} structures re-mapped, "
         f"{report.metrics_rewritten} metrics recomputed",
     )
@@ -137,6 +145,36 @@ def users_list(session: Session, actor: AppUser | str) -> list[UserRow]:
     rows = list_users(session)
     audit.record(session, user.username, "users.read", f"{len(rows)} users")
     return rows
+
+
+def add_centre_as(
+    session: Session, actor: AppUser | str, code: str, name: str | None = None
+) -> CareSite:
+    """Add a centre (managers only; audited as ``centre.add``)."""
+    user = resolve_user(session, actor)
+    scope_for(session, user, Action.MANAGE).require()
+    site = add_centre(session, code, name)
+    audit.record(session, user.username, "centre.add", str(site.care_site_source_value))
+    return site
+
+
+def add_account(
+    session: Session,
+    actor: AppUser | str,
+    username: str,
+    *,
+    role: str,
+    centres: Sequence[str],
+    password: str,
+) -> AppUser:
+    """Add a platform account with a password (managers only; audited)."""
+    user = resolve_user(session, actor)
+    scope_for(session, user, Action.MANAGE).require()
+    added = add_user(session, username, role, centres, password)
+    audit.record(
+        session, user.username, "users.add", f"{username} ({role}) {','.join(centres)}"
+    )
+    return added
 
 
 def verify_audit(session: Session, actor: AppUser | str) -> tuple[AuditCheck, str]:

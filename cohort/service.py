@@ -3,7 +3,9 @@
 Every function checks the permission layer (:mod:`cohort.permissions`) and writes an
 audit record for each read, write or export of patient-level data. The CLI and the
 dashboards call these; none of them commits (the caller owns the transaction), except
-:func:`withdraw`'s file deletion, which the caller runs after commit.
+:func:`withdraw`'s file deletion, which the caller runs after commit. Reports live in
+:mod:`cohort.reports` and projects in :mod:`cohort.projects_service`; both are
+re-exported here.
 """
 
 from __future__ import annotations
@@ -24,18 +26,28 @@ from cohort import (
     erasure_files,
     invitations,
     outbox,
-    project_keys,
-    projects,
     schedule,
     vital,
 )
-from cohort.centres import centre_codes, get_centre
+from cohort.centres import get_centre
 from cohort.consent import ConsentScope, ConsentState, Sex, TreatmentSite
-from cohort.contacts import ContactDetails, date_offsets, read_contacts, store_contact
-from cohort.errors import InvalidInputError, UnknownPersonError
+from cohort.contacts import ContactDetails, read_contacts, store_contact
 from cohort.patient_export import PatientRow, export_patients, patients_in_scope
-from cohort.permissions import Action, Scope, anonymised_labels, scope_for
-from cohort.project_keys import ensure_project_key
+from cohort.permissions import Action, Scope, scope_for
+from cohort.projects_service import (
+    Attachment,
+    add_project_member,
+    attach_to_project,
+    create_project,
+)
+from cohort.reports import (
+    LabelledCompletion,
+    LabelledRecruitment,
+    completion_report,
+    recruitment_report,
+    schedule_due,
+)
+from cohort.service_lookup import person_by_pseudonym as _person
 from cohort.users import resolve_user
 from etl.deid.keys import CentreKey
 from omop.cdm import CareSite, Person
@@ -73,16 +85,6 @@ def acting_user(session: Session, username: str) -> AppUser:
         For an unknown or malformed name (audited).
     """
     return resolve_user(session, username)
-
-
-def _person(session: Session, pseudonym: str, centre: CareSite | None = None) -> Person:
-    person = consent.find_person(session, pseudonym)
-    if person is None or (
-        centre is not None and person.care_site_id != centre.care_site_id
-    ):
-        where = f" at centre {centre.care_site_source_value}" if centre else ""
-        raise UnknownPersonError(f"unknown person {pseudonym}{where}")
-    return person
 
 
 def _require_centre(scope: Scope, centre: CareSite) -> None:
@@ -201,96 +203,6 @@ def patient_names(
         session, actor.username, "contacts.read", "names", list(details.keys())
     )
     return {str(pseudonyms[p]): d.name or "" for p, d in details.items()}
-
-
-def schedule_due(
-    session: Session,
-    actor: AppUser,
-    *,
-    centre_code: str,
-    today: datetime.date,
-    kinds: Sequence[schedule.Kind] = (schedule.Kind.TOXICITY, schedule.Kind.PROM),
-    key: CentreKey | None = None,
-    include_upcoming: bool = False,
-) -> list[schedule.ScheduleItem]:
-    """Return due, overdue and missed assessments of a centre's patients."""
-    centre = get_centre(session, centre_code)
-    _require_centre(scope_for(session, actor, Action.READ_PATIENTS), centre)
-    offsets = date_offsets(session, key, centre.care_site_id) if key else None
-    wanted = {schedule.Status.DUE, schedule.Status.OVERDUE, schedule.Status.MISSED}
-    if include_upcoming:
-        wanted.add(schedule.Status.UPCOMING)
-    items = schedule.schedule(
-        session,
-        centre.care_site_id,
-        today,
-        kinds=kinds,
-        offsets=offsets,
-        statuses=wanted,
-    )
-    audit.record(
-        session,
-        actor.username,
-        "schedule.read",
-        f"{len(items)} assessments",
-        {i.person_id for i in items},
-    )
-    return items
-
-
-@dataclass(frozen=True)
-class LabelledRecruitment:
-    """Recruitment of one centre, labelled as the user may see it."""
-
-    centre: str
-    eligible: int
-    consented: int
-    declined: int
-    rate: float | None
-
-
-def recruitment_report(
-    session: Session, actor: AppUser, *, start: datetime.date, end: datetime.date
-) -> list[LabelledRecruitment]:
-    """Recruitment rate per centre; other centres anonymised for non-admins."""
-    scope = scope_for(session, actor, Action.READ_AGGREGATES).require()
-    rows = consent.recruitment(session, start, end)
-    labels = anonymised_labels(
-        [r.care_site_id for r in rows], centre_codes(session), scope.named_centre_ids
-    )
-    out = [
-        LabelledRecruitment(
-            labels[r.care_site_id], r.eligible, r.consented, r.declined, r.rate
-        )
-        for r in rows
-    ]
-    return sorted(out, key=lambda r: r.centre)
-
-
-@dataclass(frozen=True)
-class LabelledCompletion:
-    """PROM completion of one centre and timepoint, labelled."""
-
-    centre: str
-    timepoint: str
-    expected: int
-    completed: int
-    rate: float | None
-
-
-def completion_report(session: Session, actor: AppUser) -> list[LabelledCompletion]:
-    """PROM completion per centre and timepoint; other centres anonymised."""
-    scope = scope_for(session, actor, Action.READ_AGGREGATES).require()
-    rows = invitations.completion(session)
-    labels = anonymised_labels(
-        [r.care_site_id for r in rows], centre_codes(session), scope.named_centre_ids
-    )
-    return [
-        LabelledCompletion(
-            labels[r.care_site_id], r.timepoint, r.expected, r.completed, r.rate
-        )
-        for r in rows
-    ]
 
 
 def invite(
@@ -451,125 +363,3 @@ def audit_show(
     scope_for(session, actor, Action.READ_AUDIT).require()
     person = _person(session, pseudonym)
     return audit.records_for_person(session, person.person_id)
-
-
-def create_project(
-    session: Session,
-    actor: AppUser,
-    code: str,
-    *,
-    name: str,
-    protocol: str,
-    data_controller: str,
-    expires_on: datetime.date,
-    today: datetime.date,
-    centre_level: bool = False,
-    keys_folder: Path | None = None,
-) -> None:
-    """Create a collaboration project and its pseudonym key (managers only).
-
-    The key file ``<keys_folder>/<CODE>.key`` (default: the folder the wiring set,
-    :mod:`cohort.project_keys`) is created 0600; ``centre_level`` records that the
-    protocol grants analysis by centre.
-    """
-    scope_for(session, actor, Action.MANAGE).require()
-    project = projects.create_project(
-        session,
-        code,
-        name=name,
-        protocol=protocol,
-        data_controller=data_controller,
-        expires_on=expires_on,
-        today=today,
-    )
-    project.centre_level = centre_level
-    ensure_project_key(project_keys.keys_folder(keys_folder), project.code)
-
-
-def add_project_member(
-    session: Session,
-    actor: AppUser,
-    project_code: str,
-    username: str,
-    role: str,
-    *,
-    today: datetime.date,
-) -> None:
-    """Give a user a role in a project (managers only); audited."""
-    scope_for(session, actor, Action.MANAGE).require()
-    projects.add_member(session, project_code, username, role, today=today)
-    audit.record(
-        session, actor.username, "project.member", f"{project_code} {username} {role}"
-    )
-
-
-@dataclass(frozen=True)
-class Attachment:
-    """What an attachment did.
-
-    Attributes
-    ----------
-    project_code : str
-        The project.
-    count : int
-        How many persons were newly attached.
-    person_ids : tuple of int
-        The persons concerned (audited): the named patient, or those a rule attached.
-    """
-
-    project_code: str
-    count: int
-    person_ids: tuple[int, ...]
-
-
-def attach_to_project(
-    session: Session,
-    actor: AppUser,
-    project_code: str,
-    *,
-    today: datetime.date,
-    pseudonym: str | None = None,
-    rule: projects.PatientRule | None = None,
-) -> Attachment:
-    """Attach one patient (by pseudonym) or every patient matching a rule.
-
-    Managers only; audited as ``project.attach`` with the newly attached persons.
-
-    Raises
-    ------
-    PermissionDeniedError
-        When ``actor`` may not manage.
-    InvalidInputError
-        When both or neither of ``pseudonym`` and ``rule`` are given, or a person
-        lacks consent for data use.
-    UnknownPersonError
-        When no person has the pseudonym.
-    """
-    scope_for(session, actor, Action.MANAGE).require()
-    if (pseudonym is None) == (rule is None):
-        raise InvalidInputError("give a patient or a rule, not both")
-    if rule is not None:
-        new = projects.attach_new(
-            session,
-            project_code,
-            projects.matching_person_ids(session, rule),
-            actor=actor.username,
-            today=today,
-            rule=rule.describe(),
-        )
-        concerned = new
-    else:
-        assert pseudonym is not None
-        person_id = _person(session, pseudonym).person_id
-        new = projects.attach_new(
-            session, project_code, [person_id], actor=actor.username, today=today
-        )
-        concerned = [person_id]
-    audit.record(
-        session,
-        actor.username,
-        "project.attach",
-        f"{project_code} n={len(new)}",
-        concerned,
-    )
-    return Attachment(project_code, len(new), tuple(concerned))

@@ -1,4 +1,4 @@
-"""Vital status: last contact and death (DEATH, closing the OBSERVATION_PERIOD).
+"""Vital status: last contact and death (DEATH); both extend the OBSERVATION_PERIOD.
 
 The NTCP models censor on these: a person is followed from consent until death or
 the last contact, whichever the OBSERVATION_PERIOD end holds.
@@ -13,10 +13,10 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from cohort.consent import ConsentState, latest_period
 from cohort.errors import InvalidInputError
 from omop.cdm import Death
 from omop.cohort_tables import Enrolment
+from omop.observation_period import extend_observation_period
 from omop.vocab.standard import REGISTRY
 
 __all__ = [
@@ -56,12 +56,7 @@ def record_last_contact(session: Session, person_id: int, day: datetime.date) ->
         raise InvalidInputError(f"last contact {day} is after the recorded death")
     if enrolment.last_contact_date is None or day > enrolment.last_contact_date:
         enrolment.last_contact_date = day
-    period = latest_period(session, person_id)
-    withdrawn = enrolment.state == ConsentState.WITHDRAWN.value
-    if period is not None and death is None and not withdrawn:
-        period.observation_period_end_date = max(
-            period.observation_period_end_date, day
-        )
+    extend_observation_period(session, person_id, enrolment.consented_date, day)
     session.flush()
 
 
@@ -88,11 +83,7 @@ def record_death(session: Session, person_id: int, day: datetime.date) -> None:
     )
     if enrolment.last_contact_date is None or day > enrolment.last_contact_date:
         enrolment.last_contact_date = day
-    period = latest_period(session, person_id)
-    if period is not None:
-        period.observation_period_end_date = max(
-            period.observation_period_start_date, day
-        )
+    extend_observation_period(session, person_id, enrolment.consented_date, day)
     session.flush()
 
 

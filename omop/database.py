@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from omop.engine import check_connection
 from omop.errors import SchemaConflictError
+from omop.observation_period import recompute_observation_periods
 from omop.spec import TableSpec, TypeFamily, load_spec
 from omop.vocab.seed import SeedReport, seed_vocabulary
 
@@ -71,6 +72,10 @@ def _guard_foreign_schema(engine: Engine) -> None:
 def upgrade(engine: Engine) -> SeedReport:
     """Migrate to the newest schema and seed the vocabulary (idempotent).
 
+    Then derives every OBSERVATION_PERIOD from the stored events
+    (:func:`omop.observation_period.recompute_observation_periods`), which brings
+    data written under an older period rule in line.
+
     Raises
     ------
     DatabaseUnavailableError
@@ -86,6 +91,7 @@ def upgrade(engine: Engine) -> SeedReport:
         command.upgrade(config, "head")
         with Session(bind=connection) as session:
             report = seed_vocabulary(session)
+            recompute_observation_periods(session)
             session.flush()
     return report
 

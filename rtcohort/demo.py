@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from cohort.simulate import SimulatedPatient
 from etl.deid.keys import CentreKey
@@ -199,12 +199,8 @@ def run_demo(
     from etl.ingest.run import ImportSummary, run_import
     from omop.database import upgrade
     from omop.engine import session_factory
-    from rtcohort.wiring import (
-        CohortExportAccess,
-        after_consent,
-        after_upgrade,
-        ingest_options,
-    )
+    from rtcohort.quality_summary import quality_messages
+    from rtcohort.wiring import after_consent, after_upgrade, ingest_options
 
     def tick(step: str, done: int, total: int) -> None:
         if progress is not None:
@@ -254,12 +250,7 @@ def run_demo(
         report.datasets_loaded_now += s.loaded
         report.datasets_unchanged += s.unchanged
 
-    with factory.begin() as session:
-        for i, p in enumerate(written):
-            tick("outcomes", i, len(written))
-            if p.consented:
-                _store_outcomes(session, p, keys[p.centre][1])
-    tick("outcomes", len(written), len(written))
+    _store_all_outcomes(factory, written, keys, tick)
 
     if accounts_password is not None:
         from rtcohort.demo_accounts import ensure_demo_accounts
@@ -268,6 +259,36 @@ def run_demo(
             report.accounts = ensure_demo_accounts(
                 session, codes, accounts_password, admin=username
             )
+    _summarise_and_export(factory, report, codes, username, data_dir)
+    report.messages += quality_messages(engine)  # the demo ends with `db quality`
+    return report
+
+
+def _store_all_outcomes(
+    factory: sessionmaker[Session],
+    written: list[SimulatedPatient],
+    keys: dict[str, tuple[Path, CentreKey]],
+    tick: Progress,
+) -> None:
+    """Store the outcomes of every consented patient (one transaction)."""
+    with factory.begin() as session:
+        for i, p in enumerate(written):
+            tick("outcomes", i, len(written))
+            if p.consented:
+                _store_outcomes(session, p, keys[p.centre][1])
+    tick("outcomes", len(written), len(written))
+
+
+def _summarise_and_export(
+    factory: sessionmaker[Session],
+    report: DemoReport,
+    codes: list[str],
+    username: str,
+    data_dir: Path,
+) -> None:
+    """Read the report back and export the dose metrics to ``demo/dose_metrics.csv``."""
+    from rtcohort.wiring import CohortExportAccess
+
     with factory.begin() as session:
         _summarise(session, report, codes, username)
         access = CohortExportAccess(session, username)
@@ -279,7 +300,6 @@ def run_demo(
     out = data_dir / "demo" / "dose_metrics.csv"
     write_csv(out, report.metrics)
     report.csv_path = out
-    return report
 
 
 def _summarise(

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     audit_checkpoints
         The append-only checkpoint log of the audit chain
         (``RTCOHORT_AUDIT_CHECKPOINTS``, default ``<data_dir>/audit-checkpoints.log``).
+    cdm_source_name
+        ``cdm_source.cdm_source_name`` written by ``rtcohort db upgrade``
+        (``RTCOHORT_CDM_SOURCE_NAME``, default ``rtcohort``).
 
     Examples
     --------
@@ -61,6 +64,7 @@ class Settings(BaseSettings):
     )
     audit_key_file: Path | None = None
     audit_checkpoints: Path | None = None
+    cdm_source_name: str = Field(default="rtcohort", min_length=1, max_length=255)
 
     def resolved_database_url(self) -> str:
         """Return the database URL, defaulting to the SQLite file in ``data_dir``."""

@@ -74,12 +74,14 @@ def after_upgrade(engine: Engine) -> list[str]:
 
     Creates the ``admin`` account once (password from ``RTCOHORT_ADMIN_PASSWORD``, or
     generated and returned in a message to be printed once), the default
-    follow-up protocol and the audit key (keying an existing unkeyed chain).
+    follow-up protocol and the audit key (keying an existing unkeyed chain), and
+    writes CDM_SOURCE (name from ``RTCOHORT_CDM_SOURCE_NAME``).
     """
     from cohort.audit import files_for
     from cohort.audit_check import ensure_key
     from cohort.protocol import ensure_protocol
     from cohort.users import ensure_admin
+    from omop.cdm_source import write_cdm_source
     from omop.engine import session_factory
     from rtcohort.settings import get_settings
 
@@ -94,6 +96,7 @@ def after_upgrade(engine: Engine) -> list[str]:
             messages.extend(ensure_key(session))
             generated = ensure_admin(session, password)
             ensure_protocol(session)
+            write_cdm_source(session, get_settings().cdm_source_name)
     except BaseException:
         if not had_key:  # the chain was not keyed: the new key must not survive
             key_file.unlink(missing_ok=True)
@@ -281,7 +284,7 @@ def after_consent(
     at once, without new files and without the centre key (held files are already
     pseudonymised).
     """
-    from etl.ingest.run import retry_held
+    from etl.ingest.catalogue import retry_held
     from omop.engine import session_factory
 
     return retry_held(

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 from typer.testing import CliRunner
 
 from cohort.simulate import ConsentPlan, simulate_cohort
@@ -29,6 +29,26 @@ def _counts(engine: Engine) -> dict[str, int]:
             t.__tablename__: int(s.scalar(select(func.count()).select_from(t)) or 0)
             for t in _TABLES
         }
+
+
+def _assert_demo_accounts(engine: Engine) -> None:
+    """The web app's accounts: one per role per centre, a researcher, the admin."""
+    from cohort.users import get_user, list_users, verify_password
+
+    with session_factory(engine)() as s:
+        users = {u.username: (u.role, u.centres) for u in list_users(s)}
+        assert users == {
+            "admin": ("admin", ()),
+            "researcher": ("researcher", ()),
+            "clinician-hus": ("clinician", ("HUS",)),
+            "data-manager-hus": ("data_manager", ("HUS",)),
+            "viewer-hus": ("viewer", ("HUS",)),
+            "clinician-tays": ("clinician", ("TAYS",)),
+            "data-manager-tays": ("data_manager", ("TAYS",)),
+            "viewer-tays": ("viewer", ("TAYS",)),
+        }
+        assert verify_password(get_user(s, "clinician-tays"), "demo-accounts-password")
+        assert verify_password(get_user(s, "admin"), "demo-test-password")
 
 
 def test_demo_small_twice(
@@ -99,27 +119,76 @@ def test_demo_small_twice(
     assert float(exported["Mean[Gy]"]) == pytest.approx(stored_mean, rel=1e-9)
     assert stored_mean == pytest.approx(exact, rel=0.02)
 
-    # The web app's accounts: one per role per centre, a researcher, the admin.
-    from cohort.users import get_user, list_users, verify_password
-
-    with session_factory(engine)() as s:
-        users = {u.username: (u.role, u.centres) for u in list_users(s)}
-        assert users == {
-            "admin": ("admin", ()),
-            "researcher": ("researcher", ()),
-            "clinician-hus": ("clinician", ("HUS",)),
-            "data-manager-hus": ("data_manager", ("HUS",)),
-            "viewer-hus": ("viewer", ("HUS",)),
-            "clinician-tays": ("clinician", ("TAYS",)),
-            "data-manager-tays": ("data_manager", ("TAYS",)),
-            "viewer-tays": ("viewer", ("TAYS",)),
-        }
-        assert verify_password(get_user(s, "clinician-tays"), "demo-accounts-password")
-        assert verify_password(get_user(s, "admin"), "demo-test-password")
+    _assert_demo_accounts(engine)
     assert "clinician-hus" in first.output
     assert "web app on" not in first.output  # --no-serve
+    _assert_ohdsi_ready(engine, ids[pseudo[1]], first.output)
 
     second = CliRunner().invoke(app, args)
     assert second.exit_code == 0, second.output
     assert _counts(engine) == counts
+    assert "data quality: every applicable check passes" in second.output
     engine.dispose()
+
+
+# (table, date column) of every dated event of the demo.
+_EVENTS = (
+    ("condition_occurrence", "condition_start_date"),
+    ("condition_occurrence", "condition_end_date"),
+    ("procedure_occurrence", "procedure_date"),
+    ("procedure_occurrence", "procedure_end_date"),
+    ("measurement", "measurement_date"),
+    ("observation", "observation_date"),
+    ("episode", "episode_start_date"),
+    ("episode", "episode_end_date"),
+    ("image_occurrence", "image_occurrence_date"),
+    ("survey_conduct", "survey_start_date"),
+    ("visit_occurrence", "visit_start_date"),
+    ("death", "death_date"),
+)
+
+
+def _assert_ohdsi_ready(engine: Engine, declined: int, output: str) -> None:
+    with engine.connect() as c:
+        for table, column in _EVENTS:
+            outside = c.execute(
+                text(
+                    f"SELECT COUNT(*) FROM {table} t WHERE t.{column} IS NOT NULL "
+                    "AND NOT EXISTS (SELECT 1 FROM observation_period op WHERE "
+                    "op.person_id = t.person_id AND op.observation_period_start_date "
+                    f"<= t.{column} AND op.observation_period_end_date >= t.{column})"
+                )
+            ).scalar()
+            assert outside == 0, (table, column)
+        # one period per person, the declined person's included (no clinical rows)
+        assert (
+            c.execute(
+                text(
+                    "SELECT COUNT(*) FROM person p WHERE (SELECT COUNT(*) FROM "
+                    "observation_period op WHERE op.person_id = p.person_id) <> 1"
+                )
+            ).scalar()
+            == 0
+        )
+        assert (
+            c.execute(
+                text("SELECT COUNT(*) FROM measurement WHERE person_id = :p"),
+                {"p": declined},
+            ).scalar()
+            == 0
+        )
+        # every RT course has the disease episode as parent and a cleaned plan label
+        courses = c.execute(
+            text(
+                "SELECT e.episode_source_value, d.episode_concept_id FROM episode e "
+                "LEFT JOIN episode d ON d.episode_id = e.episode_parent_id "
+                "WHERE e.episode_concept_id = 32940"
+            )
+        ).all()
+        assert courses and all(d == 32533 for _, d in courses)
+        assert all(label and "***" not in label for label, _ in courses)
+        source = c.execute(
+            text("SELECT cdm_source_name, cdm_version FROM cdm_source")
+        ).all()
+        assert source == [("rtcohort", "v5.4")]
+    assert "data quality: every applicable check passes" in output

@@ -17,13 +17,29 @@ __all__ = ["PAGES_BY_ROLE", "run"]
 _HERE = Path(__file__).resolve().parent.parent / "pages"
 
 #: page name -> title key (the page is ``pages/<name>.py``, at ``/<name>``)
-_PAGES: dict[str, str] = {"overview": "nav.overview", "patients": "nav.patients"}
+_PAGES: dict[str, str] = {
+    "worklist": "nav.worklist",
+    "grading": "nav.grading",
+    "overview": "nav.overview",
+    "patients": "nav.patients",
+    "consent": "nav.consent",
+    "reminders": "nav.reminders",
+    "quarantine": "nav.quarantine",
+    "mapping": "nav.mapping",
+    "projects": "nav.projects",
+    "users": "nav.users",
+}
+
+#: Pages reached from another page (with query parameters), not from the menu.
+_NOT_IN_MENU = frozenset({"grading"})
+
+_DESK = ("consent", "reminders", "quarantine", "mapping")
 
 #: The pages each role sees, in menu order (the first is its home page).
 PAGES_BY_ROLE: dict[str, tuple[str, ...]] = {
-    Role.ADMIN.value: ("overview", "patients"),
-    Role.DATA_MANAGER.value: ("overview", "patients"),
-    Role.CLINICIAN.value: ("overview", "patients"),
+    Role.ADMIN.value: ("overview", "patients", *_DESK, "projects", "users"),
+    Role.DATA_MANAGER.value: ("overview", "patients", *_DESK),
+    Role.CLINICIAN.value: ("worklist", "grading", "overview", "patients"),
     Role.RESEARCHER.value: ("patients",),
     Role.VIEWER.value: ("overview",),
     Role.PATIENT.value: (),
@@ -68,8 +84,9 @@ def run() -> None:
         for i, n in enumerate(names)
     ] or [st.Page(_no_pages, title=t("app.title"), url_path="home", default=True)]
     chosen = st.navigation([*pages, prom_page], position="hidden")
-    if chosen is not prom_page and len(pages) > 1:
+    menu = [p for p, n in zip(pages, names, strict=False) if n not in _NOT_IN_MENU]
+    if chosen is not prom_page and len(menu) > 1:
         with st.sidebar:
-            for page in pages:
+            for page in menu:
                 st.page_link(page)
     chosen.run()

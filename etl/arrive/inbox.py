@@ -39,6 +39,7 @@ __all__ = [
     "InboxError",
     "StoreOutcome",
     "StoreStatus",
+    "check_uids",
     "forget",
 ]
 
@@ -46,6 +47,20 @@ _LOG = logging.getLogger(__name__)
 INDEX_NAME = "inbox-index.jsonl"
 _UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 _MAX_UID = 64
+
+
+def check_uids(study_uid: str, sop_uid: str) -> None:
+    """Refuse a StudyInstanceUID or SOPInstanceUID that is not a valid UID.
+
+    Raises
+    ------
+    InboxError
+        Naming the attribute: a UID other than dot-separated digits (``..``, ``/``)
+        or longer than 64 characters.
+    """
+    for label, uid in (("StudyInstanceUID", study_uid), ("SOPInstanceUID", sop_uid)):
+        if not _UID_RE.match(uid) or len(uid) > _MAX_UID:
+            raise InboxError(f"{label} {uid[:70]!r} is not a valid UID")
 
 
 class InboxError(EtlError, ValueError):
@@ -161,12 +176,7 @@ class Inbox:
         OSError
             If writing fails (disk full: see :func:`is_disk_full`); nothing is left.
         """
-        for label, uid in (
-            ("StudyInstanceUID", study_uid),
-            ("SOPInstanceUID", sop_uid),
-        ):
-            if not _UID_RE.match(uid) or len(uid) > _MAX_UID:
-                raise InboxError(f"{label} {uid[:70]!r} is not a valid UID")
+        check_uids(study_uid, sop_uid)
         digest = hashlib.sha256(data).hexdigest()
         folder = self.root / study_uid
         with self._lock:

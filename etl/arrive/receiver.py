@@ -35,7 +35,7 @@ from pynetdicom import (
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
-from etl.arrive.inbox import Inbox, InboxError, is_disk_full
+from etl.arrive.inbox import Inbox, InboxError, check_uids, is_disk_full
 from etl.deid.codec import build_file_meta, split_file, top_level_values
 from etl.deid.keys import CentreKey
 from etl.deid.pseudonymise import DeidOutcome, deidentify_bytes
@@ -200,6 +200,9 @@ class Receiver:
             + body
         )
         try:
+            # the UIDs as received: pseudonymisation would remap even '..' to a UID
+            study, sop = _uids(body, syntax)
+            check_uids(study, sop)
             if self.key is not None:
                 result = deidentify_bytes(data, self.key)
                 if result.data is None or result.outcome is DeidOutcome.QUARANTINED:
@@ -209,8 +212,6 @@ class Receiver:
                     result.study_instance_uid,
                     result.sop_instance_uid,
                 )
-            else:
-                study, sop = _uids(body, syntax)
             outcome = self.inbox.store(data, study, sop, caller)
         except (DeidRefusedError, InboxError) as exc:
             return self._reject(data, str(exc), caller)

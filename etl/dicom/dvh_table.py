@@ -21,6 +21,7 @@ from etl.dicom.rtdose import read_rtdose
 from etl.dicom.rtstruct import StructureSet, read_rtstruct
 from etl.dose.coverage import DEFAULT_MIN_COVERAGE_PCT, dose_coverage, metric_allowed
 from etl.dose.dvh import DVH, EndCaps
+from etl.dose.grid import DoseGrid
 from etl.dose.metrics import Metric, evaluate
 from etl.dose.radiobiology import dvh_to_eqd2
 from etl.dose.structures import Skip, structure_dvhs
@@ -151,6 +152,35 @@ def _structure_set(
     return cache[path]
 
 
+def _read_pair(
+    dose_path: Path,
+    struct_path: Path,
+    cache: dict[Path, StructureSet],
+    warn: Warn,
+    strict_frames: bool,
+) -> tuple[DoseGrid, StructureSet] | None:
+    """Read a dose and its structure set; None (warned) when they cannot be used."""
+    try:
+        grid = read_rtdose(dose_path)
+    except EtlError as exc:
+        warn(dose_path, f"dose not usable: {exc}")
+        return None
+    ss = _structure_set(struct_path, cache, warn)
+    if ss is None:
+        return None
+    if ss.frame_of_reference_uid != grid.frame_of_reference_uid:
+        message = (
+            f"frame of reference {ss.frame_of_reference_uid or '(none)'} differs "
+            "from "
+            f"that of dose {dose_path} ({grid.frame_of_reference_uid or '(none)'})"
+        )
+        if strict_frames:
+            raise PairingError(f"{struct_path}: {message}")
+        warn(struct_path, message + "; skipped")
+        return None
+    return grid, ss
+
+
 def dvh_rows(
     pairs: Sequence[tuple[Path, Path]],
     metrics: Sequence[Metric],
@@ -202,24 +232,10 @@ def dvh_rows(
     found: set[str] = set()
     structures: dict[Path, StructureSet] = {}
     for dose_path, struct_path in pairs:
-        try:
-            grid = read_rtdose(dose_path)
-        except EtlError as exc:
-            warn(dose_path, f"dose not usable: {exc}")
+        inputs = _read_pair(dose_path, struct_path, structures, warn, strict_frames)
+        if inputs is None:
             continue
-        ss = _structure_set(struct_path, structures, warn)
-        if ss is None:
-            continue
-        if ss.frame_of_reference_uid != grid.frame_of_reference_uid:
-            message = (
-                f"frame of reference {ss.frame_of_reference_uid or '(none)'} differs "
-                "from "
-                f"that of dose {dose_path} ({grid.frame_of_reference_uid or '(none)'})"
-            )
-            if strict_frames:
-                raise PairingError(f"{struct_path}: {message}")
-            warn(struct_path, message + "; skipped")
-            continue
+        grid, ss = inputs
         for done in structure_dvhs(ss, grid, end_caps=end_caps, names=wanted or None):
             r = done.roi
             found.add(r.name.casefold())

@@ -225,27 +225,10 @@ class ColumnHistogram:
     def _add_batch(self, cells: IntArray, za: FloatArray, zb: FloatArray) -> None:
         # In grid units along the normal; the grid reaches half a plane beyond.
         dk, nk = self._dk, self._nk
-        ga, gb = za * (1.0 / dk), zb * (1.0 / dk)
-        if not self._all_in_plane:
-            inp = self._in_plane[cells]
-            if not np.all(inp):
-                out = np.maximum(gb[~inp] - ga[~inp], 0.0)
-                self.outside_mm3 += self._area * dk * float(np.sum(out))
-                cells, ga, gb = cells[inp], ga[inp], gb[inp]
-        keep = gb > ga
-        if not np.all(keep):
-            cells, ga, gb = cells[keep], ga[keep], gb[keep]
-        if cells.size == 0:
+        inside = self._inside(cells, za * (1.0 / dk), zb * (1.0 / dk))
+        if inside is None:
             return
-        if float(ga.min()) < -0.5 or float(gb.max()) > nk - 0.5:  # noqa: PLR2004
-            ga_in = np.clip(ga, -0.5, nk - 0.5)
-            gb_in = np.clip(gb, -0.5, nk - 0.5)
-            cut = (gb - ga) - np.maximum(gb_in - ga_in, 0.0)
-            self.outside_mm3 += self._area * dk * float(np.sum(cut))
-            keep = gb_in > ga_in
-            cells, ga, gb = cells[keep], ga_in[keep], gb_in[keep]
-            if cells.size == 0:
-                return
+        cells, ga, gb = inside
         first = np.floor(ga)
         npieces = int(np.max(np.ceil(gb) - first))
         top = max(nk - 2, 0)
@@ -276,6 +259,36 @@ class ColumnHistogram:
                 self._segments(da, db, w)
             else:
                 self._midpoints((da + db) * 0.5, w, da, db)
+
+    def _inside(
+        self, cells: IntArray, ga: FloatArray, gb: FloatArray
+    ) -> tuple[IntArray, FloatArray, FloatArray] | None:
+        """Keep the parts of columns inside the grid (grid units); count the rest.
+
+        Returns None when nothing is left.
+        """
+        dk, nk = self._dk, self._nk
+        if not self._all_in_plane:
+            inp = self._in_plane[cells]
+            if not np.all(inp):
+                out = np.maximum(gb[~inp] - ga[~inp], 0.0)
+                self.outside_mm3 += self._area * dk * float(np.sum(out))
+                cells, ga, gb = cells[inp], ga[inp], gb[inp]
+        keep = gb > ga
+        if not np.all(keep):
+            cells, ga, gb = cells[keep], ga[keep], gb[keep]
+        if cells.size == 0:
+            return None
+        if float(ga.min()) < -0.5 or float(gb.max()) > nk - 0.5:  # noqa: PLR2004
+            ga_in = np.clip(ga, -0.5, nk - 0.5)
+            gb_in = np.clip(gb, -0.5, nk - 0.5)
+            cut = (gb - ga) - np.maximum(gb_in - ga_in, 0.0)
+            self.outside_mm3 += self._area * dk * float(np.sum(cut))
+            keep = gb_in > ga_in
+            cells, ga, gb = cells[keep], ga_in[keep], gb_in[keep]
+            if cells.size == 0:
+                return None
+        return cells, ga, gb
 
     def _midpoints(
         self, mid: FloatArray, w: FloatArray | float, da: FloatArray, db: FloatArray

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 
 import numpy as np
@@ -73,7 +74,7 @@ from etl.dose._planes import (
 from etl.dose._raster import CHUNK_CELLS, fill_planes
 from etl.dose.grid import DoseGrid
 from etl.dose.histogram import DVH, cumulative_nodes, tail_volumes
-from etl.errors import OutsideGridWarning
+from etl.errors import OutsideGridWarning, StructureError
 
 __all__ = ["DVH", "EndCaps", "compute_dvh", "cumulative_nodes", "tail_volumes"]
 
@@ -81,6 +82,35 @@ FloatArray = NDArray[np.float64]
 
 _INTERPOLATE_BELOW = 0.9  # interpolate sections when sampling is finer than this
 _MAX_RASTER_CELLS = 30_000_000  # raster cells times dose planes, at most
+#: Largest extent of a structure along any axis (mm): nothing in a patient is bigger.
+MAX_STRUCTURE_EXTENT_MM = 5000.0
+
+
+def _check_extent(
+    extent_mm: tuple[float, float, float], spacing_mm: tuple[float, float]
+) -> None:
+    """Refuse contours no patient has: not finite, too large, too many raster cells.
+
+    Raises
+    ------
+    StructureError
+        Naming the extent and the limit.
+    """
+    if not all(np.isfinite(extent_mm)):
+        raise StructureError("contour coordinates are not finite")
+    if max(extent_mm) > MAX_STRUCTURE_EXTENT_MM:
+        shown = " x ".join(f"{e:.4g}" for e in extent_mm)
+        raise StructureError(
+            f"contours span {shown} mm, beyond the limit of "
+            f"{MAX_STRUCTURE_EXTENT_MM:.0f} mm (corrupt coordinates)"
+        )
+    cells = (extent_mm[0] / spacing_mm[0] + 3) * (extent_mm[1] / spacing_mm[1] + 3)
+    if cells > _MAX_RASTER_CELLS:
+        raise StructureError(
+            f"contours span {cells:.3g} dose-grid cells per plane, above the limit "
+            f"of {_MAX_RASTER_CELLS:,} (dose grid spacing {spacing_mm[0]:.3g} x "
+            f"{spacing_mm[1]:.3g} mm)"
+        )
 
 
 class EndCaps(StrEnum):
@@ -124,7 +154,9 @@ def compute_dvh(
     Raises
     ------
     StructureError
-        When no contour has at least three points.
+        When no contour has at least three points, a coordinate is not finite, or
+        the contours span more than :data:`MAX_STRUCTURE_EXTENT_MM` or more raster
+        cells per plane than can be held (a corrupt structure, never a patient).
     GeometryError
         When a contour is not parallel to the dose-grid slices.
 
@@ -154,83 +186,23 @@ def compute_dvh(
     if not bin_width_gy > 0:
         raise ValueError(f"bin_width_gy must be positive, got {bin_width_gy}")
     positions, groups = contour_planes(contours, dose)
-    di, dj, dk = dose.spacing_mm
-    nk, nj, ni = dose.shape
-    runs = plan_runs(positions, groups, caps is EndCaps.HALF, fallback_mm=dk)
-    volume_est = max(estimate_volume_mm3(groups, positions, runs), 1e-9)
-    h = float(
-        np.clip(np.cbrt(volume_est / target_samples), min_spacing_mm, min(di, dj))
+    runs = plan_runs(
+        positions, groups, caps is EndCaps.HALF, fallback_mm=dose.spacing_mm[2]
     )
-    allpts = np.concatenate([np.concatenate(g) for g in groups])
-    umin, vmin = allpts.min(axis=0)
-    umax, vmax = allpts.max(axis=0)
-    zlo = min([positions[0]] + [r.z0 for r in runs])
-    zhi = max([positions[-1]] + [r.z1 for r in runs])
-    nplanes_k = int(np.ceil((zhi - zlo) / dk)) + 3
-    h = max(h, np.sqrt((umax - umin) * (vmax - vmin) * nplanes_k / _MAX_RASTER_CELLS))
-    on_voxels = h >= min(di, dj)
-    # Between contour planes the section is interpolated (signed distances) when a
-    # supersampled structure is sampled finer than its planes; otherwise each plane's
-    # section fills the slab half-way to its neighbours.
-    spacing = float(np.median(np.diff(positions))) if len(positions) > 1 else dk
-    interpolate = not on_voxels and min(h, dk) < _INTERPOLATE_BELOW * spacing
-    if on_voxels:
-        # Sampled at the dose-grid resolution: the raster is the voxel centres.
-        hx, hy = di, dj
-        x = np.arange(np.floor(umin / di) - 1, np.ceil(umax / di) + 2) * di
-        y = np.arange(np.floor(vmin / dj) - 1, np.ceil(vmax / dj) + 2) * dj
-    else:
-        # Supersampled: one raster over the bounding box of all contours, its cells
-        # tiling the box exactly (a box-shaped structure is then counted exactly),
-        # plus a margin of one cell.
-        ncols = max(1, int(np.ceil((umax - umin) / h - 1e-9)))
-        nrows = max(1, int(np.ceil((vmax - vmin) / h - 1e-9)))
-        hx = max((umax - umin) / ncols, 1e-6)
-        hy = max((vmax - vmin) / nrows, 1e-6)
-        # The margin also holds what the end caps add beyond the outer sections.
-        m = 1 + int(np.ceil(cap_growth_mm(groups, positions, runs) / min(hx, hy)))
-        x = umin + (np.arange(-m, ncols + m) + 0.5) * hx
-        y = vmin + (np.arange(-m, nrows + m) + 0.5) * hy
-    xw = axis_weights(x, di, ni)
-    yw = axis_weights(y, dj, nj)
-    in_xy = (yw[3][:, None] & xw[3][None, :]).ravel()
-
-    top = max(nk - 2, 0)
-    k0 = int(np.clip(np.floor(zlo / dk) - 1, 0, top))
-    k1 = min(int(np.clip(np.floor(zhi / dk), 0, top)) + 1, nk - 1)
-    if on_voxels:
-        planes = resample_planes(dose.dose_gy, k0, k1, yw[:3], xw[:3])
-    else:
-        # Dose at a low-discrepancy point of each cell (R2 sequence), not its centre:
-        # on a regular raster a gradient along the rows turns the DVH into steps.
-        n = np.arange(len(x) * len(y), dtype=np.float64)
-        ju = np.mod(0.5 + n * 0.7548776662466927, 1.0) - 0.5
-        jv = np.mod(0.5 + n * 0.5698402909980532, 1.0) - 0.5
-        u = np.tile(x, len(y)) + ju * hx
-        v = np.repeat(y, len(x)) + jv * hy
-        planes = resample_points(dose.dose_gy, k0, k1, u, v, spacing=(di, dj))
-    acc = ColumnHistogram(
-        planes,
-        k0=k0,
-        n_frames=nk,
-        dk=dk,
-        in_plane=in_xy,
-        cell_mm2=hx * hy,
-        bin_width_gy=bin_width_gy,
-        exact=not on_voxels,
-    )
+    r = _raster(groups, positions, runs, dose, target_samples, min_spacing_mm)
+    acc = _histogram(dose, r, bin_width_gy)
     slabs: list[tuple[int, float, float]] = []
     for run in runs:
         a, b = run.first, run.last
-        if interpolate and b > a:
-            add_interpolated(acc, groups, positions, run, (x, y))
+        if r.interpolate and b > a:
+            add_interpolated(acc, groups, positions, run, (r.x, r.y))
             continue
         z0, z1 = run.slab_bounds()
         mids = (positions[a:b] + positions[a + 1 : b + 1]) / 2
         lows = np.concatenate([[z0], mids])
         highs = np.concatenate([mids, [z1]])
         slabs += [(a + n, lows[n], highs[n]) for n in range(b - a + 1)]
-    _add_slabs(acc, groups, slabs, x, y)
+    _add_slabs(acc, groups, slabs, r.x, r.y)
 
     # Contour vertices on their planes, and those of the outer planes at the ends of the
     # end caps: the extremes of a near-linear field over the structure lie there.
@@ -256,6 +228,103 @@ def compute_dvh(
     mean = float(acc.dose_mm3 / acc.inside_mm3)
     return DVH(
         volume_cc, outside_cc, dmin, mean, dmax, bin_width_gy, acc.differential_cc()
+    )
+
+
+@dataclass(frozen=True)
+class _Raster:
+    """The in-plane sample raster of a structure and how its sections are added."""
+
+    x: FloatArray
+    y: FloatArray
+    hx: float
+    hy: float
+    on_voxels: bool  # sampled at the dose-grid resolution (voxel centres)
+    interpolate: bool  # sections interpolated between contour planes
+    zlo: float
+    zhi: float
+
+
+def _raster(  # noqa: PLR0917
+    groups: list[list[FloatArray]],
+    positions: FloatArray,
+    runs: list[Run],
+    dose: DoseGrid,
+    target_samples: int,
+    min_spacing_mm: float,
+) -> _Raster:
+    """Choose the sample spacing and the raster (see the module notes)."""
+    di, dj, dk = dose.spacing_mm
+    volume_est = max(estimate_volume_mm3(groups, positions, runs), 1e-9)
+    h = float(
+        np.clip(np.cbrt(volume_est / target_samples), min_spacing_mm, min(di, dj))
+    )
+    allpts = np.concatenate([np.concatenate(g) for g in groups])
+    umin, vmin = allpts.min(axis=0)
+    umax, vmax = allpts.max(axis=0)
+    zlo = min([positions[0]] + [r.z0 for r in runs])
+    zhi = max([positions[-1]] + [r.z1 for r in runs])
+    _check_extent((umax - umin, vmax - vmin, zhi - zlo), (di, dj))
+    nplanes_k = int(np.ceil((zhi - zlo) / dk)) + 3
+    h = max(h, np.sqrt((umax - umin) * (vmax - vmin) * nplanes_k / _MAX_RASTER_CELLS))
+    on_voxels = h >= min(di, dj)
+    # Between contour planes the section is interpolated (signed distances) when a
+    # supersampled structure is sampled finer than its planes; otherwise each plane's
+    # section fills the slab half-way to its neighbours.
+    spacing = float(np.median(np.diff(positions))) if len(positions) > 1 else dk
+    interpolate = not on_voxels and min(h, dk) < _INTERPOLATE_BELOW * spacing
+    if on_voxels:
+        # Sampled at the dose-grid resolution: the raster is the voxel centres.
+        hx, hy = di, dj
+        x = np.arange(np.floor(umin / di) - 1, np.ceil(umax / di) + 2) * di
+        y = np.arange(np.floor(vmin / dj) - 1, np.ceil(vmax / dj) + 2) * dj
+    else:
+        # Supersampled: one raster over the bounding box of all contours, its cells
+        # tiling the box exactly (a box-shaped structure is then counted exactly),
+        # plus a margin of one cell.
+        ncols = max(1, int(np.ceil((umax - umin) / h - 1e-9)))
+        nrows = max(1, int(np.ceil((vmax - vmin) / h - 1e-9)))
+        hx = max((umax - umin) / ncols, 1e-6)
+        hy = max((vmax - vmin) / nrows, 1e-6)
+        # The margin also holds what the end caps add beyond the outer sections.
+        m = 1 + int(np.ceil(cap_growth_mm(groups, positions, runs) / min(hx, hy)))
+        x = umin + (np.arange(-m, ncols + m) + 0.5) * hx
+        y = vmin + (np.arange(-m, nrows + m) + 0.5) * hy
+    return _Raster(x, y, hx, hy, on_voxels, interpolate, zlo, zhi)
+
+
+def _histogram(dose: DoseGrid, r: _Raster, bin_width_gy: float) -> ColumnHistogram:
+    """Resample the dose on the raster's planes; return the empty column histogram."""
+    di, dj, dk = dose.spacing_mm
+    nk, nj, ni = dose.shape
+    x, y, hx, hy = r.x, r.y, r.hx, r.hy
+    xw = axis_weights(x, di, ni)
+    yw = axis_weights(y, dj, nj)
+    in_xy = (yw[3][:, None] & xw[3][None, :]).ravel()
+
+    top = max(nk - 2, 0)
+    k0 = int(np.clip(np.floor(r.zlo / dk) - 1, 0, top))
+    k1 = min(int(np.clip(np.floor(r.zhi / dk), 0, top)) + 1, nk - 1)
+    if r.on_voxels:
+        planes = resample_planes(dose.dose_gy, k0, k1, yw[:3], xw[:3])
+    else:
+        # Dose at a low-discrepancy point of each cell (R2 sequence), not its centre:
+        # on a regular raster a gradient along the rows turns the DVH into steps.
+        n = np.arange(len(x) * len(y), dtype=np.float64)
+        ju = np.mod(0.5 + n * 0.7548776662466927, 1.0) - 0.5
+        jv = np.mod(0.5 + n * 0.5698402909980532, 1.0) - 0.5
+        u = np.tile(x, len(y)) + ju * hx
+        v = np.repeat(y, len(x)) + jv * hy
+        planes = resample_points(dose.dose_gy, k0, k1, u, v, spacing=(di, dj))
+    return ColumnHistogram(
+        planes,
+        k0=k0,
+        n_frames=nk,
+        dk=dk,
+        in_plane=in_xy,
+        cell_mm2=hx * hy,
+        bin_width_gy=bin_width_gy,
+        exact=not r.on_voxels,
     )
 
 

@@ -22,7 +22,7 @@ from pydicom.uid import (
 )
 
 from etl.phantom.geometry import Solid
-from etl.phantom.spec import PhantomSpec
+from etl.phantom.spec import PhantomSpec, PlanSpec
 
 FloatArray = NDArray[np.float64]
 
@@ -219,7 +219,8 @@ def write_rtplan(
     plan = spec.plan
     ds = _base(ctx, RT_PLAN_STORAGE, ctx["rtplan_uid"], "RTPLAN", ctx["rp_series"])
     ds.SeriesDescription = "analytic phantom plan"
-    ds.RTPlanLabel = "PHANTOM"
+    # A descriptor, not the patient's name: it survives the Clean Descriptors Option.
+    ds.RTPlanLabel = f"{rx_gy:g}Gy/{plan.fractions}fx"[:16]
     ds.RTPlanName = "analytic phantom"
     ds.RTPlanDate = ctx["date"]
     ds.RTPlanTime = "120000"
@@ -229,48 +230,12 @@ def write_rtplan(
     ds.ReferencedStructureSetSequence = [
         _referenced(RT_STRUCTURE_SET_STORAGE, ctx["rtstruct_uid"])
     ]
-    ref = Dataset()
-    ref.DoseReferenceNumber = 1
-    ref.DoseReferenceUID = make_uid(ctx["seed"], ctx["patient_id"], "doseref")
-    ref.DoseReferenceStructureType = "VOLUME"
-    ref.ReferencedROINumber = target_number
-    ref.DoseReferenceDescription = spec.target_roi().name
-    ref.DoseReferenceType = "TARGET"
-    ref.TargetPrescriptionDose = round(rx_gy, 6)
-    ds.DoseReferenceSequence = [ref]
+    ds.DoseReferenceSequence = [_dose_reference(ctx, spec, target_number, rx_gy)]
     isocentre = [float(v) for v in spec.target_roi().offset_mm]
     beams, refs = [], []
     beam_dose = rx_gy / plan.fractions / plan.beams
     for b in range(1, plan.beams + 1):
-        gantry = round(360.0 * (b - 1) / plan.beams, 6)
-        beam = Dataset()
-        beam.BeamNumber = b
-        beam.BeamName = f"G{gantry:g}"
-        beam.BeamType = plan.beam_type
-        beam.RadiationType = plan.radiation_type
-        beam.TreatmentMachineName = "PHANTOM_LINAC"
-        beam.PrimaryDosimeterUnit = "MU"
-        beam.SourceAxisDistance = 1000.0
-        beam.TreatmentDeliveryType = "TREATMENT"
-        beam.NumberOfWedges = beam.NumberOfCompensators = 0
-        beam.NumberOfBoli = beam.NumberOfBlocks = 0
-        beam.FinalCumulativeMetersetWeight = 1.0
-        beam.NumberOfControlPoints = 2
-        cps = []
-        for index, weight in ((0, 0.0), (1, 1.0)):
-            cp = Dataset()
-            cp.ControlPointIndex = index
-            cp.CumulativeMetersetWeight = weight
-            if index == 0:
-                cp.NominalBeamEnergy = plan.energy_mv
-                cp.GantryAngle = gantry
-                cp.GantryRotationDirection = "NONE"
-                cp.BeamLimitingDeviceAngle = 0.0
-                cp.PatientSupportAngle = 0.0
-                cp.IsocenterPosition = isocentre
-            cps.append(cp)
-        beam.ControlPointSequence = cps
-        beams.append(beam)
+        beams.append(_beam(plan, b, isocentre))
         rb = Dataset()
         rb.ReferencedBeamNumber = b
         rb.BeamDose = round(beam_dose, 6)
@@ -289,6 +254,54 @@ def write_rtplan(
     setup.PatientPosition = "HFS"
     ds.PatientSetupSequence = [setup]
     ds.save_as(path, enforce_file_format=True)
+
+
+def _dose_reference(
+    ctx: dict[str, Any], spec: PhantomSpec, target_number: int, rx_gy: float
+) -> Dataset:
+    """Return the plan's target dose reference (the prescription)."""
+    ref = Dataset()
+    ref.DoseReferenceNumber = 1
+    ref.DoseReferenceUID = make_uid(ctx["seed"], ctx["patient_id"], "doseref")
+    ref.DoseReferenceStructureType = "VOLUME"
+    ref.ReferencedROINumber = target_number
+    ref.DoseReferenceDescription = spec.target_roi().name
+    ref.DoseReferenceType = "TARGET"
+    ref.TargetPrescriptionDose = round(rx_gy, 6)
+    return ref
+
+
+def _beam(plan: PlanSpec, b: int, isocentre: list[float]) -> Dataset:
+    """Return beam ``b`` of ``plan.beams``, evenly spaced around the isocentre."""
+    gantry = round(360.0 * (b - 1) / plan.beams, 6)
+    beam = Dataset()
+    beam.BeamNumber = b
+    beam.BeamName = f"G{gantry:g}"
+    beam.BeamType = plan.beam_type
+    beam.RadiationType = plan.radiation_type
+    beam.TreatmentMachineName = "PHANTOM_LINAC"
+    beam.PrimaryDosimeterUnit = "MU"
+    beam.SourceAxisDistance = 1000.0
+    beam.TreatmentDeliveryType = "TREATMENT"
+    beam.NumberOfWedges = beam.NumberOfCompensators = 0
+    beam.NumberOfBoli = beam.NumberOfBlocks = 0
+    beam.FinalCumulativeMetersetWeight = 1.0
+    beam.NumberOfControlPoints = 2
+    cps = []
+    for index, weight in ((0, 0.0), (1, 1.0)):
+        cp = Dataset()
+        cp.ControlPointIndex = index
+        cp.CumulativeMetersetWeight = weight
+        if index == 0:
+            cp.NominalBeamEnergy = plan.energy_mv
+            cp.GantryAngle = gantry
+            cp.GantryRotationDirection = "NONE"
+            cp.BeamLimitingDeviceAngle = 0.0
+            cp.PatientSupportAngle = 0.0
+            cp.IsocenterPosition = isocentre
+        cps.append(cp)
+    beam.ControlPointSequence = cps
+    return beam
 
 
 def write_rtdose(

@@ -1,9 +1,11 @@
 """The RT course of a loaded dataset: its EPISODE, PROCEDURE and prescription.
 
 One RT course per plan (the dataset's ``course_key``): EPISODE ``episode_concept_id``
-32940 (Cancer Radiotherapy) with one PROCEDURE_OCCURRENCE linked by EPISODE_EVENT, and
-the prescription as MEASUREMENTs (total dose, fractions, dose per fraction, intent) with
-``measurement_event_id`` = the episode and the episode field concept.
+32940 (Cancer Radiotherapy), child (``episode_parent_id``) of the person's disease
+EPISODE 32533 (:func:`disease_episode`, created with the first course), with one
+PROCEDURE_OCCURRENCE linked by EPISODE_EVENT, and the prescription as MEASUREMENTs
+(total dose, fractions, dose per fraction, intent) with ``measurement_event_id`` =
+the episode and the episode field concept.
 
 The course starts on the dataset's study date (:func:`study_day`, the shifted
 StudyDate of the dose, else of the plan); a dataset without a readable study date is
@@ -38,7 +40,12 @@ from omop.errors import RTCohortError
 from omop.ingest_tables import IngestDataset
 from omop.vocab.lookup import field_concept_id
 from omop.vocab.registry import our_concept_id
-from omop.vocab.standard import EHR, RT_COURSE_EPISODE
+from omop.vocab.standard import (
+    DISEASE_EPISODE,
+    EHR,
+    NO_MATCHING_CONCEPT,
+    RT_COURSE_EPISODE,
+)
 
 __all__ = [
     "PRESCRIPTION_VOCAB",
@@ -47,6 +54,7 @@ __all__ = [
     "course_end",
     "course_fractions",
     "dicom_day",
+    "disease_episode",
     "episode_fractions",
     "read_first_courses",
     "shares_course",
@@ -119,6 +127,7 @@ def write_course(
     course = our_concept_id("RTC Course", "rt_course")
     episode = Episode(
         person_id=person_id,
+        episode_parent_id=disease_episode(session, person_id, day),
         episode_concept_id=RT_COURSE_EPISODE,
         episode_start_date=day,
         episode_end_date=end,
@@ -149,6 +158,37 @@ def write_course(
     )
     session.flush()
     return episode.episode_id, procedure_row.procedure_occurrence_id
+
+
+def disease_episode(session: Session, person_id: int, day: datetime.date) -> int:
+    """Return the person's disease EPISODE (32533), created with the first course.
+
+    The disease episode is the parent (``episode_parent_id``) of every RT course
+    (OHDSI Oncology conventions); it starts with the earliest course.
+    """
+    found = session.scalar(
+        select(Episode)
+        .where(
+            Episode.person_id == person_id,
+            Episode.episode_concept_id == DISEASE_EPISODE,
+        )
+        .order_by(Episode.episode_id)
+        .limit(1)
+    )
+    if found is not None:
+        found.episode_start_date = min(found.episode_start_date, day)
+        return int(found.episode_id)
+    disease = Episode(
+        person_id=person_id,
+        episode_concept_id=DISEASE_EPISODE,
+        episode_start_date=day,
+        episode_object_concept_id=NO_MATCHING_CONCEPT,
+        episode_type_concept_id=EHR,
+        episode_source_value="cancer treated with radiotherapy",
+    )
+    session.add(disease)
+    session.flush()
+    return int(disease.episode_id)
 
 
 def course_end(computed: ComputedDataset, day: datetime.date) -> datetime.date | None:

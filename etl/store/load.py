@@ -12,7 +12,8 @@ One call of :func:`load_dataset` writes, in the caller's transaction:
 A dataset whose content changed (a new version of a member object) replaces its DVHs
 and metrics; the course and images are kept. A dataset without a readable study date
 is not loaded (:class:`~etl.store.course.NoStudyDateError`). :func:`remap_loaded`
-re-maps loaded structures and rewrites changed metrics from the stored DVHs.
+(:mod:`etl.mapping.remap`, re-exported here) re-maps loaded structures and rewrites
+changed metrics from the stored DVHs.
 """
 
 from __future__ import annotations
@@ -21,16 +22,17 @@ import datetime
 import json
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from etl.dicom.enums import DoseSummationType
-from etl.dose.dvh import DVH
-from etl.mapping.naming import RuleSet, is_target, structure_concept_id
+from etl.dicom.index import ResolvedDataset
+from etl.mapping.naming import RuleSet
+from etl.mapping.remap import RemapReport, remap_loaded
 from etl.store.computed import ComputedDataset, content_hash
 from etl.store.course import (
     NoStudyDateError,
-    episode_fractions,
+    dicom_day,
     study_day,
     write_course,
     write_prescription,
@@ -40,14 +42,14 @@ from etl.store.dvh_rows import (
     AlphaBeta,
     MetricContext,
     delete_metrics,
-    dvh_from_row,
     write_dvh_rows,
     write_metrics,
 )
 from etl.store.images import write_images, write_objects
 from omop.cdm import CareSite, Episode, Person
 from omop.filestore import FileStore
-from omop.ingest_tables import Dvh, DvhMetric, IngestDataset
+from omop.ingest_tables import Dvh, IngestDataset
+from omop.observation_period import extend_observation_period
 from omop.vocab.lookup import field_concept_id
 
 __all__ = ["LoadResult", "RemapReport", "load_dataset", "remap_loaded"]
@@ -95,6 +97,22 @@ def _person(session: Session, pseudonym: str, care_site_id: int) -> Person:
         session.add(person)
         session.flush()
     return person
+
+
+def _extend_period(
+    session: Session,
+    person_id: int,
+    episode_id: int,
+    resolved: ResolvedDataset,
+    day: datetime.date,
+) -> None:
+    """Widen the person's OBSERVATION_PERIOD to the course, its images and metrics."""
+    episode = session.get(Episode, episode_id)
+    end = episode.episode_end_date if episode is not None else None
+    days = [day, *(d for o in resolved.members() if (d := dicom_day(o.study_date)))]
+    extend_observation_period(
+        session, person_id, min(days), max([*days, *([end] if end else [])])
+    )
 
 
 def load_dataset(
@@ -187,6 +205,7 @@ def load_dataset(
         now=now,
     )
     n_metrics = write_metrics(session, stored if computed.compute_metrics else [], ctx)
+    _extend_period(session, person.person_id, episode_id, resolved, day)
     return LoadResult(
         dataset_id=dataset.dataset_id,
         person_id=person.person_id,
@@ -196,86 +215,3 @@ def load_dataset(
         metrics=n_metrics,
         unmapped=unmapped,
     )
-
-
-@dataclass
-class RemapReport:
-    """What re-mapping loaded structures changed."""
-
-    structures_checked: int = 0
-    structures_changed: int = 0
-    metrics_rewritten: int = 0
-
-
-def remap_loaded(
-    session: Session, rules: RuleSet, *, alpha_beta: AlphaBeta | None = None
-) -> RemapReport:
-    """Re-map loaded structures with ``rules``; recompute changed ones from the DVH.
-
-    No DICOM is read: metrics of a structure whose TG-263 name changed are rewritten
-    from its stored differential DVH.
-    """
-    report = RemapReport()
-    metric_field = field_concept_id(session, "measurement.measurement_id")
-    feature_field = field_concept_id(session, "image_feature.image_feature_id")
-    now = datetime.datetime.now(datetime.UTC)
-    rows = session.execute(
-        select(
-            Dvh,
-            IngestDataset.centre,
-            IngestDataset.episode_id,
-            IngestDataset.dose_summation_type,
-        )
-        .join(IngestDataset, IngestDataset.dataset_id == Dvh.dataset_id)
-        .order_by(Dvh.dataset_id, Dvh.roi_number)
-    ).all()
-    changed: dict[int, list[tuple[Dvh, DVH]]] = {}
-    episodes: dict[int, int | None] = {}
-    for row, centre, episode_id, _summation in rows:
-        report.structures_checked += 1
-        mapped = rules.map(row.roi_name, centre)
-        new_target = is_target(mapped.tg263_name, row.interpreted_type)
-        rule_id = mapped.rule.rule_id if mapped.rule else None
-        if (mapped.tg263_name, new_target) == (row.tg263_name, row.is_target):
-            if row.mapping_rule_id != rule_id:
-                row.mapping_rule_id = rule_id
-            continue
-        report.structures_changed += 1
-        row.tg263_name = mapped.tg263_name
-        row.structure_concept_id = structure_concept_id(mapped.tg263_name)
-        row.mapping_rule_id = rule_id
-        row.is_target = new_target
-        episodes[row.dataset_id] = episode_id
-        changed.setdefault(row.dataset_id, []).append((row, dvh_from_row(row)))
-    session.flush()
-    for dataset_id, items in changed.items():
-        has_metrics = session.scalar(
-            select(func.count())
-            .select_from(DvhMetric)
-            .join(Dvh, Dvh.dvh_id == DvhMetric.dvh_id)
-            .where(Dvh.dataset_id == dataset_id)
-        )
-        delete_metrics(session, [r.dvh_id for r, _ in items])
-        if not has_metrics:
-            continue
-        episode_id = episodes[dataset_id]
-        first = items[0][0]
-        day = (
-            session.scalar(
-                select(Episode.episode_start_date).where(
-                    Episode.episode_id == episode_id
-                )
-            )
-            or now.date()
-        )
-        ctx = MetricContext(
-            person_id=first.person_id,
-            day=day,
-            fractions=episode_fractions(session, episode_id) if episode_id else None,
-            alpha_beta=alpha_beta or AlphaBeta(),
-            metric_field=metric_field,
-            feature_field=feature_field,
-            now=now,
-        )
-        report.metrics_rewritten += write_metrics(session, items, ctx)
-    return report

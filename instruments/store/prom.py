@@ -34,6 +34,7 @@ from instruments.store.common import (
 )
 from instruments.store.versions import AssessmentKind, check_reason, record_correction
 from omop.cdm import Measurement, Observation, SurveyConduct
+from omop.observation_period import extend_observation_period
 from omop.vocab.standard import PATIENT_FILLED_SURVEY
 
 if TYPE_CHECKING:
@@ -121,6 +122,7 @@ def store_prom(
         if reason is None:
             return int(existing.survey_conduct_id), StoreOutcome.REFUSED
     visit_id = visit_for(session, where, day)
+    extend_observation_period(session, where.person_id, day)
     survey = SurveyConduct(
         person_id=where.person_id,
         survey_concept_id=NO_CONCEPT,

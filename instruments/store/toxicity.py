@@ -34,6 +34,7 @@ from instruments.store.versions import (
     toxicity_key,
 )
 from omop.cdm import ConditionOccurrence, Observation, VisitOccurrence
+from omop.observation_period import extend_observation_period
 from omop.vocab.registry import load_registry
 from omop.vocab.standard import CASE_REPORT_FORM
 
@@ -109,6 +110,7 @@ def store_toxicity(
         if reason is None:
             return int(existing.observation_id), StoreOutcome.REFUSED
     visit_id = visit_for(session, where, day)
+    extend_observation_period(session, where.person_id, day)
     event_id: int | None = None
     field: int | None = None
     if grading.grade > 0:

@@ -40,7 +40,7 @@ def all_checks(backend: str, control_dir: Path | None = None) -> list[Check]:
     ControlFileError
         A control file is missing or malformed (the message names file and line).
     """
-    return [*dqd_checks(load_control(control_dir), backend), *rt_checks()]
+    return [*dqd_checks(load_control(control_dir), backend), *rt_checks(backend)]
 
 
 def run_quality(

@@ -10,29 +10,19 @@ the reason.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable
 from typing import Any
 
 from omop.quality.checks import Check, Dialect, cdm_tables, ident, table_columns
-from omop.quality.control import CheckDescription, ControlFiles, ControlRow
+from omop.quality.control import ControlFiles, ControlRow
+from omop.quality.dqd_common import Body, Builder, count_sql, make_check
+from omop.quality.dqd_concepts import GENDER_CONCEPTS, concept_checks
 from omop.quality.errors import ControlFileError
 from omop.quality.sqlrender import evaluate
 
 __all__ = ["GENDER_CONCEPTS", "dqd_checks"]
 
-#: OMOP gender concepts (DQD plausibleGender values Male / Female).
-GENDER_CONCEPTS = {"Male": 8507, "Female": 8532}
 
-_Body = tuple[str, str, dict[str, Any]] | str
-_Builder = Callable[[ControlRow, str, str, Dialect], _Body]
-
-
-def _count(table: str, where: str = "", join: str = "") -> str:
-    clause = f" WHERE {where}" if where else ""
-    return f"SELECT COUNT(*) FROM {ident(table)} t{join}{clause}"
-
-
-def _person_completeness(row: ControlRow, t: str, f: str, d: Dialect) -> _Body:
+def _person_completeness(row: ControlRow, t: str, f: str, d: Dialect) -> Body:
     num = (
         "SELECT COUNT(*) FROM person p WHERE NOT EXISTS "
         f"(SELECT 1 FROM {ident(t)} t WHERE t.person_id = p.person_id)"
@@ -40,7 +30,7 @@ def _person_completeness(row: ControlRow, t: str, f: str, d: Dialect) -> _Body:
     return num, "SELECT COUNT(*) FROM person", {}
 
 
-def _condition_era_completeness(row: ControlRow, t: str, f: str, d: Dialect) -> _Body:
+def _condition_era_completeness(row: ControlRow, t: str, f: str, d: Dialect) -> Body:
     persons = "SELECT DISTINCT person_id FROM condition_occurrence"
     num = (
         f"SELECT COUNT(*) FROM ({persons}) c WHERE NOT EXISTS "
@@ -49,39 +39,39 @@ def _condition_era_completeness(row: ControlRow, t: str, f: str, d: Dialect) -> 
     return num, f"SELECT COUNT(*) FROM ({persons}) c", {}
 
 
-def _period_overlap(row: ControlRow, t: str, f: str, d: Dialect) -> _Body:
-    num = _count(
+def _period_overlap(row: ControlRow, t: str, f: str, d: Dialect) -> Body:
+    num = count_sql(
         "observation_period",
         "EXISTS (SELECT 1 FROM observation_period o WHERE o.person_id = t.person_id "
         "AND o.observation_period_id <> t.observation_period_id "
         "AND o.observation_period_start_date <= t.observation_period_end_date "
         "AND o.observation_period_end_date >= t.observation_period_start_date)",
     )
-    return num, _count("observation_period"), {}
+    return num, count_sql("observation_period"), {}
 
 
-def _cdm_table(row: ControlRow, t: str, f: str, d: Dialect) -> _Body:
+def _cdm_table(row: ControlRow, t: str, f: str, d: Dialect) -> Body:
     return d.table_missing(), "SELECT 1", {"table_name": t}
 
 
-def _cdm_field(row: ControlRow, t: str, f: str, d: Dialect) -> _Body:
+def _cdm_field(row: ControlRow, t: str, f: str, d: Dialect) -> Body:
     return d.field_missing(), "SELECT 1", {"table_name": t, "field_name": f}
 
 
-def _is_required(row: ControlRow, t: str, f: str, d: Dialect) -> _Body:
-    return _count(t, f"t.{f} IS NULL"), _count(t), {}
+def _is_required(row: ControlRow, t: str, f: str, d: Dialect) -> Body:
+    return count_sql(t, f"t.{f} IS NULL"), count_sql(t), {}
 
 
-def _datatype(row: ControlRow, t: str, f: str, d: Dialect) -> _Body:
-    return _count(t, d.not_integer(f"t.{f}")), _count(t), {}
+def _datatype(row: ControlRow, t: str, f: str, d: Dialect) -> Body:
+    return count_sql(t, d.not_integer(f"t.{f}")), count_sql(t), {}
 
 
-def _primary_key(row: ControlRow, t: str, f: str, d: Dialect) -> _Body:
+def _primary_key(row: ControlRow, t: str, f: str, d: Dialect) -> Body:
     dupes = f"SELECT {f} FROM {t} GROUP BY {f} HAVING COUNT(*) > 1"
-    return _count(t, f"t.{f} IN ({dupes})"), _count(t), {}
+    return count_sql(t, f"t.{f} IN ({dupes})"), count_sql(t), {}
 
 
-def _foreign_key(row: ControlRow, t: str, f: str, d: Dialect) -> _Body:
+def _foreign_key(row: ControlRow, t: str, f: str, d: Dialect) -> Body:
     fk_table, fk_field = row["fkTableName"].lower(), row["fkFieldName"].lower()
     if fk_field not in table_columns(fk_table):
         return f"{fk_table}.{fk_field} is not in our schema"
@@ -89,39 +79,39 @@ def _foreign_key(row: ControlRow, t: str, f: str, d: Dialect) -> _Body:
         f"t.{f} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {ident(fk_table)} fk "
         f"WHERE fk.{ident(fk_field)} = t.{f})"
     )
-    return _count(t, missing), _count(t), {}
+    return count_sql(t, missing), count_sql(t), {}
 
 
-def _concept_attr(column: str, control: str) -> _Builder:
-    def build(row: ControlRow, t: str, f: str, d: Dialect) -> _Body:
+def _concept_attr(column: str, control: str) -> Builder:
+    def build(row: ControlRow, t: str, f: str, d: Dialect) -> Body:
         where = f"co.concept_id <> 0 AND co.{column} <> :expected"
         join = f" JOIN concept co ON co.concept_id = t.{f}"
-        return _count(t, where, join), _count(t), {"expected": row[control]}
+        return count_sql(t, where, join), count_sql(t), {"expected": row[control]}
 
     return build
 
 
-def _standard_valid(row: ControlRow, t: str, f: str, d: Dialect) -> _Body:
+def _standard_valid(row: ControlRow, t: str, f: str, d: Dialect) -> Body:
     where = (
         "co.concept_id <> 0 AND (co.standard_concept IS NULL "
         "OR co.standard_concept <> 'S' OR co.invalid_reason IS NOT NULL)"
     )
     join = f" JOIN concept co ON co.concept_id = t.{f}"
-    return _count(t, where, join), _count(t), {}
+    return count_sql(t, where, join), count_sql(t), {}
 
 
-def _value_completeness(row: ControlRow, t: str, f: str, d: Dialect) -> _Body:
-    return _count(t, f"t.{f} IS NULL"), _count(t), {}
+def _value_completeness(row: ControlRow, t: str, f: str, d: Dialect) -> Body:
+    return count_sql(t, f"t.{f} IS NULL"), count_sql(t), {}
 
 
-def _concept_completeness(row: ControlRow, t: str, f: str, d: Dialect) -> _Body:
+def _concept_completeness(row: ControlRow, t: str, f: str, d: Dialect) -> Body:
     where = f"t.{f} = 0"
     if f == "unit_concept_id" and "value_as_number" in table_columns(t):
         where += " AND t.value_as_number IS NOT NULL"
-    return _count(t, where), _count(t), {}
+    return count_sql(t, where), count_sql(t), {}
 
 
-def _source_value_completeness(row: ControlRow, t: str, f: str, d: Dialect) -> _Body:
+def _source_value_completeness(row: ControlRow, t: str, f: str, d: Dialect) -> Body:
     concept = row["standardConceptFieldName"].lower()
     if concept not in table_columns(t):
         return f"{t}.{concept or '(no concept field)'} is not in our schema"
@@ -134,8 +124,8 @@ def _source_value_completeness(row: ControlRow, t: str, f: str, d: Dialect) -> _
     )
 
 
-def _bound(column: str, op: str) -> _Builder:
-    def build(row: ControlRow, t: str, f: str, d: Dialect) -> _Body:
+def _bound(column: str, op: str) -> Builder:
+    def build(row: ControlRow, t: str, f: str, d: Dialect) -> Body:
         try:
             value = evaluate(row[column])
         except ControlFileError as exc:
@@ -146,53 +136,57 @@ def _bound(column: str, op: str) -> _Builder:
         else:
             where, param = f"t.{f} {op} :bound", value
         present = f"t.{f} IS NOT NULL"
-        return _count(t, f"{present} AND {where}"), _count(t, present), {"bound": param}
+        return (
+            count_sql(t, f"{present} AND {where}"),
+            count_sql(t, present),
+            {"bound": param},
+        )
 
     return build
 
 
-def _temporal_after(row: ControlRow, t: str, f: str, d: Dialect) -> _Body:
+def _temporal_after(row: ControlRow, t: str, f: str, d: Dialect) -> Body:
     other_t = row["plausibleTemporalAfterTableName"].lower()
     other_f = row["plausibleTemporalAfterFieldName"].lower()
     present = f"t.{f} IS NOT NULL"
     if other_t == "person" and t != "person":
         where = f"{present} AND {d.day(f't.{f}')} < {d.birth('p')}"
         join = " JOIN person p ON p.person_id = t.person_id"
-        return _count(t, where, join), _count(t, present), {}
+        return count_sql(t, where, join), count_sql(t, present), {}
     if other_t == t and other_f in table_columns(t):
         where = f"{present} AND {d.day(f't.{f}')} < {d.day(f't.{ident(other_f)}')}"
-        return _count(t, where), _count(t, present), {}
+        return count_sql(t, where), count_sql(t, present), {}
     return f"comparison with {other_t}.{other_f} is not implemented"
 
 
-def _after_death(row: ControlRow, t: str, f: str, d: Dialect) -> _Body:
+def _after_death(row: ControlRow, t: str, f: str, d: Dialect) -> Body:
     if t == "death" or "person_id" not in table_columns(t):
         return "the table has no person_id to join DEATH on"
     join = " JOIN death de ON de.person_id = t.person_id"
     where = f"{d.day(f't.{f}')} > {d.plus_days('de.death_date', 60)}"
-    den = _count(t, "t.person_id IN (SELECT person_id FROM death)")
-    return _count(t, where, join), den, {}
+    den = count_sql(t, "t.person_id IN (SELECT person_id FROM death)")
+    return count_sql(t, where, join), den, {}
 
 
-def _after_birth(row: ControlRow, t: str, f: str, d: Dialect) -> _Body:
+def _after_birth(row: ControlRow, t: str, f: str, d: Dialect) -> Body:
     if t == "person" or "person_id" not in table_columns(t):
         return "the table has no person_id to join PERSON on"
     present = f"t.{f} IS NOT NULL"
     where = f"{present} AND {d.day(f't.{f}')} < {d.birth('p')}"
     join = " JOIN person p ON p.person_id = t.person_id"
-    return _count(t, where, join), _count(t, present), {}
+    return count_sql(t, where, join), count_sql(t, present), {}
 
 
-def _start_before_end(row: ControlRow, t: str, f: str, d: Dialect) -> _Body:
+def _start_before_end(row: ControlRow, t: str, f: str, d: Dialect) -> Body:
     end = row["plausibleStartBeforeEndFieldName"].lower()
     if end not in table_columns(t):
         return f"{t}.{end} is not in our schema"
     both = f"t.{f} IS NOT NULL AND t.{ident(end)} IS NOT NULL"
     where = f"{both} AND {d.day(f't.{f}')} > {d.day(f't.{end}')}"
-    return _count(t, where), _count(t, both), {}
+    return count_sql(t, where), count_sql(t, both), {}
 
 
-def _within_visit(row: ControlRow, t: str, f: str, d: Dialect) -> _Body:
+def _within_visit(row: ControlRow, t: str, f: str, d: Dialect) -> Body:
     if "visit_occurrence_id" not in table_columns(t):
         return "the table has no visit_occurrence_id"
     join = " JOIN visit_occurrence vo ON vo.visit_occurrence_id = t.visit_occurrence_id"
@@ -201,10 +195,10 @@ def _within_visit(row: ControlRow, t: str, f: str, d: Dialect) -> _Body:
         f"{day} < {d.plus_days('vo.visit_start_date', -7)} "
         f"OR {day} > {d.plus_days('vo.visit_end_date', 7)}"
     )
-    return _count(t, where, join), _count(t, "", join), {}
+    return count_sql(t, where, join), count_sql(t, "", join), {}
 
 
-FIELD_BUILDERS: dict[str, tuple[str, _Builder]] = {
+FIELD_BUILDERS: dict[str, tuple[str, Builder]] = {
     "cdmField": ("cdmFieldName", _cdm_field),
     "isRequired": ("isRequired", _is_required),
     "cdmDatatype": ("cdmDatatype", _datatype),
@@ -232,7 +226,7 @@ FIELD_BUILDERS: dict[str, tuple[str, _Builder]] = {
     "plausibleStartBeforeEnd": ("plausibleStartBeforeEnd", _start_before_end),
     "withinVisitDates": ("withinVisitDates", _within_visit),
 }
-TABLE_BUILDERS: dict[str, tuple[str, _Builder]] = {
+TABLE_BUILDERS: dict[str, tuple[str, Builder]] = {
     "cdmTable": ("cdmTableName", _cdm_table),
     "measurePersonCompleteness": ("measurePersonCompleteness", _person_completeness),
     "measureConditionEraCompleteness": (
@@ -257,40 +251,10 @@ def _switched_on(row: ControlRow, column: str) -> bool:
     return value == "Yes"
 
 
-def _check(
-    desc: CheckDescription,
-    row: ControlRow,
-    t: str,
-    f: str | None,
-    body: _Body,
-    **extra: Any,
-) -> Check:
-    threshold = row.number(f"{desc.name}Threshold")
-    common: dict[str, Any] = {
-        "name": desc.name,
-        "level": desc.level,
-        "table": t,
-        "field": f,
-        "threshold": threshold,
-        "category": desc.category,
-        "subcategory": desc.subcategory,
-        "context": desc.context,
-        "description": desc.description,
-        "sql_file": desc.sql_file,
-        "severity": desc.severity,
-        "notes": row[f"{desc.name}Notes"],
-        **extra,
-    }
-    if isinstance(body, str):
-        return Check(numerator="", denominator="", not_applicable=body, **common)
-    num, den, params = body
-    return Check(numerator=num, denominator=den, params=params, **common)
-
-
 def _level_checks(
     control: ControlFiles,
     rows: list[ControlRow],
-    builders: dict[str, tuple[str, _Builder]],
+    builders: dict[str, tuple[str, Builder]],
     level: str,
     dialect: Dialect,
 ) -> list[Check]:
@@ -306,106 +270,17 @@ def _level_checks(
             if t not in tables:
                 continue
             if entry is None:
-                out.append(_check(desc, row, t, f, "check type not implemented"))
+                out.append(make_check(desc, row, t, f, "check type not implemented"))
                 break
             column, build = entry
             if not _switched_on(row, column):
                 continue
             if f is not None and desc.name != "cdmField" and f not in table_columns(t):
-                body: _Body = f"{t}.{f} is not in our schema"
+                body: Body = f"{t}.{f} is not in our schema"
             else:
                 body = build(row, ident(t), ident(f) if f else "", dialect)
-            out.append(_check(desc, row, t, f, body))
+            out.append(make_check(desc, row, t, f, body))
     return out
-
-
-def _concept_checks(control: ControlFiles, dialect: Dialect) -> list[Check]:
-    out: list[Check] = []
-    for row in control.concepts:
-        t, f = row["cdmTableName"].lower(), row["cdmFieldName"].lower()
-        if f not in table_columns(t):
-            continue
-        try:
-            ids = tuple(int(c) for c in row["conceptId"].split(","))
-            unit = int(row["unitConceptId"]) if row["unitConceptId"] else None
-        except ValueError:
-            raise ControlFileError(
-                f"{row.where()}: conceptId {row['conceptId']!r} / unitConceptId "
-                f"{row['unitConceptId']!r} are not integers"
-            ) from None
-        concept: int | str = ids[0] if len(ids) == 1 else ", ".join(map(str, ids))
-        for desc in control.descriptions.values():
-            if desc.level != "CONCEPT":
-                continue
-            body = _concept_body(desc.name, row, t, f, ids=ids, unit=unit)
-            if body is not None:
-                out.append(
-                    _check(
-                        desc, row, t, f, body, concept_id=concept, unit_concept_id=unit
-                    )
-                )
-    return out
-
-
-def _concept_body(
-    name: str,
-    row: ControlRow,
-    t: str,
-    f: str,
-    *,
-    ids: tuple[int, ...],
-    unit: int | None,
-) -> _Body | None:
-    marks = ", ".join(f":c{i}" for i in range(len(ids)))
-    rows = f"t.{ident(f)} IN ({marks})"
-    params: dict[str, Any] = {f"c{i}": c for i, c in enumerate(ids)}
-    if name in {"plausibleValueLow", "plausibleValueHigh"} and row[name]:
-        if unit is None or "value_as_number" not in table_columns(t):
-            return "needs a unit and value_as_number"
-        present = (
-            f"{rows} AND t.unit_concept_id = :unit AND t.value_as_number IS NOT NULL"
-        )
-        op = "<" if name.endswith("Low") else ">"
-        params |= {"unit": unit, "bound": row.number(name)}
-        return (
-            _count(t, f"{present} AND t.value_as_number {op} :bound"),
-            _count(t, present),
-            params,
-        )
-    if name.startswith("plausibleGender") and row[name]:
-        gender = GENDER_CONCEPTS.get(row[name])
-        if gender is None:
-            raise ControlFileError(f"{row.where()}: {name} {row[name]!r}")
-        if name.endswith("UseDescendants"):
-            rows = (
-                f"t.{f} IN (SELECT descendant_concept_id FROM concept_ancestor "
-                f"WHERE ancestor_concept_id IN ({marks}))"
-            )
-        join = " JOIN person p ON p.person_id = t.person_id"
-        params["gender"] = gender
-        return (
-            _count(t, f"{rows} AND p.gender_concept_id <> :gender", join),
-            _count(t, rows),
-            params,
-        )
-    if name == "plausibleUnitConceptIds" and row["plausibleUnitConceptIdsThreshold"]:
-        present = (
-            f"{rows} AND t.value_as_number IS NOT NULL "
-            "AND t.unit_source_value IS NOT NULL AND t.unit_source_value <> ''"
-        )
-        cells = [c.strip() for c in row[name].split(",") if c.strip()]
-        try:
-            units = sorted({int(c) for c in cells})
-        except ValueError:
-            raise ControlFileError(f"{row.where()}: {name} {row[name]!r}") from None
-        if units:
-            marks = ", ".join(f":u{i}" for i in range(len(units)))
-            params |= {f"u{i}": u for i, u in enumerate(units)}
-            bad = f"(t.unit_concept_id IS NULL OR t.unit_concept_id NOT IN ({marks}))"
-        else:
-            bad = "t.unit_concept_id IS NOT NULL"
-        return _count(t, f"{present} AND {bad}"), _count(t, present), params
-    return None
 
 
 def dqd_checks(control: ControlFiles, backend: str) -> list[Check]:
@@ -427,5 +302,5 @@ def dqd_checks(control: ControlFiles, backend: str) -> list[Check]:
     return [
         *_level_checks(control, control.tables, TABLE_BUILDERS, "TABLE", dialect),
         *_level_checks(control, control.fields, FIELD_BUILDERS, "FIELD", dialect),
-        *_concept_checks(control, dialect),
+        *concept_checks(control, dialect),
     ]

@@ -14,10 +14,17 @@ from functools import partial
 from itertools import pairwise
 
 from omop.quality.checks import Check
+from omop.quality.rt_course_checks import (
+    assessment_in_window,
+    course_disease_parent,
+    dose_metric_linked,
+    eqd2_when_fractions_known,
+)
 
 __all__ = [
     "DVH_ORDER",
     "EVENT_DATES",
+    "RT_BACKEND_CHECKS",
     "RT_CHECKS",
     "RT_COURSE_EPISODE",
     "event_in_observation_period",
@@ -113,13 +120,19 @@ def dvh_monotone() -> Check:
     )
 
 
+_ALL_DOSE_METRICS = (
+    "SELECT COUNT(*) FROM measurement m JOIN concept c ON c.concept_id = "
+    f"m.measurement_source_concept_id AND c.vocabulary_id = '{_METRIC_VOCAB}'"
+)
+
+
 def dose_metric_unit() -> Check:
-    """Every dose metric MEASUREMENT (linked from IMAGE_FEATURE) names its unit."""
+    """Every dose metric MEASUREMENT (however linked) names its unit."""
     return Check(
         level="FIELD",
-        numerator=f"SELECT COUNT(*) FROM ({_DOSE_METRICS} WHERE m.unit_concept_id IS "
-        "NULL OR m.unit_source_value IS NULL OR m.unit_source_value = '') d",
-        denominator=f"SELECT COUNT(*) FROM ({_DOSE_METRICS}) d",
+        numerator=f"{_ALL_DOSE_METRICS} WHERE m.unit_concept_id IS NULL OR "
+        "m.unit_source_value IS NULL OR m.unit_source_value = ''",
+        denominator=_ALL_DOSE_METRICS,
         threshold=0.0,
         category="Completeness",
         description="Dose-metric MEASUREMENTs without a unit (unit_concept_id null or "
@@ -233,13 +246,20 @@ EVENT_DATES = (
 RT_CHECKS: list[Callable[[], Check]] = [
     *(partial(event_in_observation_period, t, f) for t, f in EVENT_DATES),
     course_prescription,
+    course_disease_parent,
     dvh_monotone,
+    dose_metric_linked,
     dose_metric_unit,
+    eqd2_when_fractions_known,
     prom_score_range,
     ctcae_grade_allowed,
 ]
+#: Builders whose SQL depends on the backend (date arithmetic).
+RT_BACKEND_CHECKS: list[Callable[[str], Check]] = [assessment_in_window]
 
 
-def rt_checks() -> list[Check]:
-    """Return our own checks (one per builder in :data:`RT_CHECKS`)."""
-    return [build() for build in RT_CHECKS]
+def rt_checks(backend: str = "sqlite") -> list[Check]:
+    """Return our own checks (one per builder) for ``backend`` (sqlite, postgresql)."""
+    return [build() for build in RT_CHECKS] + [
+        build(backend) for build in RT_BACKEND_CHECKS
+    ]

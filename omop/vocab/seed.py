@@ -2,10 +2,12 @@
 
 Loads, idempotently and in the caller's transaction:
 
-- the standard concepts whose ids are verified (``omop/spec/concept_reference.csv``);
+- the standard concepts whose ids are verified (``omop/spec/concept_reference.csv``
+  and ``omop/vocab/data/standard_concepts.csv``, :mod:`omop.vocab.standard_concepts`);
 - our own concepts (TG-263 structures, CTCAE v5.0/v6.0 terms and grades, QLQ-C30 items
   and scales, CDM field concepts, timepoints, consent states) with registry ids;
-- the DOMAIN, VOCABULARY and CONCEPT_CLASS rows they reference;
+- the DOMAIN, VOCABULARY and CONCEPT_CLASS rows they reference, each vocabulary with
+  a version (:data:`SEED_VERSION`; a vocabulary row without one gets it);
 - pending ``Maps to`` rows (TG-263 -> SNOMED CT by code) for ``vocab load-athena``.
 """
 
@@ -14,7 +16,7 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from omop.cdm import Concept, ConceptClass, Domain, Vocabulary
@@ -26,8 +28,13 @@ from omop.vocab.sources import (
     pending_maps,
     reference_concepts,
 )
+from omop.vocab.standard_concepts import standard_concepts
 
-__all__ = ["SeedReport", "seed_vocabulary"]
+__all__ = ["SEED_VERSION", "SeedReport", "seed_vocabulary"]
+
+#: Version of the seed, written to VOCABULARY.vocabulary_version of the vocabularies
+#: it creates (ours in full; of an OHDSI vocabulary only the subset we use).
+SEED_VERSION = "rtcohort seed v1"
 
 VALID_START = datetime.date(1970, 1, 1)
 VALID_END = datetime.date(2099, 12, 31)
@@ -78,6 +85,24 @@ def _concept_rows() -> list[dict[str, object]]:
                 "invalid_reason": None,
             }
         )
+    have = {int(str(r["concept_id"])) for r in rows}
+    for std in standard_concepts():
+        if std.concept_id in have:
+            continue
+        rows.append(
+            {
+                "concept_id": std.concept_id,
+                "concept_name": std.name,
+                "domain_id": std.domain,
+                "vocabulary_id": std.vocabulary,
+                "concept_class_id": std.concept_class,
+                "standard_concept": "S",
+                "concept_code": std.concept_code,
+                "valid_start_date": VALID_START,
+                "valid_end_date": VALID_END,
+                "invalid_reason": None,
+            }
+        )
     for c in our_concepts():
         rows.append(
             {
@@ -103,7 +128,7 @@ def _vocabulary_row(vocabulary_id: str) -> dict[str, object]:
         "vocabulary_id": vocabulary_id,
         "vocabulary_name": name,
         "vocabulary_reference": reference or "rtcohort seed",
-        "vocabulary_version": "rtcohort seed" if ours else None,
+        "vocabulary_version": SEED_VERSION if ours else f"{SEED_VERSION} (subset)",
         "vocabulary_concept_id": 0,
     }
 
@@ -150,6 +175,11 @@ def seed_vocabulary(session: Session) -> SeedReport:
             insert(Vocabulary),
             [_vocabulary_row(v) for v in vocabs],
         )
+    session.execute(
+        update(Vocabulary)
+        .where(Vocabulary.vocabulary_version.is_(None))
+        .values(vocabulary_version=f"{SEED_VERSION} (subset)")
+    )
     new_concepts = [r for r in concepts if r["concept_id"] not in have_concepts]
     if new_concepts:
         session.execute(insert(Concept), new_concepts)

@@ -5,6 +5,10 @@ their package lazily so that ``rtcohort --help`` starts fast. The root :data:`ap
 (all commands) is built on first use; :func:`main` builds only the module of a command
 listed in ``_ONE_MODULE`` (``rtcohort dvh`` imports no database, FHIR or statistics
 package), and the full app for everything else.
+
+The root group is :class:`rtcohort.cli.errors.MappedGroup`: an error that ends a
+command becomes one line on stderr and exit code 2 (bad input) or 1 (failure);
+``rtcohort --debug CMD`` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -12,8 +16,11 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import Annotated
 
 import typer
+
+from rtcohort.cli.errors import MappedGroup
 
 __all__ = ["app", "main"]
 
@@ -38,6 +45,17 @@ app: typer.Typer  # built on first access (module __getattr__)
 _built: dict[tuple[str, ...], typer.Typer] = {}
 
 
+def _root_options(
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug", help="Show the traceback of an error instead of one line."
+        ),
+    ] = False,
+) -> None:
+    """Prospective radiotherapy outcome cohorts on the OMOP CDM."""
+
+
 def _build(modules: Sequence[str]) -> typer.Typer:
     key = tuple(modules)
     if key not in _built:
@@ -47,7 +65,9 @@ def _build(modules: Sequence[str]) -> typer.Typer:
             no_args_is_help=True,
             add_completion=False,
             pretty_exceptions_enable=False,
+            cls=MappedGroup,
         )
+        root.callback()(_root_options)
         for name in modules:
             importlib.import_module(name).register(root)
         _built[key] = root
@@ -62,6 +82,6 @@ def __getattr__(name: str) -> typer.Typer:
 
 def main() -> None:
     """Run the ``rtcohort`` command line."""
-    command = sys.argv[1] if len(sys.argv) > 1 else ""
+    command = next((a for a in sys.argv[1:] if not a.startswith("-")), "")
     module = _ONE_MODULE.get(command)
     _build((module,) if module else _COMMAND_MODULES)()

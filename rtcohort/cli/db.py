@@ -120,46 +120,16 @@ def quality(
 
         rtcohort db quality --json dqd.json --html dqd.html
     """
-    from omop.engine import session_factory
     from omop.errors import RTCohortError
-    from omop.quality import run_quality
-    from omop.quality.report import summary_by_category
+    from rtcohort.quality_summary import quality_lines, run_quality_on
 
     engine = open_engine()
     try:
-        with session_factory(engine)() as session:
-            report = run_quality(session)
-            session.rollback()
+        report = run_quality_on(engine)
     except RTCohortError as exc:
         fail(str(exc))
-    statuses = ("passed", "failed", "known failure", "not applicable", "error")
-    console.print(
-        f"{'category':<14}" + "".join(f"{s:>16}" for s in statuses), soft_wrap=True
-    )
-    for category, counts in sorted(summary_by_category(report.results).items()):
-        console.print(
-            f"{category:<14}" + "".join(f"{counts[s]:>16}" for s in statuses),
-            highlight=False,
-            soft_wrap=True,
-        )
-    for r in report.results:
-        if r.failed or r.is_error or r.known_failure:
-            where = ".".join(x for x in (r.check.table, r.check.field or "") if x)
-            concept = f" concept {r.check.concept_id}" if r.check.concept_id else ""
-            detail = (
-                f"error: {r.error}"
-                if r.is_error
-                else f"{r.num_violated_rows}/{r.num_denominator_rows} rows "
-                f"({100 * r.pct_violated_rows:.1f}% > {r.check.threshold:g}%)"
-            )
-            label = f"known failure ({r.known_failure})" if r.known_failure else ""
-            console.print(
-                f"{r.status.upper()} {r.check.name} {where}{concept}: {detail} {label}",
-                highlight=False,
-                soft_wrap=True,
-            )
-    seconds = (report.ended - report.started).total_seconds()
-    console.print(f"{len(report.results)} checks in {seconds:.1f} s")
+    for line in quality_lines(report):
+        console.print(line, highlight=False, soft_wrap=True)
     if json_out is not None:
         report.write_json(json_out)
     if html_out is not None:

@@ -1,4 +1,7 @@
-"""`rtcohort` commands of DICOM-RT ingest: import, quarantine, mapping, export, report.
+"""`rtcohort` commands of DICOM-RT ingest: import, export, report, trigger.
+
+The ``quarantine`` and ``mapping`` groups live in :mod:`rtcohort.cli.quarantine` and
+:mod:`rtcohort.cli.mapping`; :func:`register` adds them in their place.
 
 Commands that read patient data act as ``RTCOHORT_USER`` through the cohort
 permission layer and are audited.
@@ -6,59 +9,23 @@ permission layer and are audited.
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import typer
 
-from rtcohort.cli.common import fail, open_engine
-
-if TYPE_CHECKING:
-    from sqlalchemy.orm import Session, sessionmaker
-
-    from etl.ingest.run import ImportSummary
+from rtcohort.cli.common import fail
+from rtcohort.cli.ingest_common import ingest_factory, ingest_session, print_summary
 
 __all__ = ["register"]
 
-quarantine_app = typer.Typer(
-    help="Held DICOM files and their reasons.", no_args_is_help=True
-)
-mapping_app = typer.Typer(
-    help="ROI name -> TG-263 mapping rules.", no_args_is_help=True
-)
 export_app = typer.Typer(help="Exports of loaded data.", no_args_is_help=True)
 report_app = typer.Typer(help="Reports on loaded data.", no_args_is_help=True)
 trigger_app = typer.Typer(
     help="Project rules on DICOM attributes.", no_args_is_help=True
 )
-
-
-@contextmanager
-def _factory() -> Iterator[sessionmaker[Session]]:
-    from omop.engine import session_factory
-
-    engine = open_engine()
-    try:
-        yield session_factory(engine)
-    finally:
-        engine.dispose()
-
-
-@contextmanager
-def _session() -> Iterator[Session]:
-    """One transaction; an RTCohortError becomes one line on stderr and exit 2."""
-    from omop.errors import RTCohortError
-
-    with _factory() as factory:
-        try:
-            with factory.begin() as session:
-                yield session
-        except RTCohortError as exc:
-            fail(str(exc))
 
 
 def _progress() -> tuple[Any, Callable[[str, int, int], None]]:
@@ -78,38 +45,6 @@ def _progress() -> tuple[Any, Callable[[str, int, int], None]]:
         bar.update(tasks[stage], completed=done, total=total)
 
     return bar, update
-
-
-def _print_summary(summary: ImportSummary) -> None:
-    held = sum(summary.quarantined.values())
-    typer.echo(
-        f"datasets loaded {summary.loaded}, unchanged {summary.unchanged}, "
-        f"held {summary.datasets_held}; files {summary.files}, quarantined {held}"
-    )
-    for reason, n in sorted(summary.quarantined.items()):
-        typer.echo(f"  quarantined {reason}: {n}")
-    if summary.orphans_removed:
-        typer.echo(
-            f"  orphan files of an interrupted import removed: "
-            f"{summary.orphans_removed} ({summary.orphan_bytes:,} bytes)"
-        )
-    for reason, n in sorted(summary.refused.items()):
-        typer.echo(f"  refused {reason}: {n} (not read)")
-    for source in summary.refused_sources[:10]:
-        typer.echo(f"    {source}")
-    for reason, n in sorted(summary.warnings.items()):
-        typer.echo(f"  warning {reason}: {n}")
-    for project, n in sorted(summary.attached.items()):
-        typer.echo(f"  attached to {project}: {n}")
-    names = sorted(summary.unmapped)
-    typer.echo(
-        f"structures unmapped {sum(summary.unmapped.values())}"
-        + (
-            f" ({', '.join(names[:10])}{', ...' if len(names) > 10 else ''})"
-            if names
-            else ""
-        )
-    )
 
 
 def _import(  # noqa: PLR0917
@@ -140,7 +75,7 @@ def _import(  # noqa: PLR0917
         opts = ingest_options(centre, key_file, workers=workers, project=project)
     except EtlError as exc:
         fail(f"{key_file}: {exc}")
-    with _factory() as factory:
+    with ingest_factory() as factory:
         cycle = 0
         while True:
             cycle += 1
@@ -151,124 +86,12 @@ def _import(  # noqa: PLR0917
                     summary = run_import(factory, [target], opts)
                 except RTCohortError as exc:  # refused: nothing read or written
                     fail(str(exc))
-            _print_summary(summary)
+            print_summary(summary)
             if watch is None or (cycles and cycle >= cycles):
                 break
             time.sleep(interval_s)
     if strict and (summary.quarantined.total() or summary.refused.total()):
         raise typer.Exit(1)
-
-
-def _quarantine_list(as_json: bool, all_items: bool) -> None:
-    from cohort.operations import quarantine_items
-    from rtcohort.settings import get_settings
-
-    with _session() as session:
-        items = quarantine_items(
-            session, get_settings().user, include_released=all_items
-        )
-        rows: list[dict[str, Any]] = [
-            {
-                "id": i.quarantine_id,
-                "path": i.path,
-                "reason_code": i.reason_code,
-                "reason": i.reason,
-                "received_at": i.received_at.isoformat(),
-                "status": i.status,
-            }
-            for i in items
-        ]
-    if as_json:
-        typer.echo(json.dumps(rows, indent=1))
-        return
-    typer.echo(f"{'id':>6}  {'reason_code':<28} {'received_at':<25} path")
-    for r in rows:
-        typer.echo(
-            f"{r['id']:>6}  {r['reason_code']:<28} "
-            f"{r['received_at'][:25]:<25} {r['path']}"
-        )
-        typer.echo(f"{'':>8}{r['reason']}")
-    typer.echo(f"{len(rows)} item(s)")
-
-
-def _quarantine_retry(
-    ids: list[int], centre: str | None, key_file: Path | None
-) -> None:
-    from etl.ingest.run import retry_items
-    from omop.errors import RTCohortError
-    from omop.ingest_tables import QuarantineItem
-    from rtcohort.wiring import ingest_options
-
-    with _factory() as factory:
-        with factory.begin() as session:
-            first = session.get(QuarantineItem, ids[0])
-            if first is None:
-                fail(f"no quarantine item {ids[0]} (rtcohort quarantine list)")
-            the_centre = centre or first.centre
-        try:
-            opts = ingest_options(the_centre, key_file)
-            summary = retry_items(factory, ids, opts)
-        except RTCohortError as exc:
-            fail(str(exc))
-    _print_summary(summary)
-
-
-def _mapping_import(csv_file: Path) -> None:
-    from cohort.operations import import_mapping_rules
-    from etl.mapping.naming import MappingError, parse_rules_csv
-    from rtcohort.settings import get_settings
-
-    try:
-        text = csv_file.read_text(encoding="utf-8")
-    except OSError as exc:
-        fail(f"{csv_file}: cannot read ({exc.strerror})")
-    try:
-        rules = parse_rules_csv(text, str(csv_file))
-    except MappingError as exc:
-        fail(str(exc))
-    with _session() as session:
-        done = import_mapping_rules(
-            session, get_settings().user, rules, source=csv_file.name, text=text
-        )
-    report = done.report
-    typer.echo(
-        f"rule set version {done.version}: {done.rules} rule(s); re-mapped "
-        f"{report.structures_changed} of {report.structures_checked} loaded "
-        "structures, "
-        f"{report.metrics_rewritten} metric(s) recomputed from stored DVHs"
-    )
-
-
-def _mapping_test(name: str, centre: str | None) -> None:
-    from etl.mapping.naming import current_rules, ensure_default_rules, suggest
-
-    with _session() as session:
-        ensure_default_rules(session)
-        rules = current_rules(session)
-    result = rules.map(name, centre)
-    if result.tg263_name is None:
-        hint = ", ".join(suggest(name)) or "none"
-        typer.echo(f"{name!r}: unmapped (suggestions: {hint})")
-        raise typer.Exit(1)
-    how = (
-        f"rule {result.rule.rule_id} ({result.rule.kind.value} "
-        f"{result.rule.pattern!r}, {result.rule.centre or 'global'})"
-        if result.rule
-        else "is a TG-263 name"
-    )
-    typer.echo(f"{name!r} -> {result.tg263_name} via {how}; rule set v{rules.version}")
-
-
-def _mapping_unmapped() -> None:
-    from etl.mapping.naming import suggest
-    from etl.store.report import unmapped_names
-
-    with _session() as session:
-        rows = unmapped_names(session)
-    typer.echo("centre\troi_name\tstructures\tsuggestions")
-    for r in rows:
-        hints = ", ".join(suggest(r.roi_name))
-        typer.echo(f"{r.centre}\t{r.roi_name}\t{r.structures}\t{hints}")
 
 
 def _export_dose_metrics(  # noqa: PLR0917
@@ -293,7 +116,7 @@ def _export_dose_metrics(  # noqa: PLR0917
                 fail(f"--metric {exc}")
     if alpha_beta is not None and alpha_beta <= 0:
         fail("--alpha-beta must be > 0")
-    with _session() as session:
+    with ingest_session() as session:
         access = CohortExportAccess(session, get_settings().user)
         table = dose_metric_table(
             session,
@@ -318,7 +141,7 @@ def _report_structures(
     from rtcohort.wiring import CohortExportAccess
 
     names = [n.strip() for n in (required or "").split(",") if n.strip()]
-    with _session() as session:
+    with ingest_session() as session:
         access = CohortExportAccess(session, get_settings().user)
         table = structure_matrix(
             session, access=access, project=project, required=names
@@ -336,6 +159,7 @@ def _report_structures(
 
 def register(app: typer.Typer) -> None:
     """Register this area's commands on the root app."""
+    from rtcohort.cli import mapping, quarantine
 
     @app.command("import")
     def import_cmd(  # noqa: PLR0917
@@ -364,46 +188,6 @@ def register(app: typer.Typer) -> None:
         _import(
             path, centre, key_file, project, workers, strict, watch, interval_s, cycles
         )
-
-    @quarantine_app.command("list")
-    def quarantine_list(
-        as_json: bool = typer.Option(False, "--json", help="Print JSON."),
-        all_items: bool = typer.Option(False, "--all", help="Include released items."),
-    ) -> None:
-        """List held files with their reasons: ``rtcohort quarantine list --json``."""
-        _quarantine_list(as_json, all_items)
-
-    @quarantine_app.command("retry")
-    def quarantine_retry(
-        ids: list[int] = typer.Argument(..., help="Quarantine item id(s)."),
-        centre: str | None = typer.Option(None, "--centre", help="Centre code."),
-        key_file: Path | None = typer.Option(
-            None, "--key-file", help="Needed for files held before pseudonymisation."
-        ),
-    ) -> None:
-        """Retry held files: ``rtcohort quarantine retry 12``."""
-        _quarantine_retry(ids, centre, key_file)
-
-    @mapping_app.command("import")
-    def mapping_import(csv_file: Path = typer.Argument(..., help="Rules CSV.")) -> None:
-        """Import rules (centre,pattern,kind,tg263_name) as a new version; re-map data.
-
-        Example: ``rtcohort mapping import rules.csv``
-        """
-        _mapping_import(csv_file)
-
-    @mapping_app.command("test")
-    def mapping_test(
-        name: str = typer.Argument(..., help="A local ROI name."),
-        centre: str | None = typer.Option(None, "--centre", help="Centre code."),
-    ) -> None:
-        """Show how a name maps: ``rtcohort mapping test "Sydän" --centre HUS``."""
-        _mapping_test(name, centre)
-
-    @mapping_app.command("unmapped")
-    def mapping_unmapped() -> None:
-        """List loaded ROI names no rule maps, with suggestions."""
-        _mapping_unmapped()
 
     @export_app.command("dose-metrics")
     def export_dose_metrics(  # noqa: PLR0917
@@ -457,7 +241,7 @@ def register(app: typer.Typer) -> None:
         from cohort.operations import add_project_trigger
         from rtcohort.settings import get_settings
 
-        with _session() as session:
+        with ingest_session() as session:
             row = add_project_trigger(
                 session,
                 get_settings().user,
@@ -469,8 +253,8 @@ def register(app: typer.Typer) -> None:
             )
             typer.echo(f"trigger {row.trigger_id} added for project {project}")
 
-    app.add_typer(quarantine_app, name="quarantine")
-    app.add_typer(mapping_app, name="mapping")
+    quarantine.register(app)
+    mapping.register(app)
     app.add_typer(export_app, name="export")
     app.add_typer(report_app, name="report")
     app.add_typer(trigger_app, name="trigger")

@@ -295,7 +295,7 @@ def _run_import(
             typer.echo(f"  {line}", err=True)
         if len(exc.problems) > 20:
             typer.echo(f"  ... and {len(exc.problems) - 20} more", err=True)
-        raise typer.Exit(2 if exc.refused else 1) from None
+        raise typer.Exit(2) from None  # bad input: nothing stored
     except RTCohortError as exc:  # refused (permission), unknown user: nothing stored
         raise _fail(str(exc)) from None
     finally:

@@ -66,6 +66,7 @@ def server_env(key_dir: Path | None) -> dict[str, str]:
         RTCOHORT_DATA_DIR=str(settings.data_dir.resolve()),
         RTCOHORT_AUDIT_KEY_FILE=str(settings.resolved_audit_key_file().resolve()),
         RTCOHORT_AUDIT_CHECKPOINTS=str(settings.resolved_audit_checkpoints().resolve()),
+        RTCOHORT_WEB_HOOKS="rtcohort.web_hooks",
     )
     if key_dir is not None:
         env["RTCOHORT_KEY_DIR"] = str(key_dir.resolve())

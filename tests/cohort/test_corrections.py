@@ -21,7 +21,6 @@ from cohort.centres import add_centre
 from cohort.clinical_import import ImportFailedError, import_proms, import_toxicity
 from cohort.errors import InvalidInputError
 from cohort.schedule import Status, schedule
-from cohort.users import add_user
 from cohort.vital import record_death
 from etl.deid.identity import identify
 from etl.deid.keys import CentreKey, load_key, new_key
@@ -36,7 +35,7 @@ from instruments.store import (
     read_survey_timings,
     read_toxicity,
 )
-from instruments.store.versions import version_rows
+from instruments.store.versions import Rows, version_rows
 from omop import cdm
 from omop.assessment_tables import AssessmentVersion
 from omop.engine import make_engine
@@ -64,7 +63,6 @@ def _patient(session: Session, code: str, hid: str = "H-1") -> tuple[CentreKey, 
         scopes=["data", "proms"],
     )
     rt_course(session, pid, RT_START + shift, RT_END + shift)
-    add_user(session, "dm", "data_manager", [code], "dm-password-1")
     return key, pid
 
 
@@ -124,23 +122,14 @@ def _omop_counts(session: Session, pid: int) -> dict[str, int]:
     }
 
 
-def test_prom_unchanged_refused_then_corrected(session: Session, tmp_path: Path):
-    key, pid = _patient(session, "COR01")
-    first = _qr_file(tmp_path / "qr.json", 1)
-    summary = import_proms(session, key, "COR01", first, actor="dm")
-    assert summary.records == [("qr.json QuestionnaireResponse/a", "stored")]
-    one_version = _omop_counts(session, pid)
-    # 30 answers; every scale and the summary scorable: 15 + 1 scores
-    assert one_version["survey_conduct"] == 1
-    assert (one_version["observation"], one_version["measurement"]) == (30, 16)
-    first_id = int(read_prom_scores(session, [pid]).iloc[0]["survey_conduct_id"])
-    first_rows = version_rows(session, AssessmentKind.PROM, pid, first_id)
-    before = _statuses(session, key, pid)
-    assert ("m3/prom", Status.DONE.value) in before
-    again = import_proms(session, key, "COR01", first, actor="dm")
-    assert again.outcomes == {"unchanged": 1}
-
-    changed = _qr_file(tmp_path / "qr2.json", 3)
+def _assert_unflagged_change_refused(
+    session: Session,
+    key: CentreKey,
+    pid: int,
+    changed: Path,
+    one_version: dict[str, int],
+) -> None:
+    """A changed PROM without a correction reason is refused; nothing changes."""
     savepoint = session.begin_nested()
     with pytest.raises(ImportFailedError) as info:
         import_proms(session, key, "COR01", changed, actor="dm")
@@ -151,11 +140,9 @@ def test_prom_unchanged_refused_then_corrected(session: Session, tmp_path: Path)
     assert _omop_counts(session, pid) == one_version
     assert _versions(session, pid) == []
 
-    fixed = import_proms(
-        session, key, "COR01", changed, actor="dm", correction_reason="typed q1-q5"
-    )
-    assert fixed.outcomes == {"corrected": 1}
-    assert _omop_counts(session, pid) == one_version  # OMOP holds one version
+
+def _assert_second_version(session: Session, pid: int, first_rows: Rows) -> None:
+    """After the first correction: one OMOP version, two stored versions."""
     scores = read_prom_scores(session, [pid])
     assert len(scores) == 1
     # PF2 = items 1-5 all 3 -> RS 3 -> (1 - (3 - 1) / 3) * 100; PF2 of version 1: 100
@@ -180,6 +167,33 @@ def test_prom_unchanged_refused_then_corrected(session: Session, tmp_path: Path)
     assert history[0].values["scores"]["PF2"] == pytest.approx(100.0)
     assert history[1].values["scores"]["PF2"] == pytest.approx(100 / 3)
     assert history[0].values["timepoint"] == history[1].values["timepoint"] == "m3"
+
+
+def test_prom_unchanged_refused_then_corrected(session: Session, tmp_path: Path):
+    key, pid = _patient(session, "COR01")
+    first = _qr_file(tmp_path / "qr.json", 1)
+    summary = import_proms(session, key, "COR01", first, actor="dm")
+    assert summary.records == [("qr.json QuestionnaireResponse/a", "stored")]
+    one_version = _omop_counts(session, pid)
+    # 30 answers; every scale and the summary scorable: 15 + 1 scores
+    assert one_version["survey_conduct"] == 1
+    assert (one_version["observation"], one_version["measurement"]) == (30, 16)
+    first_id = int(read_prom_scores(session, [pid]).iloc[0]["survey_conduct_id"])
+    first_rows = version_rows(session, AssessmentKind.PROM, pid, first_id)
+    before = _statuses(session, key, pid)
+    assert ("m3/prom", Status.DONE.value) in before
+    again = import_proms(session, key, "COR01", first, actor="dm")
+    assert again.outcomes == {"unchanged": 1}
+
+    changed = _qr_file(tmp_path / "qr2.json", 3)
+    _assert_unflagged_change_refused(session, key, pid, changed, one_version)
+
+    fixed = import_proms(
+        session, key, "COR01", changed, actor="dm", correction_reason="typed q1-q5"
+    )
+    assert fixed.outcomes == {"corrected": 1}
+    assert _omop_counts(session, pid) == one_version  # OMOP holds one version
+    _assert_second_version(session, pid, first_rows)
     assert _statuses(session, key, pid) == before
 
     third_file = _qr_file(tmp_path / "qr3.json", 4)
@@ -343,7 +357,7 @@ def test_cli_correct_refused_and_identity_checks(  # type: ignore[no-untyped-def
     out = run("toxicity", "import", str(regrade), *k, "--correct", "misread", code=0)
     assert "re.csv line 2: corrected" in out
     future = _csv(tmp_path / "fut.csv", "H-1,m6,3000-01-01,5.0,Dry mouth,1,")
-    out = run("toxicity", "import", str(future), *k, code=1)
+    out = run("toxicity", "import", str(future), *k, code=2)
     assert "fut.csv line 2: assessed_on 3000-01-01 is in the future" in out
 
     qr = _qr_file(tmp_path / "qr.json", 1)

@@ -61,6 +61,9 @@ def _person_tables() -> set[str]:
     return direct | {"note_nlp"}
 
 
+_NONE = object()  # no value for a column (left to its default)
+
+
 class Filler:
     def __init__(self, session: Session, person_id: int, site_id: int, tag: str):
         self.session, self.person_id, self.site_id, self.tag = (
@@ -98,51 +101,15 @@ class Filler:
             return self.rows[name]
         table = Base.metadata.tables[name]
         pk_names = [c.name for c in table.primary_key.columns]
-        if pk_names == ["person_id"]:
-            existing = self.session.scalar(
-                select(func.count())
-                .select_from(table)
-                .where(table.c.person_id == self.person_id)
-            )
-            if existing:
-                self.rows[name] = {"person_id": self.person_id}
-                return self.rows[name]
-        values: dict[str, Any] = {}
-        for column in table.columns:
-            fks = list(column.foreign_keys)
-            single_pk = len(table.primary_key.columns) == 1 and column.primary_key
-            if single_pk and not fks and isinstance(column.type, Integer):
-                continue  # autoincrement
-            if fks:
-                target = fks[0].column
-                tname = target.table.name
-                if tname == "person":
-                    values[column.name] = self.person_id
-                elif tname in SKIP_TARGETS:
-                    values[column.name] = 0
-                elif tname == "care_site":
-                    values[column.name] = self.site_id
-                elif tname == "audit_record":  # written by audit.record only
-                    values[column.name] = self.session.scalar(select(func.max(target)))
-                elif tname != name and (
-                    not column.nullable or tname in self.person_tables
-                ):
-                    values[column.name] = self.ensure(tname)[target.name]
-                continue
-            if column.name in ("person_id", "subject_id"):
-                values[column.name] = self.person_id
-            elif name == "note_nlp" and column.name == "note_id":
-                values[column.name] = self.ensure("note")["note_id"]
-            elif not column.nullable:
-                values[column.name] = self._scalar(table, column)
+        if pk_names == ["person_id"] and self._count(
+            table, {"person_id": self.person_id}
+        ):
+            self.rows[name] = {"person_id": self.person_id}
+            return self.rows[name]
+        values = self._values(name, table)
         if pk_names and all(n in values for n in pk_names):
             key = {n: values[n] for n in pk_names}
-            exists = self.session.scalar(
-                select(func.count())
-                .select_from(table)
-                .where(and_(*(table.c[k] == v for k, v in key.items())))
-            )
-            if exists:
+            if self._count(table, key):
                 self.rows[name] = key
                 return key
         result = self.session.execute(table.insert().values(**values))
@@ -151,6 +118,50 @@ class Filler:
             values[pk[0].name] = result.inserted_primary_key[0]
         self.rows[name] = values
         return values
+
+    def _count(self, table: Table, key: dict[str, Any]) -> int:
+        return int(
+            self.session.scalar(
+                select(func.count())
+                .select_from(table)
+                .where(and_(*(table.c[k] == v for k, v in key.items())))
+            )
+            or 0
+        )
+
+    def _values(self, name: str, table: Table) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for column in table.columns:
+            fks = list(column.foreign_keys)
+            single_pk = len(table.primary_key.columns) == 1 and column.primary_key
+            if single_pk and not fks and isinstance(column.type, Integer):
+                continue  # autoincrement
+            if fks:
+                found = self._fk_value(name, column, fks[0].column)
+                if found is not _NONE:
+                    values[column.name] = found
+                continue
+            if column.name in ("person_id", "subject_id"):
+                values[column.name] = self.person_id
+            elif name == "note_nlp" and column.name == "note_id":
+                values[column.name] = self.ensure("note")["note_id"]
+            elif not column.nullable:
+                values[column.name] = self._scalar(table, column)
+        return values
+
+    def _fk_value(self, name: str, column: Any, target: Any) -> Any:
+        tname = target.table.name
+        if tname == "person":
+            return self.person_id
+        if tname in SKIP_TARGETS:
+            return 0
+        if tname == "care_site":
+            return self.site_id
+        if tname == "audit_record":  # written by audit.record only
+            return self.session.scalar(select(func.max(target)))
+        if tname != name and (not column.nullable or tname in self.person_tables):
+            return self.ensure(tname)[target.name]
+        return _NONE
 
     def fill(self) -> None:
         for name in sorted(self.person_tables):

@@ -189,6 +189,49 @@ def _storable(day: datetime.date, death: datetime.date | None) -> bool:
     return day <= latest and (death is None or day <= death)
 
 
+def _random_history(  # noqa: PLR0917
+    session: Session,
+    rng: np.random.Generator,
+    p: dict,  # type: ignore[type-arg]
+    today: datetime.date,
+    tps: tuple[TimepointDef, ...],
+    codes: list[str],
+) -> None:
+    """Give a random patient an RT course, a death, gradings and surveys (or none)."""
+    if rng.random() < 0.1:
+        return  # no RT course yet
+    start = today - datetime.timedelta(days=int(rng.integers(-60, 2000)))
+    end = (
+        None
+        if rng.random() < 0.1
+        else start + datetime.timedelta(days=int(rng.integers(20, 50)))
+    )
+    p["rt"] = (start, end)
+    rt_course(session, p["id"], start, end)  # type: ignore[arg-type]
+    if rng.random() < 0.3:  # a later course does not count
+        rt_course(session, p["id"], start + datetime.timedelta(days=400), end)  # type: ignore[arg-type]
+    if rng.random() < 0.4:  # the patient's today on or next to a window edge
+        p["offset"] = (_event_day(rng, start, end, tps) - today).days
+    if rng.random() < 0.3:
+        p["death"] = _event_day(rng, start, end, tps, at_opening=True)
+        session.add(
+            Death(person_id=p["id"], death_date=p["death"], death_type_concept_id=0)
+        )
+    for n_tox in range(int(rng.integers(0, 5))):
+        day = _event_day(rng, start, end, tps)
+        if _storable(day, p["death"]):
+            p["tox"].append(day)
+            # one grading per term and timepoint (a second one is a correction);
+            # the schedule matches gradings by date, whatever their timepoint
+            toxicity(session, p["id"], day, codes[n_tox])
+    for _ in range(int(rng.integers(0, 4))):
+        day = _event_day(rng, start, end, tps)
+        code = codes[int(rng.integers(len(codes)))]
+        if _storable(day, p["death"]):
+            p["surveys"].append((code, day))
+            prom(session, p["id"], code, day)
+
+
 def test_schedule_matches_plain_python_reference_on_random_cohort(
     session: Session,
 ) -> None:
@@ -224,39 +267,7 @@ def test_schedule_matches_plain_python_reference_on_random_cohort(
                 select(Enrolment).where(Enrolment.person_id == pid)
             ).one()
             row.protocol_code = "short"
-        if rng.random() < 0.1:
-            continue  # no RT course yet
-        start = today - datetime.timedelta(days=int(rng.integers(-60, 2000)))
-        end = (
-            None
-            if rng.random() < 0.1
-            else start + datetime.timedelta(days=int(rng.integers(20, 50)))
-        )
-        p["rt"] = (start, end)
-        rt_course(session, pid, start, end)  # type: ignore[arg-type]
-        if rng.random() < 0.3:  # a later course does not count
-            rt_course(session, pid, start + datetime.timedelta(days=400), end)  # type: ignore[arg-type]
-        tps = protocols[p["protocol"]]
-        if rng.random() < 0.4:  # the patient's today on or next to a window edge
-            p["offset"] = (_event_day(rng, start, end, tps) - today).days
-        if rng.random() < 0.3:
-            p["death"] = _event_day(rng, start, end, tps, at_opening=True)
-            session.add(
-                Death(person_id=pid, death_date=p["death"], death_type_concept_id=0)
-            )
-        for n_tox in range(int(rng.integers(0, 5))):
-            day = _event_day(rng, start, end, tps)
-            if _storable(day, p["death"]):
-                p["tox"].append(day)
-                # one grading per term and timepoint (a second one is a correction);
-                # the schedule matches gradings by date, whatever their timepoint
-                toxicity(session, pid, day, codes[n_tox])
-        for _ in range(int(rng.integers(0, 4))):
-            day = _event_day(rng, start, end, tps)
-            code = codes[int(rng.integers(len(codes)))]
-            if _storable(day, p["death"]):
-                p["surveys"].append((code, day))
-                prom(session, pid, code, day)
+        _random_history(session, rng, p, today, protocols[p["protocol"]], codes)
     session.flush()
     offsets = {p["id"]: p["offset"] for p in people if p["offset"]}
     for kinds in ((Kind.TOXICITY, Kind.PROM), (Kind.PROM,), (Kind.PROM, Kind.TOXICITY)):

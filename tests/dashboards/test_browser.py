@@ -149,6 +149,30 @@ def _stored(served: Served, person_id: int) -> tuple[Any, list[Any]]:
     return scores, report
 
 
+def _answer_every_step(page: Any, served: Served) -> list[int]:
+    """Answer every item with its second answer, step by step; return the items."""
+    answered: list[int] = []
+    steps = [range(1, 6), range(6, 11), range(11, 16), range(16, 21),
+             range(21, 26), range(26, 29), range(29, 31)]  # fmt: skip
+    for step, numbers in enumerate(steps):
+        try:
+            page.get_by_text(f"Step {step + 1} of 8").wait_for()
+        except Exception:
+            page.screenshot(path=served.shots / "failed-360.png")
+            raise
+        for n in numbers:
+            group = page.get_by_role("radiogroup", name=re.compile(rf"^{n}\\?\. "))
+            group.wait_for()
+            assert (group.get_attribute("aria-label") or "").startswith(f"{n}. ")
+            group.locator("label").nth(1).click()  # the second answer: 2
+            answered.append(n)
+        page.wait_for_timeout(300)
+        if step == 0:
+            page.screenshot(path=served.shots / "prom-answered-360.png")
+        page.get_by_role("button", name="Next").click()
+    return answered
+
+
 def test_patient_answers_all_30_items_on_a_phone(
     served: Served, browser: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -170,25 +194,7 @@ def test_patient_answers_all_30_items_on_a_phone(
     # The page fits the phone's width: no horizontal scrolling.
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
 
-    answered: list[int] = []
-    steps = [range(1, 6), range(6, 11), range(11, 16), range(16, 21),
-             range(21, 26), range(26, 29), range(29, 31)]  # fmt: skip
-    for step, numbers in enumerate(steps):
-        try:
-            page.get_by_text(f"Step {step + 1} of 8").wait_for()
-        except Exception:
-            page.screenshot(path=served.shots / "failed-360.png")
-            raise
-        for n in numbers:
-            group = page.get_by_role("radiogroup", name=re.compile(rf"^{n}\\?\. "))
-            group.wait_for()
-            assert (group.get_attribute("aria-label") or "").startswith(f"{n}. ")
-            group.locator("label").nth(1).click()  # the second answer: 2
-            answered.append(n)
-        page.wait_for_timeout(300)
-        if step == 0:
-            page.screenshot(path=served.shots / "prom-answered-360.png")
-        page.get_by_role("button", name="Next").click()
+    answered = _answer_every_step(page, served)
     assert answered == list(range(1, 31))
     page.get_by_text("Check your answers", exact=True).wait_for()
     page.screenshot(path=served.shots / "prom-review-360.png", full_page=True)
@@ -236,9 +242,111 @@ def test_clinician_signs_in_and_wrong_password_gets_one_message(
     page.get_by_role("button", name="Sign in").click()
     page.get_by_text("clinician · HUS").wait_for()
     assert page.get_by_text("clinician-hus").count() >= 1
-    page.get_by_text("PROM completion").wait_for()
-    page.get_by_role("cell", name="HUS").first.wait_for()  # own centre by name
+    page.get_by_text("Toxicity assessments due").wait_for()  # the clinician's home
     page.screenshot(path=served.shots / "clinician-home-1280.png", full_page=True)
     page.get_by_role("button", name="Sign out").click()
     page.get_by_text("You have signed out.").wait_for()
     context.close()
+
+
+def _sign_in(page: Any, base: str, username: str) -> None:
+    page.goto(base)
+    page.get_by_label("Username", exact=True).fill(username)
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def _gradings(served: Served, pseudonym: str, timepoint: str) -> list[dict[str, Any]]:
+    from instruments.store import person_id_for_pseudonym, read_toxicity
+    from omop.engine import session_factory
+
+    engine = _engine(served)
+    with session_factory(engine)() as s:
+        person_id = person_id_for_pseudonym(s, pseudonym)
+        frame = read_toxicity(s, [person_id])
+    engine.dispose()
+    return [r for r in frame.to_dict("records") if r["timepoint"] == timepoint]
+
+
+@pytest.fixture(scope="session")
+def due_patients(served: Served) -> list[str]:
+    """Two breast patients whose RT starts today: the baseline grading is due.
+
+    Consent through ``rtcohort consent record``, DICOM through ``rtcohort import``
+    (the phantom with today's StudyDate), as a site would do.
+    """
+    import datetime
+
+    from tests.etl.ingest_corpus import edit, write_patient
+
+    today = datetime.datetime.now().astimezone().date()
+    key = str(served.data / "keys" / "HUS.key")
+    folder = served.data.parent / "due-dicom"
+    for n, hid in enumerate(("HUS-DUE-1", "HUS-DUE-2")):
+        served.cli("consent", "record", hid, "--centre", "HUS", "--key-file", key,
+                   "--state", "consented", "--year-of-birth", "1960", "--sex", "F",
+                   "--site", "breast", "--name", f"Due Patient {n + 1}")  # fmt: skip
+        write_patient(folder / hid, hid, 400 + n)
+        for path in (folder / hid).glob("*.dcm"):
+            edit(path, StudyDate=today.strftime("%Y%m%d"),
+                 SeriesDate=today.strftime("%Y%m%d"))  # fmt: skip
+    served.cli("import", str(folder), "--centre", "HUS", "--key-file", key)
+    return ["HUS-DUE-1", "HUS-DUE-2"]
+
+
+@pytest.mark.parametrize("width", [1280, 360])
+def test_clinician_grades_a_patient_without_toxicity_in_three_actions(
+    served: Served,
+    browser: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    due_patients: list[str],
+    width: int,
+) -> None:
+    from instruments.shortlists import shortlist
+
+    monkeypatch.setenv("RTCOHORT_DATA_DIR", str(served.data))
+    context = browser.new_context(viewport={"width": width, "height": 800})
+    page = context.new_page()
+    _sign_in(page, served.base, "clinician-hus")
+    page.get_by_text("Toxicity assessments due").wait_for()
+    link = page.get_by_role("button", name=re.compile(r"^Grade ")).first
+    link.wait_for()
+    page.screenshot(path=served.shots / f"worklist-{width}.png", full_page=True)
+    label = link.inner_text().strip()
+    found = re.match(r"^Grade (\S+) at (\S+)$", label)
+    assert found, label
+    pseudonym, timepoint = found.groups()
+    assert _gradings(served, pseudonym, timepoint) == []
+    actions = 0
+    link.click()  # 1: open
+    actions += 1
+    page.get_by_role("radiogroup").first.wait_for()
+    page.screenshot(path=served.shots / f"grading-form-{width}.png", full_page=True)
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    page.get_by_text("I have assessed every term listed above").click()  # 2: confirm
+    actions += 1
+    started = time.perf_counter()
+    page.get_by_role("button", name="Save").click()  # 3: save
+    actions += 1
+    page.get_by_text("Saved:").wait_for()
+    FIGURES[f"grading_save_to_shown_s_{width}"] = time.perf_counter() - started
+    FIGURES["grading_actions"] = actions
+    page.screenshot(path=served.shots / f"grading-saved-{width}.png", full_page=True)
+    context.close()
+    rows = _gradings(served, pseudonym, timepoint)
+    site = _site(served, pseudonym)
+    assert sorted(r["term"] for r in rows) == sorted(t.term for t in shortlist(site))
+    assert {r["grade"] for r in rows} == {0}
+    assert actions == 3
+    print(f"\nfigures: {FIGURES}")
+
+
+def _site(served: Served, pseudonym: str) -> str:
+    from cohort.service import acting_user, list_patients
+    from omop.engine import session_factory
+
+    engine = _engine(served)
+    with session_factory(engine)() as s:
+        rows = list_patients(s, acting_user(s, "admin"))
+    engine.dispose()
+    return next(r.treatment_site for r in rows if r.pseudonym == pseudonym)

@@ -52,7 +52,7 @@ def test_clinician_sees_name_role_centre_and_own_patients(web: World) -> None:
     assert "clinician\\-hus" in shown
     assert "clinician · HUS" in shown
     assert by_label(at.button, "Sign out")
-    assert "PROM completion" in shown  # the home page
+    assert "Toxicity assessments due" in shown  # the home page
     at.switch_page("pages/patients.py").run()
     assert not at.exception
     assert "clinician · HUS" in texts(at)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,6 +23,8 @@ ACCOUNTS = {
     "researcher": ("researcher", []),
     "web-admin": ("admin", []),
 }
+#: The patient with an RT course (so a schedule): the worklist's patient.
+RT_PATIENT = "HUS-1001"
 # hospital id -> (centre, consent states in order)
 PATIENTS = {
     "HUS-1001": ("HUS", ("consented",)),
@@ -134,5 +137,23 @@ def build_world(url: str, data: Path) -> World:
             world.pseudonyms[hid] = who.pseudonym
             world.person_ids[hid] = event.person_id
             world.offsets[hid] = who.date_offset_days
+    _import_course(engine, keys["HUS"], data, RT_PATIENT)
     engine.dispose()
     return world
+
+
+def _import_course(engine: Any, key: Any, data: Path, hospital_id: str) -> None:
+    """Give one patient an RT course (StudyDate 2024-01-01) by the real DICOM import."""
+    from etl.ingest.run import ImportOptions, run_import
+    from omop.engine import session_factory
+    from omop.filestore import FileStore
+    from tests.etl.ingest_corpus import write_patient
+
+    folder = data / "dicom-in"
+    write_patient(folder, hospital_id, 301)
+    options = ImportOptions(
+        centre="HUS", key=key, store=FileStore(data / "files"),
+        quarantine_dir=data / "quarantine", dvh_samples=20_000,
+    )  # fmt: skip
+    summary = run_import(session_factory(engine), [folder], options)
+    assert summary.loaded == 1, summary

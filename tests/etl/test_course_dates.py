@@ -148,7 +148,9 @@ def _consent(db: Db, patient_id: str) -> tuple[int, int]:
 def _course(db: Db, person_id: int) -> Episode:
     with db.factory() as session:
         return session.scalars(
-            select(Episode).where(Episode.person_id == person_id)
+            select(Episode).where(
+                Episode.person_id == person_id, Episode.episode_concept_id == 32940
+            )
         ).one()
 
 

@@ -217,3 +217,31 @@ def test_non_orthogonal_cosines_are_an_error():
             np.zeros((2, 2, 2)), np.zeros(3), np.array([1.0, 0, 0]),
             np.array([0.1, 0.995, 0]), np.array([0, 0, 1.0]), (1.0, 1.0, 1.0),
         )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("scale", "fill", "message"),
+    [
+        (1e30, None, "beyond the limit of 5000 mm"),
+        (1.0, np.nan, "not finite"),
+        (1.0, 2600.0, "beyond the limit of 5000 mm"),
+    ],
+)
+def test_corrupt_contour_coordinates_are_refused(
+    scale: float, fill: float | None, message: str
+) -> None:
+    """Coordinates no patient has end in StructureError, never a numpy MemoryError.
+
+    Found by tests/test_fuzz.py: ContourData of 1e30 made np.arange ask for 1e29
+    raster columns ("Maximum allowed size exceeded").
+    """
+    eye = np.eye(3)
+    grid = DoseGrid(np.full((10, 10, 10), 2.0), np.zeros(3), eye[0], eye[1], eye[2],
+                    (2.0, 2.0, 2.0))  # fmt: skip
+    square = np.array([[4, 4], [12, 4], [12, 12], [4, 12]], float) * scale
+    contours = [np.column_stack([square, np.full(4, z)]) for z in (5.0, 7.0, 9.0)]
+    if fill is not None:
+        contours[1][0, 0] = fill  # one point far away (or not a number)
+        contours[1][2, 0] = -fill
+    with pytest.raises(StructureError, match=message):
+        compute_dvh(contours, grid)

@@ -74,7 +74,9 @@ def _rows_of(s: Session, pseudo: str) -> tuple[int, int, int]:
         .where(QuarantineItem.person_source_value == pseudo)
     )
     episodes = s.scalar(
-        select(func.count()).select_from(Episode).where(Episode.person_id == pid)
+        select(func.count())
+        .select_from(Episode)
+        .where(Episode.person_id == pid, Episode.episode_concept_id == 32940)
     )
     datasets = s.scalar(
         select(func.count())

@@ -14,7 +14,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from etl.deid.pseudonymise import pseudonym
-from etl.ingest.run import retry_held, run_import
+from etl.ingest.catalogue import retry_held
+from etl.ingest.run import run_import
 from etl.ingest.triggers import TriggerKind, add_trigger
 from etl.mapping.naming import current_rules, import_rules, parse_rules_csv
 from etl.store import dvh_rows
@@ -119,8 +120,14 @@ def test_load_follows_the_omop_conventions(db: Db, tmp_path: Path) -> None:
     pid = _person_id(db, "LD-1")
     assert pid is not None
     with db.factory() as s:
-        episode = s.scalars(select(Episode).where(Episode.person_id == pid)).one()
-        assert episode.episode_concept_id == 32940
+        episode = s.scalars(
+            select(Episode).where(
+                Episode.person_id == pid, Episode.episode_concept_id == 32940
+            )
+        ).one()
+        disease = s.get(Episode, episode.episode_parent_id)
+        assert disease is not None and disease.episode_concept_id == 32533
+        assert disease.episode_start_date == episode.episode_start_date
         proc = s.scalars(
             select(ProcedureOccurrence).where(ProcedureOccurrence.person_id == pid)
         ).one()
@@ -208,7 +215,9 @@ def test_same_plan_sent_twice_in_one_run(db: Db, tmp_path: Path) -> None:
     summary = run_import(db.factory, [tmp_path], db.options())
     assert summary.loaded == 1
     pid = _person_id(db, "LD-3")
-    assert pid is not None and _count(db, Episode, pid) == 1
+    assert (
+        pid is not None and _count(db, Episode, pid) == 2
+    )  # the course and its disease episode
 
 
 def test_changed_plan_with_the_same_uid_is_a_new_version(
@@ -254,7 +263,7 @@ def test_changed_plan_with_the_same_uid_is_a_new_version(
         )
         d = heart.max_gy
         assert value == pytest.approx(d * (d / 20 + 3.0) / 5.0, rel=1e-9)
-        assert _count(db, Episode, pid) == 1
+        assert _count(db, Episode, pid) == 2  # the course and its disease episode
 
 
 def test_changed_ct_slice_alone_is_a_new_version(db: Db, tmp_path: Path) -> None:

@@ -239,6 +239,23 @@ def test_undecodable_and_unsafe_uids_quarantined(
     assert not (tmp_path / "escape").exists()
 
 
+@pytest.mark.parametrize("attribute", ["StudyInstanceUID", "SOPInstanceUID"])
+def test_deid_refuses_uids_that_are_not_uids(tmp_path: Path, attribute: str) -> None:
+    """With --deid the received UIDs are checked before they are remapped (issue 13)."""
+    receiver = _start(tmp_path, key=CentreKey("AMS01", bytes(range(32))))
+    evil = pydicom.dcmread(get_testdata_file("rtplan.dcm"))
+    setattr(evil, attribute, "1.2..3")
+    try:
+        assert _send(receiver.port, [evil]) == [0xC000]
+    finally:
+        receiver.stop()
+    assert _stored(receiver) == []
+    reasons = list(receiver.inbox.quarantine_dir.glob("*.reason.json"))
+    assert len(reasons) == 1
+    reason = json.loads(reasons[0].read_text())["reason"]
+    assert f"{attribute} '1.2..3' is not a valid UID" in reason
+
+
 def test_deid_on_arrival(tmp_path: Path, linked: Path) -> None:
     key = CentreKey("AMS01", bytes(range(32)))
     receiver = _start(tmp_path, key=key)

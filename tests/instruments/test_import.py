@@ -232,7 +232,7 @@ def test_cli_prom_import_end_to_end(tmp_path: Path):
     rejected = run(
         "prom", "import", str(bad), "--centre", "CLI01", "--key-file", str(key_file)
     )
-    assert rejected.returncode == 1
+    assert rejected.returncode == 2
     assert "rejected, nothing stored" in rejected.stderr
     assert "H-404" not in rejected.stderr
     with Session(engine) as session:
