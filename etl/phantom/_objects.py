@@ -141,6 +141,21 @@ def _referenced(sop_class: str, sop_uid: str) -> Dataset:
     return item
 
 
+def _referenced_frame(ctx: dict[str, Any], ct: list[tuple[str, float, str]]) -> Dataset:
+    """The structure set's frame of reference, study and CT series references."""
+    series = Dataset()
+    series.SeriesInstanceUID = ctx["ct_series_uid"]
+    series.ContourImageSequence = [
+        _referenced(CT_IMAGE_STORAGE, uid) for uid, _, _ in ct
+    ]
+    study = _referenced(_STUDY_COMPONENT, ctx["study_uid"])
+    study.RTReferencedSeriesSequence = [series]
+    frame = Dataset()
+    frame.FrameOfReferenceUID = ctx["for_uid"]
+    frame.RTReferencedStudySequence = [study]
+    return frame
+
+
 def write_rtstruct(
     path: Path,
     ctx: dict[str, Any],
@@ -156,17 +171,7 @@ def write_rtstruct(
     ds.StructureSetName = "analytic phantom"
     ds.StructureSetDate = ctx["date"]
     ds.StructureSetTime = "120000"
-    series = Dataset()
-    series.SeriesInstanceUID = ctx["ct_series_uid"]
-    series.ContourImageSequence = [
-        _referenced(CT_IMAGE_STORAGE, uid) for uid, _, _ in ct
-    ]
-    study = _referenced(_STUDY_COMPONENT, ctx["study_uid"])
-    study.RTReferencedSeriesSequence = [series]
-    frame = Dataset()
-    frame.FrameOfReferenceUID = ctx["for_uid"]
-    frame.RTReferencedStudySequence = [study]
-    ds.ReferencedFrameOfReferenceSequence = [frame]
+    ds.ReferencedFrameOfReferenceSequence = [_referenced_frame(ctx, ct)]
     ct_by_z = {round(z, 6): uid for uid, z, _ in ct}
     rois, roi_contours, observations = [], [], []
     items: list[Dataset] = []
