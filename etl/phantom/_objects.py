@@ -142,7 +142,7 @@ def _referenced(sop_class: str, sop_uid: str) -> Dataset:
 
 
 def _referenced_frame(ctx: dict[str, Any], ct: list[tuple[str, float, str]]) -> Dataset:
-    """The structure set's frame of reference, study and CT series references."""
+    """Return the structure set's frame of reference with its study and CT series."""
     series = Dataset()
     series.SeriesInstanceUID = ctx["ct_series_uid"]
     series.ContourImageSequence = [
