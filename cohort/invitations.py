@@ -14,7 +14,6 @@ import binascii
 import datetime
 import hashlib
 import hmac
-import os
 import secrets
 import struct
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ from cohort.errors import (
 from instruments.store import read_survey_timings
 from omop.cdm import Person
 from omop.cohort_tables import Enrolment, Invitation
-from omop.private_files import make_private_dirs, open_private
+from omop.private_files import random_key_file
 
 __all__ = [
     "NO_LONGER_AVAILABLE",
@@ -60,16 +59,7 @@ _KEY_BYTES = 32
 
 def load_signing_key(path: Path) -> bytes:
     """Return the signing key stored at ``path``, creating it (mode 0600) if absent."""
-    if not path.exists():
-        make_private_dirs(path.parent)
-        try:
-            fd = open_private(path, os.O_WRONLY | os.O_EXCL)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(secrets.token_bytes(_KEY_BYTES))
-    key = path.read_bytes()
+    key = random_key_file(path, _KEY_BYTES)
     if len(key) != _KEY_BYTES:
         raise InvalidInputError(f"{path}: not an invitation signing key")
     return key

@@ -22,9 +22,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
 import re
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from cohort.errors import InvalidInputError
 from cohort.projects import get_project
-from omop.private_files import make_private_dirs, open_private
+from omop.private_files import random_key_file
 
 __all__ = [
     "ProjectPseudonyms",
@@ -92,16 +90,7 @@ def ensure_project_key(folder: Path, code: str) -> bytes:
         For a code unfit for a file name, or a damaged key file.
     """
     path = project_key_path(folder, code)
-    if not path.exists():
-        make_private_dirs(path.parent)
-        try:
-            fd = open_private(path, os.O_WRONLY | os.O_EXCL)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(secrets.token_bytes(_KEY_BYTES))
-    key = path.read_bytes()
+    key = random_key_file(path, _KEY_BYTES)
     if len(key) != _KEY_BYTES:
         raise InvalidInputError(f"{path}: not a project pseudonym key")
     return key

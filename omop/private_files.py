@@ -41,6 +41,7 @@ __all__ = [
     "find_loose",
     "make_private_dirs",
     "open_private",
+    "random_key_file",
     "write_private",
 ]
 
@@ -106,6 +107,25 @@ def open_private(path: str | os.PathLike[str], flags: int) -> int:
             os.close(fd)
             raise
     return fd
+
+
+def random_key_file(path: str | os.PathLike[str], n_bytes: int) -> bytes:
+    """Return the secret stored at ``path``, creating it once (``n_bytes``, 0600).
+
+    Two processes creating it at once agree: the first creates it (``O_EXCL``), the
+    other reads what the first wrote. The caller checks the length it expects.
+    """
+    target = Path(path)
+    if not target.exists():
+        make_private_dirs(target.parent)
+        try:
+            fd = open_private(target, os.O_WRONLY | os.O_EXCL)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(secrets.token_bytes(n_bytes))
+    return target.read_bytes()
 
 
 def write_private(target: str | os.PathLike[str], data: bytes) -> None:
