@@ -76,6 +76,8 @@ def hold(
     if existing is not None:
         existing.reason = finding.detail[:500]
         existing.path = path
+        if person_source_value is not None:
+            existing.person_source_value = person_source_value
         return existing
     item = QuarantineItem(
         path=path,

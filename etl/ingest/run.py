@@ -291,6 +291,7 @@ def _prepare_all(  # noqa: PLR0917
                     centre=opts.centre,
                     pseudonymised=result.held_path != ""
                     and result.held_path in held_paths,
+                    person_source_value=result.pseudonym,
                 )
                 summary.quarantined[result.finding.reason.value] += 1
                 summary.held_sources.add(result.source)
