@@ -21,3 +21,28 @@ def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
         "_HASHER",
         PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1),
     )
+
+
+@pytest.fixture
+def run(fresh_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Run ``rtcohort`` as the operator on a fresh, upgraded database.
+
+    Returns ``invoke(*args, code=0) -> output``, which asserts the exit code.
+    """
+    from typer.testing import CliRunner
+
+    from rtcohort.cli import app
+
+    monkeypatch.setenv("RTCOHORT_DATABASE_URL", fresh_url)
+    monkeypatch.setenv("RTCOHORT_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("RTCOHORT_ADMIN_PASSWORD", "admin-password")
+    monkeypatch.delenv("RTCOHORT_USER", raising=False)
+    runner = CliRunner()
+
+    def invoke(*args: str, code: int = 0) -> str:
+        result = runner.invoke(app, list(args))
+        assert result.exit_code == code, (args, result.output)
+        return result.output
+
+    invoke("db", "upgrade")
+    return invoke

@@ -5,28 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from etl.deid.keys import load_key
 from etl.deid.pseudonymise import pseudonym
-from rtcohort.cli import app
-
-
-@pytest.fixture
-def run(fresh_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("RTCOHORT_DATABASE_URL", fresh_url)
-    monkeypatch.setenv("RTCOHORT_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("RTCOHORT_ADMIN_PASSWORD", "admin-password")
-    monkeypatch.delenv("RTCOHORT_USER", raising=False)
-    runner = CliRunner()
-
-    def invoke(*args: str, code: int = 0) -> str:
-        result = runner.invoke(app, list(args))
-        assert result.exit_code == code, (args, result.output)
-        return result.output
-
-    invoke("db", "upgrade")
-    return invoke
 
 
 def test_cli_end_to_end(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -25,7 +25,6 @@ from test_corrections import (
     _statuses,
     _versions,
 )
-from typer.testing import CliRunner
 
 from cohort import service
 from cohort.centres import add_centre
@@ -44,7 +43,6 @@ from omop.assessment_tables import AssessmentVersion
 from omop.base import Base
 from omop.database import alembic_config, current_revision, upgrade
 from omop.engine import make_engine
-from rtcohort.cli import app
 
 D = datetime.date
 DRY_MOUTH = toxicity_key("5.0", "10013781", "m3")
@@ -165,23 +163,6 @@ def test_erasure_removes_the_version_history(session: Session, tmp_path: Path):
         kept_history
     )
     assert [v.values["grade"] for v in kept_history] == [2, 1]
-
-
-@pytest.fixture
-def run(fresh_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("RTCOHORT_DATABASE_URL", fresh_url)
-    monkeypatch.setenv("RTCOHORT_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("RTCOHORT_ADMIN_PASSWORD", "admin-password")
-    monkeypatch.delenv("RTCOHORT_USER", raising=False)
-    runner = CliRunner()
-
-    def invoke(*args: str, code: int = 0) -> str:
-        result = runner.invoke(app, list(args))
-        assert result.exit_code == code, (args, result.output)
-        return result.output
-
-    invoke("db", "upgrade")
-    return invoke
 
 
 def test_migration_moves_superseded_versions_and_back(  # type: ignore[no-untyped-def]

@@ -14,7 +14,6 @@ import pytest
 from cohort_helpers import enrol, rt_course, user
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
-from typer.testing import CliRunner
 
 from cohort import service
 from cohort.centres import add_centre
@@ -39,7 +38,6 @@ from instruments.store.versions import Rows, version_rows
 from omop import cdm
 from omop.assessment_tables import AssessmentVersion
 from omop.engine import make_engine
-from rtcohort.cli import app
 
 D = datetime.date
 HOSPITAL = "urn:oid:2.16.528.1.1007.3.3"
@@ -308,23 +306,6 @@ def test_consent_pseudonym_of_another_centre_refused(session: Session):
     assert session.scalar(select(func.count()).select_from(cdm.Person)) == 0
     record("BAD-ABCDEFGHIJKLMNOPQRSTUVWXYZ")
     assert session.scalar(select(func.count()).select_from(cdm.Person)) == 1
-
-
-@pytest.fixture
-def run(fresh_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("RTCOHORT_DATABASE_URL", fresh_url)
-    monkeypatch.setenv("RTCOHORT_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("RTCOHORT_ADMIN_PASSWORD", "admin-password")
-    monkeypatch.delenv("RTCOHORT_USER", raising=False)
-    runner = CliRunner()
-
-    def invoke(*args: str, code: int = 0) -> str:
-        result = runner.invoke(app, list(args))
-        assert result.exit_code == code, (args, result.output)
-        return result.output
-
-    invoke("db", "upgrade")
-    return invoke
 
 
 def test_cli_correct_refused_and_identity_checks(  # type: ignore[no-untyped-def]
