@@ -50,7 +50,7 @@ def build(data: Path, n: int) -> tuple[str, list[tuple[int, str]]]:
     from cohort import consent
     from cohort.centres import add_centre
     from cohort.contacts import ContactDetails, store_contact
-    from cohort.invitations import issue, load_signing_key
+    from cohort.invitations import SIGNING_KEY_FILE, issue, load_signing_key
     from dashboards.drafts import DraftStore
     from etl.deid.identity import identify
     from etl.deid.keys import load_key, new_key, write_key
@@ -67,7 +67,7 @@ def build(data: Path, n: int) -> tuple[str, list[tuple[int, str]]]:
     after_upgrade(engine)
     write_key(new_key("LOAD"), data / "keys" / "LOAD.key")
     key = load_key(data / "keys" / "LOAD.key", "LOAD")
-    signing = load_signing_key(data / "invitation-signing.key")
+    signing = load_signing_key(data / SIGNING_KEY_FILE)
     drafts = DraftStore(data / "prom-drafts")
     links: list[tuple[int, str]] = []
     with session_factory(engine).begin() as session:

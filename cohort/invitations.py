@@ -38,6 +38,7 @@ from omop.private_files import random_key_file
 
 __all__ = [
     "NO_LONGER_AVAILABLE",
+    "SIGNING_KEY_FILE",
     "CompletionRow",
     "IssuedInvitation",
     "OpenInvitation",
@@ -55,6 +56,8 @@ __all__ = [
 NO_LONGER_AVAILABLE = "this questionnaire is no longer available"
 _PAYLOAD = struct.Struct(">QQ16s")
 _KEY_BYTES = 32
+#: The signing key's file name in the data directory (CLI, web app and demo share it).
+SIGNING_KEY_FILE = "invitation-signing.key"
 
 
 def load_signing_key(path: Path) -> bytes:

@@ -96,7 +96,9 @@ def _signing_key(path: str) -> bytes:
 
 def signing_key() -> bytes:
     """Return the invitation signing key (``<data_dir>/invitation-signing.key``)."""
-    return _signing_key(str(config().data_dir / "invitation-signing.key"))
+    from cohort.invitations import SIGNING_KEY_FILE
+
+    return _signing_key(str(config().data_dir / SIGNING_KEY_FILE))
 
 
 def drafts_folder() -> Path:

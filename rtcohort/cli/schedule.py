@@ -137,14 +137,14 @@ def invite(  # noqa: PLR0917
         return
     from cohort.centres import get_centre
     from cohort.contacts import read_contacts
-    from cohort.invitations import load_signing_key
+    from cohort.invitations import SIGNING_KEY_FILE, load_signing_key
     from cohort.outbox import SmtpSender, deliver, pending
     from cohort.service import invite as run_invite
     from etl.deid.keys import load_key
     from rtcohort.settings import get_settings
 
     day = parse_date(today, "--today") or utc_today()
-    signing_key = load_signing_key(get_settings().data_dir / "invitation-signing.key")
+    signing_key = load_signing_key(get_settings().data_dir / SIGNING_KEY_FILE)
     with session_scope() as session:
         key = load_key(key_file, centre.strip().upper()) if key_file else None
         issued = run_invite(
@@ -185,13 +185,13 @@ def _invite_print(  # noqa: PLR0917
     pseudonym: str | None,
 ) -> None:
     """`invite --print` / `--pseudonym`: links as JSON lines (cohort.invite_links)."""
-    from cohort.invitations import load_signing_key
+    from cohort.invitations import SIGNING_KEY_FILE, load_signing_key
     from cohort.invite_links import issue_links
     from etl.deid.keys import load_key
     from rtcohort.settings import get_settings
 
     day = parse_date(today, "--today") or utc_today()
-    signing_key = load_signing_key(get_settings().data_dir / "invitation-signing.key")
+    signing_key = load_signing_key(get_settings().data_dir / SIGNING_KEY_FILE)
     with session_scope() as session:
         key = load_key(key_file, centre.strip().upper()) if key_file else None
         batch = issue_links(
