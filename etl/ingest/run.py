@@ -216,6 +216,7 @@ def run_import(
             factory, runner, sources, opts, keywords_needed(triggers), held_paths,
             summary,
         )  # fmt: skip
+        opts.store.sync()  # the prepared files are durable before any row names them
         with factory.begin() as session:
             jobs, discarded = sort_datasets(session, objects, opts, summary)
             discarded = discard(session, discarded)
