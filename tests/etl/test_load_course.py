@@ -20,8 +20,8 @@ from pydicom.uid import generate_uid
 from etl.ingest.run import run_import
 from etl.store.course_metrics import read_course_metrics
 from omop.cdm import Episode, Person
-from omop.quality.run import run_check
 from omop.quality.rt_checks import rt_checks
+from omop.quality.run import run_check
 from omop.vocab.standard import RT_COURSE_EPISODE
 from tests.etl.ingest_corpus import small_spec, write_patient
 from tests.etl.ingest_db import Db, make_db
