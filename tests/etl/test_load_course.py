@@ -25,6 +25,7 @@ from omop.quality.run import run_check
 from omop.vocab.standard import RT_COURSE_EPISODE
 from tests.etl.ingest_corpus import small_spec, write_patient
 from tests.etl.ingest_db import Db, make_db
+from tests.etl.test_course_dates import _consent
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -76,6 +77,7 @@ def _person(db: Db, pid: str) -> int:
 
 def test_two_plans_on_one_frame_store_course_metrics(db: Db, tmp_path: Path) -> None:
     folder = write_course(tmp_path, "COURSE-1", 1801)
+    _consent(db, "COURSE-1")  # a registered person (year of birth) for the checks
     summary = run_import(db.factory, [folder], db.options())
     assert summary.loaded == 2
     assert summary.courses == 1
@@ -113,6 +115,7 @@ def test_two_plans_on_one_frame_store_course_metrics(db: Db, tmp_path: Path) -> 
 
 def test_quality_checks_accept_course_level_metrics(db: Db, tmp_path: Path) -> None:
     folder = write_course(tmp_path, "COURSE-2", 1802)
+    _consent(db, "COURSE-2")
     assert run_import(db.factory, [folder], db.options()).courses == 1
     checks = {c.name: c for c in rt_checks()}
     with db.factory() as session:
@@ -127,6 +130,7 @@ def test_no_ohdsi_check_on_measurement_fails_with_course_metrics(
     from omop.quality import run_quality
 
     folder = write_course(tmp_path, "COURSE-3", 1803)
+    _consent(db, "COURSE-3")
     assert run_import(db.factory, [folder], db.options()).courses == 1
     with db.factory() as session:
         report = run_quality(session)
