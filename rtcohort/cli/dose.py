@@ -250,16 +250,39 @@ def _usage_error(  # noqa: PLR0917
     return eqd2_usage_error(alpha_beta, fractions, 1)
 
 
-def _write_csv(target: Path | None, header: list[str], rows: list[list[str]]) -> None:
+#: Comment lines written above the header of the metrics CSV (``--no-header-comment``
+#: leaves them out): what the extremes and D0.03cc are sampled on (docs/dvh.md).
+CSV_HEADER_COMMENT: tuple[str, ...] = (
+    "# rtcohort dvh: one row per dose object and CLOSED_PLANAR ROI; Gy, cc, percent.",
+    "# min_gy/max_gy: extremes of the trilinear dose over one sample point per raster"
+    " cell (voxel centres at dose-grid resolution, low-discrepancy points when"
+    " supersampled) along each column's whole extent, and the contour vertices"
+    " (end caps and pointed tips included): points of the reconstructed solid, not"
+    " dose-grid voxel centres, and not the supremum between sample points.",
+    "# D0.03cc and every Dx: read on the cumulative DVH by linear interpolation between"
+    " bin edges (first and last node = min_gy and max_gy); a planning system's"
+    " voxel-centre min/max can differ for small structures in steep gradients"
+    " (docs/dvh.md, measured on a real plan). Lines starting with # are comments.",
+)
+
+
+def _write_csv(
+    target: Path | None,
+    header: list[str],
+    rows: list[list[str]],
+    comment: tuple[str, ...] = (),
+) -> None:
     import csv
     import sys
 
     if target is None:
+        sys.stdout.writelines(line + "\n" for line in comment)
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(header)
         writer.writerows(rows)
         return
     with target.open("w", newline="", encoding="utf-8") as fh:
+        fh.writelines(line + "\n" for line in comment)
         out = csv.writer(fh, lineterminator="\n")
         out.writerow(header)
         out.writerows(rows)
@@ -329,7 +352,7 @@ def _run_dvh(  # noqa: PLR0917
     if not table.rows:
         typer.echo("error: rtcohort dvh computed nothing", err=True)
         return 1
-    _write_csv(
+    _write_csv(  # the metrics table, with its header comment
         csv_out,
         _COLUMNS + list(metrics),
         [
@@ -341,6 +364,7 @@ def _run_dvh(  # noqa: PLR0917
              *(_cell(v) for v in r.metrics)]
             for r in table.rows
         ],
+        comment=CSV_HEADER_COMMENT,
     )  # fmt: skip
     if dvh_out is not None:
         curves: list[list[str]] = []

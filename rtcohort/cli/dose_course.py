@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from rtcohort.cli.dose import _COLUMNS, _cell, _warn, _write_csv
+from rtcohort.cli.dose import (
+    _COLUMNS,
+    CSV_HEADER_COMMENT,
+    _cell,
+    _warn,
+    _write_csv,
+)
 
 if TYPE_CHECKING:
     from etl.dicom.course_table import CourseTable
@@ -138,7 +144,12 @@ def run_course(  # noqa: PLR0917
     if not table.rows:
         typer.echo("error: rtcohort dvh computed nothing", err=True)
         return 1
-    _write_csv(csv_out, _COLUMNS + list(metrics) + COURSE_COLUMNS, _csv_rows(table))
+    _write_csv(
+        csv_out,
+        _COLUMNS + list(metrics) + COURSE_COLUMNS,
+        _csv_rows(table),
+        comment=CSV_HEADER_COMMENT,
+    )
     if dvh_out is not None:
         _write_curves(dvh_out, table)
     return 0

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
-
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -12,6 +9,7 @@ from typer.testing import CliRunner
 from rtcohort.cli import app
 from tests.etl._dose_helpers import cube_contours
 from tests.etl._rt_builders import rtdose, rtplan, rtstruct, save
+from tests.etl.dvh_csv import dvh_csv_rows
 from tests.etl.test_course_dose import analytic_truth, plan_a, plan_b
 
 runner = CliRunner()
@@ -45,7 +43,7 @@ def course(tmp_path):
 
 
 def _table(text):
-    return list(csv.DictReader(io.StringIO(text)))
+    return dvh_csv_rows(text)
 
 
 def _run(*args):
