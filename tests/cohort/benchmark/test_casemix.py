@@ -85,11 +85,11 @@ def test_outlier_centre_is_found_outside_998_and_others_inside():
 def test_dose_adjustment_hides_a_difference_in_practice():
     df = _cohort(seed=8, excess="none", dose_driven="C5")
     plain = expected_counts(df, "grade2_12m", FACTORS)
-    with_dose = expected_counts(
-        df, "grade2_12m", FACTORS, dose_column="heart_mean_gy"
-    )
+    with_dose = expected_counts(df, "grade2_12m", FACTORS, dose_column="heart_mean_gy")
     p1 = funnel_points(plain["observed"], plain["expected"], plain["centre"])
-    p2 = funnel_points(with_dose["observed"], with_dose["expected"], with_dose["centre"])
+    p2 = funnel_points(
+        with_dose["observed"], with_dose["expected"], with_dose["centre"]
+    )
     assert p1.set_index("label").loc["C5", "outside_998"]
     assert not p2["outside_998"].any()
     assert with_dose["dose_adjusted"].all()
