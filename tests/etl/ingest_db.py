@@ -39,12 +39,14 @@ class Db:
         return ImportOptions(**base)
 
 
-def make_db(request: pytest.FixtureRequest, tmp: Path) -> Iterator[Db]:
+def make_db(
+    request: pytest.FixtureRequest, tmp: Path, backend: str | None = None
+) -> Iterator[Db]:
     from omop.database import upgrade
     from omop.engine import make_engine, session_factory
     from rtcohort.wiring import after_upgrade
 
-    backend = request.param
+    backend = backend or request.param
     if request.config.getoption("--db") not in ("both", backend):
         pytest.skip(f"--db excludes {backend}")
     if backend == "sqlite":
