@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from distributed import Client
 
 __all__ = [
+    "BATCH",
     "CONNECT_TIMEOUT_S",
     "DaskCluster",
     "Executor",
@@ -50,6 +51,8 @@ __all__ = [
 
 #: Seconds to wait for the scheduler to answer and to have at least one worker.
 CONNECT_TIMEOUT_S = 10.0
+#: Items per Dask task by stage (other stages: 1).
+BATCH = {"prepare": 16, "compute": 1}
 _SCHEMES = ("tcp", "tls")
 
 
@@ -81,13 +84,13 @@ class Executor(Protocol):
 
 @dataclass(frozen=True)
 class _Job:
-    """``fn(item, *args)`` as one picklable callable (module-level ``fn``)."""
+    """``fn(item, *args)`` for a batch of items as one picklable callable."""
 
     fn: Callable[..., object]
     args: tuple[object, ...]
 
-    def __call__(self, item: object) -> object:
-        return self.fn(item, *self.args)
+    def __call__(self, batch: Sequence[object]) -> list[object]:
+        return [self.fn(item, *self.args) for item in batch]
 
 
 class InProcess:
@@ -167,6 +170,10 @@ class DaskCluster:
         ``tcp://HOST:PORT`` (or ``tls://HOST:PORT``) of a running scheduler.
     timeout_s
         How long to wait for the scheduler and for its first worker.
+    batch
+        Items per Dask task by stage (default :data:`BATCH`): files are light, so
+        they go in batches that keep the scheduler's per-task overhead small; each
+        dataset is a task of its own, so a dead worker loses as little as possible.
 
     Raises
     ------
@@ -175,10 +182,16 @@ class DaskCluster:
         names the address).
     """
 
-    def __init__(self, address: str, timeout_s: float | None = None) -> None:
+    def __init__(
+        self,
+        address: str,
+        timeout_s: float | None = None,
+        batch: dict[str, int] | None = None,
+    ) -> None:
         from distributed import Client
 
         self.address = check_scheduler_address(address)
+        self.batch = dict(BATCH if batch is None else batch)
         wait = CONNECT_TIMEOUT_S if timeout_s is None else timeout_s
         try:
             self.client: Client = Client(
@@ -213,10 +226,12 @@ class DaskCluster:
         """
         from distributed import KilledWorker, as_completed
 
-        if not items:
+        size = self.batch.get(stage, 1)
+        batches = [items[i : i + size] for i in range(0, len(items), size)]
+        if not batches:
             return
-        keys = [f"{stage}-{n}-{self._run}" for n in range(len(items))]
-        futures = self.client.map(_Job(fn, args), items, key=keys, pure=False)
+        keys = [f"{stage}-{n}-{self._run}" for n in range(len(batches))]
+        futures = self.client.map(_Job(fn, args), batches, key=keys, pure=False)
         index = {f.key: n for n, f in enumerate(futures)}
         pending = set(futures)
         done: Any = as_completed(futures, loop=self.client.loop)
@@ -224,11 +239,11 @@ class DaskCluster:
             for fut in done:
                 pending.discard(fut)
                 try:
-                    result = fut.result()
+                    results: list[object] = fut.result()
                 except KilledWorker as exc:
-                    result = Lost(items[index[fut.key]], str(exc))
+                    results = [Lost(i, str(exc)) for i in batches[index[fut.key]]]
                 fut.release()
-                yield result
+                yield from results
         finally:
             if pending:  # stopped early (an error, an interrupt): drop the rest
                 self.client.cancel(list(pending))

@@ -212,11 +212,10 @@ def register(app: typer.Typer) -> None:
 
             rtcohort import incoming/ --centre AMS01 --key-file ams01.key --workers 2
 
-        A backfill on a Dask cluster (a worker that dies loses nothing; run the same
-        command again to load what it left):
+        A backfill on a Dask cluster (files on a shared file system; a worker that
+        dies loses nothing, the same command again loads what it left):
 
-            rtcohort import /shared/backfill --centre AMS01 --key-file ams01.key
-            --scheduler tcp://10.0.0.5:8786
+            rtcohort import in/ --centre AMS01 --key-file k.key --scheduler tcp://dask:8786
         """
         _import(
             path, centre, key_file, project, workers, scheduler, strict, watch,

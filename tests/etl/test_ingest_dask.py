@@ -19,24 +19,15 @@ from typing import Any
 import dask
 import pytest
 from distributed import Client, LocalCluster, WorkerPlugin
-from sqlalchemy import MetaData, Table, select
 from typer.testing import CliRunner
 
 from etl.errors import SchedulerError
 from etl.ingest.executor import DaskCluster, open_executor
 from etl.ingest.run import ImportSummary, run_import
-from tests.etl.ingest_corpus import CHECKED_TABLES, write_patient
-from tests.etl.ingest_db import Db, make_db
+from tests.etl.ingest_corpus import write_patient
+from tests.etl.ingest_db import Db, contents, make_db
 
 N_PATIENTS = 3
-#: Surrogate keys (and load times) that differ with the order datasets finish in.
-_DROPPED = {
-    "episode_id", "event_id", "episode_parent_id", "procedure_occurrence_id",
-    "measurement_id", "observation_id", "image_feature_id", "image_feature_event_id",
-    "dvh_id", "measurement_event_id", "observation_event_id", "object_id",
-    "quarantine_id", "loaded_at", "received_at", "stored_at", "alg_datetime",
-    "resolved_at",
-}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -82,39 +73,6 @@ def dask_db(
 ) -> Iterator[Db]:
     """A fresh database of the reference's backend."""
     yield from make_db(request, tmp_path, reference[0])
-
-
-def contents(db: Db) -> dict[str, list[str]]:
-    """Rows of every ingest table, surrogate ids replaced by natural keys, sorted."""
-    meta = MetaData()
-    root = str(db.options().store.root)
-    out: dict[str, list[str]] = {}
-    with db.engine.connect() as c:
-        keys = {
-            key: dict(c.execute(select(*_columns(c, table, key, natural))).all())
-            for key, table, natural in (
-                ("person_id", "person", "person_source_value"),
-                ("image_occurrence_id", "image_occurrence", "image_series_uid"),
-                ("dataset_id", "ingest_dataset", "dose_sop_instance_uid"),
-            )
-        }
-        for name in CHECKED_TABLES:
-            table = Table(name, meta, autoload_with=c)
-            rows = []
-            for row in c.execute(select(table)).mappings():
-                shown = {
-                    col: keys[col].get(value) if col in keys else value
-                    for col, value in row.items()
-                    if col not in _DROPPED
-                }
-                rows.append(repr(shown).replace(root, "<store>"))
-            out[name] = sorted(rows)
-    return out
-
-
-def _columns(c: Any, table: str, *names: str) -> list[Any]:
-    t = Table(table, MetaData(), autoload_with=c)
-    return [t.c[n] for n in names]
 
 
 class KillOnce(WorkerPlugin):
