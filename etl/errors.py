@@ -6,6 +6,7 @@ from omop.errors import RTCohortError
 
 __all__ = [
     "ContourWarning",
+    "CourseDoseError",
     "DeidRefusedError",
     "DicomParseError",
     "DoseGridError",
@@ -97,3 +98,11 @@ class SchedulerError(EtlError, ConnectionError):
 
 class StageInterruptedError(EtlError, RuntimeError):
     """A worker died while preparing files; nothing of the run was loaded (re-run)."""
+
+
+class CourseDoseError(EtlError, ValueError):
+    """The doses of a course cannot be summed; the message names files and reason.
+
+    Frames of reference differ, a grid is oriented differently, fractions are
+    missing, or a per-beam dose set is incomplete.
+    """

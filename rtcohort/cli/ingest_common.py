@@ -57,6 +57,8 @@ def print_summary(summary: ImportSummary) -> None:
             f"  not computed, Dask workers died: {summary.lost} dataset(s) "
             "(nothing of them written; run the import again to load them)"
         )
+    if summary.courses:
+        typer.echo(f"  courses of several plans summed: {summary.courses}")
     if summary.orphans_removed:
         typer.echo(
             f"  orphan files of an interrupted import removed: "
