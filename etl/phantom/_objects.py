@@ -42,9 +42,8 @@ def make_uid(seed: int | None, patient_id: str, label: str) -> str:
 
 def _ds_raw(keyword_tag: int, values: FloatArray, fmt: str = "%.5f") -> RawDataElement:
     """Build a DS element written verbatim (fast for long ContourData)."""
-    text = "\\".join(
-        np.char.mod(fmt, np.asarray(values, dtype=np.float64).ravel()).tolist()
-    )
+    flat = np.asarray(values, dtype=np.float64).ravel().tolist()
+    text = "\\".join(map(fmt.__mod__, flat))  # as np.char.mod, ~10x faster
     raw = text.encode("ascii")
     if len(raw) % 2:
         raw += b" "
@@ -99,39 +98,75 @@ def write_ct(
     j0, j1 = math.floor(lo[1] / px), math.ceil(hi[1] / px)
     xs, ys = np.arange(i0, i1 + 1) * px, np.arange(j0, j1 + 1) * px
     gx, gy = np.meshgrid(xs, ys, indexing="xy")
-    series_uid = ctx["ct_series_uid"]
+    boxes = [_pixel_box(solid, xs, ys) for solid in solids]
+    ds = _ct_template(ctx, spec, gx.shape, np.array([xs[0], ys[0]]))
     written = []
     for n, z in enumerate(planes, start=1):
-        pts = np.stack([gx, gy, np.full_like(gx, z)], axis=-1)
         hu = np.full(gx.shape, -1000.0)
-        for roi, solid in zip(spec.rois, solids, strict=True):
-            hu[solid.contains(pts)] = roi.ct_hu
+        for roi, solid, box in zip(spec.rois, solids, boxes, strict=True):
+            (zlo, zhi), rows, cols = box
+            if zlo <= z <= zhi:  # the solid lies in its box: the rest stays as it is
+                pts = np.stack([gx[rows, cols], gy[rows, cols]], axis=-1)
+                pts = np.concatenate([pts, np.full((*pts.shape[:2], 1), z)], axis=-1)
+                hu[rows, cols][solid.contains(pts)] = roi.ct_hu
         uid = make_uid(ctx["seed"], ctx["patient_id"], f"ct{n}")
-        ds = _base(ctx, CT_IMAGE_STORAGE, uid, "CT", series_uid)
-        ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
-        ds.SeriesDescription = "analytic phantom CT"
+        ds.file_meta.MediaStorageSOPInstanceUID = UID(uid)
+        ds.SOPInstanceUID = UID(uid)
         ds.InstanceNumber = n
-        ds.PatientPosition = "HFS"
         ds.ImagePositionPatient = [float(xs[0]), float(ys[0]), float(z)]
-        ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
         ds.SliceLocation = float(z)
-        ds.SliceThickness = spec.contour_spacing_mm
-        ds.PixelSpacing = [px, px]
-        ds.KVP = 120
-        ds.Rows, ds.Columns = gx.shape
-        ds.SamplesPerPixel = 1
-        ds.PhotometricInterpretation = "MONOCHROME2"
-        ds.BitsAllocated = ds.BitsStored = 16
-        ds.HighBit = 15
-        ds.PixelRepresentation = 0
-        ds.RescaleIntercept = -1024
-        ds.RescaleSlope = 1
-        ds.RescaleType = "HU"
         ds.PixelData = np.round(hu + 1024.0).astype("<u2").tobytes()
         name = f"CT_{n:04d}.dcm"
         ds.save_as(out / name, enforce_file_format=True)
         written.append((uid, float(z), name))
     return written
+
+
+_BOX_MARGIN_MM = 1e-6  # beyond the point-in-solid tolerance (1e-9 mm)
+
+
+def _pixel_box(
+    solid: Solid, xs: FloatArray, ys: FloatArray
+) -> tuple[tuple[float, float], slice, slice]:
+    """Return the z range and the pixel rows and columns of a solid's box."""
+    lo, hi = solid.bounds_mm()
+    lo, hi = lo - _BOX_MARGIN_MM, hi + _BOX_MARGIN_MM
+    i0, i1 = np.searchsorted(xs, [lo[0], hi[0]], side="left")
+    j0, j1 = np.searchsorted(ys, [lo[1], hi[1]], side="left")
+    i1 += int(i1 < len(xs) and xs[min(i1, len(xs) - 1)] <= hi[0])
+    j1 += int(j1 < len(ys) and ys[min(j1, len(ys) - 1)] <= hi[1])
+    rows, cols = slice(int(j0), int(j1)), slice(int(i0), int(i1))
+    return (float(lo[2]), float(hi[2])), rows, cols
+
+
+def _ct_template(
+    ctx: dict[str, Any], spec: PhantomSpec, shape: tuple[int, ...], corner: FloatArray
+) -> Dataset:
+    """Return the CT slice; each slice sets its UID, number, position and pixels."""
+    px = spec.ct_pixel_mm
+    x0, y0 = float(corner[0]), float(corner[1])
+    uid = make_uid(None, "", "")
+    ds = _base(ctx, CT_IMAGE_STORAGE, uid, "CT", ctx["ct_series_uid"])
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+    ds.SeriesDescription = "analytic phantom CT"
+    ds.InstanceNumber = 1
+    ds.PatientPosition = "HFS"
+    ds.ImagePositionPatient = [x0, y0, 0.0]
+    ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    ds.SliceLocation = 0.0
+    ds.SliceThickness = spec.contour_spacing_mm
+    ds.PixelSpacing = [px, px]
+    ds.KVP = 120
+    ds.Rows, ds.Columns = shape
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 0
+    ds.RescaleIntercept = -1024
+    ds.RescaleSlope = 1
+    ds.RescaleType = "HU"
+    return ds
 
 
 def _referenced(sop_class: str, sop_uid: str) -> Dataset:
