@@ -50,6 +50,7 @@ from etl.phantom.geometry import (
     polygon_area_mm2,
 )
 from etl.phantom.sections import section_polygon
+from etl.phantom.sections_batch import section_polygons
 from etl.phantom.spec import PhantomSpec, parse_spec
 from etl.phantom.truth import DEFAULT_METRICS, RoiTruth, roi_truth
 from etl.phantom.truth_numeric import numeric_roi_truth
@@ -75,11 +76,16 @@ def _contours(
 ) -> list[FloatArray]:
     tol = max(spec.contour_tolerance_mm, 1e-5 * solid.diameter_mm)
     out = []
-    for z in planes_mm:
-        poly = section_polygon(solid, float(z), tolerance_mm=tol)
-        while poly is not None and len(poly) > _MAX_VERTICES:
-            tol *= 4.0
-            poly = section_polygon(solid, float(z), tolerance_mm=tol)
+    polys = section_polygons(solid, planes_mm, tolerance_mm=tol)
+    start = 0  # polys[k - start] is plane k's section at the current tolerance
+    for k, z in enumerate(planes_mm):
+        poly = polys[k - start]
+        if poly is not None and len(poly) > _MAX_VERTICES:
+            while poly is not None and len(poly) > _MAX_VERTICES:
+                tol *= 4.0  # and for the planes after this one too
+                poly = section_polygon(solid, float(z), tolerance_mm=tol)
+            start = k + 1
+            polys = section_polygons(solid, planes_mm[start:], tolerance_mm=tol)
         if poly is not None:
             out.append(poly)
     return out
