@@ -16,10 +16,10 @@ from pathlib import Path
 from etl.deid.identity import raw_pseudonym
 from etl.deid.keys import CentreKey
 from etl.deid.pseudonymise import DeidOutcome, deidentify_bytes
-from etl.dicom.index import IndexedObject, index_bytes
+from etl.dicom.index import IndexedObject, index_bytes, index_dataset
 from etl.errors import EtlError
 from etl.ingest.files import read_file
-from etl.ingest.qa import Finding, Reason, check_integrity, classify_deid_refusal
+from etl.ingest.qa import Finding, Reason, classify_deid_refusal, read_checked
 from etl.ingest.quarantine import stash_raw
 from omop.filestore import FileStore
 
@@ -95,7 +95,7 @@ def prepare_file(
         out.seconds = time.perf_counter() - start
         return out
 
-    problem = check_integrity(data)
+    problem, parsed = read_checked(data)
     if problem is not None:
         return held(problem)
     if not src.pseudonymised:
@@ -106,11 +106,18 @@ def prepare_file(
         result = deidentify_bytes(data, key)
         if result.outcome is DeidOutcome.QUARANTINED or result.data is None:
             return held(Finding(classify_deid_refusal(result.reason), result.reason))
+        if result.data is not data:  # pseudonymised now: the header changed
+            parsed = None
         data = result.data
     store = FileStore(Path(store_root))
     sha = store.put(data, durable=False)  # run_import syncs before any load
     try:
-        out.obj = index_bytes(data, str(store.path(sha)), sha, keywords)
+        where = str(store.path(sha))
+        out.obj = (
+            index_bytes(data, where, sha, keywords)
+            if parsed is None
+            else index_dataset(parsed, where, sha, keywords)  # parsed once
+        )
     except EtlError as exc:
         return held(Finding(Reason.UNREADABLE, str(exc)))
     out.sha256 = sha

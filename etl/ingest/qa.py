@@ -129,11 +129,24 @@ def check_integrity(data: bytes) -> Finding | None:
     Finding or None
         ``not-dicom``, ``unreadable`` or None when the object reads whole.
     """
+    return read_checked(data)[0]
+
+
+def read_checked(data: bytes) -> tuple[Finding | None, pydicom.Dataset | None]:
+    """Check an encoded object as :func:`check_integrity` and return it parsed.
+
+    Returns
+    -------
+    tuple
+        The finding (None when the object reads whole) and the parsed data set
+        (None when there is a finding), so that the header index need not parse the
+        object again.
+    """
     has_prefix = (len(data) >= 132 and data[128:132] == b"DICM") or data[:4] == b"DICM"  # noqa: PLR2004
     if not has_prefix and data[:2] not in (b"\x08\x00", b"\x02\x00"):
         return Finding(
             Reason.NOT_DICOM, "no DICM prefix and no DICOM element at the start"
-        )
+        ), None
     try:
         meta, body = split_file(data)
         syntax = meta.get(0x00020010, b"").decode("ascii", "replace").rstrip("\x00 ")
@@ -142,20 +155,21 @@ def check_integrity(data: bytes) -> Finding | None:
                              syntax == _IMPLICIT_LE, lambda _t, _vr: False)  # fmt: skip
     except DeidRefusedError as exc:
         if "not DICOM" in exc.reason and not has_prefix:
-            return Finding(Reason.NOT_DICOM, exc.reason)
-        return Finding(Reason.UNREADABLE, exc.reason)
+            return Finding(Reason.NOT_DICOM, exc.reason), None
+        return Finding(Reason.UNREADABLE, exc.reason), None
     try:
         ds = pydicom.dcmread(io.BytesIO(data), force=True)
     except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError,
             AttributeError, IndexError, OverflowError) as exc:  # fmt: skip
-        return Finding(Reason.UNREADABLE, f"cannot be parsed ({type(exc).__name__})")
+        reason = f"cannot be parsed ({type(exc).__name__})"
+        return Finding(Reason.UNREADABLE, reason), None
     if "SOPClassUID" not in ds and "Modality" not in ds:
-        return Finding(Reason.NOT_DICOM, "no SOP Class UID or Modality")
+        return Finding(Reason.NOT_DICOM, "no SOP Class UID or Modality"), None
     if _PIXEL_DATA in ds:
         problem = _pixel_length_problem(ds)
         if problem:
-            return Finding(Reason.UNREADABLE, problem)
-    return None
+            return Finding(Reason.UNREADABLE, problem), None
+    return None, ds
 
 
 def _pixel_length_problem(ds: pydicom.Dataset) -> str | None:
