@@ -21,7 +21,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -118,6 +118,23 @@ def _write_patient(
     )
 
 
+def _written(patient: NationalPatient, out: Path) -> bool:
+    """Whether a previous run wrote the patient (``truth.json`` is written last)."""
+    folder = out / patient.centre / "dicom" / patient.hospital_id
+    return (folder / "truth.json").is_file()
+
+
+def _result(fut: Future[None], patient: NationalPatient) -> None:
+    """Raise a worker's failure naming the patient (a dead worker too)."""
+    try:
+        fut.result()
+    except Exception as exc:
+        raise RuntimeError(
+            f"simulate: writing the DICOM-RT of {patient.hospital_id} failed: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+
+
 def write_cohort_files(
     cohort: NationalCohort,
     out_dir: str | Path,
@@ -131,6 +148,8 @@ def write_cohort_files(
 
     ``workers > 1`` writes the patients' DICOM-RT in that many processes; the files
     are the same (each patient's phantom depends on its own spec and ``seed`` only).
+    A patient whose folder already holds its ``truth.json`` (written last) is not
+    written again, so an interrupted run resumes where it stopped.
 
     Returns
     -------
@@ -142,19 +161,25 @@ def write_cohort_files(
     by_centre: dict[str, list[NationalPatient]] = {}
     for patient in cohort.patients:
         by_centre.setdefault(patient.centre, []).append(patient)
-    if workers > 1:
+    todo = [p for p in cohort.patients if not _written(p, out)]
+    done = total - len(todo)
+    if progress is not None and done:
+        progress(done, total)
+    if workers > 1 and len(todo) > 1:
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-            futures = [
-                pool.submit(_write_patient, p, out, seed, truth_samples)
-                for p in cohort.patients
-            ]
-            for done, fut in enumerate(as_completed(futures), start=1):
-                fut.result()
+            futures = {
+                pool.submit(_write_patient, p, out, seed, truth_samples): p
+                for p in todo
+            }
+            for fut in as_completed(futures):
+                _result(fut, futures[fut])
+                done += 1
                 if progress is not None:
                     progress(done, total)
     else:
-        for done, patient in enumerate(cohort.patients, start=1):
+        for patient in todo:
             _write_patient(patient, out, seed, truth_samples)
+            done += 1
             if progress is not None:
                 progress(done, total)
     for centre, patients in by_centre.items():

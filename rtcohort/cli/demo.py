@@ -78,11 +78,14 @@ def demo(  # noqa: PLR0917
         console=console, transient=True,
     ) as bar:  # fmt: skip
         tasks: dict[str, int] = {}
+        logged: dict[str, int] = {}
 
         def progress(step: str, done: int, total: int) -> None:
             if step not in tasks:
                 tasks[step] = int(bar.add_task(step, total=total))
             bar.update(tasks[step], completed=done, total=total)  # type: ignore[arg-type]
+            if not console.is_terminal:  # a log: a line per tenth of each step
+                _log_line(logged, step, done, total, time.perf_counter() - started)
 
         try:
             report = run_demo(
@@ -107,6 +110,16 @@ def demo(  # noqa: PLR0917
         code = run_server(port, address, settings.data_dir / "keys")
         if code:
             raise typer.Exit(code)
+
+
+def _log_line(
+    logged: dict[str, int], step: str, done: int, total: int, elapsed_s: float
+) -> None:
+    """Print progress as plain lines (a log: the output is not a terminal)."""
+    tenth = 10 * done // max(total, 1)
+    if logged.get(step, -1) < tenth:
+        logged[step] = tenth
+        console.print(f"[{elapsed_s:7.1f} s] {step}: {done}/{total}", highlight=False)
 
 
 def _print_accounts(report: DemoReport, generated: str | None) -> None:
