@@ -9,7 +9,9 @@
   :func:`cohort.service.record_consent` (``rtcohort consent record``);
 - :func:`import_mapping`: the centres' naming rules (``rtcohort mapping import``);
 - :func:`import_outcomes`: toxicity and PROMs through
-  :mod:`cohort.clinical_import` (``rtcohort toxicity import`` / ``prom import``).
+  :mod:`cohort.clinical_import` (``rtcohort toxicity import`` / ``prom import``);
+- :func:`record_followup_events`: deaths and withdrawals (without erasure) through
+  :mod:`cohort.service` (``rtcohort followup record --death``, ``consent withdraw``).
 
 Every step is idempotent: a re-run finds what is there and adds nothing.
 """
@@ -37,6 +39,7 @@ __all__ = [
     "import_mapping",
     "import_outcomes",
     "record_consents",
+    "record_followup_events",
     "workers_for",
     "write_cohort",
 ]
@@ -60,6 +63,11 @@ def workers_for(patients: int) -> int:
 
 #: Parallel associations of the demo's sender (pynetdicom waits by polling).
 SEND_ASSOCIATIONS = 4
+
+#: Seconds the demo's sender and receiver wait for a message before giving up: on a
+#: loaded machine a C-STORE (pseudonymise, fsync) can take far longer than
+#: pynetdicom's 30 s default, which aborted full-size runs.
+SEND_TIMEOUT_S = 600.0
 
 #: ``(done, total)`` progress callback.
 Tick = Callable[[int, int], None]
@@ -114,13 +122,14 @@ def deliver(
         port=0,
         allowed_callers=[DEMO_CALLING_AE],
         key=key,
+        timeout_s=SEND_TIMEOUT_S,
     )
     node.start()
     try:
         sent = send_files(
             files, host="127.0.0.1", port=node.port, called_ae=DEMO_RECEIVER_AE,
             calling_ae=DEMO_CALLING_AE, associations=SEND_ASSOCIATIONS,
-            progress=tick,
+            progress=tick, timeout_s=SEND_TIMEOUT_S,
         )  # fmt: skip
     finally:
         node.stop()
@@ -204,3 +213,48 @@ def import_outcomes(
         for outcome, n in summary.outcomes.items():
             out[outcome] = out.get(outcome, 0) + n
     return out
+
+
+def record_followup_events(
+    session: Session, username: str, centre: str, key: CentreKey, followup_csv: Path
+) -> dict[str, int]:
+    """Record the centre's deaths and withdrawals (``followup.csv``), once each.
+
+    A withdrawal keeps the person's data (no erasure). Dates are shifted with the
+    centre key, as the CLI does. Returns the events recorded now by kind.
+    """
+    from cohort.consent import find_person, history
+    from cohort.service import acting_user, record_followup, withdraw
+    from etl.deid.identity import identify
+    from omop.cdm import Death
+
+    actor = acting_user(session, username)
+    recorded = {"death": 0, "withdrawal": 0}
+    with followup_csv.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for row in rows:
+        who = identify(key, row["hospital_id"])
+        person = find_person(session, who.pseudonym)
+        if person is None:
+            continue  # not enrolled here (nothing to follow)
+        day = who.shift(datetime.date.fromisoformat(row["date"]))
+        if row["event"] == "death":
+            if session.get(Death, person.person_id) is None:
+                record_followup(
+                    session, actor, centre_code=centre, pseudonym=who.pseudonym,
+                    death=day,
+                )  # fmt: skip
+                recorded["death"] += 1
+        elif row["event"] == "withdrawal":
+            states = {e.state for e in history(session, person.person_id)}
+            if "withdrawn" not in states:
+                withdraw(
+                    session, actor, centre_code=centre, pseudonym=who.pseudonym,
+                    event_date=day, erase=False,
+                )  # fmt: skip
+                recorded["withdrawal"] += 1
+        else:
+            raise ValueError(
+                f"{followup_csv}: event {row['event']!r}: expected death or withdrawal"
+            )
+    return recorded

@@ -82,6 +82,9 @@ class Receiver:
         Calling AE titles accepted; empty accepts any caller.
     key : CentreKey, optional
         When given, every object is pseudonymised before it is written.
+    timeout_s : float
+        How long an association may wait for the next message (pynetdicom's ACSE,
+        DIMSE and network timeouts) before the receiver aborts it.
     """
 
     def __init__(
@@ -93,6 +96,7 @@ class Receiver:
         host: str = "127.0.0.1",
         allowed_callers: Sequence[str] = (),
         key: CentreKey | None = None,
+        timeout_s: float = 60.0,
     ) -> None:
         self.inbox = inbox
         self.key = key
@@ -101,6 +105,8 @@ class Receiver:
         self._ae.require_called_aet = True
         self._ae.require_calling_aet = list(allowed_callers)
         self._ae.maximum_pdu_size = 0  # no limit: fewer, larger PDUs
+        self._ae.acse_timeout = self._ae.dimse_timeout = timeout_s
+        self._ae.network_timeout = timeout_s
         for context in AllStoragePresentationContexts:
             self._ae.add_supported_context(
                 cast(str, context.abstract_syntax), ALL_TRANSFER_SYNTAXES

@@ -72,9 +72,11 @@ def _send_group(  # noqa: PLR0917
     called_ae: str,
     calling_ae: str,
     sent: Callable[[str, int], None],
+    timeout_s: float,
 ) -> None:
     ae = AE(ae_title=calling_ae)
     ae.maximum_pdu_size = 0
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout_s
     for sop_class, syntaxes in sorted(contexts.items()):
         for syntax in sorted(syntaxes):
             ae.add_requested_context(sop_class, syntax)
@@ -89,7 +91,14 @@ def _send_group(  # noqa: PLR0917
             if not assoc.is_established:
                 raise SendError(f"{called_ae}@{host}:{port} aborted the association")
             status = assoc.send_c_store(path)
-            sent(str(path), int(status.Status) if "Status" in status else -1)
+            answered = "Status" in status
+            if not answered and not assoc.is_established:
+                raise SendError(
+                    f"{called_ae}@{host}:{port}: no response to the C-STORE of "
+                    f"{path.name} within {timeout_s:g} s, or the node aborted the "
+                    "association"
+                )
+            sent(str(path), int(status.Status) if answered else -1)
     finally:
         if assoc.is_established:
             assoc.release()
@@ -104,6 +113,7 @@ def send_files(
     calling_ae: str = "RTCOHORT-SCU",
     associations: int = 1,
     progress: Callable[[int, int], None] | None = None,
+    timeout_s: float = 60.0,
 ) -> SendSummary:
     """Send ``files`` (Part-10 DICOM) to ``host:port``.
 
@@ -119,6 +129,9 @@ def send_files(
         Associations in parallel, each sending a contiguous share of ``files``.
     progress
         ``progress(done, total)`` after each file.
+    timeout_s
+        How long to wait for the association, each response and any message
+        (pynetdicom's ACSE, DIMSE and network timeouts).
 
     Returns
     -------
@@ -128,7 +141,8 @@ def send_files(
     Raises
     ------
     SendError
-        When an association is rejected or aborted.
+        When an association is rejected or aborted, or a response does not come
+        within ``timeout_s``.
 
     Examples
     --------
@@ -156,7 +170,7 @@ def send_files(
     with ThreadPoolExecutor(max_workers=len(groups)) as pool:
         futures = [
             pool.submit(_send_group, g, contexts, host, port, called_ae, calling_ae,
-                        sent)
+                        sent, timeout_s)
             for g in groups
         ]  # fmt: skip
         for fut in futures:
