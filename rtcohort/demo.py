@@ -14,7 +14,6 @@ same sizes goes straight to the summary. :func:`reset_demo` starts over.
 
 from __future__ import annotations
 
-import datetime
 import json
 import shutil
 import time
@@ -79,6 +78,8 @@ class DemoReport:
     seconds: dict[str, float] = field(default_factory=dict)
     #: Quality checks failing their threshold (known failures excepted).
     quality_failed: int = 0
+    #: Deaths and withdrawals recorded (this run).
+    followup: Counter[str] = field(default_factory=Counter)
 
     @property
     def ingest_patients_per_min(self) -> float | None:
@@ -287,6 +288,18 @@ def _build(  # noqa: PLR0917
     tick("toxicity + PROMs", len(keys), len(keys))
     clock.phase("outcomes", t0)
 
+    t0 = time.perf_counter()
+    for i, (code, (_, key)) in enumerate(keys.items()):
+        tick("deaths + withdrawals", i, len(keys))
+        with factory.begin() as session:
+            report.followup.update(
+                steps.record_followup_events(
+                    session, username, code, key, sim / code / "followup.csv"
+                )
+            )
+    tick("deaths + withdrawals", len(keys), len(keys))
+    clock.phase("follow-up", t0)
+
 
 def _send_and_import(  # noqa: PLR0917
     factory: sessionmaker[Session],
@@ -354,10 +367,11 @@ def _summarise_and_export(
     data_dir: Path,
 ) -> None:
     """Read the report back and export the dose metrics to ``demo/dose_metrics.csv``."""
+    from rtcohort.demo_summary import summarise
     from rtcohort.wiring import CohortExportAccess
 
     with factory.begin() as session:
-        _summarise(session, report, codes, username)
+        summarise(session, report, codes, username)
         access = CohortExportAccess(session, username)
         from etl.store.export import dose_metric_table, write_csv
 
@@ -367,47 +381,3 @@ def _summarise_and_export(
     out = data_dir / "demo" / "dose_metrics.csv"
     write_csv(out, report.metrics)
     report.csv_path = out
-
-
-def _summarise(
-    session: Session, report: DemoReport, codes: list[str], username: str
-) -> None:
-    from cohort.consent import person_count
-    from cohort.service import acting_user, recruitment_report
-    from etl.ingest.quarantine import held_items
-    from etl.store.report import datasets_by_centre, mapping_counts
-    from instruments.counts import prom_counts
-    from instruments.store import read_toxicity
-
-    rec = {
-        r.centre: r
-        for r in recruitment_report(
-            session,
-            acting_user(session, username),
-            start=datetime.date(1900, 1, 1),
-            end=datetime.date(2100, 1, 1),
-        )
-    }
-    loaded = datasets_by_centre(session)
-    held_by_centre: Counter[str] = Counter()
-    for item in held_items(session):
-        held_by_centre[item.centre] += 1
-        report.held[item.reason_code] += 1
-    proms = prom_counts(session)
-    for code in codes:
-        r = rec.get(code)
-        row = CentreRow(code, loaded=loaded.get(code, 0),
-                        held_files=held_by_centre[code])  # fmt: skip
-        if r is not None:
-            row.enrolled, row.consented, row.declined, row.rate = (
-                r.eligible, r.consented, r.declined, r.rate
-            )  # fmt: skip
-        row.proms = {tp: n for (c, tp), n in proms.items() if c == code}
-        report.centres.append(row)
-    report.persons = person_count(session)
-    report.mapped, report.unmapped = mapping_counts(session)
-    tox = read_toxicity(session)
-    if not tox.empty:  # the worst grade of each person per term
-        worst = tox.groupby(["person_id", "term"])["grade"].max()
-        for (_, term), grade in worst.items():
-            report.toxicity[(str(term), int(grade))] += 1

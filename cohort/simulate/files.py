@@ -7,6 +7,10 @@ Layout under ``out_dir``::
     <centre>/proms.json             FHIR Bundle of QuestionnaireResponses (QLQ-C30)
     <centre>/toxicity.json          FHIR Bundle of AdverseEvents (CTCAE v5.0)
     <centre>/consent.csv            hospital_id, year_of_birth, sex, site, state, date
+    <centre>/followup.csv           hospital_id, event (death, withdrawal), date: the
+                                    enrolled patients' deaths (before any withdrawal)
+                                    and withdrawals, for ``followup record --death``
+                                    and ``consent withdraw`` (no erasure)
     mapping_rules.csv               the centres' local names -> TG-263 (for
                                     ``rtcohort mapping import``; the patient-level
                                     variants and typos are left for the unmapped list)
@@ -90,6 +94,20 @@ def _write_consent(path: Path, patients: list[NationalPatient]) -> None:
                 [p.hospital_id, p.year_of_birth, p.sex, p.site, state,
                  p.consent_date.isoformat()]
             )  # fmt: skip
+
+
+def _write_followup(path: Path, patients: list[NationalPatient]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(["hospital_id", "event", "date"])
+        for p in patients:
+            if not p.consented:
+                continue
+            withdrawn = p.withdrawn_on
+            if p.died_on is not None and (withdrawn is None or p.died_on < withdrawn):
+                writer.writerow([p.hospital_id, "death", p.died_on.isoformat()])
+            if withdrawn is not None:
+                writer.writerow([p.hospital_id, "withdrawal", withdrawn.isoformat()])
 
 
 def _write_rules(path: Path, cohort: NationalCohort) -> None:
@@ -191,5 +209,6 @@ def write_cohort_files(
             json.dumps(adverse_event_bundle(gradings)), encoding="utf-8"
         )
         _write_consent(folder / "consent.csv", patients)
+        _write_followup(folder / "followup.csv", patients)
     _write_rules(out / "mapping_rules.csv", cohort)
     return out
