@@ -1,9 +1,14 @@
-"""`rtcohort demo`, small (2 centres x 2 patients), on each backend: twice; --reset."""
+"""`rtcohort demo`, small (2 centres x 2 patients), on each backend: twice; --reset.
+
+One demo is built per backend and test session (:func:`small_demo`); the tests read
+it, and the --reset test (last) rebuilds it from nothing.
+"""
 
 from __future__ import annotations
 
 import csv
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -20,8 +25,51 @@ from omop.cdm import Measurement, Observation, Person, SurveyConduct
 from omop.engine import make_engine, session_factory
 from omop.ingest_tables import Dvh, QuarantineItem
 from rtcohort.cli import app
+from tests.conftest import BACKENDS, _new_url
 
 _TABLES = (Person, Dvh, Measurement, Observation, SurveyConduct, QuarantineItem)
+
+
+_ARGS = ["demo", "--centres", "2", "--patients", "2", "--seed", "2", "--no-serve"]
+
+
+@dataclass(frozen=True)
+class BuiltDemo:
+    """A demo built by the CLI: its database, data directory and first output."""
+
+    url: str
+    data: Path
+    output: str
+    counts: dict[str, int]
+
+    def use(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Point the CLI at this demo (as the build did)."""
+        _demo_env(monkeypatch, self.url, self.data)
+
+
+def _demo_env(monkeypatch: pytest.MonkeyPatch, url: str, data: Path) -> None:
+    monkeypatch.setenv("RTCOHORT_DATA_DIR", str(data))
+    monkeypatch.setenv("RTCOHORT_DATABASE_URL", url)
+    monkeypatch.setenv("RTCOHORT_ADMIN_PASSWORD", "demo-test-password")
+    monkeypatch.setenv("RTCOHORT_DEMO_PASSWORD", "demo-accounts-password")
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def small_demo(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> BuiltDemo:
+    """The 2 x 2 demo on each backend, built once per test session."""
+    tmp = tmp_path_factory.mktemp("demo")
+    url = _new_url(request, request.param, tmp)
+    data = tmp / "data"
+    with pytest.MonkeyPatch.context() as mp:
+        _demo_env(mp, url, data)
+        first = CliRunner().invoke(app, _ARGS)
+    assert first.exit_code == 0, first.output
+    engine = make_engine(url)
+    counts = _counts(engine)
+    engine.dispose()
+    return BuiltDemo(url, data, first.output, counts)
 
 
 def _counts(engine: Engine) -> dict[str, int]:
@@ -68,45 +116,13 @@ def _arrived_through_receiver(engine: Engine, data: Path) -> None:
     assert {callers.get(h) for h in imported} == {DEMO_CALLING_AE}
 
 
-def test_reset_starts_over(
-    fresh_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    data = tmp_path / "data"
-    monkeypatch.setenv("RTCOHORT_DATA_DIR", str(data))
-    monkeypatch.setenv("RTCOHORT_DATABASE_URL", fresh_url)
-    monkeypatch.setenv("RTCOHORT_ADMIN_PASSWORD", "demo-test-password")
-    monkeypatch.setenv("RTCOHORT_DEMO_PASSWORD", "demo-accounts-password")
-    args = ["demo", "--centres", "1", "--patients", "1", "--seed", "2", "--no-serve"]
-    first = CliRunner().invoke(app, args)
-    assert first.exit_code == 0, first.output
-    engine = make_engine(fresh_url)
-    counts = _counts(engine)
-    engine.dispose()
-    planted = data / "demo" / "sim" / "planted.txt"
-    planted.write_text("from the first run")
-    third = CliRunner().invoke(app, [*args, "--reset"])
-    assert third.exit_code == 0, third.output
-    assert "reused" not in third.output
-    assert not planted.exists()
-    engine = make_engine(fresh_url)
-    assert _counts(engine) == counts  # the same cohort, built again from nothing
-    _arrived_through_receiver(engine, data)
-    engine.dispose()
-
-
 def test_demo_small_twice(
-    fresh_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    small_demo: BuiltDemo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    data = tmp_path / "data"
-    monkeypatch.setenv("RTCOHORT_DATA_DIR", str(data))
-    monkeypatch.setenv("RTCOHORT_DATABASE_URL", fresh_url)
-    monkeypatch.setenv("RTCOHORT_ADMIN_PASSWORD", "demo-test-password")
-    monkeypatch.setenv("RTCOHORT_DEMO_PASSWORD", "demo-accounts-password")
-    args = ["demo", "--centres", "2", "--patients", "2", "--seed", "2", "--no-serve"]
-    first = CliRunner().invoke(app, args)
-    assert first.exit_code == 0, first.output
-    engine = make_engine(fresh_url)
-    counts = _counts(engine)
+    small_demo.use(monkeypatch)
+    data, args = small_demo.data, _ARGS
+    engine = make_engine(small_demo.url)
+    counts = small_demo.counts
 
     cohort = simulate_national(SimulationParams(centres=2, patients=2, seed=2))
     assert counts["person"] == len(cohort.patients)
@@ -151,10 +167,10 @@ def test_demo_small_twice(
     }
 
     _assert_demo_accounts(engine)
-    assert "clinician-hus" in first.output
-    assert "web app on" not in first.output  # --no-serve
-    assert "patients/min" in first.output
-    _assert_ohdsi_ready(engine, ids[pseudo[consented.index(False)]], first.output)
+    assert "clinician-hus" in small_demo.output
+    assert "web app on" not in small_demo.output  # --no-serve
+    assert "patients/min" in small_demo.output
+    _assert_ohdsi_ready(engine, ids[pseudo[consented.index(False)]], small_demo.output)
 
     second = CliRunner().invoke(app, args)
     assert second.exit_code == 0, second.output
@@ -239,3 +255,21 @@ def _assert_ohdsi_ready(engine: Engine, declined: int, output: str) -> None:
         ).all()
         assert source == [("rtcohort", "v5.4")]
     assert "data quality: every applicable check passes" in output
+
+
+def test_reset_starts_over(
+    small_demo: BuiltDemo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--reset deletes the demo and builds the same cohort again (last: it rebuilds)."""
+    small_demo.use(monkeypatch)
+    data = small_demo.data
+    planted = data / "demo" / "sim" / "planted.txt"
+    planted.write_text("from the first run")
+    again = CliRunner().invoke(app, [*_ARGS, "--reset"])
+    assert again.exit_code == 0, again.output
+    assert "reused" not in again.output
+    assert not planted.exists()
+    engine = make_engine(small_demo.url)
+    assert _counts(engine) == small_demo.counts  # the same cohort, from nothing
+    _arrived_through_receiver(engine, data)
+    engine.dispose()
