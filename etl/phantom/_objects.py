@@ -210,6 +210,7 @@ def write_rtstruct(
     ct_by_z = {round(z, 6): uid for uid, z, _ in ct}
     rois, roi_contours, observations = [], [], []
     items: list[Dataset] = []
+    encoded: dict[int, RawDataElement] = {}
     labels = [(r.name, str(r.interpreted_type)) for r in spec.rois]
     labels += [(u.name, str(u.interpreted_type)) for u in spec.unions]
     for number, ((name, kind), polys) in enumerate(
@@ -233,7 +234,9 @@ def write_rtstruct(
             ]
             c.ContourGeometricType = "CLOSED_PLANAR"
             c.NumberOfContourPoints = len(poly)
-            c[0x30060050] = _ds_raw(0x30060050, poly)
+            if id(poly) not in encoded:  # a union repeats its parts' polygons
+                encoded[id(poly)] = _ds_raw(0x30060050, poly)
+            c[0x30060050] = encoded[id(poly)]
             seq.append(c)
             items.append(c)
         rc.ContourSequence = seq
