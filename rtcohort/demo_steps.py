@@ -64,10 +64,13 @@ def workers_for(patients: int) -> int:
 #: Parallel associations of the demo's sender (pynetdicom waits by polling).
 SEND_ASSOCIATIONS = 4
 
-#: Seconds the demo's sender and receiver wait for a message before giving up: on a
-#: loaded machine a C-STORE (pseudonymise, fsync) can take far longer than
-#: pynetdicom's 30 s default, which aborted full-size runs.
-SEND_TIMEOUT_S = 600.0
+#: Seconds the demo's sender and receiver wait for a message before giving up (a
+#: C-STORE pseudonymises and fsyncs: slow on a loaded machine), and the new
+#: associations a sender may open after a lost one. Full-size runs lost an
+#: association now and then (a C-STORE request never answered, pynetdicom 3.0.4,
+#: four associations in parallel) and stopped with "aborted the association".
+SEND_TIMEOUT_S = 120.0
+SEND_RETRIES = 3
 
 #: ``(done, total)`` progress callback.
 Tick = Callable[[int, int], None]
@@ -129,7 +132,7 @@ def deliver(
         sent = send_files(
             files, host="127.0.0.1", port=node.port, called_ae=DEMO_RECEIVER_AE,
             calling_ae=DEMO_CALLING_AE, associations=SEND_ASSOCIATIONS,
-            progress=tick, timeout_s=SEND_TIMEOUT_S,
+            progress=tick, timeout_s=SEND_TIMEOUT_S, retries=SEND_RETRIES,
         )  # fmt: skip
     finally:
         node.stop()

@@ -14,6 +14,7 @@ most of its time idle).
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 from collections.abc import Callable, Sequence
@@ -25,6 +26,8 @@ from pydicom.filereader import read_file_meta_info
 from pynetdicom import AE
 
 from etl.errors import EtlError
+
+_LOG = logging.getLogger(__name__)
 
 __all__ = ["SendError", "SendSummary", "send_files"]
 
@@ -73,13 +76,39 @@ def _send_group(  # noqa: PLR0917
     calling_ae: str,
     sent: Callable[[str, int], None],
     timeout_s: float,
+    retries: int,
 ) -> None:
+    """Send ``files`` in order, on a new association after a lost one.
+
+    Sending resumes at the first file without a response, at most ``retries`` times.
+    """
     ae = AE(ae_title=calling_ae)
     ae.maximum_pdu_size = 0
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout_s
     for sop_class, syntaxes in sorted(contexts.items()):
         for syntax in sorted(syntaxes):
             ae.add_requested_context(sop_class, syntax)
+    position = [0]  # the next file to send
+    for attempt in range(retries + 1):
+        try:
+            _send_run(ae, files, position, host, port, called_ae, sent, timeout_s)
+            return
+        except SendError as exc:
+            if attempt == retries or position[0] == len(files):
+                raise
+            _LOG.warning("%s; resending from file %d", exc, position[0] + 1)
+
+
+def _send_run(  # noqa: PLR0917
+    ae: AE,
+    files: Sequence[Path],
+    position: list[int],
+    host: str,
+    port: int,
+    called_ae: str,
+    sent: Callable[[str, int], None],
+    timeout_s: float,
+) -> None:
     assoc = ae.associate(host, port, ae_title=called_ae)
     if not assoc.is_established:
         raise SendError(f"{called_ae}@{host}:{port} refused the association")
@@ -87,7 +116,8 @@ def _send_group(  # noqa: PLR0917
     if sock is not None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
-        for path in files:
+        while position[0] < len(files):
+            path = files[position[0]]
             if not assoc.is_established:
                 raise SendError(f"{called_ae}@{host}:{port} aborted the association")
             status = assoc.send_c_store(path)
@@ -99,9 +129,12 @@ def _send_group(  # noqa: PLR0917
                     "association"
                 )
             sent(str(path), int(status.Status) if answered else -1)
+            position[0] += 1
     finally:
         if assoc.is_established:
             assoc.release()
+        elif assoc.is_alive():
+            assoc.abort()
 
 
 def send_files(
@@ -114,6 +147,7 @@ def send_files(
     associations: int = 1,
     progress: Callable[[int, int], None] | None = None,
     timeout_s: float = 60.0,
+    retries: int = 0,
 ) -> SendSummary:
     """Send ``files`` (Part-10 DICOM) to ``host:port``.
 
@@ -132,6 +166,10 @@ def send_files(
     timeout_s
         How long to wait for the association, each response and any message
         (pynetdicom's ACSE, DIMSE and network timeouts).
+    retries
+        New associations an association's share of the files may use after a lost
+        one (no response within ``timeout_s``, or aborted): sending resumes at the
+        first file without a response (the receiver stores a repeated object once).
 
     Returns
     -------
@@ -170,7 +208,7 @@ def send_files(
     with ThreadPoolExecutor(max_workers=len(groups)) as pool:
         futures = [
             pool.submit(_send_group, g, contexts, host, port, called_ae, calling_ae,
-                        sent, timeout_s)
+                        sent, timeout_s, retries)
             for g in groups
         ]  # fmt: skip
         for fut in futures:

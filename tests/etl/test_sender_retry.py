@@ -1,0 +1,46 @@
+"""The sender resends on a new association after a C-STORE without a response."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from pynetdicom import AE, AllStoragePresentationContexts, evt
+
+from etl.arrive.sender import send_files
+from etl.phantom.spec import spec_from_options
+from etl.phantom.write import write_phantom
+
+
+def test_lost_response_is_resent_on_a_new_association(tmp_path: Path) -> None:
+    spec = spec_from_options("sphere", 10, dose_grid_mm=2, contour_spacing_mm=2)
+    write_phantom(tmp_path / "set", spec, seed=1)
+    files = sorted((tmp_path / "set").glob("*.dcm"))
+    stored: list[str] = []
+    stalled = threading.Event()
+
+    def on_store(event: Any) -> int:
+        uid = str(event.request.AffectedSOPInstanceUID)
+        if len(stored) == 2 and not stalled.is_set():  # the third: answer too late
+            stalled.set()
+            time.sleep(3.0)
+        stored.append(uid)
+        return 0x0000
+
+    scp = AE(ae_title="RTCOHORT")
+    scp.supported_contexts = AllStoragePresentationContexts
+    server = scp.start_server(
+        ("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)]
+    )
+    try:
+        port = int(server.server_address[1])
+        done = send_files(files, host="127.0.0.1", port=port, timeout_s=1.0, retries=2)
+    finally:
+        server.shutdown()
+    assert stalled.is_set()
+    assert done.sent == len(files) and not done.failed
+    # every object arrived, the late one twice (a receiver keeps one copy)
+    assert len(set(stored)) == len(files)
+    assert len(stored) == len(files) + 1
