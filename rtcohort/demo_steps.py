@@ -69,8 +69,8 @@ SEND_ASSOCIATIONS = 4
 #: associations a sender may open after a lost one. Full-size runs lost an
 #: association now and then (a C-STORE request never answered, pynetdicom 3.0.4,
 #: four associations in parallel) and stopped with "aborted the association".
-SEND_TIMEOUT_S = 120.0
-SEND_RETRIES = 3
+SEND_TIMEOUT_S = 30.0
+SEND_RETRIES = 5
 
 #: ``(done, total)`` progress callback.
 Tick = Callable[[int, int], None]
