@@ -8,6 +8,7 @@ stored DVHs carry a TG-263 name.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass
 
@@ -16,7 +17,13 @@ from sqlalchemy.orm import Session
 
 from omop.ingest_tables import Dvh, IngestDataset
 
-__all__ = ["UnmappedName", "datasets_by_centre", "mapping_counts", "unmapped_names"]
+__all__ = [
+    "UnmappedName",
+    "datasets_by_centre",
+    "mapping_counts",
+    "unmapped_names",
+    "warning_counts",
+]
 
 
 @dataclass(frozen=True)
@@ -59,3 +66,22 @@ def datasets_by_centre(session: Session) -> dict[str, int]:
         select(IngestDataset.centre, func.count()).group_by(IngestDataset.centre)
     ).all()
     return {str(centre): int(n) for centre, n in rows}
+
+
+def warning_counts(session: Session) -> list[tuple[str, str, int]]:
+    """Return ``(centre, warning code, datasets)`` of the QA warnings of loaded data.
+
+    The warnings are stored with each dataset as a JSON list of ``{"code",
+    "detail"}``; identical lists are grouped in SQL and counted once per dataset.
+    """
+    rows = session.execute(
+        select(IngestDataset.centre, IngestDataset.warnings, func.count())
+        .where(IngestDataset.warnings.not_in(["", "[]"]))
+        .group_by(IngestDataset.centre, IngestDataset.warnings)
+    ).all()
+    counts: Counter[tuple[str, str]] = Counter()
+    for centre, text, n in rows:
+        codes = {str(f.get("code", "")) for f in json.loads(text or "[]")}
+        for code in codes:
+            counts[(str(centre), code)] += int(n)
+    return [(c, code, n) for (c, code), n in sorted(counts.items())]

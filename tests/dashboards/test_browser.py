@@ -350,3 +350,39 @@ def _site(served: Served, pseudonym: str) -> str:
         rows = list_patients(s, acting_user(s, "admin"))
     engine.dispose()
     return next(r.treatment_site for r in rows if r.pseudonym == pseudonym)
+
+
+#: The benchmark pages: menu label -> how many charts the demo shows on it.
+BENCHMARK_PAGES = {"Cohort overview": 4, "Data completeness": 1}
+
+
+def _settled(page: Any, charts: int) -> None:
+    """Wait for ``charts`` drawn charts and the script to stop running."""
+    page.locator("[data-testid='stVegaLiteChart'] canvas, "
+                 "[data-testid='stVegaLiteChart'] svg").nth(charts - 1).wait_for()  # fmt: skip
+    page.wait_for_function(
+        "!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=30_000
+    )
+
+
+def test_viewer_opens_every_benchmark_page(served: Served, browser: Any) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    _sign_in(page, served.base, "viewer-hus")
+    page.get_by_text("viewer · HUS").wait_for()
+    for label, charts in BENCHMARK_PAGES.items():
+        started = time.perf_counter()
+        page.get_by_role("link", name=label).click()
+        page.get_by_role("heading", name=label).wait_for()
+        page.locator("[data-testid='stVegaLiteChart']").first.wait_for()
+        slug = label.lower().replace(" ", "-")
+        FIGURES[f"{slug}_first_chart_s"] = time.perf_counter() - started
+        _settled(page, charts)
+        FIGURES[f"{slug}_whole_page_s"] = time.perf_counter() - started
+        page.screenshot(path=served.shots / f"viewer-{slug}-1280.png", full_page=True)
+        assert page.locator("[data-testid='stException']").count() == 0, label
+        body = page.locator("body").inner_text()
+        assert "HUS" in body
+        assert "TAYS" not in body, label
+    context.close()
+    print(f"\nfigures: {FIGURES}")
