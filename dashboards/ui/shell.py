@@ -30,6 +30,7 @@ _PAGES: dict[str, str] = {
     "users": "nav.users",
     "cohort_overview": "nav.cohort",
     "completeness": "nav.completeness",
+    "dose": "nav.dose",
 }
 
 #: Pages reached from another page (with query parameters), not from the menu.
@@ -38,7 +39,7 @@ _NOT_IN_MENU = frozenset({"grading"})
 _DESK = ("consent", "reminders", "quarantine", "mapping")
 
 #: The benchmark pages (aggregates; issue 16).
-_BENCH = ("cohort_overview", "completeness")
+_BENCH = ("cohort_overview", "completeness", "dose")
 
 #: The pages each role sees, in menu order (the first is its home page).
 PAGES_BY_ROLE: dict[str, tuple[str, ...]] = {

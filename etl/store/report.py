@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, distinct, func, select
 from sqlalchemy.orm import Session
 
 from omop.ingest_tables import Dvh, IngestDataset
@@ -21,6 +22,7 @@ __all__ = [
     "UnmappedName",
     "datasets_by_centre",
     "mapping_counts",
+    "structure_counts",
     "unmapped_names",
     "warning_counts",
 ]
@@ -85,3 +87,13 @@ def warning_counts(session: Session) -> list[tuple[str, str, int]]:
         for code in codes:
             counts[(str(centre), code)] += int(n)
     return [(c, code, n) for (c, code), n in sorted(counts.items())]
+
+
+def structure_counts(session: Session, persons: Select[Any]) -> dict[str, int]:
+    """Return the number of persons in ``persons`` with a DVH of each TG-263 name."""
+    rows = session.execute(
+        select(Dvh.tg263_name, func.count(distinct(Dvh.person_id)))
+        .where(Dvh.tg263_name.is_not(None), Dvh.person_id.in_(persons))
+        .group_by(Dvh.tg263_name)
+    ).all()
+    return {str(name): int(n) for name, n in rows}

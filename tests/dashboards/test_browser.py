@@ -353,7 +353,7 @@ def _site(served: Served, pseudonym: str) -> str:
 
 
 #: The benchmark pages: menu label -> how many charts the demo shows on it.
-BENCHMARK_PAGES = {"Cohort overview": 4, "Data completeness": 1}
+BENCHMARK_PAGES = {"Cohort overview": 4, "Data completeness": 1, "Dose benchmarking": 2}
 
 
 def _settled(page: Any, charts: int) -> None:
