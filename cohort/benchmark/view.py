@@ -84,9 +84,14 @@ class CentreView:
         others = ~df["centre"].isin(own)
         out = df.copy()
         cols = list(count_columns)
-        out[cols] = out[cols].astype("float64")
-        hidden = suppress_small_cells(df[others], cols, MIN_COUNT, group_columns)
-        out.loc[others, cols] = hidden[cols]
+        out[cols] = out[cols].astype("float64")  # a withheld cell becomes NaN
+        hidden = suppress_small_cells(
+            df[others],
+            cols,
+            min_count=MIN_COUNT,
+            group_columns=tuple(group_columns or ()),
+        )
+        out.loc[others, cols] = hidden[cols].astype("float64")
         return out
 
 

@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session
 from web_world import World
 
 from cohort.benchmark import queries_dose
-from cohort.benchmark.control_chart import individuals_chart
 from cohort.permissions import Action, scope_for
 from cohort.users import get_user
 from omop.ingest_tables import Dvh
@@ -47,17 +46,6 @@ def _scope(session: Session, name: str) -> Any:
 
 def _heart(session: Session) -> Dvh:
     return session.scalars(select(Dvh).where(Dvh.tg263_name == "Heart")).one()
-
-
-def test_individuals_chart_hand_worked() -> None:
-    df = individuals_chart([1.0, 3.0, 2.0, 4.0], ["d1", "d2", "d3", "d4"])
-    mr_bar = (2 + 1 + 2) / 3
-    assert df["centre_line"].iloc[0] == pytest.approx(2.5)
-    assert df["ucl"].iloc[0] == pytest.approx(2.5 + 2.66 * mr_bar)
-    assert df["lcl"].iloc[0] == pytest.approx(2.5 - 2.66 * mr_bar)
-    assert not df["out_of_limits"].any()
-    flagged = individuals_chart([1.0, 1.1, 0.9, 1.0, 1.05, 9.0], list(range(6)))
-    assert flagged["out_of_limits"].tolist() == [False] * 5 + [True]
 
 
 def test_schemes_and_distribution_for_own_centre(db: Session) -> None:
