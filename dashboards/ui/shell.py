@@ -31,6 +31,7 @@ _PAGES: dict[str, str] = {
     "cohort_overview": "nav.cohort",
     "completeness": "nav.completeness",
     "dose": "nav.dose",
+    "outcomes": "nav.outcomes",
 }
 
 #: Pages reached from another page (with query parameters), not from the menu.
@@ -39,7 +40,7 @@ _NOT_IN_MENU = frozenset({"grading"})
 _DESK = ("consent", "reminders", "quarantine", "mapping")
 
 #: The benchmark pages (aggregates; issue 16).
-_BENCH = ("cohort_overview", "completeness", "dose")
+_BENCH = ("cohort_overview", "completeness", "dose", "outcomes")
 
 #: The pages each role sees, in menu order (the first is its home page).
 PAGES_BY_ROLE: dict[str, tuple[str, ...]] = {

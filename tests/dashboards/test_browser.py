@@ -353,7 +353,12 @@ def _site(served: Served, pseudonym: str) -> str:
 
 
 #: The benchmark pages: menu label -> how many charts the demo shows on it.
-BENCHMARK_PAGES = {"Cohort overview": 4, "Data completeness": 1, "Dose benchmarking": 2}
+BENCHMARK_PAGES = {
+    "Cohort overview": 4,
+    "Data completeness": 1,
+    "Dose benchmarking": 2,
+    "Outcome benchmarking": 1,
+}
 
 
 def _settled(page: Any, charts: int) -> None:

@@ -70,6 +70,7 @@ def test_pages_by_role(web: World) -> None:
         "cohort_overview",
         "completeness",
         "dose",
+        "outcomes",
     )
     assert PAGES_BY_ROLE["researcher"] == ("patients",)
     viewer = sign_in(new_app(), "viewer-tays", PASSWORD)
