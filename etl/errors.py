@@ -6,6 +6,7 @@ from omop.errors import RTCohortError
 
 __all__ = [
     "ContourWarning",
+    "CourseDoseError",
     "DeidRefusedError",
     "DicomParseError",
     "DoseGridError",
@@ -84,3 +85,11 @@ class DeidRefusedError(EtlError, ValueError):
 
 class PatientIdError(EtlError, ValueError):
     """A patient identifier is empty or malformed (the message never repeats it)."""
+
+
+class CourseDoseError(EtlError, ValueError):
+    """The doses of a course cannot be summed; the message names files and reason.
+
+    Frames of reference differ, a grid is oriented differently, fractions are
+    missing, or a per-beam dose set is incomplete.
+    """

@@ -40,6 +40,7 @@ from etl.ingest.consent import (
     delete_files,
     discard,
 )
+from etl.ingest.course_stage import sum_courses
 from etl.ingest.files import collect_files, scan_import_paths
 from etl.ingest.prepare import Prepared, Source
 from etl.ingest.prepare import prepare_file as _prepare
@@ -122,6 +123,8 @@ class ImportSummary:
     #: Orphan files of crashed imports removed from the store at the start (and bytes).
     orphans_removed: int = 0
     orphan_bytes: int = 0
+    courses: int = 0  # courses of several plans summed (:mod:`etl.ingest.course_stage`)
+    touched: set[tuple[int, str]] = field(default_factory=set)
 
     def as_dict(self) -> dict[str, object]:
         """Return the summary as plain data (JSON-serialisable)."""
@@ -135,6 +138,7 @@ class ImportSummary:
             "unmapped_structures": dict(self.unmapped),
             "warnings": dict(self.warnings),
             "attached": dict(self.attached),
+            "courses_summed": self.courses,
             "seconds": {
                 "read": round(self.read_s, 3),
                 "dvh": round(self.dvh_s, 3),
@@ -216,6 +220,7 @@ def run_import(
             factory, runner, sources, opts, keywords_needed(triggers), held_paths,
             summary,
         )  # fmt: skip
+        opts.store.sync()  # the prepared files are durable before any row names them
         with factory.begin() as session:
             jobs, discarded = sort_datasets(session, objects, opts, summary)
             discarded = discard(session, discarded)
@@ -231,6 +236,7 @@ def run_import(
                 opts.progress("load", n, len(jobs))
     finally:
         runner.close()
+    summary.courses = sum_courses(factory, summary.touched, opts, summary)
     summary.wall_s = time.perf_counter() - started
     return summary
 
@@ -385,6 +391,7 @@ def _load_one(  # noqa: PLR0917
             summary.datasets_held += 1
         return
     summary.loaded += 1
+    summary.touched.add((result.person_id, resolved.dose.frame_of_reference_uid))
     for name in result.unmapped:
         summary.unmapped[name] += 1
     for f in computed.findings:

@@ -52,6 +52,8 @@ def print_summary(summary: ImportSummary) -> None:
     )
     for reason, n in sorted(summary.quarantined.items()):
         typer.echo(f"  quarantined {reason}: {n}")
+    if summary.courses:
+        typer.echo(f"  courses of several plans summed: {summary.courses}")
     if summary.orphans_removed:
         typer.echo(
             f"  orphan files of an interrupted import removed: "
