@@ -1,15 +1,22 @@
 """Outcome benchmarking: toxicity cumulative incidence and PROM courses per centre.
 
 Aalen-Johansen (death competing) with 1 - Kaplan-Meier (death censored) beside it,
-labelled; QLQ-C30 means by timepoint with 95% intervals and the share deteriorating
-from baseline. Through :mod:`cohort.benchmark.queries_outcome`, cached per viewer.
+labelled; a funnel plot of observed/expected events by centre (case mix fitted on
+all centres, optionally adjusted for dose); QLQ-C30 means by timepoint with 95%
+intervals and the share deteriorating from baseline. Through
+:mod:`cohort.benchmark.queries_outcome` and :mod:`~cohort.benchmark.queries_funnel`,
+cached per viewer.
 """
 
 from __future__ import annotations
 
 import altair as alt
+import numpy as np
+import pandas as pd  # type: ignore[import-untyped]
 import streamlit as st
 
+from cohort.benchmark import funnel_limits
+from cohort.benchmark.queries_dose import BENCHMARK_METRICS
 from dashboards.auth import Identity
 from dashboards.messages import t
 from dashboards.ui.bench import attempt, caption, empty, open_page
@@ -48,6 +55,68 @@ def _incidence(identity: Identity, site: str, term: str) -> None:
     show_chart(chart, df, "toxicity-incidence")
 
 
+def _funnel_chart(df: pd.DataFrame) -> alt.LayerChart:
+    top = float(df["expected"].max()) * 1.3 or 1.0
+    grid = funnel_limits(np.linspace(top / 200, top, 200))
+    lines = pd.concat(
+        [
+            grid[["expected", f"lower_{s}", f"upper_{s}"]]
+            .set_axis(["expected", "lower", "upper"], axis=1)
+            .assign(limits=t(f"outcomes.limit_{s}"))
+            for s in ("95", "998")
+        ]
+    )
+    base = alt.Chart(lines).encode(
+        x=alt.X("expected:Q", title=t("outcomes.expected")),
+        strokeDash=alt.StrokeDash("limits:N", title=None),
+    )
+    ratio = alt.Y("lower:Q", title=t("outcomes.ratio"))
+    funnel = base.mark_line(color="gray").encode(y=ratio) + base.mark_line(
+        color="gray"
+    ).encode(y="upper:Q")
+    one = alt.Chart(pd.DataFrame({"y": [1.0]})).mark_rule().encode(y="y:Q")
+    points = (
+        alt.Chart(df)
+        .mark_point(filled=True, size=80)
+        .encode(
+            x="expected:Q",
+            y="ratio:Q",
+            color=alt.Color("centre:N", title=t("cohort.centre")),
+            tooltip=["centre:N", "observed:Q", "expected:Q", "ratio:Q"],
+        )
+    )
+    chart: alt.LayerChart = funnel + one + points
+    return chart
+
+
+def _funnel(identity: Identity, site: str, term: str) -> None:
+    st.subheader(t("outcomes.funnel", term=md_escape(term)))
+    st.caption(t("outcomes.funnel_help"))
+    every = st.checkbox(t("outcomes.funnel_all_sites"))
+    dose = None
+    if st.checkbox(t("outcomes.adjust_dose")):
+        pairs = BENCHMARK_METRICS.get(site, ())
+        if not pairs:
+            st.info(t("outcomes.no_dose_metric"))
+            return
+        dose = st.selectbox(t("outcomes.dose_metric"), pairs,
+                            format_func=lambda p: f"{p[0]} {p[1]}")  # fmt: skip
+        st.warning(t("outcomes.adjust_dose_warning"))
+    df = attempt(read, "toxicity_funnel", identity, site=None if every else site,
+                 term=term, dose=dose)  # fmt: skip
+    if empty(df, "outcomes.no_funnel"):
+        return
+    assert df is not None
+    dropped = ", ".join(df.attrs.get("factors_dropped", [])) or "-"
+    used = ", ".join(df.attrs.get("factors_used", [])) or "-"
+    st.caption(t("outcomes.funnel_factors", used=used, dropped=dropped))
+    left_out = {k: v for k, v in df.attrs.get("excluded", {}).items() if v}
+    if left_out:
+        text = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in left_out.items())
+        st.caption(t("outcomes.funnel_excluded", excluded=text))
+    show_chart(_funnel_chart(df), df, "toxicity-funnel")
+
+
 def _prom(identity: Identity, site: str) -> None:
     st.subheader(t("outcomes.prom"))
     df = attempt(read, "prom_trajectory", identity, site=site)
@@ -84,6 +153,7 @@ def render() -> None:
     term = st.text_input(t("outcomes.term"), "Pneumonitis").strip()
     if term:
         _incidence(identity, site, term)
+        _funnel(identity, site, term)
     _prom(identity, site)
 
 

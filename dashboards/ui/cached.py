@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
-from cohort.benchmark import queries, queries_dose, queries_outcome, queries_quality
+from cohort.benchmark import (
+    queries,
+    queries_dose,
+    queries_funnel,
+    queries_outcome,
+    queries_quality,
+)
 from cohort.permissions import Action, scope_for
 from cohort.users import get_user
 from dashboards.auth import Identity
@@ -41,6 +47,7 @@ QUERIES: dict[str, tuple[Callable[..., pd.DataFrame], Action]] = {
     "qa_warnings": (queries_quality.qa_warnings, Action.READ_AGGREGATES),
     "quarantine": (queries_quality.quarantine_counts, Action.READ_AGGREGATES),
     "toxicity_incidence": (queries_outcome.toxicity_incidence, Action.READ_AGGREGATES),
+    "toxicity_funnel": (queries_funnel.toxicity_funnel, Action.READ_AGGREGATES),
     "prom_trajectory": (queries_outcome.prom_trajectory, Action.READ_AGGREGATES),
     "prom_deterioration": (queries_outcome.prom_deterioration, Action.READ_AGGREGATES),
     "dose_organs": (queries_dose.site_organs, Action.READ_AGGREGATES),

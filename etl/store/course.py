@@ -320,6 +320,7 @@ class FirstCourse(NamedTuple):
     person_id: int
     start: datetime.date
     end: datetime.date | None
+    episode_id: int | None = None
 
 
 def read_first_courses(session: Session, persons: Select[Any]) -> list[FirstCourse]:
@@ -329,6 +330,7 @@ def read_first_courses(session: Session, persons: Select[Any]) -> list[FirstCour
             Episode.person_id,
             Episode.episode_start_date,
             Episode.episode_end_date,
+            Episode.episode_id,
             func.row_number()
             .over(
                 partition_by=Episode.person_id,
@@ -344,7 +346,10 @@ def read_first_courses(session: Session, persons: Select[Any]) -> list[FirstCour
     )
     rows = session.execute(
         select(
-            first.c.person_id, first.c.episode_start_date, first.c.episode_end_date
+            first.c.person_id,
+            first.c.episode_start_date,
+            first.c.episode_end_date,
+            first.c.episode_id,
         ).where(first.c.n == 1)
     ).all()
-    return [FirstCourse(int(p), s, e) for p, s, e in rows]
+    return [FirstCourse(int(p), s, e, int(i)) for p, s, e, i in rows]
