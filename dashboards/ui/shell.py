@@ -32,6 +32,7 @@ _PAGES: dict[str, str] = {
     "completeness": "nav.completeness",
     "dose": "nav.dose",
     "outcomes": "nav.outcomes",
+    "ntcp_explorer": "nav.ntcp_explorer",
 }
 
 #: Pages reached from another page (with query parameters), not from the menu.
@@ -47,7 +48,7 @@ PAGES_BY_ROLE: dict[str, tuple[str, ...]] = {
     Role.ADMIN.value: ("overview", "patients", *_DESK, "projects", "users", *_BENCH),
     Role.DATA_MANAGER.value: ("overview", "patients", *_DESK, *_BENCH),
     Role.CLINICIAN.value: ("worklist", "grading", "overview", "patients", *_BENCH),
-    Role.RESEARCHER.value: ("patients",),
+    Role.RESEARCHER.value: ("patients", "ntcp_explorer"),
     Role.VIEWER.value: ("overview", *_BENCH),
     Role.PATIENT.value: (),
 }

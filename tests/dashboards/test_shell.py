@@ -73,7 +73,7 @@ def test_pages_by_role(web: World) -> None:
         "dose",
         "outcomes",
     )
-    assert PAGES_BY_ROLE["researcher"] == ("patients",)
+    assert PAGES_BY_ROLE["researcher"] == ("patients", "ntcp_explorer")
     viewer = sign_in(new_app(), "viewer-tays", PASSWORD)
     assert "viewer · TAYS" in texts(viewer)
     assert "PROM completion" in texts(viewer)
