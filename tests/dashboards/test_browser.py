@@ -391,3 +391,21 @@ def test_viewer_opens_every_benchmark_page(served: Served, browser: Any) -> None
         assert "TAYS" not in body, label
     context.close()
     print(f"\nfigures: {FIGURES}")
+
+
+def test_researcher_fits_a_model_in_the_explorer(served: Served, browser: Any) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    _sign_in(page, served.base, "researcher")
+    page.get_by_role("link", name="NTCP explorer").click()
+    page.get_by_role("heading", name="NTCP explorer").wait_for()
+    page.get_by_role("button", name="Fit").click()
+    page.wait_for_function(
+        "!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000
+    )
+    page.locator(
+        "[data-testid='stVegaLiteChart'], [data-testid='stAlert']"
+    ).first.wait_for()
+    page.screenshot(path=served.shots / "researcher-explorer-1280.png", full_page=True)
+    assert page.locator("[data-testid='stException']").count() == 0
+    context.close()
