@@ -1,6 +1,6 @@
 """The RT course of a loaded dataset: its EPISODE, PROCEDURE and prescription.
 
-One RT course per plan (the dataset's ``course_key``): EPISODE ``episode_concept_id``
+One RT course EPISODE per plan (the dataset's ``course_key``): ``episode_concept_id``
 32940 (Cancer Radiotherapy), child (``episode_parent_id``) of the person's disease
 EPISODE 32533 (:func:`disease_episode`, created with the first course), with one
 PROCEDURE_OCCURRENCE linked by EPISODE_EVENT, and the prescription as MEASUREMENTs
@@ -18,6 +18,10 @@ replace it. A re-load of the course's only dataset recomputes it; a second datas
 of the same course (another dose of its plans, e.g. a sequential boost summed with
 its plan) extends it to the later of the two. Unknown fractions leave it unchanged.
 
+Plans of one person on one frame of reference are grouped by the import into one
+course EPISODE whose children their episodes become (:mod:`etl.store.course_episode`);
+readers of courses leave such plan episodes out (:func:`is_plan_episode`).
+
 Every other module reads these rows through the readers here:
 :func:`course_fractions` (prescribed fractions of many courses),
 :func:`episode_fractions` and :func:`read_first_courses` (first RT course per person).
@@ -29,12 +33,17 @@ import datetime
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, delete, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Select, exists, func, select
+from sqlalchemy.orm import Session, aliased
 
 from etl.dicom.index import ResolvedDataset
 from etl.store.computed import ComputedDataset
 from etl.store.course_dates import planned_end_date
+from etl.store.course_rx import (
+    PRESCRIPTION_VOCAB,
+    Prescription,
+    write_prescription_values,
+)
 from omop.cdm import Episode, EpisodeEvent, Measurement, ProcedureOccurrence
 from omop.errors import RTCohortError
 from omop.ingest_tables import IngestDataset
@@ -56,6 +65,7 @@ __all__ = [
     "dicom_day",
     "disease_episode",
     "episode_fractions",
+    "is_plan_episode",
     "read_first_courses",
     "shares_course",
     "study_day",
@@ -63,7 +73,6 @@ __all__ = [
     "write_prescription",
 ]
 
-PRESCRIPTION_VOCAB = "RTC Prescription"
 _CHUNK = 2000
 
 
@@ -244,44 +253,16 @@ def write_prescription(
     day: datetime.date,
 ) -> None:
     """Write (replace) the prescription MEASUREMENTs of an RT course."""
-    field_id = field_concept_id(session, "episode.episode_id")
-    codes = ("total_dose", "fractions", "dose_per_fraction", "intent")
-    concepts = [our_concept_id(PRESCRIPTION_VOCAB, c) for c in codes]
-    session.execute(
-        delete(Measurement).where(
-            Measurement.measurement_event_id == episode_id,
-            Measurement.meas_event_field_concept_id == field_id,
-            Measurement.measurement_source_concept_id.in_(concepts),
-        )
-    )
     total, n = computed.prescription_gy, computed.n_fractions
-    values: list[tuple[str, float | None, int, str | None, str | None]] = [
-        ("total_dose", total, 0, "Gy", None),
-        ("fractions", float(n) if n else None, 0, None, None),
-        ("dose_per_fraction", total / n if total and n else None, 0, "Gy", None),
-        ("intent", None, 0, None, computed.plan_intent or None),
-    ]
-    for (code, value, unit_id, unit_text, value_text), concept in zip(
-        values, concepts, strict=True
-    ):
-        if value is None and value_text is None:
-            continue
-        session.add(
-            Measurement(
-                person_id=person_id,
-                measurement_concept_id=0,
-                measurement_date=day,
-                measurement_type_concept_id=EHR,
-                value_as_number=value,
-                unit_concept_id=unit_id if unit_text else None,
-                unit_source_value=unit_text,
-                measurement_source_value=f"prescription {code}",
-                measurement_source_concept_id=concept,
-                value_source_value=value_text,
-                measurement_event_id=episode_id,
-                meas_event_field_concept_id=field_id,
-            )
-        )
+    write_prescription_values(
+        session,
+        person_id,
+        episode_id,
+        day,
+        Prescription(
+            total, n, total / n if total and n else None, computed.plan_intent or None
+        ),
+    )
 
 
 def episode_fractions(session: Session, episode_id: int) -> int | None:
@@ -321,8 +302,25 @@ class FirstCourse(NamedTuple):
     end: datetime.date | None
 
 
+def is_plan_episode(episode: type[Episode] | Any) -> ColumnElement[bool]:
+    """Return SQL: the RT course EPISODE is one plan of a course of several.
+
+    Such an episode is a child (``episode_parent_id``) of another RT course EPISODE
+    (:mod:`etl.store.course_episode`); readers of *courses* leave it out.
+    """
+    parent = aliased(Episode)
+    return exists().where(
+        parent.episode_id == episode.episode_parent_id,
+        parent.episode_concept_id == RT_COURSE_EPISODE,
+    )
+
+
 def read_first_courses(session: Session, persons: Select[Any]) -> list[FirstCourse]:
-    """Return the first RT course EPISODE of each person in ``persons`` (one query)."""
+    """Return the first RT course EPISODE of each person in ``persons`` (one query).
+
+    Courses only: the plan episodes of a course of several plans are left out
+    (:func:`is_plan_episode`), so the course's start and end span all its plans.
+    """
     first = (
         select(
             Episode.person_id,
@@ -338,6 +336,7 @@ def read_first_courses(session: Session, persons: Select[Any]) -> list[FirstCour
         .where(
             Episode.episode_concept_id == RT_COURSE_EPISODE,
             Episode.person_id.in_(persons),
+            ~is_plan_episode(Episode),
         )
         .subquery()
     )

@@ -35,6 +35,14 @@ def _field(name: str) -> str:
     )
 
 
+def _top(alias: str) -> str:
+    """Return SQL: the RT course ``alias`` is a course, not one plan of a course."""
+    return (
+        f"NOT EXISTS (SELECT 1 FROM episode pc WHERE pc.episode_id = "
+        f"{alias}.episode_parent_id AND pc.episode_concept_id = :course)"
+    )
+
+
 def days_between(later: str, earlier: str, backend: str) -> str:
     """Return SQL for the days from ``earlier`` to ``later`` (two DATE expressions)."""
     if backend == "postgresql":
@@ -43,11 +51,18 @@ def days_between(later: str, earlier: str, backend: str) -> str:
 
 
 def course_disease_parent() -> Check:
-    """Every RT course EPISODE has a disease EPISODE (32533) of its person as parent."""
+    """Every RT course EPISODE has a disease EPISODE (32533) of its person as parent.
+
+    The plan episodes of a course of several plans have the course as parent, and
+    through it the disease EPISODE (:mod:`etl.store.course_episode`).
+    """
     courses = "SELECT COUNT(*) FROM episode t WHERE t.episode_concept_id = :course"
     parent = (
         "EXISTS (SELECT 1 FROM episode d WHERE d.episode_id = t.episode_parent_id "
-        "AND d.person_id = t.person_id AND d.episode_concept_id = :disease)"
+        "AND d.person_id = t.person_id AND (d.episode_concept_id = :disease OR "
+        "(d.episode_concept_id = :course AND EXISTS (SELECT 1 FROM episode g WHERE "
+        "g.episode_id = d.episode_parent_id AND g.person_id = t.person_id "
+        "AND g.episode_concept_id = :disease))))"
     )
     return Check(
         name="rtCourseHasDiseaseParent",
@@ -61,7 +76,8 @@ def course_disease_parent() -> Check:
         subcategory="Relational",
         context="Verification",
         description="RT course EPISODEs (32940) without a disease EPISODE (32533) "
-        "of the same person as episode_parent_id",
+        "of the same person as episode_parent_id (directly, or through the course "
+        "of several plans they are a plan of)",
         params={"course": _COURSE, "disease": _DISEASE},
         sql_file=_SQL_FILE,
     )
@@ -154,7 +170,8 @@ def assessment_in_window(backend: str) -> Check:
 
     The window of a timepoint is ``anchor + offset - window_before`` to ``anchor +
     offset + window_after`` (``cohort.schedule``), the anchor the start or planned
-    end of the person's first RT course. Late answers are real, so the check is a
+    end of the person's first RT course (a course of several plans spans them all;
+    its plan episodes are not courses). Late answers are real, so the check is a
     warning with a threshold (:data:`ASSESSMENT_WINDOW_THRESHOLD_PCT`).
     """
     assessed = (
@@ -168,8 +185,9 @@ def assessment_in_window(backend: str) -> Check:
     first = (
         "SELECT e.person_id, e.episode_start_date AS rt_start, "
         "COALESCE(e.episode_end_date, e.episode_start_date) AS rt_end FROM episode e "
-        "WHERE e.episode_concept_id = :course AND NOT EXISTS (SELECT 1 FROM episode "
-        "x WHERE x.person_id = e.person_id AND x.episode_concept_id = :course AND "
+        f"WHERE e.episode_concept_id = :course AND {_top('e')} AND NOT EXISTS "
+        "(SELECT 1 FROM episode x WHERE x.person_id = e.person_id AND "
+        f"x.episode_concept_id = :course AND {_top('x')} AND "
         "(x.episode_start_date < e.episode_start_date OR (x.episode_start_date = "
         "e.episode_start_date AND x.episode_id < e.episode_id)))"
     )
