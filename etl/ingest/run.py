@@ -7,6 +7,7 @@ Stages (``rtcohort import`` drives them):
    a blocking problem holds the file as received;
 2. *resolve* (main): datasets per RTDOSE, with objects that arrived earlier; held
    objects that wait for something (consent, a structure set, a dose) join every run;
+   per-beam dose sets summed or held (:mod:`etl.ingest.beam_stage`);
 3. *compute* (workers): dose grid, structures, plan, DVH per structure, warnings;
 4. *load* (main, one transaction per dataset, as results arrive).
 
@@ -29,6 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from etl.deid.keys import CentreKey
 from etl.dicom.index import IndexedObject
+from etl.ingest.beam_stage import sum_beam_sets
 from etl.ingest.catalogue import consent_changed, hold_objects, sort_datasets
 from etl.ingest.compute import Computed
 from etl.ingest.compute import compute_dataset as _compute
@@ -214,14 +216,14 @@ def run_import(
         gc = collect_garbage(session, opts.store)  # files of a crashed import
         summary.orphans_removed, summary.orphan_bytes = gc.files, gc.bytes
     sources = _sources(paths, held_paths, extra, summary)
-    runner = _Runner(opts.workers)
+    runner, words = _Runner(opts.workers), keywords_needed(triggers)
     try:
         objects = _prepare_all(
-            factory, runner, sources, opts, keywords_needed(triggers), held_paths,
-            summary,
+            factory, runner, sources, opts, words, held_paths, summary
         )  # fmt: skip
         with factory.begin() as session:
             jobs, discarded = sort_datasets(session, objects, opts, summary)
+            jobs = sum_beam_sets(session, jobs, opts, summary, words)
             discarded = discard(session, discarded)
         delete_files(opts.store, discarded)
         for n, result in enumerate(runner.map(_compute, jobs, opts.dvh_samples), 1):
