@@ -56,6 +56,7 @@ __all__ = [
     "dicom_day",
     "disease_episode",
     "episode_fractions",
+    "prescription_rows",
     "read_first_courses",
     "shares_course",
     "study_day",
@@ -254,34 +255,44 @@ def write_prescription(
             Measurement.measurement_source_concept_id.in_(concepts),
         )
     )
+    for row in prescription_rows(person_id, episode_id, computed, day, field_id):
+        session.add(Measurement(**row))
+
+
+def prescription_rows(
+    person_id: int,
+    episode_id: int,
+    computed: ComputedDataset,
+    day: datetime.date,
+    field_id: int,
+) -> list[dict[str, Any]]:
+    """Build the prescription MEASUREMENTs of an RT course (``field_id``: episode)."""
+    codes = ("total_dose", "fractions", "dose_per_fraction", "intent")
     total, n = computed.prescription_gy, computed.n_fractions
-    values: list[tuple[str, float | None, int, str | None, str | None]] = [
-        ("total_dose", total, 0, "Gy", None),
-        ("fractions", float(n) if n else None, 0, None, None),
-        ("dose_per_fraction", total / n if total and n else None, 0, "Gy", None),
-        ("intent", None, 0, None, computed.plan_intent or None),
+    values: list[tuple[float | None, str | None, str | None]] = [
+        (total, "Gy", None),
+        (float(n) if n else None, None, None),
+        (total / n if total and n else None, "Gy", None),
+        (None, None, computed.plan_intent or None),
     ]
-    for (code, value, unit_id, unit_text, value_text), concept in zip(
-        values, concepts, strict=True
-    ):
-        if value is None and value_text is None:
-            continue
-        session.add(
-            Measurement(
-                person_id=person_id,
-                measurement_concept_id=0,
-                measurement_date=day,
-                measurement_type_concept_id=EHR,
-                value_as_number=value,
-                unit_concept_id=unit_id if unit_text else None,
-                unit_source_value=unit_text,
-                measurement_source_value=f"prescription {code}",
-                measurement_source_concept_id=concept,
-                value_source_value=value_text,
-                measurement_event_id=episode_id,
-                meas_event_field_concept_id=field_id,
-            )
-        )
+    return [
+        {
+            "person_id": person_id,
+            "measurement_concept_id": 0,
+            "measurement_date": day,
+            "measurement_type_concept_id": EHR,
+            "value_as_number": value,
+            "unit_concept_id": 0 if unit_text else None,
+            "unit_source_value": unit_text,
+            "measurement_source_value": f"prescription {code}",
+            "measurement_source_concept_id": our_concept_id(PRESCRIPTION_VOCAB, code),
+            "value_source_value": value_text,
+            "measurement_event_id": episode_id,
+            "meas_event_field_concept_id": field_id,
+        }
+        for code, (value, unit_text, value_text) in zip(codes, values, strict=True)
+        if value is not None or value_text is not None
+    ]
 
 
 def episode_fractions(session: Session, episode_id: int) -> int | None:
