@@ -9,7 +9,10 @@ SQLite a Core ``executemany`` (which applies the column types).
 
 from __future__ import annotations
 
+import datetime
+from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Table, insert, text
@@ -17,7 +20,9 @@ from sqlalchemy.orm import DeclarativeBase, Session
 
 from omop.bulk import bulk_insert
 
-__all__ = ["IdBlock", "write_rows"]
+__all__ = ["Fields", "IdBlock", "Period", "Rows", "write_rows"]
+
+Row = dict[str, Any]
 
 _FIRST_BLOCK = 256
 _MAX_BLOCK = 65_536
@@ -106,3 +111,48 @@ def write_rows(
     full = [{c: row.get(c) for c in columns} for row in rows]
     session.execute(insert(table), full)
     return len(full)
+
+
+@dataclass(frozen=True)
+class Fields:
+    """Field concepts of the ``*_event_id`` links (looked up once per load)."""
+
+    episode: int
+    procedure: int
+    measurement: int
+    image_feature: int
+    condition: int
+    survey: int
+
+
+@dataclass
+class Rows:
+    """Rows of one batch, by table, in the order they are written."""
+
+    ids: IdBlock
+    now: datetime.datetime
+    tables: dict[str, list[Row]] = field(default_factory=lambda: defaultdict(list))
+    files: list[tuple[str, int]] = field(default_factory=list)
+
+    def add(
+        self, model: type[DeclarativeBase], row: Row, key: str | None = None
+    ) -> int:
+        """Add a row (with a new key in column ``key``); return the key (or 0)."""
+        new = 0
+        if key is not None:
+            new = self.ids.take(model)
+            row = {key: new, **row}
+        self.tables[str(model.__tablename__)].append(row)
+        return new
+
+
+class Period:
+    """The union of the intervals the slow path's writers extend the period to."""
+
+    def __init__(self, start: datetime.date) -> None:
+        self.start = self.end = start
+
+    def extend(self, start: datetime.date, end: datetime.date | None = None) -> None:
+        """Widen the span to ``[start, end]``."""
+        self.start = min(self.start, start)
+        self.end = max(self.end, start, end or start)

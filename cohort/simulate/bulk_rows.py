@@ -12,25 +12,16 @@ what each writer extends it to (:mod:`omop.observation_period`).
 from __future__ import annotations
 
 import datetime
-import json
-from collections import defaultdict
-from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.orm import DeclarativeBase
-
 from cohort.consent_states import ConsentState, Sex
-from cohort.simulate.bulk_ids import IdBlock
-from cohort.simulate.load import LoadCounts, computed_dataset, outcome_records
+from cohort.simulate.bulk_dataset import dataset_rows
+from cohort.simulate.bulk_ids import Fields, Period, Rows
+from cohort.simulate.load import LoadCounts, outcome_records
 from cohort.simulate.national import NationalPatient
 from cohort.vital import DEATH_TYPE_CONCEPT_ID
 from etl.deid.identity import PatientIdentity
-from etl.dicom.enums import DoseSummationType
 from etl.mapping.naming import RuleSet
-from etl.store.computed import content_hash
-from etl.store.course import course_end, dicom_day, prescription_rows, study_day
-from etl.store.course_age import course_age_row, course_age_years
-from etl.store.dvh_rows import AlphaBeta, MetricContext, dvh_row, metric_rows
 from instruments.shortlists import TreatmentSite
 from instruments.store import Assessment
 from instruments.store.rows import (
@@ -43,78 +34,26 @@ from instruments.store.rows import (
 )
 from omop.cdm import (
     ConditionOccurrence,
-    Episode,
-    ImageOccurrence,
     Measurement,
     Observation,
     ObservationPeriod,
     Person,
-    ProcedureOccurrence,
     SurveyConduct,
     VisitOccurrence,
 )
 from omop.cohort_tables import ConsentEvent
 from omop.filestore import FileStore
-from omop.ingest_tables import Dvh, IngestDataset, IngestObject
 from omop.observation_period import PERIOD_TYPE_CONCEPT_ID
 from omop.vocab.registry import our_concept_id
 from omop.vocab.standard import (
-    DISEASE_EPISODE,
-    EHR,
     FEMALE,
     MALE,
-    NO_MATCHING_CONCEPT,
-    RT_COURSE_EPISODE,
 )
 
 __all__ = ["Fields", "Rows", "patient_rows"]
 
 Row = dict[str, Any]
 _ACTOR = "simulator"
-
-
-@dataclass(frozen=True)
-class Fields:
-    """Field concepts of the ``*_event_id`` links (looked up once per load)."""
-
-    episode: int
-    procedure: int
-    measurement: int
-    image_feature: int
-    condition: int
-    survey: int
-
-
-@dataclass
-class Rows:
-    """Rows of one batch, by table, in the order they are written."""
-
-    ids: IdBlock
-    now: datetime.datetime
-    tables: dict[str, list[Row]] = field(default_factory=lambda: defaultdict(list))
-    files: list[tuple[str, int]] = field(default_factory=list)
-
-    def add(
-        self, model: type[DeclarativeBase], row: Row, key: str | None = None
-    ) -> int:
-        """Add a row (with a new key in column ``key``); return the key (or 0)."""
-        new = 0
-        if key is not None:
-            new = self.ids.take(model)
-            row = {key: new, **row}
-        self.tables[str(model.__tablename__)].append(row)
-        return new
-
-
-class _Period:
-    """The union of the intervals the slow path's writers extend the period to."""
-
-    def __init__(self, start: datetime.date) -> None:
-        self.start = self.end = start
-
-    def extend(self, start: datetime.date, end: datetime.date | None = None) -> None:
-        self.start = min(self.start, start)
-        self.end = max(self.end, start, end or start)
 
 
 def _consent_event(
@@ -139,149 +78,6 @@ def _consent_event(
     )  # fmt: skip
 
 
-def _dataset(
-    rows: Rows,
-    patient: NationalPatient,
-    who: PatientIdentity,
-    person_id: int,
-    care_site_id: int,
-    *,
-    seed: int,
-    store: FileStore,
-    rules: RuleSet,
-    fields: Fields,
-    counts: LoadCounts,
-) -> _Period:
-    computed = computed_dataset(patient, who, seed, store)
-    resolved = computed.resolved
-    day = study_day(resolved)
-    assert day is not None
-    assert resolved.structure_set is not None
-    end = course_end(computed, day)
-    disease = rows.add(
-        Episode,
-        {
-            "person_id": person_id, "episode_concept_id": DISEASE_EPISODE,
-            "episode_start_date": day,
-            "episode_object_concept_id": NO_MATCHING_CONCEPT,
-            "episode_type_concept_id": EHR,
-            "episode_source_value": "cancer treated with radiotherapy",
-        },
-        "episode_id",
-    )  # fmt: skip
-    course_concept = our_concept_id("RTC Course", "rt_course")
-    episode = rows.add(
-        Episode,
-        {
-            "person_id": person_id, "episode_parent_id": disease,
-            "episode_concept_id": RT_COURSE_EPISODE, "episode_start_date": day,
-            "episode_end_date": end, "episode_object_concept_id": 0,
-            "episode_type_concept_id": EHR,
-            "episode_source_value": (computed.plan_label or "RT course")[:50],
-            "episode_source_concept_id": course_concept,
-        },
-        "episode_id",
-    )  # fmt: skip
-    procedure = rows.add(
-        ProcedureOccurrence,
-        {
-            "person_id": person_id, "procedure_concept_id": 0,
-            "procedure_date": day, "procedure_end_date": end,
-            "procedure_type_concept_id": EHR,
-            "procedure_source_value": "radiotherapy course",
-            "procedure_source_concept_id": course_concept,
-            "quantity": computed.n_fractions,
-        },
-        "procedure_occurrence_id",
-    )  # fmt: skip
-    rows.tables["episode_event"].append(
-        {"episode_id": episode, "event_id": procedure,
-         "episode_event_field_concept_id": fields.procedure}
-    )  # fmt: skip
-    for row in prescription_rows(person_id, episode, computed, day, fields.episode):
-        rows.add(Measurement, row, "measurement_id")
-    years = course_age_years(resolved)
-    if years is not None:
-        age = course_age_row(person_id, episode, years, day, fields.episode)
-        rows.add(Observation, age, "observation_id")
-    images: dict[str, int] = {}
-    for obj in resolved.members():
-        if obj.series_instance_uid not in images:
-            images[obj.series_instance_uid] = rows.add(
-                ImageOccurrence,
-                {
-                    "person_id": person_id, "procedure_occurrence_id": procedure,
-                    "local_path": str(store.path(obj.sha256)),
-                    "image_occurrence_date": dicom_day(obj.study_date) or day,
-                    "image_study_uid": obj.study_instance_uid,
-                    "image_series_uid": obj.series_instance_uid,
-                    "modality_concept_id": 0,
-                },
-                "image_occurrence_id",
-            )  # fmt: skip
-    for obj in {o.sop_instance_uid: o for o in resolved.members()}.values():
-        rows.files.append((obj.sha256, person_id))
-        rows.add(
-            IngestObject,
-            {
-                "sop_instance_uid": obj.sop_instance_uid, "version": 1,
-                "sha256": obj.sha256, "sop_class_uid": obj.sop_class_uid,
-                "modality": obj.modality,
-                "study_instance_uid": obj.study_instance_uid,
-                "series_instance_uid": obj.series_instance_uid,
-                "person_id": person_id, "current": True, "received_at": rows.now,
-            },
-            "object_id",
-        )  # fmt: skip
-    dataset = rows.add(
-        IngestDataset,
-        {
-            "dose_sop_instance_uid": resolved.dose.sop_instance_uid,
-            "person_id": person_id, "care_site_id": care_site_id,
-            "centre": patient.centre,
-            "study_instance_uid": resolved.dose.study_instance_uid,
-            "frame_of_reference_uid": resolved.dose.frame_of_reference_uid,
-            "plan_sop_instance_uid": resolved.course_key,
-            "structure_set_sop_instance_uid":
-                resolved.structure_set.sop_instance_uid,
-            "ct_series_instance_uid": None,
-            "dose_summation_type":
-                resolved.dose.dose_summation_type[:16] or DoseSummationType.PLAN,
-            "episode_id": episode, "version": 1,
-            "content_sha256": content_hash(resolved),
-            "warnings": json.dumps([f.as_dict() for f in computed.findings]),
-            "loaded_at": rows.now,
-        },
-        "dataset_id",
-    )  # fmt: skip
-    stored = []
-    for s in computed.structures:
-        dvh, _ = dvh_row(s, rules, patient.centre)
-        dvh.dataset_id, dvh.person_id = dataset, person_id
-        dvh.image_occurrence_id = images[resolved.dose.series_instance_uid]
-        dvh.dvh_id = rows.ids.take(Dvh)
-        rows.tables["dvh"].append(
-            {c.key: getattr(dvh, c.key) for c in Dvh.__table__.columns}
-        )
-        stored.append((dvh, s.dvh))
-    ctx = MetricContext(
-        person_id=person_id, day=day, fractions=computed.n_fractions,
-        alpha_beta=AlphaBeta(), metric_field=fields.measurement,
-        feature_field=fields.image_feature, now=rows.now,
-    )  # fmt: skip
-    measurements, features, links = metric_rows(stored, ctx, rows.ids.many)
-    rows.tables["measurement"] += measurements
-    rows.tables["image_feature"] += features
-    rows.tables["dvh_metric"] += links
-    counts.datasets += 1
-    counts.structures += len(stored)
-    counts.metrics += len(links)
-    days = [day, *(d for o in resolved.members() if (d := dicom_day(o.study_date)))]
-    period = _Period(min(days))
-    period.extend(min(days), max([*days, *([end] if end else [])]))
-    return period
-
-
 def _outcomes(
     rows: Rows,
     patient: NationalPatient,
@@ -289,7 +85,7 @@ def _outcomes(
     person_id: int,
     *,
     fields: Fields,
-    period: _Period,
+    period: Period,
 ) -> tuple[int, int]:
     offset = who.date_offset_days or 0
     visits: dict[str, int] = {}
@@ -387,10 +183,10 @@ def patient_rows(
         "last_contact_date": None,
     }  # fmt: skip
     rows.tables["enrolment"].append(enrolment)
-    period = _Period(approached)
+    period = Period(approached)
     if patient.consented:
-        period = _Period(decided)  # restart_observation_period at consent
-        period.extend(*_span(_dataset(
+        period = Period(decided)  # restart_observation_period at consent
+        period.extend(*_span(dataset_rows(
             rows, patient, who, person_id, care_site_id, seed=seed, store=store,
             rules=rules, fields=fields, counts=counts,
         )))  # fmt: skip
@@ -413,7 +209,7 @@ def patient_rows(
     )  # fmt: skip
 
 
-def _span(period: _Period) -> tuple[datetime.date, datetime.date]:
+def _span(period: Period) -> tuple[datetime.date, datetime.date]:
     return period.start, period.end
 
 
@@ -423,7 +219,7 @@ def _vital(  # noqa: PLR0917
     who: PatientIdentity,
     person_id: int,
     enrolment: Row,
-    period: _Period,
+    period: Period,
     counts: LoadCounts,
 ) -> None:
     consented = enrolment["consented_date"]
