@@ -47,6 +47,7 @@ def _concepts() -> dict[str, Any]:
         "metric": our_concept_id(METRIC_VOCAB, METRIC),
         "dvh_organ": structure_concept_id(DVH_ORGAN),
         "v": {our_concept_id(METRIC_VOCAB, m): m for m in v_metrics},
+        "volume": our_concept_id(METRIC_VOCAB, "Volume[cc]"),
         "term": our_concept_id("CTCAE v5.0", code),
         "scale": our_concept_id("QLQ-C30", SCALE),
     }
@@ -102,24 +103,35 @@ def dose_by_centre(session: Session) -> Any:
 
 
 _DVH_BAND = text("""
-SELECT f.image_feature_concept_id, count(*) AS n,
+WITH organ AS (  -- one row per stored structure (its Volume[cc] metric)
+  SELECT person_id, image_occurrence_id FROM image_feature
+  WHERE anatomic_site_concept_id = :organ AND image_feature_concept_id = :volume
+)
+SELECT v.metric, count(*) AS n,
        percentile_cont(ARRAY[0.05, 0.25, 0.5, 0.75, 0.95])
-         WITHIN GROUP (ORDER BY m.value_as_number) AS quantiles
-FROM image_feature f
-JOIN measurement m ON m.measurement_id = f.image_feature_event_id
-WHERE f.anatomic_site_concept_id = :organ
-  AND f.image_feature_concept_id = ANY(:metrics)
-GROUP BY f.image_feature_concept_id
+         WITHIN GROUP (ORDER BY coalesce(m.value_as_number, 0)) AS quantiles
+FROM organ o CROSS JOIN unnest(CAST(:metrics AS integer[])) AS v(metric)
+LEFT JOIN image_feature f
+  ON f.anatomic_site_concept_id = :organ AND f.image_feature_concept_id = v.metric
+ AND f.person_id = o.person_id AND f.image_occurrence_id = o.image_occurrence_id
+LEFT JOIN measurement m ON m.measurement_id = f.image_feature_event_id
+GROUP BY v.metric
 """)
 
 
 def dvh_band(session: Session) -> Any:
-    """Population DVH band of Lungs: percentiles of V5Gy..V70Gy[%] over patients."""
+    """Population DVH band of Lungs: percentiles of V5Gy..V70Gy[%] over structures.
+
+    ``VxGy`` is stored up to the structure's maximum dose only; above it the volume
+    is 0, which the band counts.
+    """
     c = _concepts()
     rows = session.execute(
-        _DVH_BAND, {"organ": c["dvh_organ"], "metrics": list(c["v"])}
+        _DVH_BAND,
+        {"organ": c["dvh_organ"], "volume": c["volume"], "metrics": list(c["v"])},
     ).all()
-    return sorted((c["v"][concept], n, q) for concept, n, q in rows)
+    band = [(c["v"][concept], n, q) for concept, n, q in rows]
+    return sorted(band, key=lambda r: int(r[0][1:].split("Gy")[0]))
 
 
 _TOXICITY = text("""
