@@ -1,7 +1,9 @@
 """Sign-in: ONE function for the CLI and the web app; personal API tokens; lockout.
 
-A user proves who they are with their password (argon2, :mod:`cohort.users`) or a
-personal API token. A token is 32 random bytes (URL-safe text, shown once); the
+A user proves who they are with their password (argon2, :mod:`cohort.users`), a
+personal API token, or, in the web app, an OpenID Connect identity whose verified
+e-mail claim names their account (:func:`sign_in_oidc`). A disabled account is
+refused by every route. A token is 32 random bytes (URL-safe text, shown once); the
 database keeps its SHA-256, its expiry and its revocation. Five failed sign-ins of
 a name within ten minutes lock the name for ten minutes. Every failure is recorded
 (``sign_in_failure``) and audited as a refusal; both survive the rollback of the
@@ -13,6 +15,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, event, func, select
@@ -22,7 +25,7 @@ from cohort import audit
 from cohort._time import as_utc
 from cohort.errors import AuthenticationError, InvalidInputError
 from cohort.permissions import Action, scope_for
-from cohort.users import check_username, get_user, verify_password
+from cohort.users import check_email, check_username, get_user, verify_password
 from omop.auth_tables import ApiToken, SignInFailure
 from omop.cohort_tables import AppUser
 
@@ -34,6 +37,7 @@ __all__ = [
     "hash_token",
     "revoke_tokens",
     "sign_in",
+    "sign_in_oidc",
 ]
 
 LOCKOUT_FAILURES = 5
@@ -211,6 +215,10 @@ def sign_in(
         if password is not None:  # cost the same as a wrong password (no user probe)
             verify_password(_DUMMY, password)
         raise _fail(session, username, "unknown user", now)
+    if user.disabled_at is not None:
+        if password is not None:
+            verify_password(_DUMMY, password)
+        raise _fail(session, username, "disabled user", now)
     if token is not None:
         reason = _token_ok(session, user, token, now)
     elif password is not None:
@@ -219,6 +227,58 @@ def sign_in(
         reason = "no credentials"
     if reason is not None:
         raise _fail(session, username, reason, now)
+    return user
+
+
+def _claim_true(value: object) -> bool:
+    """Return whether an ``email_verified`` claim says yes (JSON true or "true")."""
+    return value is True or (isinstance(value, str) and value.lower() == "true")
+
+
+def sign_in_oidc(
+    session: Session, claims: Mapping[str, object], *, now: datetime.datetime
+) -> AppUser:
+    """Return the account an OpenID Connect identity names by its verified e-mail.
+
+    The identity provider has authenticated the person; the platform decides who
+    they are here: the ``email`` claim, lower-cased, must be the ``email`` of an
+    account, and the provider must vouch for it (``email_verified`` true: a missing
+    claim counts as not verified). Refusals are audited like password refusals
+    (``sign-in``, in a transaction of their own); they do not count towards the
+    password lockout, which guards against guessing.
+
+    Parameters
+    ----------
+    session
+        The caller's transaction.
+    claims
+        The provider's ID-token claims (Streamlit: ``st.user.to_dict()``).
+    now
+        The time of the attempt (aware).
+
+    Raises
+    ------
+    AuthenticationError
+        For a missing or malformed e-mail, an unverified e-mail, an address no
+        account has, or a disabled account.
+    """
+    raw = claims.get("email")
+    shown = str(raw or "")[:58]
+    try:
+        email = check_email(str(raw or ""))
+    except InvalidInputError:
+        raise _fail(
+            session, f"oidc:{shown}", "malformed e-mail", now, count=False
+        ) from None
+    if not _claim_true(claims.get("email_verified")):
+        raise _fail(
+            session, f"oidc:{email[:58]}", "unverified e-mail", now, count=False
+        )
+    user = session.scalar(select(AppUser).where(AppUser.email == email))
+    if user is None:
+        raise _fail(session, f"oidc:{email[:58]}", "unknown e-mail", now, count=False)
+    if user.disabled_at is not None:
+        raise _fail(session, user.username, "disabled user", now, count=False)
     return user
 
 

@@ -210,6 +210,11 @@ class ErasureReport:
     rows_by_table: dict[str, int] = field(default_factory=dict)
     orphan_files: list[str] = field(default_factory=list)
     files_deleted: int = 0
+    #: Hashes of the person's receiver rejects and audit-copy files outside the
+    #: data directory (:mod:`cohort.erasure_outside`), deleted after commit.
+    outside_files: list[str] = field(default_factory=list)
+    #: ``unlinkable, kept: <path>, <reason>`` for files no one can be linked to.
+    unlinkable: list[str] = field(default_factory=list)
 
     @property
     def rows(self) -> int:

@@ -166,11 +166,12 @@ def add_account(
     role: str,
     centres: Sequence[str],
     password: str,
+    email: str | None = None,
 ) -> AppUser:
-    """Add a platform account with a password (managers only; audited)."""
+    """Add a platform account with a password and e-mail (managers only; audited)."""
     user = resolve_user(session, actor)
     scope_for(session, user, Action.MANAGE).require()
-    added = add_user(session, username, role, centres, password)
+    added = add_user(session, username, role, centres, password, email=email)
     audit.record(
         session, user.username, "users.add", f"{username} ({role}) {','.join(centres)}"
     )

@@ -24,6 +24,7 @@ from cohort import (
     consent_gate,
     erasure,
     erasure_files,
+    erasure_outside,
     invitations,
     outbox,
     schedule,
@@ -306,14 +307,19 @@ def withdraw(
     event_date: datetime.date,
     erase: bool,
     data_dir: Path | None = None,
+    key: CentreKey | None = None,
 ) -> WithdrawalResult:
     """Record the withdrawal; with ``erase``, remove the person everywhere.
 
     Withdrawal and erasure are one transaction (the caller's). The audit record of
     an erasure holds counts only. With ``data_dir``, leftovers of earlier erasures
-    are deleted first and the hashes of this erasure's files are journalled; after
-    commit the caller deletes them with
-    :func:`cohort.erasure_files.finish_erasure` (``result.report.orphan_files``).
+    are deleted first, the person's files outside the database are found
+    (receiver rejects, audit copies: :func:`cohort.erasure_outside.find_outside`,
+    which needs the centre ``key`` for audit copies and for rejects that name no
+    pseudonym; what cannot be linked is listed in ``report.unlinkable``), and the
+    hashes of this erasure's files are journalled; after commit the caller deletes
+    them with :func:`cohort.erasure_files.finish_erasure`
+    (``result.report.orphan_files`` and ``result.report.outside_files``).
     """
     centre = get_centre(session, centre_code)
     action = Action.ERASE if erase else Action.WRITE
@@ -345,13 +351,23 @@ def withdraw(
         return WithdrawalResult(False, None)
     report = erasure.erase_person(session, person.person_id)
     if data_dir is not None:
-        erasure_files.write_journal(data_dir, report.orphan_files)
+        found = erasure_outside.find_outside(Path(data_dir), pseudonym, key)
+        report.outside_files = sorted(found.hashes)
+        report.unlinkable = found.unlinkable
+        erasure_files.write_journal(
+            data_dir,
+            report.orphan_files,
+            outside=report.outside_files,
+            person_id=person.person_id,
+        )
+    kept = f", {len(report.unlinkable)} unlinkable kept" if report.unlinkable else ""
     audit.record(
         session,
         actor.username,
         "person.erase",
         f"withdrawal with erasure: {report.rows} rows in "
-        f"{len(report.rows_by_table)} tables, {len(report.orphan_files)} files",
+        f"{len(report.rows_by_table)} tables, {len(report.orphan_files)} files, "
+        f"{len(report.outside_files)} outside files{kept}",
     )
     return WithdrawalResult(True, report)
 

@@ -6,6 +6,7 @@ import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from argon2 import PasswordHasher
@@ -26,11 +27,14 @@ from omop.cohort_tables import AppUser, UserCentre
 
 __all__ = [
     "ADMIN_USERNAME",
+    "EMAIL_PATTERN",
     "USERNAME_PATTERN",
     "Role",
     "UserRow",
     "add_user",
+    "check_email",
     "check_username",
+    "disable_user",
     "ensure_admin",
     "get_user",
     "list_users",
@@ -45,6 +49,14 @@ _HASHER = PasswordHasher()
 _MIN_PASSWORD = 8
 #: A user name: lower-case letters, digits, ``.``, ``_``, ``-``; 1 to 64 characters.
 USERNAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+_ATOM = r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+#: An e-mail address (lower case): an RFC 5322 dot-atom local part, ``@``, and a
+#: domain of at least two DNS labels. Quoted local parts and address literals are
+#: refused (no identity provider issues them for staff accounts).
+EMAIL_PATTERN = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})+")
+_MAX_EMAIL = 254
+_MAX_LOCAL = 64
 
 
 def check_username(username: str) -> str:
@@ -67,6 +79,35 @@ def check_username(username: str) -> str:
             "starting with a letter or digit"
         )
     return username
+
+
+def check_email(email: str) -> str:
+    """Return the e-mail address lower-cased, if it is a plausible address.
+
+    Raises
+    ------
+    InvalidInputError
+        For surrounding spaces, more than 254 characters (64 before ``@``), or a
+        value that is not ``local@domain.tld`` (:data:`EMAIL_PATTERN`).
+
+    Examples
+    --------
+    >>> check_email("Jo.Smith@Example.ORG")
+    'jo.smith@example.org'
+    """
+    if not isinstance(email, str) or email != email.strip():
+        raise InvalidInputError(f"malformed e-mail address {email!r}: spaces around it")
+    folded = email.lower()
+    local = folded.partition("@")[0]
+    if (
+        len(folded) > _MAX_EMAIL
+        or len(local) > _MAX_LOCAL
+        or not EMAIL_PATTERN.fullmatch(folded)
+    ):
+        raise InvalidInputError(
+            f"malformed e-mail address {email!r}: use local-part@domain.tld"
+        )
+    return folded
 
 
 class Role(StrEnum):
@@ -105,16 +146,19 @@ def add_user(
     role: Role | str,
     centres: Iterable[str],
     password: str,
+    *,
+    email: str | None = None,
 ) -> AppUser:
-    """Create an account with an argon2 password hash and its centres.
+    """Create an account with an argon2 password hash, its centres and e-mail.
 
     Raises
     ------
     DuplicateError
-        When the user name is taken.
+        When the user name or the e-mail address is taken.
     InvalidInputError
-        For a malformed name (:func:`check_username`), an unknown role, a short
-        password, or a centre-bound role without centre.
+        For a malformed name (:func:`check_username`) or e-mail address
+        (:func:`check_email`), an unknown role, a short password, or a
+        centre-bound role without centre.
     UnknownCentreError
         For an unknown centre code.
     """
@@ -124,6 +168,11 @@ def add_user(
         raise InvalidInputError(f"password must have at least {_MIN_PASSWORD} chars")
     if session.scalar(select(AppUser).where(AppUser.username == name)) is not None:
         raise DuplicateError(f"user {name!r} exists already")
+    address = check_email(email) if email is not None else None
+    if address is not None and session.scalar(
+        select(AppUser.user_id).where(AppUser.email == address)
+    ):
+        raise DuplicateError(f"e-mail address {address!r} belongs to another user")
     sites = [get_centre(session, c) for c in centres]
     if not sites and the_role in (Role.DATA_MANAGER, Role.CLINICIAN, Role.VIEWER):
         raise InvalidInputError(f"role {the_role.value} needs --centre")
@@ -132,6 +181,7 @@ def add_user(
         role=the_role.value,
         password_hash=_HASHER.hash(password),
         created_at=utcnow(),
+        email=address,
     )
     session.add(user)
     session.flush()
@@ -178,6 +228,21 @@ def resolve_user(session: Session, user: AppUser | str) -> AppUser:
 
         record_refusal(session, str(user)[:64], "sign-in", "unknown or malformed name")
         raise AuthenticationError(f"authentication required: {exc}") from None
+
+
+def disable_user(session: Session, username: str, *, now: datetime) -> AppUser:
+    """Disable an account: from ``now`` on it signs in by no route.
+
+    Raises
+    ------
+    InvalidInputError, UnknownUserError
+        As :func:`get_user`.
+    """
+    user = get_user(session, username)
+    if user.disabled_at is None:
+        user.disabled_at = now
+        session.flush()
+    return user
 
 
 def set_password(user: AppUser, password: str) -> None:

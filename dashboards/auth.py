@@ -5,9 +5,10 @@ Passwords go through the platform's one sign-in function, :func:`cohort.auth.sig
 CLI uses. The pages see only :class:`Identity` or ``None``, so they never learn which
 part was wrong.
 
-OpenID Connect (``st.login``) identifies a person by the provider's claims; an account
-is matched by e-mail. The account table (``app_user``) has no e-mail column yet, so
-:func:`match_oidc_account` matches nobody until it has one (docs/webapp.md).
+OpenID Connect (``st.login``) identifies a person by the provider's claims; the
+account is the one whose e-mail is the verified ``email`` claim, resolved by the
+platform's :func:`cohort.auth.sign_in_oidc` (unknown or unverified e-mail and
+disabled accounts refused and audited; docs/webapp.md).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from cohort._time import utcnow
-from cohort.auth import sign_in
+from cohort.auth import sign_in, sign_in_oidc
 from cohort.centres import centre_codes
 from cohort.errors import AuthenticationError
 from cohort.users import user_centre_ids
@@ -65,15 +66,11 @@ def match_oidc_account(
 ) -> Identity | None:
     """Return the account whose e-mail is the provider's verified ``email`` claim.
 
-    Returns None while ``app_user`` has no ``email`` column (the documented
-    limitation), when the claim is missing or not verified, or when no account has
-    that address.
+    Calls :func:`cohort.auth.sign_in_oidc` (refusals audited). Every refusal
+    (missing, malformed, unverified or unknown e-mail, disabled account) is None.
     """
-    from sqlalchemy import func, select
-
-    column = getattr(AppUser, "email", None)
-    email = str(claims.get("email") or "").strip().lower()
-    if column is None or not email or claims.get("email_verified") is False:
+    try:
+        user = sign_in_oidc(session, claims, now=utcnow())
+    except AuthenticationError:
         return None
-    user = session.scalar(select(AppUser).where(func.lower(column) == email))
-    return identity_of(session, user) if user is not None else None
+    return identity_of(session, user)

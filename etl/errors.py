@@ -6,6 +6,7 @@ from omop.errors import RTCohortError
 
 __all__ = [
     "ContourWarning",
+    "CourseDoseError",
     "DeidRefusedError",
     "DicomParseError",
     "DoseGridError",
@@ -18,6 +19,8 @@ __all__ = [
     "OutsideGridWarning",
     "PairingError",
     "PatientIdError",
+    "SchedulerError",
+    "StageInterruptedError",
     "StructureError",
 ]
 
@@ -84,3 +87,22 @@ class DeidRefusedError(EtlError, ValueError):
 
 class PatientIdError(EtlError, ValueError):
     """A patient identifier is empty or malformed (the message never repeats it)."""
+
+
+class SchedulerError(EtlError, ConnectionError):
+    """A Dask scheduler address is malformed, unreachable or has no workers.
+
+    The message names the address.
+    """
+
+
+class StageInterruptedError(EtlError, RuntimeError):
+    """A worker died while preparing files; nothing of the run was loaded (re-run)."""
+
+
+class CourseDoseError(EtlError, ValueError):
+    """The doses of a course cannot be summed; the message names files and reason.
+
+    Frames of reference differ, a grid is oriented differently, fractions are
+    missing, or a per-beam dose set is incomplete.
+    """

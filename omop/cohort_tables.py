@@ -58,6 +58,10 @@ class AppUser(Base):
     role: Mapped[str] = mapped_column(String(20), nullable=False)
     password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
     created_at: Mapped[datetime.datetime] = mapped_column(_TZ, nullable=False)
+    #: Lower-cased e-mail address: how an OpenID Connect sign-in finds the account.
+    email: Mapped[str | None] = mapped_column(String(254), nullable=True, unique=True)
+    #: Set when the account is disabled: it can no longer sign in.
+    disabled_at: Mapped[datetime.datetime | None] = mapped_column(_TZ, nullable=True)
 
 
 class UserCentre(Base):

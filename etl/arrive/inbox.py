@@ -10,7 +10,8 @@ No other file in the inbox ends in ``.dcm``; temporary files are
 ``.<name>.<random>.partial`` in the target folder and are removed at start-up. An
 identical re-send (same bytes, SHA-256) is acknowledged and not stored again.
 Rejected data goes to a quarantine folder *outside* the inbox (default: the sibling
-``<INBOX>-quarantine``) as ``<time>-<sha256 prefix>.held`` plus a ``.reason.json``.
+``<INBOX>-quarantine``) as ``<time>-<sha256 prefix>.held`` plus a ``.reason.json``
+(reason, caller, and the pseudonym of the PatientID when the centre key is known).
 Folders are created 0700 and files 0600 (:mod:`omop.private_files`): the inbox and the
 quarantine hold identifiable data as received.
 """
@@ -220,8 +221,15 @@ class Inbox:
         with os.fdopen(fd, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(record) + "\n")
 
-    def quarantine(self, data: bytes, reason: str, caller: str = "") -> Path:
-        """Hold rejected data and its reason outside the inbox; return the file."""
+    def quarantine(
+        self, data: bytes, reason: str, caller: str = "", pseudonym: str | None = None
+    ) -> Path:
+        """Hold rejected data and its reason outside the inbox; return the file.
+
+        ``pseudonym``, the keyed pseudonym of the data's PatientID when the receiver
+        has the centre key, goes into the ``.reason.json``: erasure finds the file by
+        it (:mod:`cohort.erasure_outside`).
+        """
         make_private_dirs(self.quarantine_dir)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         digest = hashlib.sha256(data).hexdigest()[:16]
@@ -233,6 +241,8 @@ class Inbox:
             "bytes": len(data),
             "held": held.name,
         }
+        if pseudonym:
+            note["pseudonym"] = pseudonym
         write_new_file(
             held.with_suffix(".reason.json"), json.dumps(note, indent=1).encode()
         )

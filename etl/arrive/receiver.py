@@ -6,7 +6,8 @@ from callers not listed (when any are listed), are rejected. Each object is writ
 atomically by :class:`etl.arrive.inbox.Inbox`. With a centre key the object is
 pseudonymised in
 memory before anything is written, so the inbox never holds identifiable data; what
-cannot be pseudonymised goes to the quarantine outside the inbox with its reason.
+cannot be pseudonymised goes to the quarantine outside the inbox with its reason and,
+when the PatientID is readable, its keyed pseudonym (so erasure finds it).
 
 Statuses returned: 0x0000 stored (or an identical re-send), 0xA700 out of resources
 (disk full: nothing is left behind), 0xC000 cannot understand (not DICOM, truncated,
@@ -37,6 +38,7 @@ from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
 from etl.arrive.inbox import Inbox, InboxError, check_uids, is_disk_full
 from etl.deid.codec import build_file_meta, split_file, top_level_values
+from etl.deid.identity import raw_pseudonym
 from etl.deid.keys import CentreKey
 from etl.deid.pseudonymise import DeidOutcome, deidentify_bytes
 from etl.errors import DeidRefusedError
@@ -226,7 +228,7 @@ class Receiver:
 
     def _reject(self, data: bytes, reason: str, caller: str) -> Dataset:
         try:
-            self.inbox.quarantine(data, reason, caller)
+            self.inbox.quarantine(data, reason, caller, raw_pseudonym(data, self.key))
         except OSError as exc:
             _LOG.error("cannot quarantine (%s): %s", exc.strerror, reason)
             return _status(STATUS_OUT_OF_RESOURCES, "cannot quarantine")

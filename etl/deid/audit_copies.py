@@ -6,7 +6,9 @@ Copy ``n`` (1-based) is pseudonymised with its own key, derived from the centre 
 reproducible from the centre key, and unlinkable to the others without it. Input that
 the centre key already pseudonymised is pseudonymised again for each copy (the only
 place that happens). After writing, every UID of every copy is checked against the
-other copies and the source: a collision raises.
+other copies and the source: a collision raises. Each copy folder gets a manifest of
+whom its files belong to, readable only with the centre key, so erasure can find a
+person's files in it (:mod:`etl.deid.audit_owners`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from etl.deid import audit_owners
 from etl.deid.codec import split_file, top_level_values
+from etl.deid.identity import raw_pseudonym
 from etl.deid.keys import CentreKey
 from etl.deid.pseudonymise import deidentify_bytes, write_atomic
 from etl.errors import DeidRefusedError, EtlError
@@ -87,6 +91,7 @@ def write_audit_copies(
     done = 0
     for path in paths:
         data = path.read_bytes()
+        centre_pseudonym = raw_pseudonym(data, key)
         try:
             for uid in _uids(data):
                 seen.setdefault(uid, "source")
@@ -106,7 +111,16 @@ def write_audit_copies(
                     raise AuditCopyCollisionError(
                         f"UID {uid} of copy {n} also in {owner}"
                     )
-            write_atomic(out / f"copy_{n}" / path.relative_to(root), result.data)
+            relative = path.relative_to(root)
+            write_atomic(out / f"copy_{n}" / relative, result.data)
+            tag = (
+                audit_owners.owner_tag(sub, centre_pseudonym)
+                if centre_pseudonym
+                else None
+            )
+            audit_owners.record(
+                out / f"copy_{n}", relative.as_posix(), result.data, tag
+            )
             report.written += 1
             names = report.pseudonyms.setdefault(n, [])
             if result.pseudonym and result.pseudonym not in names:

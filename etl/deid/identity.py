@@ -11,8 +11,12 @@ offset: dates given with it are taken as already in the pseudonymised frame.
 from __future__ import annotations
 
 import datetime
+import io
 import re
 from dataclasses import dataclass
+
+import pydicom
+from pydicom.errors import InvalidDicomError
 
 from etl.deid.keyed_values import date_offset_days, pseudonym
 from etl.deid.keys import CentreKey
@@ -25,6 +29,7 @@ __all__ = [
     "check_pseudonym",
     "identify",
     "known_pseudonym",
+    "raw_pseudonym",
 ]
 
 #: Longest hospital identifier accepted (blanks around it removed).
@@ -156,3 +161,29 @@ def known_pseudonym(value: str) -> PatientIdentity:
     'AMS01-ABC'
     """
     return PatientIdentity(value.strip())
+
+
+def raw_pseudonym(data: bytes, key: CentreKey | None) -> str | None:
+    """Return the keyed pseudonym of the PatientID of a file held as received.
+
+    Lets erasure find a raw held or rejected file by the person's pseudonym; the
+    PatientID itself is never returned. An object already pseudonymised with this
+    key names its pseudonym as PatientID and returns it. None without a key, or when
+    the bytes are not readable DICOM or have no valid PatientID.
+    """
+    if key is None:
+        return None
+    try:
+        ds = pydicom.dcmread(
+            io.BytesIO(data), stop_before_pixels=True, specific_tags=["PatientID"]
+        )
+        patient_id = str(ds.get("PatientID", "") or "").strip()
+    except (InvalidDicomError, ValueError, TypeError, OSError, AttributeError):
+        return None  # not DICOM or broken: nothing to name
+    if re.fullmatch(rf"{re.escape(key.centre)}-[A-Z2-7]{{26}}", patient_id):
+        return patient_id  # already this centre's pseudonym (pseudonymised bytes)
+    try:
+        check_patient_id(patient_id, centre=key.centre)
+    except PatientIdError:
+        return None  # no usable PatientID
+    return pseudonym(key, patient_id)

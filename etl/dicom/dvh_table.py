@@ -11,7 +11,7 @@ through a ``warn(where, message)`` callback and the rest goes on.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -19,15 +19,16 @@ from etl.dicom.index import IndexedObject, index_dataset, resolve
 from etl.dicom.io import read_dataset
 from etl.dicom.rtdose import read_rtdose
 from etl.dicom.rtstruct import StructureSet, read_rtstruct
+from etl.dose.course import alpha_beta_for
 from etl.dose.coverage import DEFAULT_MIN_COVERAGE_PCT, dose_coverage, metric_allowed
 from etl.dose.dvh import DVH, EndCaps
 from etl.dose.grid import DoseGrid
 from etl.dose.metrics import Metric, evaluate
 from etl.dose.radiobiology import dvh_to_eqd2
-from etl.dose.structures import Skip, structure_dvhs
+from etl.dose.structures import Skip, StructureDVH, structure_dvhs
 from etl.errors import DicomParseError, EtlError, PairingError
 
-__all__ = ["DvhRow", "DvhTable", "Warn", "dvh_rows", "pair_folder"]
+__all__ = ["DvhRow", "DvhTable", "Warn", "dvh_rows", "pair_folder", "structure_row"]
 
 #: ``warn(where, message)``: one problem of a file or ROI; the work goes on.
 Warn = Callable[[object, str], None]
@@ -181,6 +182,53 @@ def _read_pair(
     return grid, ss
 
 
+def structure_row(
+    done: StructureDVH,
+    dose_uid: str,
+    struct_path: Path | str,
+    metrics: Sequence[Metric],
+    warn: Warn,
+    *,
+    eqd2: tuple[int, float] | None = None,
+    min_coverage_pct: float = DEFAULT_MIN_COVERAGE_PCT,
+) -> DvhRow | None:
+    """Turn one structure's DVH into a row (EQD2 when asked), or warn why there is none.
+
+    Skipped structures and the warnings raised while computing the DVH go to
+    ``warn`` labelled ``"<struct_path>: ROI <number> '<name>'"``; metrics depending
+    on dose outside the grid are None (:func:`etl.dose.coverage.metric_allowed`).
+    """
+    r = done.roi
+    label = f"{struct_path}: ROI {r.number} '{r.name}'"
+    if done.skipped is Skip.NO_CONTOURS:
+        warn(label, "has no contours; no row")
+        return None
+    if done.skipped is Skip.NOT_CLOSED_PLANAR:
+        warn(label, f"contour type {r.contour_type}, not CLOSED_PLANAR; no row")
+        return None
+    for w in done.caught:
+        warn(label, str(w.message))
+    if done.dvh is None:
+        warn(label, f"{done.error}; no row")
+        return None
+    result = done.dvh
+    if eqd2 is not None:
+        try:
+            result = dvh_to_eqd2(result, *eqd2)
+        except EtlError as exc:  # a dose too high for any histogram
+            warn(label, f"EQD2: {exc}; no row")
+            return None
+    cover = dose_coverage(result, min_coverage_pct)
+    values = tuple(
+        evaluate(result, m) if metric_allowed(m, cover.pct, min_coverage_pct) else None
+        for m in metrics
+    )
+    row = DvhRow(dose_uid, r.number, r.name, result, values)
+    return replace(
+        row, coverage_pct=cover.pct, covered=cover.allowed, warning=cover.warning
+    )
+
+
 def dvh_rows(
     pairs: Sequence[tuple[Path, Path]],
     metrics: Sequence[Metric],
@@ -191,6 +239,7 @@ def dvh_rows(
     eqd2: tuple[int, float] | None = None,
     strict_frames: bool = False,
     min_coverage_pct: float = DEFAULT_MIN_COVERAGE_PCT,
+    alpha_beta_roi: Mapping[str, float] | None = None,
 ) -> DvhTable:
     """Compute the DVH and metrics of each closed-planar ROI of each pair.
 
@@ -214,6 +263,8 @@ def dvh_rows(
     min_coverage_pct : float
         Below this coverage of a structure by the dose grid (%), the metrics that
         depend on the part outside are None (:func:`etl.dose.coverage.metric_allowed`).
+    alpha_beta_roi : mapping of str to float, optional
+        alpha/beta (Gy) of named ROIs (case-insensitive), overriding that of ``eqd2``.
 
     Returns
     -------
@@ -237,41 +288,15 @@ def dvh_rows(
             continue
         grid, ss = inputs
         for done in structure_dvhs(ss, grid, end_caps=end_caps, names=wanted or None):
-            r = done.roi
-            found.add(r.name.casefold())
-            label = f"{struct_path}: ROI {r.number} '{r.name}'"
-            if done.skipped is Skip.NO_CONTOURS:
-                warn(label, "has no contours; no row")
-                continue
-            if done.skipped is Skip.NOT_CLOSED_PLANAR:
-                warn(label, f"contour type {r.contour_type}, not CLOSED_PLANAR; no row")
-                continue
-            for w in done.caught:
-                warn(label, str(w.message))
-            if done.dvh is None:
-                warn(label, f"{done.error}; no row")
-                continue
-            result = done.dvh
-            if eqd2 is not None:
-                try:
-                    result = dvh_to_eqd2(result, *eqd2)
-                except EtlError as exc:  # a dose too high for any histogram
-                    warn(label, f"EQD2: {exc}; no row")
-                    continue
-            cover = dose_coverage(result, min_coverage_pct)
-            values = tuple(
-                evaluate(result, m)
-                if metric_allowed(m, cover.pct, min_coverage_pct)
-                else None
-                for m in metrics
-            )
-            row = DvhRow(grid.sop_instance_uid, r.number, r.name, result, values)
-            found_rows.append(
-                replace(
-                    row,
-                    coverage_pct=cover.pct,
-                    covered=cover.allowed,
-                    warning=cover.warning,
-                )
-            )
+            found.add(done.roi.name.casefold())
+            ratio = eqd2
+            if eqd2 is not None and alpha_beta_roi:
+                ab = alpha_beta_for(done.roi.name, eqd2[1], alpha_beta_roi)
+                ratio = (eqd2[0], ab)
+            row = structure_row(
+                done, grid.sop_instance_uid, struct_path, metrics, warn,
+                eqd2=ratio, min_coverage_pct=min_coverage_pct,
+            )  # fmt: skip
+            if row is not None:
+                found_rows.append(row)
     return DvhTable(found_rows, sorted(wanted - found))

@@ -9,21 +9,15 @@ processes, so it stays a module-level function with picklable arguments.
 from __future__ import annotations
 
 import hashlib
-import io
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import pydicom
-from pydicom.errors import InvalidDicomError
-
-from etl.deid.identity import check_patient_id
-from etl.deid.keyed_values import pseudonym
+from etl.deid.identity import raw_pseudonym
 from etl.deid.keys import CentreKey
 from etl.deid.pseudonymise import DeidOutcome, deidentify_bytes
 from etl.dicom.index import IndexedObject, index_bytes
-from etl.errors import EtlError, PatientIdError
+from etl.errors import EtlError
 from etl.ingest.files import read_file
 from etl.ingest.qa import Finding, Reason, check_integrity, classify_deid_refusal
 from etl.ingest.quarantine import stash_raw
@@ -51,31 +45,6 @@ class Prepared:
     sha256: str = ""
     seconds: float = 0.0
     pseudonym: str | None = None
-
-
-def raw_pseudonym(data: bytes, key: CentreKey | None) -> str | None:
-    """Return the keyed pseudonym of the PatientID of a file held as received.
-
-    Lets erasure find a raw held file by the person's pseudonym; the PatientID itself
-    is never returned. None without a key, or when the file is not readable DICOM or
-    has no valid PatientID.
-    """
-    if key is None:
-        return None
-    try:
-        ds = pydicom.dcmread(
-            io.BytesIO(data), stop_before_pixels=True, specific_tags=["PatientID"]
-        )
-        patient_id = str(ds.get("PatientID", "") or "").strip()
-    except (InvalidDicomError, ValueError, TypeError, OSError):
-        return None  # not DICOM or broken: nothing to name
-    if re.fullmatch(rf"{re.escape(key.centre)}-[A-Z2-7]{{26}}", patient_id):
-        return patient_id  # already this centre's pseudonym (pseudonymised bytes)
-    try:
-        check_patient_id(patient_id, centre=key.centre)
-    except PatientIdError:
-        return None  # no usable PatientID
-    return pseudonym(key, patient_id)
 
 
 def prepare_file(
@@ -139,7 +108,7 @@ def prepare_file(
             return held(Finding(classify_deid_refusal(result.reason), result.reason))
         data = result.data
     store = FileStore(Path(store_root))
-    sha = store.put(data)
+    sha = store.put(data, durable=False)  # run_import syncs before any load
     try:
         out.obj = index_bytes(data, str(store.path(sha)), sha, keywords)
     except EtlError as exc:

@@ -43,8 +43,9 @@ from omop.vocab.registry import our_concept_id
 from omop.vocab.standard import (
     DISEASE_EPISODE,
     EHR,
-    NO_MATCHING_CONCEPT,
+    MALIGNANT_NEOPLASTIC_DISEASE,
     RT_COURSE_EPISODE,
+    RT_PROCEDURE,
 )
 
 __all__ = [
@@ -132,7 +133,7 @@ def write_course(
         episode_concept_id=RT_COURSE_EPISODE,
         episode_start_date=day,
         episode_end_date=end,
-        episode_object_concept_id=0,
+        episode_object_concept_id=RT_PROCEDURE,
         episode_type_concept_id=EHR,
         episode_source_value=(computed.plan_label or "RT course")[:50],
         episode_source_concept_id=course,
@@ -140,7 +141,7 @@ def write_course(
     session.add(episode)
     procedure_row = ProcedureOccurrence(
         person_id=person_id,
-        procedure_concept_id=0,
+        procedure_concept_id=RT_PROCEDURE,
         procedure_date=day,
         procedure_end_date=end,
         procedure_type_concept_id=EHR,
@@ -183,7 +184,7 @@ def disease_episode(session: Session, person_id: int, day: datetime.date) -> int
         person_id=person_id,
         episode_concept_id=DISEASE_EPISODE,
         episode_start_date=day,
-        episode_object_concept_id=NO_MATCHING_CONCEPT,
+        episode_object_concept_id=MALIGNANT_NEOPLASTIC_DISEASE,
         episode_type_concept_id=EHR,
         episode_source_value="cancer treated with radiotherapy",
     )

@@ -5,9 +5,8 @@ per dose grid x structure, fixed bin width, compressed float array:
 :func:`pack_dvh` / :func:`dvh_from_row`); per metric one IMAGE_FEATURE + MEASUREMENT
 pair (``anatomic_site_concept_id`` = structure, ``alg_system`` = :data:`ENGINE_LABEL`)
 linked by the platform table ``dvh_metric``, written with the bulk loader
-(:func:`write_metrics`). Units: Gy has no verified concept id, so ``unit_concept_id`` 0
-with ``unit_source_value`` ``Gy``; % and cm3 (mL) are the standard unit concepts of
-:mod:`omop.vocab.standard`.
+(:func:`write_metrics`). The metric set, units and alpha/beta are in
+:mod:`etl.store.metric_set` (re-exported here).
 
 Every other module reads these rows through
 :func:`etl.store.dvh_read.read_dvh_rows` (DVHs with their dataset and course start).
@@ -34,15 +33,19 @@ from etl.dose.metrics import evaluate
 from etl.dose.radiobiology import dvh_to_eqd2
 from etl.mapping.naming import RuleSet, is_target, structure_concept_id
 from etl.store.computed import ComputedStructure
+from etl.store.metric_set import (
+    ENGINE_LABEL,
+    METRIC_VOCAB,
+    VOLUME_METRIC,
+    AlphaBeta,
+    default_metrics,
+    unit_of,
+)
 from omop.bulk import bulk_insert
 from omop.cdm import ImageFeature, Measurement
 from omop.ingest_tables import Dvh, DvhMetric
 from omop.vocab.registry import our_concept_id
-from omop.vocab.standard import (
-    CM3_AS_ML,
-    PERCENT,
-    STANDARD_ALGORITHM_FROM_EHR,
-)
+from omop.vocab.standard import STANDARD_ALGORITHM_FROM_EHR
 
 __all__ = [
     "ENGINE_LABEL",
@@ -56,64 +59,10 @@ __all__ = [
     "dvh_row",
     "metric_rows",
     "pack_dvh",
+    "unit_of",
     "write_dvh_rows",
     "write_metrics",
 ]
-
-METRIC_VOCAB = "RTC Dose Metric"
-ENGINE_LABEL = "rtcohort etl.dose.dvh (end caps half, bin 0.01 Gy)"
-VOLUME_METRIC = "Volume[cc]"
-_BASE = (
-    "Mean[Gy]",
-    "Min[Gy]",
-    "Max[Gy]",
-    "D0.03cc[Gy]",
-    "D2%[Gy]",
-    "D50%[Gy]",
-    "D98%[Gy]",
-)
-_TARGET_EXTRA = ("D95%[Gy]", "D99%[Gy]")
-_V_STEPS_GY = tuple(range(5, 75, 5))
-
-
-@dataclass(frozen=True)
-class AlphaBeta:
-    """alpha/beta (Gy) used for EQD2 of organs at risk and targets."""
-
-    oar_gy: float = 3.0
-    target_gy: float = 10.0
-
-    def for_structure(self, target: bool) -> float:
-        """Return the alpha/beta of a structure."""
-        return self.target_gy if target else self.oar_gy
-
-
-def default_metrics(target: bool, max_gy: float | None) -> list[str]:
-    """Return the default metric set of a structure.
-
-    Every structure: Mean, Min, Max, D0.03cc, D2%, D50%, D98%; targets also D95% and
-    D99%; organs at risk also V5Gy[%] ... V70Gy[%] in 5 Gy steps up to the maximum.
-
-    Examples
-    --------
-    >>> default_metrics(False, 12.0)[-2:]
-    ['V5Gy[%]', 'V10Gy[%]']
-    """
-    metrics = list(_BASE)
-    if target:
-        metrics += _TARGET_EXTRA
-    else:
-        top = max_gy if max_gy is not None and math.isfinite(max_gy) else 0.0
-        metrics += [f"V{g}Gy[%]" for g in _V_STEPS_GY if g <= top]
-    return metrics
-
-
-def _unit(metric: str) -> tuple[int, str]:
-    if metric.endswith("[%]"):
-        return PERCENT, "%"
-    if metric.endswith("[cc]"):
-        return CM3_AS_ML, "cm3"
-    return 0, "Gy"
 
 
 def pack_dvh(dvh: DVH) -> bytes:
@@ -215,7 +164,7 @@ def metric_rows(
     for (row, spec, ab_gy, value, concept), fid, mid in zip(
         pending, feature_ids, measurement_ids, strict=True
     ):
-        unit_id, unit_text = _unit(spec.removeprefix("EQD2 "))
+        unit_id, unit_text = unit_of(spec.removeprefix("EQD2 "))
         features.append(
             {
                 "image_feature_id": fid,

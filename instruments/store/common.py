@@ -20,7 +20,7 @@ from instruments.errors import InstrumentError
 from omop.cdm import Death, Person, VisitOccurrence
 from omop.vocab.lookup import field_concept_id
 from omop.vocab.registry import UnknownConceptError, load_registry, our_concept_id
-from omop.vocab.standard import CASE_REPORT_FORM, NO_MATCHING_CONCEPT
+from omop.vocab.standard import CASE_REPORT_FORM, NO_MATCHING_CONCEPT, OUTPATIENT_VISIT
 
 if TYPE_CHECKING:
     import pandas as pd  # type: ignore[import-untyped]
@@ -183,7 +183,7 @@ def visit_for(session: Session, where: Assessment, day: date) -> int:
         return int(found)
     visit = VisitOccurrence(
         person_id=where.person_id,
-        visit_concept_id=NO_CONCEPT,
+        visit_concept_id=OUTPATIENT_VISIT,
         visit_start_date=day,
         visit_end_date=day,
         visit_type_concept_id=CASE_REPORT_FORM,

@@ -63,11 +63,17 @@ def users_add(
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Read the password from stdin.")
     ] = False,
+    email: Annotated[
+        str | None,
+        typer.Option("--email", help="E-mail for OpenID Connect sign-in (web app)."),
+    ] = None,
 ) -> None:
     """Add a user with a password (random and shown once, or from stdin).
 
-    Example: rtcohort users add jo --role clinician --centre AMS01 --password-stdin.
-    User names match ^[a-z0-9][a-z0-9._-]{0,63}$ (never folded).
+    Example: rtcohort users add jo --role clinician --centre AMS01 --password-stdin
+    --email jo@example.org. User names match ^[a-z0-9][a-z0-9._-]{0,63}$ (never
+    folded); the e-mail is stored lower-cased and matches a web sign-in through
+    OpenID Connect to the account.
     """
     import secrets
 
@@ -83,6 +89,7 @@ def users_add(
             role=role,
             centres=centre or [],
             password=secret,
+            email=email,
         )
     shown = "" if password is not None else f" with password {secret} (shown once)"
     typer.echo(f"user {username} ({role}) added{shown}")

@@ -165,6 +165,7 @@ def receive(  # noqa: PLR0917
     Stops cleanly on Ctrl-C or SIGTERM.
     """
     from etl.arrive.inbox import Inbox
+    from etl.arrive.places import PlaceKind
     from etl.arrive.receiver import Receiver
 
     key = None
@@ -178,8 +179,11 @@ def receive(  # noqa: PLR0917
         level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
     )
     logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+    box = Inbox(inbox, quarantine)
+    _register(PlaceKind.INBOX, box.root)
+    _register(PlaceKind.RECEIVER_QUARANTINE, box.quarantine_dir)
     node = Receiver(
-        Inbox(inbox, quarantine),
+        box,
         ae_title=ae_title,
         port=port,
         host=host,
@@ -207,9 +211,11 @@ def audit_copies(
 
     Example: rtcohort audit-copies study/ audit/ --copies 3 --key-file ams01.key
     """
+    from etl.arrive.places import PlaceKind
     from etl.deid.audit_copies import AuditCopyCollisionError, write_audit_copies
 
     key = _load_key(key_file, None)
+    _register(PlaceKind.AUDIT_COPIES, target)
     try:
         report = write_audit_copies(source, target, key, copies)
     except AuditCopyCollisionError as exc:
@@ -219,6 +225,20 @@ def audit_copies(
         typer.echo(f"copy_{n}: {json.dumps(names)}")
     for item in report.quarantined:
         typer.echo(f"quarantined {item['file']}: {item['reason']}", err=True)
+
+
+def _register(kind: str, folder: Path) -> None:
+    """Record a folder outside the database in the data directory, for erasure."""
+    from etl.arrive.places import register_place
+    from rtcohort.settings import get_settings
+
+    try:
+        register_place(get_settings().data_dir, kind, folder)
+    except OSError as exc:
+        raise _fail(
+            f"cannot register {folder} for erasure in the data directory: "
+            f"{exc.strerror}"
+        ) from None
 
 
 def register(app: typer.Typer) -> None:

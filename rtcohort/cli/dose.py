@@ -24,7 +24,9 @@ def dvh(  # noqa: PLR0917
         None, help="Folder: each RTDOSE is paired with its RTSTRUCT."
     ),
     rtstruct: Path | None = typer.Option(None, "--rtstruct", help="RTSTRUCT file."),
-    rtdose: Path | None = typer.Option(None, "--rtdose", help="RTDOSE file."),
+    rtdose: list[Path] = typer.Option(
+        [], "--rtdose", help="RTDOSE file; repeat to sum the plans of a course."
+    ),
     csv_out: Path | None = typer.Option(
         None, "--csv", help="Write the table here (default: stdout)."
     ),
@@ -40,8 +42,17 @@ def dvh(  # noqa: PLR0917
         "--alpha-beta",
         help="alpha/beta in Gy: report EQD2 (with --fractions).",
     ),
-    fractions: int | None = typer.Option(
-        None, "--fractions", help="Number of fractions (with --alpha-beta)."
+    fractions: list[int] = typer.Option(
+        [],
+        "--fractions",
+        help="Number of fractions (with --alpha-beta); the i-th pairs with the i-th "
+        "--rtdose.",
+    ),
+    alpha_beta_roi: list[str] = typer.Option(
+        [],
+        "--alpha-beta-roi",
+        help="NAME=VALUE: alpha/beta in Gy of one ROI (case-insensitive), "
+        "overriding --alpha-beta; repeat.",
     ),
     dvh_out: Path | None = typer.Option(
         None, "--dvh-out", help="Write cumulative DVHs (long format) here."
@@ -56,17 +67,31 @@ def dvh(  # noqa: PLR0917
     """Compute DVHs and dose metrics from RTDOSE and RTSTRUCT.
 
     One CSV row per dose object and CLOSED_PLANAR ROI. Problems of one file or ROI
-    are warnings on stderr; the exit code is 0 whenever rows were written.
+    are warnings on stderr; the exit code is 0 whenever rows were written. With
+    several --rtdose (one course, one frame of reference) the plans are summed,
+    physically and in EQD2 with each plan's fractions, and each ROI gets a
+    physical row and an EQD2 row (columns dose_kind and alpha_beta_gy added).
     min_gy/max_gy are the exact extremes of the trilinear dose over the
     reconstructed solid (plus its contour vertices), not of voxel centres; a
     TPS's voxel-centre values can lie inside them. Example:
 
         rtcohort dvh plan_folder/ --metric "D95%[Gy]" --metric "V20Gy[%]"
+
+        rtcohort dvh --rtstruct RS.dcm --rtdose A.dcm --rtdose B.dcm
+        --fractions 25 --fractions 8 --alpha-beta 3 --alpha-beta-roi PTV=10
     """
-    code = _run_dvh(
-        path, rtstruct, rtdose, csv_out, metric, roi, end_caps, alpha_beta,
-        fractions, dvh_out, min_coverage,
-    )  # fmt: skip
+    if len(rtdose) > 1:
+        from rtcohort.cli.dose_course import run_course
+
+        code = run_course(
+            path, rtstruct, rtdose, csv_out, metric, roi, end_caps, alpha_beta,
+            fractions, alpha_beta_roi, dvh_out, min_coverage,
+        )  # fmt: skip
+    else:
+        code = _run_dvh(
+            path, rtstruct, rtdose[0] if rtdose else None, csv_out, metric, roi,
+            end_caps, alpha_beta, fractions, dvh_out, min_coverage, alpha_beta_roi,
+        )  # fmt: skip
     if code:
         raise typer.Exit(code)
 
@@ -208,9 +233,11 @@ def _usage_error(  # noqa: PLR0917
     rtdose: Path | None,
     end_caps: str,
     alpha_beta: float | None,
-    fractions: int | None,
+    fractions: list[int],
+    min_coverage: float = 99.0,
 ) -> str | None:
     from etl.dose.dvh import EndCaps
+    from rtcohort.cli.dose_course import eqd2_usage_error
 
     if (path is None) == (rtstruct is None and rtdose is None):
         return "give either PATH or --rtstruct FILE --rtdose FILE"
@@ -218,27 +245,44 @@ def _usage_error(  # noqa: PLR0917
         return "--rtstruct and --rtdose go together"
     if end_caps not in {e.value for e in EndCaps}:
         return f"--end-caps {end_caps!r}: expected half or none"
-    if (alpha_beta is None) != (fractions is None):
-        return "--alpha-beta and --fractions go together"
-    if (
-        alpha_beta is not None
-        and fractions is not None
-        and (alpha_beta <= 0 or fractions < 1)
-    ):
-        return "--alpha-beta must be > 0 and --fractions >= 1"
-    return None
+    if not 0.0 <= min_coverage <= 100.0:
+        return f"--min-coverage {min_coverage:g}: expected 0 to 100"
+    return eqd2_usage_error(alpha_beta, fractions, 1)
 
 
-def _write_csv(target: Path | None, header: list[str], rows: list[list[str]]) -> None:
+#: Comment lines written above the header of the metrics CSV (``--no-header-comment``
+#: leaves them out): what the extremes and D0.03cc are sampled on (docs/dvh.md).
+CSV_HEADER_COMMENT: tuple[str, ...] = (
+    "# rtcohort dvh: one row per dose object and CLOSED_PLANAR ROI; Gy, cc, percent.",
+    "# min_gy/max_gy: extremes of the trilinear dose over one sample point per raster"
+    " cell (voxel centres at dose-grid resolution, low-discrepancy points when"
+    " supersampled) along each column's whole extent, and the contour vertices"
+    " (end caps and pointed tips included): points of the reconstructed solid, not"
+    " dose-grid voxel centres, and not the supremum between sample points.",
+    "# D0.03cc and every Dx: read on the cumulative DVH by linear interpolation between"
+    " bin edges (first and last node = min_gy and max_gy); a planning system's"
+    " voxel-centre min/max can differ for small structures in steep gradients"
+    " (docs/dvh.md, measured on a real plan). Lines starting with # are comments.",
+)
+
+
+def _write_csv(
+    target: Path | None,
+    header: list[str],
+    rows: list[list[str]],
+    comment: tuple[str, ...] = (),
+) -> None:
     import csv
     import sys
 
     if target is None:
+        sys.stdout.writelines(line + "\n" for line in comment)
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(header)
         writer.writerows(rows)
         return
     with target.open("w", newline="", encoding="utf-8") as fh:
+        fh.writelines(line + "\n" for line in comment)
         out = csv.writer(fh, lineterminator="\n")
         out.writerow(header)
         out.writerows(rows)
@@ -253,23 +297,28 @@ def _run_dvh(  # noqa: PLR0917
     rois: list[str],
     end_caps: str,
     alpha_beta: float | None,
-    fractions: int | None,
+    fractions: list[int],
     dvh_out: Path | None,
     min_coverage: float = 99.0,
+    alpha_beta_roi: list[str] | None = None,
 ) -> int:
     from etl.dicom.dvh_table import dvh_rows, pair_folder
     from etl.dose.metrics import parse_metric
     from etl.errors import MetricSyntaxError, PairingError
+    from rtcohort.cli.dose_course import parse_alpha_beta_roi
 
     def usage(message: str) -> int:
         typer.echo(f"rtcohort dvh: {message}", err=True)
         return 2
 
-    problem = _usage_error(path, rtstruct, rtdose, end_caps, alpha_beta, fractions)
+    problem = _usage_error(
+        path, rtstruct, rtdose, end_caps, alpha_beta, fractions, min_coverage
+    )
     if problem is not None:
         return usage(problem)
-    if not 0.0 <= min_coverage <= 100.0:
-        return usage(f"--min-coverage {min_coverage:g}: expected 0 to 100")
+    overrides = parse_alpha_beta_roi(alpha_beta_roi or [], alpha_beta)
+    if isinstance(overrides, str):
+        return usage(overrides)
     try:
         parsed = [parse_metric(m) for m in metrics]
     except MetricSyntaxError as exc:
@@ -282,11 +331,7 @@ def _run_dvh(  # noqa: PLR0917
         assert rtstruct is not None
         assert rtdose is not None
         pairs = [(rtdose, rtstruct)]
-    eqd2 = (
-        (fractions, alpha_beta)
-        if fractions is not None and alpha_beta is not None
-        else None
-    )
+    eqd2 = (fractions[0], alpha_beta) if alpha_beta is not None else None
     try:
         table = dvh_rows(
             pairs,
@@ -297,6 +342,7 @@ def _run_dvh(  # noqa: PLR0917
             eqd2=eqd2,
             strict_frames=path is None,
             min_coverage_pct=min_coverage,
+            alpha_beta_roi=overrides,
         )
     except PairingError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -306,7 +352,7 @@ def _run_dvh(  # noqa: PLR0917
     if not table.rows:
         typer.echo("error: rtcohort dvh computed nothing", err=True)
         return 1
-    _write_csv(
+    _write_csv(  # the metrics table, with its header comment
         csv_out,
         _COLUMNS + list(metrics),
         [
@@ -318,6 +364,7 @@ def _run_dvh(  # noqa: PLR0917
              *(_cell(v) for v in r.metrics)]
             for r in table.rows
         ],
+        comment=CSV_HEADER_COMMENT,
     )  # fmt: skip
     if dvh_out is not None:
         curves: list[list[str]] = []

@@ -61,6 +61,7 @@ def withdraw(  # noqa: PLR0917
             event_date=who.shift(day),
             erase=erase,
             data_dir=get_settings().data_dir,
+            key=who.key,
         )
     if result.report is None:
         from rtcohort.wiring import after_refusal
@@ -71,12 +72,14 @@ def withdraw(  # noqa: PLR0917
     report = result.report
     with session_scope() as session:
         report.files_deleted = finish_erasure(
-            session, get_settings().data_dir, report.orphan_files
+            session, get_settings().data_dir, report.orphan_files, report.outside_files
         )
     typer.echo(f"erased: {report.rows} rows, {report.files_deleted} files")
     for table, count in sorted(report.rows_by_table.items()):
         typer.echo(f"  {table:<24} {count}")
     typer.echo("check: no row of the person remains")
+    for line in report.unlinkable:
+        typer.echo(line)
 
 
 # ---------------------------------------------------------------- audit

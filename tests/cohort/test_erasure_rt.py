@@ -1,44 +1,52 @@
 """Erasure of persons with real data, built through the production paths.
 
-A person gets RT data through the folder ``import`` and through the receiver path
-(pseudonymised into an inbox, then imported), a dataset held in quarantine (no
-structure set), PROMs and toxicity, a project, an invitation with its outbox message
-and a contact entry; a person consenting to PROMs only has RT data held for want of consent. After
+A person gets RT data through the folder ``import`` and through the receiver
+(``rtcohort receive --deid`` on loopback, its inbox outside the data directory, then
+imported), a receiver reject (burned-in annotation, held as received in
+``<inbox>-quarantine``), audit copies written outside the data directory by
+``rtcohort audit-copies``, a dataset held in quarantine (no structure set), PROMs and
+toxicity, a project, an invitation with its outbox message and a contact entry; a
+person consenting to PROMs only has RT data held for want of consent. After
 ``rtcohort withdraw --erase`` (and the service function) no identifier of either
 (hospital id, pseudonym, original and remapped Study/Series/SOP/Frame of Reference
-UIDs) is left in the database (SQLite: raw bytes of the file; PostgreSQL: every text
-column after VACUUM) or in any file under the data directory.
+UIDs, and the audit copies' own pseudonyms and UIDs) is left in the database (SQLite:
+raw bytes of the file; PostgreSQL: every text column after VACUUM) or in any file
+under the data directory, the inbox, its quarantine and the audit copies. Another
+patient's reject and audit copies stay; a reject with no PatientID is reported as
+unlinkable and kept.
 """
 
 from __future__ import annotations
 
 import datetime
+import os
+import signal
+import socket
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pydicom
 import pytest
+from pynetdicom import AE, StoragePresentationContexts
+from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from sqlalchemy import Engine, String, Text, func, select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from cohort import erasure_files, invitations, outbox, service
 from cohort.projects import attach, create_project
-from etl.arrive.inbox import Inbox
+from etl.deid.audit_copies import copy_key
 from etl.deid.keys import CentreKey, load_key
-from etl.deid.pseudonymise import (
-    date_offset_days,
-    deidentify_bytes,
-    pseudonym,
-    remap_uid,
-)
+from etl.deid.pseudonymise import date_offset_days, pseudonym, remap_uid
 from omop.base import Base
 from omop.cdm import Person
 from omop.cohort_tables import AuditRecord
 from omop.engine import make_engine, session_factory
 from rtcohort.cli import app
-from tests.etl.ingest_corpus import write_patient
+from tests.etl.ingest_corpus import edit, write_patient
 
 runner = CliRunner()
 CENTRE = "ER01"
@@ -70,6 +78,12 @@ class Env:
     def engine(self) -> Engine:
         return make_engine(self.url)
 
+    @property
+    def folders(self) -> list[Path]:
+        """Where files of a person may be: the data dir and the folders outside."""
+        names = ("inbox", "inbox-quarantine", "audit")
+        return [self.data, *(self.root / n for n in names)]
+
 
 @pytest.fixture
 def env(fresh_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Env:
@@ -92,28 +106,69 @@ def _consent(env: Env, patient: str, state: str, *extra: str) -> None:
 
 
 def _identifiers(env: Env, patient: str, folders: list[Path]) -> set[str]:
-    """Hospital id, pseudonym, every original UID and its remapped form."""
-    found = {patient, pseudonym(env.key, patient)}
+    """Hospital id, pseudonym, every original UID and its remapped form.
+
+    Also the pseudonym and UIDs of the patient in audit copies 1 and 2.
+    """
+    keys = [env.key, copy_key(env.key, 1), copy_key(env.key, 2)]
+    found = {patient} | {pseudonym(k, patient) for k in keys}
     for folder in folders:
         for path in folder.rglob("*.dcm"):
             ds = pydicom.dcmread(path, stop_before_pixels=True)
             for keyword in UID_KEYWORDS:
                 uid = str(ds.get(keyword, "") or "")
                 if uid:
-                    found |= {uid, remap_uid(env.key, uid)}
+                    found |= {uid} | {remap_uid(k, uid) for k in keys}
     return found
 
 
-def _receive(env: Env, folder: Path) -> Path:
-    """What the C-STORE receiver does with a key: pseudonymise, file into the inbox."""
-    inbox = Inbox(env.data / "inbox")
-    for path in sorted(folder.rglob("*.dcm")):
-        result = deidentify_bytes(path.read_bytes(), env.key)
-        assert result.data is not None, result.reason
-        inbox.store(
-            result.data, result.study_instance_uid, result.sop_instance_uid, "TPS"
-        )
-    return inbox.root
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _ct(folder: Path) -> Path:
+    return next(
+        p
+        for p in sorted(folder.rglob("*.dcm"))
+        if pydicom.dcmread(p, stop_before_pixels=True).Modality == "CT"
+    )
+
+
+def _receive(env: Env, files: list[Path]) -> tuple[Path, list[int]]:
+    """Send files to ``rtcohort receive --deid`` on loopback; return inbox, statuses."""
+    port = _free_port()
+    inbox = env.root / "inbox"  # outside the data directory
+    args = ["receive", "--port", str(port), "--inbox", str(inbox),
+            "--allowed-caller", "TPS", "--deid", *env.k]  # fmt: skip
+    code = "from rtcohort.cli import main; main()"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
+    ae = AE(ae_title="TPS")
+    ae.requested_contexts = StoragePresentationContexts[:120]
+    ae.add_requested_context(Verification)
+    try:
+        for _ in range(200):
+            assoc = ae.associate("127.0.0.1", port, ae_title="RTCOHORT")
+            if assoc.is_established:
+                break
+            time.sleep(0.1)
+        assert assoc.is_established
+        statuses = [int(assoc.send_c_store(str(f)).Status) for f in files]
+        assoc.release()
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    return inbox, statuses
 
 
 def _outcomes(session: Session, env: Env, patient: str) -> None:
@@ -157,22 +212,38 @@ def _build(env: Env) -> dict[str, set[str]]:
     # consented to PROMs only: the RT data are held for want of consent to data use
     write_patient(src / "c", "ER-C-0815", 604)
     write_patient(src / "b", "ER-B-1234", 605)  # stays
+    # rejected by the receiver: burned-in annotation (A, and B who stays), and an
+    # image without PatientID that no one can be linked to
+    rejects = env.root / "rejects"
+    for name, patient, seed in (("a", "ER-A-4711", 606), ("b", "ER-B-1234", 607),
+                                ("z", "ER-Z-0001", 608)):  # fmt: skip
+        write_patient(rejects / name, patient, seed)
+    edit(_ct(rejects / "a"), BurnedInAnnotation="YES")
+    edit(_ct(rejects / "b"), BurnedInAnnotation="YES")
+    edit(_ct(rejects / "z"), PatientID=None)
     _consent(env, "ER-A-4711", "consented", "--email", "er-a@example.org")
     _consent(env, "ER-B-1234", "consented")
     _consent(env, "ER-C-0815", "consented", "--scope", "proms")
     out = _ok(["import", str(src), *env.k])
     assert "datasets loaded 2" in out, out
     assert "held 2" in out, out
-    inbox = _receive(env, recv)
+    copies = _ok(["audit-copies", str(src), str(env.root / "audit"), "--copies", "2",
+                  "--key-file", str(env.root / "k.key")])  # fmt: skip
+    assert "copy_2:" in copies
+    sent = sorted(recv.rglob("*.dcm")) + [_ct(rejects / n) for n in "abz"]
+    inbox, statuses = _receive(env, sent)
+    assert statuses == [0] * (len(sent) - 3) + [0xC000] * 3
     assert "datasets loaded 1" in _ok(["import", str(inbox), *env.k])
     engine = env.engine()
     with session_factory(engine).begin() as session:
         _outcomes(session, env, "ER-A-4711")
     engine.dispose()
     return {
-        "ER-A-4711": _identifiers(env, "ER-A-4711", [src / "a", recv, src / "h"]),
+        "ER-A-4711": _identifiers(
+            env, "ER-A-4711", [src / "a", recv, src / "h", rejects / "a"]
+        ),
         "ER-C-0815": _identifiers(env, "ER-C-0815", [src / "c"]),
-        "ER-B-1234": _identifiers(env, "ER-B-1234", [src / "b"]),
+        "ER-B-1234": _identifiers(env, "ER-B-1234", [src / "b", rejects / "b"]),
     }
 
 
@@ -205,10 +276,11 @@ def _database_hits(env: Env, needles: set[str]) -> set[str]:
 
 def _file_hits(env: Env, needles: set[str]) -> set[str]:
     hits: set[str] = set()
-    for path in env.data.rglob("*"):
-        if path.is_file():
-            data = path.read_bytes()
-            hits |= {n for n in needles if n.encode() in data}
+    for folder in env.folders:
+        for path in folder.rglob("*"):
+            if path.is_file():
+                data = path.read_bytes()
+                hits |= {n for n in needles if n.encode() in data}
     return hits
 
 
@@ -225,12 +297,22 @@ def test_erasure_leaves_no_identifier(env: Env) -> None:
     erased = ids["ER-A-4711"] | ids["ER-C-0815"]
     # the search finds them before erasure (so zero hits afterwards means something)
     assert pseudonym(env.key, "ER-A-4711") in _database_hits(env, erased)
-    assert _file_hits(env, erased)
+    for folder in env.folders:  # each place holds the person's identifiers
+        assert _file_hits(Env(env.root, folder, env.url, env.key), erased), folder
     kept_before = _database_hits(env, ids["ER-B-1234"])
+    kept_files = _file_hits(env, ids["ER-B-1234"])
+    quarantine = env.root / "inbox-quarantine"
+    assert len(list(quarantine.glob("*.held"))) == 3
+    unlinkable = next(
+        held
+        for held in quarantine.glob("*.held")
+        if b"no PatientID" in held.with_suffix(".reason.json").read_bytes()
+    )
 
     out = _ok(["withdraw", "ER-A-4711", *env.k, "--erase"])
     assert out.startswith("erased: ")
     assert "check: no row of the person remains" in out
+    assert f"unlinkable, kept: {unlinkable}, no readable PatientID" in out
     engine = env.engine()
     with session_factory(engine).begin() as session:
         admin = service.acting_user(session, "admin")
@@ -239,18 +321,27 @@ def test_erasure_leaves_no_identifier(env: Env) -> None:
             session, admin, centre_code=CENTRE,
             pseudonym=pseudonym(env.key, "ER-C-0815"),
             event_date=datetime.date(2025, 6, 1), erase=True, data_dir=env.data,
+            key=env.key,
         )  # fmt: skip
     with session_factory(engine)() as session:
-        assert result.report is not None
+        report = result.report
+        assert report is not None
         deleted = erasure_files.finish_erasure(
-            session, env.data, result.report.orphan_files
+            session, env.data, report.orphan_files, report.outside_files
         )
     print(f"service erasure: {(time.perf_counter() - started) * 1000:.0f} ms")
     engine.dispose()
-    assert deleted == len(result.report.orphan_files) > 0
+    assert len(report.outside_files) > 0  # C's audit copies
+    assert deleted == len(report.orphan_files) + len(report.outside_files)
+    assert report.unlinkable == [
+        f"unlinkable, kept: {unlinkable}, no readable PatientID"
+    ]
 
     assert _database_hits(env, erased) == set()
     assert _file_hits(env, erased) == set()
+    assert _file_hits(env, ids["ER-B-1234"]) == kept_files  # B's reject and copies
+    assert unlinkable.is_file()
+    assert len(list(quarantine.glob("*.held"))) == 2
     assert _database_hits(env, ids["ER-B-1234"]) == kept_before
     assert _person_count(env) == 1
     assert "audit chain intact" in _ok(["audit", "verify"])
@@ -309,7 +400,7 @@ def test_crash_before_commit_leaves_the_person_whole(
         if p.is_file() and "db" not in p.name
     }
 
-    def crash(*_args: object) -> None:
+    def crash(*_args: object, **_kwargs: object) -> None:
         raise OSError("power cut after the deletes, before commit")
 
     monkeypatch.setattr(erasure_files, "write_journal", crash)

@@ -1,7 +1,7 @@
 """The web app in headless Chromium (Playwright) against `rtcohort serve` on loopback.
 
-A small demo database (`demo --centres 2 --patients 3 --no-serve`) is built once per
-test session; a patient link comes from `rtcohort invite --print --pseudonym`.
+A small demo database (`demo --centres 2 --patients 3 --seed 2 --no-serve`) is built
+once per test session; a patient link comes from `rtcohort invite --print --pseudonym`.
 Screenshots are saved under the pytest temporary folder (``screenshots``).
 """
 
@@ -75,7 +75,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     port = _free_port()
     info = Served(f"http://127.0.0.1:{port}", data, env, tmp / "screenshots")
     info.shots.mkdir()
-    info.cli("demo", "--centres", "2", "--patients", "3", "--no-serve")
+    info.cli("demo", "--centres", "2", "--patients", "3", "--seed", "2", "--no-serve")
     log = (tmp / "serve.log").open("w")
     server = subprocess.Popen(
         [sys.executable, "-m", "rtcohort.cli", "serve", "--port", str(port),

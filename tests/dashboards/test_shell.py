@@ -7,9 +7,10 @@ import datetime
 import pytest
 from apptest_helpers import by_label, new_app, sign_in, texts
 from sqlalchemy import select
+from streamlit.testing.v1 import AppTest
 from web_world import PASSWORD, World
 
-from omop.cohort_tables import AuditRecord
+from omop.cohort_tables import AppUser, AuditRecord
 from omop.engine import make_engine, session_factory
 
 FAILED = "The username or password is not right"
@@ -136,3 +137,65 @@ def test_app_started_without_serve_says_so(
     at = new_app().run()
     assert "start the app with rtcohort serve" in texts(at)
     assert not at.text_input
+
+
+_AUTH_SECRETS = {
+    "auth": {
+        "redirect_uri": "http://localhost:8501/oauth2callback",
+        "cookie_secret": "not-a-secret-only-a-test",
+        "client_id": "rtcohort",
+        "client_secret": "test",
+        "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration",
+    }
+}
+
+
+def _oidc_app(claims: dict[str, object]) -> AppTest:
+    """A browser session back from the provider: ``st.user`` holds its claims."""
+    at = new_app()
+    at.secrets = _AUTH_SECRETS
+    at.user = {"is_logged_in": True, **claims}
+    return at.run()
+
+
+def _account_with_email(world: World, name: str, email: str) -> None:
+    from cohort.operations import add_account
+    from cohort.users import ADMIN_USERNAME
+
+    engine = make_engine(world.url)
+    with session_factory(engine).begin() as s:
+        if s.scalar(select(AppUser).where(AppUser.username == name)) is None:
+            add_account(s, ADMIN_USERNAME, name, role="clinician", centres=["HUS"],
+                        password=PASSWORD, email=email)  # fmt: skip
+    engine.dispose()
+
+
+def test_oidc_identity_signs_in_the_account_with_that_email(web: World) -> None:
+    _account_with_email(web, "oidc-hus", "oidc.hus@example.org")
+    at = _oidc_app({"email": "OIDC.HUS@example.org", "email_verified": True})
+    assert not at.exception
+    assert "clinician · HUS" in texts(at)  # signed in: the header shows the account
+    assert "oidc\\-hus" in texts(at)
+    assert by_label(at.button, "Sign out")
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"email": "oidc.hus@example.org", "email_verified": False},
+        {"email": "nobody@example.org", "email_verified": True},
+    ],
+)
+def test_oidc_identity_without_account_is_refused(
+    web: World, claims: dict[str, object]
+) -> None:
+    _account_with_email(web, "oidc-hus", "oidc.hus@example.org")
+    before = len(_audit(web, "sign-in"))
+    at = _oidc_app(claims)
+    assert not at.exception
+    assert "No account with a role matches your sign-in" in texts(at)
+    assert "clinician · HUS" not in texts(at)
+    assert "rtcohort.identity" not in at.session_state
+    refusals = _audit(web, "sign-in")
+    assert len(refusals) == before + 1
+    assert refusals[-1][1] in {"refused: unverified e-mail", "refused: unknown e-mail"}

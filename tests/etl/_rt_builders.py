@@ -11,6 +11,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 RTDOSE = "1.2.840.10008.5.1.4.1.1.481.2"
 RTSTRUCT = "1.2.840.10008.5.1.4.1.1.481.3"
+RTPLAN = "1.2.840.10008.5.1.4.1.1.481.5"
 
 
 def _base(sop_class: str, modality: str, frame: str) -> Dataset:
@@ -37,8 +38,15 @@ def rtdose(
     scaling: float | None = 0.001,
     frame="1.2.3.9",
     offsets=None,
+    summation="PLAN",
+    plan_uid: str | None = None,
+    beam: int | None = None,
 ) -> Dataset:
-    """values: dose in the file's units before scaling, shape (k, j, i), integers."""
+    """values: dose in the file's units before scaling, shape (k, j, i), integers.
+
+    ``plan_uid`` adds a ReferencedRTPlanSequence, ``beam`` its referenced beam
+    (fraction group 1).
+    """
     ds = _base(RTDOSE, "RTDOSE", frame)
     k, j, i = values.shape
     ds.ImagePositionPatient = list(origin)
@@ -56,7 +64,18 @@ def rtdose(
     ds.PixelRepresentation = 0
     ds.DoseUnits = units
     ds.DoseType = "PHYSICAL"
-    ds.DoseSummationType = "PLAN"
+    ds.DoseSummationType = summation
+    if plan_uid is not None:
+        ref = Dataset()
+        ref.ReferencedSOPClassUID = RTPLAN
+        ref.ReferencedSOPInstanceUID = plan_uid
+        if beam is not None:
+            fg, b = Dataset(), Dataset()
+            fg.ReferencedFractionGroupNumber = 1
+            b.ReferencedBeamNumber = beam
+            fg.ReferencedBeamSequence = Sequence([b])
+            ref.ReferencedFractionGroupSequence = Sequence([fg])
+        ds.ReferencedRTPlanSequence = Sequence([ref])
     if scaling is not None:
         ds.DoseGridScaling = scaling
     ds.PixelData = np.ascontiguousarray(values, dtype="<u4").tobytes()
@@ -97,6 +116,22 @@ def rtstruct(
     ds.StructureSetROISequence = Sequence(ss)
     ds.ROIContourSequence = Sequence(rc)
     ds.RTROIObservationsSequence = Sequence(obs)
+    return ds
+
+
+def rtplan(beams: tuple[int, ...], *, frame="1.2.3.9", fractions: int = 25):
+    """An RTPLAN with one fraction group delivering ``beams``."""
+    ds = _base(RTPLAN, "RTPLAN", frame)
+    fg = Dataset()
+    fg.FractionGroupNumber = 1
+    fg.NumberOfFractionsPlanned = fractions
+    refs = []
+    for n in beams:
+        b = Dataset()
+        b.ReferencedBeamNumber = n
+        refs.append(b)
+    fg.ReferencedBeamSequence = Sequence(refs)
+    ds.FractionGroupSequence = Sequence([fg])
     return ds
 
 

@@ -116,3 +116,57 @@ def test_cli(source: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "20 written" in result.output
     assert len(list((tmp_path / "out").rglob("*.dcm"))) == 20
+
+
+def test_owner_manifest_names_patients_only_under_the_key(
+    source: Path, tmp_path: Path
+) -> None:
+    import hashlib
+    import hmac
+
+    from etl.deid import audit_owners
+    from etl.deid.pseudonymise import pseudonym
+
+    write_audit_copies(source, tmp_path, KEY, 2)
+    tags: list[set[str]] = []
+    for n in (1, 2):
+        folder = tmp_path / f"copy_{n}"
+        entries = audit_owners.owners(folder)
+        assert entries is not None
+        files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.dcm"))
+        assert sorted(str(e["file"]) for e in entries) == files
+        for entry in entries:
+            data = (folder / str(entry["file"])).read_bytes()
+            assert entry["sha256"] == hashlib.sha256(data).hexdigest()
+        # the tag, computed here from its definition: HMAC-SHA-512/256 of the centre
+        # pseudonym under the copy key's erasure-owner/v1 sub-key, 128 bits
+        sub = copy_key(KEY, n).derive("erasure-owner/v1")
+        expect = {
+            hmac.new(sub, pseudonym(KEY, pid).encode(), "sha512_256")
+            .digest()[:16]
+            .hex()
+            for pid in ("P1-0042", "P2-0099")
+        }
+        tags.append({str(e["owner"]) for e in entries})
+        assert tags[-1] == expect
+        raw = (folder / audit_owners.OWNERS_NAME).read_bytes()
+        assert b"P1-0042" not in raw
+        assert pseudonym(KEY, "P1-0042").encode() not in raw
+    assert not tags[0] & tags[1]  # the copies' manifests do not link them
+
+
+def test_forget_deletes_one_patients_files(source: Path, tmp_path: Path) -> None:
+    from etl.deid import audit_owners
+    from etl.deid.pseudonymise import pseudonym
+
+    write_audit_copies(source, tmp_path, KEY, 1)
+    folder = tmp_path / "copy_1"
+    tag = audit_owners.owner_tag(copy_key(KEY, 1), pseudonym(KEY, "P1-0042"))
+    entries = audit_owners.owners(folder) or []
+    mine = {str(e["sha256"]) for e in entries if e["owner"] == tag}
+    assert audit_owners.forget(folder, mine) == len(mine) == 5
+    assert not list((folder / "p1").rglob("*.dcm"))
+    assert len(list((folder / "p2").rglob("*.dcm"))) == 5
+    assert {e["owner"] for e in audit_owners.owners(folder) or []} == {
+        audit_owners.owner_tag(copy_key(KEY, 1), pseudonym(KEY, "P2-0099"))
+    }

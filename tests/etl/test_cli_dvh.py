@@ -1,8 +1,5 @@
 from __future__ import annotations
 
-import csv
-import io
-
 import numpy as np
 import pytest
 from pydicom.data import get_testdata_file
@@ -11,6 +8,7 @@ from typer.testing import CliRunner
 from rtcohort.cli import app
 from tests.etl._dose_helpers import cube_contours, square
 from tests.etl._rt_builders import rtdose, rtstruct, save
+from tests.etl.dvh_csv import dvh_csv_rows
 
 runner = CliRunner()
 
@@ -36,7 +34,7 @@ def plan(tmp_path):
 
 
 def _table(text):
-    return list(csv.DictReader(io.StringIO(text)))
+    return dvh_csv_rows(text)
 
 
 def test_explicit_pair_writes_rows_metrics_and_warnings(plan, tmp_path):
@@ -49,6 +47,12 @@ def test_explicit_pair_writes_rows_metrics_and_warnings(plan, tmp_path):
     )  # fmt: skip
     assert res.exit_code == 0, res.output
     rows = {r["roi_name"]: r for r in _table(res.stdout)}
+    comment = [line for line in res.stdout.splitlines() if line.startswith("#")]
+    assert res.stdout.startswith("# ")
+    assert len(comment) == 3
+    assert "min_gy/max_gy" in comment[1]
+    assert "voxel centres" in comment[1]
+    assert "D0.03cc" in comment[2]
     assert list(_table(res.stdout)[0]) == [
         "dose_sop_instance_uid", "roi_number", "roi_name", "volume_cc", "outside_grid_cc",
         "dose_coverage_pct", "warning", "min_gy", "mean_gy", "max_gy", "D50%[Gy]",

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
-
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -12,6 +9,7 @@ from typer.testing import CliRunner
 from rtcohort.cli import app
 from tests.etl._dose_helpers import cube_contours
 from tests.etl._rt_builders import rtdose, rtstruct, save
+from tests.etl.dvh_csv import dvh_csv_rows
 
 runner = CliRunner()
 METRICS = ("D50%[Gy]", "D0.5cc[Gy]", "V10Gy[%]", "Max[Gy]")
@@ -43,7 +41,7 @@ def _rows(plan, *extra):
         args += ["--metric", m]
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
-    return {r["roi_name"]: r for r in csv.DictReader(io.StringIO(res.stdout))}
+    return {r["roi_name"]: r for r in dvh_csv_rows(res.stdout)}
 
 
 def test_below_min_coverage_metrics_are_empty_and_max_is_a_lower_bound(plan):
