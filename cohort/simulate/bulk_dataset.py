@@ -19,9 +19,18 @@ from etl.deid.identity import PatientIdentity
 from etl.dicom.enums import DoseSummationType
 from etl.mapping.naming import RuleSet
 from etl.store.computed import content_hash
-from etl.store.course import course_end, dicom_day, prescription_rows, study_day
+from etl.store.course import (
+    course_end,
+    course_episode_row,
+    course_procedure_row,
+    dicom_day,
+    disease_episode_row,
+    prescription_rows,
+    study_day,
+)
 from etl.store.course_age import course_age_row, course_age_years
 from etl.store.dvh_rows import AlphaBeta, MetricContext, dvh_row, metric_rows
+from etl.store.images import image_row
 from omop.cdm import (
     Episode,
     ImageOccurrence,
@@ -31,13 +40,6 @@ from omop.cdm import (
 )
 from omop.filestore import FileStore
 from omop.ingest_tables import Dvh, IngestDataset, IngestObject
-from omop.vocab.registry import our_concept_id
-from omop.vocab.standard import (
-    DISEASE_EPISODE,
-    EHR,
-    NO_MATCHING_CONCEPT,
-    RT_COURSE_EPISODE,
-)
 
 __all__ = ["dataset_rows"]
 
@@ -62,42 +64,17 @@ def dataset_rows(
     assert day is not None
     assert resolved.structure_set is not None
     end = course_end(computed, day)
-    disease = rows.add(
-        Episode,
-        {
-            "person_id": person_id, "episode_concept_id": DISEASE_EPISODE,
-            "episode_start_date": day,
-            "episode_object_concept_id": NO_MATCHING_CONCEPT,
-            "episode_type_concept_id": EHR,
-            "episode_source_value": "cancer treated with radiotherapy",
-        },
-        "episode_id",
-    )  # fmt: skip
-    course_concept = our_concept_id("RTC Course", "rt_course")
+    disease = rows.add(Episode, disease_episode_row(person_id, day), "episode_id")
     episode = rows.add(
         Episode,
-        {
-            "person_id": person_id, "episode_parent_id": disease,
-            "episode_concept_id": RT_COURSE_EPISODE, "episode_start_date": day,
-            "episode_end_date": end, "episode_object_concept_id": 0,
-            "episode_type_concept_id": EHR,
-            "episode_source_value": (computed.plan_label or "RT course")[:50],
-            "episode_source_concept_id": course_concept,
-        },
+        course_episode_row(person_id, disease, computed, day),
         "episode_id",
-    )  # fmt: skip
+    )
     procedure = rows.add(
         ProcedureOccurrence,
-        {
-            "person_id": person_id, "procedure_concept_id": 0,
-            "procedure_date": day, "procedure_end_date": end,
-            "procedure_type_concept_id": EHR,
-            "procedure_source_value": "radiotherapy course",
-            "procedure_source_concept_id": course_concept,
-            "quantity": computed.n_fractions,
-        },
+        course_procedure_row(person_id, computed, day),
         "procedure_occurrence_id",
-    )  # fmt: skip
+    )
     rows.tables["episode_event"].append(
         {"episode_id": episode, "event_id": procedure,
          "episode_event_field_concept_id": fields.procedure}
@@ -113,16 +90,9 @@ def dataset_rows(
         if obj.series_instance_uid not in images:
             images[obj.series_instance_uid] = rows.add(
                 ImageOccurrence,
-                {
-                    "person_id": person_id, "procedure_occurrence_id": procedure,
-                    "local_path": str(store.path(obj.sha256)),
-                    "image_occurrence_date": dicom_day(obj.study_date) or day,
-                    "image_study_uid": obj.study_instance_uid,
-                    "image_series_uid": obj.series_instance_uid,
-                    "modality_concept_id": 0,
-                },
+                image_row(person_id, procedure, obj, day, store),
                 "image_occurrence_id",
-            )  # fmt: skip
+            )
     for obj in {o.sop_instance_uid: o for o in resolved.members()}.values():
         rows.files.append((obj.sha256, person_id))
         rows.add(

@@ -26,6 +26,7 @@ from instruments.store.common import (
     Assessment,
     StoreError,
     our_concept,
+    visit_row,
 )
 from omop.vocab.standard import CASE_REPORT_FORM, PATIENT_FILLED_SURVEY
 
@@ -40,19 +41,6 @@ __all__ = [
 ]
 
 Row = dict[str, Any]
-
-
-def visit_row(where: Assessment, day: date) -> Row:
-    """VISIT_OCCURRENCE of a person's timepoint (created with its first assessment)."""
-    return {
-        "person_id": where.person_id,
-        "visit_concept_id": NO_CONCEPT,
-        "visit_start_date": day,
-        "visit_end_date": day,
-        "visit_type_concept_id": CASE_REPORT_FORM,
-        "visit_source_value": where.timepoint,
-        "visit_source_concept_id": our_concept(TIMEPOINT_VOCAB, where.timepoint),
-    }
 
 
 def toxicity_term_concept(grading: ToxicityGrading) -> tuple[str, int]:
