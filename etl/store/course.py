@@ -57,6 +57,7 @@ __all__ = [
     "dicom_day",
     "disease_episode",
     "episode_fractions",
+    "prescription_rows",
     "read_first_courses",
     "shares_course",
     "study_day",
@@ -125,28 +126,11 @@ def write_course(
             sole = not shares_course(session, found, computed)
             _set_end(session, int(found), int(procedure), end, replace=sole)
             return int(found), int(procedure)
-    course = our_concept_id("RTC Course", "rt_course")
-    episode = Episode(
-        person_id=person_id,
-        episode_parent_id=disease_episode(session, person_id, day),
-        episode_concept_id=RT_COURSE_EPISODE,
-        episode_start_date=day,
-        episode_end_date=end,
-        episode_object_concept_id=RT_PROCEDURE,
-        episode_type_concept_id=EHR,
-        episode_source_value=(computed.plan_label or "RT course")[:50],
-        episode_source_concept_id=course,
-    )
+    parent = disease_episode(session, person_id, day)
+    episode = Episode(**course_episode_row(person_id, parent, computed, day))
     session.add(episode)
     procedure_row = ProcedureOccurrence(
-        person_id=person_id,
-        procedure_concept_id=RT_PROCEDURE,
-        procedure_date=day,
-        procedure_end_date=end,
-        procedure_type_concept_id=EHR,
-        procedure_source_value="radiotherapy course",
-        procedure_source_concept_id=course,
-        quantity=computed.n_fractions,
+        **course_procedure_row(person_id, computed, day)
     )
     session.add(procedure_row)
     session.flush()
@@ -159,6 +143,51 @@ def write_course(
     )
     session.flush()
     return episode.episode_id, procedure_row.procedure_occurrence_id
+
+
+def disease_episode_row(person_id: int, day: datetime.date) -> dict[str, Any]:
+    """Return the row of a person's disease EPISODE (32533), parent of RT courses."""
+    return {
+        "person_id": person_id,
+        "episode_concept_id": DISEASE_EPISODE,
+        "episode_start_date": day,
+        "episode_object_concept_id": MALIGNANT_NEOPLASTIC_DISEASE,
+        "episode_type_concept_id": EHR,
+        "episode_source_value": "cancer treated with radiotherapy",
+    }
+
+
+def course_episode_row(
+    person_id: int, parent: int, computed: ComputedDataset, day: datetime.date
+) -> dict[str, Any]:
+    """Return the row of an RT-course EPISODE under the disease episode ``parent``."""
+    return {
+        "person_id": person_id,
+        "episode_parent_id": parent,
+        "episode_concept_id": RT_COURSE_EPISODE,
+        "episode_start_date": day,
+        "episode_end_date": course_end(computed, day),
+        "episode_object_concept_id": RT_PROCEDURE,
+        "episode_type_concept_id": EHR,
+        "episode_source_value": (computed.plan_label or "RT course")[:50],
+        "episode_source_concept_id": our_concept_id("RTC Course", "rt_course"),
+    }
+
+
+def course_procedure_row(
+    person_id: int, computed: ComputedDataset, day: datetime.date
+) -> dict[str, Any]:
+    """Return the PROCEDURE_OCCURRENCE row of an RT course (EPISODE_EVENT-linked)."""
+    return {
+        "person_id": person_id,
+        "procedure_concept_id": RT_PROCEDURE,
+        "procedure_date": day,
+        "procedure_end_date": course_end(computed, day),
+        "procedure_type_concept_id": EHR,
+        "procedure_source_value": "radiotherapy course",
+        "procedure_source_concept_id": our_concept_id("RTC Course", "rt_course"),
+        "quantity": computed.n_fractions,
+    }
 
 
 def disease_episode(session: Session, person_id: int, day: datetime.date) -> int:
@@ -179,14 +208,7 @@ def disease_episode(session: Session, person_id: int, day: datetime.date) -> int
     if found is not None:
         found.episode_start_date = min(found.episode_start_date, day)
         return int(found.episode_id)
-    disease = Episode(
-        person_id=person_id,
-        episode_concept_id=DISEASE_EPISODE,
-        episode_start_date=day,
-        episode_object_concept_id=MALIGNANT_NEOPLASTIC_DISEASE,
-        episode_type_concept_id=EHR,
-        episode_source_value="cancer treated with radiotherapy",
-    )
+    disease = Episode(**disease_episode_row(person_id, day))
     session.add(disease)
     session.flush()
     return int(disease.episode_id)
@@ -255,34 +277,44 @@ def write_prescription(
             Measurement.measurement_source_concept_id.in_(concepts),
         )
     )
+    for row in prescription_rows(person_id, episode_id, computed, day, field_id):
+        session.add(Measurement(**row))
+
+
+def prescription_rows(
+    person_id: int,
+    episode_id: int,
+    computed: ComputedDataset,
+    day: datetime.date,
+    field_id: int,
+) -> list[dict[str, Any]]:
+    """Build the prescription MEASUREMENTs of an RT course (``field_id``: episode)."""
+    codes = ("total_dose", "fractions", "dose_per_fraction", "intent")
     total, n = computed.prescription_gy, computed.n_fractions
-    values: list[tuple[str, float | None, int, str | None, str | None]] = [
-        ("total_dose", total, 0, "Gy", None),
-        ("fractions", float(n) if n else None, 0, None, None),
-        ("dose_per_fraction", total / n if total and n else None, 0, "Gy", None),
-        ("intent", None, 0, None, computed.plan_intent or None),
+    values: list[tuple[float | None, str | None, str | None]] = [
+        (total, "Gy", None),
+        (float(n) if n else None, None, None),
+        (total / n if total and n else None, "Gy", None),
+        (None, None, computed.plan_intent or None),
     ]
-    for (code, value, unit_id, unit_text, value_text), concept in zip(
-        values, concepts, strict=True
-    ):
-        if value is None and value_text is None:
-            continue
-        session.add(
-            Measurement(
-                person_id=person_id,
-                measurement_concept_id=0,
-                measurement_date=day,
-                measurement_type_concept_id=EHR,
-                value_as_number=value,
-                unit_concept_id=unit_id if unit_text else None,
-                unit_source_value=unit_text,
-                measurement_source_value=f"prescription {code}",
-                measurement_source_concept_id=concept,
-                value_source_value=value_text,
-                measurement_event_id=episode_id,
-                meas_event_field_concept_id=field_id,
-            )
-        )
+    return [
+        {
+            "person_id": person_id,
+            "measurement_concept_id": 0,
+            "measurement_date": day,
+            "measurement_type_concept_id": EHR,
+            "value_as_number": value,
+            "unit_concept_id": 0 if unit_text else None,
+            "unit_source_value": unit_text,
+            "measurement_source_value": f"prescription {code}",
+            "measurement_source_concept_id": our_concept_id(PRESCRIPTION_VOCAB, code),
+            "value_source_value": value_text,
+            "measurement_event_id": episode_id,
+            "meas_event_field_concept_id": field_id,
+        }
+        for code, (value, unit_text, value_text) in zip(codes, values, strict=True)
+        if value is not None or value_text is not None
+    ]
 
 
 def episode_fractions(session: Session, episode_id: int) -> int | None:
