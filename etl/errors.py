@@ -19,6 +19,8 @@ __all__ = [
     "OutsideGridWarning",
     "PairingError",
     "PatientIdError",
+    "SchedulerError",
+    "StageInterruptedError",
     "StructureError",
 ]
 
@@ -85,6 +87,17 @@ class DeidRefusedError(EtlError, ValueError):
 
 class PatientIdError(EtlError, ValueError):
     """A patient identifier is empty or malformed (the message never repeats it)."""
+
+
+class SchedulerError(EtlError, ConnectionError):
+    """A Dask scheduler address is malformed, unreachable or has no workers.
+
+    The message names the address.
+    """
+
+
+class StageInterruptedError(EtlError, RuntimeError):
+    """A worker died while preparing files; nothing of the run was loaded (re-run)."""
 
 
 class CourseDoseError(EtlError, ValueError):

@@ -7,9 +7,11 @@ r"""Logistic NTCP models: one dose metric (or gEUD) with optional clinical covar
 Fitted by Newton-Raphson (IRLS) on the exact log-likelihood, unpenalised by default (the
 classical fit; scikit-learn >= 1.8 would penalise unless ``C=np.inf``). A ridge penalty
 ``penalty / 2 * sum((beta_j * sd_j)^2)`` on the standardised non-intercept coefficients
-is available on request. Coefficient intervals are Wald intervals from the observed
-information; with gEUD and a free ``n``, ``n`` is estimated by maximising the profile
-log-likelihood and gets a profile-likelihood interval (the 1.92 drop).
+is available on request. Coefficients get Wald intervals from the observed
+information and, for the unpenalised fit, profile-likelihood intervals (the 1.92 drop;
+:mod:`ntcp.logistic_profile`); with gEUD and a free ``n``, ``n`` is estimated by
+maximising the profile log-likelihood and gets a profile-likelihood interval, and the
+coefficients' intervals are conditional on the estimated ``n``.
 
 References
 ----------
@@ -36,6 +38,7 @@ from sklearn.base import BaseEstimator
 from ntcp.dose_metrics import dose_metric
 from ntcp.errors import FewEventsWarning, ModelSpecError, NonIdentifiableError
 from ntcp.geud import DEFAULT_VOLUME_TOL, DVHSet, geud_gy
+from ntcp.logistic_profile import profile_intervals
 from ntcp.outcome import check_binary_outcome
 
 __all__ = ["GEUD_METRIC", "LogisticDoseModel", "MultivariableLogisticModel"]
@@ -119,6 +122,9 @@ class MultivariableLogisticModel(BaseEstimator):  # type: ignore[misc]
     ----------
     penalty : float
         Ridge strength on standardised coefficients; 0 gives the classical fit.
+    profile_ci : bool
+        Compute profile-likelihood intervals (unpenalised fits only; skip them in
+        bootstraps and inner loops).
 
     Attributes
     ----------
@@ -126,6 +132,9 @@ class MultivariableLogisticModel(BaseEstimator):  # type: ignore[misc]
         ``intercept`` and one coefficient per predictor name.
     ci95_ : dict
         Wald 95% intervals per parameter.
+    profile_ci95_ : dict
+        Profile-likelihood 95% intervals per parameter (``(None, None)`` when not
+        computed; an end is ``None`` when open).
     loglik_ : float
         Log-likelihood at the estimate (without the penalty).
     summary_ : pandas.DataFrame
@@ -140,8 +149,9 @@ class MultivariableLogisticModel(BaseEstimator):  # type: ignore[misc]
     ['intercept', 'dose_gy']
     """
 
-    def __init__(self, penalty: float = 0.0) -> None:
+    def __init__(self, penalty: float = 0.0, profile_ci: bool = True) -> None:
         self.penalty = penalty
+        self.profile_ci = profile_ci
 
     def fit(
         self,
@@ -174,12 +184,20 @@ class MultivariableLogisticModel(BaseEstimator):  # type: ignore[misc]
             k: (float(b - _Z95 * s), float(b + _Z95 * s))
             for k, b, s in zip(names, fit.beta, se, strict=True)
         }
+        self.profile_ci95_: dict[str, tuple[float | None, float | None]] = (
+            profile_intervals(design, yy, fit.beta, fit.loglik, names, se=se)
+            if self.profile_ci and self.penalty == 0
+            else dict.fromkeys(names, (None, None))
+        )
+        prof = [self.profile_ci95_[k] for k in names]
         self.summary_ = pd.DataFrame(
             {
                 "estimate": fit.beta,
                 "se (Wald)": se,
                 "lower 95% (Wald)": fit.beta - _Z95 * se,
                 "upper 95% (Wald)": fit.beta + _Z95 * se,
+                "lower 95% (profile)": [lo for lo, _ in prof],
+                "upper 95% (profile)": [hi for _, hi in prof],
                 "odds ratio": np.exp(fit.beta),
             },
             index=pd.Index(names, name="parameter"),
@@ -234,6 +252,8 @@ class LogisticDoseModel(MultivariableLogisticModel):
         Ridge strength on standardised coefficients (0: classical fit).
     volume_tol : float
         Tolerance on the sum of each DVH's volume fractions.
+    profile_ci : bool
+        Compute profile-likelihood intervals of the coefficients.
 
     Attributes
     ----------
@@ -250,8 +270,10 @@ class LogisticDoseModel(MultivariableLogisticModel):
         alpha_beta_gy: float | None = None,
         penalty: float = 0.0,
         volume_tol: float = DEFAULT_VOLUME_TOL,
+        *,
+        profile_ci: bool = True,
     ) -> None:
-        super().__init__(penalty=penalty)
+        super().__init__(penalty=penalty, profile_ci=profile_ci)
         self.metric = metric
         self.fix_n = fix_n
         self.alpha_beta_gy = alpha_beta_gy
@@ -285,7 +307,7 @@ class LogisticDoseModel(MultivariableLogisticModel):
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", FewEventsWarning)
-                    inner = MultivariableLogisticModel(self.penalty)
+                    inner = MultivariableLogisticModel(self.penalty, profile_ci=False)
                     return -float(inner.fit(self._design(g, covariates), y).loglik_)
             except NonIdentifiableError:
                 return np.inf

@@ -25,7 +25,13 @@ from scipy.stats import beta as beta_dist
 
 from ntcp.validation import calibration_curve
 
-__all__ = ["binned_rates", "build_report", "render_html", "render_markdown"]
+__all__ = [
+    "binned_rates",
+    "build_report",
+    "parameter_intervals",
+    "render_html",
+    "render_markdown",
+]
 
 FloatArray = NDArray[np.float64]
 
@@ -59,6 +65,40 @@ def binned_rates(
     return out
 
 
+def parameter_intervals(parameters: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per parameter: estimate, Wald and profile-likelihood 95% intervals.
+
+    Parameters
+    ----------
+    parameters : dict
+        The ``parameters`` of a fit result (:func:`ntcp.workflow.fit_cohort`);
+        ``ci95_wald`` and ``ci95_profile`` are read when present (an LKB fit has
+        profile intervals only; a fixed parameter has neither).
+
+    Returns
+    -------
+    list of dict
+        ``parameter``, ``estimate``, ``wald_95`` and ``profile_95`` (``[lower,
+        upper]`` with ``None`` for an open end, or ``None``), ``fixed``.
+
+    Examples
+    --------
+    >>> parameter_intervals({"b": {"estimate": 1.0, "ci95": [0.1, 1.9],
+    ...     "ci95_wald": [0.1, 1.9], "ci95_profile": [0.2, 2.1]}})[0]["profile_95"]
+    [0.2, 2.1]
+    """
+    return [
+        {
+            "parameter": name,
+            "estimate": par["estimate"],
+            "wald_95": par.get("ci95_wald"),
+            "profile_95": par.get("ci95_profile"),
+            "fixed": bool(par.get("fixed", False)),
+        }
+        for name, par in parameters.items()
+    ]
+
+
 def build_report(
     result: dict[str, Any], y: ArrayLike, p: ArrayLike, dose: ArrayLike, dose_label: str
 ) -> dict[str, Any]:
@@ -86,6 +126,7 @@ def build_report(
             "missing_data": "rows with missing or invalid fields are rejected",
             "analysis": result.get("methods", ""),
             "model_specification": result["parameters"],
+            "parameter_intervals": parameter_intervals(result["parameters"]),
             "performance": {
                 "apparent": {
                     "auc": result["auc"],
@@ -194,6 +235,8 @@ def render_html(
         f"<p>{esc(str(t['analysis']))}</p>",
         "<h2>Model specification (TRIPOD+AI 22)</h2>",
         table(t["model_specification"]),
+        "<h3>Parameter intervals: Wald and profile likelihood (95%)</h3>",
+        _interval_table(t.get("parameter_intervals", [])),
         "<h2>Performance (TRIPOD+AI 23)</h2>",
         table(t["performance"]["apparent"]),
     ]
@@ -245,6 +288,19 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += [f"## {title}", "", "| item | value |", "|---|---|"]
         lines += [f"| {k} | {_fmt(v)} |" for k, v in rows.items()]
         lines.append("")
+    lines += [
+        "## Parameter intervals (95%)",
+        "",
+        "| parameter | estimate | Wald | profile likelihood |",
+        "|---|---|---|---|",
+    ]
+    for row in t.get("parameter_intervals", []):
+        lines.append(
+            f"| {row['parameter']} | {_fmt(row['estimate'])} | "
+            f"{_interval(row['wald_95'], row['fixed'])} | "
+            f"{_interval(row['profile_95'], row['fixed'])} |"
+        )
+    lines.append("")
     lines += ["## Dose-response (observed rates in dose bins)", ""]
     lines += ["| dose | n | events | observed | predicted |", "|---|---|---|---|---|"]
     for b in report["dose_response"]["bins"]:
@@ -253,6 +309,30 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"{b['observed']:.3f} | {b['predicted']:.3f} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _interval(ci: list[float | None] | None, fixed: bool) -> str:
+    if fixed:
+        return "fixed"
+    if ci is None:
+        return "-"
+    lo, hi = ("open" if v is None else f"{v:.4g}" for v in ci)
+    return f"{lo} .. {hi}"
+
+
+def _interval_table(rows: list[dict[str, Any]]) -> str:
+    esc = html.escape
+    head = (
+        "<tr><th>parameter</th><th>estimate</th><th>Wald 95%</th>"
+        "<th>profile-likelihood 95%</th></tr>"
+    )
+    body = "".join(
+        f"<tr><td>{esc(str(r['parameter']))}</td><td>{esc(_fmt(r['estimate']))}</td>"
+        f"<td>{esc(_interval(r['wald_95'], r['fixed']))}</td>"
+        f"<td>{esc(_interval(r['profile_95'], r['fixed']))}</td></tr>"
+        for r in rows
+    )
+    return f"<table>{head}{body}</table>"
 
 
 def _fmt(value: Any) -> str:

@@ -60,7 +60,9 @@ def _make(
 ) -> LKBModel | LogisticDoseModel:
     if kind is ModelKind.LKB:
         return LKBModel(fix_n=fix_n, alpha_beta_gy=alpha_beta_gy, profile_ci=profile_ci)
-    return LogisticDoseModel(metric=metric, fix_n=fix_n, alpha_beta_gy=alpha_beta_gy)
+    return LogisticDoseModel(
+        metric=metric, fix_n=fix_n, alpha_beta_gy=alpha_beta_gy, profile_ci=profile_ci
+    )
 
 
 def fit_cohort(
@@ -127,8 +129,9 @@ def fit_cohort(
         result["predictors"] = [metric, *covariates]
         result["methods"] = (
             "logistic regression, unpenalised maximum likelihood (Newton/IRLS); "
-            "Wald 95% "
-            "intervals for coefficients; n of gEUD by profile likelihood"
+            "Wald and profile-likelihood 95% intervals for coefficients "
+            "('ci95' is Wald, 'ci95_profile' the profile interval); "
+            "n of gEUD by profile likelihood"
         )
     else:
         result["predictors"] = ["gEUD of the organ DVH"]
@@ -186,10 +189,20 @@ def _parameters(model: LKBModel | LogisticDoseModel) -> dict[str, dict[str, Any]
             if ci is None:
                 out[name] = {"estimate": values[name], "ci95": None, "fixed": True}
             else:
-                out[name] = {"estimate": values[name], "ci95": list(ci), "fixed": False}
+                out[name] = {
+                    "estimate": values[name],
+                    "ci95": list(ci),
+                    "ci95_profile": list(ci),
+                    "fixed": False,
+                }
         return out
     for name, value in model.params_.items():
-        out[str(name)] = {"estimate": float(value), "ci95": list(model.ci95_[name])}
+        out[str(name)] = {
+            "estimate": float(value),
+            "ci95": list(model.ci95_[name]),
+            "ci95_wald": list(model.ci95_[name]),
+            "ci95_profile": list(model.profile_ci95_[str(name)]),
+        }
     if model.metric == GEUD_METRIC:
         fixed = model.fix_n is not None
         out["n"] = {

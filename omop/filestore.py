@@ -50,12 +50,16 @@ class FileStore:
             raise FileStoreError(f"not a SHA-256 hex digest: {sha256!r}")
         return self.root / sha256[:2] / sha256[2:4] / sha256
 
-    def put(self, data: bytes) -> str:
+    def put(self, data: bytes, *, durable: bool = True) -> str:
         """Store ``data`` and return its SHA-256 hex digest.
 
         When the file is already stored its modification time is refreshed instead:
         the orphan collection (:mod:`omop.filestore_gc`) keeps young files, so a file an
         uncommitted import reuses is not removed under it.
+
+        ``durable=False`` skips the fsync of each new file: a batch of puts is then
+        made durable at once by :meth:`sync`, which the caller must call before any
+        row refers to the files (one flush instead of one per file).
         """
         digest = hashlib.sha256(data).hexdigest()
         target = self.path(digest)
@@ -65,8 +69,12 @@ class FileStore:
             pass  # not stored (or removed by the collection this instant): write it
         else:
             return digest
-        write_private(target, data)
+        write_private(target, data, fsync=durable)
         return digest
+
+    def sync(self) -> None:
+        """Flush every file written with ``put(..., durable=False)`` to disk."""
+        os.sync()
 
     def put_file(self, source: Path) -> str:
         """Store the bytes of a file and return their digest."""

@@ -128,11 +128,14 @@ def random_key_file(path: str | os.PathLike[str], n_bytes: int) -> bytes:
     return target.read_bytes()
 
 
-def write_private(target: str | os.PathLike[str], data: bytes) -> None:
+def write_private(
+    target: str | os.PathLike[str], data: bytes, *, fsync: bool = True
+) -> None:
     """Write `data` to `target` atomically (0600 temporary file, fsync, rename).
 
     Missing folders are created 0700. On any error the temporary file is removed
-    and `target` is left as it was.
+    and `target` is left as it was. ``fsync=False`` leaves the flush to the caller,
+    who must make the files durable (``os.sync``) before anything refers to them.
     """
     final = Path(target)
     make_private_dirs(final.parent)
@@ -143,7 +146,8 @@ def write_private(target: str | os.PathLike[str], data: bytes) -> None:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
-            os.fsync(fd)
+            if fsync:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, final)

@@ -1,15 +1,23 @@
-"""The demo: a synthetic multi-centre cohort through the whole platform.
+"""The demo: a synthetic national cohort through the whole platform.
 
-Composition only: each step calls the owning package (``omop`` upgrade, ``etl`` keys
-and import, ``cohort`` centres and consent, ``instruments`` storage,
-``etl.store.export``
-through the permission layer). Idempotent: a second run finds the keys, centres,
-consent records, loaded datasets and stored outcomes and adds nothing.
+Composition only: each step calls the owning package (:mod:`rtcohort.demo_steps`):
+``omop`` upgrade; the national simulator's DICOM-RT and FHIR (``cohort.simulate``);
+consent and the centres' naming rules; the DICOM sent by a TPS-like SCU to the C-STORE
+receiver on loopback (``etl.arrive``) and imported from its inbox (``etl.ingest``);
+toxicity and PROMs through the FHIR import; the dose-metric export through the
+permission layer; ``db quality`` last.
+
+Idempotent: every step finds what is there and adds nothing; once a run has
+completed, ``DATA_DIR/demo/complete.json`` records its sizes and a second run with the
+same sizes goes straight to the summary. :func:`reset_demo` starts over.
 """
 
 from __future__ import annotations
 
 import datetime
+import json
+import shutil
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,12 +26,11 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from cohort.simulate import SimulatedPatient
 from etl.deid.keys import CentreKey
 from etl.store.export import ExportTable
 from rtcohort.demo_accounts import DemoAccount
 
-__all__ = ["DEMO_METRICS", "DemoReport", "run_demo"]
+__all__ = ["DEMO_METRICS", "DemoReport", "reset_demo", "run_demo"]
 
 #: Dose metrics shown and exported by the demo.
 DEMO_METRICS: tuple[str, ...] = ("Mean[Gy]", "D95%[Gy]", "V20Gy[%]", "D0.03cc[Gy]")
@@ -61,8 +68,41 @@ class DemoReport:
     toxicity: Counter[tuple[str, int]] = field(default_factory=Counter)
     metrics: ExportTable | None = None
     csv_path: Path | None = None
-    patients: list[SimulatedPatient] = field(default_factory=list)
     accounts: list[DemoAccount] = field(default_factory=list)
+    #: Patients simulated, files sent through the receiver (this run) and refused.
+    patients: int = 0
+    files_sent: int = 0
+    files_refused: int = 0
+    #: Whether this run reused a completed demo (nothing simulated or imported).
+    reused: bool = False
+    #: Wall time per phase (s), in order.
+    seconds: dict[str, float] = field(default_factory=dict)
+    #: Quality checks failing their threshold (known failures excepted).
+    quality_failed: int = 0
+
+    @property
+    def ingest_patients_per_min(self) -> float | None:
+        """Patients sent and imported per minute of the send + import phase."""
+        took = self.seconds.get("send + import", 0.0)
+        if self.reused or not took:
+            return None
+        return 60.0 * self.patients / took
+
+
+#: The marker of a completed demo (its sizes), under ``DATA_DIR/demo``.
+COMPLETE_FILE = "complete.json"
+
+
+class _Clock:
+    """Wall time per phase, into ``report.seconds``."""
+
+    def __init__(self, report: DemoReport) -> None:
+        self.report = report
+
+    def phase(self, name: str, started: float) -> None:
+        self.report.seconds[name] = (
+            self.report.seconds.get(name, 0.0) + time.perf_counter() - started
+        )
 
 
 def _key(keys_dir: Path, centre: str) -> tuple[Path, CentreKey]:
@@ -85,173 +125,100 @@ def _ensure_centres(session: Session, codes: list[str]) -> None:
             add_centre(session, code, f"{code} (synthetic demo centre)")
 
 
-def _record_states(  # noqa: PLR0917
-    session: Session,
-    username: str,
-    patient: SimulatedPatient,
-    key: CentreKey,
-    states: tuple[str, ...],
-    offset: int,
-) -> None:
-    """Record the consent states of ``states`` not yet in the person's history."""
-    from cohort.consent import find_person, history
-    from cohort.contacts import ContactDetails
-    from cohort.service import acting_user, record_consent
-    from etl.deid.identity import identify
+def reset_demo(engine: Engine, data_dir: Path) -> None:
+    """Delete the demo: its database and ``data_dir``.
 
-    who = identify(key, patient.hospital_id)
-    person = find_person(session, who.pseudonym)
-    recorded = [e.state for e in history(session, person.person_id)] if person else []
-    actor = acting_user(session, username)
-    for i, state in enumerate(states):
-        if i + offset < len(recorded):
-            continue
-        day = patient.rt_start - datetime.timedelta(days=21 - 7 * (i + offset))
-        record_consent(
-            session,
-            actor,
-            centre_code=patient.centre,
-            pseudonym=who.pseudonym,
-            state=state,
-            event_date=who.shift(day),
-            year_of_birth=patient.year_of_birth,
-            sex=patient.sex,
-            site=patient.site,
-            key=key,
-            contact=ContactDetails(
-                name=f"Demo patient {patient.hospital_id}",
-                date_offset_days=who.date_offset_days,
-            ),
-        )
+    A SQLite database file is deleted; another database is downgraded to Alembic
+    ``base`` (every table dropped).
 
+    Refuses (``ValueError``) a data directory that holds files but no ``demo``
+    folder: it is not a demo's, and nothing is deleted.
+    """
+    from alembic import command
 
-def _store_outcomes(
-    session: Session, patient: SimulatedPatient, key: CentreKey
-) -> None:
-    from etl.deid.identity import identify
-    from instruments.fhir import PSEUDONYM_SYSTEM, PromResponse, SubjectIdentifier
-    from instruments.fhir_adverse_event import ToxicityGrading
-    from instruments.store import (
-        Assessment,
-        person_id_for_pseudonym,
-        store_prom,
-        store_toxicity,
+    from omop.database import alembic_config, current_revision
+
+    # the default SQLite database may be there already (the engine is open)
+    foreign = data_dir.exists() and any(
+        not p.name.startswith("rtcohort.sqlite") for p in data_dir.iterdir()
     )
+    if foreign and not (data_dir / "demo").is_dir():
+        raise ValueError(
+            f"--reset: {data_dir} is not a demo data directory (no demo/ folder); "
+            "nothing deleted"
+        )
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if database and database != ":memory:":
+        engine.dispose()
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(database + suffix).unlink(missing_ok=True)
+    elif current_revision(engine) is not None:
+        command.downgrade(
+            alembic_config(engine.url.render_as_string(hide_password=False)), "base"
+        )
+    engine.dispose()
+    shutil.rmtree(data_dir, ignore_errors=True)
 
-    who = identify(key, patient.hospital_id)
-    pseudo = who.pseudonym
-    person_id = person_id_for_pseudonym(session, pseudo)
-    if person_id is None:
-        return
-    assert who.date_offset_days is not None
-    offset = who.date_offset_days
-    subject = SubjectIdentifier(PSEUDONYM_SYSTEM, pseudo)
-    rt_end = patient.rt_start + datetime.timedelta(days=42)
-    days = {"baseline": -3, "m3": 91, "m6": 182}
-    for timepoint, grade in patient.pneumonitis.items():
-        # Dates are in the real time frame; Assessment shifts them like the DICOM.
-        store_toxicity(
-            session,
-            Assessment(person_id, timepoint, offset),
-            ToxicityGrading(
-                resource_id=f"demo-{pseudo}-pneumonitis-{timepoint}",
-                subject=subject,
-                version="5.0",
-                term="Pneumonitis",
-                grade=grade,
-                assessed_on=rt_end + datetime.timedelta(days=days[timepoint]),
-                timepoint=timepoint,
-            ),
-        )
-    for timepoint, answers in patient.qlq_c30.items():
-        anchor = patient.rt_start if timepoint == "baseline" else rt_end
-        store_prom(
-            session,
-            Assessment(person_id, timepoint, offset),
-            PromResponse(
-                resource_id=f"demo-{pseudo}-qlq-c30-{timepoint}",
-                instrument="QLQ-C30",
-                subject=subject,
-                authored=anchor + datetime.timedelta(days=days[timepoint]),
-                values=dict(answers),
-                timepoint=timepoint,
-            ),
-        )
+
+def _complete(demo_dir: Path, sizes: dict[str, int]) -> bool:
+    marker = demo_dir / COMPLETE_FILE
+    if not marker.exists():
+        return False
+    done = json.loads(marker.read_text(encoding="utf-8"))
+    return bool(done.get("sizes") == sizes)
 
 
 def run_demo(
     engine: Engine,
     data_dir: Path,
     *,
-    centres: int = 3,
-    patients: int = 6,
+    centres: int = 5,
+    patients: int = 40,
     seed: int = 1,
     username: str = "admin",
     progress: Progress | None = None,
     accounts_password: str | None = None,
 ) -> DemoReport:
-    """Run the demo on ``engine``; synthetic files go under ``data_dir/demo``.
+    """Run the demo on ``engine``; its files go under ``data_dir/demo``.
 
     With ``accounts_password`` the demo accounts are created too
-    (:mod:`rtcohort.demo_accounts`).
+    (:mod:`rtcohort.demo_accounts`). ``report.quality_failed`` counts the quality
+    checks that fail their threshold (known failures excepted).
     """
-    from cohort.simulate import centre_codes, simulate_cohort, write_datasets
-    from etl.ingest.run import ImportSummary, run_import
+    from cohort.simulate import centre_codes
     from omop.database import upgrade
     from omop.engine import session_factory
-    from rtcohort.quality_summary import quality_messages
-    from rtcohort.wiring import after_consent, after_upgrade, ingest_options
+    from rtcohort.wiring import after_upgrade
 
     def tick(step: str, done: int, total: int) -> None:
         if progress is not None:
             progress(step, done, total)
 
     report = DemoReport()
+    clock = _Clock(report)
     factory = session_factory(engine)
+    t0 = time.perf_counter()
     tick("db upgrade", 0, 1)
     upgrade(engine)
     report.messages += after_upgrade(engine)
     tick("db upgrade", 1, 1)
-
     codes = centre_codes(centres)
     keys = {c: _key(data_dir / "keys", c) for c in codes}
     with factory.begin() as session:
         _ensure_centres(session, codes)
+    clock.phase("setup", t0)
 
-    cohort = simulate_cohort(centres, patients, seed)
-    dicom_dir = data_dir / "demo" / "dicom"
-    written = write_datasets(
-        cohort, dicom_dir, seed, lambda i, n: tick("synthetic DICOM-RT", i, n)
-    )
-    tick("synthetic DICOM-RT", len(cohort), len(cohort))
-    report.patients = written
+    demo_dir = data_dir / "demo"
+    sizes = {"centres": centres, "patients": patients, "seed": seed}
+    if _complete(demo_dir, sizes):
+        report.reused = True
+    else:
+        _build(factory, report, clock, demo_dir, sizes, keys, username, tick)
+        (demo_dir / COMPLETE_FILE).write_text(
+            json.dumps({"sizes": sizes, "seconds": report.seconds}), encoding="utf-8"
+        )
 
-    with factory.begin() as session:
-        for p in written:
-            _record_states(session, username, p, keys[p.centre][1],
-                           tuple(p.consent_before_import), 0)  # fmt: skip
-
-    summaries: list[ImportSummary] = []
-    for i, code in enumerate(codes):
-        tick("import", i, len(codes))
-        opts = ingest_options(code, keys[code][0], actor=username)
-        summaries.append(run_import(factory, [dicom_dir / code], opts))
-    tick("import", len(codes), len(codes))
-
-    late = [p for p in written if p.consent_after_import]
-    with factory.begin() as session:
-        for p in late:
-            before = len(p.consent_before_import)
-            _record_states(session, username, p, keys[p.centre][1],
-                           tuple(p.consent_after_import), before)  # fmt: skip
-    for code in sorted({p.centre for p in late}):
-        summaries.append(after_consent(engine, code))
-    for s in summaries:
-        report.datasets_loaded_now += s.loaded
-        report.datasets_unchanged += s.unchanged
-
-    _store_all_outcomes(factory, written, keys, tick)
-
+    t0 = time.perf_counter()
     if accounts_password is not None:
         from rtcohort.demo_accounts import ensure_demo_accounts
 
@@ -260,23 +227,123 @@ def run_demo(
                 session, codes, accounts_password, admin=username
             )
     _summarise_and_export(factory, report, codes, username, data_dir)
-    report.messages += quality_messages(engine)  # the demo ends with `db quality`
+    clock.phase("summary", t0)
+    t0 = time.perf_counter()
+    _quality(engine, report)  # the demo ends with `db quality`
+    clock.phase("quality", t0)
     return report
 
 
-def _store_all_outcomes(
+def _quality(engine: Engine, report: DemoReport) -> None:
+    from rtcohort.quality_summary import quality_verdict
+
+    lines, report.quality_failed = quality_verdict(engine)
+    report.messages += lines
+
+
+def _build(  # noqa: PLR0917
     factory: sessionmaker[Session],
-    written: list[SimulatedPatient],
+    report: DemoReport,
+    clock: _Clock,
+    demo_dir: Path,
+    sizes: dict[str, int],
     keys: dict[str, tuple[Path, CentreKey]],
+    username: str,
     tick: Progress,
 ) -> None:
-    """Store the outcomes of every consented patient (one transaction)."""
+    """Simulate, record consent, send, import and record the outcomes."""
+    from rtcohort import demo_steps as steps
+
+    sim = demo_dir / "sim"
+    t0 = time.perf_counter()
+    cohort = steps.write_cohort(
+        sizes["centres"], sizes["patients"], sizes["seed"], sim,
+        lambda d, n: tick("simulate DICOM-RT", d, n),
+        workers=steps.workers_for(sizes["centres"] * sizes["patients"]),
+    )  # fmt: skip
+    report.patients = len(cohort.patients)
+    clock.phase("simulate", t0)
+
+    t0 = time.perf_counter()
     with factory.begin() as session:
-        for i, p in enumerate(written):
-            tick("outcomes", i, len(written))
-            if p.consented:
-                _store_outcomes(session, p, keys[p.centre][1])
-    tick("outcomes", len(written), len(written))
+        steps.import_mapping(session, username, sim / "mapping_rules.csv")
+        for i, (code, (_, key)) in enumerate(keys.items()):
+            tick("consent", i, len(keys))
+            steps.record_consents(
+                session, username, code, key, sim / code / "consent.csv"
+            )
+    tick("consent", len(keys), len(keys))
+    clock.phase("consent", t0)
+
+    t0 = time.perf_counter()
+    _send_and_import(factory, report, demo_dir, keys, username, tick)
+    clock.phase("send + import", t0)
+
+    t0 = time.perf_counter()
+    with factory.begin() as session:
+        for i, (code, (_, key)) in enumerate(keys.items()):
+            tick("toxicity + PROMs", i, len(keys))
+            steps.import_outcomes(session, username, code, key, sim / code)
+    tick("toxicity + PROMs", len(keys), len(keys))
+    clock.phase("outcomes", t0)
+
+
+def _send_and_import(  # noqa: PLR0917
+    factory: sessionmaker[Session],
+    report: DemoReport,
+    demo_dir: Path,
+    keys: dict[str, tuple[Path, CentreKey]],
+    username: str,
+    tick: Progress,
+) -> None:
+    """Send each centre's DICOM to the receiver and import its inbox.
+
+    The next centre is sent (a thread: the sender mostly waits on the network)
+    while the previous one is imported.
+    """
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    from etl.ingest.run import run_import
+    from rtcohort import demo_steps as steps
+    from rtcohort.wiring import ingest_options
+
+    sim = demo_dir / "sim"
+
+    def send(code: str, key: CentreKey) -> tuple[steps.Delivery, float]:
+        t0 = time.perf_counter()
+        done = steps.deliver(
+            code, sim / code / "dicom", demo_dir / "inbox" / code, key,
+            lambda d, n: tick(f"send {code}", d, n),
+        )  # fmt: skip
+        return done, time.perf_counter() - t0
+
+    codes = list(keys)
+    with ThreadPoolExecutor(1) as sender:
+        pending: Future[tuple[steps.Delivery, float]] = sender.submit(
+            send, codes[0], keys[codes[0]][1]
+        )
+        for i, code in enumerate(codes):
+            delivery, seconds = pending.result()
+            if i + 1 < len(codes):
+                nxt = codes[i + 1]
+                pending = sender.submit(send, nxt, keys[nxt][1])
+            report.seconds["send (overlapped)"] = (
+                report.seconds.get("send (overlapped)", 0.0) + seconds
+            )
+            report.files_sent += delivery.sent.sent
+            report.files_refused += len(delivery.sent.failed)
+            t0 = time.perf_counter()
+            opts = ingest_options(code, keys[code][0], actor=username)
+            opts.workers = steps.workers_for(report.patients // len(codes))
+            opts.progress = lambda _s, d, n, c=code: tick(f"import {c}", d, n)
+            summary = run_import(factory, [delivery.inbox], opts)
+            report.datasets_loaded_now += summary.loaded
+            report.datasets_unchanged += summary.unchanged
+            report.seconds["import (overlapped)"] = (
+                report.seconds.get("import (overlapped)", 0.0)
+                + time.perf_counter()
+                - t0
+            )
 
 
 def _summarise_and_export(
@@ -340,6 +407,7 @@ def _summarise(
     report.persons = person_count(session)
     report.mapped, report.unmapped = mapping_counts(session)
     tox = read_toxicity(session)
-    if not tox.empty:
-        for _, t in tox.iterrows():
-            report.toxicity[(str(t["timepoint"]), int(t["grade"]))] += 1
+    if not tox.empty:  # the worst grade of each person per term
+        worst = tox.groupby(["person_id", "term"])["grade"].max()
+        for (_, term), grade in worst.items():
+            report.toxicity[(str(term), int(grade))] += 1

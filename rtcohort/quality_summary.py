@@ -7,7 +7,7 @@ from sqlalchemy import Engine
 from omop.quality import QualityReport, run_quality
 from omop.quality.report import summary_by_category
 
-__all__ = ["quality_lines", "quality_messages", "run_quality_on"]
+__all__ = ["quality_lines", "quality_messages", "quality_verdict", "run_quality_on"]
 
 _STATUSES = ("passed", "failed", "known failure", "not applicable", "error")
 
@@ -51,6 +51,15 @@ def quality_messages(engine: Engine) -> list[str]:
 
     The last line says whether every applicable check passes.
     """
+    return quality_verdict(engine)[0]
+
+
+def quality_verdict(engine: Engine) -> tuple[list[str], int]:
+    """Run the checks; return the demo's lines and how many checks fail.
+
+    A check fails when it exceeds its threshold or errs; known failures are
+    excepted (counted in the last line, not listed).
+    """
     report = run_quality_on(engine)
     bad = [r for r in report.results if r.failed or r.is_error]
     n_known = sum(1 for r in report.results if r.known_failure)
@@ -60,4 +69,5 @@ def quality_messages(engine: Engine) -> list[str]:
         if not bad
         else f"data quality: {len(bad)} checks FAIL (see `rtcohort db quality`)"
     )
-    return ["rtcohort db quality:", *quality_lines(report, known=False), verdict]
+    lines = ["rtcohort db quality:", *quality_lines(report, known=False), verdict]
+    return lines, len(bad)

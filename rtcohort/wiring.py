@@ -246,13 +246,15 @@ def ingest_options(
     key_file: Path | None,
     *,
     workers: int = 1,
+    scheduler: str | None = None,
     project: str | None = None,
     actor: str | None = None,
 ) -> ImportOptions:
     """Build the import options of this installation (file store, quarantine, hooks).
 
     ``actor`` (default ``RTCOHORT_USER``, signed in by the CLI) must be allowed to
-    write to ``centre``; the import checks it before reading anything.
+    write to ``centre``; the import checks it before reading anything. ``scheduler``
+    (``tcp://HOST:PORT``) sends the per-file and per-dataset work to a Dask cluster.
     """
     from etl.deid.keys import load_key
     from etl.ingest.run import ImportOptions
@@ -272,6 +274,7 @@ def ingest_options(
         authorise=ingest_write_check(who),
         project=project,
         workers=workers,
+        scheduler=scheduler,
     )
 
 

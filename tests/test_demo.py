@@ -1,4 +1,4 @@
-"""`rtcohort demo`, small (2 centres x 2 patients), on each backend, run twice."""
+"""`rtcohort demo`, small (2 centres x 2 patients), on each backend: twice; --reset."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import Engine, func, select, text
 from typer.testing import CliRunner
 
-from cohort.simulate import ConsentPlan, simulate_cohort
+from cohort.simulate.national import simulate_national
+from cohort.simulate.params import SimulationParams
 from etl.deid.keys import load_key
 from etl.deid.pseudonymise import pseudonym
 from etl.dose.metrics import evaluate
@@ -51,6 +52,48 @@ def _assert_demo_accounts(engine: Engine) -> None:
         assert verify_password(get_user(s, "admin"), "demo-test-password")
 
 
+def _arrived_through_receiver(engine: Engine, data: Path) -> None:
+    """Every imported DICOM object is a file the receiver filed from the demo TPS."""
+    from omop.ingest_tables import IngestObject
+    from rtcohort.demo_steps import DEMO_CALLING_AE
+
+    callers: dict[str, str] = {}
+    for index in (data / "demo" / "inbox").glob("*/inbox-index.jsonl"):
+        for line in index.read_text().splitlines():
+            record = json.loads(line)
+            callers[record["sha256"]] = record["caller"]
+    with session_factory(engine)() as s:
+        imported = set(s.scalars(select(IngestObject.sha256)))
+    assert imported
+    assert {callers.get(h) for h in imported} == {DEMO_CALLING_AE}
+
+
+def test_reset_starts_over(
+    fresh_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "data"
+    monkeypatch.setenv("RTCOHORT_DATA_DIR", str(data))
+    monkeypatch.setenv("RTCOHORT_DATABASE_URL", fresh_url)
+    monkeypatch.setenv("RTCOHORT_ADMIN_PASSWORD", "demo-test-password")
+    monkeypatch.setenv("RTCOHORT_DEMO_PASSWORD", "demo-accounts-password")
+    args = ["demo", "--centres", "1", "--patients", "1", "--seed", "2", "--no-serve"]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    engine = make_engine(fresh_url)
+    counts = _counts(engine)
+    engine.dispose()
+    planted = data / "demo" / "sim" / "planted.txt"
+    planted.write_text("from the first run")
+    third = CliRunner().invoke(app, [*args, "--reset"])
+    assert third.exit_code == 0, third.output
+    assert "reused" not in third.output
+    assert not planted.exists()
+    engine = make_engine(fresh_url)
+    assert _counts(engine) == counts  # the same cohort, built again from nothing
+    _arrived_through_receiver(engine, data)
+    engine.dispose()
+
+
 def test_demo_small_twice(
     fresh_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -59,76 +102,80 @@ def test_demo_small_twice(
     monkeypatch.setenv("RTCOHORT_DATABASE_URL", fresh_url)
     monkeypatch.setenv("RTCOHORT_ADMIN_PASSWORD", "demo-test-password")
     monkeypatch.setenv("RTCOHORT_DEMO_PASSWORD", "demo-accounts-password")
-    args = ["demo", "--centres", "2", "--patients", "2", "--seed", "1", "--no-serve"]
+    args = ["demo", "--centres", "2", "--patients", "2", "--seed", "2", "--no-serve"]
     first = CliRunner().invoke(app, args)
     assert first.exit_code == 0, first.output
     engine = make_engine(fresh_url)
     counts = _counts(engine)
-    assert counts["person"] == 4
 
-    cohort = simulate_cohort(2, 2, seed=1)
-    plans = [p.consent for p in cohort]
-    assert plans == [ConsentPlan.CONSENTED, ConsentPlan.DECLINED,
-                     ConsentPlan.CONSENTED, ConsentPlan.LATE]  # fmt: skip
+    cohort = simulate_national(SimulationParams(centres=2, patients=2, seed=2))
+    assert counts["person"] == len(cohort.patients)
     keys = {c: load_key(data / "keys" / f"{c}.key", c) for c in ("HUS", "TAYS")}
-    pseudo = [pseudonym(keys[p.centre], p.hospital_id) for p in cohort]
+    pseudo = [pseudonym(keys[p.centre], p.hospital_id) for p in cohort.patients]
+    consented = [p.consented for p in cohort.patients]
+    assert any(consented) and not all(consented)  # both paths are exercised
     with session_factory(engine)() as s:
         ids = {
             p: s.scalar(select(Person.person_id).where(Person.person_source_value == p))
             for p in pseudo
         }
         with_dvh = set(s.scalars(select(Dvh.person_id).distinct()))
-        held = set(
-            s.scalars(
-                select(QuarantineItem.person_source_value).where(
-                    QuarantineItem.status == "held",
-                    QuarantineItem.reason_code == "no-consent",
-                )
-            )
-        )
-        # The declined patient's data are refused (neither loaded nor held); the
-        # late consenter's load.
-        assert ids[pseudo[1]] not in with_dvh
-        assert held == set()
-        assert {ids[pseudo[0]], ids[pseudo[2]], ids[pseudo[3]]} == with_dvh
+        # The declined patients' data are refused (neither loaded nor held).
+        assert with_dvh == {ids[p] for p, c in zip(pseudo, consented, strict=True) if c}
+        assert not s.scalar(select(func.count()).select_from(QuarantineItem))
         # No hospital identifier reached the database.
         assert not s.scalar(
             select(func.count()).where(Person.person_source_value.like("%-0%"))
         )
-        lung = s.scalars(
+        first_in = next(p for p in cohort.patients if p.consented)
+        structure = next(st for st in first_in.structures if st.tg263 != "BODY")
+        row = s.scalars(
             select(Dvh).where(
-                Dvh.person_id == ids[pseudo[0]], Dvh.tg263_name == "Lung_L"
+                Dvh.person_id == ids[pseudo[cohort.patients.index(first_in)]],
+                Dvh.roi_name == structure.roi_name,
             )
         ).one()
-        stored_mean = evaluate(dvh_from_row(lung), "Mean[Gy]")
-        stored_d95 = evaluate(dvh_from_row(lung), "D95%[Gy]")
-    # Outcomes: 2 gradings (m3, m6) and 2 questionnaires per consented patient.
-    assert counts["survey_conduct"] == 6
+        stored_mean = evaluate(dvh_from_row(row), "Mean[Gy]")
+    # ... the stored mean is the phantom's analytic mean dose (truth.json).
+    folder = data / "demo" / "sim" / first_in.centre / "dicom" / first_in.hospital_id
+    truth = json.loads((folder / "truth.json").read_text())
+    exact = next(r for r in truth["rois"] if r["name"] == structure.roi_name)
+    assert stored_mean == pytest.approx(exact["mean_gy"], rel=0.02, abs=0.1)
+    # Outcomes through the FHIR import: every completed questionnaire.
+    assert counts["survey_conduct"] == sum(len(p.proms) for p in cohort.patients)
+    _arrived_through_receiver(engine, data)
 
     rows = list(csv.DictReader((data / "demo" / "dose_metrics.csv").open()))
-    mine = [r for r in rows if r["person_source_value"] == pseudo[0]]
-    assert {r["tg263_name"] for r in mine} == {
-        "Body", "PTV", "Lung_L", "Lung_R", "Heart", "SpinalCord"
-    }  # fmt: skip
-    exported = next(r for r in mine if r["tg263_name"] == "Lung_L")
-    assert float(exported["D95%[Gy]"]) == pytest.approx(stored_d95, rel=1e-9)
-    # ... and the stored mean is the phantom's analytic mean dose.
-    folder = data / "demo" / "dicom" / "HUS" / cohort[0].hospital_id
-    truth = json.loads((folder / "truth.json").read_text())
-    exact = next(r for r in truth["rois"] if r["name"] == "Lung_L")["mean_gy"]
-    assert float(exported["Mean[Gy]"]) == pytest.approx(stored_mean, rel=1e-9)
-    assert stored_mean == pytest.approx(exact, rel=0.02)
+    assert {r["person_source_value"] for r in rows} == {
+        p for p, c in zip(pseudo, consented, strict=True) if c
+    }
 
     _assert_demo_accounts(engine)
     assert "clinician-hus" in first.output
     assert "web app on" not in first.output  # --no-serve
-    _assert_ohdsi_ready(engine, ids[pseudo[1]], first.output)
+    assert "patients/min" in first.output
+    _assert_ohdsi_ready(engine, ids[pseudo[consented.index(False)]], first.output)
 
     second = CliRunner().invoke(app, args)
     assert second.exit_code == 0, second.output
     assert _counts(engine) == counts
+    assert "reused the completed demo database" in second.output
     assert "data quality: every applicable check passes" in second.output
     engine.dispose()
+
+
+def test_reset_refuses_a_data_dir_that_is_not_a_demo(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "precious.txt").write_text("not a demo")
+    monkeypatch.setenv("RTCOHORT_DATA_DIR", str(data))
+    monkeypatch.setenv("RTCOHORT_DATABASE_URL", f"sqlite:///{tmp_path / 'x.sqlite'}")
+    out = CliRunner().invoke(app, ["demo", "--reset", "--no-serve"])
+    assert out.exit_code == 2, out.output
+    assert "not a demo data directory" in out.output
+    assert (data / "precious.txt").exists()
 
 
 # (table, date column) of every dated event of the demo.

@@ -21,6 +21,8 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
 from pathlib import Path
 
 from cohort.simulate.national import NationalCohort, NationalPatient
@@ -104,6 +106,18 @@ def _write_rules(path: Path, cohort: NationalCohort) -> None:
                     writer.writerow([p.centre, local, "exact", tg])
 
 
+def _write_patient(
+    patient: NationalPatient, out: Path, seed: int, truth_samples: int
+) -> None:
+    write_phantom(
+        out / patient.centre / "dicom" / patient.hospital_id,
+        patient.spec(truth_samples=truth_samples),
+        patient_id=patient.hospital_id,
+        seed=seed,
+        study_date=patient.rt_start,
+    )
+
+
 def write_cohort_files(
     cohort: NationalCohort,
     out_dir: str | Path,
@@ -111,8 +125,12 @@ def write_cohort_files(
     seed: int = 1,
     truth_samples: int = 4096,
     progress: Callable[[int, int], None] | None = None,
+    workers: int = 1,
 ) -> Path:
     """Write every patient's DICOM-RT and each centre's FHIR and consent files.
+
+    ``workers > 1`` writes the patients' DICOM-RT in that many processes; the files
+    are the same (each patient's phantom depends on its own spec and ``seed`` only).
 
     Returns
     -------
@@ -122,18 +140,23 @@ def write_cohort_files(
     out = make_private_dirs(out_dir)
     total = len(cohort.patients)
     by_centre: dict[str, list[NationalPatient]] = {}
-    for done, patient in enumerate(cohort.patients, start=1):
+    for patient in cohort.patients:
         by_centre.setdefault(patient.centre, []).append(patient)
-        folder = out / patient.centre / "dicom" / patient.hospital_id
-        write_phantom(
-            folder,
-            patient.spec(truth_samples=truth_samples),
-            patient_id=patient.hospital_id,
-            seed=seed,
-            study_date=patient.rt_start,
-        )
-        if progress is not None:
-            progress(done, total)
+    if workers > 1:
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            futures = [
+                pool.submit(_write_patient, p, out, seed, truth_samples)
+                for p in cohort.patients
+            ]
+            for done, fut in enumerate(as_completed(futures), start=1):
+                fut.result()
+                if progress is not None:
+                    progress(done, total)
+    else:
+        for done, patient in enumerate(cohort.patients, start=1):
+            _write_patient(patient, out, seed, truth_samples)
+            if progress is not None:
+                progress(done, total)
     for centre, patients in by_centre.items():
         folder = out / centre
         proms = [questionnaire_response(r) for p in patients for r in _proms(p)]

@@ -108,7 +108,7 @@ def prepare_file(
             return held(Finding(classify_deid_refusal(result.reason), result.reason))
         data = result.data
     store = FileStore(Path(store_root))
-    sha = store.put(data)
+    sha = store.put(data, durable=False)  # run_import syncs before any load
     try:
         out.obj = index_bytes(data, str(store.path(sha)), sha, keywords)
     except EtlError as exc:

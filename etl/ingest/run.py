@@ -20,16 +20,15 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from etl.deid.keys import CentreKey
 from etl.dicom.index import IndexedObject
+from etl.errors import StageInterruptedError
 from etl.ingest.beam_stage import sum_beam_sets
 from etl.ingest.catalogue import consent_changed, hold_objects, sort_datasets
 from etl.ingest.compute import Computed
@@ -43,6 +42,7 @@ from etl.ingest.consent import (
     discard,
 )
 from etl.ingest.course_stage import sum_courses
+from etl.ingest.executor import Executor, Lost, open_executor
 from etl.ingest.files import collect_files, scan_import_paths
 from etl.ingest.prepare import Prepared, Source
 from etl.ingest.prepare import prepare_file as _prepare
@@ -93,6 +93,7 @@ class ImportOptions:
     authorise: WriteCheck | None = None  # checked before anything is read
     project: str | None = None
     workers: int = 1
+    scheduler: str | None = None  # a Dask scheduler, tcp://HOST:PORT (not with workers)
     alpha_beta: AlphaBeta = field(default_factory=AlphaBeta)
     retry_held: bool = True
     dvh_samples: int | None = None  # None: the engine default, as `rtcohort dvh`
@@ -118,6 +119,8 @@ class ImportSummary:
     warnings: Counter[str] = field(default_factory=Counter)
     attached: Counter[str] = field(default_factory=Counter)
     held_sources: set[str] = field(default_factory=set)
+    #: Datasets not computed because their Dask workers died (the next run loads them).
+    lost: int = 0
     read_s: float = 0.0
     dvh_s: float = 0.0
     load_s: float = 0.0
@@ -135,6 +138,7 @@ class ImportSummary:
             "datasets_loaded": self.loaded,
             "datasets_unchanged": self.unchanged,
             "datasets_held": self.datasets_held,
+            "datasets_lost": self.lost,
             "quarantined": dict(self.quarantined),
             "refused": dict(self.refused),
             "unmapped_structures": dict(self.unmapped),
@@ -151,36 +155,6 @@ class ImportSummary:
 
 
 # -- the run -------------------------------------------------------------------
-
-
-class _Runner:
-    """Runs jobs inline (one worker) or in a process pool."""
-
-    def __init__(self, workers: int) -> None:
-        self.pool = (
-            ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
-            if workers > 1
-            else None
-        )
-
-    def map(
-        self, fn: Callable[..., object], items: Sequence[object], *args: object
-    ) -> Iterator[object]:
-        if self.pool is None:
-            for item in items:
-                yield fn(item, *args)
-            return
-        futures: list[Future[object]] = [
-            self.pool.submit(fn, item, *args) for item in items
-        ]
-        from concurrent.futures import as_completed
-
-        for fut in as_completed(futures):
-            yield fut.result()
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(cancel_futures=True)
 
 
 def run_import(
@@ -205,6 +179,24 @@ def run_import(
     """
     started = time.perf_counter()
     summary = ImportSummary()
+    runner = open_executor(opts.workers, opts.scheduler)
+    try:
+        _run(factory, paths, opts, extra, runner, summary)
+    finally:
+        runner.close()
+    summary.wall_s = time.perf_counter() - started
+    return summary
+
+
+def _run(  # noqa: PLR0917
+    factory: sessionmaker[Session],
+    paths: Sequence[Path],
+    opts: ImportOptions,
+    extra: Sequence[tuple[str, bool]],
+    runner: Executor,
+    summary: ImportSummary,
+) -> None:
+    """Run the stages of :func:`run_import` with ``runner``."""
     with factory.begin() as session:
         if opts.authorise is not None:
             opts.authorise(session, opts.centre)
@@ -216,30 +208,29 @@ def run_import(
         gc = collect_garbage(session, opts.store)  # files of a crashed import
         summary.orphans_removed, summary.orphan_bytes = gc.files, gc.bytes
     sources = _sources(paths, held_paths, extra, summary)
-    runner, words = _Runner(opts.workers), keywords_needed(triggers)
-    try:
-        objects = _prepare_all(
-            factory, runner, sources, opts, words, held_paths, summary
-        )  # fmt: skip
-        with factory.begin() as session:
-            jobs, discarded = sort_datasets(session, objects, opts, summary)
-            jobs = sum_beam_sets(session, jobs, opts, summary, words)
-            discarded = discard(session, discarded)
-        delete_files(opts.store, discarded)
-        for n, result in enumerate(runner.map(_compute, jobs, opts.dvh_samples), 1):
+    words = keywords_needed(triggers)
+    objects = _prepare_all(factory, runner, sources, opts, words, held_paths, summary)
+    opts.store.sync()  # the prepared files are durable before any row names them
+    with factory.begin() as session:
+        jobs, discarded = sort_datasets(session, objects, opts, summary)
+        jobs = sum_beam_sets(session, jobs, opts, summary, words)
+        discarded = discard(session, discarded)
+    delete_files(opts.store, discarded)
+    results = runner.map(_compute, jobs, opts.dvh_samples, stage="compute")
+    for n, result in enumerate(results, 1):
+        if isinstance(result, Lost):  # its worker died: nothing written, next run
+            _LOG.warning("dataset not computed (%s): a re-run loads it", result.reason)
+            summary.lost += 1
+        else:
             assert isinstance(result, Computed)
             summary.read_s += result.read_s
             summary.dvh_s += result.dvh_s
             t0 = time.perf_counter()
             _load_or_hold(factory, result, opts, rules, triggers, summary)
             summary.load_s += time.perf_counter() - t0
-            if opts.progress:
-                opts.progress("load", n, len(jobs))
-    finally:
-        runner.close()
+        if opts.progress:
+            opts.progress("load", n, len(jobs))
     summary.courses = sum_courses(factory, summary.touched, opts, summary)
-    summary.wall_s = time.perf_counter() - started
-    return summary
 
 
 def _sources(
@@ -263,7 +254,7 @@ def _sources(
 
 def _prepare_all(  # noqa: PLR0917
     factory: sessionmaker[Session],
-    runner: _Runner,
+    runner: Executor,
     sources: Sequence[Source],
     opts: ImportOptions,
     keywords: tuple[str, ...],
@@ -281,9 +272,15 @@ def _prepare_all(  # noqa: PLR0917
                 str(opts.store.root),
                 str(opts.quarantine_dir),
                 keywords,
+                stage="prepare",
             ),
             1,
         ):
+            if isinstance(result, Lost):  # the transaction rolls back: nothing held
+                raise StageInterruptedError(
+                    f"a Dask worker died preparing {getattr(result.item, 'path', '?')};"
+                    " nothing was loaded: run the import again"
+                )
             assert isinstance(result, Prepared)
             summary.read_s += result.seconds
             if result.obj is not None:

@@ -49,6 +49,7 @@ __all__ = [
     "default_rules_text",
     "ensure_default_rules",
     "import_rules",
+    "imported_version",
     "is_target",
     "normalise_name",
     "parse_rules_csv",
@@ -313,6 +314,14 @@ def import_rules(
     )
     session.flush()
     return version
+
+
+def imported_version(session: Session, text: str) -> int | None:
+    """Return the newest rule-set version imported from exactly ``text``, if any."""
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    return session.scalar(
+        select(func.max(MappingRuleset.version)).where(MappingRuleset.sha256 == digest)
+    )
 
 
 def ensure_default_rules(session: Session, actor: str = "rtcohort") -> int | None:

@@ -42,6 +42,7 @@ from etl.store.course_dates import planned_end_date
 from etl.store.course_rx import (
     PRESCRIPTION_VOCAB,
     Prescription,
+    prescription_value_rows,
     write_prescription_values,
 )
 from omop.cdm import Episode, EpisodeEvent, Measurement, ProcedureOccurrence
@@ -52,8 +53,9 @@ from omop.vocab.registry import our_concept_id
 from omop.vocab.standard import (
     DISEASE_EPISODE,
     EHR,
-    NO_MATCHING_CONCEPT,
+    MALIGNANT_NEOPLASTIC_DISEASE,
     RT_COURSE_EPISODE,
+    RT_PROCEDURE,
 )
 
 __all__ = [
@@ -66,6 +68,7 @@ __all__ = [
     "disease_episode",
     "episode_fractions",
     "is_plan_episode",
+    "prescription_rows",
     "read_first_courses",
     "shares_course",
     "study_day",
@@ -133,28 +136,11 @@ def write_course(
             sole = not shares_course(session, found, computed)
             _set_end(session, int(found), int(procedure), end, replace=sole)
             return int(found), int(procedure)
-    course = our_concept_id("RTC Course", "rt_course")
-    episode = Episode(
-        person_id=person_id,
-        episode_parent_id=disease_episode(session, person_id, day),
-        episode_concept_id=RT_COURSE_EPISODE,
-        episode_start_date=day,
-        episode_end_date=end,
-        episode_object_concept_id=0,
-        episode_type_concept_id=EHR,
-        episode_source_value=(computed.plan_label or "RT course")[:50],
-        episode_source_concept_id=course,
-    )
+    parent = disease_episode(session, person_id, day)
+    episode = Episode(**course_episode_row(person_id, parent, computed, day))
     session.add(episode)
     procedure_row = ProcedureOccurrence(
-        person_id=person_id,
-        procedure_concept_id=0,
-        procedure_date=day,
-        procedure_end_date=end,
-        procedure_type_concept_id=EHR,
-        procedure_source_value="radiotherapy course",
-        procedure_source_concept_id=course,
-        quantity=computed.n_fractions,
+        **course_procedure_row(person_id, computed, day)
     )
     session.add(procedure_row)
     session.flush()
@@ -167,6 +153,51 @@ def write_course(
     )
     session.flush()
     return episode.episode_id, procedure_row.procedure_occurrence_id
+
+
+def disease_episode_row(person_id: int, day: datetime.date) -> dict[str, Any]:
+    """Return the row of a person's disease EPISODE (32533), parent of RT courses."""
+    return {
+        "person_id": person_id,
+        "episode_concept_id": DISEASE_EPISODE,
+        "episode_start_date": day,
+        "episode_object_concept_id": MALIGNANT_NEOPLASTIC_DISEASE,
+        "episode_type_concept_id": EHR,
+        "episode_source_value": "cancer treated with radiotherapy",
+    }
+
+
+def course_episode_row(
+    person_id: int, parent: int, computed: ComputedDataset, day: datetime.date
+) -> dict[str, Any]:
+    """Return the row of an RT-course EPISODE under the disease episode ``parent``."""
+    return {
+        "person_id": person_id,
+        "episode_parent_id": parent,
+        "episode_concept_id": RT_COURSE_EPISODE,
+        "episode_start_date": day,
+        "episode_end_date": course_end(computed, day),
+        "episode_object_concept_id": RT_PROCEDURE,
+        "episode_type_concept_id": EHR,
+        "episode_source_value": (computed.plan_label or "RT course")[:50],
+        "episode_source_concept_id": our_concept_id("RTC Course", "rt_course"),
+    }
+
+
+def course_procedure_row(
+    person_id: int, computed: ComputedDataset, day: datetime.date
+) -> dict[str, Any]:
+    """Return the PROCEDURE_OCCURRENCE row of an RT course (EPISODE_EVENT-linked)."""
+    return {
+        "person_id": person_id,
+        "procedure_concept_id": RT_PROCEDURE,
+        "procedure_date": day,
+        "procedure_end_date": course_end(computed, day),
+        "procedure_type_concept_id": EHR,
+        "procedure_source_value": "radiotherapy course",
+        "procedure_source_concept_id": our_concept_id("RTC Course", "rt_course"),
+        "quantity": computed.n_fractions,
+    }
 
 
 def disease_episode(session: Session, person_id: int, day: datetime.date) -> int:
@@ -187,14 +218,7 @@ def disease_episode(session: Session, person_id: int, day: datetime.date) -> int
     if found is not None:
         found.episode_start_date = min(found.episode_start_date, day)
         return int(found.episode_id)
-    disease = Episode(
-        person_id=person_id,
-        episode_concept_id=DISEASE_EPISODE,
-        episode_start_date=day,
-        episode_object_concept_id=NO_MATCHING_CONCEPT,
-        episode_type_concept_id=EHR,
-        episode_source_value="cancer treated with radiotherapy",
-    )
+    disease = Episode(**disease_episode_row(person_id, day))
     session.add(disease)
     session.flush()
     return int(disease.episode_id)
@@ -253,16 +277,24 @@ def write_prescription(
     day: datetime.date,
 ) -> None:
     """Write (replace) the prescription MEASUREMENTs of an RT course."""
+    write_prescription_values(session, person_id, episode_id, day, _rx(computed))
+
+
+def _rx(computed: ComputedDataset) -> Prescription:
     total, n = computed.prescription_gy, computed.n_fractions
-    write_prescription_values(
-        session,
-        person_id,
-        episode_id,
-        day,
-        Prescription(
-            total, n, total / n if total and n else None, computed.plan_intent or None
-        ),
-    )
+    per_fraction = total / n if total and n else None
+    return Prescription(total, n, per_fraction, computed.plan_intent or None)
+
+
+def prescription_rows(
+    person_id: int,
+    episode_id: int,
+    computed: ComputedDataset,
+    day: datetime.date,
+    field_id: int,
+) -> list[dict[str, Any]]:
+    """Build the prescription MEASUREMENTs of an RT course (``field_id``: episode)."""
+    return prescription_value_rows(person_id, episode_id, day, _rx(computed), field_id)
 
 
 def episode_fractions(session: Session, episode_id: int) -> int | None:

@@ -24,6 +24,7 @@ from omop.vocab.standard import EHR
 __all__ = [
     "PRESCRIPTION_VOCAB",
     "Prescription",
+    "prescription_value_rows",
     "read_prescriptions",
     "write_prescription_values",
 ]
@@ -58,34 +59,43 @@ def write_prescription_values(
             Measurement.measurement_source_concept_id.in_(concepts),
         )
     )
+    for row in prescription_value_rows(person_id, episode_id, day, rx, field_id):
+        session.add(Measurement(**row))
+
+
+def prescription_value_rows(
+    person_id: int,
+    episode_id: int,
+    day: datetime.date,
+    rx: Prescription,
+    field_id: int,
+) -> list[dict[str, Any]]:
+    """Build the prescription MEASUREMENT rows of an EPISODE (``field_id``: episode)."""
     n = rx.fractions
-    values: list[tuple[str, float | None, int, str | None, str | None]] = [
-        ("total_dose", rx.total_gy, 0, "Gy", None),
-        ("fractions", float(n) if n else None, 0, None, None),
-        ("dose_per_fraction", rx.per_fraction_gy, 0, "Gy", None),
-        ("intent", None, 0, None, rx.intent),
+    values: list[tuple[str, float | None, str | None, str | None]] = [
+        ("total_dose", rx.total_gy, "Gy", None),
+        ("fractions", float(n) if n else None, None, None),
+        ("dose_per_fraction", rx.per_fraction_gy, "Gy", None),
+        ("intent", None, None, rx.intent),
     ]
-    for (code, value, unit_id, unit_text, value_text), concept in zip(
-        values, concepts, strict=True
-    ):
-        if value is None and value_text is None:
-            continue
-        session.add(
-            Measurement(
-                person_id=person_id,
-                measurement_concept_id=0,
-                measurement_date=day,
-                measurement_type_concept_id=EHR,
-                value_as_number=value,
-                unit_concept_id=unit_id if unit_text else None,
-                unit_source_value=unit_text,
-                measurement_source_value=f"prescription {code}",
-                measurement_source_concept_id=concept,
-                value_source_value=value_text,
-                measurement_event_id=episode_id,
-                meas_event_field_concept_id=field_id,
-            )
-        )
+    return [
+        {
+            "person_id": person_id,
+            "measurement_concept_id": 0,
+            "measurement_date": day,
+            "measurement_type_concept_id": EHR,
+            "value_as_number": value,
+            "unit_concept_id": 0 if unit_text else None,
+            "unit_source_value": unit_text,
+            "measurement_source_value": f"prescription {code}",
+            "measurement_source_concept_id": our_concept_id(PRESCRIPTION_VOCAB, code),
+            "value_source_value": value_text,
+            "measurement_event_id": episode_id,
+            "meas_event_field_concept_id": field_id,
+        }
+        for code, value, unit_text, value_text in values
+        if value is not None or value_text is not None
+    ]
 
 
 def read_prescriptions(

@@ -1,7 +1,8 @@
 """The images and object versions of a loaded dataset.
 
 One IMAGE_OCCURRENCE per series (CT, RTSTRUCT, RTPLAN, RTDOSE), ``local_path`` in the
-content-addressed file store (:func:`write_images`); one ``ingest_object`` row per
+content-addressed file store, ``modality_concept_id`` from :data:`MODALITY_CONCEPTS`
+(:func:`write_images`); one ``ingest_object`` row per
 version of a member object, with the files' owner registered in the store
 (:func:`write_objects`).
 """
@@ -9,6 +10,7 @@ version of a member object, with the files' owner registered in the store
 from __future__ import annotations
 
 import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -18,8 +20,13 @@ from etl.store.course import dicom_day
 from omop.cdm import ImageOccurrence
 from omop.filestore import FileStore
 from omop.ingest_tables import IngestObject
+from omop.vocab.standard import COMPUTED_TOMOGRAPHY
 
-__all__ = ["write_images", "write_objects"]
+__all__ = ["MODALITY_CONCEPTS", "write_images", "write_objects"]
+
+#: ``modality_concept_id`` of a series by DICOM Modality. RTSTRUCT, RTPLAN and
+#: RTDOSE have no standard concept verified in two sources: 0 (docs/omop.md).
+MODALITY_CONCEPTS: dict[str, int] = {"CT": COMPUTED_TOMOGRAPHY}
 
 
 def write_images(  # noqa: PLR0917
@@ -47,19 +54,30 @@ def write_images(  # noqa: PLR0917
     for uid, obj in series.items():
         if uid in found:
             continue
-        row = ImageOccurrence(
-            person_id=person_id,
-            procedure_occurrence_id=procedure_id,
-            local_path=str(store.path(obj.sha256)),
-            image_occurrence_date=dicom_day(obj.study_date) or day,
-            image_study_uid=obj.study_instance_uid,
-            image_series_uid=uid,
-            modality_concept_id=0,
-        )
+        row = ImageOccurrence(**image_row(person_id, procedure_id, obj, day, store))
         session.add(row)
         session.flush()
         found[uid] = row.image_occurrence_id
     return found
+
+
+def image_row(
+    person_id: int,
+    procedure_id: int,
+    obj: IndexedObject,
+    day: datetime.date,
+    store: FileStore,
+) -> dict[str, Any]:
+    """Return the IMAGE_OCCURRENCE row of the series of ``obj`` (one per series)."""
+    return {
+        "person_id": person_id,
+        "procedure_occurrence_id": procedure_id,
+        "local_path": str(store.path(obj.sha256)),
+        "image_occurrence_date": dicom_day(obj.study_date) or day,
+        "image_study_uid": obj.study_instance_uid,
+        "image_series_uid": obj.series_instance_uid,
+        "modality_concept_id": MODALITY_CONCEPTS.get(str(obj.modality), 0),
+    }
 
 
 def write_objects(

@@ -4,7 +4,8 @@ Conventions (ARCHITECTURE.md section 3):
 
 * **Timepoint.** One VISIT_OCCURRENCE per person and follow-up timepoint
   (``visit_source_value`` = timepoint code, ``visit_source_concept_id`` = its ``RTC
-  Timepoint`` concept, ``visit_concept_id`` 0); every row below points to it.
+  Timepoint`` concept, ``visit_concept_id`` 9202 Outpatient Visit); every row below
+  points to it.
 * **PROM.** One SURVEY_CONDUCT row per completed questionnaire
   (``survey_source_concept_id`` = the instrument concept,
   ``survey_source_identifier`` = the idempotency key, ``timing_concept_id`` = the

@@ -145,13 +145,17 @@ class Dialect:
         return f"({expr} + INTERVAL '{int(days)} day')"
 
     def birth(self, alias: str) -> str:
-        """Return the person's birth (datetime, else 1 January), as a day."""
+        """Return the person's birth (datetime, else 1 January), as a day.
+
+        ``year_of_birth`` 0 means unknown (a person met first in DICOM, whose
+        birth date de-identification emptied): no event lies before it.
+        """
         if self.sqlite:
             year = f"printf('%04d-01-01', {alias}.year_of_birth)"
             return f"julianday(COALESCE({alias}.birth_datetime, {year}))"
         return (
             f"COALESCE({alias}.birth_datetime, "
-            f"make_date({alias}.year_of_birth, 1, 1)::timestamp)"
+            f"make_date(NULLIF({alias}.year_of_birth, 0), 1, 1)::timestamp)"
         )
 
     def date_param(self, value: datetime.date) -> Any:

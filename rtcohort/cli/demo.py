@@ -21,21 +21,34 @@ console = Console()
 
 
 def demo(  # noqa: PLR0917
-    centres: Annotated[int, typer.Option("--centres", min=1, max=20)] = 3,
-    patients: Annotated[int, typer.Option("--patients", min=1, max=200)] = 6,
+    centres: Annotated[int, typer.Option("--centres", min=1, max=20)] = 5,
+    patients: Annotated[
+        int, typer.Option("--patients", min=1, max=200, help="Patients per centre.")
+    ] = 40,
     seed: Annotated[int, typer.Option("--seed")] = 1,
     no_serve: Annotated[
         bool, typer.Option("--no-serve", help="Stop before serving the web app.")
     ] = False,
+    reset: Annotated[
+        bool,
+        typer.Option(
+            "--reset", help="Delete the demo database and data directory first."
+        ),
+    ] = False,
     port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8501,
     address: Annotated[str, typer.Option("--address")] = "127.0.0.1",
 ) -> None:
-    """Run a synthetic cohort through the platform, create accounts, serve the app.
+    """Run a synthetic national cohort through the platform, then serve the app.
 
-    Writes synthetic DICOM-RT under DATA_DIR/demo/dicom and the dose metrics to
-    DATA_DIR/demo/dose_metrics.csv; creates one account per role per centre (password
-    RTCOHORT_DEMO_PASSWORD, else generated and printed once); then serves the web app
-    with the demo's keys (Ctrl-C stops it) unless --no-serve. Idempotent. Example:
+    Simulates --centres x --patients patients of four sites (`rtcohort simulate`),
+    writing DICOM-RT and FHIR under DATA_DIR/demo/sim; records consent; sends the
+    DICOM with a C-STORE SCU to the receiver on loopback (pseudonymised on arrival
+    into DATA_DIR/demo/inbox) and imports it; imports toxicity and PROMs; exports the
+    dose metrics to DATA_DIR/demo/dose_metrics.csv; creates one account per role per
+    centre (password RTCOHORT_DEMO_PASSWORD, else generated and printed once); runs
+    `db quality` (exit 1 when a check fails its threshold, known failures excepted);
+    then serves the web app (Ctrl-C stops it) unless --no-serve. A second run reuses
+    the demo database and adds nothing; --reset starts over. Example:
 
         RTCOHORT_DATA_DIR=/tmp/demo rtcohort demo --centres 2 --patients 4
     """
@@ -43,7 +56,7 @@ def demo(  # noqa: PLR0917
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from omop.errors import RTCohortError
-    from rtcohort.demo import run_demo
+    from rtcohort.demo import reset_demo, run_demo
     from rtcohort.demo_accounts import demo_password
     from rtcohort.settings import get_settings
 
@@ -52,6 +65,13 @@ def demo(  # noqa: PLR0917
     if settings.admin_password is None:  # a new admin gets the demo password too
         settings.admin_password = SecretStr(password)
     engine = open_engine()
+    if reset:
+        try:
+            reset_demo(engine, settings.data_dir)
+        except ValueError as exc:
+            fail(str(exc))
+        console.print(f"--reset: demo database and {settings.data_dir} deleted")
+        engine = open_engine()
     started = time.perf_counter()
     with Progress(
         TextColumn("{task.description:<20}"), BarColumn(), MofNCompleteColumn(),
@@ -75,6 +95,12 @@ def demo(  # noqa: PLR0917
     _print(report, time.perf_counter() - started)
     _print_accounts(report, password if generated else None)
     engine.dispose()
+    if report.quality_failed:
+        console.print(
+            f"error: {report.quality_failed} data quality check(s) fail their "
+            "threshold; not serving"
+        )
+        raise typer.Exit(1)
     if not no_serve:
         from rtcohort.cli.serve import run_server
 
@@ -125,12 +151,12 @@ def _print(report: DemoReport, elapsed_s: float) -> None:
         f"held files: {held}"
     )
     console.print(f"structures mapped to TG-263 {report.mapped}; unmapped: {unmapped}")
-    tox = Table(title="CTCAE Pneumonitis (patients per grade)")
-    tox.add_column("timepoint")
-    for g in range(4):
+    tox = Table(title="CTCAE toxicity (patients per worst grade)")
+    tox.add_column("term")
+    for g in range(5):
         tox.add_column(f"grade {g}", justify="right")
-    for tp in ("m3", "m6"):
-        tox.add_row(tp, *(str(report.toxicity[(tp, g)]) for g in range(4)))
+    for term in sorted({t for t, _ in report.toxicity}):
+        tox.add_row(term, *(str(report.toxicity[(term, g)]) for g in range(5)))
     console.print(tox)
     if report.metrics is not None:
         cols = report.metrics.header
@@ -153,7 +179,26 @@ def _print(report: DemoReport, elapsed_s: float) -> None:
             f"{len(report.metrics.rows)} rows of dose metrics (as admin, audited) "
             f"written to {report.csv_path}"
         )
-    console.print(f"demo finished in {elapsed_s:.1f} s")
+    _print_timing(report, elapsed_s)
+
+
+def _print_timing(report: DemoReport, elapsed_s: float) -> None:
+    if report.reused:
+        console.print(
+            "reused the completed demo database (nothing added; --reset starts over)"
+        )
+    phases = ", ".join(f"{k} {v:.1f} s" for k, v in report.seconds.items())
+    console.print(f"phases: {phases}")
+    if report.patients:
+        console.print(
+            f"{report.patients} patients simulated; {report.files_sent} files sent "
+            f"through the DICOM receiver ({report.files_refused} refused)"
+        )
+    rate = report.ingest_patients_per_min
+    if rate is not None:
+        console.print(f"ingest (send + import): {rate:.0f} patients/min")
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    console.print(f"demo finished in {elapsed_s:.1f} s (load average {load})")
 
 
 def register(app: typer.Typer) -> None:

@@ -47,12 +47,28 @@ def _progress() -> tuple[Any, Callable[[str, int, int], None]]:
     return bar, update
 
 
+def _scheduler(address: str | None, workers: int) -> str | None:
+    """Return the checked ``--scheduler`` address (exit 2 when it is unusable)."""
+    from etl.errors import SchedulerError
+    from etl.ingest.executor import check_scheduler_address
+
+    if address is None:
+        return None
+    if workers != 1:
+        fail("give --workers or --scheduler, not both")
+    try:
+        return check_scheduler_address(address)
+    except SchedulerError as exc:
+        fail(f"--scheduler: {exc}")
+
+
 def _import(  # noqa: PLR0917
     path: Path | None,
     centre: str,
     key_file: Path,
     project: str | None,
     workers: int,
+    scheduler: str | None,
     strict: bool,
     watch: Path | None,
     interval_s: float,
@@ -67,12 +83,15 @@ def _import(  # noqa: PLR0917
         fail("give PATH or --watch DIR (not both)")
     if workers < 1:
         fail("--workers must be at least 1")
+    scheduler = _scheduler(scheduler, workers)
     target = path if path is not None else watch
     assert target is not None
     if not target.exists():
         fail(f"{target}: no such file or folder")
     try:
-        opts = ingest_options(centre, key_file, workers=workers, project=project)
+        opts = ingest_options(
+            centre, key_file, workers=workers, scheduler=scheduler, project=project
+        )
     except EtlError as exc:
         fail(f"{key_file}: {exc}")
     with ingest_factory() as factory:
@@ -90,6 +109,8 @@ def _import(  # noqa: PLR0917
             if watch is None or (cycles and cycle >= cycles):
                 break
             time.sleep(interval_s)
+    if summary.lost:  # workers died: those datasets wait for the next run
+        raise typer.Exit(1)
     if strict and (summary.quarantined.total() or summary.refused.total()):
         raise typer.Exit(1)
 
@@ -170,6 +191,12 @@ def register(app: typer.Typer) -> None:
             None, "--project", help="Attach to project."
         ),
         workers: int = typer.Option(1, "--workers", help="Worker processes."),
+        scheduler: str | None = typer.Option(
+            None,
+            "--scheduler",
+            help="Dask scheduler tcp://HOST:PORT: read, pseudonymise and compute "
+            "DVHs on its workers (shared file system); the database writes stay here.",
+        ),
         strict: bool = typer.Option(
             False, "--strict", help="Exit 1 when anything was quarantined."
         ),
@@ -184,10 +211,16 @@ def register(app: typer.Typer) -> None:
         Idempotent: importing the same files again adds nothing. Example:
 
             rtcohort import incoming/ --centre AMS01 --key-file ams01.key --workers 2
+
+        A backfill on a Dask cluster (files on a shared file system; a worker that
+        dies loses nothing, the same command again loads what it left):
+
+            rtcohort import in/ --centre AMS01 --key-file k.key --scheduler tcp://dask:8786
         """
         _import(
-            path, centre, key_file, project, workers, strict, watch, interval_s, cycles
-        )
+            path, centre, key_file, project, workers, scheduler, strict, watch,
+            interval_s, cycles,
+        )  # fmt: skip
 
     @export_app.command("dose-metrics")
     def export_dose_metrics(  # noqa: PLR0917

@@ -52,6 +52,11 @@ def print_summary(summary: ImportSummary) -> None:
     )
     for reason, n in sorted(summary.quarantined.items()):
         typer.echo(f"  quarantined {reason}: {n}")
+    if summary.lost:
+        typer.echo(
+            f"  not computed, Dask workers died: {summary.lost} dataset(s) "
+            "(nothing of them written; run the import again to load them)"
+        )
     if summary.courses:
         typer.echo(f"  courses of several plans summed: {summary.courses}")
     if summary.orphans_removed:

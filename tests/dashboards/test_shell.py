@@ -66,7 +66,13 @@ def test_clinician_sees_name_role_centre_and_own_patients(web: World) -> None:
 def test_pages_by_role(web: World) -> None:
     from dashboards.ui.shell import PAGES_BY_ROLE
 
-    assert PAGES_BY_ROLE["viewer"] == ("overview",)
+    assert PAGES_BY_ROLE["viewer"] == (
+        "overview",
+        "cohort_overview",
+        "completeness",
+        "dose",
+        "outcomes",
+    )
     assert PAGES_BY_ROLE["researcher"] == ("patients",)
     viewer = sign_in(new_app(), "viewer-tays", PASSWORD)
     assert "viewer · TAYS" in texts(viewer)

@@ -7,15 +7,11 @@ writer) on each backend; violations no writer produces are direct updates.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from cohort.consent import record_consent
-from etl.deid.pseudonymise import pseudonym
-from etl.ingest.run import run_import
 from instruments.fhir import PSEUDONYM_SYSTEM, SubjectIdentifier
 from instruments.fhir_adverse_event import ToxicityGrading
 from instruments.store import Assessment, store_toxicity
@@ -23,49 +19,16 @@ from omop import cdm
 from omop.quality import Check, all_checks
 from omop.quality.run import run_check
 from omop.vocab.registry import our_concept_id
-from tests.etl.ingest_corpus import write_patient
-from tests.etl.ingest_db import KEY, Db, make_db
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def db(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Db]:
-    yield from make_db(request, tmp_path_factory.mktemp("rtchecks"))
+from tests.etl.ingest_db import Db
+from tests.omop.quality.rt_world import course_of, load_patient
 
 
 @pytest.fixture(scope="module")
 def loaded(db: Db, tmp_path_factory: pytest.TempPathFactory) -> int:
-    folder = tmp_path_factory.mktemp("rt-patient")
-    write_patient(folder, "RTQ-1", 311)
-    summary = run_import(db.factory, [folder], db.options())
-    assert summary.loaded == 1
-    with db.factory.begin() as s:
-        person = s.scalars(
-            select(cdm.Person).where(
-                cdm.Person.person_source_value == pseudonym(KEY, "RTQ-1")
-            )
-        ).one()
-        site = s.get(cdm.CareSite, person.care_site_id)
-        assert site is not None
-        course = _course(s, person.person_id)
-        record_consent(
-            s,
-            centre=site,
-            pseudonym=str(person.person_source_value),
-            state="consented",
-            event_date=course.episode_start_date - datetime.timedelta(days=10),
-            actor="test",
-        )
-        return int(person.person_id)
+    return load_patient(db, tmp_path_factory.mktemp("rt-patient"), "RTQ-1", 311)
 
 
-def _course(s: Session, pid: int) -> cdm.Episode:
-    return s.scalars(
-        select(cdm.Episode).where(
-            cdm.Episode.person_id == pid, cdm.Episode.episode_concept_id == 32940
-        )
-    ).one()
+_course = course_of
 
 
 def _check(s: Session, name: str) -> Check:

@@ -1,0 +1,206 @@
+"""The steps of ``rtcohort demo``, each through the path a centre uses.
+
+- :func:`write_cohort`: the national simulator's DICOM-RT and FHIR files
+  (``rtcohort simulate --dicom``);
+- :func:`deliver`: a C-STORE receiver with the centre key on loopback
+  (``rtcohort receive --deid``), fed by a sending SCU as a TPS would
+  (:func:`etl.arrive.sender.send_files`);
+- :func:`record_consents`: the centre's consent list through
+  :func:`cohort.service.record_consent` (``rtcohort consent record``);
+- :func:`import_mapping`: the centres' naming rules (``rtcohort mapping import``);
+- :func:`import_outcomes`: toxicity and PROMs through
+  :mod:`cohort.clinical_import` (``rtcohort toxicity import`` / ``prom import``).
+
+Every step is idempotent: a re-run finds what is there and adds nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from cohort.simulate.national import NationalCohort
+from etl.arrive.sender import SendSummary
+from etl.deid.keys import CentreKey
+
+__all__ = [
+    "DEMO_CALLING_AE",
+    "DEMO_RECEIVER_AE",
+    "Delivery",
+    "deliver",
+    "import_mapping",
+    "import_outcomes",
+    "record_consents",
+    "workers_for",
+    "write_cohort",
+]
+
+#: The AE titles of the demo's "TPS" (sender) and of the receiver.
+DEMO_CALLING_AE = "DEMO-TPS"
+DEMO_RECEIVER_AE = "RTCOHORT"
+
+#: Processes of the demo's DICOM writer and import (at most two: a 2-core machine).
+WORKERS = min(2, os.cpu_count() or 1)
+
+#: Fewer patients than this are written and imported in-process (starting worker
+#: processes costs more than it saves).
+_POOL_FROM = 12
+
+
+def workers_for(patients: int) -> int:
+    """Return the processes to use for ``patients`` patients."""
+    return WORKERS if patients >= _POOL_FROM else 1
+
+
+#: Parallel associations of the demo's sender (pynetdicom waits by polling).
+SEND_ASSOCIATIONS = 4
+
+#: ``(done, total)`` progress callback.
+Tick = Callable[[int, int], None]
+
+
+def write_cohort(
+    centres: int,
+    patients: int,
+    seed: int,
+    out_dir: Path,
+    tick: Tick | None = None,
+    *,
+    workers: int = 1,
+) -> NationalCohort:
+    """Simulate the national cohort and write its DICOM-RT and FHIR to ``out_dir``."""
+    from cohort.simulate.files import write_cohort_files
+    from cohort.simulate.national import simulate_national
+    from cohort.simulate.params import SimulationParams
+
+    params = SimulationParams(centres=centres, patients=patients, seed=seed)
+    cohort = simulate_national(params)
+    write_cohort_files(cohort, out_dir, seed=seed, progress=tick, workers=workers)
+    return cohort
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What one centre's TPS sent to the receiver and where it was filed."""
+
+    centre: str
+    inbox: Path
+    sent: SendSummary
+
+
+def deliver(
+    centre: str, dicom_dir: Path, inbox: Path, key: CentreKey, tick: Tick | None = None
+) -> Delivery:
+    """Send every file under ``dicom_dir`` to a receiver on loopback filing ``inbox``.
+
+    The receiver pseudonymises with the centre ``key`` before anything is written
+    (``rtcohort receive --deid``); it listens on a free loopback port for as long as
+    the sending takes.
+    """
+    from etl.arrive.inbox import Inbox
+    from etl.arrive.receiver import Receiver
+    from etl.arrive.sender import send_files
+
+    files = sorted(p for p in dicom_dir.rglob("*.dcm") if p.is_file())
+    node = Receiver(
+        Inbox(inbox),
+        ae_title=DEMO_RECEIVER_AE,
+        port=0,
+        allowed_callers=[DEMO_CALLING_AE],
+        key=key,
+    )
+    node.start()
+    try:
+        sent = send_files(
+            files, host="127.0.0.1", port=node.port, called_ae=DEMO_RECEIVER_AE,
+            calling_ae=DEMO_CALLING_AE, associations=SEND_ASSOCIATIONS,
+            progress=tick,
+        )  # fmt: skip
+    finally:
+        node.stop()
+    return Delivery(centre, inbox, sent)
+
+
+def record_consents(
+    session: Session,
+    username: str,
+    centre: str,
+    key: CentreKey,
+    consent_csv: Path,
+) -> int:
+    """Record each patient's consent course (approached, then the decision).
+
+    Reads the centre's ``consent.csv`` (hospital_id, year_of_birth, sex, site,
+    state, date); the states a person already has are not recorded again. Returns
+    the number of states recorded.
+    """
+    from cohort.consent import find_person, history
+    from cohort.contacts import ContactDetails
+    from cohort.service import acting_user, record_consent
+    from etl.deid.identity import identify
+
+    actor = acting_user(session, username)
+    recorded = 0
+    with consent_csv.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for row in rows:
+        who = identify(key, row["hospital_id"])
+        person = find_person(session, who.pseudonym)
+        done = len(history(session, person.person_id)) if person else 0
+        decided = datetime.date.fromisoformat(row["date"])
+        course = (("approached", decided - datetime.timedelta(days=7)),
+                  (row["state"], decided))  # fmt: skip
+        for state, day in course[done:]:
+            record_consent(
+                session, actor, centre_code=centre, pseudonym=who.pseudonym,
+                state=state, event_date=who.shift(day),
+                year_of_birth=int(row["year_of_birth"]), sex=row["sex"],
+                site=row["site"], key=key,
+                contact=ContactDetails(
+                    name=f"Demo patient {row['hospital_id']}",
+                    date_offset_days=who.date_offset_days,
+                ),
+            )  # fmt: skip
+            recorded += 1
+    return recorded
+
+
+def import_mapping(session: Session, username: str, rules_csv: Path) -> int | None:
+    """Import the centres' naming rules once; return the new version (None: there)."""
+    from cohort.operations import import_mapping_rules
+    from etl.mapping.naming import imported_version, parse_rules_csv
+
+    text = rules_csv.read_text(encoding="utf-8")
+    if imported_version(session, text) is not None:
+        return None
+    rules = parse_rules_csv(text, str(rules_csv))
+    done = import_mapping_rules(
+        session, username, rules, source=rules_csv.name, text=text
+    )
+    return done.version
+
+
+def import_outcomes(
+    session: Session, username: str, centre: str, key: CentreKey, folder: Path
+) -> dict[str, int]:
+    """Import the centre's ``toxicity.json`` and ``proms.json`` (FHIR Bundles).
+
+    Returns the records per outcome (``stored``, ``unchanged``...) of both files.
+    """
+    from cohort.clinical_import import import_proms, import_toxicity
+
+    out: dict[str, int] = {}
+    for run, name in ((import_toxicity, "toxicity.json"), (import_proms, "proms.json")):
+        path = folder / name
+        if not path.exists():
+            continue
+        summary = run(session, key, centre, path, actor=username)
+        for outcome, n in summary.outcomes.items():
+            out[outcome] = out.get(outcome, 0) + n
+    return out
