@@ -19,7 +19,8 @@ from cohort.benchmark.view import MIN_COUNT, CentreView, centre_view, record_rea
 from cohort.consent_states import ConsentState
 from cohort.permissions import Scope
 from etl.dose.radiobiology import dvh_to_eqd2
-from etl.store.dvh_rows import dvh_from_row, read_dvh_rows
+from etl.store.dvh_read import read_dvh_rows
+from etl.store.dvh_rows import dvh_from_row
 from etl.store.metric_reads import metric_values, prescriptions
 from etl.store.report import structure_counts
 from omop.cohort_tables import Enrolment
