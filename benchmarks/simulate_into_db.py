@@ -1,8 +1,9 @@
 """Rate of ``rtcohort simulate --into-db`` (patients/s) on PostgreSQL and SQLite.
 
-Simulates ``CENTRES x PATIENTS`` once (timed), then loads the cohort through
-:func:`cohort.simulate.run.load_cohort` (the owners' writers, 50 patients per
-transaction) into a fresh migrated database of each backend. Not run by ``make test``::
+Simulates ``CENTRES x PATIENTS`` once (timed), then loads the cohort into a fresh
+migrated database of each backend twice: through the bulk path of ``--into-db``
+(:func:`cohort.simulate.bulk_load.load_cohort_bulk`) and through the owners' per-row
+writers (:func:`cohort.simulate.run.load_cohort`). Not run by ``make test``::
 
     python benchmarks/simulate_into_db.py [CENTRES] [PATIENTS]
 """
@@ -14,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from cohort.simulate.bulk_load import load_cohort_bulk
 from cohort.simulate.national import simulate_national
 from cohort.simulate.params import SimulationParams
 from cohort.simulate.run import load_cohort
@@ -24,12 +26,14 @@ from omop.filestore import FileStore
 from tests.pgserver import start_postgres
 
 
-def _load(url: str, cohort: object, store_root: Path) -> tuple[float, object]:
+def _load(
+    url: str, cohort: object, store_root: Path, loader: object = load_cohort_bulk
+) -> tuple[float, object]:
     engine = make_engine(url)
     upgrade(engine)
     keys = {c.code: new_key(c.code) for c in cohort.practices}  # type: ignore[attr-defined]
     started = time.perf_counter()
-    counts = load_cohort(
+    counts = loader(  # type: ignore[operator]
         session_factory(engine),
         cohort,
         keys=keys,
@@ -55,13 +59,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         server = start_postgres()
         try:
-            elapsed, counts = _load(server.create_database("sim"), cohort, Path(tmp))
+            for label, loader in (("bulk", load_cohort_bulk), ("per-row", load_cohort)):
+                url = server.create_database(f"sim_{label.replace('-', '_')}")
+                elapsed, counts = _load(url, cohort, Path(tmp), loader)
+                print(f"  into PostgreSQL ({label:>7}): {elapsed:6.1f} s  "
+                      f"{n / elapsed:7.1f} patients/s")  # fmt: skip
         finally:
             server.stop()
-        print(f"  into PostgreSQL: {elapsed:6.1f} s  {n / elapsed:7.1f} patients/s")
         print(f"    {counts}")
-        elapsed, counts = _load(f"sqlite:///{tmp}/sim.sqlite", cohort, Path(tmp) / "f")
-        print(f"  into SQLite    : {elapsed:6.1f} s  {n / elapsed:7.1f} patients/s")
+        for label, loader in (("bulk", load_cohort_bulk), ("per-row", load_cohort)):
+            url = f"sqlite:///{tmp}/sim_{label}.sqlite"
+            elapsed, counts = _load(url, cohort, Path(tmp) / "f", loader)
+            print(f"  into SQLite     ({label:>7}): {elapsed:6.1f} s  "
+                  f"{n / elapsed:7.1f} patients/s")  # fmt: skip
 
 
 if __name__ == "__main__":

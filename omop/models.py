@@ -9,6 +9,7 @@ from omop import (
     cohort_tables,
     ingest_tables,
     platform,
+    read_indexes,
 )
 from omop.base import Base
 
@@ -21,6 +22,7 @@ __all__ = [
     "ingest_tables",
     "metadata",
     "platform",
+    "read_indexes",
 ]
 
 metadata = Base.metadata

@@ -49,7 +49,13 @@ from instruments.store import Assessment, store_prom, store_toxicity
 from omop.cdm import CareSite
 from omop.filestore import FileStore
 
-__all__ = ["LoadCounts", "load_patient"]
+__all__ = [
+    "LoadCounts",
+    "centre_for",
+    "computed_dataset",
+    "load_patient",
+    "outcome_records",
+]
 
 _ACTOR = "simulator"
 _RT_DOSE = "1.2.840.10008.5.1.4.1.1.481.2"
@@ -141,43 +147,70 @@ def _consent(
     return int(event.person_id)
 
 
+def outcome_records(
+    patient: NationalPatient, who: PatientIdentity
+) -> tuple[list[ToxicityGrading], list[PromResponse]]:
+    """Return the patient's CTCAE gradings and QLQ-C30 responses, as received."""
+    subject = SubjectIdentifier(PSEUDONYM_SYSTEM, who.pseudonym)
+    gradings = [
+        ToxicityGrading(
+            resource_id=f"sim-{who.pseudonym}-{term}-{tp}"[:64],
+            subject=subject,
+            version="5.0",
+            term=term,
+            grade=grade,
+            assessed_on=timepoint_date(patient.rt_start, patient.rt_end, tp),
+            timepoint=tp,
+        )
+        for term, grades in patient.grades.items()
+        for tp, grade in grades.items()
+    ]
+    responses = [
+        PromResponse(
+            resource_id=f"sim-{who.pseudonym}-qlq-c30-{tp}",
+            instrument="QLQ-C30",
+            subject=subject,
+            authored=timepoint_date(patient.rt_start, patient.rt_end, tp),
+            values=dict(answers),
+            timepoint=tp,
+        )
+        for tp, answers in patient.proms.items()
+    ]
+    return gradings, responses
+
+
 def _outcomes(
     session: Session, person_id: int, patient: NationalPatient, who: PatientIdentity
 ) -> tuple[int, int]:
     offset = who.date_offset_days or 0
-    subject = SubjectIdentifier(PSEUDONYM_SYSTEM, who.pseudonym)
-    n_tox = n_prom = 0
-    for term, grades in patient.grades.items():
-        for tp, grade in grades.items():
-            store_toxicity(
-                session,
-                Assessment(person_id, tp, offset),
-                ToxicityGrading(
-                    resource_id=f"sim-{who.pseudonym}-{term}-{tp}"[:64],
-                    subject=subject,
-                    version="5.0",
-                    term=term,
-                    grade=grade,
-                    assessed_on=timepoint_date(patient.rt_start, patient.rt_end, tp),
-                    timepoint=tp,
-                ),
-            )
-            n_tox += 1
-    for tp, answers in patient.proms.items():
-        store_prom(
-            session,
-            Assessment(person_id, tp, offset),
-            PromResponse(
-                resource_id=f"sim-{who.pseudonym}-qlq-c30-{tp}",
-                instrument="QLQ-C30",
-                subject=subject,
-                authored=timepoint_date(patient.rt_start, patient.rt_end, tp),
-                values=dict(answers),
-                timepoint=tp,
-            ),
+    gradings, responses = outcome_records(patient, who)
+    for grading in gradings:
+        assert grading.timepoint is not None
+        store_toxicity(
+            session, Assessment(person_id, grading.timepoint, offset), grading
         )
-        n_prom += 1
-    return n_tox, n_prom
+    for response in responses:
+        assert response.timepoint is not None
+        store_prom(session, Assessment(person_id, response.timepoint, offset), response)
+    return len(gradings), len(responses)
+
+
+def computed_dataset(
+    patient: NationalPatient, who: PatientIdentity, seed: int, store: FileStore
+) -> ComputedDataset:
+    """Return the patient's RT dataset as computed on import (placeholders stored)."""
+    return ComputedDataset(
+        resolved=_resolved(patient, who, seed, store),
+        structures=[
+            ComputedStructure(s.roi_number, s.roi_name, s.interpreted_type, s.dvh)
+            for s in patient.structures
+        ],
+        n_fractions=patient.schedule.fractions,
+        course_fractions=patient.schedule.fractions,
+        prescription_gy=patient.schedule.dose_gy,
+        plan_intent="CURATIVE",
+        plan_label=patient.schedule.label,
+    )
 
 
 def load_patient(
@@ -196,23 +229,12 @@ def load_patient(
         counts.skipped += 1
         return False
     with session.begin_nested():
-        centre = _centre(session, patient.centre)
+        centre = centre_for(session, patient.centre)
         person_id = _consent(session, centre, patient, who)
         counts.persons += 1
         if not patient.consented:
             return True
-        computed = ComputedDataset(
-            resolved=_resolved(patient, who, seed, store),
-            structures=[
-                ComputedStructure(s.roi_number, s.roi_name, s.interpreted_type, s.dvh)
-                for s in patient.structures
-            ],
-            n_fractions=patient.schedule.fractions,
-            course_fractions=patient.schedule.fractions,
-            prescription_gy=patient.schedule.dose_gy,
-            plan_intent="CURATIVE",
-            plan_label=patient.schedule.label,
-        )
+        computed = computed_dataset(patient, who, seed, store)
         result = load_dataset(
             session, computed, centre=patient.centre, store=store, rules=rules
         )
@@ -239,7 +261,8 @@ def load_patient(
     return True
 
 
-def _centre(session: Session, code: str) -> CareSite:
+def centre_for(session: Session, code: str) -> CareSite:
+    """Return the CARE_SITE of a simulated centre (created when new; cached)."""
     cache: dict[str, CareSite] = session.info.setdefault("simulator_centres", {})
     if code not in cache:
         from sqlalchemy import select

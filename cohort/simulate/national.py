@@ -15,7 +15,7 @@ simulated, and patients can be simulated in any order or in parallel.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -272,6 +272,7 @@ def simulate_national(
     *,
     samples: int = 4096,
     progress: Callable[[int, int], None] | None = None,
+    only_centres: Collection[str] | None = None,
 ) -> NationalCohort:
     """Simulate the cohort (no files, no database).
 
@@ -283,6 +284,9 @@ def simulate_national(
         RQMC points per structure for the DVHs.
     progress
         ``progress(done, total)`` after each patient.
+    only_centres
+        Simulate the patients of these centre codes only (each patient is seeded
+        by its centre and number, so a part is the same as in the whole cohort).
 
     Examples
     --------
@@ -291,9 +295,13 @@ def simulate_national(
     True
     """
     practices = draw_practices(params, np.random.default_rng([params.seed, 0]))
-    total = sum(p.patients for p in practices)
+    chosen = [
+        (c, p) for c, p in enumerate(practices, start=1)
+        if only_centres is None or p.code in only_centres
+    ]  # fmt: skip
+    total = sum(p.patients for _, p in chosen)
     patients: list[NationalPatient] = []
-    for c, practice in enumerate(practices, start=1):
+    for c, practice in chosen:
         for i in range(practice.patients):
             patient = _draw_patient(params, practice, c, i)
             if patient.consented:

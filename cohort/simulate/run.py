@@ -2,9 +2,11 @@
 
 :func:`run_simulation` is what the command calls: it validates first (nothing is
 written on bad input), simulates (:func:`~cohort.simulate.national.simulate_national`),
-writes DICOM-RT and FHIR (:mod:`cohort.simulate.files`) and/or loads OMOP
-(:mod:`cohort.simulate.load`, committing every ``batch`` whole patients), and writes the
-truth JSON.
+writes DICOM-RT and FHIR (:mod:`cohort.simulate.files`) and/or loads OMOP with the
+bulk path (:func:`cohort.simulate.bulk_load.load_cohort_bulk`: the owners' row builders
+and the bulk loader, one transaction per batch of whole patients), and writes the
+truth JSON. :func:`load_cohort` loads through the owners' per-row writers
+(:mod:`cohort.simulate.load`); it is the reference the bulk path is tested against.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from cohort.simulate.bulk_load import load_cohort_bulk
 from cohort.simulate.files import write_cohort_files
 from cohort.simulate.load import LoadCounts, load_patient
 from cohort.simulate.national import NationalCohort, simulate_national
@@ -59,7 +62,7 @@ def load_cohort(
     batch: int = 50,
     progress: Progress | None = None,
 ) -> LoadCounts:
-    """Load every patient, one transaction per ``batch`` whole patients."""
+    """Load every patient through the per-row writers, ``batch`` patients a commit."""
     counts = LoadCounts()
     with session_factory.begin() as session:
         ensure_default_rules(session)
@@ -119,7 +122,7 @@ def run_simulation(
         if keys is None or store is None:
             raise ValueError("into-db needs the centres' keys and the file store")
         t0 = time.perf_counter()
-        report.counts = load_cohort(
+        report.counts = load_cohort_bulk(
             session_factory, cohort, keys=keys, store=store, progress=progress
         )
         seconds["into_db"] = time.perf_counter() - t0

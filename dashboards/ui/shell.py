@@ -28,6 +28,11 @@ _PAGES: dict[str, str] = {
     "mapping": "nav.mapping",
     "projects": "nav.projects",
     "users": "nav.users",
+    "cohort_overview": "nav.cohort",
+    "completeness": "nav.completeness",
+    "dose": "nav.dose",
+    "outcomes": "nav.outcomes",
+    "ntcp_explorer": "nav.ntcp_explorer",
 }
 
 #: Pages reached from another page (with query parameters), not from the menu.
@@ -35,13 +40,16 @@ _NOT_IN_MENU = frozenset({"grading"})
 
 _DESK = ("consent", "reminders", "quarantine", "mapping")
 
+#: The benchmark pages (aggregates; issue 16).
+_BENCH = ("cohort_overview", "completeness", "dose", "outcomes")
+
 #: The pages each role sees, in menu order (the first is its home page).
 PAGES_BY_ROLE: dict[str, tuple[str, ...]] = {
-    Role.ADMIN.value: ("overview", "patients", *_DESK, "projects", "users"),
-    Role.DATA_MANAGER.value: ("overview", "patients", *_DESK),
-    Role.CLINICIAN.value: ("worklist", "grading", "overview", "patients"),
-    Role.RESEARCHER.value: ("patients",),
-    Role.VIEWER.value: ("overview",),
+    Role.ADMIN.value: ("overview", "patients", *_DESK, "projects", "users", *_BENCH),
+    Role.DATA_MANAGER.value: ("overview", "patients", *_DESK, *_BENCH),
+    Role.CLINICIAN.value: ("worklist", "grading", "overview", "patients", *_BENCH),
+    Role.RESEARCHER.value: ("patients", "ntcp_explorer"),
+    Role.VIEWER.value: ("overview", *_BENCH),
     Role.PATIENT.value: (),
 }
 

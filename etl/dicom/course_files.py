@@ -24,6 +24,7 @@ from etl.errors import CourseDoseError, EtlError
 __all__ = [
     "DoseFile",
     "find_plan",
+    "plan_beam_numbers",
     "plan_doses",
     "read_course",
     "read_dose_file",
@@ -118,7 +119,11 @@ def find_plan(uid: str, folders: Iterable[Path]) -> RTPlan | None:
     return None
 
 
-def _plan_beams(plan: RTPlan | None, group: int | None) -> tuple[int, ...] | None:
+def plan_beam_numbers(plan: RTPlan | None, group: int | None) -> tuple[int, ...] | None:
+    """Return the beam numbers of a plan's fraction group (all groups: None group).
+
+    None when the plan is not available (a beam set's completeness cannot be told).
+    """
     if plan is None:
         return None
     groups = [g for g in plan.fraction_groups if group is None or g.number == group]
@@ -158,7 +163,7 @@ def plan_doses(files: Sequence[DoseFile]) -> list[PlanDose]:
         beams = [
             BeamDose(g.plan.grid, g.plan_uid, g.beam_number, str(g.path)) for g in group
         ]
-        summed = sum_beams(beams, _plan_beams(plan, f.fraction_group))
+        summed = sum_beams(beams, plan_beam_numbers(plan, f.fraction_group))
         if summed.grid is None:
             raise CourseDoseError(f"{f.path}: per-beam dose held: {summed.reason}")
         out.append(PlanDose(summed.grid, f.plan.n_fractions, f"{f.path} (beam sum)"))

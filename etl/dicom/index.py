@@ -236,6 +236,8 @@ class ResolvedDataset:
     structure_set: IndexedObject | None = None
     ct: list[IndexedObject] = field(default_factory=list)
     missing_plan_uids: list[str] = field(default_factory=list)
+    #: The per-beam doses a summed plan dose was made of (:mod:`etl.ingest.beam_stage`).
+    parts: list[IndexedObject] = field(default_factory=list)
 
     @property
     def patient_id(self) -> str:
@@ -251,8 +253,8 @@ class ResolvedDataset:
         return "+".join(uids)[:64] if uids else self.dose.sop_instance_uid
 
     def members(self) -> list[IndexedObject]:
-        """Every object of the dataset (dose, plans, structure set, CT)."""
-        found = [self.dose, *self.plans]
+        """Every object of the dataset (dose, beam doses, plans, structure set, CT)."""
+        found = [self.dose, *self.parts, *self.plans]
         if self.structure_set is not None:
             found.append(self.structure_set)
         return found + list(self.ct)

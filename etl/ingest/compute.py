@@ -230,7 +230,7 @@ def compute_dataset(
         findings.append(
             Finding(
                 Reason.BEAM_DOSE_ONLY,
-                "per-beam dose: stored, no DVH (not a course dose)",
+                "brachytherapy or control-point dose: stored, no DVH",
             )
         )
     else:

@@ -7,9 +7,11 @@ on that frame (a sequential boost, an adaptation), they are summed
 physically and in EQD2 with each plan's own fractions and each structure's
 alpha/beta: targets and organs at risk of :class:`~etl.store.metric_set.AlphaBeta`),
 the DVH of each structure of the first plan's structure set is computed on the sums
-by the one engine, and the course-level metrics are stored linked to the RT course
-EPISODE of the first plan (:mod:`etl.store.course_metrics`), replacing those of an
-earlier sum. Plans on other frames of reference are not summed (no registration):
+by the one engine, and the course-level metrics are stored linked to the course's
+one RT course EPISODE (:mod:`etl.store.course_metrics`), replacing those of an
+earlier sum. The plans' episodes become children of that course EPISODE, which spans
+them all (:func:`etl.store.course_episode.group_course`), whether or not the dose
+could be summed. Plans on other frames of reference are not summed (no registration):
 they keep their per-plan metrics, and the run's warnings say so. A course that cannot
 be summed (a rotated grid, unknown fractions: physical only) is a warning too.
 """
@@ -30,6 +32,7 @@ from etl.dose.grid import DoseGrid
 from etl.dose.structures import structure_dvhs
 from etl.errors import EtlError
 from etl.ingest.consent import ConsentDecision, decide
+from etl.store.course_episode import group_course
 from etl.store.course_metrics import (
     CourseStructure,
     delete_course_metrics,
@@ -85,12 +88,12 @@ def sum_courses(
             summary.warnings["plans on different frames of reference: not summed"] += 1
         if len(plans) < 2:  # noqa: PLR2004
             continue
+        structures: list[CourseStructure] | None = None
         try:
             structures = _course_structures(plans, opts)
         except (EtlError, OSError) as exc:
             _LOG.warning("course of %d plans not summed: %s", len(plans), exc)
             summary.warnings[f"course not summed: {exc}"[:80]] += 1
-            continue
         with factory.begin() as session:
             person = session.get(Person, person_id)
             pseudonym = person.person_source_value if person is not None else ""
@@ -98,12 +101,16 @@ def sum_courses(
                 ConsentDecision.LOAD
             ):
                 continue
-            delete_course_metrics(session, [p.episode_id for p in plans])
+            plan_episodes = [p.episode_id for p in plans]
+            course = group_course(session, person_id, plan_episodes)
+            if structures is None:
+                continue
+            delete_course_metrics(session, [course, *plan_episodes])
             write_course_metrics(
                 session,
                 person_id=person_id,
-                episode_id=plans[0].episode_id,
-                day=plans[0].course_start,
+                episode_id=course,
+                day=min(p.course_start for p in plans),
                 structures=structures,
                 n_plans=len(plans),
             )

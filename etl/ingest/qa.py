@@ -52,6 +52,7 @@ class Reason(StrEnum):
     LOAD_FAILED = "load-failed"
     DOSE_IMPLAUSIBLE = "dose-implausible"
     NO_CONTOURS = "no-contours"
+    BEAM_SET_INCOMPLETE = "beam-set-incomplete"
     # warnings
     CT_MISSING = "ct-missing"
     CT_INCOMPLETE = "ct-incomplete"
@@ -78,6 +79,7 @@ BLOCKING = frozenset(
         Reason.NO_STUDY_DATE,
         Reason.FOREIGN_KEY,
         Reason.AWAITING_DOSE,
+        Reason.BEAM_SET_INCOMPLETE,
         Reason.LOAD_FAILED,
         Reason.DOSE_IMPLAUSIBLE,
         Reason.NO_CONTOURS,
@@ -86,7 +88,14 @@ BLOCKING = frozenset(
 
 #: Blocking reasons that are retried automatically by every import run: the data is
 #: fine, something else (consent, a missing object) has to arrive first.
-WAITING = frozenset({Reason.NO_CONSENT, Reason.NO_STRUCTURE_SET, Reason.AWAITING_DOSE})
+WAITING = frozenset(
+    {
+        Reason.NO_CONSENT,
+        Reason.NO_STRUCTURE_SET,
+        Reason.AWAITING_DOSE,
+        Reason.BEAM_SET_INCOMPLETE,
+    }
+)
 
 
 def is_blocking(reason: Reason | str) -> bool:

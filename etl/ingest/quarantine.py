@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from enum import StrEnum
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from etl.ingest.qa import WAITING, Finding
@@ -26,6 +26,7 @@ from omop.private_files import write_private
 
 __all__ = [
     "HoldStatus",
+    "held_counts",
     "held_items",
     "hold",
     "list_items",
@@ -105,6 +106,17 @@ def list_items(
     if not include_released:
         query = query.where(QuarantineItem.status == HoldStatus.HELD.value)
     return list(session.scalars(query))
+
+
+def held_counts(session: Session) -> list[tuple[str, str, int]]:
+    """Return ``(centre, reason_code, count)`` of the held items (SQL aggregation)."""
+    rows = session.execute(
+        select(QuarantineItem.centre, QuarantineItem.reason_code, func.count())
+        .where(QuarantineItem.status == HoldStatus.HELD.value)
+        .group_by(QuarantineItem.centre, QuarantineItem.reason_code)
+        .order_by(QuarantineItem.centre, QuarantineItem.reason_code)
+    ).all()
+    return [(str(c), str(r), int(n)) for c, r, n in rows]
 
 
 def held_items(

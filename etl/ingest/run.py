@@ -7,6 +7,7 @@ Stages (``rtcohort import`` drives them):
    a blocking problem holds the file as received;
 2. *resolve* (main): datasets per RTDOSE, with objects that arrived earlier; held
    objects that wait for something (consent, a structure set, a dose) join every run;
+   per-beam dose sets summed or held (:mod:`etl.ingest.beam_stage`);
 3. *compute* (workers): dose grid, structures, plan, DVH per structure, warnings;
 4. *load* (main, one transaction per dataset, as results arrive).
 
@@ -28,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from etl.deid.keys import CentreKey
 from etl.dicom.index import IndexedObject
 from etl.errors import StageInterruptedError
+from etl.ingest.beam_stage import sum_beam_sets
 from etl.ingest.catalogue import consent_changed, hold_objects, sort_datasets
 from etl.ingest.compute import Computed
 from etl.ingest.compute import compute_dataset as _compute
@@ -206,12 +208,12 @@ def _run(  # noqa: PLR0917
         gc = collect_garbage(session, opts.store)  # files of a crashed import
         summary.orphans_removed, summary.orphan_bytes = gc.files, gc.bytes
     sources = _sources(paths, held_paths, extra, summary)
-    objects = _prepare_all(
-        factory, runner, sources, opts, keywords_needed(triggers), held_paths, summary
-    )
+    words = keywords_needed(triggers)
+    objects = _prepare_all(factory, runner, sources, opts, words, held_paths, summary)
     opts.store.sync()  # the prepared files are durable before any row names them
     with factory.begin() as session:
         jobs, discarded = sort_datasets(session, objects, opts, summary)
+        jobs = sum_beam_sets(session, jobs, opts, summary, words)
         discarded = discard(session, discarded)
     delete_files(opts.store, discarded)
     results = runner.map(_compute, jobs, opts.dvh_samples, stage="compute")

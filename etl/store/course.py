@@ -1,6 +1,6 @@
 """The RT course of a loaded dataset: its EPISODE, PROCEDURE and prescription.
 
-One RT course per plan (the dataset's ``course_key``): EPISODE ``episode_concept_id``
+One RT course EPISODE per plan (the dataset's ``course_key``): ``episode_concept_id``
 32940 (Cancer Radiotherapy), child (``episode_parent_id``) of the person's disease
 EPISODE 32533 (:func:`disease_episode`, created with the first course), with one
 PROCEDURE_OCCURRENCE linked by EPISODE_EVENT, and the prescription as MEASUREMENTs
@@ -18,6 +18,10 @@ replace it. A re-load of the course's only dataset recomputes it; a second datas
 of the same course (another dose of its plans, e.g. a sequential boost summed with
 its plan) extends it to the later of the two. Unknown fractions leave it unchanged.
 
+Plans of one person on one frame of reference are grouped by the import into one
+course EPISODE whose children their episodes become (:mod:`etl.store.course_episode`);
+readers of courses leave such plan episodes out (:func:`is_plan_episode`).
+
 Every other module reads these rows through the readers here:
 :func:`course_fractions` (prescribed fractions of many courses),
 :func:`episode_fractions` and :func:`read_first_courses` (first RT course per person).
@@ -29,12 +33,18 @@ import datetime
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, delete, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Select, exists, func, select
+from sqlalchemy.orm import Session, aliased
 
 from etl.dicom.index import ResolvedDataset
 from etl.store.computed import ComputedDataset
 from etl.store.course_dates import planned_end_date
+from etl.store.course_rx import (
+    PRESCRIPTION_VOCAB,
+    Prescription,
+    prescription_value_rows,
+    write_prescription_values,
+)
 from omop.cdm import Episode, EpisodeEvent, Measurement, ProcedureOccurrence
 from omop.errors import RTCohortError
 from omop.ingest_tables import IngestDataset
@@ -57,6 +67,8 @@ __all__ = [
     "dicom_day",
     "disease_episode",
     "episode_fractions",
+    "is_plan_episode",
+    "prescription_rows",
     "read_first_courses",
     "shares_course",
     "study_day",
@@ -64,7 +76,6 @@ __all__ = [
     "write_prescription",
 ]
 
-PRESCRIPTION_VOCAB = "RTC Prescription"
 _CHUNK = 2000
 
 
@@ -125,28 +136,11 @@ def write_course(
             sole = not shares_course(session, found, computed)
             _set_end(session, int(found), int(procedure), end, replace=sole)
             return int(found), int(procedure)
-    course = our_concept_id("RTC Course", "rt_course")
-    episode = Episode(
-        person_id=person_id,
-        episode_parent_id=disease_episode(session, person_id, day),
-        episode_concept_id=RT_COURSE_EPISODE,
-        episode_start_date=day,
-        episode_end_date=end,
-        episode_object_concept_id=RT_PROCEDURE,
-        episode_type_concept_id=EHR,
-        episode_source_value=(computed.plan_label or "RT course")[:50],
-        episode_source_concept_id=course,
-    )
+    parent = disease_episode(session, person_id, day)
+    episode = Episode(**course_episode_row(person_id, parent, computed, day))
     session.add(episode)
     procedure_row = ProcedureOccurrence(
-        person_id=person_id,
-        procedure_concept_id=RT_PROCEDURE,
-        procedure_date=day,
-        procedure_end_date=end,
-        procedure_type_concept_id=EHR,
-        procedure_source_value="radiotherapy course",
-        procedure_source_concept_id=course,
-        quantity=computed.n_fractions,
+        **course_procedure_row(person_id, computed, day)
     )
     session.add(procedure_row)
     session.flush()
@@ -159,6 +153,51 @@ def write_course(
     )
     session.flush()
     return episode.episode_id, procedure_row.procedure_occurrence_id
+
+
+def disease_episode_row(person_id: int, day: datetime.date) -> dict[str, Any]:
+    """Return the row of a person's disease EPISODE (32533), parent of RT courses."""
+    return {
+        "person_id": person_id,
+        "episode_concept_id": DISEASE_EPISODE,
+        "episode_start_date": day,
+        "episode_object_concept_id": MALIGNANT_NEOPLASTIC_DISEASE,
+        "episode_type_concept_id": EHR,
+        "episode_source_value": "cancer treated with radiotherapy",
+    }
+
+
+def course_episode_row(
+    person_id: int, parent: int, computed: ComputedDataset, day: datetime.date
+) -> dict[str, Any]:
+    """Return the row of an RT-course EPISODE under the disease episode ``parent``."""
+    return {
+        "person_id": person_id,
+        "episode_parent_id": parent,
+        "episode_concept_id": RT_COURSE_EPISODE,
+        "episode_start_date": day,
+        "episode_end_date": course_end(computed, day),
+        "episode_object_concept_id": RT_PROCEDURE,
+        "episode_type_concept_id": EHR,
+        "episode_source_value": (computed.plan_label or "RT course")[:50],
+        "episode_source_concept_id": our_concept_id("RTC Course", "rt_course"),
+    }
+
+
+def course_procedure_row(
+    person_id: int, computed: ComputedDataset, day: datetime.date
+) -> dict[str, Any]:
+    """Return the PROCEDURE_OCCURRENCE row of an RT course (EPISODE_EVENT-linked)."""
+    return {
+        "person_id": person_id,
+        "procedure_concept_id": RT_PROCEDURE,
+        "procedure_date": day,
+        "procedure_end_date": course_end(computed, day),
+        "procedure_type_concept_id": EHR,
+        "procedure_source_value": "radiotherapy course",
+        "procedure_source_concept_id": our_concept_id("RTC Course", "rt_course"),
+        "quantity": computed.n_fractions,
+    }
 
 
 def disease_episode(session: Session, person_id: int, day: datetime.date) -> int:
@@ -179,14 +218,7 @@ def disease_episode(session: Session, person_id: int, day: datetime.date) -> int
     if found is not None:
         found.episode_start_date = min(found.episode_start_date, day)
         return int(found.episode_id)
-    disease = Episode(
-        person_id=person_id,
-        episode_concept_id=DISEASE_EPISODE,
-        episode_start_date=day,
-        episode_object_concept_id=MALIGNANT_NEOPLASTIC_DISEASE,
-        episode_type_concept_id=EHR,
-        episode_source_value="cancer treated with radiotherapy",
-    )
+    disease = Episode(**disease_episode_row(person_id, day))
     session.add(disease)
     session.flush()
     return int(disease.episode_id)
@@ -245,44 +277,24 @@ def write_prescription(
     day: datetime.date,
 ) -> None:
     """Write (replace) the prescription MEASUREMENTs of an RT course."""
-    field_id = field_concept_id(session, "episode.episode_id")
-    codes = ("total_dose", "fractions", "dose_per_fraction", "intent")
-    concepts = [our_concept_id(PRESCRIPTION_VOCAB, c) for c in codes]
-    session.execute(
-        delete(Measurement).where(
-            Measurement.measurement_event_id == episode_id,
-            Measurement.meas_event_field_concept_id == field_id,
-            Measurement.measurement_source_concept_id.in_(concepts),
-        )
-    )
+    write_prescription_values(session, person_id, episode_id, day, _rx(computed))
+
+
+def _rx(computed: ComputedDataset) -> Prescription:
     total, n = computed.prescription_gy, computed.n_fractions
-    values: list[tuple[str, float | None, int, str | None, str | None]] = [
-        ("total_dose", total, 0, "Gy", None),
-        ("fractions", float(n) if n else None, 0, None, None),
-        ("dose_per_fraction", total / n if total and n else None, 0, "Gy", None),
-        ("intent", None, 0, None, computed.plan_intent or None),
-    ]
-    for (code, value, unit_id, unit_text, value_text), concept in zip(
-        values, concepts, strict=True
-    ):
-        if value is None and value_text is None:
-            continue
-        session.add(
-            Measurement(
-                person_id=person_id,
-                measurement_concept_id=0,
-                measurement_date=day,
-                measurement_type_concept_id=EHR,
-                value_as_number=value,
-                unit_concept_id=unit_id if unit_text else None,
-                unit_source_value=unit_text,
-                measurement_source_value=f"prescription {code}",
-                measurement_source_concept_id=concept,
-                value_source_value=value_text,
-                measurement_event_id=episode_id,
-                meas_event_field_concept_id=field_id,
-            )
-        )
+    per_fraction = total / n if total and n else None
+    return Prescription(total, n, per_fraction, computed.plan_intent or None)
+
+
+def prescription_rows(
+    person_id: int,
+    episode_id: int,
+    computed: ComputedDataset,
+    day: datetime.date,
+    field_id: int,
+) -> list[dict[str, Any]]:
+    """Build the prescription MEASUREMENTs of an RT course (``field_id``: episode)."""
+    return prescription_value_rows(person_id, episode_id, day, _rx(computed), field_id)
 
 
 def episode_fractions(session: Session, episode_id: int) -> int | None:
@@ -320,15 +332,34 @@ class FirstCourse(NamedTuple):
     person_id: int
     start: datetime.date
     end: datetime.date | None
+    episode_id: int | None = None
+
+
+def is_plan_episode(episode: type[Episode] | Any) -> ColumnElement[bool]:
+    """Return SQL: the RT course EPISODE is one plan of a course of several.
+
+    Such an episode is a child (``episode_parent_id``) of another RT course EPISODE
+    (:mod:`etl.store.course_episode`); readers of *courses* leave it out.
+    """
+    parent = aliased(Episode)
+    return exists().where(
+        parent.episode_id == episode.episode_parent_id,
+        parent.episode_concept_id == RT_COURSE_EPISODE,
+    )
 
 
 def read_first_courses(session: Session, persons: Select[Any]) -> list[FirstCourse]:
-    """Return the first RT course EPISODE of each person in ``persons`` (one query)."""
+    """Return the first RT course EPISODE of each person in ``persons`` (one query).
+
+    Courses only: the plan episodes of a course of several plans are left out
+    (:func:`is_plan_episode`), so the course's start and end span all its plans.
+    """
     first = (
         select(
             Episode.person_id,
             Episode.episode_start_date,
             Episode.episode_end_date,
+            Episode.episode_id,
             func.row_number()
             .over(
                 partition_by=Episode.person_id,
@@ -339,12 +370,16 @@ def read_first_courses(session: Session, persons: Select[Any]) -> list[FirstCour
         .where(
             Episode.episode_concept_id == RT_COURSE_EPISODE,
             Episode.person_id.in_(persons),
+            ~is_plan_episode(Episode),
         )
         .subquery()
     )
     rows = session.execute(
         select(
-            first.c.person_id, first.c.episode_start_date, first.c.episode_end_date
+            first.c.person_id,
+            first.c.episode_start_date,
+            first.c.episode_end_date,
+            first.c.episode_id,
         ).where(first.c.n == 1)
     ).all()
-    return [FirstCourse(int(p), s, e) for p, s, e in rows]
+    return [FirstCourse(int(p), s, e, int(i)) for p, s, e, i in rows]

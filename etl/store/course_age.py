@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -38,6 +39,7 @@ __all__ = [
     "AGE_CODE",
     "AGE_UNIT",
     "COURSE_VOCAB",
+    "course_age_row",
     "course_age_years",
     "course_ages",
     "write_course_age",
@@ -89,19 +91,7 @@ def write_course_age(
         return None if stored is None else int(stored)
     session.execute(delete(Observation).where(*mine))
     session.add(
-        Observation(
-            person_id=person_id,
-            observation_concept_id=0,
-            observation_date=day,
-            observation_type_concept_id=EHR,
-            value_as_number=float(years),
-            unit_concept_id=0,
-            unit_source_value=AGE_UNIT,
-            observation_source_value="age at RT course start",
-            observation_source_concept_id=concept,
-            observation_event_id=episode_id,
-            obs_event_field_concept_id=field_id,
-        )
+        Observation(**course_age_row(person_id, episode_id, years, day, field_id))
     )
     return years
 
@@ -128,3 +118,22 @@ def course_ages(session: Session, episode_ids: Iterable[int]) -> dict[int, int]:
             if value is not None and episode is not None:
                 out[int(episode)] = int(value)
     return out
+
+
+def course_age_row(
+    person_id: int, episode_id: int, years: int, day: datetime.date, field_id: int
+) -> dict[str, Any]:
+    """Build the age OBSERVATION of an RT course (``field_id``: the episode field)."""
+    return {
+        "person_id": person_id,
+        "observation_concept_id": 0,
+        "observation_date": day,
+        "observation_type_concept_id": EHR,
+        "value_as_number": float(years),
+        "unit_concept_id": 0,
+        "unit_source_value": AGE_UNIT,
+        "observation_source_value": "age at RT course start",
+        "observation_source_concept_id": our_concept_id(COURSE_VOCAB, AGE_CODE),
+        "observation_event_id": episode_id,
+        "obs_event_field_concept_id": field_id,
+    }

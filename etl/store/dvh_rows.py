@@ -8,8 +8,9 @@ linked by the platform table ``dvh_metric``, written with the bulk loader
 (:func:`write_metrics`). The metric set, units and alpha/beta are in
 :mod:`etl.store.metric_set` (re-exported here).
 
-Every other module reads these rows through :func:`read_dvh_rows` (DVHs with their
-dataset and course start).
+Every other module reads these rows through
+:func:`etl.store.dvh_read.read_dvh_rows` (DVHs with their dataset and course start).
+The row builders :func:`dvh_row` and :func:`metric_rows` are shared with bulk writers.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ import math
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
-from sqlalchemy import ColumnElement, Select, delete, select, text
+from sqlalchemy import delete, select, text
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 
@@ -41,23 +42,23 @@ from etl.store.metric_set import (
     unit_of,
 )
 from omop.bulk import bulk_insert
-from omop.cdm import Episode, ImageFeature, Measurement, Person
-from omop.ingest_tables import Dvh, DvhMetric, IngestDataset
+from omop.cdm import ImageFeature, Measurement
+from omop.ingest_tables import Dvh, DvhMetric
 from omop.vocab.registry import our_concept_id
-from omop.vocab.standard import RT_COURSE_EPISODE, STANDARD_ALGORITHM_FROM_EHR
+from omop.vocab.standard import STANDARD_ALGORITHM_FROM_EHR
 
 __all__ = [
     "ENGINE_LABEL",
     "METRIC_VOCAB",
     "VOLUME_METRIC",
     "AlphaBeta",
-    "LoadedDvh",
     "MetricContext",
     "default_metrics",
     "delete_metrics",
     "dvh_from_row",
+    "dvh_row",
+    "metric_rows",
     "pack_dvh",
-    "read_dvh_rows",
     "unit_of",
     "write_dvh_rows",
     "write_metrics",
@@ -124,10 +125,16 @@ class MetricContext:
     now: datetime.datetime
 
 
-def write_metrics(
-    session: Session, rows: Sequence[tuple[Dvh, DVH]], ctx: MetricContext
-) -> int:
-    """Write IMAGE_FEATURE + MEASUREMENT + dvh_metric rows for stored DVHs."""
+def metric_rows(
+    rows: Sequence[tuple[Dvh, DVH]],
+    ctx: MetricContext,
+    allocate: Callable[[type[Measurement] | type[ImageFeature], int], list[int]],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Build (MEASUREMENT, IMAGE_FEATURE, dvh_metric) rows of stored DVHs.
+
+    The row builder of :func:`write_metrics` (also used by bulk writers); ``allocate``
+    reserves ``n`` primary keys of a model.
+    """
     pending: list[tuple[Dvh, str, float | None, float, int]] = []
     for row, dvh in rows:
         target = row.is_target
@@ -150,9 +157,9 @@ def write_metrics(
                 (row, spec, ab_gy, float(value), our_concept_id(METRIC_VOCAB, spec))
             )
     if not pending:
-        return 0
-    feature_ids = _allocate_ids(session, ImageFeature, len(pending))
-    measurement_ids = _allocate_ids(session, Measurement, len(pending))
+        return [], [], []
+    feature_ids = allocate(ImageFeature, len(pending))
+    measurement_ids = allocate(Measurement, len(pending))
     features, measurements, links = [], [], []
     for (row, spec, ab_gy, value, concept), fid, mid in zip(
         pending, feature_ids, measurement_ids, strict=True
@@ -198,10 +205,20 @@ def write_metrics(
                 "alpha_beta_gy": ab_gy,
             }
         )
+    return measurements, features, links
+
+
+def write_metrics(
+    session: Session, rows: Sequence[tuple[Dvh, DVH]], ctx: MetricContext
+) -> int:
+    """Write IMAGE_FEATURE + MEASUREMENT + dvh_metric rows for stored DVHs."""
+    measurements, features, links = metric_rows(
+        rows, ctx, lambda model, n: _allocate_ids(session, model, n)
+    )
     bulk_insert(session, Measurement, measurements)
     bulk_insert(session, ImageFeature, features)
     bulk_insert(session, DvhMetric, links)
-    return len(pending)
+    return len(links)
 
 
 def _source_value(row: Dvh, spec: str) -> str:
@@ -251,97 +268,43 @@ def write_dvh_rows(
     stored: list[tuple[Dvh, DVH]] = []
     unmapped: list[str] = []
     for s in structures:
-        mapped = rules.map(s.roi_name, centre)
-        if mapped.tg263_name is None:
+        row, tg263 = dvh_row(s, rules, centre)
+        row.dataset_id, row.person_id = dataset_id, person_id
+        row.image_occurrence_id = image_occurrence_id
+        if tg263 is None:
             unmapped.append(s.roi_name)
-        d = s.dvh
-        row = Dvh(
-            dataset_id=dataset_id,
-            person_id=person_id,
-            image_occurrence_id=image_occurrence_id,
-            roi_number=s.roi_number,
-            roi_name=s.roi_name[:64],
-            interpreted_type=(s.interpreted_type or None)
-            and str(s.interpreted_type)[:16],
-            tg263_name=mapped.tg263_name,
-            structure_concept_id=structure_concept_id(mapped.tg263_name),
-            mapping_rule_id=mapped.rule.rule_id if mapped.rule else None,
-            is_target=is_target(mapped.tg263_name, s.interpreted_type),
-            volume_cc=float(d.volume_cc),
-            outside_grid_cc=float(d.outside_grid_cc),
-            min_gy=_finite(d.min_gy),
-            mean_gy=_finite(d.mean_gy),
-            max_gy=_finite(d.max_gy),
-            bin_width_gy=float(d.bin_width_gy),
-            n_bins=len(d.differential_cc),
-            differential_cc=pack_dvh(d),
-            engine=ENGINE_LABEL,
-        )
         session.add(row)
-        stored.append((row, d))
+        stored.append((row, s.dvh))
     session.flush()
     return stored, unmapped
 
 
-class LoadedDvh(NamedTuple):
-    """A stored DVH row with its dataset, the patient's pseudonym and RT course."""
+def dvh_row(
+    s: ComputedStructure, rules: RuleSet, centre: str
+) -> tuple[Dvh, str | None]:
+    """Build the (unsaved) ``dvh`` row of a structure; return it and its TG-263 name.
 
-    dvh: Dvh
-    dataset: IngestDataset
-    pseudonym: str | None
-    course_start: datetime.date | None  # None: the dataset has no RT course episode
-    course_episode_id: int | None
-
-
-def read_dvh_rows(
-    session: Session,
-    *,
-    person_filter: Callable[[ColumnElement[int]], ColumnElement[bool]] | None = None,
-    persons: Select[Any] | None = None,
-    centres: Sequence[str] = (),
-    structures: Sequence[str] = (),
-) -> list[LoadedDvh]:
-    """Return stored DVHs, ordered by pseudonym, course, dataset and ROI number.
-
-    Parameters
-    ----------
-    person_filter
-        Turns the person id column into a condition (the permission layer's filter).
-    persons
-        A SQL selection of person ids to keep.
-    centres
-        Centre codes of the datasets to keep (any case).
-    structures
-        TG-263 names to keep.
+    The row builder of :func:`write_dvh_rows`: the caller sets ``dataset_id``,
+    ``person_id`` and ``image_occurrence_id``.
     """
-    query = (
-        select(
-            Dvh,
-            IngestDataset,
-            Person.person_source_value,
-            Episode.episode_start_date,
-            Episode.episode_id,
-        )
-        .join(IngestDataset, IngestDataset.dataset_id == Dvh.dataset_id)
-        .join(Person, Person.person_id == Dvh.person_id)
-        .outerjoin(
-            Episode,
-            (Episode.episode_id == IngestDataset.episode_id)
-            & (Episode.episode_concept_id == RT_COURSE_EPISODE),
-        )
+    mapped = rules.map(s.roi_name, centre)
+    d = s.dvh
+    row = Dvh(
+        roi_number=s.roi_number,
+        roi_name=s.roi_name[:64],
+        interpreted_type=(s.interpreted_type or None) and str(s.interpreted_type)[:16],
+        tg263_name=mapped.tg263_name,
+        structure_concept_id=structure_concept_id(mapped.tg263_name),
+        mapping_rule_id=mapped.rule.rule_id if mapped.rule else None,
+        is_target=is_target(mapped.tg263_name, s.interpreted_type),
+        volume_cc=float(d.volume_cc),
+        outside_grid_cc=float(d.outside_grid_cc),
+        min_gy=_finite(d.min_gy),
+        mean_gy=_finite(d.mean_gy),
+        max_gy=_finite(d.max_gy),
+        bin_width_gy=float(d.bin_width_gy),
+        n_bins=len(d.differential_cc),
+        differential_cc=pack_dvh(d),
+        engine=ENGINE_LABEL,
     )
-    if person_filter is not None:
-        query = query.where(person_filter(Dvh.person_id))  # type: ignore[arg-type]
-    if persons is not None:
-        query = query.where(Dvh.person_id.in_(persons))
-    if centres:
-        query = query.where(IngestDataset.centre.in_([c.upper() for c in centres]))
-    if structures:
-        query = query.where(Dvh.tg263_name.in_(list(structures)))
-    query = query.order_by(
-        Person.person_source_value,
-        IngestDataset.episode_id,
-        Dvh.dataset_id,
-        Dvh.roi_number,
-    )
-    return [LoadedDvh(*row) for row in session.execute(query).all()]
+    return row, mapped.tg263_name

@@ -25,13 +25,8 @@ from etl.dose.dvh import DVH
 from etl.dose.metrics import evaluate, parse_metric
 from etl.dose.radiobiology import dvh_to_eqd2
 from etl.store.course import course_fractions
-from etl.store.dvh_rows import (
-    VOLUME_METRIC,
-    LoadedDvh,
-    default_metrics,
-    dvh_from_row,
-    read_dvh_rows,
-)
+from etl.store.dvh_read import LoadedDvh, read_dvh_rows
+from etl.store.dvh_rows import VOLUME_METRIC, default_metrics, dvh_from_row
 from etl.store.export_view import relabel_dose_rows, view_for
 from omop.cohort_tables import Project, ProjectPatient
 

@@ -10,6 +10,7 @@ version of a member object, with the files' owner registered in the store
 from __future__ import annotations
 
 import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -53,19 +54,30 @@ def write_images(  # noqa: PLR0917
     for uid, obj in series.items():
         if uid in found:
             continue
-        row = ImageOccurrence(
-            person_id=person_id,
-            procedure_occurrence_id=procedure_id,
-            local_path=str(store.path(obj.sha256)),
-            image_occurrence_date=dicom_day(obj.study_date) or day,
-            image_study_uid=obj.study_instance_uid,
-            image_series_uid=uid,
-            modality_concept_id=MODALITY_CONCEPTS.get(str(obj.modality), 0),
-        )
+        row = ImageOccurrence(**image_row(person_id, procedure_id, obj, day, store))
         session.add(row)
         session.flush()
         found[uid] = row.image_occurrence_id
     return found
+
+
+def image_row(
+    person_id: int,
+    procedure_id: int,
+    obj: IndexedObject,
+    day: datetime.date,
+    store: FileStore,
+) -> dict[str, Any]:
+    """Return the IMAGE_OCCURRENCE row of the series of ``obj`` (one per series)."""
+    return {
+        "person_id": person_id,
+        "procedure_occurrence_id": procedure_id,
+        "local_path": str(store.path(obj.sha256)),
+        "image_occurrence_date": dicom_day(obj.study_date) or day,
+        "image_study_uid": obj.study_instance_uid,
+        "image_series_uid": obj.series_instance_uid,
+        "modality_concept_id": MODALITY_CONCEPTS.get(str(obj.modality), 0),
+    }
 
 
 def write_objects(

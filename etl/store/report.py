@@ -8,15 +8,24 @@ stored DVHs carry a TG-263 name.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, distinct, func, select
 from sqlalchemy.orm import Session
 
 from omop.ingest_tables import Dvh, IngestDataset
 
-__all__ = ["UnmappedName", "datasets_by_centre", "mapping_counts", "unmapped_names"]
+__all__ = [
+    "UnmappedName",
+    "datasets_by_centre",
+    "mapping_counts",
+    "structure_counts",
+    "unmapped_names",
+    "warning_counts",
+]
 
 
 @dataclass(frozen=True)
@@ -59,3 +68,32 @@ def datasets_by_centre(session: Session) -> dict[str, int]:
         select(IngestDataset.centre, func.count()).group_by(IngestDataset.centre)
     ).all()
     return {str(centre): int(n) for centre, n in rows}
+
+
+def warning_counts(session: Session) -> list[tuple[str, str, int]]:
+    """Return ``(centre, warning code, datasets)`` of the QA warnings of loaded data.
+
+    The warnings are stored with each dataset as a JSON list of ``{"code",
+    "detail"}``; identical lists are grouped in SQL and counted once per dataset.
+    """
+    rows = session.execute(
+        select(IngestDataset.centre, IngestDataset.warnings, func.count())
+        .where(IngestDataset.warnings.not_in(["", "[]"]))
+        .group_by(IngestDataset.centre, IngestDataset.warnings)
+    ).all()
+    counts: Counter[tuple[str, str]] = Counter()
+    for centre, text, n in rows:
+        codes = {str(f.get("code", "")) for f in json.loads(text or "[]")}
+        for code in codes:
+            counts[(str(centre), code)] += int(n)
+    return [(c, code, n) for (c, code), n in sorted(counts.items())]
+
+
+def structure_counts(session: Session, persons: Select[Any]) -> dict[str, int]:
+    """Return the number of persons in ``persons`` with a DVH of each TG-263 name."""
+    rows = session.execute(
+        select(Dvh.tg263_name, func.count(distinct(Dvh.person_id)))
+        .where(Dvh.tg263_name.is_not(None), Dvh.person_id.in_(persons))
+        .group_by(Dvh.tg263_name)
+    ).all()
+    return {str(name): int(n) for name, n in rows}

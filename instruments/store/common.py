@@ -168,11 +168,23 @@ def our_concept(vocabulary: str, code: str) -> int:
         raise StoreError(f"no concept for {vocabulary} {code!r}") from None
 
 
+def visit_row(where: Assessment, day: date) -> dict[str, Any]:
+    """VISIT_OCCURRENCE of a person's timepoint (created with its first assessment)."""
+    return {
+        "person_id": where.person_id,
+        "visit_concept_id": OUTPATIENT_VISIT,
+        "visit_start_date": day,
+        "visit_end_date": day,
+        "visit_type_concept_id": CASE_REPORT_FORM,
+        "visit_source_value": where.timepoint,
+        "visit_source_concept_id": our_concept(TIMEPOINT_VOCAB, where.timepoint),
+    }
+
+
 def visit_for(session: Session, where: Assessment, day: date) -> int:
     """Return the VISIT_OCCURRENCE of the person's timepoint, created on first use."""
     if session.get(Person, where.person_id) is None:
         raise StoreError(f"unknown person_id {where.person_id}")
-    source = our_concept(TIMEPOINT_VOCAB, where.timepoint)
     found = session.scalar(
         select(VisitOccurrence.visit_occurrence_id).where(
             VisitOccurrence.person_id == where.person_id,
@@ -181,15 +193,7 @@ def visit_for(session: Session, where: Assessment, day: date) -> int:
     )
     if found is not None:
         return int(found)
-    visit = VisitOccurrence(
-        person_id=where.person_id,
-        visit_concept_id=OUTPATIENT_VISIT,
-        visit_start_date=day,
-        visit_end_date=day,
-        visit_type_concept_id=CASE_REPORT_FORM,
-        visit_source_value=where.timepoint,
-        visit_source_concept_id=source,
-    )
+    visit = VisitOccurrence(**visit_row(where, day))
     session.add(visit)
     session.flush()
     return int(visit.visit_occurrence_id)

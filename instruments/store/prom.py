@@ -15,14 +15,10 @@ from sqlalchemy.orm import Session
 
 from instruments.fhir import PromResponse
 from instruments.registry import get_instrument
-from instruments.scoring import score_responses
 from instruments.store.common import (
-    NO_CONCEPT,
     SURVEY_FIELD,
-    TIMEPOINT_VOCAB,
     Assessment,
     Persons,
-    StoreError,
     StoreOutcome,
     check_plausible_date,
     field_id,
@@ -32,6 +28,7 @@ from instruments.store.common import (
     visit_for,
     where_persons,
 )
+from instruments.store.rows import prom_value_rows, score_prom, survey_row
 from instruments.store.versions import AssessmentKind, check_reason, record_correction
 from omop.cdm import Measurement, Observation, SurveyConduct
 from omop.observation_period import extend_observation_period
@@ -89,12 +86,8 @@ def store_prom(
         rejects, or a blank correction reason.
     """
     reason = check_reason(correction_reason)
-    spec = get_instrument(response.instrument).spec
-    result = score_responses(spec, response.as_row())
-    if not result.valid[0]:
-        raise StoreError(f"{response.resource_id}: {result.errors[0]}")
-    if response.authored is None:
-        raise StoreError(f"{response.resource_id}: no completion time (authored)")
+    scored = score_prom(response)
+    assert response.authored is not None
     moment = where.shift_datetime(response.authored)  # naive UTC
     authored = response.authored
     # The date is the patient's local date as sent, not the UTC date.
@@ -107,85 +100,35 @@ def store_prom(
             SurveyConduct.survey_source_identifier == response.resource_id,
         )
     )
-    answers = {f"q{n}": float(v) for n, v in response.values.items() if v is not None}
-    timing = our_concept(TIMEPOINT_VOCAB, where.timepoint)
-    instrument = our_concept(spec.code, spec.code)
+    row = survey_row(
+        scored, response, where, day=day, moment=moment,
+        collection_method=collection_method,
+    )  # fmt: skip
     if existing is not None:
         if (
-            _stored_answers(session, existing.survey_conduct_id) == answers
+            _stored_answers(session, existing.survey_conduct_id) == scored.answers
             and existing.timing_source_value == where.timepoint
-            and existing.timing_concept_id == timing
+            and existing.timing_concept_id == row["timing_concept_id"]
             and existing.survey_end_datetime == moment
-            and existing.survey_source_concept_id == instrument
+            and existing.survey_source_concept_id == row["survey_source_concept_id"]
         ):
             return int(existing.survey_conduct_id), StoreOutcome.UNCHANGED
         if reason is None:
             return int(existing.survey_conduct_id), StoreOutcome.REFUSED
     visit_id = visit_for(session, where, day)
     extend_observation_period(session, where.person_id, day)
-    survey = SurveyConduct(
-        person_id=where.person_id,
-        survey_concept_id=NO_CONCEPT,
-        survey_start_date=day,
-        survey_end_date=day,
-        survey_end_datetime=moment,
-        assisted_concept_id=NO_CONCEPT,
-        respondent_type_concept_id=NO_CONCEPT,
-        respondent_type_source_value="patient",
-        timing_concept_id=timing,
-        timing_source_value=where.timepoint,
-        collection_method_concept_id=NO_CONCEPT,
-        collection_method_source_value=collection_method,
-        survey_source_value=f"EORTC {spec.code}",
-        survey_source_concept_id=instrument,
-        survey_source_identifier=response.resource_id,
-        validated_survey_concept_id=NO_CONCEPT,
-        survey_version_number=spec.version,
-        visit_occurrence_id=visit_id,
-    )
+    survey = SurveyConduct(**row, visit_occurrence_id=visit_id)
     session.add(survey)
     session.flush()
-    field = field_id(session, SURVEY_FIELD)
-    common = {
-        "person_id": where.person_id,
-        "visit_occurrence_id": visit_id,
-    }
     # Core executemany: one statement for the answers, one for the scores.
-    rows = [
-        common
-        | {
-            "observation_concept_id": NO_CONCEPT,
-            "observation_date": day,
-            "observation_datetime": moment,
-            "observation_type_concept_id": PATIENT_FILLED_SURVEY,
-            "value_as_number": value,
-            "observation_source_value": link_id,
-            "observation_source_concept_id": our_concept(spec.code, link_id),
-            "observation_event_id": survey.survey_conduct_id,
-            "obs_event_field_concept_id": field,
-        }
-        for link_id, value in answers.items()
-    ]
-    if rows:
-        session.execute(insert(Observation), rows)
-    scored = [
-        common
-        | {
-            "measurement_concept_id": NO_CONCEPT,
-            "measurement_date": day,
-            "measurement_datetime": moment,
-            "measurement_type_concept_id": PATIENT_FILLED_SURVEY,
-            "value_as_number": float(score),
-            "measurement_source_value": code,
-            "measurement_source_concept_id": our_concept(spec.code, code),
-            "measurement_event_id": survey.survey_conduct_id,
-            "meas_event_field_concept_id": field,
-        }
-        for code, score in zip(result.codes, result.scores[0], strict=True)
-        if not math.isnan(score)
-    ]
-    if scored:
-        session.execute(insert(Measurement), scored)
+    answers, scores = prom_value_rows(
+        scored, where, day=day, moment=moment, survey_id=survey.survey_conduct_id,
+        visit_id=visit_id, field=field_id(session, SURVEY_FIELD),
+    )  # fmt: skip
+    if answers:
+        session.execute(insert(Observation), answers)
+    if scores:
+        session.execute(insert(Measurement), scores)
     session.flush()
     if existing is None:
         return int(survey.survey_conduct_id), StoreOutcome.STORED

@@ -16,7 +16,6 @@ from instruments.ctcae import CtcaeVersion, load_catalogue
 from instruments.fhir_adverse_event import ToxicityGrading
 from instruments.store.common import (
     CONDITION_FIELD,
-    NO_CONCEPT,
     Assessment,
     Persons,
     StoreOutcome,
@@ -27,6 +26,7 @@ from instruments.store.common import (
     visit_for,
     where_persons,
 )
+from instruments.store.rows import toxicity_condition_row, toxicity_observation_row
 from instruments.store.versions import (
     AssessmentKind,
     check_reason,
@@ -115,32 +115,17 @@ def store_toxicity(
     field: int | None = None
     if grading.grade > 0:
         condition = ConditionOccurrence(
-            person_id=where.person_id,
-            condition_concept_id=NO_CONCEPT,
-            condition_start_date=day,
-            condition_type_concept_id=CASE_REPORT_FORM,
-            condition_source_value=grading.meddra_code,
-            condition_source_concept_id=term_concept,
-            visit_occurrence_id=visit_id,
+            **toxicity_condition_row(grading, where, day), visit_occurrence_id=visit_id
         )
         session.add(condition)
         session.flush()
         event_id = int(condition.condition_occurrence_id)
         field = field_id(session, CONDITION_FIELD)
     observation = Observation(
-        person_id=where.person_id,
-        observation_concept_id=NO_CONCEPT,
-        observation_date=day,
-        observation_type_concept_id=CASE_REPORT_FORM,
-        value_as_number=float(grading.grade),
-        value_as_concept_id=our_concept("CTCAE Grade", str(grading.grade)),
-        value_source_value=str(grading.grade),
-        qualifier_source_value=attribution,
-        observation_source_value=f"CTCAE v{version.value} {grading.meddra_code}",
-        observation_source_concept_id=term_concept,
+        **toxicity_observation_row(
+            grading, where, day, condition_id=event_id, condition_field=field
+        ),
         visit_occurrence_id=visit_id,
-        observation_event_id=event_id,
-        obs_event_field_concept_id=field,
     )
     session.add(observation)
     session.flush()

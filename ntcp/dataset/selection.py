@@ -23,7 +23,8 @@ from cohort.permissions import Scope
 from cohort.projects import get_project
 from etl.dicom.enums import DoseSummationType
 from etl.store.course import course_fractions
-from etl.store.dvh_rows import dvh_from_row, read_dvh_rows
+from etl.store.dvh_read import read_dvh_rows
+from etl.store.dvh_rows import dvh_from_row
 from ntcp.dataset.spec import DatasetSpec, Exclusion, ExclusionReason
 from omop.cdm import Person
 from omop.cohort_tables import Enrolment

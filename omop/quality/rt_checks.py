@@ -15,6 +15,7 @@ from itertools import pairwise
 
 from omop.quality.checks import Check
 from omop.quality.rt_course_checks import (
+    DOSE_METRICS_SQL,
     assessment_in_window,
     course_disease_parent,
     dose_metric_linked,
@@ -72,20 +73,12 @@ def course_prescription() -> Check:
     )
 
 
-_DOSE_METRICS = (
-    "SELECT m.measurement_id, m.person_id, f.image_occurrence_id, "
-    "m.value_as_number AS v, m.unit_concept_id, m.unit_source_value, c.concept_code AS "
-    "code, substr(m.measurement_source_value, 1, length(m.measurement_source_value) "
-    "- length(c.concept_code)) AS structure "
-    "FROM measurement m JOIN image_feature f ON f.image_feature_id = "
-    "m.measurement_event_id AND f.image_feature_event_id = m.measurement_id "
-    "JOIN concept c ON c.concept_id = m.measurement_source_concept_id "
-    f"AND c.vocabulary_id = '{_METRIC_VOCAB}'"
-)
-
-
 def dvh_monotone() -> Check:
-    """D98 <= D95 <= D50 <= D2 <= Max within one structure (physical and EQD2)."""
+    """D98 <= D95 <= D50 <= D2 <= Max within one structure (physical and EQD2).
+
+    Per dose grid: a plan dose's metrics (IMAGE_FEATURE) and a course sum's (linked
+    to the RT course EPISODE) are each checked within themselves.
+    """
     pairs: list[tuple[str, str]] = []
     for prefix in ("", "EQD2 "):
         order = [prefix + m for m in DVH_ORDER]
@@ -97,9 +90,9 @@ def dvh_monotone() -> Check:
         params |= {f"lo{i}": low, f"hi{i}": high}
         terms.append(f"(lo.code = :lo{i} AND hi.code = :hi{i})")
     joined = (
-        f"WITH dm AS ({_DOSE_METRICS} WHERE m.value_as_number IS NOT NULL) "
+        f"WITH dm AS ({DOSE_METRICS_SQL}) "
         "SELECT COUNT(*) FROM dm lo JOIN dm hi ON hi.person_id = lo.person_id "
-        "AND hi.image_occurrence_id = lo.image_occurrence_id "
+        "AND hi.src = lo.src AND hi.grid_id = lo.grid_id "
         f"AND hi.structure = lo.structure WHERE ({' OR '.join(terms)})"
     )
     return Check(
@@ -109,8 +102,8 @@ def dvh_monotone() -> Check:
         threshold=0.0,
         category="Plausibility",
         subcategory="Atemporal",
-        description="Pairs of dose metrics of one structure out of order "
-        "(D98 <= D95 <= D50 <= D2 <= Max)",
+        description="Pairs of dose metrics of one structure and dose grid (plan "
+        "dose or course sum) out of order (D98 <= D95 <= D50 <= D2 <= Max)",
         params={**params, "tol": _TOLERANCE_GY},
         name="rtDvhMonotone",
         table="measurement",

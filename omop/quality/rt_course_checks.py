@@ -13,6 +13,7 @@ from omop.quality.checks import Check
 
 __all__ = [
     "ASSESSMENT_WINDOW_THRESHOLD_PCT",
+    "DOSE_METRICS_SQL",
     "assessment_in_window",
     "course_disease_parent",
     "days_between",
@@ -21,6 +22,7 @@ __all__ = [
 ]
 
 _SQL_FILE = "rtcohort"
+_METRIC_VOCAB = "RTC Dose Metric"
 _COURSE = 32940
 _DISEASE = 32533
 _CRF = 32809
@@ -35,6 +37,14 @@ def _field(name: str) -> str:
     )
 
 
+def _top(alias: str) -> str:
+    """Return SQL: the RT course ``alias`` is a course, not one plan of a course."""
+    return (
+        f"NOT EXISTS (SELECT 1 FROM episode pc WHERE pc.episode_id = "
+        f"{alias}.episode_parent_id AND pc.episode_concept_id = :course)"
+    )
+
+
 def days_between(later: str, earlier: str, backend: str) -> str:
     """Return SQL for the days from ``earlier`` to ``later`` (two DATE expressions)."""
     if backend == "postgresql":
@@ -43,11 +53,18 @@ def days_between(later: str, earlier: str, backend: str) -> str:
 
 
 def course_disease_parent() -> Check:
-    """Every RT course EPISODE has a disease EPISODE (32533) of its person as parent."""
+    """Every RT course EPISODE has a disease EPISODE (32533) of its person as parent.
+
+    The plan episodes of a course of several plans have the course as parent, and
+    through it the disease EPISODE (:mod:`etl.store.course_episode`).
+    """
     courses = "SELECT COUNT(*) FROM episode t WHERE t.episode_concept_id = :course"
     parent = (
         "EXISTS (SELECT 1 FROM episode d WHERE d.episode_id = t.episode_parent_id "
-        "AND d.person_id = t.person_id AND d.episode_concept_id = :disease)"
+        "AND d.person_id = t.person_id AND (d.episode_concept_id = :disease OR "
+        "(d.episode_concept_id = :course AND EXISTS (SELECT 1 FROM episode g WHERE "
+        "g.episode_id = d.episode_parent_id AND g.person_id = t.person_id "
+        "AND g.episode_concept_id = :disease))))"
     )
     return Check(
         name="rtCourseHasDiseaseParent",
@@ -61,10 +78,35 @@ def course_disease_parent() -> Check:
         subcategory="Relational",
         context="Verification",
         description="RT course EPISODEs (32940) without a disease EPISODE (32533) "
-        "of the same person as episode_parent_id",
+        "of the same person as episode_parent_id (directly, or through the course "
+        "of several plans they are a plan of)",
         params={"course": _COURSE, "disease": _DISEASE},
         sql_file=_SQL_FILE,
     )
+
+
+DOSE_METRICS_SQL = (
+    "SELECT m.measurement_id, m.person_id, 'image' AS src, f.image_occurrence_id AS "
+    "grid_id, m.value_as_number AS v, m.unit_concept_id, m.unit_source_value, "
+    "c.concept_code AS code, substr(m.measurement_source_value, 1, "
+    "length(m.measurement_source_value) - length(c.concept_code)) AS structure "
+    "FROM measurement m JOIN image_feature f ON f.image_feature_id = "
+    "m.measurement_event_id AND f.image_feature_event_id = m.measurement_id "
+    "JOIN concept c ON c.concept_id = m.measurement_source_concept_id "
+    f"AND c.vocabulary_id = '{_METRIC_VOCAB}' WHERE m.value_as_number IS NOT NULL "
+    "UNION ALL "
+    "SELECT m.measurement_id, m.person_id, 'course', m.measurement_event_id, "
+    "m.value_as_number, m.unit_concept_id, m.unit_source_value, c.concept_code, "
+    "substr(m.measurement_source_value, 1, length(m.measurement_source_value) - "
+    "length(c.concept_code)) FROM measurement m JOIN episode e ON e.episode_id = "
+    "m.measurement_event_id AND e.person_id = m.person_id "
+    "JOIN concept c ON c.concept_id = m.measurement_source_concept_id "
+    f"AND c.vocabulary_id = '{_METRIC_VOCAB}' WHERE m.value_as_number IS NOT NULL "
+    f"AND m.meas_event_field_concept_id IN {_field('episode.episode_id')}"
+)
+"""Dose metrics with the dose grid they were computed on: ``src`` 'image' (linked
+from IMAGE_FEATURE, ``grid_id`` the RTDOSE's IMAGE_OCCURRENCE) or 'course' (a course
+sum linked to its RT course EPISODE, ``grid_id`` the episode)."""
 
 
 _METRICS = (
@@ -102,36 +144,42 @@ def dose_metric_linked() -> Check:
 
 
 def eqd2_when_fractions_known() -> Check:
-    """Each physical dose metric (Gy) of a course with known fractions has its EQD2."""
-    metric = (
-        "SELECT m.measurement_id, f.image_occurrence_id, c.concept_code AS code, "
-        "substr(m.measurement_source_value, 1, length(m.measurement_source_value) - "
-        "length(c.concept_code)) AS structure FROM measurement m "
-        "JOIN image_feature f ON f.image_feature_id = m.measurement_event_id "
-        "AND f.image_feature_event_id = m.measurement_id "
-        "JOIN concept c ON c.concept_id = m.measurement_source_concept_id "
-        "AND c.vocabulary_id = 'RTC Dose Metric'"
+    """Each physical dose metric (Gy) of a course with known fractions has its EQD2.
+
+    Per dose grid (:data:`DOSE_METRICS_SQL`): a plan dose's metrics with the
+    fractions of the plan's course, a course sum's with the course prescription's.
+    """
+    rx = (
+        "JOIN measurement rx ON rx.measurement_event_id = {episode} "
+        f"AND rx.meas_event_field_concept_id IN {_field('episode.episode_id')} "
+        "JOIN concept rc ON rc.concept_id = rx.measurement_source_concept_id "
+        "AND rc.vocabulary_id = 'RTC Prescription' AND rc.concept_code = 'fractions' "
     )
-    fractions = (
+    image_fractions = (
         "EXISTS (SELECT 1 FROM image_occurrence io JOIN episode_event ee ON "
         "ee.event_id = io.procedure_occurrence_id AND "
         "ee.episode_event_field_concept_id IN "
         f"{_field('procedure_occurrence.procedure_occurrence_id')} "
-        "JOIN measurement rx ON rx.measurement_event_id = ee.episode_id "
-        f"AND rx.meas_event_field_concept_id IN {_field('episode.episode_id')} "
-        "JOIN concept rc ON rc.concept_id = rx.measurement_source_concept_id "
-        "AND rc.vocabulary_id = 'RTC Prescription' AND rc.concept_code = 'fractions' "
-        "WHERE io.image_occurrence_id = p.image_occurrence_id "
-        "AND rx.value_as_number > 0)"
+        + rx.format(episode="ee.episode_id")
+        + "WHERE io.image_occurrence_id = p.grid_id AND rx.value_as_number > 0)"
+    )
+    course_fractions = (
+        "EXISTS (SELECT 1 FROM episode ce "
+        + rx.format(episode="ce.episode_id")
+        + "WHERE ce.episode_id = p.grid_id AND rx.value_as_number > 0)"
+    )
+    fractions = (
+        f"((p.src = 'image' AND {image_fractions}) OR "
+        f"(p.src = 'course' AND {course_fractions}))"
     )
     physical = (
-        f"WITH dm AS ({metric}) SELECT COUNT(*) FROM dm p WHERE p.code LIKE '%[Gy]' "
-        f"AND p.code NOT LIKE 'EQD2 %' AND {fractions}"
+        f"WITH dm AS ({DOSE_METRICS_SQL}) SELECT COUNT(*) FROM dm p "
+        "WHERE p.code LIKE '%[Gy]' AND p.code NOT LIKE 'EQD2 %' "
+        f"AND {fractions}"
     )
     eqd2 = (
-        "EXISTS (SELECT 1 FROM dm q WHERE q.image_occurrence_id = "
-        "p.image_occurrence_id AND q.structure = p.structure "
-        "AND q.code = 'EQD2 ' || p.code)"
+        "EXISTS (SELECT 1 FROM dm q WHERE q.src = p.src AND q.grid_id = p.grid_id "
+        "AND q.structure = p.structure AND q.code = 'EQD2 ' || p.code)"
     )
     return Check(
         name="rtEqd2WhenFractionsKnown",
@@ -144,7 +192,8 @@ def eqd2_when_fractions_known() -> Check:
         category="Completeness",
         context="Verification",
         description="Physical dose metrics (Gy) of a course with known fractions "
-        "without the EQD2 metric of the same structure and dose grid",
+        "without the EQD2 metric of the same structure and dose grid (plan dose or "
+        "course sum)",
         sql_file=_SQL_FILE,
     )
 
@@ -154,7 +203,8 @@ def assessment_in_window(backend: str) -> Check:
 
     The window of a timepoint is ``anchor + offset - window_before`` to ``anchor +
     offset + window_after`` (``cohort.schedule``), the anchor the start or planned
-    end of the person's first RT course. Late answers are real, so the check is a
+    end of the person's first RT course (a course of several plans spans them all;
+    its plan episodes are not courses). Late answers are real, so the check is a
     warning with a threshold (:data:`ASSESSMENT_WINDOW_THRESHOLD_PCT`).
     """
     assessed = (
@@ -168,8 +218,9 @@ def assessment_in_window(backend: str) -> Check:
     first = (
         "SELECT e.person_id, e.episode_start_date AS rt_start, "
         "COALESCE(e.episode_end_date, e.episode_start_date) AS rt_end FROM episode e "
-        "WHERE e.episode_concept_id = :course AND NOT EXISTS (SELECT 1 FROM episode "
-        "x WHERE x.person_id = e.person_id AND x.episode_concept_id = :course AND "
+        f"WHERE e.episode_concept_id = :course AND {_top('e')} AND NOT EXISTS "
+        "(SELECT 1 FROM episode x WHERE x.person_id = e.person_id AND "
+        f"x.episode_concept_id = :course AND {_top('x')} AND "
         "(x.episode_start_date < e.episode_start_date OR (x.episode_start_date = "
         "e.episode_start_date AND x.episode_id < e.episode_id)))"
     )

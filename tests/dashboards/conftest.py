@@ -9,6 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from national_world import National, build_national
 from web_world import BACKENDS, World, build_world, new_url
 
 
@@ -33,3 +34,20 @@ def web(world: World, monkeypatch: pytest.MonkeyPatch) -> World:
     """The world, with the environment of a server started on it."""
     world.env(monkeypatch)
     return world
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def national(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> National:
+    """The simulated national cohort (national_world.py), once per backend."""
+    from rtcohort.settings import get_settings
+
+    tmp = tmp_path_factory.mktemp("national")
+    url = new_url(request, request.param, tmp)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RTCOHORT_DATA_DIR", str(tmp / "data"))
+        get_settings.cache_clear()
+        built = build_national(url, tmp / "data")
+    get_settings.cache_clear()
+    return built

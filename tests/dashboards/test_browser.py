@@ -124,16 +124,24 @@ def _engine(served: Served) -> Any:
     return engine
 
 
-def _consented_hus(served: Served) -> tuple[str, int]:
+def _consented_hus(served: Served) -> tuple[str, int, str]:
     from cohort.service import acting_user, list_patients
+    from instruments.store import read_prom_scores
     from omop.engine import session_factory
 
     engine = _engine(served)
     with session_factory(engine)() as s:
         rows = list_patients(s, acting_user(s, "admin"))
+        hus = [r for r in rows if r.centre == "HUS" and r.state == "consented"]
+        scores = read_prom_scores(s, [r.person_id for r in hus])
     engine.dispose()
-    row = next(r for r in rows if r.centre == "HUS" and r.state == "consented")
-    return row.pseudonym, row.person_id
+    # The demo records PROMs too: take a patient and a timepoint with no answers yet.
+    answered = set(zip(scores["person_id"], scores["timepoint"], strict=True))
+    for timepoint in ("m12", "m24", "m36", "m60", "m6", "m3"):
+        for r in hus:
+            if (r.person_id, timepoint) not in answered:
+                return r.pseudonym, r.person_id, timepoint
+    raise AssertionError("every consented HUS patient answered every timepoint")
 
 
 def _stored(served: Served, person_id: int) -> tuple[Any, list[Any]]:
@@ -177,8 +185,12 @@ def test_patient_answers_all_30_items_on_a_phone(
     served: Served, browser: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("RTCOHORT_DATA_DIR", str(served.data))
-    pseudonym, person_id = _consented_hus(served)
-    out = served.cli("invite", "--centre", "HUS", "--timepoint", "m12",
+    pseudonym, person_id, timepoint = _consented_hus(served)
+    _, before = _stored(served, person_id)
+    done_before = sum(
+        r.completed for r in before if r.centre == "HUS" and r.timepoint == timepoint
+    )
+    out = served.cli("invite", "--centre", "HUS", "--timepoint", timepoint,
                      "--pseudonym", pseudonym, "--print",
                      "--link-base", served.base + "/prom?t=")  # fmt: skip
     link = json.loads(out.strip().splitlines()[-1])
@@ -205,13 +217,14 @@ def test_patient_answers_all_30_items_on_a_phone(
     page.screenshot(path=served.shots / "prom-thanks-360.png", full_page=True)
 
     scores, report = _stored(served, person_id)
-    m12 = scores[scores["timepoint"] == "m12"]
-    assert len(m12) == 1
+    answers = scores[scores["timepoint"] == timepoint]
+    assert len(answers) == 1
     # Every item answered 2: QL2 = (2 - 1) / 6 * 100; PF2 = (1 - (2 - 1) / 3) * 100.
-    assert float(m12.iloc[0]["QL2"]) == pytest.approx(100 / 6)
-    assert float(m12.iloc[0]["PF2"]) == pytest.approx(200 / 3)
-    hus_m12 = [r for r in report if r.centre == "HUS" and r.timepoint == "m12"]
-    assert [(r.expected, r.completed) for r in hus_m12] == [(1, 1)]
+    assert float(answers.iloc[0]["QL2"]) == pytest.approx(100 / 6)
+    assert float(answers.iloc[0]["PF2"]) == pytest.approx(200 / 3)
+    hus_rows = [r for r in report if r.centre == "HUS" and r.timepoint == timepoint]
+    assert sum(r.completed for r in hus_rows) == done_before + 1
+    assert all(r.completed <= r.expected for r in hus_rows)
 
     # Browser back after submit, then the same link in a new tab: refused.
     page.go_back()
@@ -350,3 +363,66 @@ def _site(served: Served, pseudonym: str) -> str:
         rows = list_patients(s, acting_user(s, "admin"))
     engine.dispose()
     return next(r.treatment_site for r in rows if r.pseudonym == pseudonym)
+
+
+#: The benchmark pages: menu label -> how many charts the demo shows on it.
+BENCHMARK_PAGES = {
+    "Cohort overview": 4,
+    "Data completeness": 1,
+    "Dose benchmarking": 2,
+    "Outcome benchmarking": 1,
+}
+
+
+def _settled(page: Any, charts: int) -> None:
+    """Wait for ``charts`` drawn charts and the script to stop running."""
+    page.locator("[data-testid='stVegaLiteChart'] canvas, "
+                 "[data-testid='stVegaLiteChart'] svg").nth(charts - 1).wait_for()  # fmt: skip
+    page.wait_for_function(
+        "!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=30_000
+    )
+
+
+def test_viewer_opens_every_benchmark_page(served: Served, browser: Any) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    _sign_in(page, served.base, "viewer-hus")
+    page.get_by_text("viewer · HUS").wait_for()
+    for label, charts in BENCHMARK_PAGES.items():
+        started = time.perf_counter()
+        page.get_by_role("link", name=label).click()
+        try:
+            page.get_by_role("heading", name=label).wait_for()
+        except Exception:
+            page.screenshot(path=served.shots / "failed-viewer.png", full_page=True)
+            raise
+        page.locator("[data-testid='stVegaLiteChart']").first.wait_for()
+        slug = label.lower().replace(" ", "-")
+        FIGURES[f"{slug}_first_chart_s"] = time.perf_counter() - started
+        _settled(page, charts)
+        FIGURES[f"{slug}_whole_page_s"] = time.perf_counter() - started
+        page.screenshot(path=served.shots / f"viewer-{slug}-1280.png", full_page=True)
+        assert page.locator("[data-testid='stException']").count() == 0, label
+        body = page.locator("body").inner_text()
+        assert "HUS" in body
+        assert "TAYS" not in body, label
+    context.close()
+    print(f"\nfigures: {FIGURES}")
+
+
+def test_researcher_fits_a_model_in_the_explorer(served: Served, browser: Any) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    _sign_in(page, served.base, "researcher")
+    page.get_by_role("link", name="NTCP explorer").click()
+    page.get_by_role("heading", name="NTCP explorer").wait_for()
+    page.get_by_role("button", name="Fit").click()
+    page.wait_for_function(
+        "!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000
+    )
+    page.locator(
+        "[data-testid='stVegaLiteChart'], [data-testid='stAlert']"
+    ).first.wait_for()
+    page.screenshot(path=served.shots / "researcher-explorer-1280.png", full_page=True)
+    assert page.locator("[data-testid='stException']").count() == 0
+    context.close()

@@ -66,8 +66,14 @@ def test_clinician_sees_name_role_centre_and_own_patients(web: World) -> None:
 def test_pages_by_role(web: World) -> None:
     from dashboards.ui.shell import PAGES_BY_ROLE
 
-    assert PAGES_BY_ROLE["viewer"] == ("overview",)
-    assert PAGES_BY_ROLE["researcher"] == ("patients",)
+    assert PAGES_BY_ROLE["viewer"] == (
+        "overview",
+        "cohort_overview",
+        "completeness",
+        "dose",
+        "outcomes",
+    )
+    assert PAGES_BY_ROLE["researcher"] == ("patients", "ntcp_explorer")
     viewer = sign_in(new_app(), "viewer-tays", PASSWORD)
     assert "viewer · TAYS" in texts(viewer)
     assert "PROM completion" in texts(viewer)

@@ -73,7 +73,9 @@ def _dvh_cli(folder: Path, *extra: str) -> dict[str, dict[str, str]]:
     result = CliRunner().invoke(app, [*args, *extra])
     assert result.exit_code == 0, result.output
     lines = [
-        ln for ln in result.stdout.splitlines() if ln and not ln.startswith("warning")
+        ln
+        for ln in result.stdout.splitlines()
+        if ln and not ln.startswith(("warning", "#"))  # the 18.5 comment header
     ]
     return {r["roi_name"]: r for r in csv.DictReader(io.StringIO("\n".join(lines)))}
 

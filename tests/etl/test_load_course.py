@@ -9,6 +9,7 @@ Both backends.
 
 from __future__ import annotations
 
+import datetime
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,8 +43,12 @@ def _plan(dose_gy: float, fractions: int) -> dict:
     )
 
 
-def write_course(root: Path, pid: str, seed: int) -> Path:
-    """A folder with plan A (50 Gy / 25) and a boost B (16 Gy / 2) on one frame."""
+def write_course(root: Path, pid: str, seed: int, boost_after_days: int = 0) -> Path:
+    """A folder with plan A (50 Gy / 25) and a boost B (16 Gy / 2) on one frame.
+
+    ``boost_after_days``: the boost's study date (plan and dose) that many days after
+    plan A's.
+    """
     folder, boost = root / "course", root / "boost"
     write_patient(folder, pid, seed, _plan(50.0, 25))
     write_patient(boost, pid, seed, _plan(16.0, 2))
@@ -51,8 +56,11 @@ def write_course(root: Path, pid: str, seed: int) -> Path:
     plan.SOPInstanceUID = plan.file_meta.MediaStorageSOPInstanceUID = generate_uid()
     plan.SeriesInstanceUID = generate_uid()
     plan.RTPlanLabel = "Boost"
-    plan.save_as(folder / "RTPLAN_boost.dcm", enforce_file_format=True)
     dose = pydicom.dcmread(boost / "RTDOSE.dcm")
+    if boost_after_days:
+        day = _day(plan.StudyDate) + datetime.timedelta(days=boost_after_days)
+        plan.StudyDate = dose.StudyDate = day.strftime("%Y%m%d")
+    plan.save_as(folder / "RTPLAN_boost.dcm", enforce_file_format=True)
     dose.SOPInstanceUID = dose.file_meta.MediaStorageSOPInstanceUID = generate_uid()
     dose.SeriesInstanceUID = generate_uid()
     dose.ReferencedRTPlanSequence[0].ReferencedSOPInstanceUID = plan.SOPInstanceUID
@@ -60,6 +68,12 @@ def write_course(root: Path, pid: str, seed: int) -> Path:
     shutil.rmtree(boost)
     (folder / "truth.json").unlink()
     return folder
+
+
+def _day(text: str) -> datetime.date:
+    return (
+        datetime.datetime.strptime(text, "%Y%m%d").replace(tzinfo=datetime.UTC).date()
+    )
 
 
 def _person(db: Db, pid: str) -> int:
@@ -91,7 +105,9 @@ def test_two_plans_on_one_frame_store_course_metrics(db: Db, tmp_path: Path) -> 
         )
         ids = [e.episode_id for e in episodes]
         metrics = read_course_metrics(session, ids)
-    assert {m.episode_id for m in metrics} == {ids[0]}
+    courses = [e.episode_id for e in episodes if e.episode_parent_id not in ids]
+    assert len(courses) == 1  # one course EPISODE; the plans' are its children
+    assert {m.episode_id for m in metrics} == set(courses)
     got = {(m.structure, m.metric): m for m in metrics}
     heart, ptv = "Heart", "PTV"
     assert got[heart, "Mean[Gy]"].value == pytest.approx(66.0, abs=1e-3)

@@ -1,0 +1,273 @@
+"""Scoped, audited read of the toxicity funnel plot: observed/expected per centre.
+
+One row per consented patient with a first RT course (of ``site``, or of every site):
+the outcome is a grade >= ``min_grade`` of ``term`` within ``horizon_days`` of the
+course start (assessments after the start only). A patient without the event who
+died, or was last seen (last contact or last assessment), before the horizon is
+left out: whether the event would have come is unknown.
+
+The case-mix model (:func:`cohort.benchmark.casemix.expected_counts`) is fitted on
+the patients of *every* centre, whichever centres the user sees: age at the RT start
+(a missing age takes the mean of the others), sex, treatment site, fractionation
+(dose per fraction class of the prescription) and stage (no stage is recorded yet,
+so the factor drops out and the output says so). With ``dose`` given, the dose
+metric (``(structure, metric)``, physical, latest dataset) is a factor too and only
+patients who have it are counted; the label says that this hides differences in
+practice. Centres are placed on the funnel by
+:func:`cohort.benchmark.funnel.funnel_points` (exact Poisson 95% and 99.8% limits).
+Other centres with fewer than :data:`~cohort.benchmark.view.MIN_COUNT` patients are
+left out; the user's own centre is named, others anonymised.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from cohort.benchmark.casemix import expected_counts
+from cohort.benchmark.funnel import funnel_points
+from cohort.benchmark.view import MIN_COUNT, centre_view, record_read
+from cohort.consent_states import ConsentState
+from cohort.permissions import Scope
+from cohort.vital import death_dates
+from etl.store.course import FirstCourse, read_first_courses
+from etl.store.course_age import course_ages
+from etl.store.metric_reads import metric_values, prescriptions
+from instruments.store import read_toxicity
+from omop.cdm import Person
+from omop.cohort_tables import Enrolment
+from omop.vocab.standard import FEMALE, MALE
+
+if TYPE_CHECKING:
+    import pandas as pd  # type: ignore[import-untyped]
+
+__all__ = [
+    "CASE_MIX_FACTORS",
+    "casemix_table",
+    "fractionation_class",
+    "toxicity_funnel",
+]
+
+#: The patient factors of the case-mix model, in the order of issue 16.
+CASE_MIX_FACTORS = ("age_at_rt_start", "sex", "site", "fractionation", "stage")
+_HYPO_GY, _EXTREME_GY = 2.5, 5.0
+
+
+def fractionation_class(total_gy: float | None, fractions: int | None) -> str:
+    """Return the class of a prescription by dose per fraction.
+
+    Examples
+    --------
+    >>> fractionation_class(60.0, 30), fractionation_class(40.05, 15)
+    ('conventional', 'hypofractionated')
+    >>> fractionation_class(54.0, 3), fractionation_class(None, 5)
+    ('stereotactic', 'unknown')
+    """
+    if total_gy is None or not fractions:
+        return "unknown"
+    per = total_gy / fractions
+    if per < _HYPO_GY:
+        return "conventional"
+    return "hypofractionated" if per < _EXTREME_GY else "stereotactic"
+
+
+def _persons(site: str | None) -> Select[Any]:
+    query = select(Enrolment.person_id).where(
+        Enrolment.state == ConsentState.CONSENTED.value
+    )
+    return query if site is None else query.where(Enrolment.treatment_site == site)
+
+
+def _assessments(
+    tox: pd.DataFrame, courses: dict[int, FirstCourse], term: str, min_grade: int
+) -> tuple[dict[int, datetime.date], dict[int, datetime.date]]:
+    """Return the last assessment and the first event of each person after RT start."""
+    wanted = term.casefold()
+    seen: dict[int, datetime.date] = {}
+    hits: dict[int, datetime.date] = {}
+    cols = ["person_id", "assessed_on", "term", "grade"]
+    for raw, day, name, grade in tox[cols].itertuples(index=False):
+        pid = int(raw)
+        if day < courses[pid].start:
+            continue
+        seen[pid] = max(day, seen.get(pid, day))
+        if str(name).casefold() == wanted and int(grade) >= min_grade:
+            hits[pid] = min(day, hits.get(pid, day))
+    return seen, hits
+
+
+def casemix_table(
+    session: Session,
+    *,
+    site: str | None,
+    term: str,
+    min_grade: int = 2,
+    horizon_days: int = 365,
+    dose: tuple[str, str] | None = None,
+) -> pd.DataFrame:
+    """Return one row per patient of every centre for the case-mix model.
+
+    Patient-level and unscoped: only :func:`toxicity_funnel` (which scopes, audits
+    and aggregates) may show anything of it.
+
+    Returns
+    -------
+    DataFrame
+        ``person_id, care_site_id, event`` (0/1), the factors of
+        :data:`CASE_MIX_FACTORS` and, with ``dose``, ``dose``. ``attrs`` holds
+        ``excluded`` (reason -> patients).
+    """
+    import pandas as pd
+
+    persons = _persons(site)
+    enrolled = {
+        int(p): (int(c), s, last)
+        for p, c, s, last in session.execute(
+            select(
+                Enrolment.person_id, Enrolment.care_site_id,
+                Enrolment.treatment_site, Enrolment.last_contact_date,
+            ).where(Enrolment.person_id.in_(persons))
+        )
+    }  # fmt: skip
+    sexes = dict(
+        session.execute(
+            select(Person.person_id, Person.gender_concept_id).where(
+                Person.person_id.in_(persons)
+            )
+        ).all()
+    )
+    courses = {c.person_id: c for c in read_first_courses(session, persons)}
+    episodes = [c.episode_id for c in courses.values() if c.episode_id is not None]
+    ages = course_ages(session, episodes)
+    scheme = prescriptions(session, episodes)
+    deaths = dict(death_dates(session, persons))
+    tox = read_toxicity(session, list(courses))
+    doses: dict[int, float] = {}
+    if dose is not None:
+        latest = sorted(
+            metric_values(session, persons=persons, structure=dose[0], metric=dose[1]),
+            key=lambda v: v.dataset_id,
+        )
+        doses = {v.person_id: v.value for v in latest}
+    seen, hits = _assessments(tox, courses, term, min_grade)
+    rows: list[dict[str, Any]] = []
+    excluded = {"followed_less_than_horizon": 0, "died_before_horizon": 0,
+                "no_dose": 0}  # fmt: skip
+    sex_names = {MALE: "male", FEMALE: "female"}
+    for pid, course in sorted(courses.items()):
+        centre, treated, contact = enrolled[pid]
+        first = hits.get(pid)
+        event = first is not None and (first - course.start).days <= horizon_days
+        if not event:
+            died = deaths.get(pid)
+            if died is not None and (died - course.start).days < horizon_days:
+                excluded["died_before_horizon"] += 1
+                continue
+            ends = [d for d in (contact, seen.get(pid)) if d is not None]
+            if not ends or (max(ends) - course.start).days < horizon_days:
+                excluded["followed_less_than_horizon"] += 1
+                continue
+        if dose is not None and pid not in doses:
+            excluded["no_dose"] += 1
+            continue
+        ep = course.episode_id if course.episode_id is not None else -1
+        age = ages.get(ep)
+        rows.append({
+            "person_id": pid, "care_site_id": centre, "event": int(event),
+            "age_at_rt_start": float("nan") if age is None else float(age),
+            "sex": sex_names.get(sexes.get(pid) or 0, "unknown"),
+            "site": treated or "unknown",
+            "fractionation": fractionation_class(*scheme.get(ep, (None, None))),
+            "stage": None,
+            **({"dose": doses[pid]} if dose is not None else {}),
+        })  # fmt: skip
+    columns = ["person_id", "care_site_id", "event", *CASE_MIX_FACTORS]
+    df = pd.DataFrame(rows, columns=[*columns, *(["dose"] if dose else [])])
+    if df["age_at_rt_start"].notna().any():
+        df["age_at_rt_start"] = df["age_at_rt_start"].fillna(
+            df["age_at_rt_start"].mean()
+        )
+    df.attrs["excluded"] = excluded
+    return df
+
+
+def toxicity_funnel(
+    session: Session,
+    scope: Scope,
+    *,
+    term: str,
+    site: str | None = None,
+    min_grade: int = 2,
+    horizon_days: int = 365,
+    dose: tuple[str, str] | None = None,
+) -> pd.DataFrame:
+    """Return the funnel plot points of grade >= ``min_grade`` ``term`` by centre.
+
+    Parameters
+    ----------
+    session, scope
+        Open session and an aggregate-read scope (refused otherwise, audited).
+    term, min_grade, horizon_days
+        The endpoint: a grade >= ``min_grade`` of CTCAE ``term`` within
+        ``horizon_days`` of the first RT course's start.
+    site
+        Treatment site (None: every site, with site a case-mix factor).
+    dose
+        ``(TG-263 structure, metric)`` to adjust for too (hides differences in
+        practice; only patients with the metric are counted).
+
+    Returns
+    -------
+    DataFrame
+        One row per visible centre: ``centre``, ``own`` and the columns of
+        :func:`~cohort.benchmark.funnel.funnel_points` (``observed``, ``expected``,
+        ``ratio``, ``lower_95`` ... ``outside_998``), ``n`` and ``adjustment``.
+        ``attrs``: ``factors_used``, ``factors_dropped``, ``excluded``,
+        ``n_patients`` (all centres) and ``n_events``.
+    """
+    import pandas as pd
+
+    view = centre_view(session, scope)
+    table = casemix_table(
+        session, site=site, term=term, min_grade=min_grade,
+        horizon_days=horizon_days, dose=dose,
+    )  # fmt: skip
+    detail = f"site {site or 'all'}, {term} >= {min_grade} @ {horizon_days}d" + (
+        f", adjusted for {dose[0]} {dose[1]}" if dose else ""
+    )
+    record_read(session, scope, "toxicity_funnel", detail)
+    out = pd.DataFrame()
+    counts = pd.DataFrame()
+    if len(table):
+        factors = [f for f in CASE_MIX_FACTORS if not (site and f == "site")]
+        counts = expected_counts(
+            table, "event", factors, by="care_site_id",
+            dose_column="dose" if dose else None,
+        )  # fmt: skip
+        shown = counts[
+            counts["care_site_id"].isin(view.centre_ids)
+            & (
+                counts["care_site_id"].isin(view.own)
+                | (counts["n"] >= MIN_COUNT)
+                | (not view.shows_others)
+            )
+        ]
+        if len(shown):
+            labels = [view.labels[int(i)] for i in shown["care_site_id"]]
+            out = funnel_points(shown["observed"], shown["expected"], labels)
+            out = out.rename(columns={"label": "centre"})
+            out.insert(1, "own", [int(i) in view.own for i in shown["care_site_id"]])
+            out["n"] = shown["n"].to_numpy()
+            out["adjustment"] = shown["adjustment"].to_numpy()
+            out = out.sort_values("centre").reset_index(drop=True)
+    out.attrs.update(
+        factors_used=list(counts.attrs.get("factors_used", [])),
+        factors_dropped=list(counts.attrs.get("factors_dropped", [])),
+        excluded=dict(table.attrs["excluded"]),
+        n_patients=len(table),
+        n_events=int(table["event"].sum()) if len(table) else 0,
+    )
+    return out

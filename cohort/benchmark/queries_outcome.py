@@ -1,0 +1,171 @@
+"""Scoped, audited reads of outcome benchmarking: toxicity incidence, PROM courses.
+
+Toxicity: days from the first RT course's start to the first grade >= 2 of a CTCAE
+term (event 1), to death (event 2, competing) or to the last follow-up (censored),
+per centre through :func:`cohort.benchmark.incidence.cumulative_incidence`. PROM:
+QLQ-C30 scale means by timepoint and the share deteriorating from baseline, per
+centre (:mod:`cohort.benchmark.prom`). Other centres with fewer than 5 patients in a
+cell are left out.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from cohort.benchmark.incidence import cumulative_incidence
+from cohort.benchmark.prom import deterioration_share, trajectory
+from cohort.benchmark.view import MIN_COUNT, CentreView, centre_view, record_read
+from cohort.consent_states import ConsentState
+from cohort.permissions import Scope
+from cohort.vital import death_dates
+from etl.store.course import read_first_courses
+from instruments.store import read_prom_scores, read_toxicity
+from omop.cohort_tables import Enrolment
+
+if TYPE_CHECKING:
+    import pandas as pd  # type: ignore[import-untyped]
+
+__all__ = ["prom_deterioration", "prom_trajectory", "toxicity_incidence"]
+
+_GRADE = 2
+
+
+def _persons(view: CentreView, site: str) -> Select[Any]:
+    return select(Enrolment.person_id).where(
+        Enrolment.state == ConsentState.CONSENTED.value,
+        Enrolment.treatment_site == site,
+        Enrolment.care_site_id.in_(view.centre_ids),
+    )
+
+
+def _shown(view: CentreView, site_id: int, n: int) -> bool:
+    return site_id in view.own or not view.shows_others or n >= MIN_COUNT
+
+
+def toxicity_incidence(
+    session: Session,
+    scope: Scope,
+    *,
+    site: str,
+    term: str,
+    horizon_days: int = 365,
+) -> pd.DataFrame:
+    """Return the cumulative incidence of grade >= 2 ``term`` per centre.
+
+    Returns
+    -------
+    DataFrame
+        ``centre`` and the columns of
+        :func:`~cohort.benchmark.incidence.cumulative_incidence`; ``attrs["notes"]``
+        maps centres to the reason a curve is empty (no events).
+    """
+    import pandas as pd
+
+    view = centre_view(session, scope)
+    persons = _persons(view, site)
+    info = dict(
+        session.execute(
+            select(Enrolment.person_id, Enrolment.care_site_id).where(
+                Enrolment.person_id.in_(persons)
+            )
+        ).all()
+    )
+    contact = dict(
+        session.execute(
+            select(Enrolment.person_id, Enrolment.last_contact_date).where(
+                Enrolment.person_id.in_(persons)
+            )
+        ).all()
+    )
+    starts = {c.person_id: c.start for c in read_first_courses(session, persons)}
+    deaths = dict(death_dates(session, persons))
+    tox = read_toxicity(session, list(starts))
+    last = tox.groupby("person_id")["assessed_on"].max().to_dict() if len(tox) else {}
+    hits = tox[(tox["term"] == term) & (tox["grade"] >= _GRADE)] if len(tox) else tox
+    first = (
+        hits.groupby("person_id")["assessed_on"].min().to_dict() if len(hits) else {}
+    )
+    rows = []
+    for pid, start in starts.items():
+        day: datetime.date
+        event: int
+        ends = [(d, e) for d, e in ((first.get(pid), 1), (deaths.get(pid), 2)) if d]
+        if ends:
+            day, event = min(ends, key=lambda x: (x[0], x[1]))
+        else:
+            follow = [d for d in (contact.get(pid), last.get(pid)) if d is not None]
+            day, event = (max(follow) if follow else start), 0
+        rows.append((int(info[pid]), max((day - start).days, 0), event))
+    frames = []
+    notes: dict[str, str] = {}
+    by_centre = pd.DataFrame(rows, columns=["site", "days", "event"])
+    for site_id, group in by_centre.groupby("site"):
+        if not _shown(view, int(site_id), len(group)):
+            continue
+        curve = cumulative_incidence(group["days"], group["event"], horizon_days)
+        label = view.labels[int(site_id)]
+        if curve.attrs.get("note"):
+            notes[label] = str(curve.attrs["note"])
+        frames.append(curve.assign(centre=label))
+    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    out.attrs["notes"] = notes
+    record_read(session, scope, "toxicity_incidence", f"site {site}, {term}")
+    return out
+
+
+def _scores(session: Session, view: CentreView, site: str) -> pd.DataFrame:
+    """Long QLQ-C30 scores: ``pseudonym`` (person id), centre, timepoint, scale."""
+    persons = _persons(view, site)
+    info = dict(
+        session.execute(
+            select(Enrolment.person_id, Enrolment.care_site_id).where(
+                Enrolment.person_id.in_(persons)
+            )
+        ).all()
+    )
+    wide = read_prom_scores(session, list(info))
+    meta = {"person_id", "survey_conduct_id", "timepoint", "completed_on", "key",
+            "instrument"}  # fmt: skip
+    long = wide.melt(
+        ["person_id", "timepoint"],
+        [c for c in wide.columns if c not in meta],
+        var_name="scale", value_name="score",
+    ).dropna(subset=["score"])  # fmt: skip
+    long["centre_id"] = long["person_id"].map(info)
+    long["centre"] = long["centre_id"].map(view.labels)
+    return long.rename(columns={"person_id": "pseudonym"})
+
+
+def _keep(view: CentreView, df: pd.DataFrame, n: str) -> pd.DataFrame:
+    own = {view.labels[i] for i in view.own if i in view.labels}
+    if not view.shows_others:
+        return df
+    return df[df["centre"].isin(own) | (df[n] >= MIN_COUNT)].reset_index(drop=True)
+
+
+def prom_trajectory(session: Session, scope: Scope, *, site: str) -> pd.DataFrame:
+    """Return mean QLQ-C30 scales per centre and timepoint with 95% intervals."""
+    view = centre_view(session, scope)
+    long = _scores(session, view, site)
+    out = trajectory(long[["pseudonym", "timepoint", "scale", "score", "centre"]],
+                     by=("centre",)) if len(long) else long  # fmt: skip
+    record_read(session, scope, "prom_trajectory", f"site {site}: {len(out)} cells")
+    return _keep(view, out, "n") if len(out) else out
+
+
+def prom_deterioration(session: Session, scope: Scope, *, site: str) -> pd.DataFrame:
+    """Return the share deteriorating >= 10 points from baseline per centre."""
+    view = centre_view(session, scope)
+    long = _scores(session, view, site)
+    cols = ["pseudonym", "timepoint", "scale", "score", "centre"]
+    out = (
+        deterioration_share(long[cols], "baseline", by=("centre",))
+        if len(long)
+        else long
+    )
+    record_read(session, scope, "prom_deterioration", f"site {site}: {len(out)}")
+    return _keep(view, out, "n") if len(out) else out

@@ -1,0 +1,80 @@
+"""The reader of stored DVHs (the ``dvh`` rows of :mod:`etl.store.dvh_rows`)."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy.orm import Session
+
+from omop.cdm import Episode, Person
+from omop.ingest_tables import Dvh, IngestDataset
+from omop.vocab.standard import RT_COURSE_EPISODE
+
+__all__ = ["LoadedDvh", "read_dvh_rows"]
+
+
+class LoadedDvh(NamedTuple):
+    """A stored DVH row with its dataset, the patient's pseudonym and RT course."""
+
+    dvh: Dvh
+    dataset: IngestDataset
+    pseudonym: str | None
+    course_start: datetime.date | None  # None: the dataset has no RT course episode
+    course_episode_id: int | None
+
+
+def read_dvh_rows(
+    session: Session,
+    *,
+    person_filter: Callable[[ColumnElement[int]], ColumnElement[bool]] | None = None,
+    persons: Select[Any] | None = None,
+    centres: Sequence[str] = (),
+    structures: Sequence[str] = (),
+) -> list[LoadedDvh]:
+    """Return stored DVHs, ordered by pseudonym, course, dataset and ROI number.
+
+    Parameters
+    ----------
+    person_filter
+        Turns the person id column into a condition (the permission layer's filter).
+    persons
+        A SQL selection of person ids to keep.
+    centres
+        Centre codes of the datasets to keep (any case).
+    structures
+        TG-263 names to keep.
+    """
+    query = (
+        select(
+            Dvh,
+            IngestDataset,
+            Person.person_source_value,
+            Episode.episode_start_date,
+            Episode.episode_id,
+        )
+        .join(IngestDataset, IngestDataset.dataset_id == Dvh.dataset_id)
+        .join(Person, Person.person_id == Dvh.person_id)
+        .outerjoin(
+            Episode,
+            (Episode.episode_id == IngestDataset.episode_id)
+            & (Episode.episode_concept_id == RT_COURSE_EPISODE),
+        )
+    )
+    if person_filter is not None:
+        query = query.where(person_filter(Dvh.person_id))  # type: ignore[arg-type]
+    if persons is not None:
+        query = query.where(Dvh.person_id.in_(persons))
+    if centres:
+        query = query.where(IngestDataset.centre.in_([c.upper() for c in centres]))
+    if structures:
+        query = query.where(Dvh.tg263_name.in_(list(structures)))
+    query = query.order_by(
+        Person.person_source_value,
+        IngestDataset.episode_id,
+        Dvh.dataset_id,
+        Dvh.roi_number,
+    )
+    return [LoadedDvh(*row) for row in session.execute(query).all()]

@@ -1,0 +1,47 @@
+"""Indexes for the aggregate reads of the dashboards at national scale (migration 0011).
+
+The CDM tables are generated from the OHDSI specification (:mod:`omop.cdm`), which
+indexes single columns. The dashboard aggregations select dose metrics by structure
+and metric (IMAGE_FEATURE), scale scores by scale (MEASUREMENT) and gradings by term
+(OBSERVATION) over millions of rows; these composite indexes find them directly, and
+on PostgreSQL cover the columns read (``INCLUDE``) so the aggregations are index-only
+scans after ``VACUUM``. Declared here on the tables' metadata so that the models and
+the migrations agree (``alembic check``).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Index
+
+from omop.cdm import ImageFeature, Measurement, Observation
+
+__all__ = ["READ_INDEXES"]
+
+#: name -> (table, key columns, PostgreSQL INCLUDE columns)
+READ_INDEXES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
+    "ix_image_feature_site_feature": (
+        "image_feature",
+        ("anatomic_site_concept_id", "image_feature_concept_id"),
+        ("image_feature_event_id", "person_id"),
+    ),
+    "ix_measurement_source_field": (
+        "measurement",
+        ("measurement_source_concept_id", "meas_event_field_concept_id"),
+        ("measurement_event_id", "value_as_number"),
+    ),
+    "ix_observation_source_type": (
+        "observation",
+        ("observation_source_concept_id", "observation_type_concept_id"),
+        ("person_id", "observation_date", "value_as_number"),
+    ),
+}
+
+_MODELS = {
+    "image_feature": ImageFeature,
+    "measurement": Measurement,
+    "observation": Observation,
+}
+
+for _name, (_table, _keys, _include) in READ_INDEXES.items():
+    _columns = _MODELS[_table].__table__.c
+    Index(_name, *(_columns[k] for k in _keys), postgresql_include=list(_include))

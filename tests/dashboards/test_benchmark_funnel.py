@@ -1,0 +1,162 @@
+"""The toxicity funnel query on both backends, on the simulated national cohort.
+
+Observed counts are checked against the simulation's truth (the grades it drew for
+each patient, at the timepoint dates it stored); the expected counts against a
+property of the maximum-likelihood logistic fit with an intercept: over every
+centre, the expected count adds up to the observed count.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from national_world import National
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cohort.benchmark import DOSE_ADJUSTED_LABEL
+from cohort.benchmark.queries_funnel import toxicity_funnel
+from cohort.errors import PermissionDeniedError
+from cohort.permissions import Action, scope_for
+from cohort.simulate.outcomes import timepoint_date
+from cohort.users import get_user
+from omop.cohort_tables import AuditRecord
+
+TERM = "Pneumonitis"
+
+
+@pytest.fixture
+def db(national: National, monkeypatch: pytest.MonkeyPatch) -> Iterator[Session]:
+    from omop.engine import make_engine, session_factory
+    from rtcohort.wiring import configure_audit
+
+    national.env(monkeypatch)
+    engine = make_engine(national.url)
+    configure_audit(engine)
+    with session_factory(engine)() as session:
+        yield session
+        session.rollback()
+    engine.dispose()
+
+
+def _scope(session: Session, name: str) -> Any:
+    return scope_for(session, get_user(session, name), Action.READ_AGGREGATES)
+
+
+def _true_events(national: National, horizon_days: int = 365) -> Counter[str]:
+    """Events per centre code from the simulation's truth."""
+    out: Counter[str] = Counter()
+    for p in national.cohort.patients:
+        if not p.consented or p.withdrawn_on is not None:
+            continue
+        days = [
+            (timepoint_date(p.rt_start, p.rt_end, tp) - p.rt_start).days
+            for tp, grade in p.grades.get(TERM, {}).items()
+            if grade >= 2
+        ]
+        if any(0 <= d <= horizon_days for d in days):
+            out[p.centre] += 1
+    return out
+
+
+def test_admin_sees_every_centre_with_true_event_counts(
+    db: Session, national: National
+) -> None:
+    df = toxicity_funnel(db, _scope(db, "national-admin"), term=TERM, site="lung")
+    truth = _true_events(national)
+    assert df.attrs["n_events"] == sum(truth.values())
+    assert not df.empty
+    # the platform admin sees every centre by its code
+    for row in df.itertuples():
+        assert int(row.observed) == truth[str(row.centre)]
+    if len(df) == len(national.cohort.practices):
+        assert df["observed"].sum() == sum(truth.values())
+        assert df["expected"].sum() == pytest.approx(df["observed"].sum(), rel=1e-4)
+    assert "stage" in df.attrs["factors_dropped"]
+    assert "age_at_rt_start" in df.attrs["factors_used"]
+    assert {"lower_95", "upper_95", "lower_998", "upper_998"} <= set(df.columns)
+    inside = (df["ratio"] >= df["lower_998"]) & (df["ratio"] <= df["upper_998"])
+    assert (inside != df["outside_998"]).all()
+
+
+def test_clinician_sees_own_centre_named_with_model_of_all_centres(
+    db: Session, national: National
+) -> None:
+    own = toxicity_funnel(db, _scope(db, "clinician-hus"), term=TERM, site="lung")
+    assert list(own["centre"]) == ["HUS"]
+    assert int(own["observed"].iloc[0]) == _true_events(national)["HUS"]
+    viewer = toxicity_funnel(db, _scope(db, "viewer-tays"), term=TERM, site="lung")
+    assert own.attrs["n_patients"] == viewer.attrs["n_patients"]  # one model
+    shown = set(viewer["centre"])
+    assert "TAYS" in shown
+    assert not shown & {"HUS", "AUH"}
+    tays = viewer[viewer["centre"] == "TAYS"].iloc[0]
+    assert bool(tays["own"])
+    assert int(tays["observed"]) == _true_events(national)["TAYS"]
+
+
+def test_dose_adjustment_is_labelled_as_hiding_practice(db: Session) -> None:
+    df = toxicity_funnel(
+        db, _scope(db, "viewer-tays"), term=TERM, site="lung",
+        dose=("Lungs", "Mean[Gy]"),
+    )  # fmt: skip
+    assert set(df["adjustment"]) == {DOSE_ADJUSTED_LABEL}
+    assert "dose" in df.attrs["factors_used"]
+    plain = toxicity_funnel(db, _scope(db, "viewer-tays"), term=TERM, site="lung")
+    assert DOSE_ADJUSTED_LABEL not in set(plain["adjustment"])
+
+
+def test_read_is_audited_and_researcher_refused(db: Session) -> None:
+    toxicity_funnel(db, _scope(db, "viewer-tays"), term=TERM)
+    actions = db.scalars(
+        select(AuditRecord.action).where(AuditRecord.actor == "viewer-tays")
+    ).all()
+    assert "benchmark.toxicity_funnel" in actions
+    with pytest.raises(PermissionDeniedError):
+        toxicity_funnel(db, _scope(db, "researcher-in"), term=TERM)
+
+
+def test_term_without_events_gives_zero_observed(db: Session) -> None:
+    df = toxicity_funnel(db, _scope(db, "clinician-hus"), term="Dry mouth")
+    assert df.attrs["n_events"] == 0
+    assert (df["observed"] == 0).all()
+    assert (df["expected"] == 0).all()
+
+
+# -- the page ----------------------------------------------------------------------
+
+
+def _outcomes(national: National, username: str) -> Any:
+    from apptest_helpers import new_app, sign_in
+    from web_world import PASSWORD
+
+    at = sign_in(new_app(), username, PASSWORD)
+    assert not at.exception
+    return at.switch_page("pages/outcomes.py").run()
+
+
+def test_page_shows_funnel_with_own_centre_named(
+    national: National, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from apptest_helpers import by_label, texts
+
+    national.env(monkeypatch)
+    at = _outcomes(national, "viewer-tays")
+    assert not at.exception
+    shown = texts(at)
+    assert "Funnel plot" in shown
+    charts = [str(c.proto) for c in at.get("vega_lite_chart")]
+    funnel = [c for c in charts if "lower_998" in c or "99.8% limits" in c]
+    assert funnel, "the funnel chart"
+    assert "TAYS" in funnel[0]
+    assert "HUS" not in funnel[0] and "AUH" not in funnel[0]
+    by_label(at.checkbox, "Adjust for dose (hides differences in practice)").check()
+    at.run()
+    assert not at.exception
+    assert "no longer shows differences" in texts(at)
+    assert "adjusted for dose: hides differences in practice" in "\n".join(
+        str(c.proto) for c in at.get("vega_lite_chart")
+    ) or "dose" in texts(at)
