@@ -117,47 +117,61 @@ def send_and_import(  # noqa: PLR0917
     thread: the sender mostly waits on the network and the disk) while the previous
     one is imported.
     """
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+    from multiprocessing import get_context
 
     from etl.ingest.run import run_import
     from rtcohort import demo_steps as steps
     from rtcohort.wiring import ingest_options
 
     sim = demo_dir / "sim"
+    # a full-size demo sends from a process of its own: the sender's and the
+    # receiver's threads then do not share one interpreter lock with the import
+    own = steps.workers_for(report.patients) > 1
+    node = ProcessPoolExecutor(1, mp_context=get_context("spawn")) if own else None
 
     def send(code: str, key: CentreKey) -> tuple[steps.Delivery, float]:
         writer.wait_for(code)
         t0 = time.perf_counter()
-        done = steps.deliver(
-            code, sim / code / "dicom", demo_dir / "inbox" / code, key,
-            lambda d, n: tick(f"send {code}", d, n),
-        )  # fmt: skip
+        folders = (sim / code / "dicom", demo_dir / "inbox" / code)
+        if node is None:
+            done = steps.deliver(
+                code, *folders, key, lambda d, n: tick(f"send {code}", d, n)
+            )
+        else:  # progress at the start and the end only (another process)
+            tick(f"send {code}", 0, 1)
+            done = node.submit(steps.deliver, code, *folders, key).result()
+            tick(f"send {code}", 1, 1)
         return done, time.perf_counter() - t0
 
     codes = list(keys)
-    with ThreadPoolExecutor(1) as sender:
-        pending: Future[tuple[steps.Delivery, float]] = sender.submit(
-            send, codes[0], keys[codes[0]][1]
-        )
-        for i, code in enumerate(codes):
-            delivery, seconds = pending.result()
-            if i + 1 < len(codes):
-                nxt = codes[i + 1]
-                pending = sender.submit(send, nxt, keys[nxt][1])
-            report.seconds["send (overlapped)"] = (
-                report.seconds.get("send (overlapped)", 0.0) + seconds
+    try:
+        with ThreadPoolExecutor(1) as sender:
+            pending: Future[tuple[steps.Delivery, float]] = sender.submit(
+                send, codes[0], keys[codes[0]][1]
             )
-            report.files_sent += delivery.sent.sent
-            report.files_refused += len(delivery.sent.failed)
-            t0 = time.perf_counter()
-            opts = ingest_options(code, keys[code][0], actor=username)
-            opts.workers = steps.workers_for(report.patients // len(codes))
-            opts.progress = lambda _s, d, n, c=code: tick(f"import {c}", d, n)
-            summary = run_import(factory, [delivery.inbox], opts)
-            report.datasets_loaded_now += summary.loaded
-            report.datasets_unchanged += summary.unchanged
-            report.seconds["import (overlapped)"] = (
-                report.seconds.get("import (overlapped)", 0.0)
-                + time.perf_counter()
-                - t0
-            )
+            for i, code in enumerate(codes):
+                delivery, seconds = pending.result()
+                if i + 1 < len(codes):
+                    nxt = codes[i + 1]
+                    pending = sender.submit(send, nxt, keys[nxt][1])
+                report.seconds["send (overlapped)"] = (
+                    report.seconds.get("send (overlapped)", 0.0) + seconds
+                )
+                report.files_sent += delivery.sent.sent
+                report.files_refused += len(delivery.sent.failed)
+                t0 = time.perf_counter()
+                opts = ingest_options(code, keys[code][0], actor=username)
+                opts.workers = steps.workers_for(report.patients // len(codes))
+                opts.progress = lambda _s, d, n, c=code: tick(f"import {c}", d, n)
+                summary = run_import(factory, [delivery.inbox], opts)
+                report.datasets_loaded_now += summary.loaded
+                report.datasets_unchanged += summary.unchanged
+                report.seconds["import (overlapped)"] = (
+                    report.seconds.get("import (overlapped)", 0.0)
+                    + time.perf_counter()
+                    - t0
+                )
+    finally:
+        if node is not None:
+            node.shutdown()
