@@ -86,6 +86,8 @@ class DicomWriter:
         """
         if self._future is None:
             raise RuntimeError("DicomWriter.wait_for before start")
+        if centre not in self._ready:  # no patient there: nothing to write
+            return
         while not self._ready[centre].wait(_POLL_S):
             if self._future.done():
                 self._future.result()  # the writer's failure
