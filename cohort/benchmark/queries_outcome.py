@@ -23,7 +23,8 @@ from cohort.consent_states import ConsentState
 from cohort.permissions import Scope
 from cohort.vital import death_dates
 from etl.store.course import read_first_courses
-from instruments.store import read_prom_scores, read_toxicity
+from instruments.store import read_prom_scores
+from instruments.store.toxicity_days import assessment_days
 from omop.cohort_tables import Enrolment
 
 if TYPE_CHECKING:
@@ -83,12 +84,12 @@ def toxicity_incidence(
     )
     starts = {c.person_id: c.start for c in read_first_courses(session, persons)}
     deaths = dict(death_dates(session, persons))
-    tox = read_toxicity(session, list(starts))
-    last = tox.groupby("person_id")["assessed_on"].max().to_dict() if len(tox) else {}
-    hits = tox[(tox["term"] == term) & (tox["grade"] >= _GRADE)] if len(tox) else tox
-    first = (
-        hits.groupby("person_id")["assessed_on"].min().to_dict() if len(hits) else {}
-    )
+    last: dict[int, datetime.date] = {}
+    first: dict[int, datetime.date] = {}
+    for day in assessment_days(session, persons, term, _GRADE):  # by person, day
+        last[day.person_id] = day.assessed_on
+        if day.hit:
+            first.setdefault(day.person_id, day.assessed_on)
     rows = []
     for pid, start in starts.items():
         day: datetime.date
