@@ -6,7 +6,8 @@ was computed before, kept here: the PROM completion counted in SQL against the
 aggregation of every questionnaire in Python; the toxicity assessment days against
 :func:`instruments.store.read_toxicity`; the population DVH band from the narrow
 latest-curve read against the full DVH rows; prescriptions by a SQL selection
-against prescriptions by ids.
+against prescriptions by ids; the QLQ-C30 means and deteriorations aggregated in SQL
+against the frame functions on every questionnaire's scores.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cohort import invitations
-from cohort.benchmark import queries_dose
+from cohort.benchmark import queries_dose, queries_outcome
+from cohort.benchmark.prom import deterioration_share, trajectory
 from cohort.permissions import Action, scope_for
 from cohort.protocol import DEFAULT_TIMEPOINTS
 from cohort.users import get_user
@@ -30,7 +32,7 @@ from etl.dose.radiobiology import dvh_to_eqd2
 from etl.store.dvh_read import read_dvh_rows, read_latest_curves
 from etl.store.dvh_rows import dvh_from_row
 from etl.store.metric_reads import prescriptions
-from instruments.store import read_survey_timings, read_toxicity
+from instruments.store import read_prom_scores, read_survey_timings, read_toxicity
 from instruments.store.toxicity_days import assessment_days
 from omop.cdm import Person
 from omop.cohort_tables import Enrolment, Invitation
@@ -222,3 +224,42 @@ def test_prescriptions_of_a_selection_equal_those_of_ids(db: Session) -> None:
     assert by_ids and all(v[0] and v[1] for v in by_ids.values())
     assert prescriptions(db, episodes) == by_ids
     assert prescriptions(db, []) == {}
+
+
+def _old_scores(session: Session, view: Any) -> pd.DataFrame:
+    """The former PROM read: every questionnaire's scores into a long frame."""
+    persons = select(Enrolment.person_id).where(
+        Enrolment.state == "consented", Enrolment.treatment_site == "lung"
+    )
+    info = dict(
+        session.execute(
+            select(Enrolment.person_id, Enrolment.care_site_id).where(
+                Enrolment.person_id.in_(persons)
+            )
+        ).all()
+    )
+    wide = read_prom_scores(session, list(info))
+    meta = {"person_id", "survey_conduct_id", "timepoint", "completed_on", "key",
+            "instrument"}  # fmt: skip
+    long = wide.melt(
+        ["person_id", "timepoint"], [c for c in wide.columns if c not in meta],
+        var_name="scale", value_name="score",
+    ).dropna(subset=["score"])  # fmt: skip
+    long["centre"] = long["person_id"].map(info).map(view.labels)
+    return long.rename(columns={"person_id": "pseudonym"})
+
+
+def test_prom_reads_in_sql_equal_the_frame_computation(db: Session) -> None:
+    scope = scope_for(db, get_user(db, "national-admin"), Action.READ_AGGREGATES)
+    view = queries_dose.centre_view(db, scope)
+    long = _old_scores(db, view)
+    assert len(long) > 0
+    cols = ["pseudonym", "timepoint", "scale", "score", "centre"]
+    want_t = trajectory(long[cols], by=("centre",))
+    want_d = deterioration_share(long[cols], "baseline", by=("centre",))
+    keep = queries_outcome._keep  # the small-cell rule the page applies after
+    got_t = queries_outcome.prom_trajectory(db, scope, site="lung")
+    got_d = queries_outcome.prom_deterioration(db, scope, site="lung")
+    pd.testing.assert_frame_equal(got_t, keep(view, want_t, "n"), rtol=1e-9)
+    pd.testing.assert_frame_equal(got_d, keep(view, want_d, "n"), rtol=1e-9)
+    assert got_d["n_deteriorated"].sum() > 0
