@@ -269,7 +269,8 @@ def dvh_band(
     view = centre_view(session, scope)
     persons = _persons(view, site)
     latest = read_latest_curves(session, persons=persons, structure=structure)
-    plan = prescriptions(session, _episodes(persons)) if latest else {}
+    needed = latest and (eqd2 or scheme is not None)  # the course's fractions
+    plan = prescriptions(session, _episodes(persons)) if needed else {}
     curves: dict[int, list[Any]] = {}
     top = 0.0
     for row in latest:

@@ -89,10 +89,10 @@ def toxicity_incidence(
     deaths = dict(death_dates(session, persons))
     last: dict[int, datetime.date] = {}
     first: dict[int, datetime.date] = {}
-    for day in assessment_days(session, persons, term, _GRADE):  # by person, day
-        last[day.person_id] = day.assessed_on
-        if day.hit:
-            first.setdefault(day.person_id, day.assessed_on)
+    for seen in assessment_days(session, persons, term, _GRADE):  # by person, day
+        last[seen.person_id] = seen.assessed_on
+        if seen.hit:
+            first.setdefault(seen.person_id, seen.assessed_on)
     rows = []
     for pid, start in starts.items():
         day: datetime.date
