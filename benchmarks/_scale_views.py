@@ -92,9 +92,7 @@ _START = datetime.date(TODAY.year - 5, 1, 1)
 VIEW_QUERIES: dict[str, Query] = {
     "reports/recruitment_report": recruitment,
     "reports/completion_report": completion,
-    "overview/recruitment_funnel": _page(
-        "recruitment_funnel", start=_START, end=TODAY
-    ),
+    "overview/recruitment_funnel": _page("recruitment_funnel", start=_START, end=TODAY),
     "overview/recruitment_over_time": _page(
         "recruitment_over_time", start=_START, end=TODAY
     ),
