@@ -99,7 +99,7 @@ class UsedTokenError(InvitationError):
 
 
 class NoLongerAvailableError(InvitationError):
-    """The patient declined or withdrew consent: the questionnaire is closed."""
+    """The patient declined, withdrew consent or died: the questionnaire is closed."""
 
 
 class AuditError(CohortError):

@@ -43,7 +43,7 @@ from cohort.errors import (
     UsedTokenError,
 )
 from instruments.store.common import timepoint_codes
-from omop.cdm import Person, SurveyConduct
+from omop.cdm import Death, Person, SurveyConduct
 from omop.cohort_tables import Enrolment, Invitation
 from omop.private_files import random_key_file
 
@@ -61,6 +61,7 @@ __all__ = [
     "redeem",
     "resign",
     "token_hash",
+    "without_deaths",
 ]
 
 #: What the patient's page shows when the patient declined or withdrew consent.
@@ -113,6 +114,16 @@ def _claims(signing_key: bytes, token: str) -> tuple[int, datetime.datetime]:
     return int(invitation_id), datetime.datetime.fromtimestamp(expiry, datetime.UTC)
 
 
+def without_deaths(session: Session, person_ids: set[int]) -> set[int]:
+    """Return the persons of ``person_ids`` with no recorded death."""
+    if not person_ids:
+        return set()
+    dead = session.scalars(
+        select(Death.person_id).where(Death.person_id.in_(sorted(person_ids)))
+    )
+    return person_ids - {int(p) for p in dead}
+
+
 @dataclass(frozen=True)
 class IssuedInvitation:
     """A new invitation and its link token (shown once, never stored)."""
@@ -131,7 +142,17 @@ def issue(
     valid_for: datetime.timedelta = datetime.timedelta(days=28),
     now: datetime.datetime | None = None,
 ) -> IssuedInvitation:
-    """Create an invitation for one person and timepoint; return its token."""
+    """Create an invitation for one person and timepoint; return its token.
+
+    Raises
+    ------
+    InvalidInputError
+        A death is recorded for the person: no questionnaire is sent.
+    """
+    if session.get(Death, person_id) is not None:
+        raise InvalidInputError(
+            f"person {person_id}: a death is recorded; no questionnaire link is issued"
+        )
     created = as_utc(now or utcnow())
     expires = (created + valid_for).replace(microsecond=0)
     row = Invitation(
@@ -170,11 +191,19 @@ class RedeemedInvitation:
 
 
 def _refuse_if_closed(session: Session, invitation_id: int) -> None:
-    """Raise :class:`NoLongerAvailableError` when the patient declined or withdrew."""
+    """Raise :class:`NoLongerAvailableError` when the patient is out of reach.
+
+    That is: declined or withdrew consent, or has a recorded death (a relative
+    opening the link sees the same neutral message).
+    """
     person_id = session.scalar(
         select(Invitation.person_id).where(Invitation.invitation_id == invitation_id)
     )
-    if person_id is not None and refusal(session, person_id=int(person_id)):
+    if person_id is None:
+        return
+    if refusal(session, person_id=int(person_id)):
+        raise NoLongerAvailableError(NO_LONGER_AVAILABLE)
+    if session.get(Death, int(person_id)) is not None:
         raise NoLongerAvailableError(NO_LONGER_AVAILABLE)
 
 
@@ -221,6 +250,7 @@ def redeem(
                     Enrolment.state.in_(sorted(s.value for s in REFUSED_STATES))
                 )
             ),
+            Invitation.person_id.not_in(select(Death.person_id)),
         )
         .values(used_at=moment)
         .execution_options(synchronize_session=False)

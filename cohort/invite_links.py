@@ -115,6 +115,10 @@ def _one_patient(session: Session, centre_id: int, pseudonym: str) -> int:
             f"--pseudonym: {pseudonym} is {state or 'not enrolled'}, not consented; "
             "no link issued"
         )
+    if not invitations.without_deaths(session, {int(person.person_id)}):
+        raise InvalidInputError(
+            f"--pseudonym: {pseudonym} has a recorded death; no link issued"
+        )
     return int(person.person_id)
 
 
@@ -176,7 +180,9 @@ def issue_links(
             f"{centre.care_site_source_value}"
         )
     moment = now or datetime.datetime.now(datetime.UTC)
-    due = _due_persons(session, actor, centre_code, timepoint, today, key)
+    due = invitations.without_deaths(
+        session, _due_persons(session, actor, centre_code, timepoint, today, key)
+    )
     batch = LinkBatch()
     if pseudonym is not None:
         targets = [_one_patient(session, centre.care_site_id, pseudonym)]

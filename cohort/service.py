@@ -233,12 +233,15 @@ def invite(
     )
     now = datetime.datetime.now(datetime.UTC)
     targets = sorted(
-        {
-            i.person_id
-            for i in items
-            if i.timepoint == timepoint
-            and i.status in (schedule.Status.DUE, schedule.Status.OVERDUE)
-        }
+        invitations.without_deaths(
+            session,
+            {
+                i.person_id
+                for i in items
+                if i.timepoint == timepoint
+                and i.status in (schedule.Status.DUE, schedule.Status.OVERDUE)
+            },
+        )
     )
     open_ = set(
         session.scalars(

@@ -16,7 +16,9 @@ patients who have it are counted; the label says that this hides differences in
 practice. Centres are placed on the funnel by
 :func:`cohort.benchmark.funnel.funnel_points` (exact Poisson 95% and 99.8% limits).
 Other centres with fewer than :data:`~cohort.benchmark.view.MIN_COUNT` patients are
-left out; the user's own centre is named, others anonymised.
+left out, and so are other centres with 1-4 events (a point's position gives its
+event count: observed = ratio x expected); the user's own centre is named, others
+anonymised.
 """
 
 from __future__ import annotations
@@ -223,8 +225,9 @@ def toxicity_funnel(
         One row per visible centre: ``centre``, ``own`` and the columns of
         :func:`~cohort.benchmark.funnel.funnel_points` (``observed``, ``expected``,
         ``ratio``, ``lower_95`` ... ``outside_998``), ``n`` and ``adjustment``.
-        ``attrs``: ``factors_used``, ``factors_dropped``, ``excluded``,
-        ``n_patients`` (all centres) and ``n_events``.
+        ``attrs``: ``hidden_small`` (other centres not drawn: 1-4 events),
+        ``factors_used``, ``factors_dropped``, ``excluded``, ``n_patients`` (all
+        centres) and ``n_events``.
     """
     import pandas as pd
 
@@ -239,20 +242,20 @@ def toxicity_funnel(
     record_read(session, scope, "toxicity_funnel", detail)
     out = pd.DataFrame()
     counts = pd.DataFrame()
+    hidden_small = 0
     if len(table):
         factors = [f for f in CASE_MIX_FACTORS if not (site and f == "site")]
         counts = expected_counts(
             table, "event", factors, by="care_site_id",
             dose_column="dose" if dose else None,
         )  # fmt: skip
-        shown = counts[
-            counts["care_site_id"].isin(view.centre_ids)
-            & (
-                counts["care_site_id"].isin(view.own)
-                | (counts["n"] >= MIN_COUNT)
-                | (not view.shows_others)
-            )
-        ]
+        own = counts["care_site_id"].isin(view.own) | (not view.shows_others)
+        # Another centre's point gives its event count (observed = ratio x
+        # expected): one with 1-4 events is a small cell and is not drawn.
+        small = ~own & counts["observed"].between(1, MIN_COUNT - 1)
+        visible = counts["care_site_id"].isin(view.centre_ids)
+        hidden_small = int((visible & small & (counts["n"] >= MIN_COUNT)).sum())
+        shown = counts[visible & ~small & (own | (counts["n"] >= MIN_COUNT))]
         if len(shown):
             labels = [view.labels[int(i)] for i in shown["care_site_id"]]
             out = funnel_points(shown["observed"], shown["expected"], labels)
@@ -262,6 +265,7 @@ def toxicity_funnel(
             out["adjustment"] = shown["adjustment"].to_numpy()
             out = out.sort_values("centre").reset_index(drop=True)
     out.attrs.update(
+        hidden_small=hidden_small if len(table) else 0,
         factors_used=list(counts.attrs.get("factors_used", [])),
         factors_dropped=list(counts.attrs.get("factors_dropped", [])),
         excluded=dict(table.attrs["excluded"]),

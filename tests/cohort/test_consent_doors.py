@@ -75,6 +75,37 @@ def test_open_link_shows_the_form_of_a_consented_patient(session: Session) -> No
     submit_prom_by_link(session, KEY, token, ANSWERS, now=NOW)
 
 
+def test_death_closes_open_links_and_refuses_new_ones(session: Session) -> None:
+    """A death recorded after the link was sent: the link opens nothing (a relative
+    sees the neutral message) and no new link is issued, one by one or in bulk."""
+    from cohort.errors import InvalidInputError
+    from cohort.invite_links import issue_links
+
+    site = centre(session, "CDDE")
+    pid = enrol(session, site, "CDDE-P")
+    enrol(session, site, "CDDE-Q")
+    token = invitations.issue(session, KEY, pid, "m3", now=NOW).token
+    admin = user(session, "cd-dm", "data_manager", ["CDDE"])
+    service.record_followup(
+        session, admin, centre_code="CDDE", pseudonym="CDDE-P", death=DAY
+    )
+    surveys = _count(session, SurveyConduct)
+    with pytest.raises(NoLongerAvailableError, match="no longer available"):
+        invitations.open_link(session, KEY, token, now=NOW)
+    with pytest.raises(NoLongerAvailableError, match="no longer available"):
+        submit_prom_by_link(session, KEY, token, ANSWERS, now=NOW)
+    assert _count(session, SurveyConduct) == surveys
+    with pytest.raises(InvalidInputError, match="death is recorded"):
+        invitations.issue(session, KEY, pid, "m6", now=NOW)
+    kw = {"centre_code": "CDDE", "timepoint": "m6", "today": DAY,
+          "signing_key": KEY, "link_base": "https://x/prom?t=", "now": NOW}  # fmt: skip
+    with pytest.raises(InvalidInputError, match="CDDE-P has a recorded death"):
+        issue_links(session, admin, pseudonym="CDDE-P", **kw)  # type: ignore[arg-type]
+    # The living patient of the same centre still gets a link.
+    batch = issue_links(session, admin, pseudonym="CDDE-Q", **kw)  # type: ignore[arg-type]
+    assert [link.pseudonym for link in batch.links] == ["CDDE-Q"]
+
+
 def test_toxicity_import_for_a_declined_patient_is_refused(
     session: Session, tmp_path: Path
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,3 +52,21 @@ def national(
         built = build_national(url, tmp / "data")
     get_settings.cache_clear()
     return built
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Attach ``rtcohort serve``'s log tail to a failing browser test.
+
+    A page waiting for a message that never comes is explained by the server's
+    traceback, which is otherwise lost with the temporary folder.
+    """
+    outcome = yield
+    report = outcome.get_result()
+    served = getattr(item, "funcargs", {}).get("served")
+    data = getattr(served, "data", None)
+    if report.failed and call.when == "call" and isinstance(data, Path):
+        log = data.parent / "serve.log"
+        if log.exists():
+            tail = log.read_text(errors="replace")[-4000:]
+            report.sections.append(("rtcohort serve log (tail)", tail))

@@ -125,6 +125,11 @@ def _engine(served: Served) -> Any:
 
 
 def _consented_hus(served: Served) -> tuple[str, int, str]:
+    """A living, consented HUS patient and a timepoint they have not answered.
+
+    The demo simulates deaths relative to today, so which patients are alive
+    changes from day to day (a deceased patient's link is refused)."""
+    from cohort.invitations import without_deaths
     from cohort.service import acting_user, list_patients
     from instruments.store import read_prom_scores
     from omop.engine import session_factory
@@ -133,6 +138,8 @@ def _consented_hus(served: Served) -> tuple[str, int, str]:
     with session_factory(engine)() as s:
         rows = list_patients(s, acting_user(s, "admin"))
         hus = [r for r in rows if r.centre == "HUS" and r.state == "consented"]
+        living = without_deaths(s, {r.person_id for r in hus})
+        hus = [r for r in hus if r.person_id in living]
         scores = read_prom_scores(s, [r.person_id for r in hus])
     engine.dispose()
     # The demo records PROMs too: take a patient and a timepoint with no answers yet.
