@@ -38,7 +38,7 @@ from cohort.vital import death_dates
 from etl.store.course import FirstCourse, read_first_courses
 from etl.store.course_age import course_ages
 from etl.store.metric_reads import metric_values, prescriptions
-from instruments.store import read_toxicity
+from instruments.store.toxicity_days import AssessmentDay, assessment_days
 from omop.cdm import Person
 from omop.cohort_tables import Enrolment
 from omop.vocab.standard import FEMALE, MALE
@@ -84,19 +84,17 @@ def _persons(site: str | None) -> Select[Any]:
 
 
 def _assessments(
-    tox: pd.DataFrame, courses: dict[int, FirstCourse], term: str, min_grade: int
+    days: list[AssessmentDay], courses: dict[int, FirstCourse]
 ) -> tuple[dict[int, datetime.date], dict[int, datetime.date]]:
     """Return the last assessment and the first event of each person after RT start."""
-    wanted = term.casefold()
     seen: dict[int, datetime.date] = {}
     hits: dict[int, datetime.date] = {}
-    cols = ["person_id", "assessed_on", "term", "grade"]
-    for raw, day, name, grade in tox[cols].itertuples(index=False):
-        pid = int(raw)
-        if day < courses[pid].start:
+    for pid, day, hit in days:
+        course = courses.get(pid)
+        if course is None or day < course.start:
             continue
         seen[pid] = max(day, seen.get(pid, day))
-        if str(name).casefold() == wanted and int(grade) >= min_grade:
+        if hit:
             hits[pid] = min(day, hits.get(pid, day))
     return seen, hits
 
@@ -146,7 +144,6 @@ def casemix_table(
     ages = course_ages(session, episodes)
     scheme = prescriptions(session, episodes)
     deaths = dict(death_dates(session, persons))
-    tox = read_toxicity(session, list(courses))
     doses: dict[int, float] = {}
     if dose is not None:
         latest = sorted(
@@ -154,7 +151,8 @@ def casemix_table(
             key=lambda v: v.dataset_id,
         )
         doses = {v.person_id: v.value for v in latest}
-    seen, hits = _assessments(tox, courses, term, min_grade)
+    days = assessment_days(session, persons, term, min_grade, casefold=True)
+    seen, hits = _assessments(days, courses)
     rows: list[dict[str, Any]] = []
     excluded = {"followed_less_than_horizon": 0, "died_before_horizon": 0,
                 "no_dose": 0}  # fmt: skip
