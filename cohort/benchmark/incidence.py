@@ -1,6 +1,7 @@
 r"""Cumulative incidence of an endpoint with death as a competing risk.
 
-The Aalen-Johansen estimator (through :class:`lifelines.AalenJohansenFitter`) gives
+The Aalen-Johansen estimator (as :class:`lifelines.AalenJohansenFitter` computes it,
+vectorised in :mod:`cohort.benchmark.estimators`) gives
 the probability of the endpoint by time :math:`t` when death precludes it:
 
 .. math::
@@ -16,14 +17,15 @@ positive code is also a competing event).
 
 Notes
 -----
-*lifelines* breaks ties between event times by jittering them; it is run here with a
-jitter of 1e-6 days and a fixed seed (the global NumPy random state is restored
-afterwards); patients censored at a time still count as at risk for the events at
-that time (the usual convention), and the estimate is read just after each time, so
-ties change nothing at the resolution of days. Its two interval columns are labelled
-the wrong way round (lifelines 0.30); the bounds are taken as their minimum and
+*lifelines* breaks ties between event times by jittering them; this is done here as
+lifelines does it, with a jitter of 1e-6 days and seed 0 (the global NumPy random
+state is not touched); patients censored at a time still count as at risk for the
+events at that time (the usual convention), and the estimate is read just after each
+time, so ties change nothing at the resolution of days. Its two interval columns are
+labelled the wrong way round (lifelines 0.30); the bounds are taken as their minimum and
 maximum, whatever the labels.
 An event at time 0 is moved to 1e-3 days (*lifelines* sets the estimate at 0 to 0).
+The results equal lifelines' to rounding (tests/cohort/benchmark/test_estimators).
 
 References
 ----------
@@ -35,14 +37,12 @@ multi-state models. Stat Med 2007;26:2389-2430.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd  # type: ignore[import-untyped]
-from lifelines import AalenJohansenFitter, KaplanMeierFitter
 from numpy.typing import ArrayLike, NDArray
 
 from cohort.benchmark.errors import BenchmarkInputError
+from cohort.benchmark.estimators import aalen_johansen, kaplan_meier
 
 __all__ = ["AJ_LABEL", "KM_LABEL", "cumulative_incidence"]
 
@@ -98,43 +98,27 @@ def _validate(
     return t, e
 
 
-def _lifelines_aj(
+def _aj(
     t: FloatArray, e: NDArray[np.int64], event_of_interest: int, grid: FloatArray
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
-    state = np.random.get_state()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            # Censored at a tied time: still at risk for the events at that time.
-            shifted = np.where(e == 0, t + _CENSOR_AFTER, t)
-            aj = AalenJohansenFitter(jitter_level=_JITTER_DAYS, seed=0).fit(
-                shifted, e, event_of_interest=event_of_interest
-            )
-    finally:
-        np.random.set_state(state)
-    idx = aj.cumulative_density_.index.to_numpy(dtype=float)
-    est = aj.cumulative_density_.iloc[:, 0].to_numpy(dtype=float)
-    ci = aj.confidence_interval_.to_numpy(dtype=float)
+    # Censored at a tied time: still at risk for the events at that time.
+    shifted = np.where(e == 0, t + _CENSOR_AFTER, t)
+    idx, est, b1, b2 = aalen_johansen(
+        shifted, e, event_of_interest, jitter=_JITTER_DAYS, seed=0
+    )
     at = grid + _READ_AFTER
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        lo = np.nanmin(ci, axis=1)
-        hi = np.nanmax(ci, axis=1)
+    lo = np.fmin(b1, b2)
+    hi = np.fmax(b1, b2)
     return _step(idx, est, at), _step(idx, lo, at), _step(idx, hi, at)
 
 
-def _lifelines_km(
+def _km(
     t: FloatArray, e: NDArray[np.int64], event_of_interest: int, grid: FloatArray
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
-    km = KaplanMeierFitter().fit(t, event_observed=(e == event_of_interest))
-    idx = km.survival_function_.index.to_numpy(dtype=float)
-    s = km.survival_function_.iloc[:, 0].to_numpy(dtype=float)
-    ci = km.confidence_interval_.to_numpy(dtype=float)
+    idx, s, b1, b2 = kaplan_meier(t, e == event_of_interest)
     at = grid + _READ_AFTER
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        s_lo = np.nanmin(ci, axis=1)
-        s_hi = np.nanmax(ci, axis=1)
+    s_lo = np.fmin(b1, b2)
+    s_hi = np.fmax(b1, b2)
     return (
         1.0 - _step(idx, s, at),
         1.0 - _step(idx, s_hi, at),
@@ -205,8 +189,8 @@ def cumulative_incidence(
         frame["km_upper_95"] = np.nan
         frame = frame[list(_COLUMNS)]
     else:
-        aj, aj_lo, aj_hi = _lifelines_aj(t, e, event_of_interest, grid)
-        km, km_lo, km_hi = _lifelines_km(t, e, event_of_interest, grid)
+        aj, aj_lo, aj_hi = _aj(t, e, event_of_interest, grid)
+        km, km_lo, km_hi = _km(t, e, event_of_interest, grid)
         frame["aalen_johansen"] = aj
         frame["aj_lower_95"] = aj_lo
         frame["aj_upper_95"] = aj_hi
