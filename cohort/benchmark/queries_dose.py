@@ -15,10 +15,10 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from cohort.benchmark.control_chart import individuals_chart
+from cohort.benchmark.dvh_sample import sample_cumulative
 from cohort.benchmark.view import MIN_COUNT, CentreView, centre_view, record_read
 from cohort.consent_states import ConsentState
 from cohort.permissions import Scope
-from etl.dose.radiobiology import dvh_to_eqd2
 from etl.store.dvh_read import read_latest_curves
 from etl.store.dvh_rows import dvh_from_row
 from etl.store.metric_reads import metric_values, prescriptions
@@ -28,6 +28,8 @@ from omop.ingest_tables import IngestDataset
 
 if TYPE_CHECKING:
     import pandas as pd  # type: ignore[import-untyped]
+
+    from etl.dose.histogram import DVH
 
 __all__ = [
     "BENCHMARK_METRICS",
@@ -271,39 +273,35 @@ def dvh_band(
     latest = read_latest_curves(session, persons=persons, structure=structure)
     needed = latest and (eqd2 or scheme is not None)  # the course's fractions
     plan = prescriptions(session, _episodes(persons)) if needed else {}
-    curves: dict[int, list[Any]] = {}
-    top = 0.0
+    chosen: list[tuple[int, DVH, float]] = []
     for row in latest:
         total, n = plan.get(row.episode_id or -1, (None, None))
         if scheme is not None and scheme_label(total, n) != scheme:
             continue
-        dvh = dvh_from_row(row)
-        if eqd2:
-            if not n:
-                continue
-            dvh = dvh_to_eqd2(dvh, n, alpha_beta_gy)
-        dose, volume = dvh.cumulative()
-        if volume.size == 0 or volume[0] <= 0:
+        if eqd2 and not n:
             continue
-        curves.setdefault(int(row.care_site_id or 0), []).append(
-            (dose, 100.0 * volume / volume[0])
-        )
-        top = max(top, float(dose[-1]))
-    grid = np.arange(0.0, top + step_gy, step_gy)
+        chosen.append((int(row.care_site_id or 0), dvh_from_row(row), float(n or 0)))
+    grid, sampled, kept = sample_cumulative(
+        [c[1] for c in chosen], step_gy,
+        fractions=[c[2] for c in chosen] if eqd2 else None,
+        alpha_beta_gy=alpha_beta_gy,
+    )  # fmt: skip
+    centres = np.array([c[0] for c in chosen], dtype=np.int64)[kept]
     rows = []
-    for site_id, items in curves.items():
+    for site_id in dict.fromkeys(centres.tolist()):
         if site_id not in view.labels:
             continue
-        if site_id not in view.own and view.shows_others and len(items) < MIN_COUNT:
+        mine = sampled[centres == site_id]
+        if site_id not in view.own and view.shows_others and len(mine) < MIN_COUNT:
             continue
-        sampled = np.vstack([np.interp(grid, d, v, right=0.0) for d, v in items])
-        q1, med, q3 = np.percentile(sampled, [25, 50, 75], axis=0)
+        q1, med, q3 = np.percentile(mine, [25, 50, 75], axis=0)
         rows += [
             {"centre": view.labels[site_id], "dose_gy": g, "q1": a, "median": b,
-             "q3": c, "patients": len(items)}
+             "q3": c, "patients": len(mine)}
             for g, a, b, c in zip(grid, q1, med, q3, strict=True)
         ]  # fmt: skip
     out = pd.DataFrame(rows, columns=["centre", "dose_gy", "q1", "median", "q3",
                                       "patients"])  # fmt: skip
-    record_read(session, scope, "dvh_band", f"site {site}, {structure}: {len(curves)}")
+    n_centres = len(set(centres.tolist()))
+    record_read(session, scope, "dvh_band", f"site {site}, {structure}: {n_centres}")
     return out
