@@ -9,8 +9,10 @@ centre with fewer than :data:`cohort.benchmark.view.MIN_COUNT` patients.
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
@@ -61,6 +63,9 @@ BENCHMARK_METRICS: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 
+_QUANTILES = np.array([0.1, 0.25, 0.75, 0.9])
+
+
 def scheme_label(total_gy: float | None, fractions: int | None) -> str:
     """Return ``"60 Gy/30"`` (``"unknown"`` without a prescription)."""
     if total_gy is None or not fractions:
@@ -92,8 +97,12 @@ def _values(
     metric: str,
     eqd2: bool,
     alpha_beta_gy: float,
+    schemes: bool = True,
 ) -> pd.DataFrame:
-    """One row per patient: ``care_site_id, course_start, scheme, value``."""
+    """One row per patient: ``care_site_id, course_start, scheme, value``.
+
+    ``schemes`` False skips reading the prescriptions (``scheme`` is ``unknown``).
+    """
     import pandas as pd
 
     persons = _persons(view, site)
@@ -101,7 +110,7 @@ def _values(
         session, persons=persons, structure=structure, metric=metric,
         alpha_beta_gy=alpha_beta_gy if eqd2 else None,
     )  # fmt: skip
-    scheme = prescriptions(session, _episodes(persons)) if rows else {}
+    scheme = prescriptions(session, _episodes(persons)) if rows and schemes else {}
     columns = ["person_id", "care_site_id", "dataset_id", "course_start", "scheme"]
     records = [
         (r.person_id, r.care_site_id, r.dataset_id, r.course_start,
@@ -185,16 +194,21 @@ def dose_distribution(
     view = centre_view(session, scope)
     df = _scheme(
         _values(session, view, site=site, structure=structure, metric=metric,
-                eqd2=eqd2, alpha_beta_gy=alpha_beta_gy),
+                eqd2=eqd2, alpha_beta_gy=alpha_beta_gy, schemes=scheme is not None),
         scheme,
     )  # fmt: skip
     rows = []
     for site_id, group in df.groupby("care_site_id"):
-        v = group["value"]
+        v = group["value"].to_numpy(dtype=float)
+        # As Series.quantile and .median compute them (NaN skipped, linear).
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all NaN: NaN
+            p10, q1, q3, p90 = np.nanpercentile(v, _QUANTILES * 100.0)
+            median = np.nanmedian(v)
         row: dict[str, Any] = {
             "centre": view.labels[int(site_id)], "patients": len(v),
-            "p10": v.quantile(0.1), "q1": v.quantile(0.25), "median": v.median(),
-            "q3": v.quantile(0.75), "p90": v.quantile(0.9),
+            "p10": float(p10), "q1": float(q1), "median": float(median),
+            "q3": float(q3), "p90": float(p90),
         }  # fmt: skip
         if int(site_id) not in view.own and view.shows_others and len(v) < MIN_COUNT:
             row = {"centre": row["centre"]} | dict.fromkeys(list(row)[1:])
@@ -232,7 +246,7 @@ def metric_over_time(
     view = centre_view(session, scope)
     df = _scheme(
         _values(session, view, site=site, structure=structure, metric=metric,
-                eqd2=eqd2, alpha_beta_gy=alpha_beta_gy),
+                eqd2=eqd2, alpha_beta_gy=alpha_beta_gy, schemes=scheme is not None),
         scheme,
     )  # fmt: skip
     own = df[df["care_site_id"].isin(view.own) & df["course_start"].notna()]
@@ -265,7 +279,6 @@ def dvh_band(
     DataFrame
         ``centre, dose_gy, q1, median, q3, patients``.
     """
-    import numpy as np
     import pandas as pd
 
     view = centre_view(session, scope)

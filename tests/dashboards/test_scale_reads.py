@@ -31,7 +31,7 @@ from cohort.users import get_user
 from etl.dose.radiobiology import dvh_to_eqd2
 from etl.store.dvh_read import read_dvh_rows, read_latest_curves
 from etl.store.dvh_rows import dvh_from_row
-from etl.store.metric_reads import prescriptions
+from etl.store.metric_reads import metric_values, prescriptions
 from instruments.store import read_prom_scores, read_survey_timings, read_toxicity
 from instruments.store.toxicity_days import assessment_days
 from omop.cdm import Person
@@ -264,3 +264,47 @@ def test_prom_reads_in_sql_equal_the_frame_computation(db: Session) -> None:
     pd.testing.assert_frame_equal(got_t, keep(view, want_t, "n"), rtol=1e-9)
     pd.testing.assert_frame_equal(got_d, keep(view, want_d, "n"), rtol=1e-9)
     assert got_d["n_deteriorated"].sum() > 0
+
+
+def _old_distribution(
+    session: Session, scope: Any, structure: str, metric: str, scheme: str | None
+) -> pd.DataFrame:
+    """The former distribution: pandas quantiles of every patient's latest value."""
+    view = queries_dose.centre_view(session, scope)
+    persons = queries_dose._persons(view, "lung")
+    rows = metric_values(session, persons=persons, structure=structure, metric=metric)
+    latest: dict[int, Any] = {}
+    for r in rows:
+        if r.person_id not in latest or r.dataset_id > latest[r.person_id].dataset_id:
+            latest[r.person_id] = r
+    plan = prescriptions(session, {r.episode_id for r in rows if r.episode_id})
+    out = []
+    by_site: dict[int, list[float]] = {}
+    for r in latest.values():
+        label = queries_dose.scheme_label(*plan.get(r.episode_id or -1, (None, None)))
+        if scheme is None or label == scheme:
+            by_site.setdefault(r.care_site_id, []).append(r.value)
+    for site_id, values in by_site.items():
+        v = pd.Series(values)
+        out.append({
+            "centre": view.labels[site_id], "patients": len(v),
+            "p10": v.quantile(0.1), "q1": v.quantile(0.25), "median": v.median(),
+            "q3": v.quantile(0.75), "p90": v.quantile(0.9),
+        })  # fmt: skip
+    return pd.DataFrame(out).sort_values("centre").reset_index(drop=True)
+
+
+def test_dose_distribution_equals_pandas_quantiles(db: Session) -> None:
+    scope = scope_for(db, get_user(db, "national-admin"), Action.READ_AGGREGATES)
+    chosen = {"site": "lung", "structure": "Lungs", "metric": "Mean[Gy]"}
+    schemes = queries_dose.dose_schemes(db, scope, **chosen)
+    for scheme in [None, str(schemes["scheme"].iloc[0])]:
+        got = queries_dose.dose_distribution(db, scope, **chosen, scheme=scheme)
+        want = _old_distribution(db, scope, "Lungs", "Mean[Gy]", scheme)
+        assert len(got) > 1 and (got["patients"] >= 5).any()
+        shown = got["patients"].notna()
+        pd.testing.assert_frame_equal(
+            got[shown].reset_index(drop=True),
+            want[want["centre"].isin(got["centre"][shown])].reset_index(drop=True),
+            check_dtype=False, rtol=0, atol=1e-12,
+        )  # fmt: skip
