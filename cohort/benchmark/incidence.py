@@ -170,33 +170,27 @@ def cumulative_incidence(
     inside = t[t <= horizon]
     grid = np.unique(np.concatenate(([0.0], inside, [horizon])))
     at_risk = t.size - np.searchsorted(np.sort(t), grid, side="left")
-    frame = pd.DataFrame({"days": grid, "at_risk": at_risk.astype(np.int64)})
+    columns: dict[str, ArrayLike] = {"days": grid, "at_risk": at_risk.astype(np.int64)}
     n_events = int(np.sum(e == event_of_interest))
     n_competing = int(np.sum((e != 0) & (e != event_of_interest)))
     note: str | None = None
     if t.size == 0:
         note = "no patients: the cumulative incidence cannot be estimated"
-        for col in _COLUMNS[2:]:
-            frame[col] = np.nan
+        columns |= dict.fromkeys(_COLUMNS[2:], np.full(grid.size, np.nan))
     elif n_events == 0:
         note = (
             f"no events of type {event_of_interest} among {t.size} patients: "
             "the estimated incidence is 0 (upper limits not estimable)"
         )
-        for col in ("aalen_johansen", "aj_lower_95", "one_minus_km", "km_lower_95"):
-            frame[col] = 0.0
-        frame["aj_upper_95"] = np.nan
-        frame["km_upper_95"] = np.nan
-        frame = frame[list(_COLUMNS)]
+        zero, nan = np.zeros(grid.size), np.full(grid.size, np.nan)
+        values = [zero, zero, nan, zero, zero, nan]
+        columns |= dict(zip(_COLUMNS[2:], values, strict=True))
     else:
         aj, aj_lo, aj_hi = _aj(t, e, event_of_interest, grid)
         km, km_lo, km_hi = _km(t, e, event_of_interest, grid)
-        frame["aalen_johansen"] = aj
-        frame["aj_lower_95"] = aj_lo
-        frame["aj_upper_95"] = aj_hi
-        frame["one_minus_km"] = km
-        frame["km_lower_95"] = km_lo
-        frame["km_upper_95"] = km_hi
+        values = [aj, aj_lo, aj_hi, km, km_lo, km_hi]
+        columns |= dict(zip(_COLUMNS[2:], values, strict=True))
+    frame = pd.DataFrame({c: columns[c] for c in _COLUMNS})
     frame.attrs.update(
         labels={"aalen_johansen": AJ_LABEL, "one_minus_km": KM_LABEL},
         note=note,
