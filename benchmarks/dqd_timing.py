@@ -1,14 +1,15 @@
 """Time every ``db quality`` check on one database (per-check wall time).
 
-Not run by ``make test``. Each check runs as in ``rtcohort db quality``
-(:func:`omop.quality.run.run_check`, one SAVEPOINT per check) under a statement
+Not run by ``make test``. The checks run as in ``rtcohort db quality``
+(:func:`omop.quality.run.run_checks`: plain counts on shared scans, the others one
+by one in a SAVEPOINT each; ``--one-by-one`` runs each alone) under a statement
 timeout, so a runaway check is reported as that check's error instead of stalling
 the run::
 
     python benchmarks/dqd_timing.py URL --timeout 20 --out /tmp/dqd.jsonl
 
-One JSON line per check (id, status, seconds, error) goes to ``--out``; the slowest
-checks and the total are printed at the end.
+One JSON line per check (id, status, seconds or its share of a scan, error) goes
+to ``--out``; the slowest checks and the total are printed at the end.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from sqlalchemy import text
 from omop.engine import make_engine, session_factory
 from omop.quality import all_checks
 from omop.quality.control import load_known_failures
-from omop.quality.run import run_check
+from omop.quality.run import run_check, run_checks
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -37,6 +38,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("dqd_timing.jsonl"))
     parser.add_argument("--top", type=int, default=15)
     parser.add_argument("--only", default=None, help="substring of check ids")
+    parser.add_argument(
+        "--one-by-one", action="store_true", help="no shared scans (run_check each)"
+    )
     args = parser.parse_args(argv)
     engine = make_engine(args.url)
     rows = []
@@ -48,10 +52,18 @@ def main(argv: list[str] | None = None) -> None:
         if args.only:
             checks = [c for c in checks if args.only in c.check_id]
         known = load_known_failures(None)
-        for i, check in enumerate(checks):
-            r = run_check(session, check, known)
+        if args.one_by_one:
+            results = []
+            for i, check in enumerate(checks):
+                results.append(run_check(session, check, known))
+                if i % 100 == 0:
+                    print(f"{i}/{len(checks)} {time.perf_counter() - started:.0f} s",
+                          flush=True)  # fmt: skip
+        else:
+            results = run_checks(session, checks, known)
+        for r in results:
             row = {
-                "id": check.check_id,
+                "id": r.check.check_id,
                 "status": r.status,
                 "seconds": round(r.execution_seconds, 3),
                 "violated": r.num_violated_rows,
@@ -60,10 +72,6 @@ def main(argv: list[str] | None = None) -> None:
             }
             rows.append(row)
             out.write(json.dumps(row) + "\n")
-            out.flush()
-            if i % 100 == 0:
-                print(f"{i}/{len(checks)} {time.perf_counter() - started:.0f} s",
-                      flush=True)  # fmt: skip
         session.rollback()
     total = time.perf_counter() - started
     rows.sort(key=lambda r: -r["seconds"])
