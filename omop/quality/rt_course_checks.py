@@ -155,18 +155,20 @@ def eqd2_when_fractions_known() -> Check:
         "JOIN concept rc ON rc.concept_id = rx.measurement_source_concept_id "
         "AND rc.vocabulary_id = 'RTC Prescription' AND rc.concept_code = 'fractions' "
     )
+    # The grids (dose images, courses) with known fractions, each found once: an
+    # uncorrelated IN rather than a lookup per metric.
     image_fractions = (
-        "EXISTS (SELECT 1 FROM image_occurrence io JOIN episode_event ee ON "
-        "ee.event_id = io.procedure_occurrence_id AND "
+        "p.grid_id IN (SELECT io.image_occurrence_id FROM image_occurrence io "
+        "JOIN episode_event ee ON ee.event_id = io.procedure_occurrence_id AND "
         "ee.episode_event_field_concept_id IN "
         f"{_field('procedure_occurrence.procedure_occurrence_id')} "
         + rx.format(episode="ee.episode_id")
-        + "WHERE io.image_occurrence_id = p.grid_id AND rx.value_as_number > 0)"
+        + "WHERE rx.value_as_number > 0)"
     )
     course_fractions = (
-        "EXISTS (SELECT 1 FROM episode ce "
+        "p.grid_id IN (SELECT ce.episode_id FROM episode ce "
         + rx.format(episode="ce.episode_id")
-        + "WHERE ce.episode_id = p.grid_id AND rx.value_as_number > 0)"
+        + "WHERE rx.value_as_number > 0)"
     )
     fractions = (
         f"((p.src = 'image' AND {image_fractions}) OR "
