@@ -36,10 +36,11 @@ def _load_feature_transform() -> Callable[..., Any] | None:
     ``scipy.ndimage.distance_transform_edt``, which it equals (tested).
     """
     try:
-        spec = importlib.util.find_spec("scipy.ndimage")
+        # The top-level spec: finding "scipy.ndimage" would import scipy itself.
+        spec = importlib.util.find_spec("scipy")
         if spec is None or not spec.submodule_search_locations:
             return None
-        folder = Path(next(iter(spec.submodule_search_locations)))
+        folder = Path(next(iter(spec.submodule_search_locations))) / "ndimage"
         path = next(folder.glob("_nd_image*.so"), None) or next(
             folder.glob("_nd_image*.pyd"), None
         )
