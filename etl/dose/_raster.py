@@ -72,10 +72,14 @@ def distance_edt(free: BoolArray, sampling: tuple[float, float]) -> FloatArray:
     transform(
         np.ascontiguousarray(free, dtype=np.int8), np.asarray(sampling, np.float64), ft
     )
-    dt = (ft - np.indices(free.shape, dtype=np.int32)).astype(np.float64)
+    ft -= np.indices(free.shape, dtype=np.int32)
+    dt = ft.astype(np.float64)
     dt[0] *= sampling[0]
     dt[1] *= sampling[1]
-    return np.asarray(np.sqrt(np.add.reduce(dt * dt, axis=0)))
+    dt *= dt
+    out: FloatArray = np.add(dt[0], dt[1])  # = np.add.reduce over the first axis
+    np.sqrt(out, out=out)
+    return out
 
 
 def _scipy_fallback(free: BoolArray, sampling: tuple[float, float]) -> FloatArray:
