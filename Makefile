@@ -6,6 +6,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 DEMO_DIR ?= ./rtcohort-data
+# Test processes (pytest-xdist); each runs whole files and starts its own PostgreSQL.
+TEST_WORKERS ?= 2
 
 .PHONY: demo test lint typecheck bench clean help
 
@@ -26,7 +28,7 @@ demo: $(STAMP)
 	RTCOHORT_DATA_DIR=$(DEMO_DIR) $(VENV)/bin/rtcohort serve --key-dir $(DEMO_DIR)/keys
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -1,11 +1,14 @@
-"""The read queries ``benchmarks/scale.py`` times: one per dashboard view, and more.
+"""The read queries ``benchmarks/scale.py`` times: the dashboards' own data functions.
 
-:data:`VIEW_QUERIES` maps a name to ``callable(session)``; the lead can swap in the
-dashboard's own functions. Recruitment and completion call :mod:`cohort.reports`
-(as the admin); the dose, DVH, toxicity and PROM aggregations are SQL over the OMOP
-conventions (ARCHITECTURE.md section 3), percentiles computed in the database
-(``percentile_cont``, PostgreSQL). :func:`heavy_queries` adds the NTCP dataset
-extraction (:func:`ntcp.dataset.extract_dataset`) and ``db quality``
+:data:`VIEW_QUERIES` maps a label to ``callable(session)``: one entry per query a
+benchmark page (:mod:`dashboards.pages`) reads through
+:data:`dashboards.ui.cached.QUERIES`, called as the page's cache miss calls it (the
+viewer's scope from :func:`cohort.permissions.scope_for`, the package function, its
+audit record) with the page's default choices, as the admin (who, like a viewer,
+sees every centre, the others anonymised and suppressed). Labels are
+``page/query``. The two reports of :mod:`cohort.reports` come too. :func:`heavy_queries`
+adds the NTCP dataset extraction behind the NTCP explorer
+(:func:`ntcp.dataset.extract_dataset`) and ``db quality``
 (:func:`omop.quality.run_quality`).
 """
 
@@ -13,56 +16,41 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable
-from functools import cache
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 __all__ = ["VIEW_QUERIES", "heavy_queries"]
 
 Query = Callable[[Session], Any]
 
-#: What the dose views show (a frequent organ of two sites, a frequent metric).
-ORGAN, METRIC, DVH_ORGAN, TERM, SCALE = (
-    "Heart",
-    "Mean[Gy]",
-    "Lungs",
-    "Pneumonitis",
-    "QL2",
-)
-
-
-@cache
-def _concepts() -> dict[str, Any]:
-    from etl.mapping.naming import structure_concept_id
-    from etl.store.dvh_rows import METRIC_VOCAB
-    from instruments.ctcae import load_catalogue
-    from omop.vocab.registry import our_concept_id
-
-    code = load_catalogue("5.0").term(TERM).meddra_code
-    v_metrics = [f"V{g}Gy[%]" for g in range(5, 75, 5)]
-    return {
-        "organ": structure_concept_id(ORGAN),
-        "metric": our_concept_id(METRIC_VOCAB, METRIC),
-        "dvh_organ": structure_concept_id(DVH_ORGAN),
-        "v": {our_concept_id(METRIC_VOCAB, m): m for m in v_metrics},
-        "volume": our_concept_id(METRIC_VOCAB, "Volume[cc]"),
-        "term": our_concept_id("CTCAE v5.0", code),
-        "scale": our_concept_id("QLQ-C30", SCALE),
-    }
-
-
-@cache
-def _admin_name() -> str:
-    return "admin"
+#: The pages' choices: a site, its first benchmark organ and metric, a term.
+SITE, ORGAN, METRIC, TERM = "lung", "Lungs", "V20Gy[%]", "Pneumonitis"
+#: The largest site of the simulated cohort, for the dose reads too.
+BIG_SITE, BIG_ORGAN, BIG_METRIC = "breast", "Heart", "Mean[Gy]"
+TODAY = datetime.datetime.now(datetime.UTC).date()
 
 
 def _admin(session: Session) -> Any:
     from cohort.users import ensure_admin, get_user
 
     ensure_admin(session, "scale-benchmark-password")
-    return get_user(session, _admin_name())
+    return get_user(session, "admin")
+
+
+def _page(name: str, **params: Any) -> Query:
+    """The read behind ``dashboards.ui.cached.read(name, identity, **params)``."""
+
+    def run(session: Session) -> Any:
+        from cohort.permissions import scope_for
+        from dashboards.ui.cached import QUERIES
+
+        function, action = QUERIES[name]
+        scope = scope_for(session, _admin(session), action)
+        return function(session, scope, **params)
+
+    run.__name__ = name
+    return run
 
 
 def recruitment(session: Session) -> Any:
@@ -82,101 +70,48 @@ def completion(session: Session) -> Any:
     return completion_report(session, _admin(session))
 
 
-_DOSE_BY_CENTRE = text("""
-SELECT p.care_site_id, count(*) AS n,
-       percentile_cont(ARRAY[0.05, 0.25, 0.5, 0.75, 0.95])
-         WITHIN GROUP (ORDER BY m.value_as_number) AS quantiles
-FROM image_feature f
-JOIN measurement m ON m.measurement_id = f.image_feature_event_id
-JOIN person p ON p.person_id = f.person_id
-WHERE f.anatomic_site_concept_id = :organ AND f.image_feature_concept_id = :metric
-GROUP BY p.care_site_id ORDER BY p.care_site_id
-""")
+def _dose(site: str, organ: str, metric: str) -> dict[str, Query]:
+    chosen = {"site": site, "structure": organ, "metric": metric, "eqd2": False,
+              "scheme": None}  # fmt: skip
+    band = {k: v for k, v in chosen.items() if k != "metric"}
+    tag = "" if site == SITE else f"[{site}]"
+    return {
+        f"dose/dose_organs{tag}": _page("dose_organs", site=site),
+        f"dose/dose_schemes{tag}": _page(
+            "dose_schemes", site=site, structure=organ, metric=metric
+        ),
+        f"dose/dose_distribution{tag}": _page("dose_distribution", **chosen),
+        f"dose/dvh_band{tag}": _page("dvh_band", **band),
+        f"dose/dvh_band_eqd2{tag}": _page("dvh_band", **(band | {"eqd2": True})),
+        f"dose/dose_over_time{tag}": _page("dose_over_time", **chosen),
+    }
 
 
-def dose_by_centre(session: Session) -> Any:
-    """Distribution (5/25/50/75/95th percentiles) of Heart Mean[Gy] per centre."""
-    c = _concepts()
-    return session.execute(
-        _DOSE_BY_CENTRE, {"organ": c["organ"], "metric": c["metric"]}
-    ).all()
-
-
-_DVH_BAND = text("""
-WITH organ AS (  -- one row per stored structure (its Volume[cc] metric)
-  SELECT person_id, image_occurrence_id FROM image_feature
-  WHERE anatomic_site_concept_id = :organ AND image_feature_concept_id = :volume
-)
-SELECT v.metric, count(*) AS n,
-       percentile_cont(ARRAY[0.05, 0.25, 0.5, 0.75, 0.95])
-         WITHIN GROUP (ORDER BY coalesce(m.value_as_number, 0)) AS quantiles
-FROM organ o CROSS JOIN unnest(CAST(:metrics AS integer[])) AS v(metric)
-LEFT JOIN image_feature f
-  ON f.anatomic_site_concept_id = :organ AND f.image_feature_concept_id = v.metric
- AND f.person_id = o.person_id AND f.image_occurrence_id = o.image_occurrence_id
-LEFT JOIN measurement m ON m.measurement_id = f.image_feature_event_id
-GROUP BY v.metric
-""")
-
-
-def dvh_band(session: Session) -> Any:
-    """Population DVH band of Lungs: percentiles of V5Gy..V70Gy[%] over structures.
-
-    ``VxGy`` is stored up to the structure's maximum dose only; above it the volume
-    is 0, which the band counts.
-    """
-    c = _concepts()
-    rows = session.execute(
-        _DVH_BAND,
-        {"organ": c["dvh_organ"], "volume": c["volume"], "metrics": list(c["v"])},
-    ).all()
-    band = [(c["v"][concept], n, q) for concept, n, q in rows]
-    return sorted(band, key=lambda r: int(r[0][1:].split("Gy")[0]))
-
-
-_TOXICITY = text("""
-SELECT o.person_id, e.episode_start_date AS rt_start,
-       min(o.observation_date) FILTER (WHERE o.value_as_number >= 2) AS event_date,
-       max(o.observation_date) AS last_assessed
-FROM observation o
-JOIN episode e ON e.person_id = o.person_id AND e.episode_concept_id = 32940
-WHERE o.observation_source_concept_id = :term
-  AND o.observation_type_concept_id = 32809
-GROUP BY o.person_id, e.episode_start_date
-""")
-
-
-def toxicity_events(session: Session) -> Any:
-    """Per patient: RT start, first Pneumonitis grade >= 2, last assessment."""
-    return session.execute(_TOXICITY, {"term": _concepts()["term"]}).all()
-
-
-_PROM = text("""
-SELECT s.timing_source_value, count(*) AS n, avg(m.value_as_number) AS mean,
-       stddev_samp(m.value_as_number) AS sd
-FROM measurement m
-JOIN survey_conduct s ON s.survey_conduct_id = m.measurement_event_id
-WHERE m.measurement_source_concept_id = :scale
-  AND m.meas_event_field_concept_id = :field
-GROUP BY s.timing_source_value
-""")
-
-
-def prom_trajectory(session: Session) -> Any:
-    """Mean (and SD) of QLQ-C30 global health status (QL2) by timepoint."""
-    from omop.vocab.lookup import field_concept_id
-
-    field = field_concept_id(session, "survey_conduct.survey_conduct_id")
-    return session.execute(_PROM, {"scale": _concepts()["scale"], "field": field}).all()
-
+_START = datetime.date(TODAY.year - 5, 1, 1)
 
 VIEW_QUERIES: dict[str, Query] = {
-    "recruitment_report": recruitment,
-    "completion_report": completion,
-    "dose_metric_by_centre": dose_by_centre,
-    "population_dvh_band": dvh_band,
-    "toxicity_events": toxicity_events,
-    "prom_trajectory": prom_trajectory,
+    "reports/recruitment_report": recruitment,
+    "reports/completion_report": completion,
+    "overview/recruitment_funnel": _page("recruitment_funnel", start=_START, end=TODAY),
+    "overview/recruitment_over_time": _page(
+        "recruitment_over_time", start=_START, end=TODAY
+    ),
+    "overview/completion": _page("completion"),
+    "overview/followup": _page("followup", today=TODAY),
+    "completeness/sites": _page("sites"),
+    "completeness/structures": _page("structures", site=SITE),
+    "completeness/structure_matrix": _page("structure_matrix", site=SITE),
+    "completeness/unmapped": _page("unmapped"),
+    "completeness/qa_warnings": _page("qa_warnings"),
+    "completeness/quarantine": _page("quarantine"),
+    **_dose(SITE, ORGAN, METRIC),
+    **_dose(BIG_SITE, BIG_ORGAN, BIG_METRIC),
+    "outcomes/toxicity_incidence": _page("toxicity_incidence", site=SITE, term=TERM),
+    "outcomes/toxicity_funnel": _page(
+        "toxicity_funnel", site=SITE, term=TERM, dose=None
+    ),
+    "outcomes/prom_trajectory": _page("prom_trajectory", site=SITE),
+    "outcomes/prom_deterioration": _page("prom_deterioration", site=SITE),
 }
 
 
@@ -184,7 +119,7 @@ def ntcp_extraction(session: Session) -> Any:
     """NTCP dataset of Lungs / Pneumonitis grade >= 2 within 180 days, lung patients."""
     from ntcp.dataset import DatasetSpec, extract_dataset
 
-    spec = DatasetSpec(organ=DVH_ORGAN, endpoint=f"ctcae:{TERM}>=2@180d", site="lung")
+    spec = DatasetSpec(organ=ORGAN, endpoint=f"ctcae:{TERM}>=2@180d", site=SITE)
     data = extract_dataset(session, _admin(session), spec)
     session.rollback()  # the audit record
     return data

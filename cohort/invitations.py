@@ -19,7 +19,18 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    case,
+    func,
+    null,
+    or_,
+    select,
+    true,
+    union_all,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from cohort._time import as_utc, utcnow
@@ -31,8 +42,8 @@ from cohort.errors import (
     NoLongerAvailableError,
     UsedTokenError,
 )
-from instruments.store import read_survey_timings
-from omop.cdm import Death, Person
+from instruments.store.common import timepoint_codes
+from omop.cdm import Death, Person, SurveyConduct
 from omop.cohort_tables import Enrolment, Invitation
 from omop.private_files import random_key_file
 
@@ -339,47 +350,84 @@ class CompletionRow:
         return self.completed / self.expected if self.expected else None
 
 
+def _at_timepoints(known: dict[int, str], codes: list[str]) -> ColumnElement[bool]:
+    """Questionnaires at one of ``codes``, in a form the planner can estimate.
+
+    The same rows as ``timepoint_code(timing concept, source value) IN codes``: a
+    known timing concept names the timepoint, otherwise the source value does.
+    """
+    concept = SurveyConduct.timing_concept_id
+    wanted = [c for c, code in known.items() if code in codes]
+    unknown = or_(concept.is_(None), concept.not_in(list(known))) if known else true()
+    return or_(
+        concept.in_(wanted), and_(unknown, SurveyConduct.timing_source_value.in_(codes))
+    )
+
+
 def completion(
     session: Session, centre_ids: list[int] | None = None
 ) -> list[CompletionRow]:
-    """PROM completion per centre and timepoint.
+    """PROM completion per centre and timepoint, counted in SQL.
 
     ``expected``: persons invited at the timepoint or with a questionnaire at it;
-    ``completed``: enrolled persons with a stored questionnaire at the timepoint
-    (:func:`instruments.store.read_survey_timings`).
+    ``completed``: enrolled persons with a stored questionnaire at the timepoint (its
+    timing concept, else its timing source value, as
+    :func:`instruments.store.read_survey_timings` reads it). One ``GROUP BY``
+    (centre, timepoint) over the invitations and the questionnaires.
     """
     from cohort.protocol import DEFAULT_TIMEPOINTS
 
     codes = [tp.code for tp in DEFAULT_TIMEPOINTS]
-    invited = session.execute(
-        select(Person.care_site_id, Invitation.timepoint_code, Invitation.person_id)
-        .join(Person, Person.person_id == Invitation.person_id)
-        .distinct()
-    ).all()
-    enrolled = select(Enrolment.person_id)
-    site_of = {
-        int(pid): int(site or 0)
-        for pid, site in session.execute(
-            select(Person.person_id, Person.care_site_id).where(
-                Person.person_id.in_(enrolled)
-            )
+    known = timepoint_codes()
+    timing = SurveyConduct.timing_source_value
+    timepoint = (
+        case(known, value=func.coalesce(SurveyConduct.timing_concept_id, 0),
+             else_=timing)
+        if known
+        else timing
+    )  # fmt: skip
+    site = func.coalesce(Person.care_site_id, 0)
+    invited = select(
+        site.label("site"),
+        Invitation.timepoint_code.label("timepoint"),
+        Invitation.person_id.label("person_id"),
+        null().label("done"),
+    ).join(Person, Person.person_id == Invitation.person_id)
+    done = (
+        select(
+            site.label("site"),
+            timepoint.label("timepoint"),
+            SurveyConduct.person_id.label("person_id"),
+            SurveyConduct.person_id.label("done"),
         )
-    }
-    expected: dict[tuple[int, str], set[int]] = {}
-    completed: dict[tuple[int, str], set[int]] = {}
-    for site, code, pid in invited:
-        expected.setdefault((int(site or 0), str(code)), set()).add(int(pid))
-    for pid, timepoint, _ended in read_survey_timings(session, enrolled):
-        if timepoint not in codes:
-            continue
-        key = (site_of[pid], timepoint)
-        expected.setdefault(key, set()).add(pid)
-        completed.setdefault(key, set()).add(pid)
-    order = {c: i for i, c in enumerate(codes)}
+        .join(Person, Person.person_id == SurveyConduct.person_id)
+        .where(
+            SurveyConduct.person_id.in_(select(Enrolment.person_id)),
+            _at_timepoints(known, codes),
+        )
+    )
+    both = union_all(invited, done).subquery()
+    per_person = (  # one row per centre, timepoint and person: hashed, not sorted
+        select(
+            both.c.site,
+            both.c.timepoint,
+            func.max(both.c.done).label("done"),
+        )
+        .group_by(both.c.site, both.c.timepoint, both.c.person_id)
+        .subquery()
+    )
+    query = select(
+        per_person.c.site,
+        per_person.c.timepoint,
+        func.count(),
+        func.count(per_person.c.done),
+    ).group_by(per_person.c.site, per_person.c.timepoint)
+    if centre_ids is not None:
+        query = query.where(per_person.c.site.in_(centre_ids))
     rows = [
-        CompletionRow(site, code, len(people), len(completed.get((site, code), ())))
-        for (site, code), people in expected.items()
-        if centre_ids is None or site in centre_ids
+        CompletionRow(int(s), str(code), int(n), int(k))
+        for s, code, n, k in session.execute(query).all()
     ]
+    order = {c: i for i, c in enumerate(codes)}
     rows.sort(key=lambda r: (r.care_site_id, order.get(r.timepoint, 99), r.timepoint))
     return rows

@@ -19,8 +19,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cohort._time import as_utc, utcnow
+from cohort.consent_gate import REFUSED_STATES
 from cohort.invitations import resign
-from omop.cohort_tables import Invitation, OutboxMessage
+from omop.cdm import Death
+from omop.cohort_tables import Enrolment, Invitation, OutboxMessage
 
 __all__ = [
     "LINK_PLACEHOLDER",
@@ -113,7 +115,24 @@ class DeliveryReport:
     sent: int = 0
     failed: int = 0
     no_address: int = 0
+    #: Messages removed unsent: the person declined, withdrew or died since queueing.
+    cancelled: int = 0
     errors: list[str] = field(default_factory=list)
+
+
+def _closed_persons(session: Session, person_ids: set[int]) -> set[int]:
+    """Return who of ``person_ids`` declined, withdrew or has a recorded death."""
+    if not person_ids:
+        return set()
+    ids = sorted(person_ids)
+    refused = session.scalars(
+        select(Enrolment.person_id).where(
+            Enrolment.person_id.in_(ids),
+            Enrolment.state.in_(sorted(s.value for s in REFUSED_STATES)),
+        )
+    )
+    dead = session.scalars(select(Death.person_id).where(Death.person_id.in_(ids)))
+    return {int(p) for p in refused} | {int(p) for p in dead}
 
 
 def deliver(
@@ -127,6 +146,9 @@ def deliver(
 ) -> DeliveryReport:
     """Try to send every unsent message; failures stay queued with an attempt count.
 
+    A message to a person who declined, withdrew or died since it was queued is
+    removed unsent (counted in ``cancelled``).
+
     Parameters
     ----------
     resolve_address
@@ -136,7 +158,13 @@ def deliver(
     """
     report = DeliveryReport()
     moment = as_utc(now or utcnow())
-    for message in pending(session):
+    waiting = pending(session)
+    closed = _closed_persons(session, {m.person_id for m in waiting})
+    for message in waiting:
+        if message.person_id in closed:
+            session.delete(message)  # never e-mail a person who left or died
+            report.cancelled += 1
+            continue
         message.attempts += 1
         message.last_attempt_at = moment
         address = resolve_address(message.person_id)
@@ -168,7 +196,10 @@ def queue_reminders(
     after: datetime.timedelta = datetime.timedelta(days=7),
     now: datetime.datetime | None = None,
 ) -> int:
-    """Queue one reminder per open invitation unanswered ``after`` its last message."""
+    """Queue one reminder per open invitation unanswered ``after`` its last message.
+
+    Persons who declined, withdrew or have a recorded death get none.
+    """
     moment = as_utc(now or utcnow())
     count = 0
     open_invitations = session.scalars(
@@ -176,7 +207,10 @@ def queue_reminders(
             Invitation.used_at.is_(None), Invitation.expires_at > moment
         )
     ).all()
+    closed = _closed_persons(session, {i.person_id for i in open_invitations})
     for invitation in open_invitations:
+        if invitation.person_id in closed:
+            continue
         messages = session.scalars(
             select(OutboxMessage).where(
                 OutboxMessage.invitation_id == invitation.invitation_id

@@ -1,4 +1,4 @@
-"""Indexes for the aggregate reads of the dashboards at national scale (migration 0011).
+"""Indexes for the dashboards' aggregate reads at national scale (0011, 0012).
 
 The CDM tables are generated from the OHDSI specification (:mod:`omop.cdm`), which
 indexes single columns. The dashboard aggregations select dose metrics by structure
@@ -33,6 +33,23 @@ READ_INDEXES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         "observation",
         ("observation_source_concept_id", "observation_type_concept_id"),
         ("person_id", "observation_date", "value_as_number"),
+    ),
+    # migration 0012: the gradings of persons (CTCAE assessments by person and day,
+    # completion by centre and visit) and the scores of questionnaires (by event)
+    "ix_observation_type_person": (
+        "observation",
+        ("observation_type_concept_id", "person_id"),
+        (
+            "observation_source_concept_id",
+            "observation_date",
+            "value_as_number",
+            "visit_occurrence_id",
+        ),
+    ),
+    "ix_measurement_event_field": (
+        "measurement",
+        ("measurement_event_id", "meas_event_field_concept_id"),
+        ("measurement_source_concept_id", "value_as_number"),
     ),
 }
 

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from etl.deid.keys import CentreKey
 from etl.store.export import ExportTable
 from rtcohort.demo_accounts import DemoAccount
+from rtcohort.demo_pipeline import DicomWriter, send_and_import
 
 __all__ = ["DEMO_METRICS", "DemoReport", "reset_demo", "run_demo"]
 
@@ -257,28 +258,47 @@ def _build(  # noqa: PLR0917
 
     sim = demo_dir / "sim"
     t0 = time.perf_counter()
-    cohort = steps.write_cohort(
-        sizes["centres"], sizes["patients"], sizes["seed"], sim,
-        lambda d, n: tick("simulate DICOM-RT", d, n),
-        workers=steps.workers_for(sizes["centres"] * sizes["patients"]),
-    )  # fmt: skip
+    cohort = steps.simulate_cohort(
+        sizes["centres"], sizes["patients"], sizes["seed"], sim
+    )
     report.patients = len(cohort.patients)
+    writer = DicomWriter(
+        cohort, sim, sizes["seed"], lambda d, n: tick("simulate DICOM-RT", d, n),
+        workers=steps.workers_for(report.patients),
+    )  # fmt: skip
+    writer.start()  # a centre is sent and imported once written (see DicomWriter)
     clock.phase("simulate", t0)
+    try:
+        t0 = time.perf_counter()
+        with factory.begin() as session:
+            steps.import_mapping(session, username, sim / "mapping_rules.csv")
+            for i, (code, (_, key)) in enumerate(keys.items()):
+                tick("consent", i, len(keys))
+                steps.record_consents(
+                    session, username, code, key, sim / code / "consent.csv"
+                )
+        tick("consent", len(keys), len(keys))
+        clock.phase("consent", t0)
 
-    t0 = time.perf_counter()
-    with factory.begin() as session:
-        steps.import_mapping(session, username, sim / "mapping_rules.csv")
-        for i, (code, (_, key)) in enumerate(keys.items()):
-            tick("consent", i, len(keys))
-            steps.record_consents(
-                session, username, code, key, sim / code / "consent.csv"
-            )
-    tick("consent", len(keys), len(keys))
-    clock.phase("consent", t0)
+        t0 = time.perf_counter()
+        send_and_import(factory, report, demo_dir, keys, username, tick, writer)
+        clock.phase("send + import", t0)
+    finally:
+        report.seconds["DICOM-RT written (overlapped)"] = writer.finish()
+    _outcomes(factory, report, clock, sim, keys, username, tick)
 
-    t0 = time.perf_counter()
-    _send_and_import(factory, report, demo_dir, keys, username, tick)
-    clock.phase("send + import", t0)
+
+def _outcomes(  # noqa: PLR0917
+    factory: sessionmaker[Session],
+    report: DemoReport,
+    clock: _Clock,
+    sim: Path,
+    keys: dict[str, tuple[Path, CentreKey]],
+    username: str,
+    tick: Progress,
+) -> None:
+    """Import toxicity and PROMs; record deaths and withdrawals."""
+    from rtcohort import demo_steps as steps
 
     t0 = time.perf_counter()
     with factory.begin() as session:
@@ -299,64 +319,6 @@ def _build(  # noqa: PLR0917
             )
     tick("deaths + withdrawals", len(keys), len(keys))
     clock.phase("follow-up", t0)
-
-
-def _send_and_import(  # noqa: PLR0917
-    factory: sessionmaker[Session],
-    report: DemoReport,
-    demo_dir: Path,
-    keys: dict[str, tuple[Path, CentreKey]],
-    username: str,
-    tick: Progress,
-) -> None:
-    """Send each centre's DICOM to the receiver and import its inbox.
-
-    The next centre is sent (a thread: the sender mostly waits on the network)
-    while the previous one is imported.
-    """
-    from concurrent.futures import Future, ThreadPoolExecutor
-
-    from etl.ingest.run import run_import
-    from rtcohort import demo_steps as steps
-    from rtcohort.wiring import ingest_options
-
-    sim = demo_dir / "sim"
-
-    def send(code: str, key: CentreKey) -> tuple[steps.Delivery, float]:
-        t0 = time.perf_counter()
-        done = steps.deliver(
-            code, sim / code / "dicom", demo_dir / "inbox" / code, key,
-            lambda d, n: tick(f"send {code}", d, n),
-        )  # fmt: skip
-        return done, time.perf_counter() - t0
-
-    codes = list(keys)
-    with ThreadPoolExecutor(1) as sender:
-        pending: Future[tuple[steps.Delivery, float]] = sender.submit(
-            send, codes[0], keys[codes[0]][1]
-        )
-        for i, code in enumerate(codes):
-            delivery, seconds = pending.result()
-            if i + 1 < len(codes):
-                nxt = codes[i + 1]
-                pending = sender.submit(send, nxt, keys[nxt][1])
-            report.seconds["send (overlapped)"] = (
-                report.seconds.get("send (overlapped)", 0.0) + seconds
-            )
-            report.files_sent += delivery.sent.sent
-            report.files_refused += len(delivery.sent.failed)
-            t0 = time.perf_counter()
-            opts = ingest_options(code, keys[code][0], actor=username)
-            opts.workers = steps.workers_for(report.patients // len(codes))
-            opts.progress = lambda _s, d, n, c=code: tick(f"import {c}", d, n)
-            summary = run_import(factory, [delivery.inbox], opts)
-            report.datasets_loaded_now += summary.loaded
-            report.datasets_unchanged += summary.unchanged
-            report.seconds["import (overlapped)"] = (
-                report.seconds.get("import (overlapped)", 0.0)
-                + time.perf_counter()
-                - t0
-            )
 
 
 def _summarise_and_export(

@@ -40,6 +40,7 @@ __all__ = [
     "import_outcomes",
     "record_consents",
     "record_followup_events",
+    "simulate_cohort",
     "workers_for",
     "write_cohort",
 ]
@@ -76,6 +77,24 @@ SEND_RETRIES = 5
 Tick = Callable[[int, int], None]
 
 
+def simulate_cohort(
+    centres: int, patients: int, seed: int, out_dir: Path
+) -> NationalCohort:
+    """Simulate the national cohort; write its centres' FHIR, consent and rules.
+
+    The DICOM-RT is written by :class:`rtcohort.demo_writer.DicomWriter` (or
+    :func:`write_cohort`).
+    """
+    from cohort.simulate.files import write_centre_files
+    from cohort.simulate.national import simulate_national
+    from cohort.simulate.params import SimulationParams
+
+    params = SimulationParams(centres=centres, patients=patients, seed=seed)
+    cohort = simulate_national(params)
+    write_centre_files(cohort, out_dir)
+    return cohort
+
+
 def write_cohort(
     centres: int,
     patients: int,
@@ -87,11 +106,8 @@ def write_cohort(
 ) -> NationalCohort:
     """Simulate the national cohort and write its DICOM-RT and FHIR to ``out_dir``."""
     from cohort.simulate.files import write_cohort_files
-    from cohort.simulate.national import simulate_national
-    from cohort.simulate.params import SimulationParams
 
-    params = SimulationParams(centres=centres, patients=patients, seed=seed)
-    cohort = simulate_national(params)
+    cohort = simulate_cohort(centres, patients, seed, out_dir)
     write_cohort_files(cohort, out_dir, seed=seed, progress=tick, workers=workers)
     return cohort
 

@@ -25,7 +25,13 @@ from instruments.errors import InstrumentSpecError
 from instruments.registry import get_instrument
 from instruments.scoring import ScaleType
 
-__all__ = ["PROM_COLUMNS", "deterioration_share", "scale_direction", "trajectory"]
+__all__ = [
+    "PROM_COLUMNS",
+    "deterioration_share",
+    "scale_direction",
+    "trajectory",
+    "with_interval",
+]
 
 #: Columns a PROM score table must have.
 PROM_COLUMNS = ("pseudonym", "timepoint", "scale", "score")
@@ -110,6 +116,15 @@ def trajectory(df: pd.DataFrame, *, by: Sequence[str] = ()) -> pd.DataFrame:
         .agg(n="count", mean="mean", sd="std")
         .reset_index()
     )
+    return with_interval(agg)
+
+
+def with_interval(agg: pd.DataFrame) -> pd.DataFrame:
+    """Add the 95% t-interval of the mean to a table of ``n, mean, sd`` (in place).
+
+    ``lower_95``, ``upper_95``: NaN where n < 2; ``n`` becomes int64. Shared by
+    :func:`trajectory` and the SQL aggregation of the benchmark read.
+    """
     n = agg["n"].to_numpy(dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):
         half = t_dist.ppf(0.975, n - 1.0) * agg["sd"].to_numpy() / np.sqrt(n)

@@ -19,11 +19,12 @@ from cohort.benchmark.view import MIN_COUNT, CentreView, centre_view, record_rea
 from cohort.consent_states import ConsentState
 from cohort.permissions import Scope
 from etl.dose.radiobiology import dvh_to_eqd2
-from etl.store.dvh_read import read_dvh_rows
+from etl.store.dvh_read import read_latest_curves
 from etl.store.dvh_rows import dvh_from_row
 from etl.store.metric_reads import metric_values, prescriptions
 from etl.store.report import structure_counts
 from omop.cohort_tables import Enrolment
+from omop.ingest_tables import IngestDataset
 
 if TYPE_CHECKING:
     import pandas as pd  # type: ignore[import-untyped]
@@ -73,6 +74,13 @@ def _persons(view: CentreView, site: str) -> Select[Any]:
     )
 
 
+def _episodes(persons: Select[Any]) -> Select[Any]:
+    """Select the RT courses of the loaded datasets of ``persons``."""
+    return select(IngestDataset.episode_id).where(
+        IngestDataset.person_id.in_(persons), IngestDataset.episode_id.is_not(None)
+    )
+
+
 def _values(
     session: Session,
     view: CentreView,
@@ -86,11 +94,12 @@ def _values(
     """One row per patient: ``care_site_id, course_start, scheme, value``."""
     import pandas as pd
 
+    persons = _persons(view, site)
     rows = metric_values(
-        session, persons=_persons(view, site), structure=structure, metric=metric,
+        session, persons=persons, structure=structure, metric=metric,
         alpha_beta_gy=alpha_beta_gy if eqd2 else None,
     )  # fmt: skip
-    scheme = prescriptions(session, {r.episode_id for r in rows if r.episode_id})
+    scheme = prescriptions(session, _episodes(persons)) if rows else {}
     columns = ["person_id", "care_site_id", "dataset_id", "course_start", "scheme"]
     records = [
         (r.person_id, r.care_site_id, r.dataset_id, r.course_start,
@@ -258,26 +267,17 @@ def dvh_band(
     import pandas as pd
 
     view = centre_view(session, scope)
-    loaded = read_dvh_rows(
-        session, persons=_persons(view, site), structures=[structure]
-    )
-    latest: dict[int, Any] = {}
-    for row in loaded:
-        if (
-            row.dvh.person_id not in latest
-            or row.dvh.dataset_id > latest[row.dvh.person_id].dvh.dataset_id
-        ):
-            latest[row.dvh.person_id] = row
-    plan = prescriptions(
-        session, {r.dataset.episode_id for r in latest.values() if r.dataset.episode_id}
-    )
+    persons = _persons(view, site)
+    latest = read_latest_curves(session, persons=persons, structure=structure)
+    needed = latest and (eqd2 or scheme is not None)  # the course's fractions
+    plan = prescriptions(session, _episodes(persons)) if needed else {}
     curves: dict[int, list[Any]] = {}
     top = 0.0
-    for row in latest.values():
-        total, n = plan.get(row.dataset.episode_id or -1, (None, None))
+    for row in latest:
+        total, n = plan.get(row.episode_id or -1, (None, None))
         if scheme is not None and scheme_label(total, n) != scheme:
             continue
-        dvh = dvh_from_row(row.dvh)
+        dvh = dvh_from_row(row)
         if eqd2:
             if not n:
                 continue
@@ -285,7 +285,7 @@ def dvh_band(
         dose, volume = dvh.cumulative()
         if volume.size == 0 or volume[0] <= 0:
             continue
-        curves.setdefault(int(row.dataset.care_site_id or 0), []).append(
+        curves.setdefault(int(row.care_site_id or 0), []).append(
             (dose, 100.0 * volume / volume[0])
         )
         top = max(top, float(dose[-1]))

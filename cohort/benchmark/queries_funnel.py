@@ -16,7 +16,9 @@ patients who have it are counted; the label says that this hides differences in
 practice. Centres are placed on the funnel by
 :func:`cohort.benchmark.funnel.funnel_points` (exact Poisson 95% and 99.8% limits).
 Other centres with fewer than :data:`~cohort.benchmark.view.MIN_COUNT` patients are
-left out; the user's own centre is named, others anonymised.
+left out, and so are other centres with 1-4 events (a point's position gives its
+event count: observed = ratio x expected); the user's own centre is named, others
+anonymised.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from cohort.vital import death_dates
 from etl.store.course import FirstCourse, read_first_courses
 from etl.store.course_age import course_ages
 from etl.store.metric_reads import metric_values, prescriptions
-from instruments.store import read_toxicity
+from instruments.store.toxicity_days import AssessmentDay, assessment_days
 from omop.cdm import Person
 from omop.cohort_tables import Enrolment
 from omop.vocab.standard import FEMALE, MALE
@@ -82,19 +84,17 @@ def _persons(site: str | None) -> Select[Any]:
 
 
 def _assessments(
-    tox: pd.DataFrame, courses: dict[int, FirstCourse], term: str, min_grade: int
+    days: list[AssessmentDay], courses: dict[int, FirstCourse]
 ) -> tuple[dict[int, datetime.date], dict[int, datetime.date]]:
     """Return the last assessment and the first event of each person after RT start."""
-    wanted = term.casefold()
     seen: dict[int, datetime.date] = {}
     hits: dict[int, datetime.date] = {}
-    cols = ["person_id", "assessed_on", "term", "grade"]
-    for raw, day, name, grade in tox[cols].itertuples(index=False):
-        pid = int(raw)
-        if day < courses[pid].start:
+    for pid, day, hit in days:
+        course = courses.get(pid)
+        if course is None or day < course.start:
             continue
         seen[pid] = max(day, seen.get(pid, day))
-        if str(name).casefold() == wanted and int(grade) >= min_grade:
+        if hit:
             hits[pid] = min(day, hits.get(pid, day))
     return seen, hits
 
@@ -144,7 +144,6 @@ def casemix_table(
     ages = course_ages(session, episodes)
     scheme = prescriptions(session, episodes)
     deaths = dict(death_dates(session, persons))
-    tox = read_toxicity(session, list(courses))
     doses: dict[int, float] = {}
     if dose is not None:
         latest = sorted(
@@ -152,7 +151,8 @@ def casemix_table(
             key=lambda v: v.dataset_id,
         )
         doses = {v.person_id: v.value for v in latest}
-    seen, hits = _assessments(tox, courses, term, min_grade)
+    days = assessment_days(session, persons, term, min_grade, casefold=True)
+    seen, hits = _assessments(days, courses)
     rows: list[dict[str, Any]] = []
     excluded = {"followed_less_than_horizon": 0, "died_before_horizon": 0,
                 "no_dose": 0}  # fmt: skip
@@ -225,8 +225,9 @@ def toxicity_funnel(
         One row per visible centre: ``centre``, ``own`` and the columns of
         :func:`~cohort.benchmark.funnel.funnel_points` (``observed``, ``expected``,
         ``ratio``, ``lower_95`` ... ``outside_998``), ``n`` and ``adjustment``.
-        ``attrs``: ``factors_used``, ``factors_dropped``, ``excluded``,
-        ``n_patients`` (all centres) and ``n_events``.
+        ``attrs``: ``hidden_small`` (other centres not drawn: 1-4 events),
+        ``factors_used``, ``factors_dropped``, ``excluded``, ``n_patients`` (all
+        centres) and ``n_events``.
     """
     import pandas as pd
 
@@ -241,20 +242,20 @@ def toxicity_funnel(
     record_read(session, scope, "toxicity_funnel", detail)
     out = pd.DataFrame()
     counts = pd.DataFrame()
+    hidden_small = 0
     if len(table):
         factors = [f for f in CASE_MIX_FACTORS if not (site and f == "site")]
         counts = expected_counts(
             table, "event", factors, by="care_site_id",
             dose_column="dose" if dose else None,
         )  # fmt: skip
-        shown = counts[
-            counts["care_site_id"].isin(view.centre_ids)
-            & (
-                counts["care_site_id"].isin(view.own)
-                | (counts["n"] >= MIN_COUNT)
-                | (not view.shows_others)
-            )
-        ]
+        own = counts["care_site_id"].isin(view.own) | (not view.shows_others)
+        # Another centre's point gives its event count (observed = ratio x
+        # expected): one with 1-4 events is a small cell and is not drawn.
+        small = ~own & counts["observed"].between(1, MIN_COUNT - 1)
+        visible = counts["care_site_id"].isin(view.centre_ids)
+        hidden_small = int((visible & small & (counts["n"] >= MIN_COUNT)).sum())
+        shown = counts[visible & ~small & (own | (counts["n"] >= MIN_COUNT))]
         if len(shown):
             labels = [view.labels[int(i)] for i in shown["care_site_id"]]
             out = funnel_points(shown["observed"], shown["expected"], labels)
@@ -264,6 +265,7 @@ def toxicity_funnel(
             out["adjustment"] = shown["adjustment"].to_numpy()
             out = out.sort_values("centre").reset_index(drop=True)
     out.attrs.update(
+        hidden_small=hidden_small if len(table) else 0,
         factors_used=list(counts.attrs.get("factors_used", [])),
         factors_dropped=list(counts.attrs.get("factors_dropped", [])),
         excluded=dict(table.attrs["excluded"]),

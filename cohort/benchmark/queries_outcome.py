@@ -17,13 +17,13 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from cohort.benchmark.incidence import cumulative_incidence
-from cohort.benchmark.prom import deterioration_share, trajectory
+from cohort.benchmark.prom_sql import deterioration_by_centre, trajectory_by_centre
 from cohort.benchmark.view import MIN_COUNT, CentreView, centre_view, record_read
 from cohort.consent_states import ConsentState
 from cohort.permissions import Scope
 from cohort.vital import death_dates
 from etl.store.course import read_first_courses
-from instruments.store import read_prom_scores, read_toxicity
+from instruments.store.toxicity_days import assessment_days
 from omop.cohort_tables import Enrolment
 
 if TYPE_CHECKING:
@@ -40,6 +40,10 @@ def _persons(view: CentreView, site: str) -> Select[Any]:
         Enrolment.treatment_site == site,
         Enrolment.care_site_id.in_(view.centre_ids),
     )
+
+
+def _with_centre(view: CentreView, site: str) -> Select[Any]:
+    return _persons(view, site).add_columns(Enrolment.care_site_id)
 
 
 def _shown(view: CentreView, site_id: int, n: int) -> bool:
@@ -83,12 +87,12 @@ def toxicity_incidence(
     )
     starts = {c.person_id: c.start for c in read_first_courses(session, persons)}
     deaths = dict(death_dates(session, persons))
-    tox = read_toxicity(session, list(starts))
-    last = tox.groupby("person_id")["assessed_on"].max().to_dict() if len(tox) else {}
-    hits = tox[(tox["term"] == term) & (tox["grade"] >= _GRADE)] if len(tox) else tox
-    first = (
-        hits.groupby("person_id")["assessed_on"].min().to_dict() if len(hits) else {}
-    )
+    last: dict[int, datetime.date] = {}
+    first: dict[int, datetime.date] = {}
+    for seen in assessment_days(session, persons, term, _GRADE):  # by person, day
+        last[seen.person_id] = seen.assessed_on
+        if seen.hit:
+            first.setdefault(seen.person_id, seen.assessed_on)
     rows = []
     for pid, start in starts.items():
         day: datetime.date
@@ -117,29 +121,6 @@ def toxicity_incidence(
     return out
 
 
-def _scores(session: Session, view: CentreView, site: str) -> pd.DataFrame:
-    """Long QLQ-C30 scores: ``pseudonym`` (person id), centre, timepoint, scale."""
-    persons = _persons(view, site)
-    info = dict(
-        session.execute(
-            select(Enrolment.person_id, Enrolment.care_site_id).where(
-                Enrolment.person_id.in_(persons)
-            )
-        ).all()
-    )
-    wide = read_prom_scores(session, list(info))
-    meta = {"person_id", "survey_conduct_id", "timepoint", "completed_on", "key",
-            "instrument"}  # fmt: skip
-    long = wide.melt(
-        ["person_id", "timepoint"],
-        [c for c in wide.columns if c not in meta],
-        var_name="scale", value_name="score",
-    ).dropna(subset=["score"])  # fmt: skip
-    long["centre_id"] = long["person_id"].map(info)
-    long["centre"] = long["centre_id"].map(view.labels)
-    return long.rename(columns={"person_id": "pseudonym"})
-
-
 def _keep(view: CentreView, df: pd.DataFrame, n: str) -> pd.DataFrame:
     own = {view.labels[i] for i in view.own if i in view.labels}
     if not view.shows_others:
@@ -148,24 +129,22 @@ def _keep(view: CentreView, df: pd.DataFrame, n: str) -> pd.DataFrame:
 
 
 def prom_trajectory(session: Session, scope: Scope, *, site: str) -> pd.DataFrame:
-    """Return mean QLQ-C30 scales per centre and timepoint with 95% intervals."""
+    """Return mean QLQ-C30 scales per centre and timepoint with 95% intervals.
+
+    Aggregated in SQL (:func:`cohort.benchmark.prom_sql.trajectory_by_centre`).
+    """
     view = centre_view(session, scope)
-    long = _scores(session, view, site)
-    out = trajectory(long[["pseudonym", "timepoint", "scale", "score", "centre"]],
-                     by=("centre",)) if len(long) else long  # fmt: skip
+    out = trajectory_by_centre(session, _with_centre(view, site), view.labels)
     record_read(session, scope, "prom_trajectory", f"site {site}: {len(out)} cells")
     return _keep(view, out, "n") if len(out) else out
 
 
 def prom_deterioration(session: Session, scope: Scope, *, site: str) -> pd.DataFrame:
-    """Return the share deteriorating >= 10 points from baseline per centre."""
+    """Return the share deteriorating >= 10 points from baseline per centre.
+
+    Aggregated in SQL (:func:`cohort.benchmark.prom_sql.deterioration_by_centre`).
+    """
     view = centre_view(session, scope)
-    long = _scores(session, view, site)
-    cols = ["pseudonym", "timepoint", "scale", "score", "centre"]
-    out = (
-        deterioration_share(long[cols], "baseline", by=("centre",))
-        if len(long)
-        else long
-    )
+    out = deterioration_by_centre(session, _with_centre(view, site), view.labels)
     record_read(session, scope, "prom_deterioration", f"site {site}: {len(out)}")
     return _keep(view, out, "n") if len(out) else out

@@ -186,7 +186,7 @@ def structure_matrix(session: Session, scope: Scope, *, site: str) -> pd.DataFra
     if scope.action is not Action.READ_PATIENTS or scope.pseudonymised:
         raise scope.deny("the structure matrix needs centre patient access")
     names = _required(site)
-    persons = session.execute(
+    shown = (
         select(Person.person_id, Person.person_source_value)
         .join(Enrolment, Enrolment.person_id == Person.person_id)
         .where(
@@ -194,15 +194,16 @@ def structure_matrix(session: Session, scope: Scope, *, site: str) -> pd.DataFra
             Enrolment.treatment_site == site,
             scope.person_filter(Person.person_id),
         )
-        .order_by(Person.person_source_value)
-    ).all()
+    )
+    persons = session.execute(shown.order_by(Person.person_source_value)).all()
     ids = [int(p) for p, _ in persons]
     best = _rois_per_person(site, sorted(scope.centre_ids or _all(session)))
+    chosen = shown.with_only_columns(Person.person_id)  # one query, not an id list
     found = {
         (int(p), str(n)): int(k)
         for p, n, k in session.execute(
             select(best.c.person_id, best.c.name, best.c.n).where(
-                best.c.person_id.in_(ids)
+                best.c.person_id.in_(chosen)
             )
         ).all()
     }

@@ -39,7 +39,7 @@ from instruments.fhir.response import questionnaire_response
 from instruments.fhir_adverse_event import ToxicityGrading, adverse_event_bundle
 from omop.private_files import make_private_dirs
 
-__all__ = ["HOSPITAL_ID_SYSTEM", "write_cohort_files"]
+__all__ = ["HOSPITAL_ID_SYSTEM", "write_centre_files", "write_cohort_files"]
 
 #: FHIR identifier system of the simulated hospital identifiers.
 HOSPITAL_ID_SYSTEM = "urn:rtcohort:simulated-hospital-id"
@@ -153,6 +153,52 @@ def _result(fut: Future[None], patient: NationalPatient) -> None:
         ) from exc
 
 
+def write_centre_files(cohort: NationalCohort, out_dir: str | Path) -> Path:
+    """Write each centre's FHIR, consent and follow-up files and the naming rules.
+
+    Everything :func:`write_cohort_files` writes but the DICOM-RT (which takes the
+    time): what a centre records does not depend on the images.
+    """
+    out = make_private_dirs(out_dir)
+    by_centre: dict[str, list[NationalPatient]] = {}
+    for patient in cohort.patients:
+        by_centre.setdefault(patient.centre, []).append(patient)
+    for centre, patients in by_centre.items():
+        folder = make_private_dirs(out / centre)
+        proms = [questionnaire_response(r) for p in patients for r in _proms(p)]
+        (folder / "proms.json").write_text(json.dumps(bundle(proms)), encoding="utf-8")
+        gradings = [g for p in patients for g in _gradings(p)]
+        (folder / "toxicity.json").write_text(
+            json.dumps(adverse_event_bundle(gradings)), encoding="utf-8"
+        )
+        _write_consent(folder / "consent.csv", patients)
+        _write_followup(folder / "followup.csv", patients)
+    _write_rules(out / "mapping_rules.csv", cohort)
+    return out
+
+
+class _Centres:
+    """Calls ``written(centre)`` once all of a centre's patients are written."""
+
+    def __init__(
+        self, patients: list[NationalPatient], written: Callable[[str], None] | None
+    ) -> None:
+        self.left: dict[str, int] = {}
+        for p in patients:
+            self.left[p.centre] = self.left.get(p.centre, 0) + 1
+        self.written = written
+
+    def start(self, centres: list[str]) -> None:
+        for centre in centres:  # nothing to write there (a resumed run)
+            if centre not in self.left and self.written is not None:
+                self.written(centre)
+
+    def done(self, patient: NationalPatient) -> None:
+        self.left[patient.centre] -= 1
+        if not self.left[patient.centre] and self.written is not None:
+            self.written(patient.centre)
+
+
 def write_cohort_files(
     cohort: NationalCohort,
     out_dir: str | Path,
@@ -161,9 +207,14 @@ def write_cohort_files(
     truth_samples: int = 4096,
     progress: Callable[[int, int], None] | None = None,
     workers: int = 1,
+    centre_written: Callable[[str], None] | None = None,
 ) -> Path:
     """Write every patient's DICOM-RT and each centre's FHIR and consent files.
 
+    The centres' files (:func:`write_centre_files`) are written first, then the
+    DICOM-RT, centre by centre (in their order in ``cohort.patients``);
+    ``centre_written(centre)`` is called as soon as all of a centre's patients are
+    written (a pipeline may send them while the next centre is written).
     ``workers > 1`` writes the patients' DICOM-RT in that many processes; the files
     are the same (each patient's phantom depends on its own spec and ``seed`` only).
     A patient whose folder already holds its ``truth.json`` (written last) is not
@@ -174,12 +225,15 @@ def write_cohort_files(
     Path
         ``out_dir``.
     """
-    out = make_private_dirs(out_dir)
+    out = write_centre_files(cohort, out_dir)
     total = len(cohort.patients)
-    by_centre: dict[str, list[NationalPatient]] = {}
-    for patient in cohort.patients:
-        by_centre.setdefault(patient.centre, []).append(patient)
-    todo = [p for p in cohort.patients if not _written(p, out)]
+    order = list(dict.fromkeys(p.centre for p in cohort.patients))
+    todo = sorted(  # centre by centre (stable: the cohort's order within one)
+        (p for p in cohort.patients if not _written(p, out)),
+        key=lambda p: order.index(p.centre),
+    )
+    centres = _Centres(todo, centre_written)
+    centres.start(order)
     done = total - len(todo)
     if progress is not None and done:
         progress(done, total)
@@ -191,24 +245,15 @@ def write_cohort_files(
             }
             for fut in as_completed(futures):
                 _result(fut, futures[fut])
+                centres.done(futures[fut])
                 done += 1
                 if progress is not None:
                     progress(done, total)
     else:
         for patient in todo:
             _write_patient(patient, out, seed, truth_samples)
+            centres.done(patient)
             done += 1
             if progress is not None:
                 progress(done, total)
-    for centre, patients in by_centre.items():
-        folder = out / centre
-        proms = [questionnaire_response(r) for p in patients for r in _proms(p)]
-        (folder / "proms.json").write_text(json.dumps(bundle(proms)), encoding="utf-8")
-        gradings = [g for p in patients for g in _gradings(p)]
-        (folder / "toxicity.json").write_text(
-            json.dumps(adverse_event_bundle(gradings)), encoding="utf-8"
-        )
-        _write_consent(folder / "consent.csv", patients)
-        _write_followup(folder / "followup.csv", patients)
-    _write_rules(out / "mapping_rules.csv", cohort)
     return out

@@ -114,6 +114,9 @@ def _funnel(identity: Identity, site: str, term: str) -> None:
     if left_out:
         text = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in left_out.items())
         st.caption(t("outcomes.funnel_excluded", excluded=text))
+    hidden = int(df.attrs.get("hidden_small", 0))
+    if hidden:
+        st.caption(t("outcomes.funnel_hidden_small", n=hidden))
     show_chart(_funnel_chart(df), df, "toxicity-funnel")
 
 

@@ -106,11 +106,10 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def write_new_file(target: Path, data: bytes) -> None:
-    """Write `data` to a temporary file beside `target`, fsync, then rename into place.
+def _write_temp(target: Path, data: bytes) -> Path:
+    """Write `data` to a new 0600 temporary file beside `target`, fsync; return it.
 
-    On any error (disk full included) the temporary file is removed and the error is
-    re-raised; `target` is never left half-written. The file is created 0600.
+    On any error the temporary file is removed and the error re-raised.
     """
     tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.partial")
     fd = open_private(tmp, os.O_WRONLY | os.O_EXCL)
@@ -120,6 +119,20 @@ def write_new_file(target: Path, data: bytes) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def write_new_file(target: Path, data: bytes) -> None:
+    """Write `data` to a temporary file beside `target`, fsync, then rename into place.
+
+    On any error (disk full included) the temporary file is removed and the error is
+    re-raised; `target` is never left half-written. The file is created 0600.
+    """
+    tmp = _write_temp(target, data)
+    try:
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -160,6 +173,22 @@ class Inbox:
         for stale in self.root.rglob(".*.partial"):
             stale.unlink(missing_ok=True)
 
+    def _find(self, folder: Path, sop_uid: str, digest: str) -> StoreOutcome:
+        """Return the stored copy (DUPLICATE) or the free name and its status.
+
+        The caller holds the lock.
+        """
+        version = 1
+        while True:
+            name = f"{sop_uid}.dcm" if version == 1 else f"{sop_uid}.v{version}.dcm"
+            path = folder / name
+            if not path.exists():
+                status = StoreStatus.STORED if version == 1 else StoreStatus.NEW_VERSION
+                return StoreOutcome(status, path, version)
+            if self._digest(path) == digest:
+                return StoreOutcome(StoreStatus.DUPLICATE, path, version)
+            version += 1
+
     def _digest(self, path: Path) -> str:
         if path not in self._hashes:
             self._hashes[path] = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -182,18 +211,24 @@ class Inbox:
         folder = self.root / study_uid
         with self._lock:
             make_private_dirs(folder)
-            version = 1
-            while True:
-                name = f"{sop_uid}.dcm" if version == 1 else f"{sop_uid}.v{version}.dcm"
-                path = folder / name
-                if not path.exists():
-                    break
-                if self._digest(path) == digest:
-                    return StoreOutcome(StoreStatus.DUPLICATE, path, version)
-                version += 1
-            write_new_file(path, data)
-            self._hashes[path] = digest
-            status = StoreStatus.STORED if version == 1 else StoreStatus.NEW_VERSION
+            found = self._find(folder, sop_uid, digest)
+        if found.status is StoreStatus.DUPLICATE:
+            return found
+        # written and flushed outside the lock: parallel associations overlap their
+        # fsyncs (one at a time, the disk's latency bounded the whole receiver)
+        tmp = _write_temp(found.path, data)
+        try:
+            with self._lock:  # another association may have filed it meanwhile
+                found = self._find(folder, sop_uid, digest)
+                if found.status is StoreStatus.DUPLICATE:
+                    return found
+                os.replace(tmp, found.path)
+                self._hashes[found.path] = digest
+        finally:
+            tmp.unlink(missing_ok=True)  # left only when not renamed
+        _fsync_dir(folder)
+        status, path, version = found.status, found.path, found.version
+        with self._lock:
             self._index(
                 {
                     "file": str(path.relative_to(self.root)),

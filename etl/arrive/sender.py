@@ -21,9 +21,11 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydicom.filereader import read_file_meta_info
 from pynetdicom import AE
+from pynetdicom.association import Association
 
 from etl.errors import EtlError
 
@@ -99,6 +101,27 @@ def _send_group(  # noqa: PLR0917
             _LOG.warning("%s; resending from file %d", exc, position[0] + 1)
 
 
+def _keep_responses(assoc: Association) -> None:
+    """Stop the association's reactor from taking our C-STORE responses.
+
+    pynetdicom 3.0.4's ``send_c_store`` pauses the reactor thread with an
+    unsynchronised flag (``_is_paused``): when the reactor is held up just after its
+    checkpoint (the GIL of a loaded machine), the sending thread goes on, the
+    response arrives, the reactor's non-blocking ``dimse.get_msg`` takes it off the
+    queue ("Received unexpected C-STORE service message") and ``send_c_store``
+    waits out the DIMSE timeout: the "lost" responses of full demo runs. A sending
+    SCU expects no request from the node, so the reactor's poll is answered empty;
+    ``send_c_store``'s blocking read takes every response.
+    """
+    dimse = assoc.dimse
+    take = dimse.get_msg
+
+    def get_msg(block: bool = False) -> Any:
+        return take(block=True) if block else (None, None)
+
+    dimse.get_msg = get_msg  # type: ignore[method-assign]
+
+
 def _send_run(  # noqa: PLR0917
     ae: AE,
     files: Sequence[Path],
@@ -112,6 +135,7 @@ def _send_run(  # noqa: PLR0917
     assoc = ae.associate(host, port, ae_title=called_ae)
     if not assoc.is_established:
         raise SendError(f"{called_ae}@{host}:{port} refused the association")
+    _keep_responses(assoc)
     sock = getattr(assoc.dul.socket, "socket", None)
     if sock is not None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

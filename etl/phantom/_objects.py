@@ -40,11 +40,28 @@ def make_uid(seed: int | None, patient_id: str, label: str) -> str:
     return str(generate_uid(entropy_srcs=[str(seed), patient_id, label]))
 
 
+def _ds_text(points: FloatArray, fmt: str = "%.5f") -> str:
+    r"""Return ``x\y\z\...`` of an (n, 3) array, each value as ``fmt``.
+
+    A planar contour (one z) formats its z once and x, y in one ``%`` of a tuple:
+    the same text as formatting each value, ~3x faster.
+    """
+    pts = np.asarray(points, dtype=np.float64)
+    planar = pts.ndim == 2 and pts.shape[1] == 3 and len(pts) > 0  # noqa: PLR2004
+    if planar:  # the same bits (-0.0 is not 0.0 here: it is written "-0.00000")
+        bits = pts[:, 2].view(np.uint64)
+        planar = bool(np.all(bits == bits[0]))
+    if planar:
+        z = fmt % float(pts[0, 2])
+        text = "\\".join([f"{fmt}\\{fmt}\\{z}"] * len(pts))
+        return text % tuple(pts[:, :2].ravel().tolist())
+    flat = pts.ravel().tolist()
+    return ("\\".join([fmt] * len(flat))) % tuple(flat)
+
+
 def _ds_raw(keyword_tag: int, values: FloatArray, fmt: str = "%.5f") -> RawDataElement:
     """Build a DS element written verbatim (fast for long ContourData)."""
-    flat = np.asarray(values, dtype=np.float64).ravel().tolist()
-    text = "\\".join(map(fmt.__mod__, flat))  # as np.char.mod, ~10x faster
-    raw = text.encode("ascii")
+    raw = _ds_text(values, fmt).encode("ascii")
     if len(raw) % 2:
         raw += b" "
     return RawDataElement(Tag(keyword_tag), "DS", len(raw), raw, 0, False, True)

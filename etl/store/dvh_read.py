@@ -13,7 +13,7 @@ from omop.cdm import Episode, Person
 from omop.ingest_tables import Dvh, IngestDataset
 from omop.vocab.standard import RT_COURSE_EPISODE
 
-__all__ = ["LoadedDvh", "read_dvh_rows"]
+__all__ = ["LatestCurve", "LoadedDvh", "read_dvh_rows", "read_latest_curves"]
 
 
 class LoadedDvh(NamedTuple):
@@ -78,3 +78,47 @@ def read_dvh_rows(
         Dvh.roi_number,
     )
     return [LoadedDvh(*row) for row in session.execute(query).all()]
+
+
+class LatestCurve(NamedTuple):
+    """The curve of one structure in a patient's latest dataset (a narrow read)."""
+
+    person_id: int
+    dataset_id: int
+    care_site_id: int | None
+    episode_id: int | None
+    volume_cc: float
+    outside_grid_cc: float
+    min_gy: float | None
+    mean_gy: float | None
+    max_gy: float | None
+    bin_width_gy: float
+    differential_cc: bytes
+
+
+def read_latest_curves(
+    session: Session, *, persons: Select[Any], structure: str
+) -> list[LatestCurve]:
+    """Return the stored DVH of ``structure`` in each person's latest dataset.
+
+    Latest: the highest dataset id among the person's datasets holding the structure;
+    of two ROIs with the same TG-263 name in it, the lower ROI number (as
+    :func:`read_dvh_rows` orders them). Only the columns of the curve are read (no
+    ORM objects), for the benchmark's population DVH band.
+    """
+    query = (
+        select(
+            Dvh.person_id, Dvh.dataset_id, IngestDataset.care_site_id,
+            IngestDataset.episode_id, Dvh.volume_cc, Dvh.outside_grid_cc,
+            Dvh.min_gy, Dvh.mean_gy, Dvh.max_gy, Dvh.bin_width_gy,
+            Dvh.differential_cc,
+        )
+        .join(IngestDataset, IngestDataset.dataset_id == Dvh.dataset_id)
+        .where(Dvh.person_id.in_(persons), Dvh.tg263_name == structure)
+        .order_by(Dvh.person_id, Dvh.dataset_id.desc(), Dvh.roi_number)
+    )  # fmt: skip
+    latest: dict[int, LatestCurve] = {}
+    for row in session.execute(query).all():
+        curve = LatestCurve(*row)
+        latest.setdefault(curve.person_id, curve)
+    return list(latest.values())

@@ -20,7 +20,7 @@ import math
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from sqlalchemy import delete, select, text
@@ -53,6 +53,7 @@ __all__ = [
     "VOLUME_METRIC",
     "AlphaBeta",
     "MetricContext",
+    "StoredCurve",
     "default_metrics",
     "delete_metrics",
     "dvh_from_row",
@@ -70,7 +71,39 @@ def pack_dvh(dvh: DVH) -> bytes:
     return zlib.compress(np.asarray(dvh.differential_cc, dtype="<f8").tobytes(), 6)
 
 
-def dvh_from_row(row: Dvh) -> DVH:
+class StoredCurve(Protocol):
+    """The columns of a ``dvh`` row that hold its curve (a row, or a narrow read)."""
+
+    @property
+    def volume_cc(self) -> float:  # noqa: D102
+        ...
+
+    @property
+    def outside_grid_cc(self) -> float:  # noqa: D102
+        ...
+
+    @property
+    def min_gy(self) -> float | None:  # noqa: D102
+        ...
+
+    @property
+    def mean_gy(self) -> float | None:  # noqa: D102
+        ...
+
+    @property
+    def max_gy(self) -> float | None:  # noqa: D102
+        ...
+
+    @property
+    def bin_width_gy(self) -> float:  # noqa: D102
+        ...
+
+    @property
+    def differential_cc(self) -> bytes:  # noqa: D102
+        ...
+
+
+def dvh_from_row(row: StoredCurve) -> DVH:
     """Rebuild the engine's :class:`~etl.dose.dvh.DVH` from a stored row (exactly)."""
     diff = np.frombuffer(zlib.decompress(row.differential_cc), dtype="<f8")
     nan = float("nan")

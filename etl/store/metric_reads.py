@@ -87,24 +87,32 @@ def metric_values(
 
 
 def prescriptions(
-    session: Session, episode_ids: Iterable[int]
+    session: Session, episode_ids: Iterable[int] | Select[Any]
 ) -> dict[int, tuple[float | None, int | None]]:
-    """Return ``{episode_id: (total dose Gy, fractions)}`` of RT courses."""
-    episodes = sorted(set(episode_ids))
-    if not episodes:
-        return {}
+    """Return ``{episode_id: (total dose Gy, fractions)}`` of RT courses.
+
+    ``episode_ids``: ids, or a SQL selection of episode ids (one set-based query;
+    a selection naming more episodes than needed only adds entries).
+    """
+    if isinstance(episode_ids, Select):
+        chunks: list[Any] = [episode_ids]
+    else:
+        episodes = sorted(set(episode_ids))
+        if not episodes:
+            return {}
+        chunks = [episodes[i : i + 2000] for i in range(0, len(episodes), 2000)]
     field_id = field_concept_id(session, "episode.episode_id")
     total = our_concept_id(PRESCRIPTION_VOCAB, "total_dose")
     fractions = our_concept_id(PRESCRIPTION_VOCAB, "fractions")
     out: dict[int, tuple[float | None, int | None]] = {}
-    for start in range(0, len(episodes), 2000):
+    for chunk in chunks:
         rows = session.execute(
             select(
                 Measurement.measurement_event_id,
                 Measurement.measurement_source_concept_id,
                 Measurement.value_as_number,
             ).where(
-                Measurement.measurement_event_id.in_(episodes[start : start + 2000]),
+                Measurement.measurement_event_id.in_(chunk),
                 Measurement.meas_event_field_concept_id == field_id,
                 Measurement.measurement_source_concept_id.in_([total, fractions]),
             )

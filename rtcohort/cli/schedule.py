@@ -171,6 +171,11 @@ def invite(  # noqa: PLR0917
             sent = (
                 f"sent {report.sent}, failed {report.failed} (kept in the outbox), "
                 f"no address {report.no_address}"
+                + (
+                    f", cancelled {report.cancelled} (declined, withdrew or died)"
+                    if report.cancelled
+                    else ""
+                )
             )
         waiting = len(pending(session))
     typer.echo(f"{len(issued)} invitations created; {sent}; {waiting} in the outbox")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -85,10 +87,26 @@ def run_server(port: int, address: str, key_dir: Path | None) -> int:
         )
     typer.echo(f"web app on http://{address}:{port}/ (Ctrl-C stops it)")
     process = subprocess.Popen(server_command(port, address), env=server_env(key_dir))
+
+    def _stop(_signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt  # SIGTERM (a service manager, a test) as Ctrl-C
+
+    previous = signal.signal(signal.SIGTERM, _stop)
     try:
         return process.wait()
     except KeyboardInterrupt:
-        process.terminate()
+        return _stop_server(process)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_server(process: subprocess.Popen[bytes]) -> int:
+    """Stop the Streamlit server (it never outlives ``rtcohort serve``)."""
+    process.terminate()
+    try:
+        return process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
         return process.wait()
 
 

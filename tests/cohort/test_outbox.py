@@ -103,3 +103,47 @@ def test_reminder_after_a_week(session: Session) -> None:
     assert first != second
     assert invitations.redeem(session, KEY, second, now=NOW).invitation_id == inv_id
     del pid
+
+
+def test_no_message_reaches_a_patient_who_withdrew_or_died(session: Session) -> None:
+    """Queued before the withdrawal or death: removed unsent; no reminder either."""
+    from cohort_helpers import user
+
+    from cohort import consent, service
+    from cohort.centres import get_centre
+
+    site = centre(session, "O2")
+    people = {p: enrol(session, site, p) for p in ("O2-W", "O2-D", "O2-A")}
+    for pid in people.values():
+        inv = invitations.issue(session, KEY, pid, "m6", now=NOW)
+        outbox.enqueue(session, pid, "invitation", "Questionnaire",
+                       f"Open {outbox.LINK_PLACEHOLDER}",
+                       invitation_id=inv.invitation_id, now=NOW)  # fmt: skip
+    consent.record_consent(
+        session, centre=get_centre(session, "O2"), pseudonym="O2-W",
+        state="withdrawn", event_date=NOW.date(), actor="test",
+    )  # fmt: skip
+    admin = user(session, "o2-dm", "data_manager", ["O2"])
+    service.record_followup(
+        session, admin, centre_code="O2", pseudonym="O2-D", death=NOW.date()
+    )
+
+    class Capture:
+        def __init__(self) -> None:
+            self.to: list[str] = []
+
+        def send(self, to_address: str, subject: str, body: str) -> None:
+            self.to.append(to_address)
+
+    cap = Capture()
+    address = {pid: f"{p}@example.org" for p, pid in people.items()}
+    report = outbox.deliver(
+        session, cap, address.get, signing_key=KEY, link_base="L", now=NOW
+    )
+    assert (report.sent, report.cancelled) == (1, 2)
+    assert cap.to == ["O2-A@example.org"]
+    assert outbox.pending(session) == []
+    later = NOW + datetime.timedelta(days=8)
+    assert outbox.queue_reminders(session, now=later) == 1  # only O2-A
+    (reminder,) = outbox.pending(session)
+    assert reminder.person_id == people["O2-A"]

@@ -119,6 +119,35 @@ def test_read_is_audited_and_researcher_refused(db: Session) -> None:
         toxicity_funnel(db, _scope(db, "researcher-in"), term=TERM)
 
 
+def test_other_centres_with_one_to_four_events_are_not_drawn(db: Session) -> None:
+    """A point gives its events (observed = ratio x expected): 1-4 is a small cell.
+
+    Checked for a viewer (own centre named) and the platform admin (every centre is
+    another centre) against the per-centre counts of the unscoped case-mix table.
+    """
+    from cohort.benchmark.queries_funnel import casemix_table
+    from cohort.centres import centre_codes
+
+    codes = centre_codes(db)
+    hidden_total = 0
+    for user, own_code in (("viewer-tays", "TAYS"), ("national-admin", None)):
+        for grade, horizon in ((2, 365), (3, 365), (2, 60)):
+            kw = {"site": "lung", "term": TERM, "min_grade": grade,
+                  "horizon_days": horizon}  # fmt: skip
+            shown = toxicity_funnel(db, _scope(db, user), **kw)  # type: ignore[arg-type]
+            table = casemix_table(db, **kw)  # type: ignore[arg-type]
+            per = table.groupby("care_site_id")["event"].agg(["size", "sum"])
+            others = per[[codes[int(i)] != own_code for i in per.index]]
+            listed = others[others["size"] >= 5]
+            small = listed["sum"].between(1, 4)
+            assert shown.attrs["hidden_small"] == int(small.sum())
+            rest = shown[~shown["own"]]
+            assert sorted(rest["observed"]) == sorted(listed.loc[~small, "sum"])
+            assert int(shown["own"].sum()) == int(own_code is not None)
+            hidden_total += int(small.sum())
+    assert hidden_total > 0, "the national world has no small cell to hide"
+
+
 def test_term_without_events_gives_zero_observed(db: Session) -> None:
     df = toxicity_funnel(db, _scope(db, "clinician-hus"), term="Dry mouth")
     assert df.attrs["n_events"] == 0

@@ -36,3 +36,49 @@ def test_serve_refuses_a_missing_key_dir(
     result = CliRunner().invoke(app, ["serve", "--key-dir", str(tmp_path / "nope")])
     assert result.exit_code == 2
     assert "--key-dir" in result.output and "not a folder" in result.output
+
+
+def test_sigterm_stops_the_streamlit_child(tmp_path: Path) -> None:
+    """A service manager stops `rtcohort serve` with SIGTERM: no server is left."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    env = {**os.environ, "RTCOHORT_DATA_DIR": str(tmp_path),
+           "RTCOHORT_DATABASE_URL": f"sqlite:///{tmp_path / 'x.sqlite'}"}  # fmt: skip
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "rtcohort.cli", "serve", "--port", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/_stcore/health", timeout=2
+                ):
+                    break
+            except OSError:
+                assert serve.poll() is None, "rtcohort serve ended early"
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.3)
+        children = Path(f"/proc/{serve.pid}/task/{serve.pid}/children")
+        (child,) = [int(p) for p in children.read_text().split()]
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(timeout=30) is not None
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{child}").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        status = Path(f"/proc/{child}/status")
+        # gone, or a zombie waiting for init to reap it
+        assert not status.exists() or "State:\tZ" in status.read_text()
+    finally:
+        if serve.poll() is None:
+            serve.kill()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -73,12 +74,20 @@ def test_data_directory_closed_to_others_after_upgrade_and_import(data: Path) ->
     out = _ok(["import", str(incoming), "--centre", "PRV01", "--key-file", str(key)])
     assert "datasets loaded 1" in out and "quarantined not-dicom: 1" in out
 
-    # what the import made: database (+ WAL), file store and raw quarantine
+    # what the import made: database, file store and raw quarantine
     assert (data / "rtcohort.sqlite").is_file()
-    assert (data / "rtcohort.sqlite-wal").exists()
     assert any((data / "files").rglob("*"))
     assert len(list((data / "quarantine").glob("*.held"))) == 1
     assert _open_to_others(data) == []
+    # The WAL and shared-memory files exist while a connection is open (the last
+    # one to close removes them); SQLite gives them the database file's mode.
+    reader = sqlite3.connect(data / "rtcohort.sqlite")
+    try:
+        reader.execute("select count(*) from person").fetchone()
+        assert (data / "rtcohort.sqlite-wal").exists()
+        assert _open_to_others(data) == []
+    finally:
+        reader.close()
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     assert "warning" not in _ok(["db", "info"])
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from pynetdicom import AE, AllStoragePresentationContexts, evt
 
-from etl.arrive.sender import send_files
+from etl.arrive.sender import _keep_responses, send_files
 from etl.phantom.spec import spec_from_options
 from etl.phantom.write import write_phantom
 
@@ -43,3 +43,26 @@ def test_lost_response_is_resent_on_a_new_association(tmp_path: Path) -> None:
     assert done.sent == len(files) and not done.failed
     # every object arrived (the late answer, if it came, repeats one of them)
     assert len(set(stored)) == len(files)
+
+
+def test_the_reactor_poll_leaves_responses_to_send_c_store() -> None:
+    # pynetdicom 3.0.4's send_c_store may go on while its reactor is still past the
+    # pause checkpoint; the reactor's non-blocking poll then took the C-STORE
+    # response and the sender waited out the DIMSE timeout (the lost responses of
+    # full demo runs). The sender's associations answer that poll empty.
+    scp = AE(ae_title="RTCOHORT")
+    scp.supported_contexts = AllStoragePresentationContexts
+    server = scp.start_server(("127.0.0.1", 0), block=False)
+    try:
+        ae = AE(ae_title="DEMO-TPS")
+        ae.add_requested_context("1.2.840.10008.5.1.4.1.1.2")
+        assoc = ae.associate("127.0.0.1", int(server.server_address[1]))
+        assert assoc.is_established
+        _keep_responses(assoc)
+        response = (1, object())
+        assoc.dimse.msg_queue.put(response)  # type: ignore[arg-type]
+        assert assoc.dimse.get_msg(block=False) == (None, None)  # the reactor's poll
+        assert assoc.dimse.get_msg(block=True) == response  # send_c_store's read
+        assoc.release()
+    finally:
+        server.shutdown()

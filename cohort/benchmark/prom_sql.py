@@ -1,0 +1,228 @@
+"""QLQ-C30 trajectories and deterioration per centre, aggregated in SQL.
+
+The benchmark's PROM reads (:func:`cohort.benchmark.queries_outcome.prom_trajectory`
+and ``prom_deterioration``) at national scale: reading every questionnaire's scores
+into a frame (:func:`instruments.store.read_prom_scores`, one query per
+questionnaire) took seconds. Here the scores stay in the database: one ``GROUP BY``
+(centre, timepoint, scale) for the means, a join of each follow-up score to the
+baseline score of the same patient and scale for the deteriorations. The rules are
+those of :func:`cohort.benchmark.prom.trajectory` and
+:func:`~cohort.benchmark.prom.deterioration_share`: a score is a scale score
+MEASUREMENT (QLQ-C30 scale concept) of a questionnaire, its timepoint the
+questionnaire's timing concept, else its timing source value; the centre the
+patient's enrolment centre.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Select, case, func, select
+from sqlalchemy.orm import Session
+
+from cohort.benchmark.errors import BenchmarkInputError
+from cohort.benchmark.prom import scale_direction, with_interval
+from instruments.registry import get_instrument
+from instruments.store.common import SURVEY_FIELD, field_id, timepoint_codes
+from omop.cdm import Measurement, SurveyConduct
+from omop.vocab.registry import our_concept_id
+
+if TYPE_CHECKING:
+    import pandas as pd  # type: ignore[import-untyped]
+
+__all__ = ["deterioration_by_centre", "trajectory_by_centre"]
+
+_INSTRUMENT = "QLQ-C30"
+_BASELINE = "baseline"
+_THRESHOLD_POINTS = 10.0
+
+
+def _timepoint() -> Any:
+    known = timepoint_codes()
+    source = SurveyConduct.timing_source_value
+    if not known:
+        return source
+    return case(known, value=func.coalesce(SurveyConduct.timing_concept_id, 0),
+                else_=source)  # fmt: skip
+
+
+def _scale_concepts() -> dict[int, str]:
+    """``concept id -> scale code`` of the instrument's scores (as the writer sets)."""
+    codes = get_instrument(_INSTRUMENT).spec.output_codes
+    return {our_concept_id(_INSTRUMENT, c): c for c in codes}
+
+
+def _scores(session: Session, persons: Select[Any]) -> Any:
+    """Subquery: ``person_id, site, timepoint, scale`` (its concept), ``score``.
+
+    ``persons`` selects ``person_id, care_site_id`` (the enrolment centre).
+    """
+    timepoint = _timepoint()
+    who = persons.subquery()
+    person_id, site = who.c
+    return (
+        select(
+            SurveyConduct.person_id.label("person_id"),
+            site.label("site"),
+            timepoint.label("timepoint"),
+            Measurement.measurement_source_concept_id.label("scale"),
+            Measurement.value_as_number.label("score"),
+        )
+        .select_from(SurveyConduct)
+        .join(who, person_id == SurveyConduct.person_id)
+        .join(
+            Measurement,
+            Measurement.measurement_event_id == SurveyConduct.survey_conduct_id,
+        )
+        .where(
+            Measurement.meas_event_field_concept_id == field_id(session, SURVEY_FIELD),
+            Measurement.measurement_source_concept_id.in_(list(_scale_concepts())),
+            Measurement.value_as_number.is_not(None),
+            timepoint.is_not(None),
+        )
+        .subquery()
+    )
+
+
+def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
+    import pandas as pd
+
+    df = pd.DataFrame(rows, columns=columns)
+    return df.sort_values(columns[:3], kind="stable").reset_index(drop=True)
+
+
+def trajectory_by_centre(
+    session: Session, persons: Select[Any], labels: dict[int, str]
+) -> pd.DataFrame:
+    """Return mean QLQ-C30 scores per centre, timepoint and scale with 95% intervals.
+
+    Parameters
+    ----------
+    persons
+        SQL selection of ``person_id, care_site_id`` of the patients (their
+        enrolment centre, which must be in ``labels``).
+    labels
+        ``care_site_id -> centre label``.
+
+    Returns
+    -------
+    DataFrame
+        As :func:`cohort.benchmark.prom.trajectory` with ``by=("centre",)``:
+        ``centre, timepoint, scale, n, mean, sd, lower_95, upper_95``.
+    """
+    s = _scores(session, persons)
+    scales = _scale_concepts()
+    rows = session.execute(
+        select(
+            s.c.site, s.c.timepoint, s.c.scale, func.count(), func.sum(s.c.score),
+            func.sum(s.c.score * s.c.score),
+        ).group_by(s.c.site, s.c.timepoint, s.c.scale)
+    ).all()  # fmt: skip
+    out = []
+    for site, timepoint, scale, n, total, squares in rows:
+        mean = float(total) / n
+        var = (float(squares) - n * mean * mean) / (n - 1) if n > 1 else math.nan
+        out.append({"centre": labels[int(site)], "timepoint": str(timepoint),
+                    "scale": scales[int(scale)], "n": int(n), "mean": mean,
+                    "sd": math.sqrt(max(var, 0.0)) if n > 1 else math.nan})  # fmt: skip
+    columns = ["centre", "timepoint", "scale", "n", "mean", "sd"]
+    return with_interval(_frame(out, columns))
+
+
+def _refuse_duplicates(session: Session, s: Any) -> None:
+    """Raise as the frame rule does when a patient has two scores of one cell."""
+    twice = session.execute(
+        select(s.c.person_id, s.c.timepoint, s.c.scale)
+        .group_by(s.c.person_id, s.c.timepoint, s.c.scale)
+        .having(func.count() > 1)
+        .limit(1)
+    ).first()
+    if twice is not None:
+        raise BenchmarkInputError(
+            f"PROM table: more than one score for patient {twice[0]!r}, "
+            f"timepoint {twice[1]!r}, scale {_scale_concepts()[int(twice[2])]!r}"
+        )
+
+
+def deterioration_by_centre(
+    session: Session, persons: Select[Any], labels: dict[int, str]
+) -> pd.DataFrame:
+    """Return the share deteriorating >= 10 points from baseline per centre.
+
+    Returns
+    -------
+    DataFrame
+        As :func:`cohort.benchmark.prom.deterioration_share` with ``by=("centre",)``:
+        ``centre, timepoint, scale, n, n_deteriorated, share``.
+
+    Raises
+    ------
+    BenchmarkInputError
+        When a patient has two scores at one timepoint and scale.
+    """
+    s = _scores(session, persons)
+    who = persons.subquery()
+    timepoint = _timepoint()
+    found = session.execute(
+        select(timepoint)
+        .join(who, who.c[0] == SurveyConduct.person_id)
+        .where(timepoint.is_not(None))
+        .distinct()
+    )
+    follow = sorted({str(t) for (t,) in found} - {_BASELINE})
+    scales = _scale_concepts()
+    sign = scale_direction(list(scales.values()), _INSTRUMENT)
+    worse_up = [c for c, code in scales.items() if sign[code] < 0]
+    per_patient = _per_patient(s, follow)
+    p = per_patient.c
+    columns: list[Any] = [func.max(p[f"c{j}"]) for j in range(len(follow) + 1)]
+    for i in range(len(follow)):
+        f = p[f"f{i}"]
+        change = case((p.scale.in_(worse_up), f - p.b), else_=p.b - f)
+        paired = p.b.is_not(None) & f.is_not(None)
+        columns += [
+            func.sum(case((paired, 1), else_=0)),
+            func.sum(case((paired & (change >= _THRESHOLD_POINTS), 1), else_=0)),
+        ]
+    rows = session.execute(
+        select(p.site, p.scale, *columns).group_by(p.site, p.scale)
+    ).all()
+    cells = len(follow) + 1
+    if any(int(n or 0) > 1 for r in rows for n in r[2 : 2 + cells]):
+        _refuse_duplicates(session, s)
+    out = []
+    for site, scale, *values in rows:
+        counts = values[cells:]
+        for i, t in enumerate(follow):
+            n, k = int(counts[2 * i] or 0), int(counts[2 * i + 1] or 0)
+            if n:
+                out.append({"centre": labels[int(site)], "timepoint": t,
+                            "scale": scales[int(scale)], "n": n,
+                            "n_deteriorated": k, "share": k / n})  # fmt: skip
+    return _frame(out, ["centre", "timepoint", "scale", "n", "n_deteriorated", "share"])
+
+
+def _per_patient(s: Any, follow: list[str]) -> Any:
+    """Per patient and scale: the baseline and each follow-up score, and counts.
+
+    ``c{j}``: the number of scores at each of these timepoints (above 1: refused).
+    """
+    cells = [*follow, _BASELINE]
+    return (
+        select(
+            s.c.site,
+            s.c.scale,
+            func.max(case((s.c.timepoint == _BASELINE, s.c.score))).label("b"),
+            *(
+                func.max(case((s.c.timepoint == t, s.c.score))).label(f"f{i}")
+                for i, t in enumerate(follow)
+            ),
+            *(
+                func.count(case((s.c.timepoint == t, 1))).label(f"c{j}")
+                for j, t in enumerate(cells)
+            ),
+        )
+        .group_by(s.c.person_id, s.c.site, s.c.scale)
+        .subquery()
+    )
