@@ -4,7 +4,8 @@ Usage::
 
     .venv/bin/python benchmarks/dvh_speed.py            # both parts
     .venv/bin/python benchmarks/dvh_speed.py --large    # large case only
-    .venv/bin/python benchmarks/dvh_speed.py --paired 5 [--code-root DIR ...]
+    .venv/bin/python benchmarks/dvh_speed.py --paired 5 [--code-root DIR ...] \\
+        [--no-bytecode]
 
 The dicompyler-core part needs ``benchmarks/.venv-dicompyler`` (gitignored)::
 
@@ -32,6 +33,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -148,6 +150,7 @@ _DC_SCRIPT = textwrap.dedent(
         kw = dict(interpolation_resolution=(0.625, 0.625),
                   interpolation_segments_between_planes=2)
     t1 = time.perf_counter()
+    c1 = time.process_time()
     out = []
     for key, s in rtss.GetStructures().items():
         if s.get("type") in ("POINT", "MARKER"):
@@ -157,7 +160,7 @@ _DC_SCRIPT = textwrap.dedent(
     t2 = time.perf_counter()
     for name, vol, mean in out:
         print("ROI", name, vol, mean)
-    print("TIME", t2 - t1, t2 - t0)
+    print("TIME", t2 - t1, t2 - t0, time.process_time() - c1)
     """
 )
 
@@ -240,12 +243,55 @@ def compare_dicompyler() -> None:
         print(f"{name:<16}{vol:>12.2f}{dv:>12.2f}{mean:>11.2f}{dm:>12.2f}")
 
 
-def paired_whole_process(n: int, code_roots: Sequence[str]) -> None:
-    """Median of ``n`` paired whole-process runs: rtcohort dvh against dicompyler-core.
+_OURS_INPROC = textwrap.dedent(
+    """
+    import sys, time, warnings
+    warnings.simplefilter("ignore")
+    from etl.dicom.rtdose import read_rtdose
+    from etl.dicom.rtstruct import read_rtstruct
+    from etl.dose.dvh import compute_dvh
+    folder = sys.argv[1]
+    t0 = time.perf_counter()
+    c0 = time.process_time()
+    grid = read_rtdose(folder + "/rtdose.dcm")
+    for roi in read_rtstruct(folder + "/rtss.dcm").rois:
+        if roi.contour_type == "CLOSED_PLANAR" and roi.contours:
+            compute_dvh(roi.contours, grid)
+    print("TIME", time.perf_counter() - t0, time.process_time() - c0)
+    """
+)
+
+
+def _timed(argv: list[str], **kwargs: Any) -> tuple[float, float, float, float]:
+    """Wall and CPU time of a whole process; the in-process wall and CPU it prints."""
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    res = subprocess.run(argv, capture_output=True, text=True, check=True, **kwargs)
+    wall = time.perf_counter() - t
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime
+    t_in = c_in = float("nan")
+    for line in res.stdout.splitlines():
+        if line.startswith("TIME"):
+            parts = line.split()
+            t_in, c_in = float(parts[1]), float(parts[-1])
+    return wall, cpu, t_in, c_in
+
+
+def paired_whole_process(n: int, code_roots: Sequence[str], bytecode: bool) -> None:
+    """Median of ``n`` paired runs: rtcohort dvh against dicompyler-core.
 
     Each round runs ``rtcohort dvh`` (once per code root: a checkout put first on
-    PYTHONPATH, e.g. this one and an older one) and dicompyler-core's default, in
-    turn, so that the load of the machine weighs on all alike.
+    PYTHONPATH and used as the working directory, which ``python -m`` puts first on
+    ``sys.path`` -- from another folder the checkout there would win; e.g. this one and
+    an older one) and dicompyler-core's default, in turn, so that the load of the
+    machine weighs on all alike; then the in-process times (reading and DVHs, imports
+    excluded) of each code root and of dicompyler-core (``get_dvh`` of every ROI).
+
+    With ``bytecode`` each code root has its own cache of compiled modules
+    (``PYTHONPYCACHEPREFIX`` under ``_work/pycache``, filled by one untimed run), as an
+    installed package has; without, a checkout under ``PYTHONDONTWRITEBYTECODE=1`` is
+    compiled from source on every run (dicompyler-core's venv has its bytecode).
     """
     if not (DCVENV / "bin" / "python").exists():
         print("\n(dicompyler-core venv missing; see the module docstring)")
@@ -253,34 +299,49 @@ def paired_whole_process(n: int, code_roots: Sequence[str]) -> None:
     folder = _example_data()
     script = WORK / "dc_run.py"
     script.write_text(_DC_SCRIPT)
+    ours_script = WORK / "ours_inproc.py"
+    ours_script.write_text(_OURS_INPROC)
     labels = [f"rtcohort dvh ({root})" for root in code_roots]
-    times: dict[str, list[float]] = {k: [] for k in [*labels, "dicompyler-core"]}
+    envs = []
+    for i, root in enumerate(code_roots):
+        env = {**os.environ, "PYTHONPATH": root}
+        if bytecode:
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
+            env["PYTHONPYCACHEPREFIX"] = str(WORK / "pycache" / str(i))
+        envs.append(env)
+    ours_cmd = [sys.executable, "-m", "rtcohort.cli", "dvh", str(folder), "--csv",
+                str(WORK / "ours.csv")]  # fmt: skip
+    dc_cmd = [str(DCVENV / "bin" / "python"), str(script), str(folder), "default"]
+    for env, root in zip(envs, code_roots, strict=True):  # untimed: fill caches
+        _timed(ours_cmd, env=env, cwd=root)
+    names = [*labels, "dicompyler-core"]
+    # per name: whole-process wall, CPU; in-process wall, CPU
+    runs: dict[str, list[tuple[float, float, float, float]]] = {k: [] for k in names}
     load_start = os.getloadavg()[0]
     for _ in range(n):
-        for label, root in zip(labels, code_roots, strict=True):
-            env = {**os.environ, "PYTHONPATH": root}
-            t = time.perf_counter()
-            subprocess.run(
-                [sys.executable, "-m", "rtcohort.cli", "dvh", str(folder), "--csv",
-                 str(WORK / "ours.csv")],
-                capture_output=True, check=True, env=env,
-            )  # fmt: skip
-            times[label].append(time.perf_counter() - t)
-        t = time.perf_counter()
-        subprocess.run(
-            [str(DCVENV / "bin" / "python"), str(script), str(folder), "default"],
-            capture_output=True, check=True,
-        )  # fmt: skip
-        times["dicompyler-core"].append(time.perf_counter() - t)
-    print(f"\nwhole process, median of {n} paired runs (example plan)")
+        for label, env, root in zip(labels, envs, code_roots, strict=True):
+            runs[label].append(_timed(ours_cmd, env=env, cwd=root))
+        dc = _timed(dc_cmd)
+        runs["dicompyler-core"].append(dc)
+        for label, env, root in zip(labels, envs, code_roots, strict=True):
+            w, c, _, _ = runs[label][-1]
+            cmd = [sys.executable, str(ours_script), str(folder)]
+            runs[label][-1] = (w, c, *_timed(cmd, env=env, cwd=root)[2:])
+    kind = "bytecode cached" if bytecode else "compiled from source each run"
+    print(f"\nmedian of {n} paired runs (example plan; rtcohort {kind})")
     print(
         f"load average (1 min): {load_start:.2f} at start, "
         f"{os.getloadavg()[0]:.2f} at end"
     )
-    dc = float(np.median(times["dicompyler-core"]))
-    for label, values in times.items():
-        med = float(np.median(values))
-        print(f"{label:<60}{med:>8.2f} s{dc / med:>8.1f}x")
+    heads = ("whole wall", "whole CPU", "in-proc wall", "in-proc CPU")
+    print(f"{'':<44}" + "".join(f"{h:>17}" for h in heads))
+    dc_med = np.median(np.array(runs["dicompyler-core"]), axis=0)
+    for name in names:
+        med = np.median(np.array(runs[name]), axis=0)
+        cells = "".join(
+            f"{m:>8.2f} s{d / m:>7.1f}x" for m, d in zip(med, dc_med, strict=True)
+        )
+        print(f"{name[-44:]:<44}{cells}")
 
 
 def main() -> None:
@@ -298,9 +359,15 @@ def main() -> None:
         default=[],
         help="with --paired: a checkout to time (repeat; default this one)",
     )
+    parser.add_argument(
+        "--no-bytecode",
+        action="store_true",
+        help="with --paired: no bytecode cache for rtcohort (compile each run)",
+    )
     args = parser.parse_args()
     if args.paired:
-        paired_whole_process(args.paired, args.code_root or [str(ROOT.parent)])
+        roots = args.code_root or [str(ROOT.parent)]
+        paired_whole_process(args.paired, roots, bytecode=not args.no_bytecode)
         return
     if not args.large:
         compare_dicompyler()

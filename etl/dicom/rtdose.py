@@ -164,8 +164,9 @@ def read_rtdose(
     arr = _frames(ds, where)
     slice_dir, dk = _slice_axis(ds, where, arr.shape[0], normal, di)
 
+    arr *= scaling * unit_factor  # in place: the dose of a plan is often 20 MB+
     return DoseGrid(
-        dose_gy=arr * (scaling * unit_factor),
+        dose_gy=arr,
         origin_mm=ipp,
         row_dir=row_dir,
         col_dir=col_dir,
@@ -215,13 +216,17 @@ def _orientation(ds: Dataset, where: str) -> tuple[np.ndarray, np.ndarray, np.nd
 
 
 def _frames(ds: Dataset, where: str) -> np.ndarray:
-    """Return stored pixel values as floats, shape ``(frames, rows, columns)``."""
+    """Return stored pixel values as floats, shape ``(frames, rows, columns)``.
+
+    Always a new array (never the dataset's own pixel array), which the caller scales
+    in place.
+    """
     try:
         pixels = ds.pixel_array
     except Exception as exc:  # pydicom raises many types on truncated pixel data
         raise DicomParseError(f"{where}: pixel data unreadable ({exc})") from exc
     frames = int(ds.get("NumberOfFrames", 1) or 1)
-    arr = np.asarray(pixels, dtype=np.float64)
+    arr = np.array(pixels, dtype=np.float64)
     if arr.ndim == 2:  # noqa: PLR2004
         arr = arr[np.newaxis]
     if arr.shape[0] != frames:

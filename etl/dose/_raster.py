@@ -36,10 +36,11 @@ def _load_feature_transform() -> Callable[..., Any] | None:
     ``scipy.ndimage.distance_transform_edt``, which it equals (tested).
     """
     try:
-        spec = importlib.util.find_spec("scipy.ndimage")
+        # The top-level spec: finding "scipy.ndimage" would import scipy itself.
+        spec = importlib.util.find_spec("scipy")
         if spec is None or not spec.submodule_search_locations:
             return None
-        folder = Path(next(iter(spec.submodule_search_locations)))
+        folder = Path(next(iter(spec.submodule_search_locations))) / "ndimage"
         path = next(folder.glob("_nd_image*.so"), None) or next(
             folder.glob("_nd_image*.pyd"), None
         )
@@ -71,10 +72,14 @@ def distance_edt(free: BoolArray, sampling: tuple[float, float]) -> FloatArray:
     transform(
         np.ascontiguousarray(free, dtype=np.int8), np.asarray(sampling, np.float64), ft
     )
-    dt = (ft - np.indices(free.shape, dtype=np.int32)).astype(np.float64)
+    ft -= np.indices(free.shape, dtype=np.int32)
+    dt = ft.astype(np.float64)
     dt[0] *= sampling[0]
     dt[1] *= sampling[1]
-    return np.asarray(np.sqrt(np.add.reduce(dt * dt, axis=0)))
+    dt *= dt
+    out: FloatArray = np.add(dt[0], dt[1])  # = np.add.reduce over the first axis
+    np.sqrt(out, out=out)
+    return out
 
 
 def _scipy_fallback(free: BoolArray, sampling: tuple[float, float]) -> FloatArray:

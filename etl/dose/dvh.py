@@ -69,6 +69,7 @@ from etl.dose._planes import (
     cap_growth_mm,
     contour_planes,
     estimate_volume_mm3,
+    median,
     plan_runs,
 )
 from etl.dose._raster import CHUNK_CELLS, fill_planes
@@ -271,7 +272,7 @@ def _raster(  # noqa: PLR0917
     # Between contour planes the section is interpolated (signed distances) when a
     # supersampled structure is sampled finer than its planes; otherwise each plane's
     # section fills the slab half-way to its neighbours.
-    spacing = float(np.median(np.diff(positions))) if len(positions) > 1 else dk
+    spacing = median(np.diff(positions)) if len(positions) > 1 else dk
     interpolate = not on_voxels and min(h, dk) < _INTERPOLATE_BELOW * spacing
     if on_voxels:
         # Sampled at the dose-grid resolution: the raster is the voxel centres.

@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 
 from etl.dicom.enums import RTROIInterpretedType, normalise
 from etl.errors import EtlError
+from etl.mapping.targets import tg263_target_name
 from omop.ingest_tables import MappingRule, MappingRuleset
 from omop.vocab.registry import load_registry
 
@@ -217,6 +218,8 @@ class RuleSet:
             and re.search(r"\d+$", roi_name.strip())
         ):
             same = roi_name.strip()  # e.g. SpinalCord_PRV05 (TG-263 SpinalCord_PRVxx)
+        if same is None:
+            same = tg263_target_name(roi_name)  # PTV_High, CTVn_7000 (a grammar)
         if same is not None:
             return Mapped(roi_name, same, None, "tg263-name")
         return Mapped(roi_name, None, None, "unmapped")
@@ -260,6 +263,7 @@ def parse_rules_csv(text: str, source: str = "rules.csv") -> list[Rule]:
             target
             and normalise_name(re.sub(r"\d+$", "xx", target)) not in known
             and (normalise_name(target) not in known)
+            and tg263_target_name(target) != target
         ):
             hint = ", ".join(suggest(target)) or "none"
             raise MappingError(

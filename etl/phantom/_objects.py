@@ -261,7 +261,7 @@ def write_rtstruct(
         obs = Dataset()
         obs.ObservationNumber = number
         obs.ReferencedROINumber = number
-        obs.ROIObservationLabel = name
+        obs.ROIObservationLabel = name[:16]  # SH: 16 characters at most
         obs.RTROIInterpretedType = kind
         obs.ROIInterpreter = ""
         observations.append(obs)

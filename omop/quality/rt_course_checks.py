@@ -155,38 +155,49 @@ def eqd2_when_fractions_known() -> Check:
         "JOIN concept rc ON rc.concept_id = rx.measurement_source_concept_id "
         "AND rc.vocabulary_id = 'RTC Prescription' AND rc.concept_code = 'fractions' "
     )
+    # The grids (dose images, courses) with known fractions, each found once: an
+    # uncorrelated IN rather than a lookup per metric.
     image_fractions = (
-        "EXISTS (SELECT 1 FROM image_occurrence io JOIN episode_event ee ON "
-        "ee.event_id = io.procedure_occurrence_id AND "
+        "p.grid_id IN (SELECT io.image_occurrence_id FROM image_occurrence io "
+        "JOIN episode_event ee ON ee.event_id = io.procedure_occurrence_id AND "
         "ee.episode_event_field_concept_id IN "
         f"{_field('procedure_occurrence.procedure_occurrence_id')} "
         + rx.format(episode="ee.episode_id")
-        + "WHERE io.image_occurrence_id = p.grid_id AND rx.value_as_number > 0)"
+        + "WHERE rx.value_as_number > 0)"
     )
     course_fractions = (
-        "EXISTS (SELECT 1 FROM episode ce "
+        "p.grid_id IN (SELECT ce.episode_id FROM episode ce "
         + rx.format(episode="ce.episode_id")
-        + "WHERE ce.episode_id = p.grid_id AND rx.value_as_number > 0)"
+        + "WHERE rx.value_as_number > 0)"
     )
     fractions = (
         f"((p.src = 'image' AND {image_fractions}) OR "
         f"(p.src = 'course' AND {course_fractions}))"
     )
-    physical = (
-        f"WITH dm AS ({DOSE_METRICS_SQL}) SELECT COUNT(*) FROM dm p "
-        "WHERE p.code LIKE '%[Gy]' AND p.code NOT LIKE 'EQD2 %' "
-        f"AND {fractions}"
+    where = f"WHERE p.code LIKE '%[Gy]' AND p.code NOT LIKE 'EQD2 %' AND {fractions}"
+    physical = f"WITH dm AS ({DOSE_METRICS_SQL}) SELECT COUNT(*) FROM dm p {where}"
+    # Without the EQD2 metric of the same structure and grid: a physical metric
+    # (role 0) whose group holds no EQD2 metric (role 1). Grouping by window rather
+    # than a correlated NOT EXISTS keeps the cost linear whatever the planner
+    # estimates; metrics without structure or grid match nothing, as in a join.
+    ends = (
+        "SELECT p.src, p.grid_id, p.structure, 'EQD2 ' || p.code AS key, 0 AS role "
+        f"FROM dm p {where} UNION ALL "
+        "SELECT q.src, q.grid_id, q.structure, q.code, 1 FROM dm q "
+        "WHERE q.code LIKE 'EQD2 %' AND q.structure IS NOT NULL "
+        "AND q.grid_id IS NOT NULL"
     )
-    eqd2 = (
-        "EXISTS (SELECT 1 FROM dm q WHERE q.src = p.src AND q.grid_id = p.grid_id "
-        "AND q.structure = p.structure AND q.code = 'EQD2 ' || p.code)"
+    numerator = (
+        f"WITH dm AS ({DOSE_METRICS_SQL}) SELECT COUNT(*) FROM (SELECT w.role, "
+        "MAX(w.role) OVER (PARTITION BY w.src, w.grid_id, w.structure, w.key) "
+        f"AS found FROM ({ends}) w) x WHERE x.role = 0 AND x.found = 0"
     )
     return Check(
         name="rtEqd2WhenFractionsKnown",
         level="FIELD",
         table="measurement",
         field="value_as_number",
-        numerator=f"{physical} AND NOT {eqd2}",
+        numerator=numerator,
         denominator=physical,
         threshold=0.0,
         category="Completeness",

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from omop.quality.checks import Check
 from omop.quality.control import KnownFailure
 
-__all__ = ["CheckResult", "run_check", "run_checks"]
+__all__ = ["CheckResult", "result_of_counts", "run_check", "run_checks"]
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +109,20 @@ def run_check(
             check, error=message, execution_seconds=time.perf_counter() - started
         )
     elapsed = time.perf_counter() - started
+    return result_of_counts(check, denominator, violated, elapsed, known)
+
+
+def result_of_counts(
+    check: Check,
+    denominator: int,
+    violated: int,
+    elapsed: float,
+    known: Sequence[KnownFailure] = (),
+) -> CheckResult:
+    """Return the result of a check whose two counts are known.
+
+    ``violated`` is ignored when ``denominator`` is 0 (the check did not apply).
+    """
     if denominator == 0:
         return CheckResult(
             check,
@@ -138,7 +152,20 @@ def run_check(
 
 
 def run_checks(
-    session: Session, checks: Sequence[Check], known: Sequence[KnownFailure] = ()
+    session: Session,
+    checks: Sequence[Check],
+    known: Sequence[KnownFailure] = (),
+    *,
+    batch: bool = True,
 ) -> list[CheckResult]:
-    """Run every check (each in its own savepoint); never commits."""
+    """Run every check and return the results in order; never commits.
+
+    With ``batch`` (the default) the plain counts of one table are computed on one
+    scan (:mod:`omop.quality.batch`); every other check, and every check of a scan
+    that fails, runs on its own in a savepoint (:func:`run_check`).
+    """
+    if batch:
+        from omop.quality.batch import run_batched
+
+        return run_batched(session, checks, known)
     return [run_check(session, check, known) for check in checks]

@@ -4,7 +4,9 @@ Each sub-module registers the commands of one package on the root app; commands 
 their package lazily so that ``rtcohort --help`` starts fast. The root :data:`app`
 (all commands) is built on first use; :func:`main` builds only the module of a command
 listed in ``_ONE_MODULE`` (``rtcohort dvh`` imports no database, FHIR or statistics
-package), and the full app for everything else.
+package), and the full app for everything else. On that fast path, modules that
+pydicom imports but the command does not use load only when first used
+(:mod:`rtcohort.cli._lazy`).
 
 The root group is :class:`rtcohort.cli.errors.MappedGroup`: an error that ends a
 command becomes one line on stderr and exit code 2 (bad input) or 1 (failure);
@@ -84,4 +86,8 @@ def main() -> None:
     """Run the ``rtcohort`` command line."""
     command = next((a for a in sys.argv[1:] if not a.startswith("-")), "")
     module = _ONE_MODULE.get(command)
+    if module:
+        from rtcohort.cli._lazy import defer_imports
+
+        defer_imports()
     _build((module,) if module else _COMMAND_MODULES)()

@@ -20,6 +20,7 @@ from instruments.fhir_adverse_event import ToxicityGrading
 from instruments.store import Assessment, store_prom, store_toxicity
 from omop import cdm
 from omop.quality import Check, all_checks
+from omop.quality.batch import run_batched
 from omop.quality.run import CheckResult, run_check
 from omop.vocab.registry import our_concept_id
 from tests.etl.ingest_db import Db
@@ -69,6 +70,16 @@ def check_named(s: Session, name: str, table: str, field: str | None = None) -> 
 def run_ok(s: Session, check: Check) -> CheckResult:
     result = run_check(s, check)
     assert result.error is None, result.error
+    (batched,) = run_batched(s, [check])  # a plain count is counted on a scan
+    assert (
+        batched.status,
+        batched.num_violated_rows,
+        batched.num_denominator_rows,
+    ) == (
+        result.status,
+        result.num_violated_rows,
+        result.num_denominator_rows,
+    )
     return result
 
 
