@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from etl.dose.coverage import dose_coverage, metric_allowed
 from etl.dose.dvh import DVH
-from etl.dose.metrics import evaluate
+from etl.dose.metric_batch import evaluate_many
 from etl.dose.radiobiology import dvh_to_eqd2
 from etl.mapping.naming import RuleSet, is_target, structure_concept_id
 from etl.store.computed import ComputedStructure
@@ -173,13 +173,16 @@ def metric_rows(
         target = row.is_target
         specs = default_metrics(target, row.max_gy)
         values: list[tuple[str, float | None, float | None]] = [
-            (s, None, evaluate(dvh, s)) for s in specs
+            (s, None, v) for s, v in zip(specs, evaluate_many(dvh, specs), strict=True)
         ]
         values.append((VOLUME_METRIC, None, row.volume_cc))
         if ctx.fractions:
             ab = ctx.alpha_beta.for_structure(target)
             eqd2 = dvh_to_eqd2(dvh, ctx.fractions, ab)
-            values += [(f"EQD2 {s}", ab, evaluate(eqd2, s)) for s in specs]
+            eqd2_values = evaluate_many(eqd2, specs)
+            values += [
+                (f"EQD2 {s}", ab, v) for s, v in zip(specs, eqd2_values, strict=True)
+            ]
         cover = dose_coverage(dvh).pct  # never a metric on dose it does not have
         for spec, ab_gy, value in values:
             if value is None or not math.isfinite(value):
