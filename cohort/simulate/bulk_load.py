@@ -120,6 +120,7 @@ def _batch(
             rows, patient, identity, centres[patient.centre],  # type: ignore[arg-type, attr-defined]
             seed=seed, store=store, rules=rules, fields=fields, counts=counts,
         )  # fmt: skip
+    store.sync()  # the placeholders were stored without a flush each
     _file_rows(rows, store, session)
     for model in WRITE_ORDER:
         write_rows(session, model, rows.tables.get(str(model.__tablename__), []))
