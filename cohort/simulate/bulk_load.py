@@ -4,15 +4,18 @@
 :mod:`cohort.simulate.load` (the rows come from the same builders,
 :mod:`cohort.simulate.bulk_rows`), but a batch of patients at a time: each batch is
 one transaction whose rows are written table by table with PostgreSQL ``COPY``
-(:mod:`omop.bulk`) or one SQLite ``executemany`` per table. A build that is killed
-loses at most the batch in flight, never part of a patient; a re-run skips the
-patients already present (by pseudonym) and loads the rest.
+(:mod:`omop.bulk`) or one SQLite ``executemany`` per table; on PostgreSQL the next
+batch is built while the last one is written. A build that is killed loses at most
+the batches in flight (one being written, one being built), never part of a patient;
+a re-run skips the patients already present (by pseudonym) and loads the rest.
 """
 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -89,19 +92,24 @@ def _file_rows(rows: Rows, store: FileStore, session: Session) -> None:
     ]
 
 
-def _batch(
-    session: Session,
-    patients: list[object],
-    ids: IdBlock,
-    *,
-    keys: Mapping[str, CentreKey],
-    store: FileStore,
-    rules: RuleSet,
-    seed: int,
-    fields: Fields,
-    centres: Mapping[str, int],
-    counts: LoadCounts,
-) -> None:
+@dataclass(frozen=True)
+class _Setup:
+    """What every batch of a load shares."""
+
+    keys: Mapping[str, CentreKey]
+    store: FileStore
+    rules: RuleSet
+    seed: int
+    fields: Fields
+    centres: Mapping[str, int]
+    counts: LoadCounts
+
+
+def _build(
+    session: Session, patients: Sequence[object], ids: IdBlock, setup: _Setup
+) -> Rows:
+    """Build the rows of the batch's new patients (keys taken in ``session``)."""
+    keys, counts = setup.keys, setup.counts
     ids.begin(session)
     rows = Rows(ids, datetime.datetime.now(datetime.UTC))
     who = [identify(keys[p.centre], p.hospital_id) for p in patients]  # type: ignore[attr-defined]
@@ -117,13 +125,26 @@ def _batch(
             counts.skipped += 1
             continue
         patient_rows(
-            rows, patient, identity, centres[patient.centre],  # type: ignore[arg-type, attr-defined]
-            seed=seed, store=store, rules=rules, fields=fields, counts=counts,
+            rows, patient, identity, setup.centres[patient.centre],  # type: ignore[arg-type, attr-defined]
+            seed=setup.seed, store=setup.store, rules=setup.rules, fields=setup.fields,
+            counts=counts,
         )  # fmt: skip
+    return rows
+
+
+def _write(session: Session, rows: Rows, store: FileStore) -> None:
+    """Write a batch's rows (and its files' rows) in ``session``'s transaction."""
     store.sync()  # the placeholders were stored without a flush each
     _file_rows(rows, store, session)
     for model in WRITE_ORDER:
         write_rows(session, model, rows.tables.get(str(model.__tablename__), []))
+
+
+def _write_batch(
+    session_factory: sessionmaker[Session], rows: Rows, store: FileStore
+) -> None:
+    with session_factory.begin() as session:
+        _write(session, rows, store)
 
 
 def load_cohort_bulk(
@@ -167,15 +188,59 @@ def load_cohort_bulk(
         fields = _fields(session)
     with session_factory() as session:
         rules = current_rules(session)
-    ids = IdBlock()
+    setup = _Setup(
+        keys, store, rules, cohort.params.seed, fields, centres, counts
+    )  # fmt: skip
     patients = cohort.patients
-    for start in range(0, len(patients), batch):
+    batches = [patients[i : i + batch] for i in range(0, len(patients), batch)]
+    with session_factory() as session:
+        postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres:
+        _pipelined(session_factory, batches, setup, progress, len(patients))
+        return counts
+    ids = IdBlock()
+    done = 0
+    for chunk in batches:
         with session_factory.begin() as session:
-            _batch(
-                session, list(patients[start : start + batch]), ids, keys=keys,
-                store=store, rules=rules, seed=cohort.params.seed, fields=fields,
-                centres=centres, counts=counts,
-            )  # fmt: skip
+            _write(session, _build(session, chunk, ids, setup), store)
+        done += len(chunk)
         if progress is not None:
-            progress("into-db", min(start + batch, len(patients)), len(patients))
+            progress("into-db", done, len(patients))
     return counts
+
+
+def _pipelined(
+    session_factory: sessionmaker[Session],
+    batches: Sequence[Sequence[object]],
+    setup: _Setup,
+    progress: Progress | None,
+    total: int,
+) -> None:
+    """PostgreSQL: build batch n + 1 while a second thread writes batch n.
+
+    The server's share of a batch (``COPY``, its indexes and foreign-key checks)
+    overlaps the building of the next one. Keys come from the sequences, which any
+    session may take, in the same order as one batch after the other; each batch is
+    still one transaction, written in order; a failure of either stops the load
+    after the batch being written (committed) and before the next.
+    """
+    ids = IdBlock()
+    done = 0
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="into-db") as writer:
+        pending: Future[None] | None = None
+        size = 0
+        for chunk in batches:
+            with session_factory() as session:
+                rows = _build(session, chunk, ids, setup)
+            if pending is not None:
+                pending.result()
+                done += size
+                if progress is not None:
+                    progress("into-db", done, total)
+            pending = writer.submit(_write_batch, session_factory, rows, setup.store)
+            size = len(chunk)
+        if pending is not None:
+            pending.result()
+            done += size
+            if progress is not None:
+                progress("into-db", done, total)
