@@ -117,7 +117,7 @@ def write_rows(
         return bulk_insert(
             session,
             table,
-            [tuple(row.get(c) for c in columns) for row in rows],
+            [tuple(map(row.get, columns)) for row in rows],
             columns=columns,
         )
     if any(c.default is not None for c in table.columns if c.name not in names):
@@ -142,7 +142,7 @@ def _sqlite_rows(
         for i, c in enumerate(columns)
         if (proc := table.c[c].type._cached_bind_processor(dialect)) is not None
     ]
-    values: list[list[Any]] = [[row.get(c) for c in columns] for row in rows]
+    values: list[list[Any]] = [list(map(row.get, columns)) for row in rows]
     for i, proc in procs:
         for v in values:
             v[i] = proc(v[i])

@@ -5,14 +5,15 @@
 :mod:`cohort.simulate.bulk_rows`), but a batch of patients at a time: each batch is
 one transaction whose rows are written table by table with PostgreSQL ``COPY``
 (:mod:`omop.bulk`) or one SQLite ``executemany`` per table; on PostgreSQL the next
-batch is built while the last one is written. A build that is killed loses at most
-the batches in flight (one being written, one being built), never part of a patient;
+batch is built while the last ones are written (:data:`WRITERS` at once). A build
+that is killed loses at most the batches in flight, never part of a patient;
 a re-run skips the patients already present (by pseudonym) and loads the rest.
 """
 
 from __future__ import annotations
 
 import datetime
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -59,6 +60,10 @@ WRITE_ORDER: tuple[type[DeclarativeBase], ...] = (
 )  # fmt: skip
 
 Progress = Callable[[str, int, int], None]
+
+#: Batches written at once on PostgreSQL (each by its own thread and transaction):
+#: one, as a second did not help on 2 cores (the builder and the server use them).
+WRITERS = 1
 
 
 def _fields(session: Session) -> Fields:
@@ -216,31 +221,32 @@ def _pipelined(
     progress: Progress | None,
     total: int,
 ) -> None:
-    """PostgreSQL: build batch n + 1 while a second thread writes batch n.
+    """PostgreSQL: build the next batch while writer threads write the last ones.
 
     The server's share of a batch (``COPY``, its indexes and foreign-key checks)
-    overlaps the building of the next one. Keys come from the sequences, which any
-    session may take, in the same order as one batch after the other; each batch is
-    still one transaction, written in order; a failure of either stops the load
-    after the batch being written (committed) and before the next.
+    overlaps the building of the next one; up to :data:`WRITERS` batches are written
+    at once, each in its own transaction (their rows share no keys: the keys come from
+    the sequences, which any session may take, in the same order as one batch after
+    the other). A failure stops the load once the batches in flight are done.
     """
     ids = IdBlock()
     done = 0
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="into-db") as writer:
-        pending: Future[None] | None = None
-        size = 0
-        for chunk in batches:
-            with session_factory() as session:
-                rows = _build(session, chunk, ids, setup)
-            if pending is not None:
-                pending.result()
-                done += size
-                if progress is not None:
-                    progress("into-db", done, total)
-            pending = writer.submit(_write_batch, session_factory, rows, setup.store)
-            size = len(chunk)
-        if pending is not None:
-            pending.result()
+    pending: deque[tuple[Future[None], int]] = deque()
+
+    def finish(keep: int) -> None:
+        nonlocal done
+        while len(pending) > keep:
+            future, size = pending.popleft()
+            future.result()
             done += size
             if progress is not None:
                 progress("into-db", done, total)
+
+    with ThreadPoolExecutor(WRITERS, thread_name_prefix="into-db") as writer:
+        for chunk in batches:
+            with session_factory() as session:
+                rows = _build(session, chunk, ids, setup)
+            finish(WRITERS - 1)
+            future = writer.submit(_write_batch, session_factory, rows, setup.store)
+            pending.append((future, len(chunk)))
+        finish(0)
