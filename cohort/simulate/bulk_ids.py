@@ -140,7 +140,8 @@ def _sqlite_rows(
     procs = [
         (i, proc)
         for i, c in enumerate(columns)
-        if (proc := table.c[c].type._cached_bind_processor(dialect)) is not None
+        if (proc := table.c[c].type.dialect_impl(dialect).bind_processor(dialect))
+        is not None
     ]
     values: list[list[Any]] = [list(map(row.get, columns)) for row in rows]
     for i, proc in procs:
