@@ -76,14 +76,15 @@ def resample_planes(
     xlo, xhi, fx = cols
     nrows, ncols = len(ylo), len(xlo)
     out = np.empty((k1 - k0 + 1, nrows, ncols))
-    on_voxels = not (np.any(fx) or np.any(fy))
+    if not (np.any(fx) or np.any(fy)):  # on the voxel centres: the values
+        flat = (ylo[:, None] * dose_gy.shape[2] + xlo[None, :]).ravel()
+        for k in range(k0, k1 + 1):
+            np.take(dose_gy[k].ravel(), flat, out=out[k - k0].reshape(-1))
+        return out.reshape(k1 - k0 + 1, -1)
     step = max(1, _BATCH // (nrows * ncols))
     for k in range(k0, k1 + 1, step):
         block = dose_gy[k : min(k + step, k1 + 1)]
         dst = out[k - k0 : k - k0 + len(block)]
-        if on_voxels:
-            dst[...] = block[:, ylo[:, None], xlo[None, :]]
-            continue
         wy = fy[None, :, None]
         r = block[:, ylo] * (1.0 - wy) + block[:, yhi] * wy
         dst[...] = r[:, :, xlo] * (1.0 - fx) + r[:, :, xhi] * fx
@@ -109,13 +110,23 @@ def resample_points(
     i00, i01 = ylo * ni + xlo, ylo * ni + xhi
     i10, i11 = yhi * ni + xlo, yhi * ni + xhi
     out = np.empty((k1 - k0 + 1, len(u_mm)))
+    low, high, d_low, d_high = np.empty((4, len(u_mm)))
     for k in range(k0, k1 + 1):
         plane = dose_gy[k].ravel()
-        # As differences, so that a uniform dose stays exactly uniform.
-        p00, p10 = plane.take(i00), plane.take(i10)
-        low = p00 + fx * (plane.take(i01) - p00)
-        high = p10 + fx * (plane.take(i11) - p10)
-        out[k - k0] = low + fy * (high - low)
+        # As differences, so that a uniform dose stays exactly uniform (in place):
+        # low = p00 + fx (p01 - p00), high = p10 + fx (p11 - p10),
+        # out = low + fy (high - low).
+        plane.take(i00, out=low)
+        plane.take(i10, out=high)
+        np.subtract(plane.take(i01, out=d_low), low, out=d_low)
+        np.subtract(plane.take(i11, out=d_high), high, out=d_high)
+        d_low *= fx
+        d_high *= fx
+        low += d_low
+        high += d_high
+        high -= low
+        high *= fy
+        np.add(low, high, out=out[k - k0])
     return out
 
 
@@ -322,23 +333,24 @@ class ColumnHistogram:
         self.max_gy = max(self.max_gy, float(da.max()), float(db.max()))
         if self._clip_negative:
             da, db = np.maximum(da, 0.0), np.maximum(db, 0.0)
-        pa = da * (1.0 / self._bw)
-        width = db * (1.0 / self._bw) - pa
+        inv = 1.0 / self._bw
+        pa = da * inv
+        width = db * inv
+        width -= pa
         # A ramp of slope w / width between the kinks pa and pb (either order), each
         # kink shared between the two bin edges around it; a nearly uniform dose is a
         # ramp of a thousandth of a bin.
-        width[np.abs(width) < _FLAT_BINS] = _FLAT_BINS
+        np.copyto(width, _FLAT_BINS, where=np.abs(width) < _FLAT_BINS)
         pb = pa + width
         slope = w / width
         for p, sign in ((pa, 1.0), (pb, -1.0)):
             ip = p.astype(np.intp)  # p >= 0: truncation is floor
             upper = (p - ip) * slope
             lower = slope - upper
-            if sign < 0:
-                np.negative(lower, out=lower)
-                np.negative(upper, out=upper)
-            self._kinks = _add(self._kinks, ip, lower, 0)
-            self._kinks = _add(self._kinks, ip, upper, 1)
+            # The kink at pb goes down: its binned shares are subtracted (exactly
+            # the sums of the negated shares).
+            self._kinks = _add(self._kinks, ip, lower, 0, sign)
+            self._kinks = _add(self._kinks, ip, upper, 1, sign)
 
     def differential_cc(self) -> FloatArray:
         """Return the differential histogram (cm3 per bin) of the inside volume."""
@@ -360,16 +372,26 @@ class ColumnHistogram:
         return hist
 
 
-def _add(acc: FloatArray, idx: IntArray, wts: FloatArray, shift: int) -> FloatArray:
-    """Add ``bincount(idx, wts)`` to ``acc`` at an offset of ``shift`` bins."""
+def _add(
+    acc: FloatArray, idx: IntArray, wts: FloatArray, shift: int, sign: float = 1.0
+) -> FloatArray:
+    """Add ``sign * bincount(idx, wts)`` to ``acc`` at an offset of ``shift`` bins."""
     binned = np.bincount(idx, weights=wts).astype(np.float64, copy=False)
-    return _add_binned(acc, binned, shift)
+    return _add_binned(acc, binned, shift, sign)
 
 
-def _add_binned(acc: FloatArray, binned: FloatArray, shift: int) -> FloatArray:
-    """Add ``binned`` to ``acc`` at an offset of ``shift`` bins (growing ``acc``)."""
+def _add_binned(
+    acc: FloatArray, binned: FloatArray, shift: int, sign: float = 1.0
+) -> FloatArray:
+    """Add ``binned`` (or subtract, ``sign`` < 0) to ``acc`` at an offset of ``shift``.
+
+    ``acc`` grows as needed.
+    """
     need = len(binned) + shift
     if need > len(acc):
         acc = np.concatenate([acc, np.zeros(max(need - len(acc), len(acc) // 2))])
-    acc[shift:need] += binned
+    if sign < 0:
+        acc[shift:need] -= binned
+    else:
+        acc[shift:need] += binned
     return acc
