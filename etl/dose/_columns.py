@@ -170,17 +170,27 @@ class ColumnHistogram:
                     continue
             if clip_k:
                 kk = np.clip(kk, 0, top)
-            k = kk.astype(np.intp)
-            base = (k - self._k0) * self._ncell + cj
+            base = kk.astype(np.intp)  # (in place:) the dose of cj on plane k
+            base -= self._k0
+            base *= self._ncell
+            base += cj
             s0 = planes.take(base)
-            s1 = planes.take(base + self._ncell) if nk > 1 else s0
-            step = s1 - s0
+            if nk > 1:
+                base += self._ncell  # and on plane k + 1: step = s1 - s0
+                step = planes.take(base)
+                step -= s0
+            else:
+                step = s0 - s0
             fa, fb = lo - kk, hi - kk  # kk: k as floats
             if clip_k:
-                fa, fb = np.clip(fa, 0.0, 1.0), np.clip(fb, 0.0, 1.0)
-            da = s0 + fa * step
-            db = s0 + fb * step
-            w = (hi - lo) * (dk * self._area)
+                np.clip(fa, 0.0, 1.0, out=fa)
+                np.clip(fb, 0.0, 1.0, out=fb)
+            da = fa * step  # s0 + fa * step
+            da += s0
+            db = fb * step
+            db += s0
+            w = hi - lo
+            w *= dk * self._area
             if self._exact:
                 self._segments(da, db, w)
             else:
@@ -260,7 +270,8 @@ class ColumnHistogram:
         slope = w / width
         for p, sign in ((pa, 1.0), (pb, -1.0)):
             ip = p.astype(np.intp)  # p >= 0: truncation is floor
-            upper = (p - ip) * slope
+            upper = p - ip
+            upper *= slope
             lower = slope - upper
             # The kink at pb goes down: its binned shares are subtracted (exactly
             # the sums of the negated shares).

@@ -196,6 +196,7 @@ def signed_distances(
         edge[:, :-1] |= d
         dist = distance_edt(~edge, (hy, hx))
         dist += 0.5 * min(hx, hy)
-        np.negative(dist, out=out[p, r0:r1, c0:c1], where=sub)
-        np.copyto(out[p, r0:r1, c0:c1], dist, where=~sub)
+        view = out[p, r0:r1, c0:c1]
+        view[...] = dist
+        np.negative(view, out=view, where=sub)
     return out
