@@ -250,33 +250,39 @@ class ColumnHistogram:
         self._points = _add(self._points, idx, w, 0)
 
     def _segments(self, da: FloatArray, db: FloatArray, w: FloatArray) -> None:
-        """Add segments of dose uniform between ``da`` and ``db`` (either order)."""
+        """Add segments of dose uniform between ``da`` and ``db`` (either order).
+
+        ``da`` and ``db`` are used as work space (overwritten).
+        """
         self.inside_mm3 += float(np.sum(w))
         # (not np.dot: a threaded BLAS call is slow on a loaded machine)
         self.dose_mm3 += float(np.einsum("i,i->", da + db, w)) / 2.0
         self.min_gy = min(self.min_gy, float(da.min()), float(db.min()))
         self.max_gy = max(self.max_gy, float(da.max()), float(db.max()))
         if self._clip_negative:
-            da, db = np.maximum(da, 0.0), np.maximum(db, 0.0)
+            np.maximum(da, 0.0, out=da)
+            np.maximum(db, 0.0, out=db)
         inv = 1.0 / self._bw
-        pa = da * inv
-        width = db * inv
-        width -= pa
-        # A ramp of slope w / width between the kinks pa and pb (either order), each
-        # kink shared between the two bin edges around it; a nearly uniform dose is a
-        # ramp of a thousandth of a bin.
+        p = np.multiply(da, inv, out=da)  # the kink pa, in bins
+        width = np.multiply(db, inv, out=db)
+        width -= p
+        # A ramp of slope w / width between the kinks pa and pb = pa + width (either
+        # order), each kink shared between the two bin edges around it; a nearly
+        # uniform dose is a ramp of a thousandth of a bin.
         np.copyto(width, _FLAT_BINS, where=np.abs(width) < _FLAT_BINS)
-        pb = pa + width
         slope = w / width
-        for p, sign in ((pa, 1.0), (pb, -1.0)):
+        upper, lower = np.empty((2, len(p)))
+        for sign in (1.0, -1.0):
             ip = p.astype(np.intp)  # p >= 0: truncation is floor
-            upper = p - ip
+            np.subtract(p, ip, out=upper)
             upper *= slope
-            lower = slope - upper
+            np.subtract(slope, upper, out=lower)
             # The kink at pb goes down: its binned shares are subtracted (exactly
             # the sums of the negated shares).
             self._kinks = _add(self._kinks, ip, lower, 0, sign)
             self._kinks = _add(self._kinks, ip, upper, 1, sign)
+            if sign > 0:
+                p += width  # pa -> pb
 
     def differential_cc(self) -> FloatArray:
         """Return the differential histogram (cm3 per bin) of the inside volume."""
