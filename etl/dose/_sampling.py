@@ -53,7 +53,7 @@ def resample_planes(
     if not (np.any(fx) or np.any(fy)):  # on the voxel centres: the values
         flat = (ylo[:, None] * dose_gy.shape[2] + xlo[None, :]).ravel()
         for k in range(k0, k1 + 1):
-            np.take(dose_gy[k].ravel(), flat, out=out[k - k0].reshape(-1))
+            np.take(dose_gy[k].ravel(), flat, out=out[k - k0].reshape(-1), mode="clip")
         return out.reshape(k1 - k0 + 1, -1)
     step = max(1, _BATCH // (nrows * ncols))
     for k in range(k0, k1 + 1, step):
@@ -89,11 +89,12 @@ def resample_points(
         plane = dose_gy[k].ravel()
         # As differences, so that a uniform dose stays exactly uniform (in place):
         # low = p00 + fx (p01 - p00), high = p10 + fx (p11 - p10),
-        # out = low + fy (high - low).
-        plane.take(i00, out=low)
-        plane.take(i10, out=high)
-        np.subtract(plane.take(i01, out=d_low), low, out=d_low)
-        np.subtract(plane.take(i11, out=d_high), high, out=d_high)
+        # out = low + fy (high - low). (The indices are valid: mode "clip" does not
+        # check them, nor buffer the output as "raise" does.)
+        plane.take(i00, out=low, mode="clip")
+        plane.take(i10, out=high, mode="clip")
+        np.subtract(plane.take(i01, out=d_low, mode="clip"), low, out=d_low)
+        np.subtract(plane.take(i11, out=d_high, mode="clip"), high, out=d_high)
         d_low *= fx
         d_high *= fx
         low += d_low
