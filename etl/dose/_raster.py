@@ -71,7 +71,9 @@ def distance_edt(free: BoolArray, sampling: tuple[float, float]) -> FloatArray:
     nrows, ncols = free.shape
     ft = np.zeros((2, nrows, ncols), dtype=np.int32)
     transform(
-        np.ascontiguousarray(free).view(np.int8), np.asarray(sampling, np.float64), ft
+        np.ascontiguousarray(free, dtype=bool).view(np.int8),
+        np.asarray(sampling, np.float64),
+        ft,
     )
     # Offsets to the nearest feature, in mm, squared and summed (as scipy does).
     ft[0] -= np.arange(nrows, dtype=np.int32)[:, None]
