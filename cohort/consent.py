@@ -6,7 +6,8 @@ consented) and creates the PERSON with year of birth and sex. Becoming ``consent
 starts the person's OBSERVATION_PERIOD anew on the consent date; every other state
 (eligible, approached, declined, withdrawn) extends it to the event date, so a person
 without consent to data use has a period from first contact to the decision
-(:mod:`omop.observation_period`).
+(:mod:`omop.observation_period`). The overall stage, given with a consent to data
+use, is stored by :mod:`cohort.stage`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from cohort.errors import (
     InvalidInputError,
     UnknownPersonError,
 )
+from cohort.stage import check_stage, record_stage
 from etl.deid.identity import check_pseudonym
 from etl.errors import PatientIdError
 from instruments.shortlists import TreatmentSite  # one list of sites for forms
@@ -205,6 +207,7 @@ def record_consent(
     year_of_birth: int | None = None,
     sex: Sex | str | None = None,
     site: TreatmentSite | str | None = None,
+    stage: str | None = None,
 ) -> ConsentEvent:
     """Record a consent state of a person (creating PERSON and enrolment if new).
 
@@ -220,11 +223,15 @@ def record_consent(
         Date of the consent event (in the patient's pseudonymised time frame).
     scopes
         For ``consented``: what it covers (default data, proms and linkage).
+    stage
+        Overall stage group (``0``-``IV``, e.g. ``IIIA``), stored on the event
+        date (:func:`cohort.stage.record_stage`); only with a consent to data use.
 
     Raises
     ------
     InvalidInputError
-        Year of birth or sex missing with a first record, or malformed values.
+        Year of birth or sex missing with a first record, or malformed values; a
+        stage without a consent to data use.
     UnknownPersonError
         When the pseudonym belongs to a person of another centre.
     IllegalTransitionError, ConsentRecordedTwiceError
@@ -232,6 +239,7 @@ def record_consent(
     """
     new = parse_enum(ConsentState, state, "consent state")
     chosen = _chosen_scopes(new, scopes)
+    check_stage(stage, data_use=ConsentScope.DATA in chosen)
     if version is not None and len(version) > 20:  # noqa: PLR2004
         raise InvalidInputError("consent version: at most 20 characters")
     person = find_person(session, pseudonym)
@@ -260,6 +268,8 @@ def record_consent(
     if new is ConsentState.CONSENTED:
         enrolment.consented_date = event_date
         restart_observation_period(session, person.person_id, event_date)
+        if stage is not None:
+            record_stage(session, person.person_id, stage, event_date)
     else:  # before the decision, the decision, or the withdrawal: a contact
         extend_observation_period(
             session, person.person_id, enrolment.first_record_date, event_date

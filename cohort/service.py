@@ -108,12 +108,15 @@ def record_consent(
     key: CentreKey | None = None,
     contact: ContactDetails | None = None,
     data_dir: Path | None = None,
+    stage: str | None = None,
 ) -> ConsentEvent:
     """Record a consent state (and the contact register entry, given the key).
 
     A decline or withdrawal purges what was held for the person
     (:func:`cohort.consent_gate.purge_on_refusal`; with ``data_dir`` the files are
     journalled for :func:`cohort.erasure_files.finish_erasure` after commit).
+    ``stage`` (overall stage group, with a consent to data use) is stored by
+    :func:`cohort.stage.record_stage`.
     """
     centre = get_centre(session, centre_code)
     _require_centre(scope_for(session, actor, Action.WRITE), centre)
@@ -130,6 +133,7 @@ def record_consent(
         year_of_birth=year_of_birth,
         sex=sex,
         site=site,
+        stage=stage,
     )
     if key is not None and contact is not None:
         person = session.get(Person, event.person_id)

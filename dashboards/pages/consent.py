@@ -18,6 +18,7 @@ from cohort.contacts import ContactDetails
 from cohort.errors import CohortError
 from cohort.permissions import Action
 from cohort.service import record_consent
+from cohort.stage import STAGE_GROUPS
 from dashboards import hooks
 from dashboards.desk import centres_of, show_error, today
 from dashboards.messages import t
@@ -80,6 +81,12 @@ def render() -> None:
             [None, *(s.value for s in TreatmentSite)],
             format_func=lambda s: s or t("consent.not_given"),
         )
+        stage = st.selectbox(
+            t("consent.stage"),
+            [None, *STAGE_GROUPS],
+            format_func=lambda s: s or t("consent.not_given"),
+            help=t("consent.stage_help"),
+        )
         name = st.text_input(t("consent.name"))
         email = st.text_input(t("consent.email"))
         phone = st.text_input(t("consent.phone"))
@@ -110,6 +117,7 @@ def render() -> None:
                 year_of_birth=int(year) if year is not None else None,
                 sex=sex,
                 site=site,
+                stage=stage,
                 key=key,
                 contact=ContactDetails(
                     name=name.strip() or None,

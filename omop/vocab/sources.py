@@ -66,6 +66,12 @@ VOCABULARIES: dict[str, tuple[str, str]] = {
     ),
     "RTC Timepoint": ("rtcohort follow-up timepoints", "rtcohort"),
     "RTC Consent": ("rtcohort consent states", "rtcohort"),
+    "RTC Stage": (
+        "rtcohort overall cancer stage groups 0-IV (UICC/AJCC TNM stage grouping; "
+        "pre-coordinated like the OMOP Cancer Modifier stage concepts)",
+        "rtcohort; UICC TNM Classification, 8th ed. 2017 / AJCC Cancer Staging "
+        "Manual, 8th ed. 2017",
+    ),
 }
 
 # CDM field concepts (vocabulary 'CDM', class 'Field') the platform links events with.

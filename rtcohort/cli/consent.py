@@ -137,6 +137,14 @@ def consent_record(  # noqa: PLR0917
             "--site", help="breast|head_neck|lung|prostate|rectum|brain|other"
         ),
     ] = None,
+    stage: Annotated[
+        str | None,
+        typer.Option(
+            "--stage",
+            help="Overall UICC/AJCC stage group 0|I|II|III|IV (e.g. IIIA); "
+            "with consented only.",
+        ),
+    ] = None,
     name: Annotated[
         str | None, typer.Option("--name", help="Contact register: name.")
     ] = None,
@@ -153,6 +161,7 @@ def consent_record(  # noqa: PLR0917
 
     rtcohort consent record 123456 --centre AMS01 --key-file ams01.key --state consented
     --version 2.1 --date 2025-03-01 --year-of-birth 1956 --sex F --site breast
+    --stage IIA
     """
     from cohort.contacts import ContactDetails
     from cohort.service import record_consent
@@ -180,6 +189,7 @@ def consent_record(  # noqa: PLR0917
             year_of_birth=year_of_birth,
             sex=sex,
             site=site,
+            stage=stage,
             key=who.key,
             contact=contact,
             data_dir=data_folder(),
