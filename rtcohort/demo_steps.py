@@ -165,8 +165,9 @@ def record_consents(
     """Record each patient's consent course (approached, then the decision).
 
     Reads the centre's ``consent.csv`` (hospital_id, year_of_birth, sex, site,
-    state, date); the states a person already has are not recorded again. Returns
-    the number of states recorded.
+    state, date and, optional, the stage recorded with the consent); the states a
+    person already has are not recorded again. Returns the number of states
+    recorded.
     """
     from cohort.consent import find_person, history
     from cohort.contacts import ContactDetails
@@ -190,6 +191,7 @@ def record_consents(
                 state=state, event_date=who.shift(day),
                 year_of_birth=int(row["year_of_birth"]), sex=row["sex"],
                 site=row["site"], key=key,
+                stage=(row.get("stage") or None) if state == "consented" else None,
                 contact=ContactDetails(
                     name=f"Demo patient {row['hospital_id']}",
                     date_offset_days=who.date_offset_days,

@@ -2,7 +2,8 @@
 
 :func:`patient_rows` builds, into a :class:`Rows` of one batch, exactly the rows
 :func:`cohort.simulate.load.load_patient` writes through the owners' writers:
-consent (PERSON, enrolment, consent events; :mod:`cohort.consent`), the RT dataset
+consent (PERSON, enrolment, consent events, the stage; :mod:`cohort.consent`,
+:mod:`cohort.stage`), the RT dataset
 (course, prescription, age, images, objects, DVHs and metrics: the row builders of
 :mod:`etl.store`), toxicity and PROMs (:mod:`instruments.store.rows`), death or last
 contact (:mod:`cohort.vital`), withdrawal, and the OBSERVATION_PERIOD as the union of
@@ -19,6 +20,7 @@ from cohort.simulate.bulk_dataset import dataset_rows
 from cohort.simulate.bulk_ids import Fields, Period, Rows
 from cohort.simulate.load import LoadCounts, outcome_records
 from cohort.simulate.national import NationalPatient
+from cohort.stage import stage_row
 from cohort.vital import DEATH_TYPE_CONCEPT_ID
 from etl.deid.identity import PatientIdentity
 from etl.mapping.naming import RuleSet
@@ -186,6 +188,9 @@ def patient_rows(
     period = Period(approached)
     if patient.consented:
         period = Period(decided)  # restart_observation_period at consent
+        if patient.stage is not None:
+            rows.add(Measurement, stage_row(person_id, patient.stage, decided),
+                     "measurement_id")  # fmt: skip
         period.extend(*_span(dataset_rows(
             rows, patient, who, person_id, care_site_id, seed=seed, store=store,
             rules=rules, fields=fields, counts=counts,

@@ -6,7 +6,8 @@ Layout under ``out_dir``::
                                     (etl.phantom.write, local structure names)
     <centre>/proms.json             FHIR Bundle of QuestionnaireResponses (QLQ-C30)
     <centre>/toxicity.json          FHIR Bundle of AdverseEvents (CTCAE v5.0)
-    <centre>/consent.csv            hospital_id, year_of_birth, sex, site, state, date
+    <centre>/consent.csv            hospital_id, year_of_birth, sex, site, state, date,
+                                    stage (consented patients)
     <centre>/followup.csv           hospital_id, event (death, withdrawal), date: the
                                     enrolled patients' deaths (before any withdrawal)
                                     and withdrawals, for ``followup record --death``
@@ -86,13 +87,13 @@ def _write_consent(path: Path, patients: list[NationalPatient]) -> None:
     with path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(
-            ["hospital_id", "year_of_birth", "sex", "site", "state", "date"]
+            ["hospital_id", "year_of_birth", "sex", "site", "state", "date", "stage"]
         )
         for p in patients:
             state = "consented" if p.consented else "declined"
             writer.writerow(
                 [p.hospital_id, p.year_of_birth, p.sex, p.site, state,
-                 p.consent_date.isoformat()]
+                 p.consent_date.isoformat(), (p.consented and p.stage) or ""]
             )  # fmt: skip
 
 

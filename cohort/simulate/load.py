@@ -4,7 +4,8 @@ For scale (``rtcohort simulate --into-db``): no files are written; each patient 
 through the functions that own its rows:
 
 - centre: :func:`cohort.centres.add_centre`; consent (approached, then consented or
-  declined; withdrawn later for some): :func:`cohort.consent.record_consent`;
+  declined; withdrawn later for some) with the stage:
+  :func:`cohort.consent.record_consent`;
 - the RT dataset: :func:`etl.store.load.load_dataset` (course, prescription, age,
   image rows, DVHs and metrics, the metrics through :mod:`omop.bulk`) on the DVHs
   of :mod:`cohort.simulate.dose`, for a dataset described by the UIDs the
@@ -151,6 +152,7 @@ def _consent(
             session, centre=centre, pseudonym=who.pseudonym, state=state,
             event_date=who.shift(day), actor=_ACTOR,
             year_of_birth=patient.year_of_birth, sex=patient.sex, site=patient.site,
+            stage=patient.stage if state is ConsentState.CONSENTED else None,
         )  # fmt: skip
     assert event is not None
     return int(event.person_id)

@@ -40,6 +40,7 @@ from cohort.simulate.practice import (
     local_name,
     name_variant,
 )
+from cohort.simulate.stage import draw_stage
 from etl.phantom.spec import PhantomSpec
 
 __all__ = ["DATA_CUT", "NationalCohort", "NationalPatient", "simulate_national"]
@@ -84,6 +85,7 @@ class NationalPatient:
     local_names: dict[str, str]  # TG-263 -> local
     withdrawn_on: datetime.date | None = None
     died_on: datetime.date | None = None
+    stage: str | None = None  # overall stage as recorded (cohort.simulate.stage)
     structures: list[StructureDose] = field(default_factory=list)
     geud_gy: dict[str, float] = field(default_factory=dict)
     ntcp: dict[str, float] = field(default_factory=dict)
@@ -122,7 +124,7 @@ class NationalPatient:
         return {
             "hospital_id": self.hospital_id, "centre": self.centre, "site": self.site,
             "laterality": self.laterality, "schedule": self.schedule.label,
-            "consented": self.consented,
+            "consented": self.consented, "stage": self.stage,
             "withdrawn_on": self.withdrawn_on and self.withdrawn_on.isoformat(),
             "died_on": self.died_on and self.died_on.isoformat(),
             "geud_gy": self.geud_gy, "ntcp": self.ntcp, "peak_grade": self.peak_grade,
@@ -219,6 +221,7 @@ def _draw_patient(
         consented=consented, consent_date=start - datetime.timedelta(days=14),
         sparing=practice.sparing, local_names=_names(site, practice, rng), seed=seed,
     )  # fmt: skip
+    patient.stage = draw_stage(site, seed)
     hazard = _DEATH_PER_YEAR[site] * np.exp(0.04 * (age - mean_age))
     died = start + datetime.timedelta(days=int(rng.exponential(365.25 / hazard)))
     patient.died_on = died if died <= DATA_CUT else None

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from cohort.simulate.national import simulate_national
 from cohort.simulate.params import SimulationParams
+from cohort.stage import parse_stage, stages
 from etl.deid.keys import load_key
 from etl.deid.pseudonymise import pseudonym
 from etl.dose.metrics import evaluate
@@ -73,6 +74,14 @@ def test_into_db_small_cohort_twice(run, fresh_url: str, tmp_path: Path) -> None
                 )
             )
             assert pid is not None
+            # the stage is the truth's (its group), recorded with consent only
+            truth_stage = truth["patients"][expected.patients.index(patient)]["stage"]
+            assert truth_stage == patient.stage
+            assert stages(s, [pid]) == (
+                {pid: parse_stage(patient.stage)[0]}
+                if patient.consented and patient.stage
+                else {}
+            )
             rows = list(s.scalars(select(Dvh).where(Dvh.person_id == pid)))
             if not patient.consented:
                 assert rows == []
@@ -140,8 +149,9 @@ def test_dicom_files_import_through_the_real_paths(
                  "--site", row["site"]]  # fmt: skip
         run("consent", "record", row["hospital_id"], *k, "--state", "approached",
             "--date", row["date"], *extra)  # fmt: skip
+        stage = ["--stage", row["stage"]] if row["stage"] else []
         run("consent", "record", row["hospital_id"], *k, "--state", row["state"],
-            "--date", row["date"])  # fmt: skip
+            "--date", row["date"], *stage)  # fmt: skip
     run("mapping", "import", str(out_dir / "mapping_rules.csv"))
     run("import", str(out_dir / centre / "dicom"), *k)
     consented = [r for r in consent if r["state"] == "consented"]
@@ -159,3 +169,16 @@ def test_dicom_files_import_through_the_real_paths(
         patients[r["hospital_id"]]["proms_completed"] for r in consented
     )
     assert _count(fresh_url, SurveyConduct) == expected_proms
+    key = load_key(key_file, centre)
+    engine = make_engine(fresh_url)
+    with session_factory(engine)() as s:
+        for r in consent:
+            pid = s.scalar(
+                select(Person.person_id).where(
+                    Person.person_source_value == pseudonym(key, r["hospital_id"])
+                )
+            )
+            given = patients[r["hospital_id"]]["stage"]
+            want = {pid: parse_stage(given)[0]} if r["state"] == "consented" else {}
+            assert pid is not None and stages(s, [pid]) == want
+    engine.dispose()

@@ -1,0 +1,44 @@
+"""The simulated overall stage of a patient (UICC/AJCC stage group, with truth).
+
+Each patient's stage is drawn from a site-specific distribution of patients treated
+with radiotherapy, on its own random stream (``default_rng([*seed, 3])``), so adding
+the stage changes no other draw of the patient. The distributions are plausible, not
+registry figures: breast (adjuvant RT after surgery) mostly I-II with DCIS as 0;
+prostate (radical RT) mostly II-III; lung (SBRT for early, chemoradiotherapy for
+locally advanced disease) mostly I and III; head and neck mostly III-IV. Groups I-III
+carry a sub-group letter (``IIIA``), as centres record them; the case-mix factor is
+the group.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cohort.stage import STAGE_GROUPS
+
+__all__ = ["STAGE_DISTRIBUTION", "draw_stage"]
+
+#: Probability of each group of :data:`cohort.stage.STAGE_GROUPS` (0, I..IV) by site.
+STAGE_DISTRIBUTION: dict[str, tuple[float, ...]] = {
+    "breast": (0.12, 0.42, 0.33, 0.12, 0.01),
+    "prostate": (0.0, 0.10, 0.45, 0.40, 0.05),
+    "lung": (0.0, 0.25, 0.10, 0.45, 0.20),
+    "head_neck": (0.0, 0.12, 0.16, 0.22, 0.50),
+}
+_OTHER = (0.0, 0.25, 0.25, 0.25, 0.25)
+_LETTERS = {"I": "AB", "II": "AB", "III": "ABC"}
+
+
+def draw_stage(site: str, seed: tuple[int, ...]) -> str:
+    """Return the stage of the patient with ``seed`` (e.g. ``IIIA``).
+
+    Examples
+    --------
+    >>> draw_stage("breast", (1, 1, 0)) == draw_stage("breast", (1, 1, 0))
+    True
+    """
+    rng = np.random.default_rng([*seed, 3])
+    weights = STAGE_DISTRIBUTION.get(site, _OTHER)
+    group = STAGE_GROUPS[int(rng.choice(len(STAGE_GROUPS), p=list(weights)))]
+    letters = _LETTERS.get(group, "")
+    return group + letters[int(rng.integers(len(letters)))] if letters else group
