@@ -9,9 +9,11 @@ left out: whether the event would have come is unknown.
 The case-mix model (:func:`cohort.benchmark.casemix.expected_counts`) is fitted on
 the patients of *every* centre, whichever centres the user sees: age at the RT start
 (a missing age takes the mean of the others), sex, treatment site, fractionation
-(dose per fraction class of the prescription) and stage (no stage is recorded yet,
-so the factor drops out and the output says so). With ``dose`` given, the dose
-metric (``(structure, metric)``, physical, latest dataset) is a factor too and only
+(dose per fraction class of the prescription) and the overall stage group recorded
+with consent (:func:`cohort.stage.stages`; a patient without one is at the level
+``missing``; a factor nobody has drops out and the output says so). With ``dose``
+given, the dose metric (``(structure, metric)``, physical, latest dataset) is a
+factor too and only
 patients who have it are counted; the label says that this hides differences in
 practice. Centres are placed on the funnel by
 :func:`cohort.benchmark.funnel.funnel_points` (exact Poisson 95% and 99.8% limits).
@@ -34,6 +36,7 @@ from cohort.benchmark.funnel import funnel_points
 from cohort.benchmark.view import MIN_COUNT, centre_view, record_read
 from cohort.consent_states import ConsentState
 from cohort.permissions import Scope
+from cohort.stage import stages
 from cohort.vital import death_dates
 from etl.store.course import FirstCourse, read_first_courses
 from etl.store.course_age import course_ages
@@ -144,6 +147,7 @@ def casemix_table(
     ages = course_ages(session, episodes)
     scheme = prescriptions(session, episodes)
     deaths = dict(death_dates(session, persons))
+    staged = stages(session, courses)  # the patients with a first course
     doses: dict[int, float] = {}
     if dose is not None:
         latest = sorted(
@@ -181,7 +185,7 @@ def casemix_table(
             "sex": sex_names.get(sexes.get(pid) or 0, "unknown"),
             "site": treated or "unknown",
             "fractionation": fractionation_class(*scheme.get(ep, (None, None))),
-            "stage": None,
+            "stage": staged.get(pid),
             **({"dose": doses[pid]} if dose is not None else {}),
         })  # fmt: skip
     columns = ["person_id", "care_site_id", "event", *CASE_MIX_FACTORS]

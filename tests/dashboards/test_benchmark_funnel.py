@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from web_world import audited_session
 
 from cohort.benchmark import DOSE_ADJUSTED_LABEL
-from cohort.benchmark.queries_funnel import toxicity_funnel
+from cohort.benchmark.queries_funnel import casemix_table, toxicity_funnel
 from cohort.errors import PermissionDeniedError
 from cohort.permissions import Action, scope_for
 from cohort.simulate.outcomes import timepoint_date
@@ -71,11 +71,38 @@ def test_admin_sees_every_centre_with_true_event_counts(
     if len(df) == len(national.cohort.practices):
         assert df["observed"].sum() == sum(truth.values())
         assert df["expected"].sum() == pytest.approx(df["observed"].sum(), rel=1e-4)
-    assert "stage" in df.attrs["factors_dropped"]
+    # the stage recorded with consent is a factor now (it dropped out before)
+    assert "stage" in df.attrs["factors_used"]
+    assert "stage" not in df.attrs["factors_dropped"]
     assert "age_at_rt_start" in df.attrs["factors_used"]
     assert {"lower_95", "upper_95", "lower_998", "upper_998"} <= set(df.columns)
     inside = (df["ratio"] >= df["lower_998"]) & (df["ratio"] <= df["upper_998"])
     assert (inside != df["outside_998"]).all()
+
+
+def test_casemix_stage_is_the_simulated_truth(db: Session, national: National) -> None:
+    from cohort.consent import find_person
+    from cohort.stage import parse_stage
+    from etl.deid.identity import identify
+    from etl.deid.keys import load_key
+
+    keys: dict[str, Any] = {}
+    truth: dict[int, str] = {}
+    for p in national.cohort.patients:
+        if not p.consented or p.site != "lung":
+            continue
+        key = keys.setdefault(
+            p.centre, load_key(national.key_dir / f"{p.centre}.key", p.centre)
+        )
+        person = find_person(db, identify(key, p.hospital_id).pseudonym)
+        assert person is not None and p.stage is not None
+        truth[person.person_id] = parse_stage(p.stage)[0]
+    df = casemix_table(db, site="lung", term=TERM)
+    assert len(df) > 0
+    assert dict(zip(df["person_id"], df["stage"], strict=True)) == {
+        pid: truth[pid] for pid in df["person_id"]
+    }
+    assert set(df["stage"]) > {"III"}  # more than one level: the factor is used
 
 
 def test_clinician_sees_own_centre_named_with_model_of_all_centres(
