@@ -29,8 +29,18 @@ from omop.private_files import make_private_dirs, open_private
 __all__ = ["check_connection", "make_engine", "session_factory", "text"]
 
 
-def _configure_sqlite(engine: Engine) -> None:
-    """WAL, foreign keys, secure delete, SAVEPOINT-capable transactions (pysqlite)."""
+def _configure_sqlite(engine: Engine, immediate: bool) -> None:
+    """WAL, foreign keys, secure delete, SAVEPOINT-capable transactions (pysqlite).
+
+    With ``immediate`` every transaction starts with ``BEGIN IMMEDIATE``: it takes
+    the write lock first (waiting up to the busy timeout) instead of reading a
+    snapshot and asking for the lock at its first write. A read-then-write
+    transaction on a deferred ``BEGIN`` is refused at once ("database is locked",
+    no waiting) when another connection committed after its first read, because
+    its snapshot is stale; the web app's reads all write an audit record, so its
+    engine uses ``immediate``.
+    """
+    begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -50,7 +60,7 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
+        connection.exec_driver_sql(begin)
 
 
 def _create_sqlite_file(path: Path) -> None:
@@ -63,7 +73,7 @@ def _create_sqlite_file(path: Path) -> None:
     os.close(fd)
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, sqlite_immediate: bool = False, **kwargs: Any) -> Engine:
     """Create an engine for ``url`` (a new SQLite file is created closed to others).
 
     A new SQLite database file is created empty with mode 0600 in folders created
@@ -75,6 +85,12 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     url
         SQLAlchemy URL: ``sqlite:///path/file.sqlite`` or
         ``postgresql+psycopg://user@host:port/db``.
+    sqlite_immediate
+        On SQLite, start every transaction with ``BEGIN IMMEDIATE`` (for callers
+        whose reads write, such as audited reads; see :func:`_configure_sqlite`).
+        A second transaction opened while one is still open on another connection
+        then waits for it, so such callers must not nest sessions. Ignored on
+        PostgreSQL.
     **kwargs
         Passed to :func:`sqlalchemy.create_engine`.
 
@@ -108,7 +124,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     except NoSuchModuleError as exc:
         raise DatabaseUnavailableError(f"database driver missing: {exc}") from None
     if backend == "sqlite":
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, sqlite_immediate)
     return engine
 
 

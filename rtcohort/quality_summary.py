@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
-from omop.quality import QualityReport, run_quality
+from omop.quality import DEFAULT_TIMEOUT_SECONDS, QualityReport, run_quality
 from omop.quality.report import summary_by_category
 
 __all__ = ["quality_lines", "quality_messages", "quality_verdict", "run_quality_on"]
@@ -12,12 +12,18 @@ __all__ = ["quality_lines", "quality_messages", "quality_verdict", "run_quality_
 _STATUSES = ("passed", "failed", "known failure", "not applicable", "error")
 
 
-def run_quality_on(engine: Engine) -> QualityReport:
-    """Run every check in a read-only transaction (rolled back)."""
+def run_quality_on(
+    engine: Engine, timeout_seconds: float | None = DEFAULT_TIMEOUT_SECONDS
+) -> QualityReport:
+    """Run every check in a read-only transaction (rolled back).
+
+    A statement running longer than ``timeout_seconds`` (None or 0: no limit) is
+    cancelled and reported as its check's error.
+    """
     from omop.engine import session_factory
 
     with session_factory(engine)() as session:
-        report = run_quality(session)
+        report = run_quality(session, timeout_seconds=timeout_seconds)
         session.rollback()
     return report
 

@@ -5,7 +5,9 @@ term (event 1), to death (event 2, competing) or to the last follow-up (censored
 per centre through :func:`cohort.benchmark.incidence.cumulative_incidence`. PROM:
 QLQ-C30 scale means by timepoint and the share deteriorating from baseline, per
 centre (:mod:`cohort.benchmark.prom`). Other centres with fewer than 5 patients in a
-cell are left out.
+cell are left out. A curve's steps show its events, so another centre's incidence
+curve is left out when it has 1 to 4 events by the horizon, its numbers at risk are
+withheld and its curve ends where fewer than 5 patients remain at risk.
 """
 
 from __future__ import annotations
@@ -65,7 +67,10 @@ def toxicity_incidence(
     DataFrame
         ``centre`` and the columns of
         :func:`~cohort.benchmark.incidence.cumulative_incidence`; ``attrs["notes"]``
-        maps centres to the reason a curve is empty (no events).
+        maps centres to the reason a curve is empty (no events) and
+        ``attrs["hidden_small"]`` counts the other centres left out because they
+        have 1 to 4 events by ``horizon_days``. Other centres' ``at_risk`` is
+        withheld (missing) and their estimates end where fewer than 5 are at risk.
     """
     import pandas as pd
 
@@ -106,18 +111,40 @@ def toxicity_incidence(
         rows.append((int(info[pid]), max((day - start).days, 0), event))
     frames = []
     notes: dict[str, str] = {}
+    hidden_small = 0
     by_centre = pd.DataFrame(rows, columns=["site", "days", "event"])
     for site_id, group in by_centre.groupby("site"):
         if not _shown(view, int(site_id), len(group)):
             continue
+        other = view.shows_others and int(site_id) not in view.own
+        events = int(((group["event"] == 1) & (group["days"] <= horizon_days)).sum())
+        if other and 0 < events < MIN_COUNT:
+            hidden_small += 1
+            continue
         curve = cumulative_incidence(group["days"], group["event"], horizon_days)
+        if other:
+            curve = _coarsened(curve)
         label = view.labels[int(site_id)]
         if curve.attrs.get("note"):
             notes[label] = str(curve.attrs["note"])
         frames.append(curve.assign(centre=label))
     out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     out.attrs["notes"] = notes
+    out.attrs["hidden_small"] = hidden_small
     record_read(session, scope, "toxicity_incidence", f"site {site}, {term}")
+    return out
+
+
+def _coarsened(curve: pd.DataFrame) -> pd.DataFrame:
+    """Another centre's curve: no numbers at risk; no estimate below 5 at risk."""
+    import pandas as pd
+
+    out = curve.copy()
+    few = out["at_risk"] < MIN_COUNT
+    estimates = [c for c in out.columns if c not in ("days", "at_risk")]
+    out[estimates] = out[estimates].mask(few)
+    out["at_risk"] = pd.array([pd.NA] * len(out), dtype="Int64")
+    out.attrs = dict(curve.attrs)
     return out
 
 

@@ -58,7 +58,7 @@ def dataset_rows(
     counts: LoadCounts,
 ) -> Period:
     """Add the rows of the patient's RT dataset; return the span they cover."""
-    computed = computed_dataset(patient, who, seed, store)
+    computed = computed_dataset(patient, who, seed, store, durable=False)
     resolved = computed.resolved
     day = study_day(resolved)
     assert day is not None

@@ -47,6 +47,7 @@ class IdBlock:
         self._free: dict[str, list[int]] = {}
         self._next: dict[str, int] = {}
         self._block: dict[str, int] = {}
+        self._keys: dict[type[DeclarativeBase], tuple[str, str]] = {}
 
     def begin(self, session: Session) -> None:
         """Use ``session`` (a new transaction) from now on."""
@@ -55,9 +56,12 @@ class IdBlock:
         self._next.clear()
 
     def _key(self, model: type[DeclarativeBase]) -> tuple[str, str]:
-        table = _table(model)
-        (column,) = table.primary_key.columns
-        return table.name, column.name
+        key = self._keys.get(model)
+        if key is None:
+            table = _table(model)
+            (column,) = table.primary_key.columns
+            key = self._keys[model] = (table.name, column.name)
+        return key
 
     def take(self, model: type[DeclarativeBase]) -> int:
         """Return one unused primary key of ``model``'s table."""
@@ -86,8 +90,15 @@ class IdBlock:
         return free.pop()
 
     def many(self, model: type[DeclarativeBase], n: int) -> list[int]:
-        """Return ``n`` unused primary keys of ``model``'s table."""
-        return [self.take(model) for _ in range(n)]
+        """Return ``n`` unused primary keys of ``model``'s table (as ``n`` takes)."""
+        if n <= 0:
+            return []
+        first = self.take(model)
+        if self._postgres:
+            return [first, *(self.take(model) for _ in range(n - 1))]
+        name, _ = self._key(model)
+        self._next[name] += n - 1
+        return list(range(first, first + n))
 
 
 def write_rows(
@@ -101,16 +112,51 @@ def write_rows(
         names.update(dict.fromkeys(row))
     columns = list(names)
     table = _table(model)
-    if session.get_bind().dialect.name == "postgresql":
+    dialect = session.get_bind().dialect
+    if dialect.name == "postgresql":
         return bulk_insert(
             session,
             table,
-            [tuple(row.get(c) for c in columns) for row in rows],
+            [tuple(map(row.get, columns)) for row in rows],
             columns=columns,
         )
-    full = [{c: row.get(c) for c in columns} for row in rows]
-    session.execute(insert(table), full)
-    return len(full)
+    if any(c.default is not None for c in table.columns if c.name not in names):
+        full = [{c: row.get(c) for c in columns} for row in rows]
+        session.execute(insert(table), full)  # Core fills the Python-side defaults
+        return len(full)
+    return _sqlite_rows(session, table, columns, rows)
+
+
+def _sqlite_rows(
+    session: Session, table: Table, columns: list[str], rows: Sequence[Row]
+) -> int:
+    """Write rows with the driver's ``executemany``, through the columns' types.
+
+    Each value goes through its column type's bind processor for the dialect, as a
+    Core ``insert`` applies it (dates and times as text, booleans as integers), so the
+    stored values are the same; without the statement compiled per row.
+    """
+    dialect = session.get_bind().dialect
+    procs = [
+        (i, proc)
+        for i, c in enumerate(columns)
+        if (proc := table.c[c].type.dialect_impl(dialect).bind_processor(dialect))
+        is not None
+    ]
+    values: list[list[Any]] = [list(map(row.get, columns)) for row in rows]
+    for i, proc in procs:
+        for v in values:
+            v[i] = proc(v[i])
+    column_sql = ", ".join(f'"{c}"' for c in columns)
+    marks = ", ".join("?" for _ in columns)
+    cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(
+            f'INSERT INTO "{table.name}" ({column_sql}) VALUES ({marks})', values
+        )
+    finally:
+        cursor.close()
+    return len(values)
 
 
 @dataclass(frozen=True)

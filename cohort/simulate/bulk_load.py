@@ -4,15 +4,19 @@
 :mod:`cohort.simulate.load` (the rows come from the same builders,
 :mod:`cohort.simulate.bulk_rows`), but a batch of patients at a time: each batch is
 one transaction whose rows are written table by table with PostgreSQL ``COPY``
-(:mod:`omop.bulk`) or one SQLite ``executemany`` per table. A build that is killed
-loses at most the batch in flight, never part of a patient; a re-run skips the
-patients already present (by pseudonym) and loads the rest.
+(:mod:`omop.bulk`) or one SQLite ``executemany`` per table; on PostgreSQL the next
+batch is built while the last ones are written (:data:`WRITERS` at once). A build
+that is killed loses at most the batches in flight, never part of a patient;
+a re-run skips the patients already present (by pseudonym) and loads the rest.
 """
 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable, Mapping
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -57,6 +61,10 @@ WRITE_ORDER: tuple[type[DeclarativeBase], ...] = (
 
 Progress = Callable[[str, int, int], None]
 
+#: Batches written at once on PostgreSQL (each by its own thread and transaction):
+#: one, as a second did not help on 2 cores (the builder and the server use them).
+WRITERS = 1
+
 
 def _fields(session: Session) -> Fields:
     return Fields(
@@ -89,19 +97,24 @@ def _file_rows(rows: Rows, store: FileStore, session: Session) -> None:
     ]
 
 
-def _batch(
-    session: Session,
-    patients: list[object],
-    ids: IdBlock,
-    *,
-    keys: Mapping[str, CentreKey],
-    store: FileStore,
-    rules: RuleSet,
-    seed: int,
-    fields: Fields,
-    centres: Mapping[str, int],
-    counts: LoadCounts,
-) -> None:
+@dataclass(frozen=True)
+class _Setup:
+    """What every batch of a load shares."""
+
+    keys: Mapping[str, CentreKey]
+    store: FileStore
+    rules: RuleSet
+    seed: int
+    fields: Fields
+    centres: Mapping[str, int]
+    counts: LoadCounts
+
+
+def _build(
+    session: Session, patients: Sequence[object], ids: IdBlock, setup: _Setup
+) -> Rows:
+    """Build the rows of the batch's new patients (keys taken in ``session``)."""
+    keys, counts = setup.keys, setup.counts
     ids.begin(session)
     rows = Rows(ids, datetime.datetime.now(datetime.UTC))
     who = [identify(keys[p.centre], p.hospital_id) for p in patients]  # type: ignore[attr-defined]
@@ -117,12 +130,26 @@ def _batch(
             counts.skipped += 1
             continue
         patient_rows(
-            rows, patient, identity, centres[patient.centre],  # type: ignore[arg-type, attr-defined]
-            seed=seed, store=store, rules=rules, fields=fields, counts=counts,
+            rows, patient, identity, setup.centres[patient.centre],  # type: ignore[arg-type, attr-defined]
+            seed=setup.seed, store=setup.store, rules=setup.rules, fields=setup.fields,
+            counts=counts,
         )  # fmt: skip
+    return rows
+
+
+def _write(session: Session, rows: Rows, store: FileStore) -> None:
+    """Write a batch's rows (and its files' rows) in ``session``'s transaction."""
+    store.sync()  # the placeholders were stored without a flush each
     _file_rows(rows, store, session)
     for model in WRITE_ORDER:
         write_rows(session, model, rows.tables.get(str(model.__tablename__), []))
+
+
+def _write_batch(
+    session_factory: sessionmaker[Session], rows: Rows, store: FileStore
+) -> None:
+    with session_factory.begin() as session:
+        _write(session, rows, store)
 
 
 def load_cohort_bulk(
@@ -166,15 +193,60 @@ def load_cohort_bulk(
         fields = _fields(session)
     with session_factory() as session:
         rules = current_rules(session)
-    ids = IdBlock()
+    setup = _Setup(
+        keys, store, rules, cohort.params.seed, fields, centres, counts
+    )  # fmt: skip
     patients = cohort.patients
-    for start in range(0, len(patients), batch):
+    batches = [patients[i : i + batch] for i in range(0, len(patients), batch)]
+    with session_factory() as session:
+        postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres:
+        _pipelined(session_factory, batches, setup, progress, len(patients))
+        return counts
+    ids = IdBlock()
+    done = 0
+    for chunk in batches:
         with session_factory.begin() as session:
-            _batch(
-                session, list(patients[start : start + batch]), ids, keys=keys,
-                store=store, rules=rules, seed=cohort.params.seed, fields=fields,
-                centres=centres, counts=counts,
-            )  # fmt: skip
+            _write(session, _build(session, chunk, ids, setup), store)
+        done += len(chunk)
         if progress is not None:
-            progress("into-db", min(start + batch, len(patients)), len(patients))
+            progress("into-db", done, len(patients))
     return counts
+
+
+def _pipelined(
+    session_factory: sessionmaker[Session],
+    batches: Sequence[Sequence[object]],
+    setup: _Setup,
+    progress: Progress | None,
+    total: int,
+) -> None:
+    """PostgreSQL: build the next batch while writer threads write the last ones.
+
+    The server's share of a batch (``COPY``, its indexes and foreign-key checks)
+    overlaps the building of the next one; up to :data:`WRITERS` batches are written
+    at once, each in its own transaction (their rows share no keys: the keys come from
+    the sequences, which any session may take, in the same order as one batch after
+    the other). A failure stops the load once the batches in flight are done.
+    """
+    ids = IdBlock()
+    done = 0
+    pending: deque[tuple[Future[None], int]] = deque()
+
+    def finish(keep: int) -> None:
+        nonlocal done
+        while len(pending) > keep:
+            future, size = pending.popleft()
+            future.result()
+            done += size
+            if progress is not None:
+                progress("into-db", done, total)
+
+    with ThreadPoolExecutor(WRITERS, thread_name_prefix="into-db") as writer:
+        for chunk in batches:
+            with session_factory() as session:
+                rows = _build(session, chunk, ids, setup)
+            finish(WRITERS - 1)
+            future = writer.submit(_write_batch, session_factory, rows, setup.store)
+            pending.append((future, len(chunk)))
+        finish(0)

@@ -81,18 +81,25 @@ class LoadCounts:
     deaths: int = 0
 
 
-def _placeholder(store: FileStore, uid: str, modality: str, pseudonym: str) -> str:
+def _placeholder(
+    store: FileStore, uid: str, modality: str, pseudonym: str, *, durable: bool
+) -> str:
     """Store the small JSON that stands for an object not written; return its hash."""
     text = json.dumps(
         {"simulated": True, "modality": modality, "sop_instance_uid": uid,
          "patient": pseudonym, "note": _NOTE},
         sort_keys=True,
     )  # fmt: skip
-    return store.put(text.encode())
+    return store.put(text.encode(), durable=durable)
 
 
 def _resolved(
-    patient: NationalPatient, who: PatientIdentity, seed: int, store: FileStore
+    patient: NationalPatient,
+    who: PatientIdentity,
+    seed: int,
+    store: FileStore,
+    *,
+    durable: bool,
 ) -> ResolvedDataset:
     uids = phantom_uids(seed, patient.hospital_id)
     assert who.date_offset_days is not None
@@ -103,7 +110,9 @@ def _resolved(
         modality: str, sop_class: str, uid: str, series: str, **kw: object
     ) -> IndexedObject:
         return IndexedObject(
-            path="", sha256=_placeholder(store, uid, modality, who.pseudonym),
+            path="", sha256=_placeholder(
+                store, uid, modality, who.pseudonym, durable=durable
+            ),
             modality=modality, sop_class_uid=sop_class,
             sop_instance_uid=uid, study_instance_uid=uids["study_uid"],
             series_instance_uid=series, frame_of_reference_uid=uids["for_uid"],
@@ -196,11 +205,20 @@ def _outcomes(
 
 
 def computed_dataset(
-    patient: NationalPatient, who: PatientIdentity, seed: int, store: FileStore
+    patient: NationalPatient,
+    who: PatientIdentity,
+    seed: int,
+    store: FileStore,
+    *,
+    durable: bool = True,
 ) -> ComputedDataset:
-    """Return the patient's RT dataset as computed on import (placeholders stored)."""
+    """Return the patient's RT dataset as computed on import (placeholders stored).
+
+    ``durable=False`` stores the placeholders without a flush each: the caller
+    calls ``store.sync()`` before any row refers to them (:meth:`FileStore.put`).
+    """
     return ComputedDataset(
-        resolved=_resolved(patient, who, seed, store),
+        resolved=_resolved(patient, who, seed, store, durable=durable),
         structures=[
             ComputedStructure(s.roi_number, s.roi_name, s.interpreted_type, s.dvh)
             for s in patient.structures

@@ -12,11 +12,9 @@ saved is checked again by the service, so a tampered session state is refused.
 from __future__ import annotations
 
 import datetime
-import time
 from typing import Any
 
 import streamlit as st
-from sqlalchemy.exc import OperationalError
 
 from cohort.errors import (
     ConsentRefusedError,
@@ -50,28 +48,8 @@ _GEN = "grading.generation"
 _SEARCH_RESULTS = 8
 
 
-_ATTEMPTS = 3
-
-
 def _open(identity: Any, pseudonym: str, timepoint: str) -> GradingSheet:
-    """Read the sheet (and write its audit record), once more if SQLite refused.
-
-    Two reruns of one form in quick succession (the confirm box, then Save) can
-    overlap; on SQLite (WAL) the second read-then-audit transaction is refused
-    at once with "database is locked" when the first committed in between. The
-    whole unit is repeated; PostgreSQL waits instead and never gets here.
-    """
-    for attempt in range(_ATTEMPTS):
-        try:
-            return _open_once(identity, pseudonym, timepoint)
-        except OperationalError as exc:
-            if "database is locked" not in str(exc) or attempt == _ATTEMPTS - 1:
-                raise
-            time.sleep(0.2 * (attempt + 1))
-    raise AssertionError("unreachable")
-
-
-def _open_once(identity: Any, pseudonym: str, timepoint: str) -> GradingSheet:
+    """Read the sheet (its audit record written in the same transaction)."""
     reason = ""
     with factory().begin() as session:
         user, _scope = require(session, identity, Action.WRITE, "grading")

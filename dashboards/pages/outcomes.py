@@ -32,6 +32,9 @@ _SITES = ("breast", "prostate", "head_neck", "lung")
 def _incidence(identity: Identity, site: str, term: str) -> None:
     st.subheader(t("outcomes.incidence", term=md_escape(term)))
     df = attempt(read, "toxicity_incidence", identity, site=site, term=term)
+    hidden = 0 if df is None else int(df.attrs.get("hidden_small", 0))
+    if hidden:
+        st.caption(t("outcomes.incidence_hidden_small", n=hidden))
     if empty(df, "outcomes.no_curves"):
         return
     assert df is not None

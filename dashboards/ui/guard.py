@@ -18,9 +18,17 @@ from omop.cohort_tables import AppUser
 __all__ = ["refuse", "require"]
 
 
-def refuse(username: str, page: str, reason: str) -> NoReturn:
-    """Audit the refusal (own transaction), show the plain message, stop the run."""
-    record_refusal(engine(), username, f"web.{page}", reason)
+def refuse(
+    username: str, page: str, reason: str, session: Session | None = None
+) -> NoReturn:
+    """Audit the refusal, show the plain message, stop the run.
+
+    The record is written in a transaction of its own: at once without a
+    ``session``, or when the open ``session``'s transaction ends (the stop rolls
+    it back). Writing it at once while a session is open would wait on that
+    session's write lock (the web app's SQLite engine begins ``IMMEDIATE``).
+    """
+    record_refusal(session or engine(), username, f"web.{page}", reason)
     st.error(t("refused.message"))
     st.stop()
 
@@ -36,8 +44,9 @@ def require(
     try:
         user = get_user(session, identity.username)
     except LookupError:
-        refuse(identity.username, page, "account no longer exists")
+        refuse(identity.username, page, "account no longer exists", session)
     scope = scope_for(session, user, action)
     if not scope.allowed:
-        refuse(identity.username, page, f"{user.role} may not {action.value}")
+        reason = f"{user.role} may not {action.value}"
+        refuse(identity.username, page, reason, session)
     return user, scope

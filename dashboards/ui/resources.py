@@ -45,7 +45,8 @@ def _engine(url: str, audit_key_file: str, audit_checkpoints: str) -> Engine:
     from cohort.audit import AuditFiles, bind
     from omop.engine import make_engine
 
-    eng = make_engine(url)
+    # Every page's read writes its audit record: take SQLite's write lock first.
+    eng = make_engine(url, sqlite_immediate=True)
     bind(eng, AuditFiles(Path(audit_key_file), Path(audit_checkpoints)))
     return eng
 

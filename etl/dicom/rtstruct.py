@@ -164,6 +164,23 @@ def _fast_contour_values(item: Dataset) -> NDArray[np.float64] | None:
     return values
 
 
+_CONTOUR_GEOMETRIC_TYPE = 0x30060042
+
+
+def _geometric_type(item: Dataset) -> ContourGeometricType | str:
+    """ContourGeometricType of a contour item, read from its bytes when plain.
+
+    A not yet decoded value of capital letters and underscores (space padded) is
+    what pydicom would decode it to; anything else takes the ordinary path.
+    """
+    raw = item.get_item(_CONTOUR_GEOMETRIC_TYPE)
+    if isinstance(raw, RawDataElement) and isinstance(raw.value, bytes):
+        text = raw.value.strip(b" ")
+        if text.replace(b"_", b"").isalpha() and text.isupper():
+            return normalise(ContourGeometricType, text.decode("ascii"))
+    return normalise(ContourGeometricType, item.get("ContourGeometricType"))
+
+
 def _contour_points(item: Dataset, where: str, roi_number: int) -> NDArray[np.float64]:
     fast = _fast_contour_values(item)
     if fast is not None and fast.size % 3 == 0:
@@ -245,10 +262,7 @@ def read_rtstruct(source: str | os.PathLike[str] | Dataset) -> StructureSet:
             )
         number = int(item.ROINumber)
         items = contours_by_roi.get(number, [])
-        types = Counter(
-            normalise(ContourGeometricType, c.get("ContourGeometricType"))
-            for c in items
-        )
+        types = Counter(_geometric_type(c) for c in items)
         contour_type: ContourGeometricType | str
         if not types:
             contour_type = ""

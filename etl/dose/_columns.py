@@ -42,83 +42,6 @@ def check_bins(max_gy: float, bin_width_gy: float) -> None:
         )
 
 
-def axis_weights(
-    coord_mm: FloatArray, spacing: float, n: int
-) -> tuple[IntArray, IntArray, FloatArray, NDArray[np.bool_]]:
-    """Linear-interpolation indices/weights along one grid axis, and inside flags.
-
-    A position is inside within half a spacing of the outer grid points; beyond the
-    outer points the dose is continued at constant value.
-    """
-    g = coord_mm / spacing
-    snapped = np.round(g)
-    g = np.where(np.abs(g - snapped) < 1e-9, snapped, g)  # noqa: PLR2004
-    inside = (g >= -0.5) & (g <= n - 0.5)  # noqa: PLR2004
-    g = np.clip(g, 0.0, n - 1.0)
-    lo = np.clip(np.floor(g).astype(np.intp), 0, max(n - 2, 0))
-    hi = np.minimum(lo + 1, n - 1)
-    return lo, hi, g - lo, inside
-
-
-def resample_planes(
-    dose_gy: FloatArray,
-    k0: int,
-    k1: int,
-    rows: tuple[IntArray, IntArray, FloatArray],
-    cols: tuple[IntArray, IntArray, FloatArray],
-) -> FloatArray:
-    """Bilinear in-plane resampling of dose planes ``k0..k1`` onto a raster.
-
-    Returns an array of shape ``(k1 - k0 + 1, n_rows * n_cols)``. A raster on the
-    voxel centres of the grid takes the dose values as they are.
-    """
-    ylo, yhi, fy = rows
-    xlo, xhi, fx = cols
-    nrows, ncols = len(ylo), len(xlo)
-    out = np.empty((k1 - k0 + 1, nrows, ncols))
-    on_voxels = not (np.any(fx) or np.any(fy))
-    step = max(1, _BATCH // (nrows * ncols))
-    for k in range(k0, k1 + 1, step):
-        block = dose_gy[k : min(k + step, k1 + 1)]
-        dst = out[k - k0 : k - k0 + len(block)]
-        if on_voxels:
-            dst[...] = block[:, ylo[:, None], xlo[None, :]]
-            continue
-        wy = fy[None, :, None]
-        r = block[:, ylo] * (1.0 - wy) + block[:, yhi] * wy
-        dst[...] = r[:, :, xlo] * (1.0 - fx) + r[:, :, xhi] * fx
-    return out.reshape(k1 - k0 + 1, -1)
-
-
-def resample_points(
-    dose_gy: FloatArray,
-    k0: int,
-    k1: int,
-    u_mm: FloatArray,
-    v_mm: FloatArray,
-    *,
-    spacing: tuple[float, float],
-) -> FloatArray:
-    """Bilinear in-plane dose of planes ``k0..k1`` at points (grid mm along i and j).
-
-    Returns an array of shape ``(k1 - k0 + 1, len(u_mm))``.
-    """
-    _, nj, ni = dose_gy.shape
-    xlo, xhi, fx, _ = axis_weights(u_mm, spacing[0], ni)
-    ylo, yhi, fy, _ = axis_weights(v_mm, spacing[1], nj)
-    i00, i01 = ylo * ni + xlo, ylo * ni + xhi
-    i10, i11 = yhi * ni + xlo, yhi * ni + xhi
-    out = np.empty((k1 - k0 + 1, len(u_mm)))
-    for k in range(k0, k1 + 1):
-        plane = dose_gy[k].ravel()
-        # As differences, so that a uniform dose stays exactly uniform.
-        p00, p10 = plane.take(i00), plane.take(i10)
-        low = p00 + fx * (plane.take(i01) - p00)
-        high = p10 + fx * (plane.take(i11) - p10)
-        out[k - k0] = low + fy * (high - low)
-    return out
-
-
 class ColumnHistogram:
     """Accumulates columns of a structure into an exact dose-volume histogram.
 
@@ -126,7 +49,7 @@ class ColumnHistogram:
     ----------
     planes
         In-plane dose on the raster for dose planes ``k0, k0 + 1, ...`` (from
-        :func:`resample_planes`).
+        :mod:`etl.dose._sampling`), one row per plane.
     k0
         Index of the first plane of ``planes``.
     n_frames
@@ -235,8 +158,9 @@ class ColumnHistogram:
         clip_k = float(first.min()) < 0 or float(first.max()) + npieces - 1 > top
         planes = self._planes.ravel()
         for j in range(npieces):
-            if npieces == 1:
-                lo, hi, cj, kk = ga, gb, cells, first
+            if j == 0:  # every column has its first piece: nothing to select
+                lo, cj, kk = ga, cells, first
+                hi = gb if npieces == 1 else np.minimum(gb, first + 1)
             else:
                 lo = np.maximum(ga, first + j)
                 hi = np.minimum(gb, first + j + 1)
@@ -244,17 +168,29 @@ class ColumnHistogram:
                 lo, hi, cj, kk = lo[sel], hi[sel], cells[sel], first[sel] + j
                 if cj.size == 0:
                     continue
-            k = (np.clip(kk, 0, top) if clip_k else kk).astype(np.intp)
-            base = (k - self._k0) * self._ncell + cj
-            s0 = planes.take(base)
-            s1 = planes.take(base + self._ncell) if nk > 1 else s0
-            step = s1 - s0
-            fa, fb = lo - k, hi - k
             if clip_k:
-                fa, fb = np.clip(fa, 0.0, 1.0), np.clip(fb, 0.0, 1.0)
-            da = s0 + fa * step
-            db = s0 + fb * step
-            w = (hi - lo) * (dk * self._area)
+                kk = np.clip(kk, 0, top)
+            base = kk.astype(np.intp)  # (in place:) the dose of cj on plane k
+            base -= self._k0
+            base *= self._ncell
+            base += cj
+            s0 = planes.take(base)
+            if nk > 1:
+                base += self._ncell  # and on plane k + 1: step = s1 - s0
+                step = planes.take(base)
+                step -= s0
+            else:
+                step = s0 - s0
+            fa, fb = lo - kk, hi - kk  # kk: k as floats
+            if clip_k:
+                np.clip(fa, 0.0, 1.0, out=fa)
+                np.clip(fb, 0.0, 1.0, out=fb)
+            da = fa * step  # s0 + fa * step
+            da += s0
+            db = fb * step
+            db += s0
+            w = hi - lo
+            w *= dk * self._area
             if self._exact:
                 self._segments(da, db, w)
             else:
@@ -314,31 +250,39 @@ class ColumnHistogram:
         self._points = _add(self._points, idx, w, 0)
 
     def _segments(self, da: FloatArray, db: FloatArray, w: FloatArray) -> None:
-        """Add segments of dose uniform between ``da`` and ``db`` (either order)."""
+        """Add segments of dose uniform between ``da`` and ``db`` (either order).
+
+        ``da`` and ``db`` are used as work space (overwritten).
+        """
         self.inside_mm3 += float(np.sum(w))
         # (not np.dot: a threaded BLAS call is slow on a loaded machine)
         self.dose_mm3 += float(np.einsum("i,i->", da + db, w)) / 2.0
         self.min_gy = min(self.min_gy, float(da.min()), float(db.min()))
         self.max_gy = max(self.max_gy, float(da.max()), float(db.max()))
         if self._clip_negative:
-            da, db = np.maximum(da, 0.0), np.maximum(db, 0.0)
-        pa = da * (1.0 / self._bw)
-        width = db * (1.0 / self._bw) - pa
-        # A ramp of slope w / width between the kinks pa and pb (either order), each
-        # kink shared between the two bin edges around it; a nearly uniform dose is a
-        # ramp of a thousandth of a bin.
-        width[np.abs(width) < _FLAT_BINS] = _FLAT_BINS
-        pb = pa + width
+            np.maximum(da, 0.0, out=da)
+            np.maximum(db, 0.0, out=db)
+        inv = 1.0 / self._bw
+        p = np.multiply(da, inv, out=da)  # the kink pa, in bins
+        width = np.multiply(db, inv, out=db)
+        width -= p
+        # A ramp of slope w / width between the kinks pa and pb = pa + width (either
+        # order), each kink shared between the two bin edges around it; a nearly
+        # uniform dose is a ramp of a thousandth of a bin.
+        np.copyto(width, _FLAT_BINS, where=np.abs(width) < _FLAT_BINS)
         slope = w / width
-        for p, sign in ((pa, 1.0), (pb, -1.0)):
+        upper, lower = np.empty((2, len(p)))
+        for sign in (1.0, -1.0):
             ip = p.astype(np.intp)  # p >= 0: truncation is floor
-            upper = (p - ip) * slope
-            lower = slope - upper
-            if sign < 0:
-                np.negative(lower, out=lower)
-                np.negative(upper, out=upper)
-            self._kinks = _add(self._kinks, ip, lower, 0)
-            self._kinks = _add(self._kinks, ip, upper, 1)
+            np.subtract(p, ip, out=upper)
+            upper *= slope
+            np.subtract(slope, upper, out=lower)
+            # The kink at pb goes down: its binned shares are subtracted (exactly
+            # the sums of the negated shares).
+            self._kinks = _add(self._kinks, ip, lower, 0, sign)
+            self._kinks = _add(self._kinks, ip, upper, 1, sign)
+            if sign > 0:
+                p += width  # pa -> pb
 
     def differential_cc(self) -> FloatArray:
         """Return the differential histogram (cm3 per bin) of the inside volume."""
@@ -360,16 +304,26 @@ class ColumnHistogram:
         return hist
 
 
-def _add(acc: FloatArray, idx: IntArray, wts: FloatArray, shift: int) -> FloatArray:
-    """Add ``bincount(idx, wts)`` to ``acc`` at an offset of ``shift`` bins."""
+def _add(
+    acc: FloatArray, idx: IntArray, wts: FloatArray, shift: int, sign: float = 1.0
+) -> FloatArray:
+    """Add ``sign * bincount(idx, wts)`` to ``acc`` at an offset of ``shift`` bins."""
     binned = np.bincount(idx, weights=wts).astype(np.float64, copy=False)
-    return _add_binned(acc, binned, shift)
+    return _add_binned(acc, binned, shift, sign)
 
 
-def _add_binned(acc: FloatArray, binned: FloatArray, shift: int) -> FloatArray:
-    """Add ``binned`` to ``acc`` at an offset of ``shift`` bins (growing ``acc``)."""
+def _add_binned(
+    acc: FloatArray, binned: FloatArray, shift: int, sign: float = 1.0
+) -> FloatArray:
+    """Add ``binned`` (or subtract, ``sign`` < 0) to ``acc`` at an offset of ``shift``.
+
+    ``acc`` grows as needed.
+    """
     need = len(binned) + shift
     if need > len(acc):
         acc = np.concatenate([acc, np.zeros(max(need - len(acc), len(acc) // 2))])
-    acc[shift:need] += binned
+    if sign < 0:
+        acc[shift:need] -= binned
+    else:
+        acc[shift:need] += binned
     return acc

@@ -19,7 +19,12 @@ from numpy.typing import NDArray
 
 from etl.dose._columns import ColumnHistogram
 from etl.dose._planes import End, Run, section_areas
-from etl.dose._raster import CHUNK_CELLS, fill_planes, signed_distances
+from etl.dose._raster import (
+    CHUNK_CELLS,
+    fill_planes,
+    next_vertex,
+    signed_distances,
+)
 
 FloatArray = NDArray[np.float64]
 
@@ -134,8 +139,17 @@ def _pointed_cap(acc: ColumnHistogram, end: End, f_plane: FloatArray) -> None:
     acc.add(cells, za, zb)
 
 
-def _perimeter(poly: FloatArray) -> float:
-    return float(np.sum(np.hypot(*(np.roll(poly, -1, axis=0) - poly).T)))
+def _perimeters(groups: list[list[FloatArray]]) -> FloatArray:
+    """Total perimeter (mm) of each plane's polygons (edge lengths at once)."""
+    sizes = [len(p) for ps in groups for p in ps]
+    pts = np.concatenate([p for ps in groups for p in ps])
+    edges = pts[next_vertex(sizes)] - pts
+    lengths = np.hypot(edges[:, 0], edges[:, 1])
+    ends = np.cumsum(sizes).tolist()
+    per_poly = iter(
+        [float(np.sum(lengths[e - n : e])) for n, e in zip(sizes, ends, strict=True)]
+    )
+    return np.array([sum(next(per_poly) for _ in ps) for ps in groups])
 
 
 def _bulges(
@@ -216,7 +230,7 @@ def add_interpolated(
     ]
     whole = {q for _, o, i in flat for q in (o, i)}
     areas = section_areas(groups[a : b + 1])
-    lengths = np.array([sum(_perimeter(p) for p in ps) for ps in groups[a : b + 1]])
+    lengths = _perimeters(groups[a : b + 1])
     # Batches of planes overlapping by one, so that every gap has both its planes.
     for s in range(0, n, per_batch - 1):
         e = min(s + per_batch, n + 1)

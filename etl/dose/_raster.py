@@ -68,16 +68,21 @@ def distance_edt(free: BoolArray, sampling: tuple[float, float]) -> FloatArray:
     transform = _LOADED["ft"]
     if transform is None:
         return _scipy_fallback(free, sampling)
-    ft = np.zeros((2, *free.shape), dtype=np.int32)
+    nrows, ncols = free.shape
+    ft = np.zeros((2, nrows, ncols), dtype=np.int32)
     transform(
-        np.ascontiguousarray(free, dtype=np.int8), np.asarray(sampling, np.float64), ft
+        np.ascontiguousarray(free, dtype=bool).view(np.int8),
+        np.asarray(sampling, np.float64),
+        ft,
     )
-    ft -= np.indices(free.shape, dtype=np.int32)
-    dt = ft.astype(np.float64)
-    dt[0] *= sampling[0]
-    dt[1] *= sampling[1]
-    dt *= dt
-    out: FloatArray = np.add(dt[0], dt[1])  # = np.add.reduce over the first axis
+    # Offsets to the nearest feature, in mm, squared and summed (as scipy does).
+    ft[0] -= np.arange(nrows, dtype=np.int32)[:, None]
+    ft[1] -= np.arange(ncols, dtype=np.int32)
+    out: FloatArray = np.multiply(ft[0], sampling[0], dtype=np.float64)
+    out *= out
+    dx = np.multiply(ft[1], sampling[1], dtype=np.float64)
+    dx *= dx
+    out += dx
     np.sqrt(out, out=out)
     return out
 
@@ -193,6 +198,7 @@ def signed_distances(
         edge[:, :-1] |= d
         dist = distance_edt(~edge, (hy, hx))
         dist += 0.5 * min(hx, hy)
-        dist[sub] *= -1.0
-        out[p, r0:r1, c0:c1] = dist
+        view = out[p, r0:r1, c0:c1]
+        view[...] = dist
+        np.negative(view, out=view, where=sub)
     return out

@@ -57,12 +57,7 @@ from enum import StrEnum
 import numpy as np
 from numpy.typing import NDArray
 
-from etl.dose._columns import (
-    ColumnHistogram,
-    axis_weights,
-    resample_planes,
-    resample_points,
-)
+from etl.dose._columns import ColumnHistogram
 from etl.dose._interp import add_interpolated
 from etl.dose._planes import (
     Run,
@@ -73,6 +68,7 @@ from etl.dose._planes import (
     plan_runs,
 )
 from etl.dose._raster import CHUNK_CELLS, fill_planes
+from etl.dose._sampling import axis_weights, resample_planes, resample_points
 from etl.dose.grid import DoseGrid
 from etl.dose.histogram import DVH, cumulative_nodes, tail_volumes
 from etl.errors import OutsideGridWarning, StructureError

@@ -29,6 +29,8 @@ from etl.errors import DoseGridError, GeometryError
 
 __all__ = ["ORTHOGONALITY_TOLERANCE", "DoseGrid", "check_orthonormal"]
 
+_POINTS_PER_BLOCK = 4096  # points interpolated at once
+
 #: Largest accepted deviation of a dot product / norm from 0 / 1 for direction cosines.
 ORTHOGONALITY_TOLERANCE = 1e-4
 
@@ -164,8 +166,19 @@ class DoseGrid:
         inside : ndarray of bool, shape (N,)
         """
         g = self.to_grid_mm(points_mm) / np.asarray(self.spacing_mm)
-        n = np.array(self.shape[::-1], dtype=np.float64)  # (ni, nj, nk)
-        inside = np.all((g >= -0.5) & (g <= n - 0.5), axis=1)  # noqa: PLR2004
+        out = np.empty(len(g))
+        inside = np.empty(len(g), dtype=bool)
+        # In blocks of points (the temporaries stay small), one axis per row.
+        for s in range(0, len(g), _POINTS_PER_BLOCK):
+            part = slice(s, s + _POINTS_PER_BLOCK)
+            out[part], inside[part] = self._trilinear(np.ascontiguousarray(g[part].T))
+        out[~inside] = np.nan
+        return out, inside
+
+    def _trilinear(self, g: FloatArray) -> tuple[FloatArray, NDArray[np.bool_]]:
+        """Trilinear dose at points ``g`` (grid units, rows i, j, k); inside flags."""
+        n = np.array(self.shape[::-1], dtype=np.float64)[:, None]  # (ni, nj, nk)
+        inside = np.all((g >= -0.5) & (g <= n - 0.5), axis=0)  # noqa: PLR2004
         g = np.clip(g, 0.0, n - 1.0)
         lo = np.minimum(
             np.floor(g).astype(np.int64), np.maximum(n - 2, 0).astype(np.int64)
@@ -173,17 +186,17 @@ class DoseGrid:
         lo = np.maximum(lo, 0)
         f = g - lo
         hi = np.minimum(lo + 1, (n - 1).astype(np.int64))
-        d = self.dose_gy
-        out = np.zeros(len(g))
+        _, nj, ni = self.shape
+        flat = self.dose_gy.ravel()  # gathers by flat index: faster than d[k, j, i]
+        out = np.zeros(g.shape[1])
         for ck in (0, 1):
-            kk = hi[:, 2] if ck else lo[:, 2]
-            wk = f[:, 2] if ck else 1.0 - f[:, 2]
+            kk = (hi[2] if ck else lo[2]) * nj
+            wk = f[2] if ck else 1.0 - f[2]
             for cj in (0, 1):
-                jj = hi[:, 1] if cj else lo[:, 1]
-                wj = f[:, 1] if cj else 1.0 - f[:, 1]
+                kj = (kk + (hi[1] if cj else lo[1])) * ni
+                wkj = wk * (f[1] if cj else 1.0 - f[1])
                 for ci in (0, 1):
-                    ii = hi[:, 0] if ci else lo[:, 0]
-                    wi = f[:, 0] if ci else 1.0 - f[:, 0]
-                    out += wk * wj * wi * d[kk, jj, ii]
-        out[~inside] = np.nan
+                    ii = hi[0] if ci else lo[0]
+                    wi = f[0] if ci else 1.0 - f[0]
+                    out += wkj * wi * flat.take(kj + ii)
         return out, inside

@@ -24,6 +24,7 @@ import math
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 
 import numpy as np
 from numpy.typing import NDArray
@@ -103,12 +104,24 @@ def parse_metric(spec: str) -> Metric:
     Traceback (most recent call last):
     etl.errors.MetricSyntaxError: 'D95[Gy]': not a TG-263 dose metric; ...
     """
-    m = _PATTERN.match(spec.strip()) if isinstance(spec, str) else None
+    if not isinstance(spec, str):
+        raise _malformed(spec)
+    return _parse(spec)
+
+
+def _malformed(spec: object) -> MetricSyntaxError:
+    return MetricSyntaxError(
+        f"{spec!r}: not a TG-263 dose metric; expected e.g. Mean[Gy], Max[Gy], "
+        "D95%[Gy], D0.03cc[Gy], V20Gy[%], V20Gy[cc]"
+    )
+
+
+@lru_cache(maxsize=4096)
+def _parse(spec: str) -> Metric:
+    """Parse a metric string (remembered: a :class:`Metric` is immutable)."""
+    m = _PATTERN.match(spec.strip())
     if m is None:
-        raise MetricSyntaxError(
-            f"{spec!r}: not a TG-263 dose metric; expected e.g. Mean[Gy], Max[Gy], "
-            "D95%[Gy], D0.03cc[Gy], V20Gy[%], V20Gy[cc]"
-        )
+        raise _malformed(spec)
     out = m.group("out")
     if m.group("stat"):
         if out not in ("Gy", "cGy"):

@@ -177,8 +177,13 @@ class RuleSet:
         self.version = version
         self.rules = tuple(r for r in rules if r.tg263_name)
         self._compiled = [(r, r.compiled()) for r in self.rules]
+        self._levels: dict[str | None, list[list[tuple[Rule, re.Pattern[str]]]]] = {}
 
     def _level(self, centre: str | None) -> list[list[tuple[Rule, re.Pattern[str]]]]:
+        """Return the rules by precedence level for ``centre`` (once per centre)."""
+        known = self._levels.get(centre)
+        if known is not None:
+            return known
         levels: list[list[tuple[Rule, re.Pattern[str]]]] = []
         scopes = ([centre.upper()] if centre else []) + [None]
         for scope in scopes:
@@ -191,6 +196,7 @@ class RuleSet:
                         and (r.centre.upper() if r.centre else None) == scope
                     ]
                 )
+        self._levels[centre] = levels
         return levels
 
     def map(self, roi_name: str, centre: str | None = None) -> Mapped:

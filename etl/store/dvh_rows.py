@@ -20,7 +20,7 @@ import math
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 from sqlalchemy import delete, select, text
@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from etl.dose.coverage import dose_coverage, metric_allowed
 from etl.dose.dvh import DVH
-from etl.dose.metrics import evaluate
+from etl.dose.metric_batch import evaluate_many
 from etl.dose.radiobiology import dvh_to_eqd2
 from etl.mapping.naming import RuleSet, is_target, structure_concept_id
 from etl.store.computed import ComputedStructure
@@ -158,6 +158,15 @@ class MetricContext:
     now: datetime.datetime
 
 
+class _Site(NamedTuple):
+    """The columns of a ``dvh`` row its metric rows repeat (read once per row)."""
+
+    image_occurrence_id: int | None
+    structure_concept_id: int | None
+    dvh_id: int | None
+    name: str  # measurement_source_value is ``f"{name} {metric}"[:50]``
+
+
 def metric_rows(
     rows: Sequence[tuple[Dvh, DVH]],
     ctx: MetricContext,
@@ -168,18 +177,27 @@ def metric_rows(
     The row builder of :func:`write_metrics` (also used by bulk writers); ``allocate``
     reserves ``n`` primary keys of a model.
     """
-    pending: list[tuple[Dvh, str, float | None, float, int]] = []
+    pending: list[tuple[_Site, str, float | None, float, int]] = []
     for row, dvh in rows:
         target = row.is_target
+        site = _Site(
+            row.image_occurrence_id,
+            row.structure_concept_id,
+            row.dvh_id,
+            (row.tg263_name or row.roi_name)[:20],
+        )
         specs = default_metrics(target, row.max_gy)
         values: list[tuple[str, float | None, float | None]] = [
-            (s, None, evaluate(dvh, s)) for s in specs
+            (s, None, v) for s, v in zip(specs, evaluate_many(dvh, specs), strict=True)
         ]
         values.append((VOLUME_METRIC, None, row.volume_cc))
         if ctx.fractions:
             ab = ctx.alpha_beta.for_structure(target)
             eqd2 = dvh_to_eqd2(dvh, ctx.fractions, ab)
-            values += [(f"EQD2 {s}", ab, evaluate(eqd2, s)) for s in specs]
+            eqd2_values = evaluate_many(eqd2, specs)
+            values += [
+                (f"EQD2 {s}", ab, v) for s, v in zip(specs, eqd2_values, strict=True)
+            ]
         cover = dose_coverage(dvh).pct  # never a metric on dose it does not have
         for spec, ab_gy, value in values:
             if value is None or not math.isfinite(value):
@@ -187,14 +205,15 @@ def metric_rows(
             if spec != VOLUME_METRIC and not metric_allowed(spec, cover):
                 continue
             pending.append(
-                (row, spec, ab_gy, float(value), our_concept_id(METRIC_VOCAB, spec))
+                (site, spec, ab_gy, float(value), our_concept_id(METRIC_VOCAB, spec))
             )
     if not pending:
         return [], [], []
     feature_ids = allocate(ImageFeature, len(pending))
     measurement_ids = allocate(Measurement, len(pending))
     features, measurements, links = [], [], []
-    for (row, spec, ab_gy, value, concept), fid, mid in zip(
+    alg_datetime = ctx.now.replace(tzinfo=None)
+    for (site, spec, ab_gy, value, concept), fid, mid in zip(
         pending, feature_ids, measurement_ids, strict=True
     ):
         unit_id, unit_text = unit_of(spec.removeprefix("EQD2 "))
@@ -202,14 +221,14 @@ def metric_rows(
             {
                 "image_feature_id": fid,
                 "person_id": ctx.person_id,
-                "image_occurrence_id": row.image_occurrence_id,
+                "image_occurrence_id": site.image_occurrence_id,
                 "image_feature_concept_id": concept,
                 "image_feature_type_concept_id": STANDARD_ALGORITHM_FROM_EHR,
                 "image_feature_event_field_concept_id": ctx.metric_field,
                 "image_feature_event_id": mid,
-                "anatomic_site_concept_id": row.structure_concept_id,
+                "anatomic_site_concept_id": site.structure_concept_id,
                 "alg_system": ENGINE_LABEL,
-                "alg_datetime": ctx.now.replace(tzinfo=None),
+                "alg_datetime": alg_datetime,
             }
         )
         measurements.append(
@@ -222,7 +241,7 @@ def metric_rows(
                 "value_as_number": value,
                 "unit_concept_id": unit_id,
                 "unit_source_value": unit_text,
-                "measurement_source_value": _source_value(row, spec),
+                "measurement_source_value": f"{site.name} {spec}"[:50],
                 "measurement_source_concept_id": concept,
                 "value_source_value": f"alpha/beta {ab_gy:g} Gy" if ab_gy else None,
                 "measurement_event_id": fid,
@@ -232,7 +251,7 @@ def metric_rows(
         links.append(
             {
                 "image_feature_id": fid,
-                "dvh_id": row.dvh_id,
+                "dvh_id": site.dvh_id,
                 "measurement_id": mid,
                 "metric": spec,
                 "alpha_beta_gy": ab_gy,
@@ -252,10 +271,6 @@ def write_metrics(
     bulk_insert(session, ImageFeature, features)
     bulk_insert(session, DvhMetric, links)
     return len(links)
-
-
-def _source_value(row: Dvh, spec: str) -> str:
-    return f"{(row.tg263_name or row.roi_name)[:20]} {spec}"[:50]
 
 
 def delete_metrics(session: Session, dvh_ids: Sequence[int]) -> None:

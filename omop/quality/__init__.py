@@ -20,8 +20,10 @@ from omop.quality.errors import ControlFileError, QualityError
 from omop.quality.report import QualityReport, cdm_source_metadata
 from omop.quality.rt_checks import rt_checks
 from omop.quality.run import CheckResult, run_checks
+from omop.quality.timeout import statement_timeout
 
 __all__ = [
+    "DEFAULT_TIMEOUT_SECONDS",
     "Check",
     "CheckResult",
     "ControlFileError",
@@ -30,6 +32,11 @@ __all__ = [
     "all_checks",
     "run_quality",
 ]
+
+
+#: Time limit of one statement of a check (the slowest check at 29,000 patients
+#: took 35 s on PostgreSQL; see benchmarks/README.md).
+DEFAULT_TIMEOUT_SECONDS = 300.0
 
 
 def all_checks(backend: str, control_dir: Path | None = None) -> list[Check]:
@@ -48,16 +55,20 @@ def run_quality(
     *,
     control_dir: Path | None = None,
     known_failures: Path | None = None,
+    timeout_seconds: float | None = DEFAULT_TIMEOUT_SECONDS,
 ) -> QualityReport:
     """Run every check against the session's database; never commits.
 
-    Each check runs in its own savepoint; SQL that fails is reported as that check's
-    error. Failures listed in the known-failures file are reported, not failed.
+    Each check runs in its own savepoint; SQL that fails, or runs longer than
+    ``timeout_seconds`` per statement (None or 0: no limit), is reported as that
+    check's error. Failures listed in the known-failures file are reported, not
+    failed.
     """
     backend = session.get_bind().dialect.name
     checks = all_checks(backend, control_dir)
     known = load_known_failures(known_failures)
     started = datetime.datetime.now(datetime.UTC)
-    results = run_checks(session, checks, known)
+    with statement_timeout(session, timeout_seconds):
+        results = run_checks(session, checks, known)
     ended = datetime.datetime.now(datetime.UTC)
     return QualityReport(results, started, ended, cdm_source_metadata(session))

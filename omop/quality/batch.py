@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from omop.quality.checks import Check
 from omop.quality.control import KnownFailure
 from omop.quality.run import CheckResult, result_of_counts, run_check
+from omop.quality.timeout import TIMED_OUT, is_timeout
 
 __all__ = ["MAX_COUNTS_PER_SCAN", "plain_count", "run_batched"]
 
@@ -78,9 +79,13 @@ def _scan_sql(scan: _Scan, counts: Sequence[_Count]) -> tuple[str, dict[str, Any
 
 def _run_scans(
     session: Session, scans: dict[_Scan, list[_Count]]
-) -> dict[tuple[_Scan, _Count], tuple[int, float]]:
-    """Return each count and its share of the scan's seconds (failed scans: none)."""
-    out: dict[tuple[_Scan, _Count], tuple[int, float]] = {}
+) -> dict[tuple[_Scan, _Count], tuple[int, float] | float]:
+    """Return each count and its share of the scan's seconds.
+
+    A scan that failed gives nothing (each check then runs on its own); a scan
+    cancelled by the time limit gives its seconds alone (its checks time out too).
+    """
+    out: dict[tuple[_Scan, _Count], tuple[int, float] | float] = {}
     for scan, counts in scans.items():
         for start in range(0, len(counts), MAX_COUNTS_PER_SCAN):
             chunk = counts[start : start + MAX_COUNTS_PER_SCAN]
@@ -89,8 +94,11 @@ def _run_scans(
             try:
                 with session.begin_nested():
                     row = session.execute(text(sql), params).one()
-            except SQLAlchemyError:
-                continue  # each check of the scan then runs on its own
+            except SQLAlchemyError as exc:
+                if is_timeout(str(getattr(exc, "orig", None) or exc)):
+                    spent = time.perf_counter() - started
+                    out |= {(scan, count): spent for count in chunk}
+                continue  # otherwise each check of the scan runs on its own
             share = (time.perf_counter() - started) / len(chunk)
             for count, value in zip(chunk, row, strict=True):
                 out[(scan, count)] = (int(value or 0), share)
@@ -123,6 +131,12 @@ def run_batched(
     results = []
     for i, check in enumerate(checks):
         got = [counted.get(p) for p in parts.get(i, [])]
+        cancelled = [g for g in got if isinstance(g, float)]
+        if cancelled:
+            results.append(
+                CheckResult(check, error=TIMED_OUT, execution_seconds=cancelled[0])
+            )
+            continue
         if not got or None in got:
             results.append(run_check(session, check, known))
             continue

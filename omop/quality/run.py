@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from omop.quality.checks import Check
 from omop.quality.control import KnownFailure
+from omop.quality.timeout import TIMED_OUT, is_timeout
 
 __all__ = ["CheckResult", "result_of_counts", "run_check", "run_checks"]
 
@@ -104,6 +105,8 @@ def run_check(
             violated = _count(session, check.numerator, check) if denominator else 0
     except SQLAlchemyError as exc:
         message = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        if is_timeout(message):
+            message = TIMED_OUT
         log.warning("check %s failed to run: %s", check.check_id, message)
         return CheckResult(
             check, error=message, execution_seconds=time.perf_counter() - started

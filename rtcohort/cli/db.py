@@ -111,21 +111,30 @@ def quality(
     html_out: Annotated[
         Path | None, typer.Option("--html", help="Write a self-contained HTML report.")
     ] = None,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout",
+            min=0,
+            help="Seconds one statement of a check may run before it is cancelled "
+            "and reported as that check's error (0: no limit).",
+        ),
+    ] = 300,
 ) -> None:
     """Run the DataQualityDashboard v5.4 checks and our RT checks.
 
     Prints a summary by category and the failing checks; exits 1 when a check fails
-    its threshold or its SQL fails (known failures, listed with their reason, do
-    not). Example:
+    its threshold or its SQL fails or runs longer than ``--timeout`` (known failures,
+    listed with their reason, do not). Example:
 
-        rtcohort db quality --json dqd.json --html dqd.html
+        rtcohort db quality --json dqd.json --html dqd.html --timeout 120
     """
     from omop.errors import RTCohortError
     from rtcohort.quality_summary import quality_lines, run_quality_on
 
     engine = open_engine()
     try:
-        report = run_quality_on(engine)
+        report = run_quality_on(engine, timeout_seconds=timeout or None)
     except RTCohortError as exc:
         fail(str(exc))
     for line in quality_lines(report):

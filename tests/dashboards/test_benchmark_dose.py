@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from web_world import World
+from web_world import World, audited_session
 
 from cohort.benchmark import queries_dose
 from cohort.permissions import Action, scope_for
@@ -28,16 +28,7 @@ HEART = {"site": "breast", "structure": "Heart", "metric": "Mean[Gy]"}
 
 @pytest.fixture
 def db(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[Session]:
-    from omop.engine import make_engine, session_factory
-    from rtcohort.wiring import configure_audit
-
-    world.env(monkeypatch)
-    engine = make_engine(world.url)
-    configure_audit(engine)
-    with session_factory(engine)() as session:
-        yield session
-        session.rollback()
-    engine.dispose()
+    yield from audited_session(world, monkeypatch)
 
 
 def _scope(session: Session, name: str) -> Any:

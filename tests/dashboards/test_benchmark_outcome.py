@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from bench_world import add_outcomes
 from sqlalchemy.orm import Session
-from web_world import World
+from web_world import World, audited_session
 
 from cohort.benchmark import queries_outcome
 from cohort.errors import PermissionDeniedError
@@ -29,16 +29,7 @@ def bench(world: World) -> World:
 
 @pytest.fixture
 def db(bench: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[Session]:
-    from omop.engine import make_engine, session_factory
-    from rtcohort.wiring import configure_audit
-
-    bench.env(monkeypatch)
-    engine = make_engine(bench.url)
-    configure_audit(engine)
-    with session_factory(engine)() as session:
-        yield session
-        session.rollback()
-    engine.dispose()
+    yield from audited_session(bench, monkeypatch)
 
 
 def _scope(session: Session, name: str) -> Any:

@@ -17,7 +17,7 @@ from apptest_helpers import by_label, new_app, sign_in, texts
 from national_world import PROJECT, National
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from web_world import PASSWORD
+from web_world import PASSWORD, audited_session
 
 from cohort.errors import PermissionDeniedError
 from ntcp.dataset import DatasetSpec
@@ -41,16 +41,7 @@ ENDPOINT = "ctcae:Pneumonitis>=2@365d"
 
 @pytest.fixture
 def db(national: National, monkeypatch: pytest.MonkeyPatch) -> Iterator[Session]:
-    from omop.engine import make_engine, session_factory
-    from rtcohort.wiring import configure_audit
-
-    national.env(monkeypatch)
-    engine = make_engine(national.url)
-    configure_audit(engine)
-    with session_factory(engine)() as session:
-        yield session
-        session.rollback()
-    engine.dispose()
+    yield from audited_session(national, monkeypatch)
 
 
 def _spec(**kw: Any) -> DatasetSpec:

@@ -21,6 +21,7 @@ import pytest
 from national_world import National
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from web_world import audited_session
 
 from cohort import invitations
 from cohort.benchmark import queries_dose, queries_outcome
@@ -43,16 +44,7 @@ TERM = "Pneumonitis"
 
 @pytest.fixture
 def db(national: National, monkeypatch: pytest.MonkeyPatch) -> Iterator[Session]:
-    from omop.engine import make_engine, session_factory
-    from rtcohort.wiring import configure_audit
-
-    national.env(monkeypatch)
-    engine = make_engine(national.url)
-    configure_audit(engine)
-    with session_factory(engine)() as session:
-        yield session
-        session.rollback()
-    engine.dispose()
+    yield from audited_session(national, monkeypatch)
 
 
 def _python_completion(

@@ -8,11 +8,13 @@ key folder, on SQLite and PostgreSQL. Committed: the app opens its own sessions.
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
+from sqlalchemy.orm import Session
 
 BACKENDS = ("sqlite", "postgresql")
 PASSWORD = "web-test-password"
@@ -33,6 +35,33 @@ PATIENTS = {
     "HUS-1004": ("HUS", ("consented", "withdrawn")),
     "TAYS-2001": ("TAYS", ("consented",)),
 }
+
+
+class _Served(Protocol):
+    url: str
+
+    def env(self, monkeypatch: pytest.MonkeyPatch) -> None: ...
+
+
+def audited_session(
+    served: _Served, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Session]:
+    """Yield a session on a test database as the served app sees it; roll back.
+
+    The environment is the server's (``served.env``: a :class:`World` or a
+    national cohort) and the engine is bound to the audit files, so the page
+    functions read and audit as in production.
+    """
+    from omop.engine import make_engine, session_factory
+    from rtcohort.wiring import configure_audit
+
+    served.env(monkeypatch)
+    engine = make_engine(served.url)
+    configure_audit(engine)
+    with session_factory(engine)() as session:
+        yield session
+        session.rollback()
+    engine.dispose()
 
 
 @dataclass

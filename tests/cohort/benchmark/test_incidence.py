@@ -84,3 +84,19 @@ def test_bad_input_is_named():
         cumulative_incidence([1], [0.5])
     with pytest.raises(BenchmarkInputError, match="lengths"):
         cumulative_incidence([1, 2], [1])
+
+
+def test_another_centres_curve_ends_below_five_at_risk_without_numbers():
+    """Days 1..8, every patient an event: 8, 7, ... at risk; cut once below 5."""
+    from cohort.benchmark.queries_outcome import _coarsened
+
+    curve = cumulative_incidence(range(1, 9), [1] * 8, 365)
+    shown = _coarsened(curve)
+    # at days 0..4 there are 8, 8, 7, 6, 5 at risk: estimates kept; from day 5 cut
+    assert list(curve["at_risk"]) == [8, 8, 7, 6, 5, 4, 3, 2, 1, 0]
+    assert list(shown["aalen_johansen"][:5]) == [0.0, 1 / 8, 2 / 8, 3 / 8, 4 / 8]
+    assert shown["aalen_johansen"][5:].isna().all()
+    assert shown["km_upper_95"][5:].isna().all()
+    assert shown["at_risk"].isna().all()
+    assert list(shown["days"]) == list(curve["days"])
+    assert shown.attrs == curve.attrs
