@@ -31,9 +31,9 @@ from cohort.projects import get_project
 from cohort.users import resolve_user
 from etl.store.report import structure_counts
 from ntcp.dataset import DatasetSpec, OmopDataset, extract_dataset
-from ntcp.dose_metrics import dose_metric
 from ntcp.errors import NtcpError
-from ntcp.registry import DoseKind, ModelForm, PublishedModel
+from ntcp.explorer_overlay import model_features
+from ntcp.registry import ModelForm, PublishedModel
 from ntcp.report import binned_rates, build_report, render_html
 from ntcp.validation import calibration_curve
 from ntcp.workflow import fit_cohort
@@ -203,42 +203,66 @@ def calibration_table(fit: ExplorerFit) -> pd.DataFrame:
 
 
 def published_overlay(
-    model: PublishedModel, fit: ExplorerFit, organ: str
+    model: PublishedModel,
+    fit: ExplorerFit,
+    organ: str,
+    *,
+    session: Session | None = None,
+    user: AppUser | str | None = None,
 ) -> pd.DataFrame | str:
     """Per dose bin, the mean NTCP of a published model on the same patients.
+
+    A logistic model that also needs other organs (Christianen 2012: Musc_Constrict_S
+    and Larynx_SG) takes their dose for the same patients from a second extraction
+    as ``user`` (:mod:`ntcp.explorer_overlay`: permission layer, audited); patients
+    without one of the organs are left out and the bins are over the others.
 
     Returns
     -------
     DataFrame or str
-        ``dose_mean`` and ``published`` per bin of :func:`dose_bins`; or the plain
-        reason the model cannot be applied (it needs other organs, or EQD2 without
-        fractions, or another dose representation than the fit).
+        ``dose_mean`` and ``published`` per bin of :func:`dose_bins` (of the patients
+        used); ``attrs``: ``n`` patients used, ``left_out`` ``{organ: patients
+        without it}``, ``caption`` a sentence saying so. Or the plain reason the
+        model cannot be applied (another organ is not recorded for these patients, or
+        no session to read it; EQD2 without fractions; another dose representation
+        than the fit).
     """
-    dvhs = fit.dataset.table.dvhs
+    keep = np.ones(len(fit.y), dtype=bool)
+    left_out: dict[str, int] = {}
     if model.form is ModelForm.LKB:
         try:
-            p = model.predict_ntcp(dvhs)
+            p = model.predict_ntcp(fit.dataset.table.dvhs)
         except NtcpError as exc:
             return f"{model.id} cannot be applied: {exc}"
     else:
-        other = sorted({q.organ for q in model.predictors} - {organ})
-        if other:
-            return f"{model.id} also needs the dose of {', '.join(other)}"
-        ab = model.alpha_beta_gy if model.dose is DoseKind.EQD2 else None
         try:
-            dose = dvhs.dose_matrix(ab)
+            found = model_features(session, user, model, fit.dataset)
         except NtcpError as exc:
             return f"{model.id} cannot be applied: {exc}"
-        features = pd.DataFrame(
-            {q.name: dose_metric(dose, dvhs.volume_fraction, q.metric)
-             for q in model.predictors}
-        )  # fmt: skip
-        p = model.predict_ntcp(None, features)
-    bins = binned_rates(fit.dose, fit.y, p)
-    return pd.DataFrame(
+        if found.unrecorded:
+            return f"{model.id} also needs the dose of {', '.join(found.unrecorded)}"
+        if not found.keep.any():
+            return (
+                f"{model.id}: no patient has the dose of every organ it needs "
+                f"({', '.join(sorted({q.organ for q in model.predictors}))})"
+            )
+        keep, left_out = found.keep, found.missing
+        p = model.predict_ntcp(None, found.features)
+    bins = binned_rates(fit.dose[keep], fit.y[keep], p)
+    out = pd.DataFrame(
         {"dose_mean": [b["dose_mean"] for b in bins],
          "published": [b["predicted"] for b in bins]}
     )  # fmt: skip
+    n = int(keep.sum())
+    out.attrs["n"], out.attrs["left_out"] = n, left_out
+    out.attrs["caption"] = f"{model.id} on {n} of {len(keep)} patients" + (
+        "; left out (no dose of "
+        + ", ".join(f"{o}: {k}" for o, k in left_out.items() if k)
+        + ")"
+        if any(left_out.values())
+        else ""
+    )
+    return out
 
 
 def report_html(fit: ExplorerFit) -> str:

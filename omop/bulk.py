@@ -129,9 +129,13 @@ def bulk_insert(
 def _advance_sequences(session: Session, table: Table, names: list[str]) -> None:
     """Move the key's sequence past the copied ids, never backwards.
 
-    Sequences are not transactional: a concurrent writer may already hold higher
-    values than this transaction can see, so the new value is the larger of the
-    visible maximum and the sequence's own last value.
+    Sequences are not transactional: a concurrent writer may take values (one by
+    one, or a block of them in one statement) while this statement runs. So the
+    sequence is set only when the visible maximum is above its last value (ids
+    that did not come from it); ids taken from the sequence leave it alone.
+    Setting it to ``GREATEST(maximum, last value)`` read at the start of the
+    statement could move it back under keys another writer took meanwhile, which
+    then came out twice (a duplicate key in a parallel ``simulate --into-db``).
     """
     for column in table.primary_key.columns:
         if column.name in names and column.autoincrement is True:
@@ -139,9 +143,9 @@ def _advance_sequences(session: Session, table: Table, names: list[str]) -> None
             if largest is not None:
                 session.execute(
                     text(
-                        "SELECT setval(s, GREATEST(:v, "
-                        "COALESCE(pg_sequence_last_value(s), 0))) "
-                        "FROM (SELECT pg_get_serial_sequence(:t, :c)::regclass AS s) q"
+                        "SELECT setval(s, :v) "
+                        "FROM (SELECT pg_get_serial_sequence(:t, :c)::regclass AS s) q "
+                        "WHERE :v > COALESCE(pg_sequence_last_value(s), 0)"
                     ),
                     {"t": table.name, "c": column.name, "v": int(largest)},
                 )

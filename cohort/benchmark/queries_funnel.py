@@ -25,24 +25,19 @@ anonymised.
 
 from __future__ import annotations
 
-import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from cohort.benchmark.casemix import expected_counts
+from cohort.benchmark.casemix_read import read_casemix
 from cohort.benchmark.funnel import funnel_points
 from cohort.benchmark.view import MIN_COUNT, centre_view, record_read
 from cohort.consent_states import ConsentState
 from cohort.permissions import Scope
 from cohort.stage import stages
-from cohort.vital import death_dates
-from etl.store.course import FirstCourse, read_first_courses
-from etl.store.course_age import course_ages
-from etl.store.metric_reads import metric_values, prescriptions
-from instruments.store.toxicity_days import AssessmentDay, assessment_days
-from omop.cdm import Person
+from etl.store.metric_reads import metric_values
 from omop.cohort_tables import Enrolment
 from omop.vocab.standard import FEMALE, MALE
 
@@ -86,22 +81,6 @@ def _persons(site: str | None) -> Select[Any]:
     return query if site is None else query.where(Enrolment.treatment_site == site)
 
 
-def _assessments(
-    days: list[AssessmentDay], courses: dict[int, FirstCourse]
-) -> tuple[dict[int, datetime.date], dict[int, datetime.date]]:
-    """Return the last assessment and the first event of each person after RT start."""
-    seen: dict[int, datetime.date] = {}
-    hits: dict[int, datetime.date] = {}
-    for pid, day, hit in days:
-        course = courses.get(pid)
-        if course is None or day < course.start:
-            continue
-        seen[pid] = max(day, seen.get(pid, day))
-        if hit:
-            hits[pid] = min(day, hits.get(pid, day))
-    return seen, hits
-
-
 def casemix_table(
     session: Session,
     *,
@@ -126,27 +105,9 @@ def casemix_table(
     import pandas as pd
 
     persons = _persons(site)
-    enrolled = {
-        int(p): (int(c), s, last)
-        for p, c, s, last in session.execute(
-            select(
-                Enrolment.person_id, Enrolment.care_site_id,
-                Enrolment.treatment_site, Enrolment.last_contact_date,
-            ).where(Enrolment.person_id.in_(persons))
-        )
-    }  # fmt: skip
-    sexes = dict(
-        session.execute(
-            select(Person.person_id, Person.gender_concept_id).where(
-                Person.person_id.in_(persons)
-            )
-        ).all()
+    enrolled, sexes, courses, ages, scheme, deaths, seen, hits = read_casemix(
+        session, persons, term, min_grade
     )
-    courses = {c.person_id: c for c in read_first_courses(session, persons)}
-    episodes = [c.episode_id for c in courses.values() if c.episode_id is not None]
-    ages = course_ages(session, episodes)
-    scheme = prescriptions(session, episodes)
-    deaths = dict(death_dates(session, persons))
     staged = stages(session, courses)  # the patients with a first course
     doses: dict[int, float] = {}
     if dose is not None:
@@ -155,8 +116,6 @@ def casemix_table(
             key=lambda v: v.dataset_id,
         )
         doses = {v.person_id: v.value for v in latest}
-    days = assessment_days(session, persons, term, min_grade, casefold=True)
-    seen, hits = _assessments(days, courses)
     rows: list[dict[str, Any]] = []
     excluded = {"followed_less_than_horizon": 0, "died_before_horizon": 0,
                 "no_dose": 0}  # fmt: skip

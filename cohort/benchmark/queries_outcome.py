@@ -25,7 +25,7 @@ from cohort.consent_states import ConsentState
 from cohort.permissions import Scope
 from cohort.vital import death_dates
 from etl.store.course import read_first_courses
-from instruments.store.toxicity_days import assessment_days
+from instruments.store.toxicity_days import assessment_spans
 from omop.cohort_tables import Enrolment
 
 if TYPE_CHECKING:
@@ -76,28 +76,22 @@ def toxicity_incidence(
 
     view = centre_view(session, scope)
     persons = _persons(view, site)
-    info = dict(
-        session.execute(
-            select(Enrolment.person_id, Enrolment.care_site_id).where(
-                Enrolment.person_id.in_(persons)
-            )
-        ).all()
-    )
-    contact = dict(
-        session.execute(
-            select(Enrolment.person_id, Enrolment.last_contact_date).where(
-                Enrolment.person_id.in_(persons)
-            )
-        ).all()
-    )
+    info: dict[int, int] = {}
+    contact: dict[int, datetime.date | None] = {}
+    for pid, centre, contacted in session.execute(
+        select(
+            Enrolment.person_id, Enrolment.care_site_id, Enrolment.last_contact_date
+        ).where(Enrolment.person_id.in_(persons))
+    ).all():
+        info[pid], contact[pid] = centre, contacted
     starts = {c.person_id: c.start for c in read_first_courses(session, persons)}
     deaths = dict(death_dates(session, persons))
     last: dict[int, datetime.date] = {}
     first: dict[int, datetime.date] = {}
-    for seen in assessment_days(session, persons, term, _GRADE):  # by person, day
-        last[seen.person_id] = seen.assessed_on
-        if seen.hit:
-            first.setdefault(seen.person_id, seen.assessed_on)
+    for pid, (seen, hit) in assessment_spans(session, persons, term, _GRADE).items():
+        last[pid] = seen
+        if hit is not None:
+            first[pid] = hit
     rows = []
     for pid, start in starts.items():
         day: datetime.date

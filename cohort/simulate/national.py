@@ -63,6 +63,17 @@ _TG263 = {
     "lung": ("BODY", "Lung_L", "Lung_R", "Heart", "Esophagus", "SpinalCord", "PTV",
              "Lungs"),
 }  # fmt: skip
+# Structures added later: their names draw from a stream of their own, so the
+# patients of a seed are the same as before apart from them.
+_TG263_ADDED = {
+    "breast": ("Esophagus", "SpinalCord", "Glnd_Thyroid", "Humerus_L", "Humerus_R",
+               "Lungs"),
+    "prostate": ("CTV", "SeminalVes", "Canal_Anal", "PenileBulb", "Bowel_Small",
+                 "Colon_Sigmoid", "Urethra"),
+    "head_neck": ("Brainstem", "Cavity_Oral", "Larynx_SG", "Musc_Constrict_S",
+                  "Musc_Constrict_M", "Musc_Constrict_I"),
+    "lung": ("Trachea", "Bronchus", "BrachialPlex_L", "BrachialPlex_R", "GTV", "CTV"),
+}  # fmt: skip
 
 
 @dataclass
@@ -177,13 +188,19 @@ def _naming(patients: list[NationalPatient]) -> dict[str, dict[str, str]]:
 
 
 def _names(
-    site: str, practice: CentrePractice, rng: np.random.Generator
+    site: str,
+    practice: CentrePractice,
+    rng: np.random.Generator,
+    seed: tuple[int, ...],
 ) -> dict[str, str]:
     names: dict[str, str] = {}
-    for tg in _TG263[site]:
+    added = np.random.default_rng([*seed, 3])
+    for tg, stream in [(t, rng) for t in _TG263[site]] + [
+        (t, added) for t in _TG263_ADDED[site]
+    ]:
         local = local_name(tg, practice.naming)
-        if rng.random() < _VARIANT and not tg.startswith(("PTV", "CTV")):
-            variant = name_variant(local, rng)
+        if stream.random() < _VARIANT and not tg.startswith(("PTV", "CTV", "GTV")):
+            variant = name_variant(local, stream)
             if variant not in names.values():
                 local = variant
         names[tg] = local
@@ -219,7 +236,8 @@ def _draw_patient(
         site=site, laterality="L" if rng.random() < 0.5 else "R",  # noqa: PLR2004
         schedule=schedule, rt_start=start, rt_end=_rt_end(start, schedule.fractions),
         consented=consented, consent_date=start - datetime.timedelta(days=14),
-        sparing=practice.sparing, local_names=_names(site, practice, rng), seed=seed,
+        sparing=practice.sparing, local_names=_names(site, practice, rng, seed),
+        seed=seed,
     )  # fmt: skip
     patient.stage = draw_stage(site, seed)
     hazard = _DEATH_PER_YEAR[site] * np.exp(0.04 * (age - mean_age))

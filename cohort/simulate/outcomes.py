@@ -19,7 +19,9 @@ A questionnaire is completed with probability ``logit^-1(logit(c) - 4 (burden - 
 (``c`` the centre's completion rate): sicker patients answer less.
 
 References: Seppenwoolde et al. IJROBP 2003 (pneumonitis); Michalski et al. IJROBP
-2010 (QUANTEC rectum); Deasy et al. IJROBP 2010 (QUANTEC parotid).
+2010 (QUANTEC rectum); Deasy et al. IJROBP 2010 (QUANTEC parotid); Christianen et
+al. Radiother Oncol 2012 (dysphagia: the superior pharyngeal constrictor's mean dose
+is the main predictor; the truth here has that organ only).
 """
 
 from __future__ import annotations
@@ -86,7 +88,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("lung", "Esophagus", "Esophagitis", 45.0, 0.30, 0.40, 3.0, "eot"),
     Endpoint("head_neck", "Parotid_{contra}", "Dry mouth", 39.9, 0.40, 1.0, 3.0,
              "m12"),
-    Endpoint("head_neck", "Musc_Constrict", "Dysphagia", 60.0, 0.15, 1.0, 3.0, "m6"),
+    # dysphagia follows the superior constrictor's mean dose (Christianen 2012)
+    Endpoint("head_neck", "Musc_Constrict_S", "Dysphagia", 60.0, 0.15, 1.0, 3.0,
+             "m6"),
 )  # fmt: skip
 
 

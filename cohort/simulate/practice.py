@@ -39,6 +39,13 @@ _STEMS = {
         "Submandibularis {g}",
         "Leuanalus {f}",
     ),
+    "Humerus": ("HUMERUS_{S}", "{e} Humerus", "Humerus {g}", "Olkaluu {f}"),
+    "BrachialPlex": (
+        "BRACHIAL_PLEX_{S}",
+        "{e} Brachial Plexus",
+        "Plexus brachialis {g}",
+        "Hermopunos {f}",
+    ),
 }
 _SIDES = {"L": ("L", "Lt", "li", "vas"), "R": ("R", "Rt", "re", "oik")}
 _SINGLE = {
@@ -52,7 +59,26 @@ _SINGLE = {
     "Musc_Constrict": ("CONSTRICTORS", "Constrictors", "Konstriktoren", "Nielu"),
     "Esophagus": ("ESOPHAGUS", "Oesophagus", "Oesophagus", "Ruokatorvi"),
     "BODY": ("BODY", "External", "Koerper", "Ulkoraja"),
-}
+    "Glnd_Thyroid": ("THYROID", "Thyroid", "Schilddruese", "Kilpirauhanen"),
+    "SeminalVes": ("SEM_VES", "Seminal Vesicles", "Samenblasen", "Siemenrakkulat"),
+    "Canal_Anal": ("ANAL_CANAL", "Anal Canal", "Analkanal", "Perakanava"),
+    "PenileBulb": ("PENILE_BULB", "Penile Bulb", "Bulbus penis", "Penikselle"),
+    "Bowel_Small": ("SMALL_BOWEL", "Small Bowel", "Duenndarm", "Ohutsuoli"),
+    "Colon_Sigmoid": ("SIGMOID", "Sigmoid", "Sigma", "Sigmasuoli"),
+    "Urethra": ("URETHRA", "Urethra", "Harnroehre", "Virtsaputki"),
+    "Brainstem": ("BRAINSTEM", "Brain Stem", "Hirnstamm", "Aivorunko"),
+    "Cavity_Oral": ("ORAL_CAVITY", "Oral Cavity", "Mundhoehle", "Suuontelo"),
+    "Larynx_SG": ("SUPRAGLOTTIS", "Supraglottic Larynx", "Supraglottis",
+                  "Supraglottis"),
+    "Musc_Constrict_S": ("PCM_SUP", "Sup Constrictor", "Konstriktor sup",
+                         "Nielu yla"),
+    "Musc_Constrict_M": ("PCM_MED", "Mid Constrictor", "Konstriktor med",
+                         "Nielu keski"),
+    "Musc_Constrict_I": ("PCM_INF", "Inf Constrictor", "Konstriktor inf",
+                         "Nielu ala"),
+    "Trachea": ("TRACHEA", "Trachea", "Trachea", "Henkitorvi"),
+    "Bronchus": ("BRONCHUS", "Bronchus", "Bronchus", "Keuhkoputki"),
+}  # fmt: skip
 
 #: Naming styles in the order centres take them.
 NAMING_STYLES = ("tg263", "upper", "english", "german", "finnish")

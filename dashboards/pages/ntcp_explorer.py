@@ -107,7 +107,7 @@ def _parameters(fit: ExplorerFit) -> None:
         st.caption(md_escape(str(warning)))
 
 
-def _dose_response(fit: ExplorerFit, organ: str) -> None:
+def _dose_response(username: str, fit: ExplorerFit, organ: str) -> None:
     st.subheader(t("explorer.dose_response"))
     bins, curve = dose_bins(fit), response_curve(fit)
     x = alt.X("dose:Q", title=fit.dose_label)
@@ -125,14 +125,20 @@ def _dose_response(fit: ExplorerFit, organ: str) -> None:
                               format_func=lambda m: t("explorer.none") if m is None
                               else m.id)  # fmt: skip
         if chosen is not None:
-            overlay = published_overlay(chosen, fit, organ)
+            # other organs of the model: read for the same patients, as the user
+            overlay = _in_session(
+                lambda session: published_overlay(
+                    chosen, fit, organ, session=session, user=username
+                )
+            )
             if isinstance(overlay, str):
                 st.info(md_escape(overlay))
-            else:
+            elif overlay is not None:
                 layers.append(alt.Chart(overlay.rename(
                     columns={"dose_mean": "dose"})).mark_line(
                     strokeDash=[4, 4], color="gray").encode(
                     x="dose:Q", y="published:Q"))  # fmt: skip
+                st.caption(md_escape(overlay.attrs["caption"]))
     else:
         st.caption(t("explorer.no_published"))
     show_chart(alt.layer(*layers), bins, "ntcp-dose-response")
@@ -194,7 +200,7 @@ def render() -> None:
     st.caption(t("explorer.summary", n=s["n_included"], events=s["n_events"],
                  excluded=s["n_excluded"]))  # fmt: skip
     _parameters(fit)
-    _dose_response(fit, spec.organ)
+    _dose_response(identity.username, fit, spec.organ)
     _calibration(fit)
     _downloads(identity.username, spec, fit)
 

@@ -2,27 +2,42 @@
 
 :func:`site_spec` returns the :class:`~etl.phantom.spec.PhantomSpec` of a breast,
 prostate, head and neck or lung patient: organs as spheres, ellipsoids and cylinders at
-plausible positions and sizes (patient coordinates in mm: x to the patient's left,
-y posterior, z superior), named in TG-263, with a dose that conforms to the PTV
-(:mod:`etl.phantom.conformal`) plus beam paths. The organ doses fall in the ranges of
-the literature at the standard schedules (tested through the DVH engine on DICOM):
+plausible positions and sizes, 13-16 structures per site (patient coordinates in
+mm: x to the patient's left, y posterior, z superior), named in TG-263, with a dose
+that conforms to the PTV (:mod:`etl.phantom.conformal`) plus beam paths. The organ
+doses fall in the ranges of the literature at the standard schedules (tested through
+the DVH engine on DICOM):
 
-=============  ======================  =====================
-site           structures              literature range
-=============  ======================  =====================
-breast (left)  CTV, PTV, Heart, A_LAD,  Heart Mean 1-5 Gy
-               Lung_L/R, Breast_L/R
-prostate       PTV, Rectum, Bladder,    Rectum V70Gy 5-20 %
-               Femur_Head_L/R           at 78 Gy / 39
-head and neck  PTV_High, PTV_Low,       Parotid Mean
-               Parotid_L/R,             15-35 Gy
-               Glnd_Submand_L/R,
-               SpinalCord, Larynx,
-               Musc_Constrict
-lung           PTV, Lungs (union),      Lungs Mean 10-20 Gy
-               Lung_L/R, Heart,
-               Esophagus, SpinalCord
-=============  ======================  =====================
+=============  ==========================  =========================
+site           structures (TG-263)         literature range (tested)
+=============  ==========================  =========================
+breast (left)  BODY, CTV, PTV, Heart,      Heart Mean 1-5 Gy;
+(15)           A_LAD, Breast_L/R,          ipsilateral lung Mean
+               Lung_L/R, Lungs (union),    2-8 Gy; Glnd_Thyroid
+               Esophagus, SpinalCord,      Mean < 3 Gy
+               Glnd_Thyroid, Humerus_L/R
+prostate       BODY, CTV, PTV, Rectum,     Rectum V70Gy 5-20 %
+(13)           Bladder, SeminalVes,        at 78 Gy / 39;
+               Canal_Anal, PenileBulb,     PenileBulb Mean < 50 Gy
+               Urethra, Bowel_Small,
+               Colon_Sigmoid, Femur_Head_L/R
+head and neck  BODY, PTV_High, PTV_Low,    Parotid Mean 15-35 Gy;
+(16)           Parotid_L/R,                Musc_Constrict_S Mean
+               Glnd_Submand_L/R,           40-65 Gy; Larynx_SG Mean
+               SpinalCord, Brainstem,      30-60 Gy; Brainstem
+               Cavity_Oral, Larynx,        Max < 54 Gy
+               Larynx_SG, Musc_Constrict,
+               Musc_Constrict_S/M/I
+lung           BODY, GTV, CTV, PTV,        Lungs Mean 10-20 Gy;
+(14)           Lung_L/R, Lungs (union),    SpinalCord Max < 50 Gy
+               Heart, Esophagus,
+               SpinalCord, Trachea,
+               Bronchus, BrachialPlex_L/R
+=============  ==========================  =========================
+
+The organs (:mod:`etl.phantom.site_anatomy`) are small simple solids (the ``BODY`` is
+the only body-size structure). Musc_Constrict_S/M/I are the upper, middle and lower
+thirds of Musc_Constrict; Larynx_SG the upper part of the Larynx.
 
 ``laterality`` mirrors the anatomy in x (a right breast, a right lung tumour, a
 right-sided head and neck primary). ``sparing`` scales the low-dose bath and the beam
@@ -46,6 +61,7 @@ from typing import Any
 import numpy as np
 
 from etl.phantom.geometry import PhantomSpecError
+from etl.phantom.site_anatomy import BUILDERS, TARGET, UNIONS, Roi
 from etl.phantom.spec import PhantomSpec, parse_spec
 
 __all__ = ["SITES", "site_spec"]
@@ -53,164 +69,7 @@ __all__ = ["SITES", "site_spec"]
 #: The sites :func:`site_spec` knows.
 SITES = ("breast", "prostate", "head_neck", "lung")
 
-Roi = dict[str, Any]
-
-
-def _sphere(name: str, dia: float, at: tuple[float, ...], **kw: Any) -> Roi:
-    return {"name": name, "shape": "sphere", "size_mm": dia, "offset_mm": list(at)} | kw
-
-
-def _ellipsoid(
-    name: str,
-    dia: float,
-    height: float,
-    at: tuple[float, ...],
-    axis: Any = "z",
-    **kw: Any,
-) -> Roi:
-    return {
-        "name": name,
-        "shape": "ellipsoid",
-        "size_mm": dia,
-        "height_mm": height,
-        "offset_mm": list(at),
-        "axis": axis,
-    } | kw
-
-
-def _cylinder(
-    name: str,
-    dia: float,
-    height: float,
-    at: tuple[float, ...],
-    axis: Any = "z",
-    **kw: Any,
-) -> Roi:
-    return {
-        "name": name,
-        "shape": "cylinder",
-        "size_mm": dia,
-        "height_mm": height,
-        "offset_mm": list(at),
-        "axis": axis,
-    } | kw
-
-
-_BODY = {"interpreted_type": "EXTERNAL", "ct_hu": 0}
-_LUNG = {"ct_hu": -750}
-_PTV = {"interpreted_type": "PTV", "ct_hu": 20}
-
-
-def _thorax() -> list[Roi]:
-    return [
-        _cylinder("BODY", 360, 260, (0, 0, 0), **_BODY),
-        _ellipsoid("Lung_L", 110, 200, (95, 10, 20), **_LUNG),
-        _ellipsoid("Lung_R", 120, 210, (-90, 10, 20), **_LUNG),
-        _ellipsoid("Heart", 90, 85, (18, -45, -35), ct_hu=40),
-    ]
-
-
-def _breast(scale: float) -> tuple[list[Roi], list[Roi], list[Roi]]:
-    rois = [
-        *_thorax(),
-        _ellipsoid("A_LAD", 6, 60, (36, -84, -30), axis=[0.3, -0.2, -0.93], ct_hu=60),
-        _ellipsoid("Breast_L", 130, 64, (75, -110, 0), axis="y", ct_hu=-100),
-        _ellipsoid("Breast_R", 130, 64, (-75, -110, 0), axis="y", ct_hu=-100),
-        _ellipsoid(
-            "CTV",
-            120 * scale,
-            54 * scale,
-            (75, -110, 0),
-            axis="y",
-            interpreted_type="CTV",
-        ),
-        _ellipsoid("PTV", 126 * scale, 60 * scale, (75, -110, 0), axis="y", **_PTV),
-    ]
-    # Tangents cover the whole breast: their paths are in the low-dose bath.
-    conformal = [
-        {"target": "PTV", "penumbra_mm": 6, "tail_fraction": 0.12, "tail_mm": 50}
-    ]
-    return rois, conformal, []
-
-
-def _prostate(scale: float) -> tuple[list[Roi], list[Roi], list[Roi]]:
-    rois = [
-        _cylinder("BODY", 360, 200, (0, 0, 0), **_BODY),
-        _sphere("PTV", 56 * scale, (0, 0, 0), **_PTV),
-        _cylinder("Rectum", 32, 100, (0, 34, -10), ct_hu=-50),
-        _sphere("Bladder", 70, (0, -15, 62), ct_hu=10),
-        _sphere("Femur_Head_L", 46, (95, 10, -5), ct_hu=700),
-        _sphere("Femur_Head_R", 46, (-95, 10, -5), ct_hu=700),
-    ]
-    conformal = [
-        {"target": "PTV", "penumbra_mm": 7, "tail_fraction": 0.12, "tail_mm": 15}
-    ]
-    beams = [
-        {"target": "PTV", "direction": "x", "dose": 0.12},
-        {"target": "PTV", "direction": "-x", "dose": 0.12},
-    ]
-    return rois, conformal, beams
-
-
-def _head_neck(scale: float) -> tuple[list[Roi], list[Roi], list[Roi]]:
-    rois = [
-        _cylinder("BODY", 150, 200, (0, 0, 0), **_BODY),
-        _sphere("PTV_High", 46 * scale, (22, -8, 18), **_PTV),
-        _ellipsoid("PTV_Low", 80 * scale, 110 * scale, (0, -8, 0), **_PTV),
-        _ellipsoid("Parotid_L", 30, 45, (42, 8, 34), ct_hu=-20),
-        _ellipsoid("Parotid_R", 30, 45, (-42, 8, 34), ct_hu=-20),
-        _sphere("Glnd_Submand_L", 24, (36, -24, -8), ct_hu=30),
-        _sphere("Glnd_Submand_R", 24, (-36, -24, -8), ct_hu=30),
-        _cylinder("SpinalCord", 10, 200, (0, 42, 0), ct_hu=30),
-        _cylinder("Larynx", 34, 40, (0, -28, -62), ct_hu=0),
-        _cylinder("Musc_Constrict", 18, 70, (0, 14, 5), ct_hu=40),
-    ]
-    conformal = [
-        {
-            "target": "PTV_Low",
-            "penumbra_mm": 8,
-            "tail_fraction": 0.25,
-            "tail_mm": 25,
-            "share": 54.0 / 70.0,
-        },
-        {
-            "target": "PTV_High",
-            "penumbra_mm": 7,
-            "tail_fraction": 0.1,
-            "tail_mm": 12,
-            "share": 16.0 / 70.0,
-        },
-    ]
-    return rois, conformal, []
-
-
-def _lung(scale: float) -> tuple[list[Roi], list[Roi], list[Roi]]:
-    rois = [
-        *_thorax(),
-        _cylinder("Esophagus", 18, 220, (0, 25, 10), ct_hu=30),
-        _cylinder("SpinalCord", 10, 260, (0, 75, 0), ct_hu=30),
-        _sphere("PTV", 66 * scale, (78, 5, 52), **_PTV),
-    ]
-    conformal = [
-        {"target": "PTV", "penumbra_mm": 10, "tail_fraction": 0.45, "tail_mm": 60}
-    ]
-    beams = [
-        {"target": "PTV", "direction": "y", "dose": 0.12},
-        {"target": "PTV", "direction": "-x", "dose": 0.1},
-        {"target": "PTV", "direction": [0.8, -0.6, 0.0], "dose": 0.12},
-    ]
-    return rois, conformal, beams
-
-
 _SBRT_MAX_FRACTIONS = 8
-_BUILDERS = {
-    "breast": _breast,
-    "prostate": _prostate,
-    "head_neck": _head_neck,
-    "lung": _lung,
-}
-_UNIONS = {"lung": [{"name": "Lungs", "of": ["Lung_L", "Lung_R"]}]}
-_TARGET = {"head_neck": "PTV_High"}
 
 
 def _mirror(rois: list[Roi], beams: list[Roi]) -> None:
@@ -265,7 +124,7 @@ def site_spec(
     PhantomSpecError
         Unknown site or laterality, or a non-positive prescription or fractions.
     """
-    if site not in _BUILDERS:
+    if site not in BUILDERS:
         raise PhantomSpecError(f"site {site!r}: unknown (choose {', '.join(SITES)})")
     if laterality not in {"L", "R"}:
         raise PhantomSpecError(f"laterality {laterality!r}: expected L or R")
@@ -276,7 +135,7 @@ def site_spec(
     scale = 1.0 + (float(rng.uniform(-0.1, 0.1)) if rng is not None else 0.0)
     if site == "lung" and fractions <= _SBRT_MAX_FRACTIONS:
         scale *= 0.5  # stereotactic: a small peripheral target
-    rois, conformal, beams = _BUILDERS[site](scale)
+    rois, conformal, beams = BUILDERS[site](scale)
     if laterality == "R":
         _mirror(rois, beams)
     _jitter(rois, rng)
@@ -293,7 +152,7 @@ def site_spec(
         | {"dose_gy": prescription_gy * float(b["dose"]) * sparing}
         for b in beams
     ]
-    target = _TARGET.get(site, "PTV")
+    target = TARGET.get(site, "PTV")
     spec: dict[str, Any] = {
         "contour_spacing_mm": grid_mm,
         "dose_grid_mm": grid_mm,
@@ -302,7 +161,7 @@ def site_spec(
         "dose": [{"dose_gy": 0.0}],
         "conformal": conf,
         "beam_fields": beam_fields,
-        "unions": _UNIONS.get(site, []),
+        "unions": UNIONS.get(site, []),
         "truth_samples": truth_samples,
         "plan": {
             "target": target,

@@ -67,6 +67,7 @@ __all__ = [
     "dicom_day",
     "disease_episode",
     "episode_fractions",
+    "first_courses_query",
     "is_plan_episode",
     "prescription_rows",
     "read_first_courses",
@@ -348,11 +349,11 @@ def is_plan_episode(episode: type[Episode] | Any) -> ColumnElement[bool]:
     )
 
 
-def read_first_courses(session: Session, persons: Select[Any]) -> list[FirstCourse]:
-    """Return the first RT course EPISODE of each person in ``persons`` (one query).
+def first_courses_query(persons: Select[Any]) -> Select[Any]:
+    """Return SQL: the first RT course of each person in ``persons``.
 
-    Courses only: the plan episodes of a course of several plans are left out
-    (:func:`is_plan_episode`), so the course's start and end span all its plans.
+    Columns ``person_id, episode_start_date, episode_end_date, episode_id``; see
+    :func:`read_first_courses`.
     """
     first = (
         select(
@@ -374,12 +375,19 @@ def read_first_courses(session: Session, persons: Select[Any]) -> list[FirstCour
         )
         .subquery()
     )
-    rows = session.execute(
-        select(
-            first.c.person_id,
-            first.c.episode_start_date,
-            first.c.episode_end_date,
-            first.c.episode_id,
-        ).where(first.c.n == 1)
-    ).all()
+    return select(
+        first.c.person_id,
+        first.c.episode_start_date,
+        first.c.episode_end_date,
+        first.c.episode_id,
+    ).where(first.c.n == 1)
+
+
+def read_first_courses(session: Session, persons: Select[Any]) -> list[FirstCourse]:
+    """Return the first RT course EPISODE of each person in ``persons`` (one query).
+
+    Courses only: the plan episodes of a course of several plans are left out
+    (:func:`is_plan_episode`), so the course's start and end span all its plans.
+    """
+    rows = session.execute(first_courses_query(persons)).all()
     return [FirstCourse(int(p), s, e, int(i)) for p, s, e, i in rows]

@@ -23,7 +23,7 @@ from omop.cdm import Concept, Observation
 from omop.vocab.registry import load_registry
 from omop.vocab.standard import CASE_REPORT_FORM
 
-__all__ = ["AssessmentDay", "assessment_days", "term_concept_ids"]
+__all__ = ["AssessmentDay", "assessment_days", "assessment_spans", "term_concept_ids"]
 
 _CTCAE = "CTCAE v"
 
@@ -98,3 +98,36 @@ def assessment_days(
     return [
         AssessmentDay(int(p), d, bool(h)) for p, d, h in session.execute(query).all()
     ]
+
+
+def assessment_spans(
+    session: Session,
+    persons: Select[Any],
+    term: str,
+    min_grade: int,
+    *,
+    casefold: bool = False,
+) -> dict[int, tuple[date, date | None]]:
+    """Return ``{person: (last assessment day, first day with a hit or None)}``.
+
+    The per-person summary of :func:`assessment_days` (same rules), aggregated in
+    the database: one row per assessed person in ``persons``.
+    """
+    ids = list(term_concept_ids(term, casefold=casefold))
+    grade = func.coalesce(Observation.value_as_number, 0)
+    hit = Observation.observation_source_concept_id.in_(ids) & (grade >= min_grade)
+    query = (
+        select(
+            Observation.person_id,
+            func.max(Observation.observation_date),
+            func.min(case((hit, Observation.observation_date))),
+        )
+        .join(Concept, Concept.concept_id == Observation.observation_source_concept_id)
+        .where(
+            Observation.observation_type_concept_id == CASE_REPORT_FORM,
+            Concept.vocabulary_id.startswith(_CTCAE),
+            Observation.person_id.in_(persons),
+        )
+        .group_by(Observation.person_id)
+    )
+    return {int(p): (last, first) for p, last, first in session.execute(query).all()}

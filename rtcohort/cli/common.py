@@ -53,6 +53,10 @@ def open_engine() -> Engine:
     from omop.errors import DatabaseUnavailableError
     from rtcohort.settings import get_settings
 
+    # Before the first connection: SQLite creates missing -wal/-shm files with the
+    # database file's mode, so checking after it would count them too, or not,
+    # depending on whether an earlier connection still held them.
+    warn_loose_files()
     try:
         engine = make_engine(get_settings().resolved_database_url())
         check_connection(engine)
@@ -61,7 +65,6 @@ def open_engine() -> Engine:
     from rtcohort.wiring import configure_audit
 
     configure_audit(engine)
-    warn_loose_files()
     from rtcohort.cli.signin import authenticate
 
     try:

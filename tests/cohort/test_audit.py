@@ -98,3 +98,19 @@ def test_legacy_hash_is_sha256_of_the_fields() -> None:
         )
         == expected
     )
+
+
+def test_record_of_many_persons_links_each_once_and_keeps_chain(
+    session: Session,
+) -> None:
+    # Above 500 persons PostgreSQL gets the links by COPY: the same rows.
+    site = centre(session, "A1")
+    pids = [enrol(session, site, f"A1-M{i}") for i in range(audit._COPY_FROM + 20)]
+    first = audit.record(session, "alice", "patients.read", "many", [*pids, pids[0]])
+    second = audit.record(session, "alice", "patients.read", "one", pids[:1])
+    links = session.execute(select(AuditPerson.record_id, AuditPerson.person_id)).all()
+    assert sorted(links) == sorted(
+        [(first.record_id, p) for p in pids] + [(second.record_id, pids[0])]
+    )
+    assert first.person_count == len(pids)
+    assert audit.verify(session).ok

@@ -14,7 +14,8 @@ from cohort.simulate.params import (
     SimulationParams,
     parse_fractionation,
 )
-from cohort.simulate.practice import local_name, name_variant
+from cohort.simulate.practice import NAMING_STYLES, local_name, name_variant
+from etl.mapping.naming import RuleSet, default_rules_text, parse_rules_csv
 from ntcp.lkb import LKBModel
 
 
@@ -53,6 +54,45 @@ def test_local_names():
     variants = {name_variant("Lunge li", rng) for _ in range(40)}
     assert "lunge li" in variants
     assert any(v not in {"lunge li", "Lunge  li"} for v in variants)  # a typo
+
+
+ADDED = {
+    # the structures of the ~15-structure anatomy: TG-263 -> its site
+    "Esophagus": "breast", "SpinalCord": "breast", "Glnd_Thyroid": "breast",
+    "Humerus_L": "breast", "Humerus_R": "breast", "Lungs": "breast",
+    "CTV": "prostate", "SeminalVes": "prostate", "Canal_Anal": "prostate",
+    "PenileBulb": "prostate", "Bowel_Small": "prostate", "Colon_Sigmoid": "prostate",
+    "Urethra": "prostate", "Brainstem": "head_neck", "Cavity_Oral": "head_neck",
+    "Larynx_SG": "head_neck", "Musc_Constrict_S": "head_neck",
+    "Musc_Constrict_M": "head_neck", "Musc_Constrict_I": "head_neck",
+    "Trachea": "lung", "Bronchus": "lung", "BrachialPlex_L": "lung",
+    "BrachialPlex_R": "lung", "GTV": "lung",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("style", NAMING_STYLES)
+def test_new_structures_local_names_map_with_the_default_rules(style):
+    rules = RuleSet(parse_rules_csv(default_rules_text()))
+    for tg in ADDED:
+        if tg == "Lungs":  # as before: "Both Lungs" needs the centre's rule
+            continue
+        local = local_name(tg, style)
+        assert rules.map(local).tg263_name == tg, (style, local)
+        # case and blanks variants map too (normalised); typos do not
+        assert rules.map(local.lower()).tg263_name == tg
+        assert rules.map(local.replace(" ", "  ", 1)).tg263_name == tg
+    distinct = {local_name(tg, style) for tg in ADDED}
+    assert len(distinct) == len(ADDED)
+
+
+def test_patients_carry_the_new_structures(cohort):
+    for p in cohort.patients:
+        added = {tg for tg, site in ADDED.items() if site == p.site}
+        assert added <= set(p.local_names)
+        if p.consented:
+            assert added <= {s.tg263 for s in p.structures}
+    sizes = {p.site: len(p.structures) for p in cohort.patients if p.consented}
+    assert sizes == {"breast": 15, "prostate": 13, "head_neck": 16, "lung": 14}
 
 
 def test_rates_near_targets(cohort):

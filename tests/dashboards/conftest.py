@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from national_world import National, build_national
+from national_world import HN_PARAMS, HN_PROJECT, National, build_national
 from web_world import BACKENDS, World, build_world, new_url
 
 
@@ -50,6 +50,23 @@ def national(
         mp.setenv("RTCOHORT_DATA_DIR", str(tmp / "data"))
         get_settings.cache_clear()
         built = build_national(url, tmp / "data")
+    get_settings.cache_clear()
+    return built
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def national_hn(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> National:
+    """The simulated head and neck cohort (national_world.py), once per backend."""
+    from rtcohort.settings import get_settings
+
+    tmp = tmp_path_factory.mktemp("national_hn")
+    url = new_url(request, request.param, tmp)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RTCOHORT_DATA_DIR", str(tmp / "data"))
+        get_settings.cache_clear()
+        built = build_national(url, tmp / "data", HN_PARAMS, HN_PROJECT)
     get_settings.cache_clear()
     return built
 

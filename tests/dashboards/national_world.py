@@ -5,7 +5,9 @@ dataset by ``etl.store.load.load_dataset``, CTCAE gradings, QLQ-C30, vital statu
 three centres of lung patients (known seed), one account per role, and a project
 ``LUNGX`` holding every consented patient with ``researcher-in`` as analyst;
 ``researcher-out`` belongs to no project. The simulation's truth stays in
-:attr:`National.cohort` for independent expectations.
+:attr:`National.cohort` for independent expectations. :func:`build_national` with
+``params=HN_PARAMS, project=HN_PROJECT`` builds the same world of head and neck
+patients (project ``HNX``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from web_world import PASSWORD, World
 PROJECT = "LUNGX"
 PARAMS = {"centres": 3, "patients": 20, "seed": 11, "years": 3.0,
           "recruitment": 0.95, "sites": ("lung",)}  # fmt: skip
+HN_PROJECT = "HNX"
+HN_PARAMS = {"centres": 3, "patients": 20, "seed": 5, "years": 3.0,
+             "recruitment": 0.95, "sites": ("head_neck",)}  # fmt: skip
 ACCOUNTS = {
     "viewer-tays": ("viewer", ["TAYS"]),
     "clinician-hus": ("clinician", ["HUS"]),
@@ -34,7 +39,12 @@ class National(World):
     cohort: Any = None
 
 
-def build_national(url: str, data: Path) -> National:
+def build_national(
+    url: str,
+    data: Path,
+    params: dict[str, Any] | None = None,
+    project: str = PROJECT,
+) -> National:
     from sqlalchemy import select
 
     from cohort.projects import add_member, attach, create_project
@@ -49,7 +59,7 @@ def build_national(url: str, data: Path) -> National:
     from omop.filestore import FileStore
     from rtcohort.wiring import after_upgrade
 
-    cohort = simulate_national(SimulationParams(**PARAMS), samples=256)  # type: ignore[arg-type]
+    cohort = simulate_national(SimulationParams(**(params or PARAMS)), samples=256)
     world = National(url, data, data / "keys", cohort=cohort)
     engine = make_engine(url)
     try:
@@ -66,15 +76,15 @@ def build_national(url: str, data: Path) -> National:
             for name, (role, centres) in ACCOUNTS.items():
                 add_user(session, name, role, centres, PASSWORD)
             create_project(
-                session, PROJECT, name="Lung pneumonitis", protocol="P-1",
+                session, project, name=f"{project} toxicity", protocol="P-1",
                 data_controller="HUS", expires_on=datetime.date(2099, 1, 1),
                 today=today,
             )  # fmt: skip
-            add_member(session, PROJECT, "researcher-in", "analyst", today=today)
+            add_member(session, project, "researcher-in", "analyst", today=today)
             consented = session.scalars(
                 select(Enrolment.person_id).where(Enrolment.state == "consented")
             ).all()
-            attach(session, PROJECT, consented, actor="test", today=today)
+            attach(session, project, consented, actor="test", today=today)
     finally:
         engine.dispose()
     return world

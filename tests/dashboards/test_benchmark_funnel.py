@@ -261,3 +261,25 @@ def test_incidence_curves_of_other_centres_hide_small_counts(
     for column in ("aalen_johansen", "one_minus_km"):
         assert seen.loc[few, column].isna().all()
         assert seen.loc[~few, column].equals(own.loc[~few, column])
+
+
+@pytest.mark.parametrize("site", [None, "lung"])
+def test_expected_counts_equal_sklearn_fit(db: Session, site: str | None) -> None:
+    """The Newton fit gives scikit-learn's unpenalised expected counts (1e-6)."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from cohort.benchmark import design_matrix, expected_counts
+    from cohort.benchmark.queries_funnel import CASE_MIX_FACTORS, casemix_table
+
+    table = casemix_table(db, site=site, term=TERM)
+    factors = [f for f in CASE_MIX_FACTORS if not (site and f == "site")]
+    got = expected_counts(table, "event", factors, by="care_site_id")
+    x = design_matrix(table, factors).to_numpy(dtype=float)
+    x = (x - x.mean(axis=0)) / np.where(x.std(axis=0) > 0, x.std(axis=0), 1.0)
+    y = table["event"].to_numpy()
+    model = LogisticRegression(C=np.inf, max_iter=20000, tol=1e-12).fit(x, y)
+    want = table.assign(p=model.predict_proba(x)[:, 1]).groupby("care_site_id")["p"]
+    assert got["expected"].to_numpy() == pytest.approx(
+        want.sum().to_numpy(), rel=1e-6, abs=1e-6
+    )

@@ -34,7 +34,7 @@ from etl.store.dvh_read import read_dvh_rows, read_latest_curves
 from etl.store.dvh_rows import dvh_from_row
 from etl.store.metric_reads import metric_values, prescriptions
 from instruments.store import read_prom_scores, read_survey_timings, read_toxicity
-from instruments.store.toxicity_days import assessment_days
+from instruments.store.toxicity_days import assessment_days, assessment_spans
 from omop.cdm import Person
 from omop.cohort_tables import Enrolment, Invitation
 from omop.ingest_tables import IngestDataset
@@ -128,6 +128,16 @@ def test_assessment_days_equal_the_gradings_read_back(
     assert any(d.hit for d in got)
     if casefold:  # the exact comparison does not match another case
         assert not any(d.hit for d in assessment_days(db, persons, term, 2))
+    # The per-person summary: last day assessed, first day with a hit.
+    days = want.reset_index()
+    spans = {
+        int(pid): (g["assessed_on"].max(), g.loc[g["hit"], "assessed_on"].min())
+        for pid, g in days.groupby("person_id")
+    }
+    got_spans = assessment_spans(db, persons, term, 2, casefold=casefold)
+    assert got_spans == {
+        p: (last, None if pd.isna(hit) else hit) for p, (last, hit) in spans.items()
+    }
 
 
 def _old_band(

@@ -127,7 +127,54 @@ SITE_CASES = [
     ("lung", 60.0, 30, "L", "Lungs", "Mean[Gy]", (10.0, 20.0)),
     ("head_neck", 70.0, 35, "L", "Parotid_L", "Mean[Gy]", (15.0, 35.0)),
     ("head_neck", 70.0, 35, "R", "Parotid_L", "Mean[Gy]", (15.0, 35.0)),
+    # the organs of the ~15-structure anatomy (QUANTEC and dysphagia literature)
+    ("head_neck", 70.0, 35, "L", "Musc_Constrict_S", "Mean[Gy]", (40.0, 65.0)),
+    ("head_neck", 70.0, 35, "R", "Larynx_SG", "Mean[Gy]", (30.0, 60.0)),
+    ("head_neck", 70.0, 35, "L", "Brainstem", "Max[Gy]", (0.0, 54.0)),
+    ("breast", 50.0, 25, "L", "Lung_L", "Mean[Gy]", (2.0, 8.0)),
+    ("breast", 50.0, 25, "R", "Glnd_Thyroid", "Mean[Gy]", (0.0, 3.0)),
+    ("prostate", 78.0, 39, "L", "PenileBulb", "Mean[Gy]", (0.0, 50.0)),
+    ("lung", 60.0, 30, "R", "SpinalCord", "Max[Gy]", (0.0, 50.0)),
 ]
+
+#: TG-263 structures of each site (the module docstring's table).
+SITE_STRUCTURES = {
+    "breast": {"BODY", "CTV", "PTV", "Heart", "A_LAD", "Breast_L", "Breast_R",
+               "Lung_L", "Lung_R", "Lungs", "Esophagus", "SpinalCord",
+               "Glnd_Thyroid", "Humerus_L", "Humerus_R"},
+    "prostate": {"BODY", "CTV", "PTV", "Rectum", "Bladder", "SeminalVes",
+                 "Canal_Anal", "PenileBulb", "Urethra", "Bowel_Small",
+                 "Colon_Sigmoid", "Femur_Head_L", "Femur_Head_R"},
+    "head_neck": {"BODY", "PTV_High", "PTV_Low", "Parotid_L", "Parotid_R",
+                  "Glnd_Submand_L", "Glnd_Submand_R", "SpinalCord", "Brainstem",
+                  "Cavity_Oral", "Larynx", "Larynx_SG", "Musc_Constrict",
+                  "Musc_Constrict_S", "Musc_Constrict_M", "Musc_Constrict_I"},
+    "lung": {"BODY", "GTV", "CTV", "PTV", "Lung_L", "Lung_R", "Lungs", "Heart",
+             "Esophagus", "SpinalCord", "Trachea", "Bronchus", "BrachialPlex_L",
+             "BrachialPlex_R"},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("site", sorted(SITE_STRUCTURES))
+@pytest.mark.parametrize("side", ["L", "R"])
+def test_site_structures_are_tg263_names(site, side):
+    from etl.mapping.naming import tg263_names
+
+    spec = site_spec(site, prescription_gy=60.0, fractions=30, laterality=side,
+                     rng=np.random.default_rng(5))  # fmt: skip
+    names = spec.roi_names()
+    assert set(names) == SITE_STRUCTURES[site]
+    assert len(names) == len(set(names))
+    assert set(names) - {"BODY", "PTV_High", "PTV_Low"} <= set(tg263_names())
+    kinds = {r.name: str(r.interpreted_type) for r in spec.rois}
+    for target in ("GTV", "CTV", "PTV"):
+        if target in kinds:
+            assert kinds[target] == target
+    # the constrictor thirds lie inside the whole muscle (the same axis)
+    if site == "head_neck":
+        whole = next(r for r in spec.rois if r.name == "Musc_Constrict")
+        thirds = [r for r in spec.rois if r.name.startswith("Musc_Constrict_")]
+        assert sum(r.height_mm for r in thirds) <= whole.height_mm
 
 
 @pytest.mark.parametrize(
@@ -148,8 +195,10 @@ def test_site_organ_doses_in_literature_ranges(  # noqa: PLR0917
     assert bounds[0] <= value <= bounds[1], (site, organ, metric, value)
     ref = next(r for r in truth["rois"] if r["name"] == organ)
     assert ref["method"] == "rqmc"
-    # the engine on the 4 mm grid agrees with the numerical truth of the solid
-    assert dvh.mean_gy == pytest.approx(ref["mean_gy"], rel=0.02, abs=0.1)
+    # the engine on the 4 mm grid agrees with the numerical truth of the solid (to
+    # 2 %; 8 % for an organ of a few slices in a steep gradient)
+    rel = 0.02 if ref["volume_cc"] >= 20.0 else 0.08
+    assert dvh.mean_gy == pytest.approx(ref["mean_gy"], rel=rel, abs=0.1)
     target = truth["prescription"]["target"]
     ptv = next(r for r in truth["rois"] if r["name"] == target)
     assert ptv["mean_gy"] == pytest.approx(rx, rel=0.02)
@@ -162,6 +211,7 @@ def test_site_names_and_unions(tmp_path):
     spec = site_spec("lung", prescription_gy=60, fractions=30, names=names)
     assert spec.roi_names() == [
         "BODY", "Lt Lung", "Lung_R", "Heart", "Esophagus", "SpinalCord", "PTV_60",
+        "Trachea", "Bronchus", "BrachialPlex_L", "BrachialPlex_R", "GTV", "CTV",
         "LUNGS",
     ]  # fmt: skip
     truth = write_phantom(tmp_path, spec.model_copy(update={"truth_samples": 4096}))

@@ -150,6 +150,19 @@ def test_bulk_insert_never_moves_a_sequence_backwards(
     session.add(later)
     session.flush()
     assert later.measurement_id > ahead
+    # ids above the sequence (not taken from it) move it past them
+    bulk_insert(
+        session, cdm.Measurement, _measurements(person.person_id, 3, 1_000_000)
+    )
+    after = cdm.Measurement(
+        person_id=person.person_id,
+        measurement_concept_id=0,
+        measurement_date=datetime.date(2024, 5, 2),
+        measurement_type_concept_id=32817,
+    )
+    session.add(after)
+    session.flush()
+    assert after.measurement_id > 1_000_002
 
 
 def test_register_many_matches_register(session: Session, tmp_path: Path) -> None:

@@ -1,0 +1,171 @@
+"""The per-patient reads of the case-mix table, in two set-based queries.
+
+:func:`cohort.benchmark.queries_funnel.casemix_table` needs, per consented patient
+with a first RT course: the centre, treatment site and last contact (enrolment),
+sex, the first course (:func:`etl.store.course.first_courses_query`), its age at the
+start (:func:`etl.store.course_age.course_ages`) and prescription
+(:func:`etl.store.metric_reads.prescriptions`), the death date
+(:func:`cohort.vital.death_dates`), and, of the CTCAE assessments on or after the
+course start (:func:`instruments.store.toxicity_days.assessment_days`), the last
+day and the first day with a grade >= ``min_grade`` of the term. Reading these with
+one query per source and IN-lists of 2,000 ids costs round trips, parameter
+compiling and many rows; here one query joins the patient's values and a second
+aggregates the assessments per patient in the database. Same values as the
+separate reads.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any, NamedTuple
+
+from sqlalchemy import Select, case, func, select
+from sqlalchemy.orm import Session
+
+from etl.store.course import PRESCRIPTION_VOCAB, FirstCourse, first_courses_query
+from etl.store.course_age import AGE_CODE, COURSE_VOCAB
+from instruments.store.toxicity_days import term_concept_ids
+from omop.cdm import Concept, Death, Measurement, Observation, Person
+from omop.cohort_tables import Enrolment
+from omop.vocab.lookup import field_concept_id
+from omop.vocab.registry import our_concept_id
+from omop.vocab.standard import CASE_REPORT_FORM
+
+__all__ = ["CasemixReads", "read_casemix"]
+
+_CTCAE = "CTCAE v"
+
+
+class CasemixReads(NamedTuple):
+    """The reads of the case-mix table, keyed as the separate readers key them."""
+
+    #: person -> (care_site_id, treatment_site, last_contact_date)
+    enrolled: dict[int, tuple[int, str | None, datetime.date | None]]
+    #: person -> gender concept id
+    sexes: dict[int, int | None]
+    #: person -> first RT course
+    courses: dict[int, FirstCourse]
+    #: episode -> age in whole years at the course start
+    ages: dict[int, int]
+    #: episode -> (total dose Gy, fractions)
+    scheme: dict[int, tuple[float | None, int | None]]
+    #: person -> death date
+    deaths: dict[int, datetime.date]
+    #: person -> last CTCAE assessment day on or after the course start
+    seen: dict[int, datetime.date]
+    #: person -> first day on or after the course start with a grade >= min_grade
+    hits: dict[int, datetime.date]
+
+
+def read_casemix(
+    session: Session, persons: Select[Any], term: str, min_grade: int
+) -> CasemixReads:
+    """Read what the case-mix table needs of the persons in ``persons``.
+
+    Parameters
+    ----------
+    session
+        Open session (read only).
+    persons
+        A SQL selection of person ids (enrolled ones).
+    term, min_grade
+        The endpoint: a grade >= ``min_grade`` of CTCAE ``term`` (compared ignoring
+        case).
+
+    Returns
+    -------
+    CasemixReads
+        Only persons with a first RT course (and an enrolment) appear in
+        ``courses``.
+    """
+    first = first_courses_query(persons).subquery()
+    field_id = field_concept_id(session, "episode.episode_id")
+    age = _by_episode(
+        Observation.observation_event_id,
+        Observation.value_as_number,
+        Observation.obs_event_field_concept_id == field_id,
+        Observation.observation_source_concept_id
+        == our_concept_id(COURSE_VOCAB, AGE_CODE),
+    )
+    total, fractions = (
+        _by_episode(
+            Measurement.measurement_event_id,
+            Measurement.value_as_number,
+            Measurement.meas_event_field_concept_id == field_id,
+            Measurement.measurement_source_concept_id
+            == our_concept_id(PRESCRIPTION_VOCAB, code),
+        )
+        for code in ("total_dose", "fractions")
+    )
+
+    query = (
+        select(
+            first.c.person_id, first.c.episode_start_date, first.c.episode_end_date,
+            first.c.episode_id, Enrolment.care_site_id, Enrolment.treatment_site,
+            Enrolment.last_contact_date, Person.gender_concept_id, Death.death_date,
+            age.c.value, total.c.value, fractions.c.value,
+        )
+        .select_from(first)
+        .join(Enrolment, Enrolment.person_id == first.c.person_id)
+        .outerjoin(Person, Person.person_id == first.c.person_id)
+        .outerjoin(Death, Death.person_id == first.c.person_id)
+        .outerjoin(age, age.c.episode == first.c.episode_id)
+        .outerjoin(total, total.c.episode == first.c.episode_id)
+        .outerjoin(fractions, fractions.c.episode == first.c.episode_id)
+    )  # fmt: skip
+    out = CasemixReads({}, {}, {}, {}, {}, {}, {}, {})
+    for row in session.execute(query).all():
+        pid, start, end, ep = int(row[0]), row[1], row[2], int(row[3])
+        centre, site, contact, sex, died, years, gy, n = row[4:]
+        out.enrolled[pid] = (int(centre), site, contact)
+        out.sexes[pid] = sex
+        out.courses[pid] = FirstCourse(pid, start, end, ep)
+        if years is not None:
+            out.ages[ep] = int(years)
+        dose, count = out.scheme.get(ep, (None, None))
+        if gy is not None or n is not None:
+            out.scheme[ep] = (
+                dose if gy is None else float(gy),
+                count if n is None else int(n),
+            )
+        if died is not None:
+            out.deaths[pid] = died
+    _assessments(session, first, term, min_grade, out)
+    return out
+
+
+def _by_episode(episode: Any, value: Any, *where: Any) -> Any:
+    """One value per episode (of the rows with a value; the largest if several)."""
+    return (
+        select(episode.label("episode"), func.max(value).label("value"))
+        .where(*where, value.is_not(None))
+        .group_by(episode)
+        .subquery()
+    )
+
+
+def _assessments(
+    session: Session, first: Any, term: str, min_grade: int, out: CasemixReads
+) -> None:
+    ids = list(term_concept_ids(term, casefold=True))
+    grade = func.coalesce(Observation.value_as_number, 0)
+    hit = Observation.observation_source_concept_id.in_(ids) & (grade >= min_grade)
+    query = (
+        select(
+            Observation.person_id,
+            func.max(Observation.observation_date),
+            func.min(case((hit, Observation.observation_date))),
+        )
+        .join(Concept, Concept.concept_id == Observation.observation_source_concept_id)
+        .join(first, first.c.person_id == Observation.person_id)
+        .where(
+            Observation.observation_type_concept_id == CASE_REPORT_FORM,
+            Concept.vocabulary_id.startswith(_CTCAE),
+            Observation.observation_date >= first.c.episode_start_date,
+        )
+        .group_by(Observation.person_id)
+    )
+    for pid, last, first_hit in session.execute(query).all():
+        out.seen[int(pid)] = last
+        if first_hit is not None:
+            out.hits[int(pid)] = first_hit
