@@ -151,9 +151,7 @@ def test_bulk_insert_never_moves_a_sequence_backwards(
     session.flush()
     assert later.measurement_id > ahead
     # ids above the sequence (not taken from it) move it past them
-    bulk_insert(
-        session, cdm.Measurement, _measurements(person.person_id, 3, 1_000_000)
-    )
+    bulk_insert(session, cdm.Measurement, _measurements(person.person_id, 3, 1_000_000))
     after = cdm.Measurement(
         person_id=person.person_id,
         measurement_concept_id=0,
