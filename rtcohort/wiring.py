@@ -118,13 +118,17 @@ def loose_private_paths() -> list[LoosePath]:
     0700 / 0600 (:mod:`omop.private_files`); a looser mode was set by someone else.
     """
     from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
 
     from omop.private_files import find_loose
     from rtcohort.settings import get_settings
 
     settings = get_settings()
     extra: list[Path] = []
-    url = make_url(settings.resolved_database_url())
+    try:
+        url = make_url(settings.resolved_database_url())
+    except ArgumentError:  # not checked here: opening the engine says why
+        return find_loose(settings.data_dir, extra)
     database = url.database or ":memory:"
     if url.get_backend_name() == "sqlite" and database != ":memory:":
         db = Path(database)
