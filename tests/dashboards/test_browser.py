@@ -182,10 +182,21 @@ def _answer_every_step(page: Any, served: Served) -> list[int]:
             group.locator("label").nth(1).click()  # the second answer: 2
             answered.append(n)
         page.wait_for_timeout(300)
+        # Each answer reruns the script; while a rerun is drawing, the old step's
+        # button can still be on the page beside the new one. Click once it ends.
+        _idle(page)
         if step == 0:
             page.screenshot(path=served.shots / "prom-answered-360.png")
         page.get_by_role("button", name="Next").click()
     return answered
+
+
+def _idle(page: Any, timeout_ms: int = 30_000) -> None:
+    """Wait until the app's script is not running (no status widget)."""
+    page.wait_for_function(
+        "!document.querySelector('[data-testid=\"stStatusWidget\"]')",
+        timeout=timeout_ms,
+    )
 
 
 def test_patient_answers_all_30_items_on_a_phone(
@@ -217,6 +228,7 @@ def test_patient_answers_all_30_items_on_a_phone(
     assert answered == list(range(1, 31))
     page.get_by_text("Check your answers", exact=True).wait_for()
     page.screenshot(path=served.shots / "prom-review-360.png", full_page=True)
+    _idle(page)
     started = time.perf_counter()
     page.get_by_role("button", name="Submit").click()
     page.get_by_text("Your answers have been sent").wait_for()
