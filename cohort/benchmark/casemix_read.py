@@ -19,21 +19,18 @@ from __future__ import annotations
 import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, case, func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from etl.store.course import PRESCRIPTION_VOCAB, FirstCourse, first_courses_query
 from etl.store.course_age import AGE_CODE, COURSE_VOCAB
-from instruments.store.toxicity_days import term_concept_ids
-from omop.cdm import Concept, Death, Measurement, Observation, Person
+from instruments.store.toxicity_days import assessment_spans_query
+from omop.cdm import Death, Measurement, Observation, Person
 from omop.cohort_tables import Enrolment
 from omop.vocab.lookup import field_concept_id
 from omop.vocab.registry import our_concept_id
-from omop.vocab.standard import CASE_REPORT_FORM
 
 __all__ = ["CasemixReads", "read_casemix"]
-
-_CTCAE = "CTCAE v"
 
 
 class CasemixReads(NamedTuple):
@@ -147,23 +144,11 @@ def _by_episode(episode: Any, value: Any, *where: Any) -> Any:
 def _assessments(
     session: Session, first: Any, term: str, min_grade: int, out: CasemixReads
 ) -> None:
-    ids = list(term_concept_ids(term, casefold=True))
-    grade = func.coalesce(Observation.value_as_number, 0)
-    hit = Observation.observation_source_concept_id.in_(ids) & (grade >= min_grade)
+    """Read the last assessment and first hit on or after each first course's start."""
     query = (
-        select(
-            Observation.person_id,
-            func.max(Observation.observation_date),
-            func.min(case((hit, Observation.observation_date))),
-        )
-        .join(Concept, Concept.concept_id == Observation.observation_source_concept_id)
+        assessment_spans_query(term, min_grade, casefold=True)
         .join(first, first.c.person_id == Observation.person_id)
-        .where(
-            Observation.observation_type_concept_id == CASE_REPORT_FORM,
-            Concept.vocabulary_id.startswith(_CTCAE),
-            Observation.observation_date >= first.c.episode_start_date,
-        )
-        .group_by(Observation.person_id)
+        .where(Observation.observation_date >= first.c.episode_start_date)
     )
     for pid, last, first_hit in session.execute(query).all():
         out.seen[int(pid)] = last

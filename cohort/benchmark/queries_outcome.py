@@ -86,21 +86,17 @@ def toxicity_incidence(
         info[pid], contact[pid] = centre, contacted
     starts = {c.person_id: c.start for c in read_first_courses(session, persons)}
     deaths = dict(death_dates(session, persons))
-    last: dict[int, datetime.date] = {}
-    first: dict[int, datetime.date] = {}
-    for pid, (seen, hit) in assessment_spans(session, persons, term, _GRADE).items():
-        last[pid] = seen
-        if hit is not None:
-            first[pid] = hit
+    spans = assessment_spans(session, persons, term, _GRADE)
     rows = []
     for pid, start in starts.items():
         day: datetime.date
         event: int
-        ends = [(d, e) for d, e in ((first.get(pid), 1), (deaths.get(pid), 2)) if d]
+        last, first = spans.get(pid, (None, None))
+        ends = [(d, e) for d, e in ((first, 1), (deaths.get(pid), 2)) if d]
         if ends:
             day, event = min(ends, key=lambda x: (x[0], x[1]))
         else:
-            follow = [d for d in (contact.get(pid), last.get(pid)) if d is not None]
+            follow = [d for d in (contact.get(pid), last) if d is not None]
             day, event = (max(follow) if follow else start), 0
         rows.append((int(info[pid]), max((day - start).days, 0), event))
     frames = []

@@ -23,7 +23,13 @@ from omop.cdm import Concept, Observation
 from omop.vocab.registry import load_registry
 from omop.vocab.standard import CASE_REPORT_FORM
 
-__all__ = ["AssessmentDay", "assessment_days", "assessment_spans", "term_concept_ids"]
+__all__ = [
+    "AssessmentDay",
+    "assessment_days",
+    "assessment_spans",
+    "assessment_spans_query",
+    "term_concept_ids",
+]
 
 _CTCAE = "CTCAE v"
 
@@ -100,6 +106,34 @@ def assessment_days(
     ]
 
 
+def assessment_spans_query(
+    term: str, min_grade: int, *, casefold: bool = False
+) -> Select[int, date, Any]:
+    """Return SQL: per assessed person, the last and the first hit assessment day.
+
+    The first hit is the first day with a grade >= ``min_grade`` of ``term`` (NULL
+    without one). Columns ``person_id``, last day, first hit day, over every
+    person: callers add their selection of persons (and of days) with
+    ``where``/``join``.
+    """
+    ids = list(term_concept_ids(term, casefold=casefold))
+    grade = func.coalesce(Observation.value_as_number, 0)
+    hit = Observation.observation_source_concept_id.in_(ids) & (grade >= min_grade)
+    return (
+        select(
+            Observation.person_id,
+            func.max(Observation.observation_date),
+            func.min(case((hit, Observation.observation_date))),
+        )
+        .join(Concept, Concept.concept_id == Observation.observation_source_concept_id)
+        .where(
+            Observation.observation_type_concept_id == CASE_REPORT_FORM,
+            Concept.vocabulary_id.startswith(_CTCAE),
+        )
+        .group_by(Observation.person_id)
+    )
+
+
 def assessment_spans(
     session: Session,
     persons: Select[Any],
@@ -111,23 +145,10 @@ def assessment_spans(
     """Return ``{person: (last assessment day, first day with a hit or None)}``.
 
     The per-person summary of :func:`assessment_days` (same rules), aggregated in
-    the database: one row per assessed person in ``persons``.
+    the database (:func:`assessment_spans_query`): one row per assessed person in
+    ``persons``.
     """
-    ids = list(term_concept_ids(term, casefold=casefold))
-    grade = func.coalesce(Observation.value_as_number, 0)
-    hit = Observation.observation_source_concept_id.in_(ids) & (grade >= min_grade)
-    query = (
-        select(
-            Observation.person_id,
-            func.max(Observation.observation_date),
-            func.min(case((hit, Observation.observation_date))),
-        )
-        .join(Concept, Concept.concept_id == Observation.observation_source_concept_id)
-        .where(
-            Observation.observation_type_concept_id == CASE_REPORT_FORM,
-            Concept.vocabulary_id.startswith(_CTCAE),
-            Observation.person_id.in_(persons),
-        )
-        .group_by(Observation.person_id)
+    query = assessment_spans_query(term, min_grade, casefold=casefold).where(
+        Observation.person_id.in_(persons)
     )
     return {int(p): (last, first) for p, last, first in session.execute(query).all()}
