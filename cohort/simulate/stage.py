@@ -1,7 +1,7 @@
 """The simulated overall stage of a patient (UICC/AJCC stage group, with truth).
 
 Each patient's stage is drawn from a site-specific distribution of patients treated
-with radiotherapy, on its own random stream (``default_rng([*seed, 3])``), so adding
+with radiotherapy, on its own random stream (``default_rng([*seed, 4])``), so adding
 the stage changes no other draw of the patient. The distributions are plausible, not
 registry figures: breast (adjuvant RT after surgery) mostly I-II with DCIS as 0;
 prostate (radical RT) mostly II-III; lung (SBRT for early, chemoradiotherapy for
@@ -27,6 +27,9 @@ STAGE_DISTRIBUTION: dict[str, tuple[float, ...]] = {
 }
 _OTHER = (0.0, 0.25, 0.25, 0.25, 0.25)
 _LETTERS = {"I": "AB", "II": "AB", "III": "ABC"}
+#: The stage's stream of the patient (1: phantom jitter, 2: outcomes, 3: names of
+#: the structures added later).
+_STREAM = 4
 
 
 def draw_stage(site: str, seed: tuple[int, ...]) -> str:
@@ -37,7 +40,7 @@ def draw_stage(site: str, seed: tuple[int, ...]) -> str:
     >>> draw_stage("breast", (1, 1, 0)) == draw_stage("breast", (1, 1, 0))
     True
     """
-    rng = np.random.default_rng([*seed, 3])
+    rng = np.random.default_rng([*seed, _STREAM])
     weights = STAGE_DISTRIBUTION.get(site, _OTHER)
     group = STAGE_GROUPS[int(rng.choice(len(STAGE_GROUPS), p=list(weights)))]
     letters = _LETTERS.get(group, "")
