@@ -22,12 +22,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import text
 
 from omop.engine import make_engine, session_factory
 from omop.quality import all_checks
 from omop.quality.control import load_known_failures
 from omop.quality.run import run_check, run_checks
+from omop.quality.timeout import statement_timeout
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -46,21 +46,20 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     started = time.perf_counter()
     with session_factory(engine)() as session, args.out.open("w") as out:
-        ms = int(args.timeout * 1000)
-        session.execute(text(f"SET statement_timeout = {ms}"))
         checks = all_checks(session.get_bind().dialect.name)
         if args.only:
             checks = [c for c in checks if args.only in c.check_id]
         known = load_known_failures(None)
-        if args.one_by_one:
-            results = []
-            for i, check in enumerate(checks):
-                results.append(run_check(session, check, known))
-                if i % 100 == 0:
-                    print(f"{i}/{len(checks)} {time.perf_counter() - started:.0f} s",
-                          flush=True)  # fmt: skip
-        else:
-            results = run_checks(session, checks, known)
+        with statement_timeout(session, args.timeout):
+            if args.one_by_one:
+                results = []
+                for i, check in enumerate(checks):
+                    results.append(run_check(session, check, known))
+                    if i % 100 == 0:
+                        took = time.perf_counter() - started
+                        print(f"{i}/{len(checks)} {took:.0f} s", flush=True)
+            else:
+                results = run_checks(session, checks, known)
         for r in results:
             row = {
                 "id": r.check.check_id,

@@ -45,16 +45,15 @@ def statement_timeout(session: Session, seconds: float | None) -> Iterator[None]
         return
     connection = session.connection()
     if connection.dialect.name == "postgresql":
+        # set_config(..., true) is SET LOCAL: for the rest of the transaction.
+        setting = text("SELECT set_config('statement_timeout', :v, true)")
         before = connection.execute(text("SHOW statement_timeout")).scalar_one()
-        connection.execute(text(f"SET LOCAL statement_timeout = {int(seconds * 1000)}"))
+        connection.execute(setting, {"v": f"{int(seconds * 1000)}ms"})
         try:
             yield
         finally:
             if session.in_transaction():
-                connection.execute(
-                    text("SELECT set_config('statement_timeout', :v, true)"),
-                    {"v": str(before)},
-                )
+                connection.execute(setting, {"v": str(before)})
         return
     raw: Any = connection.connection.dbapi_connection
     deadline = [time.monotonic() + seconds]
