@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -13,21 +14,33 @@ sys.path.insert(0, str(Path(__file__).parent))
 from national_world import HN_PARAMS, HN_PROJECT, National, build_national
 from web_world import BACKENDS, World, build_world, new_url
 
+T = TypeVar("T")
+
+
+def _built(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    prefix: str,
+    build: Callable[[str, Path], T],
+) -> T:
+    """Build a world on a new database of the fixture's backend, in its data dir."""
+    from rtcohort.settings import get_settings
+
+    tmp = tmp_path_factory.mktemp(prefix)
+    url = new_url(request, request.param, tmp)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RTCOHORT_DATA_DIR", str(tmp / "data"))
+        get_settings.cache_clear()
+        built = build(url, tmp / "data")
+    get_settings.cache_clear()
+    return built
+
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def world(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> World:
-    from rtcohort.settings import get_settings
-
-    tmp = tmp_path_factory.mktemp("web")
-    url = new_url(request, request.param, tmp)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("RTCOHORT_DATA_DIR", str(tmp / "data"))
-        get_settings.cache_clear()
-        built = build_world(url, tmp / "data")
-    get_settings.cache_clear()
-    return built
+    return _built(request, tmp_path_factory, "web", build_world)
 
 
 @pytest.fixture
@@ -42,16 +55,7 @@ def national(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> National:
     """The simulated national cohort (national_world.py), once per backend."""
-    from rtcohort.settings import get_settings
-
-    tmp = tmp_path_factory.mktemp("national")
-    url = new_url(request, request.param, tmp)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("RTCOHORT_DATA_DIR", str(tmp / "data"))
-        get_settings.cache_clear()
-        built = build_national(url, tmp / "data")
-    get_settings.cache_clear()
-    return built
+    return _built(request, tmp_path_factory, "national", build_national)
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
@@ -59,16 +63,10 @@ def national_hn(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> National:
     """The simulated head and neck cohort (national_world.py), once per backend."""
-    from rtcohort.settings import get_settings
-
-    tmp = tmp_path_factory.mktemp("national_hn")
-    url = new_url(request, request.param, tmp)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("RTCOHORT_DATA_DIR", str(tmp / "data"))
-        get_settings.cache_clear()
-        built = build_national(url, tmp / "data", HN_PARAMS, HN_PROJECT)
-    get_settings.cache_clear()
-    return built
+    return _built(
+        request, tmp_path_factory, "national_hn",
+        lambda url, data: build_national(url, data, HN_PARAMS, HN_PROJECT),
+    )  # fmt: skip
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import csv
 import io
-import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,17 +17,10 @@ from etl.dose._planes import median
 from etl.phantom.spec import spec_from_options
 from etl.phantom.write import write_phantom
 from rtcohort.cli._lazy import DEFERRED_MODULES
+from tests.etl.dvh_csv import dvh_csv_rows
+from tests.etl.dvh_process import run_dvh_probe
 
-ROOT = Path(__file__).resolve().parents[2]
-
-_SCRIPT = """
-import json, sys
-from rtcohort.cli import main
-sys.argv = ["rtcohort", "dvh", sys.argv[1], "--csv", sys.argv[2]]
-try:
-    main()
-except SystemExit as exc:
-    assert not exc.code, exc.code
+_PROBE = """
 deferred = %r
 # A deferred module not yet run is still an importlib.util._LazyModule (type() does
 # not trigger the load).
@@ -65,19 +53,8 @@ print(json.dumps({"not_run": not_run, "never": never, "used": used}))
 
 
 def _run_dvh(plan: Path, out: Path) -> dict[str, object]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    res = subprocess.run(
-        [sys.executable, "-c", _SCRIPT % (DEFERRED_MODULES,), str(plan), str(out)],
-        capture_output=True, text=True, env=env, check=False,
-    )  # fmt: skip
-    assert res.returncode == 0, res.stderr
-    result: dict[str, object] = json.loads(res.stdout.splitlines()[-1])
+    result: dict[str, object] = run_dvh_probe(plan, out, _PROBE % (DEFERRED_MODULES,))
     return result
-
-
-def _rows(path: Path) -> list[list[str]]:
-    lines = [ln for ln in path.read_text().splitlines() if not ln.startswith("#")]
-    return list(csv.reader(lines))
 
 
 def test_dvh_defers_unused_modules_which_still_work(tmp_path: Path) -> None:
@@ -126,9 +103,9 @@ def test_dvh_of_a_jpeg2000_rtdose_equals_the_uncompressed(tmp_path: Path) -> Non
     ds.save_as(j2k / "RTDOSE.dcm", enforce_file_format=True)
     _run_dvh(plain, tmp_path / "plain.csv")
     _run_dvh(j2k, tmp_path / "j2k.csv")
-    rows = _rows(tmp_path / "plain.csv")
-    assert len(rows) == 2  # header and the sphere
-    assert _rows(tmp_path / "j2k.csv") == rows
+    rows = dvh_csv_rows((tmp_path / "plain.csv").read_text())
+    assert len(rows) == 1  # the sphere
+    assert dvh_csv_rows((tmp_path / "j2k.csv").read_text()) == rows
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 8, 9, 101])

@@ -61,19 +61,24 @@ def test_bulk_insert_writes_every_value(session: Session) -> None:
     assert total == pytest.approx(0.5 * sum(range(2500)))
 
 
-def test_bulk_insert_with_ids_keeps_the_sequence_ahead(session: Session) -> None:
-    person = _person(session, "T-BULK2")
-    bulk_insert(session, cdm.Measurement, _measurements(person.person_id, 10, 500_000))
-    # an ordinary insert afterwards must not collide with the copied ids
-    later = cdm.Measurement(
-        person_id=person.person_id,
+def _inserted_id(session: Session, person_id: int) -> int:
+    """Insert one measurement the ordinary way; return the id the sequence gave."""
+    row = cdm.Measurement(
+        person_id=person_id,
         measurement_concept_id=0,
         measurement_date=datetime.date(2024, 5, 1),
         measurement_type_concept_id=32817,
     )
-    session.add(later)
+    session.add(row)
     session.flush()
-    assert later.measurement_id > 500_009
+    return int(row.measurement_id)
+
+
+def test_bulk_insert_with_ids_keeps_the_sequence_ahead(session: Session) -> None:
+    person = _person(session, "T-BULK2")
+    bulk_insert(session, cdm.Measurement, _measurements(person.person_id, 10, 500_000))
+    # an ordinary insert afterwards must not collide with the copied ids
+    assert _inserted_id(session, person.person_id) > 500_009
 
 
 def test_bulk_insert_rolls_back_with_the_callers_transaction(session: Session) -> None:
@@ -141,26 +146,10 @@ def test_bulk_insert_never_moves_a_sequence_backwards(
             )
         )
     bulk_insert(session, cdm.Measurement, _measurements(person.person_id, 3, 700_000))
-    later = cdm.Measurement(
-        person_id=person.person_id,
-        measurement_concept_id=0,
-        measurement_date=datetime.date(2024, 5, 1),
-        measurement_type_concept_id=32817,
-    )
-    session.add(later)
-    session.flush()
-    assert later.measurement_id > ahead
+    assert _inserted_id(session, person.person_id) > ahead
     # ids above the sequence (not taken from it) move it past them
     bulk_insert(session, cdm.Measurement, _measurements(person.person_id, 3, 1_000_000))
-    after = cdm.Measurement(
-        person_id=person.person_id,
-        measurement_concept_id=0,
-        measurement_date=datetime.date(2024, 5, 2),
-        measurement_type_concept_id=32817,
-    )
-    session.add(after)
-    session.flush()
-    assert after.measurement_id > 1_000_002
+    assert _inserted_id(session, person.person_id) > 1_000_002
 
 
 def test_register_many_matches_register(session: Session, tmp_path: Path) -> None:
