@@ -16,7 +16,7 @@ import pytest
 from bench_world import TODAY, add_outcomes
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from web_world import World
+from web_world import World, audited_session
 
 from cohort.benchmark import queries, queries_quality
 from cohort.errors import PermissionDeniedError
@@ -34,17 +34,7 @@ def bench(world: World) -> World:
 
 @pytest.fixture
 def db(bench: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[Session]:
-    from omop.engine import make_engine, session_factory
-
-    bench.env(monkeypatch)
-    engine = make_engine(bench.url)
-    from rtcohort.wiring import configure_audit
-
-    configure_audit(engine)
-    with session_factory(engine)() as session:
-        yield session
-        session.rollback()
-    engine.dispose()
+    yield from audited_session(bench, monkeypatch)
 
 
 def _scope(session: Session, name: str, action: Action = Action.READ_AGGREGATES) -> Any:

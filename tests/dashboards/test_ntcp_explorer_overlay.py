@@ -17,7 +17,7 @@ from apptest_helpers import by_label, new_app, sign_in, texts
 from national_world import HN_PROJECT, National
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from web_world import PASSWORD
+from web_world import PASSWORD, audited_session
 
 from etl.mapping.naming import RuleSet, default_rules_text, parse_rules_csv
 from ntcp.dataset import DatasetSpec
@@ -31,16 +31,7 @@ MODEL = "christianen2012_dysphagia"
 
 @pytest.fixture
 def db(national_hn: National, monkeypatch: pytest.MonkeyPatch) -> Iterator[Session]:
-    from omop.engine import make_engine, session_factory
-    from rtcohort.wiring import configure_audit
-
-    national_hn.env(monkeypatch)
-    engine = make_engine(national_hn.url)
-    configure_audit(engine)
-    with session_factory(engine)() as session:
-        yield session
-        session.rollback()
-    engine.dispose()
+    yield from audited_session(national_hn, monkeypatch)
 
 
 def _spec(**kw: Any) -> DatasetSpec:
