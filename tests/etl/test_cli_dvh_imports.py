@@ -21,3 +21,11 @@ def test_dvh_imports_no_database_fhir_or_statistics_package(tmp_path: Path) -> N
     heavy = run_dvh_probe(tmp_path / "plan", tmp_path / "out.csv", _PROBE % (HEAVY,))
     assert heavy == []
     assert "sphere_10mm" in (tmp_path / "out.csv").read_text()
+
+
+def test_full_app_still_has_every_command() -> None:
+    from rtcohort.cli import app
+
+    names = {c.name for c in app.registered_commands}
+    names |= {g.name for g in app.registered_groups}
+    assert {"dvh", "phantom", "import", "db", "ntcp", "prom"} <= names
