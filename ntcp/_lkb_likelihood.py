@@ -93,6 +93,7 @@ class NewtonResult:
     hess: FloatArray
     converged: bool
     iterations: int
+    reached: bool = False
 
 
 def newton_maximise(
@@ -103,19 +104,37 @@ def newton_maximise(
     bounds: FloatArray = LOG_BOUNDS,
     max_iter: int = 200,
     tol: float = 1e-10,
+    stop_above: float | None = None,
 ) -> NewtonResult:
     """Maximise ``fun`` over the ``free`` coordinates by damped Newton steps.
 
     The Hessian is regularised (Levenberg) when not negative definite, steps are capped
     at 1 in log-parameter space, halved until the objective does not decrease, and
-    clipped to ``bounds``. Convergence: Newton decrement below ``tol``.
+    clipped to ``bounds``; a coordinate resting on its bound with the gradient
+    pointing outwards is held there (projected Newton). Convergence: Newton decrement
+    of the other coordinates below ``tol``.
+
+    With ``stop_above``, the search stops as soon as the objective reaches that value
+    (``reached`` is then true): the maximum is then known to be at least
+    ``stop_above``, which is all a caller bracketing a level crossing needs.
     """
     phi = np.clip(np.asarray(phi0, dtype=float).copy(), bounds[:, 0], bounds[:, 1])
     f, g, h = fun(phi)
-    idx = np.flatnonzero(free)
+    free_idx = np.flatnonzero(free)
     converged = False
+    reached = stop_above is not None and f >= stop_above
     it = 0
     for it in range(1, max_iter + 1):  # noqa: B007
+        if reached:
+            break
+        # Projected Newton: a coordinate on its bound whose gradient points outwards
+        # is held there for this step (its KKT condition holds); the step and the
+        # convergence test use the other coordinates only.
+        pinned = ((phi <= bounds[:, 0]) & (g < 0)) | ((phi >= bounds[:, 1]) & (g > 0))
+        idx = free_idx[~pinned[free_idx]]
+        if idx.size == 0:
+            converged = True
+            break
         gf = g[idx]
         hf = -h[np.ix_(idx, idx)]
         step = _regularised_solve(hf, gf)
@@ -142,10 +161,13 @@ def newton_maximise(
         moved = float(np.max(np.abs(trial - phi)))
         improvement = f_new - f
         phi, f, g, h = trial, f_new, g_new, h_new
+        if stop_above is not None and f >= stop_above:
+            reached = True
+            break
         if moved < _TINY_MOVE or (0 <= improvement < tol * 1e-3 and alpha < 1.0):
             converged = float(np.max(np.abs(g[idx]))) < _GRAD_TOL or moved < _TINY_MOVE
             break
-    return NewtonResult(phi, f, g, h, converged, it)
+    return NewtonResult(phi, f, g, h, converged, it, reached)
 
 
 def _regularised_solve(info: FloatArray, grad: FloatArray) -> FloatArray:

@@ -400,14 +400,25 @@ def _profile_side(
         return None
     solved: list[tuple[float, FloatArray]] = [(0.0, mle.phi)]
 
-    def profile(d: float) -> float:
+    def profile(d: float, sign_only: bool = False) -> float:
+        """Profile log-likelihood minus the target at distance ``d`` from the MLE.
+
+        With ``sign_only`` the maximisation stops once the target is reached: the
+        returned value is then a non-negative lower bound (only its sign is exact).
+        """
         near_d, near_phi = min(solved, key=lambda item: abs(item[0] - d))
         phi0 = near_phi.copy()
         phi0[j] = mle.phi[j] + side * d
         if oidx.size:
             phi0[oidx] = near_phi[oidx] + slope * side * (d - near_d)
-            res = newton_maximise(lik.derivatives, phi0, others)
-            solved.append((d, res.phi))
+            res = newton_maximise(
+                lik.derivatives,
+                phi0,
+                others,
+                stop_above=target if sign_only else None,
+            )
+            if not res.reached:
+                solved.append((d, res.phi))
             return res.loglik - target
         return lik.derivatives(phi0)[0] - target
 
@@ -415,7 +426,7 @@ def _profile_side(
     inner = 0.0
     d = min(step, room)
     for _ in range(40):
-        value = profile(d)
+        value = profile(d, sign_only=True)
         if value < 0:
             break
         if d >= room - 1e-12:
