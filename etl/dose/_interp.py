@@ -241,9 +241,13 @@ def add_interpolated(
         for p in np.flatnonzero(~inside.any(axis=1)):
             sdf[p] = tip_distances(groups[a + s + int(p)], x, y)
         linear = np.array([s + g not in tip_gaps for g in range(e - s - 1)])
-        both = np.flatnonzero((inside[:-1] & inside[1:] & linear[:, None]).ravel())
-        gap, cell = np.divmod(both, ncell)
-        acc.add(cell, z[s + gap], z[s + gap + 1])
+        both = inside[:-1] & inside[1:] & linear[:, None]  # no clipping: by gaps
+        acc.add_runs(
+            np.flatnonzero(both.ravel()) % ncell,
+            np.count_nonzero(both, axis=1),
+            z[s : e - 1],
+            z[s + 1 : e],
+        )
         bulge = _bulges(areas[s:e], lengths[s:e], linear)
         either = inside[:-1] ^ inside[1:]  # inside one of the two planes
         for g in np.flatnonzero(bulge > 0).tolist():
