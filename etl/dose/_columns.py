@@ -324,8 +324,9 @@ class ColumnHistogram:
         ``da`` and ``db`` are used as work space (overwritten).
         """
         self.inside_mm3 += float(np.sum(w))
+        upper, lower = np.empty((2, len(da)))
         # (not np.dot: a threaded BLAS call is slow on a loaded machine)
-        self.dose_mm3 += float(np.einsum("i,i->", da + db, w)) / 2.0
+        self.dose_mm3 += float(np.einsum("i,i->", np.add(da, db, out=upper), w)) / 2.0
         self.min_gy = min(self.min_gy, float(da.min()), float(db.min()))
         self.max_gy = max(self.max_gy, float(da.max()), float(db.max()))
         if self._clip_negative:
@@ -340,10 +341,10 @@ class ColumnHistogram:
         # uniform dose is a ramp of a thousandth of a bin.
         np.copyto(width, _FLAT_BINS, where=np.abs(width) < _FLAT_BINS)
         slope = w / width
-        upper, lower = np.empty((2, len(p)))
         for sign in (1.0, -1.0):
-            ip = p.astype(np.intp)  # p >= 0: truncation is floor
-            np.subtract(p, ip, out=upper)
+            np.trunc(p, out=upper)  # p >= 0: truncation is floor
+            ip = upper.astype(np.intp)
+            np.subtract(p, upper, out=upper)
             upper *= slope
             np.subtract(slope, upper, out=lower)
             # The kink at pb goes down: its binned shares are subtracted (exactly

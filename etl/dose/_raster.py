@@ -198,7 +198,7 @@ def signed_distances(
         edge[:, :-1] |= d
         dist = distance_edt(~edge, (hy, hx))
         dist += 0.5 * min(hx, hy)
-        view = out[p, r0:r1, c0:c1]
-        view[...] = dist
-        np.negative(view, out=view, where=sub)
+        # Negative inside (dist > 0: the sign of 0.5 - sub; faster than a masked
+        # negation).
+        np.copysign(dist, np.subtract(0.5, sub), out=out[p, r0:r1, c0:c1])
     return out
