@@ -122,13 +122,18 @@ class ColumnHistogram:
         top = max(nk - 2, 0)
         at = self._at(cells)
         first = int(np.floor(ga))
+        taken: tuple[int, FloatArray] | None = None  # the dose on the last plane k + 1
         for kk in range(first, int(np.ceil(gb))):
             lo, hi = max(ga, kk), min(gb, kk + 1)
             if not hi > lo:
                 continue
             k = min(max(kk, 0), top)
-            s0 = self._planes[k - self._k0].take(at)
+            if taken is not None and taken[0] == k:
+                s0 = taken[1]
+            else:
+                s0 = self._planes[k - self._k0].take(at)
             s1 = self._planes[k + 1 - self._k0].take(at) if nk > 1 else s0
+            taken = (k + 1, s1)
             w = (hi - lo) * dk * self._area
             fa = min(max(lo - k, 0.0), 1.0)
             fb = min(max(hi - k, 0.0), 1.0)

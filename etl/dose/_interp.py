@@ -192,7 +192,8 @@ def _add_bulged(
     """
     z0, z1 = float(zg[0]), float(zg[1])
     c = min(c, _MAX_BULGE * abs(z1 - z0))
-    cells = np.flatnonzero(~((f0 < 0) & (f1 < 0)) & (np.minimum(f0, f1) < c))
+    # Not inside both planes, and within c of one (distances are never NaN).
+    cells = np.flatnonzero((np.maximum(f0, f1) >= 0) & (np.minimum(f0, f1) < c))
     a0, a1 = f0[cells], f1[cells]
     qa, qb = 4.0 * c, a1 - a0 - 4.0 * c
     disc = qb * qb - 4.0 * qa * a0

@@ -141,11 +141,15 @@ def fill_planes(
     t = (y[rows] - y0[edge]) / (y1[edge] - y0[edge])
     xc = x0[edge] + t * (x1[edge] - x0[edge])
     cols = np.searchsorted(x, xc, side="right")
-    flat = (plane_of[edge] * nrows + rows) * (ncols + 1) + cols
+    # Toggles laid out column-major (column, plane, row), so that the running parity
+    # along each row is an accumulation over the outer axis (whole rows at a time).
+    flat = (cols * nplanes + plane_of[edge]) * nrows + rows
     toggles = np.bincount(flat, minlength=size).astype(np.uint8)
-    toggles = toggles.reshape(nplanes, nrows, ncols + 1)[:, :, :ncols]
-    parity: NDArray[np.uint8] = np.bitwise_xor.accumulate(toggles & 1, axis=2)
-    return parity.astype(bool)
+    toggles &= 1
+    parity = toggles.reshape(ncols + 1, nplanes, nrows)[:ncols]
+    np.bitwise_xor.accumulate(parity, axis=0, out=parity)
+    inside: BoolArray = np.ascontiguousarray(parity.transpose(1, 2, 0)).view(bool)
+    return inside
 
 
 def signed_distances(

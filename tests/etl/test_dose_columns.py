@@ -119,3 +119,34 @@ def test_prisms_through_cells_at_equal_prisms_on_copied_planes() -> None:
     assert by_copy.inside_mm3 > 0
     assert by_copy.outside_mm3 > 0
     assert _state(by_index) == _state(by_copy)
+
+
+def _even_odd(polys: list[np.ndarray], px: float, py: float) -> bool:
+    """Ray casting to the left of (px, py), edges half-open in y (as documented)."""
+    inside = False
+    for poly in polys:
+        for (x0, y0), (x1, y1) in zip(poly, np.roll(poly, -1, axis=0), strict=True):
+            if min(y0, y1) <= py < max(y0, y1):
+                xc = x0 + (py - y0) / (y1 - y0) * (x1 - x0)
+                inside ^= bool(xc < px)
+    return inside
+
+
+def test_fill_planes_is_the_even_odd_rule_on_every_plane() -> None:
+    from etl.dose._raster import fill_planes
+
+    square = np.array([[1.0, 1.0], [9.0, 1.2], [8.7, 9.0], [1.3, 8.8]])
+    hole = np.array([[3.0, 3.0], [6.0, 3.1], [5.0, 6.0]])
+    triangle = np.array([[0.2, 0.4], [7.5, 2.0], [2.0, 9.3]])
+    planes = [[square, hole], [triangle], [], [triangle + 1.0, hole]]
+    x = np.arange(0.0, 11.0, 0.7) + 0.05
+    y = np.arange(0.0, 10.5, 0.6) + 0.03
+    masks = fill_planes(planes, x, y)
+    assert masks.shape == (4, len(y), len(x))
+    assert masks.dtype == np.bool_
+    assert masks.flags.c_contiguous
+    expected = np.array(
+        [[[_even_odd(ps, px, py) for px in x] for py in y] for ps in planes]
+    )
+    np.testing.assert_array_equal(masks, expected)
+    assert masks[0].any() and not masks[2].any()
