@@ -152,6 +152,27 @@ def _perimeters(groups: list[list[FloatArray]]) -> FloatArray:
     return np.array([sum(next(per_poly) for _ in ps) for ps in groups])
 
 
+def polyfit(x: FloatArray, y: FloatArray, deg: int) -> FloatArray:
+    """``np.polyfit(x, y, deg)`` (the same arithmetic), without its checks.
+
+    For a few points of distinct ``x``, many times: the checks cost more than the fit.
+    """
+    lhs = np.vander(x, deg + 1)
+    scale = np.sqrt((lhs * lhs).sum(axis=0))
+    lhs /= scale
+    coef = np.linalg.lstsq(lhs, y, rcond=len(x) * np.finfo(np.float64).eps)[0]
+    out: FloatArray = coef / scale
+    return out
+
+
+def _horner(coef: FloatArray, x: float) -> float:
+    """``np.polyval(coef, x)`` at one point (the same operations, in floats)."""
+    value = 0.0
+    for c in coef.tolist():
+        value = value * x + c
+    return value
+
+
 def _bulges(
     areas: FloatArray, lengths: FloatArray, linear: NDArray[np.bool_]
 ) -> FloatArray:
@@ -173,8 +194,7 @@ def _bulges(
         idx = np.arange(max(g - 1, 0), min(g + 3, n))
         if len(idx) < 3:  # noqa: PLR2004
             continue
-        coef = np.polyfit(t[idx], areas[idx], min(len(idx) - 1, 3))
-        want = float(np.polyval(coef, g + 0.5))
+        want = _horner(polyfit(t[idx], areas[idx], min(len(idx) - 1, 3)), g + 0.5)
         missing = want - ((roots[g] + roots[g + 1]) / 2) ** 2
         mean = (areas[g] + areas[g + 1]) / 2
         if missing > 0 and mean > 0:

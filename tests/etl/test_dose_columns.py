@@ -150,3 +150,16 @@ def test_fill_planes_is_the_even_odd_rule_on_every_plane() -> None:
     )
     np.testing.assert_array_equal(masks, expected)
     assert masks[0].any() and not masks[2].any()
+
+
+def test_bulge_fit_is_numpys_polyfit_and_polyval_bit_for_bit() -> None:
+    from etl.dose._interp import _horner, polyfit
+
+    rng = np.random.default_rng(11)
+    for n, deg in ((3, 2), (4, 3), (4, 3), (3, 2), (4, 3)):
+        x = np.sort(rng.uniform(0, 50, n))
+        y = rng.uniform(0, 3000, n)
+        coef = polyfit(x, y, deg)
+        assert coef.tobytes() == np.polyfit(x, y, deg).tobytes()
+        at = float(rng.uniform(0, 50))
+        assert _horner(coef, at) == float(np.polyval(coef, at))
