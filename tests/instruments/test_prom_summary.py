@@ -33,7 +33,7 @@ SCALES = len(get_instrument("QLQ-C30").spec.output_codes)
 Row = tuple[int, str, int, int, float, float | None]
 MIGRATION = (
     Path(__file__).parents[2]
-    / "omop/migrations/versions/0013_prom_scale_score_summary.py"
+    / "omop/migrations/versions/0013_prom_summary_dvh_index.py"
 )
 
 

@@ -1,4 +1,4 @@
-"""prom_scale_score: QLQ-C30 scale scores per person, timepoint and scale, with baseline
+"""prom_scale_score (QLQ-C30 scores per person, timepoint, scale), DVH structure index
 
 Revision ID: 0013
 Revises: 0012
@@ -9,7 +9,10 @@ Adds the summary table the benchmark's PROM deterioration read aggregates
 :func:`instruments.store.prom_summary.refresh_prom_summary`) and fills it from the
 questionnaires already stored: per person, timepoint and scale the number of scale
 scores, the highest and the person's baseline score of the scale; indexed by person
-(covering on PostgreSQL). Downgrade drops it.
+(covering on PostgreSQL). Adds ``ix_dvh_name_person`` (:data:`omop.read_indexes.
+READ_INDEXES`): DVH rows by TG-263 name and person, covering the dataset and ROI
+number on PostgreSQL (the completeness pages count ROIs per structure set without
+reading the wide DVH rows). Downgrade drops both.
 """
 
 from __future__ import annotations
@@ -110,6 +113,12 @@ def _backfill_rows() -> sa.Select[tuple[object, ...]]:
 
 
 def upgrade() -> None:
+    op.create_index(
+        "ix_dvh_name_person",
+        "dvh",
+        ["tg263_name", "person_id"],
+        postgresql_include=["dataset_id", "roi_number"],
+    )
     op.create_table(
         "prom_scale_score",
         sa.Column("person_id", sa.Integer(), nullable=False),
@@ -166,3 +175,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_prom_scale_score_person", table_name="prom_scale_score")
     op.drop_table("prom_scale_score")
+    op.drop_index("ix_dvh_name_person", table_name="dvh")
