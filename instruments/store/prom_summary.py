@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, case, delete, func, insert, select
+from sqlalchemy import Select, case, delete, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from instruments.registry import get_instrument
@@ -99,6 +99,29 @@ def summary_rows(session: Session, conditions: list[Any]) -> Select[Any]:
     )  # fmt: skip
 
 
+#: The advisory lock space (first key) of the summary's per-person locks.
+_PG_LOCK = 0x50524F4D  # "PROM"
+
+
+def _lock_persons(session: Session, ids: list[int]) -> None:
+    """PostgreSQL: hold the persons' summary until commit (ids in order: no deadlock).
+
+    Two transactions storing questionnaires of one person would otherwise both delete
+    the rows they see and insert the person's rows again: the second insert would
+    meet the first's committed rows. Locked, the second waits, and its delete and
+    insert then see the first's rows and questionnaires.
+    """
+    if not ids or session.get_bind().dialect.name != "postgresql":
+        return
+    session.execute(
+        text(
+            "SELECT count(pg_advisory_xact_lock(:space, p)) "
+            "FROM unnest(CAST(:ids AS integer[])) AS t(p)"
+        ),
+        {"space": _PG_LOCK, "ids": ids},
+    )
+
+
 def refresh_prom_summary(session: Session, persons: Persons) -> None:
     """Recompute the summary rows of ``persons`` from their questionnaires.
 
@@ -108,6 +131,8 @@ def refresh_prom_summary(session: Session, persons: Persons) -> None:
         A SQL selection of person ids, ids, or None for every person.
     """
     columns = [c.name for c in PromScaleScore.__table__.columns]
+    if persons is not None and not isinstance(persons, Select):
+        _lock_persons(session, sorted(set(persons)))
     for survey_where, summary_where in zip(
         where_persons(SurveyConduct.person_id, persons),
         where_persons(PromScaleScore.person_id, persons),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
@@ -165,3 +166,47 @@ def test_refresh_of_some_persons_leaves_the_others(
     )  # fmt: skip
     refresh_prom_summary(session, chosen)
     assert _stored(session) == before
+
+
+def test_concurrent_questionnaires_of_one_person_keep_the_summary(
+    fresh_url: str,
+) -> None:
+    from omop.database import upgrade
+    from omop.engine import make_engine, session_factory
+
+    if not fresh_url.startswith("postgresql"):
+        pytest.skip("SQLite refuses a second writer at once (database is locked)")
+    engine = make_engine(fresh_url, pool_size=8, max_overflow=0)
+    try:
+        upgrade(engine)
+        factory = session_factory(engine)
+        with factory.begin() as s:
+            pid = _person(s, "P-1")
+        forms = [("baseline", 1), ("m3", 11), ("m6", 21), ("m12", 25)]
+        barrier = threading.Barrier(len(forms))
+        errors: list[BaseException] = []
+
+        def store(timepoint: str, day: int) -> None:
+            barrier.wait()
+            try:
+                with factory.begin() as s:
+                    store_prom(
+                        s, Assessment(pid, timepoint, 0),
+                        _response(timepoint, day, q1=day % 4 + 1),
+                    )  # fmt: skip
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=store, args=f) for f in forms]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        with factory() as s:
+            rows = _stored(s)
+            assert rows == _expected(s)
+            assert len(rows) == len(forms) * SCALES
+            assert all(r[5] is not None for r in rows)
+    finally:
+        engine.dispose()
