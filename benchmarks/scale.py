@@ -6,6 +6,7 @@ database can be queried after the run; ``benchmarks/_scale_build.py``)::
     python benchmarks/scale.py start                 # (re)start the server, print URL
     python benchmarks/scale.py build --patients 2400 --centres 12 --years 15
     python benchmarks/scale.py queries --db scale_12x2400
+    python benchmarks/scale.py extrapolate --db scale_12x2400 --db2 scale_12x8300
     python benchmarks/scale.py stop
 
 ``build`` simulates the cohort (``rtcohort simulate``'s simulator), loads it with the
@@ -13,12 +14,16 @@ bulk ``--into-db`` path (:func:`cohort.simulate.bulk_load.load_cohort_bulk`) int
 fresh database ``scale_{centres}x{patients}``, then reports build time, rows/s, the
 ratio to a raw ``COPY`` of the same rows and the database size. ``queries`` times
 (median and p95 of 20 runs) every query of :data:`VIEW_QUERIES`, the NTCP dataset
-extraction and ``db quality``. Figures go to ``/work/scale-pg/results.json``.
+extraction and ``db quality`` (``--only LABEL ...`` re-times some and keeps the others'
+figures). ``extrapolate`` scales two measured sizes to ``--to`` patients
+(:mod:`benchmarks._scale_extrapolate` states the method). Figures go to
+``/work/scale-pg/results.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -203,14 +208,20 @@ def _queries(args: argparse.Namespace, srv: Any) -> None:
             session.rollback()
         f = figures[label]
         print(f"{label:<28} median {f['median_ms']:9.1f} ms  p95 {f['p95_ms']:9.1f} ms")
-    sb.save(args.pgdata / "results.json", {f"{name}/queries": figures})
+    path = args.pgdata / "results.json"
+    kept = (
+        json.loads(path.read_text()).get(f"{name}/queries", {}) if path.exists() else {}
+    )
+    sb.save(path, {f"{name}/queries": kept | figures})  # --only keeps the others
     engine.dispose()
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run ``start``, ``stop``, ``build`` or ``queries``."""
+    """Run ``start``, ``stop``, ``build``, ``queries`` or ``extrapolate``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["start", "stop", "build", "queries"])
+    parser.add_argument(
+        "command", choices=["start", "stop", "build", "queries", "extrapolate"]
+    )
     parser.add_argument("--pgdata", type=Path, default=Path("/work/scale-pg"))
     parser.add_argument("--port", type=int, default=sb.PORT)
     parser.add_argument("--patients", type=int, default=2400)
@@ -224,6 +235,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--min-free-gb", type=float, default=20.0)
     parser.add_argument("--heavy-runs", type=int, default=5)
     parser.add_argument("--only", nargs="*", default=None)
+    parser.add_argument("--db2", default=None, help="extrapolate: the larger build")
+    parser.add_argument("--to", type=int, default=300_000, help="extrapolate to")
     args = parser.parse_args(argv)
     srv = sb.server(args.pgdata, args.port)
     if args.command == "start":
@@ -232,6 +245,13 @@ def main(argv: list[str] | None = None) -> None:
         sb.stop(srv)
     elif args.command == "build":
         _build(args, srv)
+    elif args.command == "extrapolate":
+        from benchmarks._scale_extrapolate import extrapolate, format_table
+
+        results = json.loads((args.pgdata / "results.json").read_text())
+        figures = extrapolate(results, args.db, args.db2, args.to)
+        sb.save(args.pgdata / "results.json", {f"extrapolated/{args.to}": figures})
+        print(format_table(figures))
     else:
         if not args.db:
             args.db = f"scale_{args.centres}x{args.patients}"

@@ -3,8 +3,8 @@
 :func:`cohort.benchmark.queries_funnel.casemix_table` needs, per consented patient
 with a first RT course: the centre, treatment site and last contact (enrolment),
 sex, the first course (:func:`etl.store.course.first_courses_query`), its age at the
-start (:func:`etl.store.course_age.course_ages`) and prescription
-(:func:`etl.store.metric_reads.prescriptions`), the death date
+start (:func:`etl.store.course_age.course_age_query`) and prescription
+(:func:`etl.store.metric_reads.prescription_query`), the death date
 (:func:`cohort.vital.death_dates`), and, of the CTCAE assessments on or after the
 course start (:func:`instruments.store.toxicity_days.assessment_days`), the last
 day and the first day with a grade >= ``min_grade`` of the term. Reading these with
@@ -19,16 +19,15 @@ from __future__ import annotations
 import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from etl.store.course import PRESCRIPTION_VOCAB, FirstCourse, first_courses_query
-from etl.store.course_age import AGE_CODE, COURSE_VOCAB
+from etl.store.course import FirstCourse, first_courses_query
+from etl.store.course_age import course_age_query
+from etl.store.metric_reads import prescription_query
 from instruments.store.toxicity_days import assessment_spans_query
-from omop.cdm import Death, Measurement, Observation, Person
+from omop.cdm import Death, Observation, Person
 from omop.cohort_tables import Enrolment
-from omop.vocab.lookup import field_concept_id
-from omop.vocab.registry import our_concept_id
 
 __all__ = ["CasemixReads", "read_casemix"]
 
@@ -76,24 +75,9 @@ def read_casemix(
         ``courses``.
     """
     first = first_courses_query(persons).subquery()
-    field_id = field_concept_id(session, "episode.episode_id")
-    age = _by_episode(
-        Observation.observation_event_id,
-        Observation.value_as_number,
-        Observation.obs_event_field_concept_id == field_id,
-        Observation.observation_source_concept_id
-        == our_concept_id(COURSE_VOCAB, AGE_CODE),
-    )
-    total, fractions = (
-        _by_episode(
-            Measurement.measurement_event_id,
-            Measurement.value_as_number,
-            Measurement.meas_event_field_concept_id == field_id,
-            Measurement.measurement_source_concept_id
-            == our_concept_id(PRESCRIPTION_VOCAB, code),
-        )
-        for code in ("total_dose", "fractions")
-    )
+    age = course_age_query(session)
+    total = prescription_query(session, "total_dose")
+    fractions = prescription_query(session, "fractions")
 
     query = (
         select(
@@ -129,16 +113,6 @@ def read_casemix(
             out.deaths[pid] = died
     _assessments(session, first, term, min_grade, out)
     return out
-
-
-def _by_episode(episode: Any, value: Any, *where: Any) -> Any:
-    """One value per episode (of the rows with a value; the largest if several)."""
-    return (
-        select(episode.label("episode"), func.max(value).label("value"))
-        .where(*where, value.is_not(None))
-        .group_by(episode)
-        .subquery()
-    )
 
 
 def _assessments(

@@ -41,6 +41,7 @@ from omop.errors import RTCohortError
 __all__ = ["render"]
 
 _FIT = "ntcp_explorer_fit"
+_OVERLAY = "ntcp_explorer_overlay"
 
 
 def _plain(call: Any, *args: Any, **kwargs: Any) -> Any:
@@ -107,6 +108,26 @@ def _parameters(fit: ExplorerFit) -> None:
         st.caption(md_escape(str(warning)))
 
 
+def _overlay(username: str, fit: ExplorerFit, organ: str, model: Any) -> Any:
+    """Return the published model's curve for this fit, read once per fit and model.
+
+    Its other organs are read for the same patients, as the user (an audited
+    ``ntcp dataset`` each); a rerun of the page (a download, another widget) reuses
+    it, as it reuses the fit, instead of reading and auditing them again.
+    """
+    kept = st.session_state.get(_OVERLAY)
+    if kept is not None and kept[0] is fit and kept[1] == model.id:
+        return kept[2]
+    overlay = _in_session(
+        lambda session: published_overlay(
+            model, fit, organ, session=session, user=username
+        )
+    )
+    if overlay is not None:  # None: a refusal, said on the page; ask again next time
+        st.session_state[_OVERLAY] = (fit, model.id, overlay)
+    return overlay
+
+
 def _dose_response(username: str, fit: ExplorerFit, organ: str) -> None:
     st.subheader(t("explorer.dose_response"))
     bins, curve = dose_bins(fit), response_curve(fit)
@@ -125,12 +146,7 @@ def _dose_response(username: str, fit: ExplorerFit, organ: str) -> None:
                               format_func=lambda m: t("explorer.none") if m is None
                               else m.id)  # fmt: skip
         if chosen is not None:
-            # other organs of the model: read for the same patients, as the user
-            overlay = _in_session(
-                lambda session: published_overlay(
-                    chosen, fit, organ, session=session, user=username
-                )
-            )
+            overlay = _overlay(username, fit, organ, chosen)
             if isinstance(overlay, str):
                 st.info(md_escape(overlay))
             elif overlay is not None:

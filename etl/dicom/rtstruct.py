@@ -226,7 +226,7 @@ def read_rtstruct(source: str | os.PathLike[str] | Dataset) -> StructureSet:
     --------
     >>> from pydicom.data import get_testdata_file
     >>> ss = read_rtstruct(get_testdata_file("rtstruct.dcm"))
-    >>> [(r.name, r.contour_type) for r in ss.rois]
+    >>> [(r.name, str(r.contour_type)) for r in ss.rois]
     [('patient', 'CLOSED_PLANAR'), ('Isocenter 1', 'POINT'), ('Isocenter 2', 'POINT')]
     """
     where = describe(source)

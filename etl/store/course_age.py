@@ -23,7 +23,7 @@ import datetime
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Subquery, delete, func, select
 from sqlalchemy.orm import Session
 
 from etl.deid.age import age_years_of
@@ -94,6 +94,29 @@ def write_course_age(
         Observation(**course_age_row(person_id, episode_id, years, day, field_id))
     )
     return years
+
+
+def course_age_query(session: Session) -> Subquery:
+    """Return the stored ages at course start as a subquery ``(episode, value)``.
+
+    One row per RT-course episode that has an age (the largest if several), for
+    set-based readers that join it to their courses (the case-mix table).
+    """
+    field_id = field_concept_id(session, "episode.episode_id")
+    return (
+        select(
+            Observation.observation_event_id.label("episode"),
+            func.max(Observation.value_as_number).label("value"),
+        )
+        .where(
+            Observation.obs_event_field_concept_id == field_id,
+            Observation.observation_source_concept_id
+            == our_concept_id(COURSE_VOCAB, AGE_CODE),
+            Observation.value_as_number.is_not(None),
+        )
+        .group_by(Observation.observation_event_id)
+        .subquery()
+    )
 
 
 def course_ages(session: Session, episode_ids: Iterable[int]) -> dict[int, int]:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Iterable
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, Subquery, func, select
 from sqlalchemy.orm import Session
 
 from etl.store.course import PRESCRIPTION_VOCAB
@@ -21,7 +21,13 @@ from omop.ingest_tables import Dvh, DvhMetric, IngestDataset
 from omop.vocab.lookup import field_concept_id
 from omop.vocab.registry import our_concept_id
 
-__all__ = ["MetricValue", "eqd2_spec", "metric_values", "prescriptions"]
+__all__ = [
+    "MetricValue",
+    "eqd2_spec",
+    "metric_values",
+    "prescription_query",
+    "prescriptions",
+]
 
 
 class MetricValue(NamedTuple):
@@ -84,6 +90,31 @@ def metric_values(
         for p, c, d, e, s, v in session.execute(query).all()
         if v is not None
     ]
+
+
+def prescription_query(
+    session: Session, code: Literal["total_dose", "fractions"]
+) -> Subquery:
+    """Return one prescription value of RT courses as a subquery ``(episode, value)``.
+
+    ``code``: ``total_dose`` (Gy) or ``fractions``. One row per episode that has it
+    (the largest if several), for set-based readers that join it to their courses.
+    """
+    field_id = field_concept_id(session, "episode.episode_id")
+    return (
+        select(
+            Measurement.measurement_event_id.label("episode"),
+            func.max(Measurement.value_as_number).label("value"),
+        )
+        .where(
+            Measurement.meas_event_field_concept_id == field_id,
+            Measurement.measurement_source_concept_id
+            == our_concept_id(PRESCRIPTION_VOCAB, code),
+            Measurement.value_as_number.is_not(None),
+        )
+        .group_by(Measurement.measurement_event_id)
+        .subquery()
+    )
 
 
 def prescriptions(

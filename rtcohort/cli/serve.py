@@ -1,4 +1,4 @@
-"""`rtcohort serve`: the web app (``streamlit run dashboards/app.py``)."""
+"""`rtcohort serve`: the web app (``streamlit run dashboards/app.py``, preloaded)."""
 
 from __future__ import annotations
 
@@ -33,14 +33,17 @@ KeyDirOpt = Annotated[
 def server_command(port: int, address: str) -> list[str]:
     """Return the ``streamlit run`` command line of the web app.
 
-    >>> server_command(8502, "127.0.0.1")[3].endswith("app.py")
-    True
+    Streamlit is started through :mod:`dashboards.launch`, which imports the pages
+    before the server listens (the first visitor does not wait for them).
+
+    >>> server_command(8502, "127.0.0.1")[1:4]
+    ['-m', 'dashboards.launch', 'run']
     """
     import dashboards
 
     app = Path(dashboards.__file__).resolve().parent / "app.py"
     return [
-        sys.executable, "-m", "streamlit", "run", str(app),
+        sys.executable, "-m", "dashboards.launch", "run", str(app),
         "--server.address", address, "--server.port", str(port),
         "--server.headless", "true", "--server.runOnSave", "false",
         "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",

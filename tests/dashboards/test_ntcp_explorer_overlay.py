@@ -134,3 +134,49 @@ def test_page_draws_the_overlay_with_its_caption(
     shown = texts(at)
     assert "dysphagia on " in shown  # the caption (Markdown-escaped)
     assert "also needs" not in shown
+
+
+def _larynx_reads(national_hn: National) -> int:
+    from omop.engine import make_engine, session_factory
+
+    engine = make_engine(national_hn.url)
+    try:
+        with session_factory(engine)() as session:
+            details = session.scalars(
+                select(AuditRecord.detail).where(
+                    AuditRecord.actor == "researcher-in",
+                    AuditRecord.action == "ntcp dataset",
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    return sum(d.startswith("organ Larynx_SG;") for d in details)
+
+
+def test_a_rerun_reuses_the_overlay_and_a_new_fit_reads_again(
+    national_hn: National, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    national_hn.env(monkeypatch)
+    at = sign_in(new_app(), "researcher-in", PASSWORD)
+    at = at.switch_page("pages/ntcp_explorer.py").run()
+    by_label(at.selectbox, "Organ (patients with its dose-volume histogram)").set_value(
+        "Musc_Constrict_S"
+    )
+    by_label(at.text_input, "Endpoint").input(ENDPOINT)
+    by_label(at.radio, "Model").set_value("logistic")
+    at.run()
+    by_label(at.button, "Fit").click()
+    at.run()
+    before = _larynx_reads(national_hn)
+    by_label(at.selectbox, "Overlay a published model").set_value(get_model(MODEL))
+    at.run()
+    assert _larynx_reads(national_hn) == before + 1
+    at.run()  # a rerun (a download, another widget): the overlay is kept
+    at.run()
+    assert not at.exception, at.exception
+    assert "dysphagia on " in texts(at)
+    assert _larynx_reads(national_hn) == before + 1
+    by_label(at.button, "Fit").click()  # a new fit: its patients are read again
+    at.run()
+    assert not at.exception, at.exception
+    assert _larynx_reads(national_hn) == before + 2

@@ -14,7 +14,7 @@ from rtcohort.cli.serve import server_command, server_env
 
 def test_server_command_binds_address_port_headless() -> None:
     cmd = server_command(8642, "127.0.0.1")
-    assert cmd[1:4] == ["-m", "streamlit", "run"]
+    assert cmd[1:4] == ["-m", "dashboards.launch", "run"]
     assert Path(cmd[4]).name == "app.py" and Path(cmd[4]).parent.name == "dashboards"
     pairs = dict(zip(cmd[5::2], cmd[6::2], strict=True))
     assert pairs["--server.address"] == "127.0.0.1"
@@ -82,3 +82,23 @@ def test_sigterm_stops_the_streamlit_child(tmp_path: Path) -> None:
     finally:
         if serve.poll() is None:
             serve.kill()
+
+
+def test_launcher_preloads_every_page_and_hands_over_to_streamlit() -> None:
+    import subprocess
+    import sys
+
+    from dashboards.launch import preload_pages
+
+    pages = Path(__file__).resolve().parents[2] / "dashboards" / "pages"
+    expected = {f"dashboards.pages.{p.stem}" for p in pages.glob("*.py")} - {
+        "dashboards.pages.__init__"
+    }
+    assert set(preload_pages()) == expected
+    assert expected <= set(sys.modules)
+    done = subprocess.run(
+        [sys.executable, "-m", "dashboards.launch", "version"],
+        capture_output=True, text=True, timeout=120, check=True,
+        env=server_env(None),
+    )  # fmt: skip
+    assert done.stdout.startswith("Streamlit, version ")
