@@ -10,6 +10,7 @@ from omop import (
     ingest_tables,
     platform,
     read_indexes,
+    summary_tables,
 )
 from omop.base import Base
 
@@ -23,6 +24,7 @@ __all__ = [
     "metadata",
     "platform",
     "read_indexes",
+    "summary_tables",
 ]
 
 metadata = Base.metadata

@@ -1,4 +1,4 @@
-"""Indexes for the dashboards' aggregate reads at national scale (0011, 0012).
+"""Indexes for the dashboards' aggregate reads at national scale (0011-0013).
 
 The CDM tables are generated from the OHDSI specification (:mod:`omop.cdm`), which
 indexes single columns. The dashboard aggregations select dose metrics by structure
@@ -11,9 +11,12 @@ the migrations agree (``alembic check``).
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import Index
 
 from omop.cdm import ImageFeature, Measurement, Observation
+from omop.ingest_tables import Dvh
 
 __all__ = ["READ_INDEXES"]
 
@@ -51,9 +54,17 @@ READ_INDEXES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         ("measurement_event_id", "meas_event_field_concept_id"),
         ("measurement_source_concept_id", "value_as_number"),
     ),
+    # migration 0013: the structures of persons (the completeness pages count the
+    # ROIs per person and structure set without reading the wide DVH rows)
+    "ix_dvh_name_person": (
+        "dvh",
+        ("tg263_name", "person_id"),
+        ("dataset_id", "roi_number"),
+    ),
 }
 
-_MODELS = {
+_MODELS: dict[str, Any] = {
+    "dvh": Dvh,
     "image_feature": ImageFeature,
     "measurement": Measurement,
     "observation": Observation,

@@ -23,10 +23,10 @@ from sqlalchemy.orm import Session
 
 from cohort.benchmark.errors import BenchmarkInputError
 from cohort.benchmark.prom import scale_direction, with_interval
-from instruments.registry import get_instrument
-from instruments.store.common import SURVEY_FIELD, field_id, timepoint_codes
+from instruments.store.common import SURVEY_FIELD, field_id
+from instruments.store.prom_summary import scale_concepts, timepoint_expression
 from omop.cdm import Measurement, SurveyConduct
-from omop.vocab.registry import our_concept_id
+from omop.summary_tables import PromScaleScore
 
 if TYPE_CHECKING:
     import pandas as pd  # type: ignore[import-untyped]
@@ -38,19 +38,8 @@ _BASELINE = "baseline"
 _THRESHOLD_POINTS = 10.0
 
 
-def _timepoint() -> Any:
-    known = timepoint_codes()
-    source = SurveyConduct.timing_source_value
-    if not known:
-        return source
-    return case(known, value=func.coalesce(SurveyConduct.timing_concept_id, 0),
-                else_=source)  # fmt: skip
-
-
-def _scale_concepts() -> dict[int, str]:
-    """``concept id -> scale code`` of the instrument's scores (as the writer sets)."""
-    codes = get_instrument(_INSTRUMENT).spec.output_codes
-    return {our_concept_id(_INSTRUMENT, c): c for c in codes}
+_timepoint = timepoint_expression
+_scale_concepts = scale_concepts
 
 
 def _scores(session: Session, persons: Select[Any]) -> Any:
@@ -130,12 +119,13 @@ def trajectory_by_centre(
     return with_interval(_frame(out, columns))
 
 
-def _refuse_duplicates(session: Session, s: Any) -> None:
+def _refuse_duplicates(session: Session, p: Any, who: Any) -> None:
     """Raise as the frame rule does when a patient has two scores of one cell."""
     twice = session.execute(
-        select(s.c.person_id, s.c.timepoint, s.c.scale)
-        .group_by(s.c.person_id, s.c.timepoint, s.c.scale)
-        .having(func.count() > 1)
+        select(p.person_id, p.timepoint, p.scale_concept_id)
+        .join(who, who.c[0] == p.person_id)
+        .where(p.n_scores > 1)
+        .order_by(p.person_id, p.timepoint, p.scale_concept_id)
         .limit(1)
     ).first()
     if twice is not None:
@@ -150,6 +140,10 @@ def deterioration_by_centre(
 ) -> pd.DataFrame:
     """Return the share deteriorating >= 10 points from baseline per centre.
 
+    Aggregates the per-person summary :class:`omop.summary_tables.PromScaleScore`
+    (each follow-up score with the baseline score of its patient and scale, kept by
+    the writers: :mod:`instruments.store.prom_summary`).
+
     Returns
     -------
     DataFrame
@@ -161,68 +155,34 @@ def deterioration_by_centre(
     BenchmarkInputError
         When a patient has two scores at one timepoint and scale.
     """
-    s = _scores(session, persons)
     who = persons.subquery()
-    timepoint = _timepoint()
-    found = session.execute(
-        select(timepoint)
-        .join(who, who.c[0] == SurveyConduct.person_id)
-        .where(timepoint.is_not(None))
-        .distinct()
-    )
-    follow = sorted({str(t) for (t,) in found} - {_BASELINE})
+    p = PromScaleScore
     scales = _scale_concepts()
     sign = scale_direction(list(scales.values()), _INSTRUMENT)
     worse_up = [c for c, code in scales.items() if sign[code] < 0]
-    per_patient = _per_patient(s, follow)
-    p = per_patient.c
-    columns: list[Any] = [func.max(p[f"c{j}"]) for j in range(len(follow) + 1)]
-    for i in range(len(follow)):
-        f = p[f"f{i}"]
-        change = case((p.scale.in_(worse_up), f - p.b), else_=p.b - f)
-        paired = p.b.is_not(None) & f.is_not(None)
-        columns += [
+    change = case(
+        (p.scale_concept_id.in_(worse_up), p.score - p.baseline_score),
+        else_=p.baseline_score - p.score,
+    )
+    paired = p.baseline_score.is_not(None) & (p.timepoint != _BASELINE)
+    site = who.c[1]
+    rows = session.execute(
+        select(
+            site, p.timepoint, p.scale_concept_id,
             func.sum(case((paired, 1), else_=0)),
             func.sum(case((paired & (change >= _THRESHOLD_POINTS), 1), else_=0)),
-        ]
-    rows = session.execute(
-        select(p.site, p.scale, *columns).group_by(p.site, p.scale)
-    ).all()
-    cells = len(follow) + 1
-    if any(int(n or 0) > 1 for r in rows for n in r[2 : 2 + cells]):
-        _refuse_duplicates(session, s)
-    out = []
-    for site, scale, *values in rows:
-        counts = values[cells:]
-        for i, t in enumerate(follow):
-            n, k = int(counts[2 * i] or 0), int(counts[2 * i + 1] or 0)
-            if n:
-                out.append({"centre": labels[int(site)], "timepoint": t,
-                            "scale": scales[int(scale)], "n": n,
-                            "n_deteriorated": k, "share": k / n})  # fmt: skip
-    return _frame(out, ["centre", "timepoint", "scale", "n", "n_deteriorated", "share"])
-
-
-def _per_patient(s: Any, follow: list[str]) -> Any:
-    """Per patient and scale: the baseline and each follow-up score, and counts.
-
-    ``c{j}``: the number of scores at each of these timepoints (above 1: refused).
-    """
-    cells = [*follow, _BASELINE]
-    return (
-        select(
-            s.c.site,
-            s.c.scale,
-            func.max(case((s.c.timepoint == _BASELINE, s.c.score))).label("b"),
-            *(
-                func.max(case((s.c.timepoint == t, s.c.score))).label(f"f{i}")
-                for i, t in enumerate(follow)
-            ),
-            *(
-                func.count(case((s.c.timepoint == t, 1))).label(f"c{j}")
-                for j, t in enumerate(cells)
-            ),
+            func.max(p.n_scores),
         )
-        .group_by(s.c.person_id, s.c.site, s.c.scale)
-        .subquery()
-    )
+        .join(who, who.c[0] == p.person_id)
+        .group_by(site, p.timepoint, p.scale_concept_id)
+    ).all()  # fmt: skip
+    if any(int(most) > 1 for *_, most in rows):
+        _refuse_duplicates(session, p, who)
+    out = []
+    for site_id, timepoint, scale, n, k, _most in rows:
+        if n:
+            out.append({"centre": labels[int(site_id)], "timepoint": str(timepoint),
+                        "scale": scales[int(scale)], "n": int(n),
+                        "n_deteriorated": int(k),
+                        "share": int(k) / int(n)})  # fmt: skip
+    return _frame(out, ["centre", "timepoint", "scale", "n", "n_deteriorated", "share"])

@@ -28,6 +28,7 @@ from cohort.simulate.national import NationalCohort
 from etl.deid.identity import identify
 from etl.deid.keys import CentreKey
 from etl.mapping.naming import RuleSet, current_rules, ensure_default_rules
+from instruments.store.prom_summary import refresh_prom_summary
 from omop.cdm import (
     ConditionOccurrence,
     Death,
@@ -143,6 +144,9 @@ def _write(session: Session, rows: Rows, store: FileStore) -> None:
     _file_rows(rows, store, session)
     for model in WRITE_ORDER:
         write_rows(session, model, rows.tables.get(str(model.__tablename__), []))
+    surveyed = {int(r["person_id"]) for r in rows.tables.get("survey_conduct", [])}
+    if surveyed:
+        refresh_prom_summary(session, surveyed)  # as store_prom does per person
 
 
 def _write_batch(

@@ -239,7 +239,7 @@ def _draw_patient(
         sparing=practice.sparing, local_names=_names(site, practice, rng, seed),
         seed=seed,
     )  # fmt: skip
-    patient.stage = draw_stage(site, seed)
+    patient.stage = draw_stage(site, seed, schedule.fractions)
     hazard = _DEATH_PER_YEAR[site] * np.exp(0.04 * (age - mean_age))
     died = start + datetime.timedelta(days=int(rng.exponential(365.25 / hazard)))
     patient.died_on = died if died <= DATA_CUT else None

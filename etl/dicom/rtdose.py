@@ -161,10 +161,11 @@ def read_rtdose(
         raise DoseGridError(
             f"{where}: PixelSpacing must be positive, got {ps.tolist()}"
         )
-    arr = _frames(ds, where)
-    slice_dir, dk = _slice_axis(ds, where, arr.shape[0], normal, di)
+    pixels = _frames(ds, where)
+    slice_dir, dk = _slice_axis(ds, where, pixels.shape[0], normal, di)
 
-    arr *= scaling * unit_factor  # in place: the dose of a plan is often 20 MB+
+    # As floats and scaled in one pass (the dose of a plan is often 20 MB+).
+    arr = np.multiply(pixels, scaling * unit_factor, dtype=np.float64)
     return DoseGrid(
         dose_gy=arr,
         origin_mm=ipp,
@@ -215,18 +216,55 @@ def _orientation(ds: Dataset, where: str) -> tuple[np.ndarray, np.ndarray, np.nd
     return row_dir, col_dir, np.cross(row_dir, col_dir)
 
 
-def _frames(ds: Dataset, where: str) -> np.ndarray:
-    """Return stored pixel values as floats, shape ``(frames, rows, columns)``.
+_NATIVE_LITTLE_ENDIAN = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1")
 
-    Always a new array (never the dataset's own pixel array), which the caller scales
-    in place.
+
+def _native_pixels(ds: Dataset) -> np.ndarray | None:
+    """Return the stored values of plain native pixel data, read in place.
+
+    Little-endian, one sample, 16 or 32 bits all stored, and exactly as many bytes
+    as the header says: what pydicom would return. None otherwise (pydicom decodes).
     """
+    meta = getattr(ds, "file_meta", None)
+    syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+    if syntax not in _NATIVE_LITTLE_ENDIAN or "PixelData" not in ds:
+        return None
+    try:
+        bits, stored = int(ds.BitsAllocated), int(ds.BitsStored)
+        plain = (
+            int(ds.get("SamplesPerPixel", 1)) == 1
+            and bits in (16, 32)
+            and stored == bits
+            and int(ds.get("HighBit", bits - 1)) == bits - 1
+            and int(ds.PixelRepresentation) in (0, 1)
+        )
+        shape = (int(ds.get("NumberOfFrames", 1) or 1), int(ds.Rows), int(ds.Columns))
+        signed = int(ds.PixelRepresentation) == 1
+    except (AttributeError, TypeError, ValueError):
+        return None
+    raw = ds.PixelData
+    n = shape[0] * shape[1] * shape[2]
+    if not (plain and isinstance(raw, bytes) and len(raw) == n * bits // 8):
+        return None
+    dtype = np.dtype(f"<{'i' if signed else 'u'}{bits // 8}")
+    return np.frombuffer(raw, dtype=dtype, count=n).reshape(shape)
+
+
+def _frames(ds: Dataset, where: str) -> np.ndarray:
+    """Return stored pixel values, shape ``(frames, rows, columns)``.
+
+    Possibly the dataset's own values (read-only): the caller makes the dose a new
+    array.
+    """
+    native = _native_pixels(ds)
+    if native is not None:
+        return native
     try:
         pixels = ds.pixel_array
     except Exception as exc:  # pydicom raises many types on truncated pixel data
         raise DicomParseError(f"{where}: pixel data unreadable ({exc})") from exc
     frames = int(ds.get("NumberOfFrames", 1) or 1)
-    arr = np.array(pixels, dtype=np.float64)
+    arr = np.asarray(pixels)
     if arr.ndim == 2:  # noqa: PLR2004
         arr = arr[np.newaxis]
     if arr.shape[0] != frames:

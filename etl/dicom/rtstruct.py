@@ -50,25 +50,28 @@ def _unique(values: Iterable[object]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(str(v) for v in values if v))
 
 
-def structure_references(ds: Dataset) -> StructureReferences:
+def structure_references(ds: Dataset, *, images: bool = True) -> StructureReferences:
     """Return the frames of reference, series and images a structure set refers to.
 
     Works on a header-only read (``stop_before_pixels``); order kept, duplicates
-    dropped.
+    dropped. With ``images`` False the images are not read (``image_uids`` empty):
+    their sequence, an item per CT image, is most of the parsing.
     """
     frames: list[object] = []
     series: list[object] = []
-    images: list[object] = []
+    image_uids: list[object] = []
     for ref in ds.get("ReferencedFrameOfReferenceSequence", []):
         frames.append(ref.get("FrameOfReferenceUID"))
         for study in ref.get("RTReferencedStudySequence", []):
             for ser in study.get("RTReferencedSeriesSequence", []):
                 series.append(ser.get("SeriesInstanceUID"))
-                images += [
+                if not images:
+                    continue
+                image_uids += [
                     i.get("ReferencedSOPInstanceUID")
                     for i in ser.get("ContourImageSequence", [])
                 ]
-    return StructureReferences(_unique(frames), _unique(series), _unique(images))
+    return StructureReferences(_unique(frames), _unique(series), _unique(image_uids))
 
 
 @dataclass(frozen=True)
@@ -237,7 +240,7 @@ def read_rtstruct(source: str | os.PathLike[str] | Dataset) -> StructureSet:
             f"{where}: not an RT Structure Set (SOP class {sop_class})"
         )
 
-    refs = structure_references(ds)
+    refs = structure_references(ds, images=False)  # (the images are not kept)
 
     interpreted: dict[int, RTROIInterpretedType | str] = {}
     for obs in ds.get("RTROIObservationsSequence", []):

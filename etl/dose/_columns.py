@@ -15,31 +15,15 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from etl.errors import DoseGridError
+from etl.dose._bins import MAX_DVH_BINS, add_binned, add_weights, check_bins
+
+__all__ = ["MAX_DVH_BINS", "ColumnHistogram", "check_bins"]
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.intp]
 
 _FLAT_BINS = 1e-3  # a segment narrower than this (in bins) is a point mass
 _BATCH = 65_536  # columns handled at once (arrays that stay in cache)
-#: Most bins a histogram may have (20,000 Gy at 0.01 Gy): each array of bins then
-#: holds at most 16 MB, whatever the input (a DoseGridScaling of 1e30, a NaN dose).
-MAX_DVH_BINS = 2_000_000
-
-
-def check_bins(max_gy: float, bin_width_gy: float) -> None:
-    """Refuse a histogram up to ``max_gy`` of more than :data:`MAX_DVH_BINS` bins.
-
-    Raises
-    ------
-    DoseGridError
-        When ``max_gy`` is not finite or needs too many bins.
-    """
-    if not max_gy / bin_width_gy < MAX_DVH_BINS:
-        raise DoseGridError(
-            f"a dose of {max_gy:.4g} Gy needs more than {MAX_DVH_BINS:,} bins of "
-            f"{bin_width_gy:g} Gy: not a plausible dose"
-        )
 
 
 class ColumnHistogram:
@@ -65,6 +49,11 @@ class ColumnHistogram:
     exact
         Spread each segment over its dose range (default); otherwise add it as a point
         mass at its mean dose (for structures sampled at the dose-grid resolution).
+    cells_at
+        Where each raster cell's dose is in a row of ``planes`` (default: the cell's
+        own index): ``planes`` may then be the dose grid's planes themselves.
+    dose_range
+        Minimum and maximum of the dose at the cells (default: of ``planes``).
     """
 
     def __init__(
@@ -78,8 +67,11 @@ class ColumnHistogram:
         cell_mm2: float,
         bin_width_gy: float,
         exact: bool = True,
+        cells_at: IntArray | None = None,
+        dose_range: tuple[float, float] | None = None,
     ) -> None:
         self._planes = planes
+        self._cells_at = cells_at
         self._ncell = planes.shape[1]
         self._k0 = k0
         self._nk = n_frames
@@ -89,9 +81,11 @@ class ColumnHistogram:
         self._bw = bin_width_gy
         self._exact = exact
         self._all_in_plane = bool(np.all(in_plane))
-        if planes.size:
-            check_bins(float(np.max(planes)), bin_width_gy)
-        self._clip_negative = bool(planes.size) and float(planes.min()) < 0
+        if dose_range is None and planes.size:
+            dose_range = (float(planes.min()), float(np.max(planes)))
+        if dose_range is not None:
+            check_bins(dose_range[1], bin_width_gy)
+        self._clip_negative = dose_range is not None and dose_range[0] < 0
         self._kinks = np.zeros(0)
         self._points = np.zeros(0)
         self.inside_mm3 = 0.0
@@ -126,14 +120,20 @@ class ColumnHistogram:
         if not gb > ga:
             return
         top = max(nk - 2, 0)
+        at = self._at(cells)
         first = int(np.floor(ga))
+        taken: tuple[int, FloatArray] | None = None  # the dose on the last plane k + 1
         for kk in range(first, int(np.ceil(gb))):
             lo, hi = max(ga, kk), min(gb, kk + 1)
             if not hi > lo:
                 continue
             k = min(max(kk, 0), top)
-            s0 = self._planes[k - self._k0].take(cells)
-            s1 = self._planes[k + 1 - self._k0].take(cells) if nk > 1 else s0
+            if taken is not None and taken[0] == k:
+                s0 = taken[1]
+            else:
+                s0 = self._planes[k - self._k0].take(at)
+            s1 = self._planes[k + 1 - self._k0].take(at) if nk > 1 else s0
+            taken = (k + 1, s1)
             w = (hi - lo) * dk * self._area
             fa = min(max(lo - k, 0.0), 1.0)
             fb = min(max(hi - k, 0.0), 1.0)
@@ -144,6 +144,66 @@ class ColumnHistogram:
             else:
                 fm = (fa + fb) / 2
                 self._midpoints(s0 * (1.0 - fm) + s1 * fm, w, s0, s1)
+
+    def add_runs(
+        self, cells: IntArray, counts: IntArray, za: FloatArray, zb: FloatArray
+    ) -> None:
+        """Add runs of columns, ``counts[r]`` cells sharing ``[za[r], zb[r]]`` each.
+
+        The same, bit for bit, as :meth:`add` with the extents repeated per cell; each
+        run's extent is cut once (the columns inside both planes of a gap).
+        """
+        ends = np.cumsum(counts)
+        for s in range(0, len(cells), _BATCH):
+            e = min(s + _BATCH, len(cells))
+            r0 = int(np.searchsorted(ends, s, side="right"))
+            r1 = int(np.searchsorted(ends, e, side="left")) + 1
+            n = np.minimum(ends[r0:r1], e) - np.maximum(ends[r0:r1] - counts[r0:r1], s)
+            keep = n > 0
+            self._add_runs_batch(cells[s:e], n[keep], za[r0:r1][keep], zb[r0:r1][keep])
+
+    def _add_runs_batch(
+        self, cells: IntArray, n: IntArray, za: FloatArray, zb: FloatArray
+    ) -> None:
+        dk, nk = self._dk, self._nk
+        ga, gb = za * (1.0 / dk), zb * (1.0 / dk)
+        plain = (
+            bool(np.all(gb > ga))
+            and not float(ga.min()) < -0.5  # noqa: PLR2004
+            and not float(gb.max()) > nk - 0.5
+            and (self._all_in_plane or bool(np.all(self._in_plane[cells])))
+        )
+        if not plain:  # columns to drop or clip: as add() does it
+            self._add_batch(cells, np.repeat(za, n), np.repeat(zb, n))
+            return
+        first = np.floor(ga)
+        npieces = int(np.max(np.ceil(gb) - first))
+        top = max(nk - 2, 0)
+        clip_k = float(first.min()) < 0 or float(first.max()) + npieces - 1 > top
+        for j in range(npieces):
+            if j == 0:
+                lo, cj, kk, nj = ga, cells, first, n
+                hi = gb if npieces == 1 else np.minimum(gb, first + 1)
+            else:
+                lo = np.maximum(ga, first + j)
+                hi = np.minimum(gb, first + j + 1)
+                sel = hi > lo
+                lo, hi, kk, nj = lo[sel], hi[sel], first[sel] + j, n[sel]
+                if not np.any(nj):
+                    continue
+                cj = cells[np.repeat(sel, n)]
+            if clip_k:
+                kk = np.clip(kk, 0, top)
+            base = kk.astype(np.intp)
+            base -= self._k0
+            base *= self._ncell
+            self._piece(
+                np.repeat(base, nj) + self._at(cj),
+                np.repeat(lo - kk, nj),
+                np.repeat(hi - kk, nj),
+                np.repeat(hi - lo, nj),
+                clip_k,
+            )
 
     def _add_batch(self, cells: IntArray, za: FloatArray, zb: FloatArray) -> None:
         # In grid units along the normal; the grid reaches half a plane beyond.
@@ -156,7 +216,6 @@ class ColumnHistogram:
         npieces = int(np.max(np.ceil(gb) - first))
         top = max(nk - 2, 0)
         clip_k = float(first.min()) < 0 or float(first.max()) + npieces - 1 > top
-        planes = self._planes.ravel()
         for j in range(npieces):
             if j == 0:  # every column has its first piece: nothing to select
                 lo, cj, kk = ga, cells, first
@@ -173,28 +232,43 @@ class ColumnHistogram:
             base = kk.astype(np.intp)  # (in place:) the dose of cj on plane k
             base -= self._k0
             base *= self._ncell
-            base += cj
-            s0 = planes.take(base)
-            if nk > 1:
-                base += self._ncell  # and on plane k + 1: step = s1 - s0
-                step = planes.take(base)
-                step -= s0
-            else:
-                step = s0 - s0
-            fa, fb = lo - kk, hi - kk  # kk: k as floats
-            if clip_k:
-                np.clip(fa, 0.0, 1.0, out=fa)
-                np.clip(fb, 0.0, 1.0, out=fb)
-            da = fa * step  # s0 + fa * step
-            da += s0
-            db = fb * step
-            db += s0
-            w = hi - lo
-            w *= dk * self._area
-            if self._exact:
-                self._segments(da, db, w)
-            else:
-                self._midpoints((da + db) * 0.5, w, da, db)
+            base += self._at(cj)
+            self._piece(base, lo - kk, hi - kk, hi - lo, clip_k)  # kk: k as floats
+
+    def _at(self, cells: IntArray) -> IntArray:
+        """Where the dose of ``cells`` is in a row of the planes."""
+        return cells if self._cells_at is None else self._cells_at.take(cells)
+
+    def _piece(
+        self, base: IntArray, fa: FloatArray, fb: FloatArray, w: FloatArray, clip: bool
+    ) -> None:
+        """Add one piece of columns between dose planes ``k`` and ``k + 1``.
+
+        ``base`` indexes the dose of each column on plane ``k`` in the flattened planes;
+        ``fa``, ``fb`` are the ends of the piece as fractions of the way to plane
+        ``k + 1`` (clipped to ``[0, 1]`` when ``clip``), ``w`` its length in planes.
+        All are used as work space.
+        """
+        planes = self._planes.ravel()
+        s0 = planes.take(base)
+        if self._nk > 1:
+            base += self._ncell  # and on plane k + 1: step = s1 - s0
+            step = planes.take(base)
+            step -= s0
+        else:
+            step = s0 - s0
+        if clip:
+            np.clip(fa, 0.0, 1.0, out=fa)
+            np.clip(fb, 0.0, 1.0, out=fb)
+        da = fa * step  # s0 + fa * step
+        da += s0
+        db = fb * step
+        db += s0
+        w *= self._dk * self._area
+        if self._exact:
+            self._segments(da, db, w)
+        else:
+            self._midpoints((da + db) * 0.5, w, da, db)
 
     def _inside(
         self, cells: IntArray, ga: FloatArray, gb: FloatArray
@@ -243,11 +317,11 @@ class ColumnHistogram:
             self.inside_mm3 += w * len(mid)
             self.dose_mm3 += w * float(np.sum(mid))
             counts = np.bincount(idx).astype(np.float64) * w
-            self._points = _add_binned(self._points, counts, 0)
+            self._points = add_binned(self._points, counts, 0)
             return
         self.inside_mm3 += float(np.sum(w))
         self.dose_mm3 += float(np.einsum("i,i->", mid, w))
-        self._points = _add(self._points, idx, w, 0)
+        self._points = add_weights(self._points, idx, w, 0)
 
     def _segments(self, da: FloatArray, db: FloatArray, w: FloatArray) -> None:
         """Add segments of dose uniform between ``da`` and ``db`` (either order).
@@ -255,8 +329,9 @@ class ColumnHistogram:
         ``da`` and ``db`` are used as work space (overwritten).
         """
         self.inside_mm3 += float(np.sum(w))
+        upper, lower = np.empty((2, len(da)))
         # (not np.dot: a threaded BLAS call is slow on a loaded machine)
-        self.dose_mm3 += float(np.einsum("i,i->", da + db, w)) / 2.0
+        self.dose_mm3 += float(np.einsum("i,i->", np.add(da, db, out=upper), w)) / 2.0
         self.min_gy = min(self.min_gy, float(da.min()), float(db.min()))
         self.max_gy = max(self.max_gy, float(da.max()), float(db.max()))
         if self._clip_negative:
@@ -271,16 +346,16 @@ class ColumnHistogram:
         # uniform dose is a ramp of a thousandth of a bin.
         np.copyto(width, _FLAT_BINS, where=np.abs(width) < _FLAT_BINS)
         slope = w / width
-        upper, lower = np.empty((2, len(p)))
         for sign in (1.0, -1.0):
-            ip = p.astype(np.intp)  # p >= 0: truncation is floor
-            np.subtract(p, ip, out=upper)
+            np.trunc(p, out=upper)  # p >= 0: truncation is floor
+            ip = upper.astype(np.intp)
+            np.subtract(p, upper, out=upper)
             upper *= slope
             np.subtract(slope, upper, out=lower)
             # The kink at pb goes down: its binned shares are subtracted (exactly
             # the sums of the negated shares).
-            self._kinks = _add(self._kinks, ip, lower, 0, sign)
-            self._kinks = _add(self._kinks, ip, upper, 1, sign)
+            self._kinks = add_weights(self._kinks, ip, lower, 0, sign)
+            self._kinks = add_weights(self._kinks, ip, upper, 1, sign)
             if sign > 0:
                 p += width  # pa -> pb
 
@@ -302,28 +377,3 @@ class ColumnHistogram:
         if total > 0:
             hist *= (self.inside_mm3 / 1000.0) / total
         return hist
-
-
-def _add(
-    acc: FloatArray, idx: IntArray, wts: FloatArray, shift: int, sign: float = 1.0
-) -> FloatArray:
-    """Add ``sign * bincount(idx, wts)`` to ``acc`` at an offset of ``shift`` bins."""
-    binned = np.bincount(idx, weights=wts).astype(np.float64, copy=False)
-    return _add_binned(acc, binned, shift, sign)
-
-
-def _add_binned(
-    acc: FloatArray, binned: FloatArray, shift: int, sign: float = 1.0
-) -> FloatArray:
-    """Add ``binned`` (or subtract, ``sign`` < 0) to ``acc`` at an offset of ``shift``.
-
-    ``acc`` grows as needed.
-    """
-    need = len(binned) + shift
-    if need > len(acc):
-        acc = np.concatenate([acc, np.zeros(max(need - len(acc), len(acc) // 2))])
-    if sign < 0:
-        acc[shift:need] -= binned
-    else:
-        acc[shift:need] += binned
-    return acc

@@ -152,6 +152,27 @@ def _perimeters(groups: list[list[FloatArray]]) -> FloatArray:
     return np.array([sum(next(per_poly) for _ in ps) for ps in groups])
 
 
+def polyfit(x: FloatArray, y: FloatArray, deg: int) -> FloatArray:
+    """``np.polyfit(x, y, deg)`` (the same arithmetic), without its checks.
+
+    For a few points of distinct ``x``, many times: the checks cost more than the fit.
+    """
+    lhs = np.vander(x, deg + 1)
+    scale = np.sqrt((lhs * lhs).sum(axis=0))
+    lhs /= scale
+    coef = np.linalg.lstsq(lhs, y, rcond=len(x) * np.finfo(np.float64).eps)[0]
+    out: FloatArray = coef / scale
+    return out
+
+
+def _horner(coef: FloatArray, x: float) -> float:
+    """``np.polyval(coef, x)`` at one point (the same operations, in floats)."""
+    value = 0.0
+    for c in coef.tolist():
+        value = value * x + c
+    return value
+
+
 def _bulges(
     areas: FloatArray, lengths: FloatArray, linear: NDArray[np.bool_]
 ) -> FloatArray:
@@ -173,8 +194,7 @@ def _bulges(
         idx = np.arange(max(g - 1, 0), min(g + 3, n))
         if len(idx) < 3:  # noqa: PLR2004
             continue
-        coef = np.polyfit(t[idx], areas[idx], min(len(idx) - 1, 3))
-        want = float(np.polyval(coef, g + 0.5))
+        want = _horner(polyfit(t[idx], areas[idx], min(len(idx) - 1, 3)), g + 0.5)
         missing = want - ((roots[g] + roots[g + 1]) / 2) ** 2
         mean = (areas[g] + areas[g + 1]) / 2
         if missing > 0 and mean > 0:
@@ -192,7 +212,8 @@ def _add_bulged(
     """
     z0, z1 = float(zg[0]), float(zg[1])
     c = min(c, _MAX_BULGE * abs(z1 - z0))
-    cells = np.flatnonzero(~((f0 < 0) & (f1 < 0)) & (np.minimum(f0, f1) < c))
+    # Not inside both planes, and within c of one (distances are never NaN).
+    cells = np.flatnonzero((np.maximum(f0, f1) >= 0) & (np.minimum(f0, f1) < c))
     a0, a1 = f0[cells], f1[cells]
     qa, qb = 4.0 * c, a1 - a0 - 4.0 * c
     disc = qb * qb - 4.0 * qa * a0
@@ -241,9 +262,13 @@ def add_interpolated(
         for p in np.flatnonzero(~inside.any(axis=1)):
             sdf[p] = tip_distances(groups[a + s + int(p)], x, y)
         linear = np.array([s + g not in tip_gaps for g in range(e - s - 1)])
-        both = np.flatnonzero((inside[:-1] & inside[1:] & linear[:, None]).ravel())
-        gap, cell = np.divmod(both, ncell)
-        acc.add(cell, z[s + gap], z[s + gap + 1])
+        both = inside[:-1] & inside[1:] & linear[:, None]  # no clipping: by gaps
+        acc.add_runs(
+            np.flatnonzero(both.ravel()) % ncell,
+            np.count_nonzero(both, axis=1),
+            z[s : e - 1],
+            z[s + 1 : e],
+        )
         bulge = _bulges(areas[s:e], lengths[s:e], linear)
         either = inside[:-1] ^ inside[1:]  # inside one of the two planes
         for g in np.flatnonzero(bulge > 0).tolist():

@@ -141,11 +141,15 @@ def fill_planes(
     t = (y[rows] - y0[edge]) / (y1[edge] - y0[edge])
     xc = x0[edge] + t * (x1[edge] - x0[edge])
     cols = np.searchsorted(x, xc, side="right")
-    flat = (plane_of[edge] * nrows + rows) * (ncols + 1) + cols
+    # Toggles laid out column-major (column, plane, row), so that the running parity
+    # along each row is an accumulation over the outer axis (whole rows at a time).
+    flat = (cols * nplanes + plane_of[edge]) * nrows + rows
     toggles = np.bincount(flat, minlength=size).astype(np.uint8)
-    toggles = toggles.reshape(nplanes, nrows, ncols + 1)[:, :, :ncols]
-    parity: NDArray[np.uint8] = np.bitwise_xor.accumulate(toggles & 1, axis=2)
-    return parity.astype(bool)
+    toggles &= 1
+    parity = toggles.reshape(ncols + 1, nplanes, nrows)[:ncols]
+    np.bitwise_xor.accumulate(parity, axis=0, out=parity)
+    inside: BoolArray = np.ascontiguousarray(parity.transpose(1, 2, 0)).view(bool)
+    return inside
 
 
 def signed_distances(
@@ -175,30 +179,39 @@ def signed_distances(
     nplanes, nrows, ncols = masks.shape
     far = 1e3 * (nrows * hy + ncols * hx + 1.0)
     out = np.full(masks.shape, far)
-    any_r: BoolArray = np.any(masks, axis=2)
-    any_c: BoolArray = np.any(masks, axis=1)
+    rows, cols = _extents(np.any(masks, axis=2)), _extents(np.any(masks, axis=1))
     for p in range(nplanes):
-        near = slice(max(p - 1, 0), p + 2)
-        rows = np.flatnonzero(any_r[near].any(axis=0))
-        cols = np.flatnonzero(any_c[near].any(axis=0))
-        if not masks[p].any():
+        if rows[p] is None:  # no section
             continue
         if p in uncropped:
             r0, r1, c0, c1 = 0, nrows, 0, ncols
-        else:
-            r0, r1 = max(int(rows[0]) - 2, 0), min(int(rows[-1]) + 3, nrows)
-            c0, c1 = max(int(cols[0]) - 2, 0), min(int(cols[-1]) + 3, ncols)
+        else:  # the bounding box of this section and its neighbours'
+            near_r = [e for e in rows[max(p - 1, 0) : p + 2] if e is not None]
+            near_c = [e for e in cols[max(p - 1, 0) : p + 2] if e is not None]
+            r0 = max(min(e[0] for e in near_r) - 2, 0)
+            r1 = min(max(e[1] for e in near_r) + 3, nrows)
+            c0 = max(min(e[0] for e in near_c) - 2, 0)
+            c1 = min(max(e[1] for e in near_c) + 3, ncols)
         sub = masks[p, r0:r1, c0:c1]
-        edge = np.zeros(sub.shape, dtype=bool)
-        d = sub[1:] != sub[:-1]
-        edge[1:] |= d
-        edge[:-1] |= d
-        d = sub[:, 1:] != sub[:, :-1]
-        edge[:, 1:] |= d
-        edge[:, :-1] |= d
-        dist = distance_edt(~edge, (hy, hx))
+        free = np.ones(sub.shape, dtype=bool)  # not an edge sample
+        d = sub[1:] == sub[:-1]
+        free[1:] &= d
+        free[:-1] &= d
+        d = sub[:, 1:] == sub[:, :-1]
+        free[:, 1:] &= d
+        free[:, :-1] &= d
+        dist = distance_edt(free, (hy, hx))
         dist += 0.5 * min(hx, hy)
-        view = out[p, r0:r1, c0:c1]
-        view[...] = dist
-        np.negative(view, out=view, where=sub)
+        # Negative inside (dist > 0: the sign of 0.5 - sub; faster than a masked
+        # negation).
+        np.copysign(dist, np.subtract(0.5, sub), out=out[p, r0:r1, c0:c1])
     return out
+
+
+def _extents(occupied: BoolArray) -> list[tuple[int, int] | None]:
+    """First and last index occupied along each row of ``occupied`` (None: none)."""
+    n = occupied.shape[1]
+    first: list[int] = np.argmax(occupied, axis=1).tolist()
+    last: list[int] = (n - 1 - np.argmax(occupied[:, ::-1], axis=1)).tolist()
+    some: list[bool] = np.any(occupied, axis=1).tolist()
+    return [(f, e) if a else None for f, e, a in zip(first, last, some, strict=True)]

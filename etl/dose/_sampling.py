@@ -65,6 +65,39 @@ def resample_planes(
     return out.reshape(k1 - k0 + 1, -1)
 
 
+def voxel_planes(
+    dose_gy: FloatArray,
+    k0: int,
+    k1: int,
+    rows: tuple[IntArray, IntArray, FloatArray],
+    cols: tuple[IntArray, IntArray, FloatArray],
+) -> tuple[FloatArray, IntArray, tuple[float, float]] | None:
+    """Dose planes ``k0..k1`` for a raster on the voxel centres, without a copy.
+
+    Returns the grid's planes as rows (a read-only view of ``dose_gy``), the index of
+    each raster cell's voxel in a row, and the minimum and maximum of the dose of the
+    voxels the raster covers: the values :func:`resample_planes` would copy. None when
+    the raster is not on consecutive voxel centres.
+    """
+    ylo, _, fy = rows
+    xlo, _, fx = cols
+    if np.any(fx) or np.any(fy) or not (_consecutive(ylo) and _consecutive(xlo)):
+        return None
+    nj, ni = dose_gy.shape[1:]
+    block = dose_gy[k0 : k1 + 1]
+    planes = block.reshape(k1 - k0 + 1, nj * ni)
+    planes.flags.writeable = False
+    covered = block[:, ylo[0] : ylo[-1] + 1, xlo[0] : xlo[-1] + 1]
+    cells_at = (ylo[:, None] * ni + xlo[None, :]).ravel()
+    return planes, cells_at, (float(covered.min()), float(covered.max()))
+
+
+def _consecutive(idx: IntArray) -> bool:
+    """Whether ``idx`` (not empty) steps by 0 or 1: it covers ``idx[0]..idx[-1]``."""
+    steps = np.diff(idx)
+    return idx.size > 0 and bool(np.all((steps == 0) | (steps == 1)))
+
+
 def resample_points(
     dose_gy: FloatArray,
     k0: int,

@@ -68,7 +68,12 @@ from etl.dose._planes import (
     plan_runs,
 )
 from etl.dose._raster import CHUNK_CELLS, fill_planes
-from etl.dose._sampling import axis_weights, resample_planes, resample_points
+from etl.dose._sampling import (
+    axis_weights,
+    resample_planes,
+    resample_points,
+    voxel_planes,
+)
 from etl.dose.grid import DoseGrid
 from etl.dose.histogram import DVH, cumulative_nodes, tail_volumes
 from etl.errors import OutsideGridWarning, StructureError
@@ -302,7 +307,11 @@ def _histogram(dose: DoseGrid, r: _Raster, bin_width_gy: float) -> ColumnHistogr
     top = max(nk - 2, 0)
     k0 = int(np.clip(np.floor(r.zlo / dk) - 1, 0, top))
     k1 = min(int(np.clip(np.floor(r.zhi / dk), 0, top)) + 1, nk - 1)
-    if r.on_voxels:
+    cells_at, dose_range = None, None
+    voxels = voxel_planes(dose.dose_gy, k0, k1, yw[:3], xw[:3]) if r.on_voxels else None
+    if voxels is not None:  # the grid's own planes, read through an index
+        planes, cells_at, dose_range = voxels
+    elif r.on_voxels:
         planes = resample_planes(dose.dose_gy, k0, k1, yw[:3], xw[:3])
     else:
         # Dose at a low-discrepancy point of each cell (R2 sequence), not its centre:
@@ -322,6 +331,8 @@ def _histogram(dose: DoseGrid, r: _Raster, bin_width_gy: float) -> ColumnHistogr
         cell_mm2=hx * hy,
         bin_width_gy=bin_width_gy,
         exact=not r.on_voxels,
+        cells_at=cells_at,
+        dose_range=dose_range,
     )
 
 

@@ -23,8 +23,12 @@ entrance and exit paths. :class:`DoseModel` is the sum of
 The target of a conformal component is a sphere or an ellipsoid of revolution: for a
 sphere ``d = |x - c| - R`` is the exact distance; for an ellipsoid ``d = t (1 - 1/q)``
 with ``t = |x - c|`` and ``q`` the ellipsoidal radius (1 on the surface), the distance
-along the ray from the centre. Every component is smooth and non-negative when its
-``dose_gy`` is. DVHs in such a field are computed numerically
+along the ray from the centre. A target may be a union of disjoint such solids (a
+primary and a nodal PTV): ``d`` is then the smallest of the parts' distances (for
+spheres the exact signed distance to the union), so the union gets one prescription
+and one fall-off, with no dose summed where the parts' tails meet. Every component is
+continuous (smooth away from where two parts are equally near) and non-negative when
+its ``dose_gy`` is. DVHs in such a field are computed numerically
 (:mod:`etl.phantom.truth_numeric`).
 """
 
@@ -55,28 +59,33 @@ PENUMBRA_SIGMAS = 2.0 * 0.8416212335729143
 
 @dataclass(frozen=True)
 class ConformalDose:
-    """``dose_gy`` inside a target (sphere or ellipsoid), falling off outside it."""
+    """``dose_gy`` inside a target (sphere or ellipsoid), falling off outside it.
+
+    ``also`` holds further disjoint parts of the target (a union): the distance is
+    then the smallest of the parts' distances.
+    """
 
     target: Solid
     dose_gy: float
     penumbra_mm: float = 8.0
     tail_fraction: float = 0.2
     tail_mm: float = 20.0
+    also: tuple[Solid, ...] = ()
 
     def surface_distance_mm(self, points_mm: FloatArray) -> FloatArray:
-        """Distance from the surface along the ray from the centre (< 0 inside)."""
-        solid = self.target
-        d = np.asarray(points_mm, dtype=np.float64) - np.asarray(solid.centre_mm)
-        t = np.sqrt(np.einsum("...i,...i->...", d, d))
-        if solid.kind is ShapeKind.SPHERE:
-            return np.asarray(t - solid.radius_mm)
-        s = d @ np.asarray(solid.axis)
-        perp2 = np.clip(t * t - s * s, 0.0, None)
-        half = solid.height_mm / 2.0
-        q = np.sqrt(perp2 / solid.radius_mm**2 + s * s / half**2)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out = np.where(q > 0.0, t * (1.0 - 1.0 / q), -min(solid.radius_mm, half))
-        return np.asarray(out, dtype=np.float64)
+        """Distance from the surface along the ray from the centre (< 0 inside).
+
+        Examples
+        --------
+        >>> a, b = Solid.make("sphere", 20.0), Solid.make("sphere", 10.0, centre_mm=(50, 0, 0))
+        >>> ConformalDose(a, 60.0, also=(b,)).surface_distance_mm(np.array([[40.0, 0, 0]]))
+        array([5.])
+        """  # noqa: E501
+        pts = np.asarray(points_mm, dtype=np.float64)
+        out = _ray_distance_mm(self.target, pts)
+        for part in self.also:
+            out = np.minimum(out, _ray_distance_mm(part, pts))
+        return out
 
     def dose_at(self, points_mm: FloatArray) -> FloatArray:
         """Dose (Gy) at points of shape (..., 3)."""
@@ -86,6 +95,21 @@ class ConformalDose:
         core = ndtr(-(d - 2.0 * sigma) / sigma)
         tail = np.exp(-np.clip(d, 0.0, None) / self.tail_mm)
         return np.asarray(self.dose_gy * ((1.0 - a) * core + a * tail))
+
+
+def _ray_distance_mm(solid: Solid, points_mm: FloatArray) -> FloatArray:
+    """Distance from a sphere's or ellipsoid's surface along the ray from its centre."""
+    d = points_mm - np.asarray(solid.centre_mm)
+    t = np.sqrt(np.einsum("...i,...i->...", d, d))
+    if solid.kind is ShapeKind.SPHERE:
+        return np.asarray(t - solid.radius_mm)
+    s = d @ np.asarray(solid.axis)
+    perp2 = np.clip(t * t - s * s, 0.0, None)
+    half = solid.height_mm / 2.0
+    q = np.sqrt(perp2 / solid.radius_mm**2 + s * s / half**2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(q > 0.0, t * (1.0 - 1.0 / q), -min(solid.radius_mm, half))
+    return np.asarray(out, dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -157,6 +181,11 @@ class DoseModel:
                     "tail_fraction": c.tail_fraction,
                     "tail_mm": c.tail_mm,
                 }
+                | (
+                    {"more_target_centres_mm": [list(p.centre_mm) for p in c.also]}
+                    if c.also
+                    else {}
+                )
                 for c in self.conformal
             ],
             "beams": [

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["BUILDERS", "TARGET", "UNIONS", "Builder", "Roi"]
+__all__ = ["BUILDERS", "CONVENTIONAL", "TARGET", "UNIONS", "Builder", "Roi"]
 
 Roi = dict[str, Any]
 Builder = Callable[[float], tuple[list[Roi], list[Roi], list[Roi]]]
@@ -170,11 +170,14 @@ def _head_neck(scale: float) -> tuple[list[Roi], list[Roi], list[Roi]]:
     return rois, conformal, []
 
 
-def _lung(scale: float) -> tuple[list[Roi], list[Roi], list[Roi]]:
+def _lung(
+    scale: float, *, nodal: bool = False
+) -> tuple[list[Roi], list[Roi], list[Roi]]:
+    primary = "PTVp" if nodal else "PTV"
     rois = [
         *_thorax(),
         *_mediastinum(),
-        _sphere("PTV", 66 * scale, (78, 5, 52), **_PTV),
+        _sphere(primary, 66 * scale, (78, 5, 52), **_PTV),
         _cylinder("Trachea", 18, 80, (0, -5, 90), ct_hu=-900),
         # the left main bronchus, from the carina to the hilum
         _cylinder("Bronchus", 12, 50, (24, -3, 40), axis=[0.9, 0, -0.4], ct_hu=-900),
@@ -183,15 +186,37 @@ def _lung(scale: float) -> tuple[list[Roi], list[Roi], list[Roi]]:
         _sphere("GTV", 36 * scale, (78, 5, 52), **_GTV),
         _sphere("CTV", 50 * scale, (78, 5, 52), **_CTV),
     ]
+    if nodal:
+        rois.append(_nodes(scale))
     conformal = [
         {"target": "PTV", "penumbra_mm": 10, "tail_fraction": 0.45, "tail_mm": 60}
     ]
     beams = [
-        {"target": "PTV", "direction": "y", "dose": 0.12},
-        {"target": "PTV", "direction": "-x", "dose": 0.1},
-        {"target": "PTV", "direction": [0.8, -0.6, 0.0], "dose": 0.12},
+        {"target": primary, "direction": "y", "dose": 0.12},
+        {"target": primary, "direction": "-x", "dose": 0.1},
+        {"target": primary, "direction": [0.8, -0.6, 0.0], "dose": 0.12},
     ]
+    if nodal:  # the mediastinum is in the AP-PA and an oblique field too
+        beams += [
+            {"target": "PTVn", "direction": "y", "dose": 0.12, "radius_mm": 30},
+            {
+                "target": "PTVn",
+                "direction": [-0.8, -0.6, 0.0],
+                "dose": 0.1,
+                "radius_mm": 30,
+            },
+        ]
     return rois, conformal, beams
+
+
+def _nodes(scale: float) -> Roi:
+    # ipsilateral hilar, lower paratracheal and subcarinal nodes: one ellipsoid in
+    # the mediastinum beside the Esophagus and the Trachea (disjoint from PTVp)
+    return _ellipsoid("PTVn", 36 * scale, 70 * scale, (10, 12, 45), **_PTV)
+
+
+def _lung_nodal(scale: float) -> tuple[list[Roi], list[Roi], list[Roi]]:
+    return _lung(scale, nodal=True)
 
 
 #: The builder of each site.
@@ -206,3 +231,14 @@ _LUNGS = [{"name": "Lungs", "of": ["Lung_L", "Lung_R"]}]
 UNIONS: dict[str, list[dict[str, Any]]] = {"breast": _LUNGS, "lung": _LUNGS}
 #: The prescription target of a site when it is not ``PTV``.
 TARGET = {"head_neck": "PTV_High"}
+#: Conventionally fractionated plans of a site that differ from its builder: their
+#: builder, extra unions and prescription target. Conventional lung RT (stage II-III)
+#: treats the mediastinal and hilar nodes too: the ``PTV`` is the union of the
+#: primary's ``PTVp`` and the nodes' ``PTVn``, prescribed at the primary's centre.
+CONVENTIONAL: dict[str, tuple[Builder, list[dict[str, Any]], str]] = {
+    "lung": (
+        _lung_nodal,
+        [{"name": "PTV", "of": ["PTVp", "PTVn"], "interpreted_type": "PTV"}],
+        "PTVp",
+    ),
+}

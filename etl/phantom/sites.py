@@ -29,10 +29,12 @@ head and neck  BODY, PTV_High, PTV_Low,    Parotid Mean 15-35 Gy;
                Larynx_SG, Musc_Constrict,
                Musc_Constrict_S/M/I
 lung           BODY, GTV, CTV, PTV,        Lungs Mean 10-20 Gy;
-(14)           Lung_L/R, Lungs (union),    SpinalCord Max < 50 Gy
-               Heart, Esophagus,
-               SpinalCord, Trachea,
-               Bronchus, BrachialPlex_L/R
+(14; 16 at     Lung_L/R, Lungs (union),    SpinalCord Max < 50 Gy;
+conventional   Heart, Esophagus,           at 60 Gy / 30: Esophagus
+schedules)     SpinalCord, Trachea,        Mean 15-30 Gy, Heart Mean
+               Bronchus, BrachialPlex_L/R  5-15 Gy; SBRT (54 Gy / 3):
+               (conventional: PTVp, PTVn,  Esophagus Mean < 10 Gy
+               PTV = union of the two)
 =============  ==========================  =========================
 
 The organs (:mod:`etl.phantom.site_anatomy`) are small simple solids (the ``BODY`` is
@@ -42,7 +44,12 @@ thirds of Musc_Constrict; Larynx_SG the upper part of the Larynx.
 ``laterality`` mirrors the anatomy in x (a right breast, a right lung tumour, a
 right-sided head and neck primary). ``sparing`` scales the low-dose bath and the beam
 paths (1 typical; below 1 a centre that spares better, above 1 worse). A lung
-schedule of at most 8 fractions (SBRT) halves the PTV. ``rng`` jitters
+schedule of at most 8 fractions (SBRT) halves the PTV: a small peripheral lesion. A
+conventional lung schedule (stage II-III) treats the mediastinal and hilar nodes too:
+the ``PTV`` is then the union of the primary's ``PTVp`` and the nodes' ``PTVn`` (an
+ellipsoid beside the Esophagus and the Trachea, with fields of its own), the conformal
+dose falls off from the union (:mod:`etl.phantom.conformal`) and the prescription is
+at the centre of ``PTVp`` (the plan's target); ``GTV`` and ``CTV`` are the primary's. ``rng`` jitters
 positions (up to 2.5 mm) and the PTV size (up to 10 %) per patient. ``names`` renames
 the ROIs (TG-263 -> local name), for simulated local naming.
 
@@ -61,15 +68,16 @@ from typing import Any
 import numpy as np
 
 from etl.phantom.geometry import PhantomSpecError
-from etl.phantom.site_anatomy import BUILDERS, TARGET, UNIONS, Roi
+from etl.phantom.site_anatomy import BUILDERS, CONVENTIONAL, TARGET, UNIONS, Roi
 from etl.phantom.spec import PhantomSpec, parse_spec
 
-__all__ = ["SITES", "site_spec"]
+__all__ = ["SBRT_MAX_FRACTIONS", "SITES", "site_spec"]
 
 #: The sites :func:`site_spec` knows.
 SITES = ("breast", "prostate", "head_neck", "lung")
 
-_SBRT_MAX_FRACTIONS = 8
+#: A lung schedule of at most this many fractions is SBRT (a small target).
+SBRT_MAX_FRACTIONS = 8
 
 
 def _mirror(rois: list[Roi], beams: list[Roi]) -> None:
@@ -133,9 +141,14 @@ def site_spec(
     if not sparing > 0:
         raise PhantomSpecError(f"sparing {sparing!r}: must be positive")
     scale = 1.0 + (float(rng.uniform(-0.1, 0.1)) if rng is not None else 0.0)
-    if site == "lung" and fractions <= _SBRT_MAX_FRACTIONS:
+    builder, unions = BUILDERS[site], UNIONS.get(site, [])
+    target = TARGET.get(site, "PTV")
+    if site == "lung" and fractions <= SBRT_MAX_FRACTIONS:
         scale *= 0.5  # stereotactic: a small peripheral target
-    rois, conformal, beams = BUILDERS[site](scale)
+    elif site in CONVENTIONAL:
+        builder, more, target = CONVENTIONAL[site]
+        unions = [*unions, *more]
+    rois, conformal, beams = builder(scale)
     if laterality == "R":
         _mirror(rois, beams)
     _jitter(rois, rng)
@@ -152,7 +165,6 @@ def site_spec(
         | {"dose_gy": prescription_gy * float(b["dose"]) * sparing}
         for b in beams
     ]
-    target = TARGET.get(site, "PTV")
     spec: dict[str, Any] = {
         "contour_spacing_mm": grid_mm,
         "dose_grid_mm": grid_mm,
@@ -161,7 +173,7 @@ def site_spec(
         "dose": [{"dose_gy": 0.0}],
         "conformal": conf,
         "beam_fields": beam_fields,
-        "unions": UNIONS.get(site, []),
+        "unions": unions,
         "truth_samples": truth_samples,
         "plan": {
             "target": target,
@@ -186,7 +198,8 @@ def _rename(spec: dict[str, Any], names: Mapping[str, str]) -> dict[str, Any]:
 
     spec["rois"] = [r | {"name": nm(r["name"])} for r in spec["rois"]]
     spec["unions"] = [
-        {"name": nm(u["name"]), "of": [nm(n) for n in u["of"]]} for u in spec["unions"]
+        u | {"name": nm(u["name"]), "of": [nm(n) for n in u["of"]]}
+        for u in spec["unions"]
     ]
     for part in ("conformal", "beam_fields"):
         spec[part] = [c | {"target": nm(c["target"])} for c in spec[part]]

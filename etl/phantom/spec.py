@@ -200,9 +200,15 @@ class PhantomSpec(BaseModel):
     def dose_model(self) -> DoseModel:
         """Return the whole dose: the linear field plus conformal and beam parts."""
         solids = {r.name: r.solid() for r in self.rois}
+        unions = None
+        if any(c.target not in solids for c in self.conformal):
+            unions = {
+                u.name: parts
+                for u, parts in zip(self.unions, self.union_parts(), strict=True)
+            }
         return DoseModel(
             self.dose_field(),
-            tuple(c.component(solids) for c in self.conformal),
+            tuple(c.component(solids, unions) for c in self.conformal),
             tuple(b.component(solids) for b in self.beam_fields),
         )
 

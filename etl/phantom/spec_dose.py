@@ -11,13 +11,15 @@ JSON (keys of the phantom spec, all optional)::
                 "interpreted_type": "ORGAN"}]
 
 The models of the components are in :mod:`etl.phantom.conformal`. A conformal target is
-a sphere or an ellipsoid ROI; a beam passes through its target's centre with radius
-``radius_mm`` (default: the target's largest radius plus ``margin_mm``). A union is an
-extra ROI made of disjoint ROIs (written as all their contours, no CT painting).
+a sphere or an ellipsoid ROI, or a union of such ROIs (one fall-off from the union);
+a beam passes through its target's centre with radius ``radius_mm`` (default: the
+target's largest radius plus ``margin_mm``). A union is an extra ROI made of disjoint
+ROIs (written as all their contours, no CT painting).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import numpy as np
@@ -42,11 +44,26 @@ class ConformalSpec(BaseModel):
     tail_fraction: float = Field(default=0.2, ge=0.0, le=1.0)
     tail_mm: float = Field(default=20.0, gt=0.0, le=1000.0)
 
-    def component(self, solids: dict[str, Solid]) -> ConformalDose:
-        """Return the component on its target's solid."""
-        solid = _target(solids, self.target, "conformal")
+    def component(
+        self,
+        solids: dict[str, Solid],
+        unions: Mapping[str, Sequence[Solid]] | None = None,
+    ) -> ConformalDose:
+        """Return the component on its target's solid (or a union's solids)."""
+        if unions is not None and self.target in unions and self.target not in solids:
+            parts = {
+                f"{self.target}[{k}]": p for k, p in enumerate(unions[self.target])
+            }
+            first, *more = (_target(parts, n, "conformal") for n in parts)
+        else:
+            first, more = _target(solids, self.target, "conformal"), []
         return ConformalDose(
-            solid, self.dose_gy, self.penumbra_mm, self.tail_fraction, self.tail_mm
+            first,
+            self.dose_gy,
+            self.penumbra_mm,
+            self.tail_fraction,
+            self.tail_mm,
+            tuple(more),
         )
 
 

@@ -43,7 +43,9 @@ the date offset): not in the future, not before the year of birth, not after dea
 
 Modules: :mod:`~instruments.store.common` (timepoint visit, concepts, outcomes, date
 plausibility), :mod:`~instruments.store.prom`, :mod:`~instruments.store.toxicity`,
-:mod:`~instruments.store.versions`, :mod:`~instruments.store.history`.
+:mod:`~instruments.store.versions`, :mod:`~instruments.store.history`,
+:mod:`~instruments.store.prom_summary` (the QLQ-C30 summary ``prom_scale_score``, which
+:func:`store_prom` recomputes for the person after every questionnaire it writes).
 """
 
 from __future__ import annotations

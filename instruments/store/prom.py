@@ -28,6 +28,7 @@ from instruments.store.common import (
     visit_for,
     where_persons,
 )
+from instruments.store.prom_summary import refresh_prom_summary
 from instruments.store.rows import prom_value_rows, score_prom, survey_row
 from instruments.store.versions import AssessmentKind, check_reason, record_correction
 from omop.cdm import Measurement, Observation, SurveyConduct
@@ -131,6 +132,7 @@ def store_prom(
         session.execute(insert(Measurement), scores)
     session.flush()
     if existing is None:
+        refresh_prom_summary(session, [where.person_id])
         return int(survey.survey_conduct_id), StoreOutcome.STORED
     record_correction(
         session,
@@ -144,6 +146,7 @@ def store_prom(
         reason=str(reason),
         actor=actor,
     )
+    refresh_prom_summary(session, [where.person_id])  # after the old rows left
     return int(survey.survey_conduct_id), StoreOutcome.CORRECTED
 
 

@@ -93,6 +93,37 @@ def test_conformal_profile():
     )
 
 
+def test_conformal_dose_on_a_union_falls_off_from_the_nearest_part():
+    # Two disjoint balls as one target: the dose at a point is the profile at its
+    # distance from the nearer ball (the exact distance to the union of balls).
+    spec = parse_spec(
+        {
+            "rois": [
+                {"name": "PTVp", "shape": "sphere", "size_mm": 40},
+                {"name": "PTVn", "shape": "sphere", "size_mm": 20,
+                 "offset_mm": [60, 0, 0]},
+            ],
+            "dose": [{"dose_gy": 0}],
+            "unions": [{"name": "PTV", "of": ["PTVp", "PTVn"]}],
+            "conformal": [{"target": "PTV", "dose_gy": 60, "penumbra_mm": 8,
+                           "tail_fraction": 0.2, "tail_mm": 20}],
+        }
+    )  # fmt: skip
+    model = spec.dose_model()
+    pts = np.array([[0.0, 0, 0], [60.0, 0, 0], [40.0, 0, 0], [0, 0, 50.0]])
+    sigma = 8.0 / PENUMBRA_SIGMAS
+
+    def profile(d: float) -> float:
+        return 60 * (
+            0.8 * ndtr(-(d - 2 * sigma) / sigma) + 0.2 * math.exp(-max(d, 0) / 20)
+        )
+
+    # (40, 0, 0) is 20 mm from the first ball and 10 mm from the second: 10 mm
+    expected = [profile(-20.0), profile(-10.0), profile(10.0), profile(30.0)]
+    assert model.dose_at(pts) == pytest.approx(expected, rel=1e-12)
+    assert model.describe()["conformal"][0]["more_target_centres_mm"] == [[60, 0, 0]]
+
+
 def test_conformal_target_must_be_sphere_or_ellipsoid():
     spec = parse_spec(
         {
@@ -135,6 +166,12 @@ SITE_CASES = [
     ("breast", 50.0, 25, "R", "Glnd_Thyroid", "Mean[Gy]", (0.0, 3.0)),
     ("prostate", 78.0, 39, "L", "PenileBulb", "Mean[Gy]", (0.0, 50.0)),
     ("lung", 60.0, 30, "R", "SpinalCord", "Max[Gy]", (0.0, 50.0)),
+    # conventional lung RT treats the mediastinal nodes (QUANTEC esophagus, heart)
+    ("lung", 60.0, 30, "L", "Esophagus", "Mean[Gy]", (15.0, 30.0)),
+    ("lung", 60.0, 30, "R", "Esophagus", "Mean[Gy]", (15.0, 30.0)),
+    ("lung", 60.0, 30, "L", "Heart", "Mean[Gy]", (5.0, 15.0)),
+    # SBRT of a small peripheral lesion spares the mediastinum
+    ("lung", 54.0, 3, "L", "Esophagus", "Mean[Gy]", (0.0, 10.0)),
 ]
 
 #: TG-263 structures of each site (the module docstring's table).
@@ -149,9 +186,9 @@ SITE_STRUCTURES = {
                   "Glnd_Submand_L", "Glnd_Submand_R", "SpinalCord", "Brainstem",
                   "Cavity_Oral", "Larynx", "Larynx_SG", "Musc_Constrict",
                   "Musc_Constrict_S", "Musc_Constrict_M", "Musc_Constrict_I"},
-    "lung": {"BODY", "GTV", "CTV", "PTV", "Lung_L", "Lung_R", "Lungs", "Heart",
-             "Esophagus", "SpinalCord", "Trachea", "Bronchus", "BrachialPlex_L",
-             "BrachialPlex_R"},
+    "lung": {"BODY", "GTV", "CTV", "PTVp", "PTVn", "PTV", "Lung_L", "Lung_R", "Lungs",
+             "Heart", "Esophagus", "SpinalCord", "Trachea", "Bronchus",
+             "BrachialPlex_L", "BrachialPlex_R"},
 }  # fmt: skip
 
 
@@ -165,11 +202,14 @@ def test_site_structures_are_tg263_names(site, side):
     names = spec.roi_names()
     assert set(names) == SITE_STRUCTURES[site]
     assert len(names) == len(set(names))
-    assert set(names) - {"BODY", "PTV_High", "PTV_Low"} <= set(tg263_names())
+    assert set(names) - {"BODY", "PTV_High", "PTV_Low", "PTVp", "PTVn"} <= set(
+        tg263_names()
+    )
     kinds = {r.name: str(r.interpreted_type) for r in spec.rois}
-    for target in ("GTV", "CTV", "PTV"):
+    kinds |= {u.name: str(u.interpreted_type) for u in spec.unions}
+    for target in ("GTV", "CTV", "PTV", "PTVp", "PTVn"):
         if target in kinds:
-            assert kinds[target] == target
+            assert kinds[target] == target[:3]
     # the constrictor thirds lie inside the whole muscle (the same axis)
     if site == "head_neck":
         whole = next(r for r in spec.rois if r.name == "Musc_Constrict")
@@ -210,9 +250,9 @@ def test_site_names_and_unions(tmp_path):
     names = {"Lung_L": "Lt Lung", "Lungs": "LUNGS", "PTV": "PTV_60"}
     spec = site_spec("lung", prescription_gy=60, fractions=30, names=names)
     assert spec.roi_names() == [
-        "BODY", "Lt Lung", "Lung_R", "Heart", "Esophagus", "SpinalCord", "PTV_60",
+        "BODY", "Lt Lung", "Lung_R", "Heart", "Esophagus", "SpinalCord", "PTVp",
         "Trachea", "Bronchus", "BrachialPlex_L", "BrachialPlex_R", "GTV", "CTV",
-        "LUNGS",
+        "PTVn", "LUNGS", "PTV_60",
     ]  # fmt: skip
     truth = write_phantom(tmp_path, spec.model_copy(update={"truth_samples": 4096}))
     by_name = {r["name"]: r for r in truth["rois"]}
@@ -220,6 +260,14 @@ def test_site_names_and_unions(tmp_path):
         by_name["Lt Lung"]["volume_cc"] + by_name["Lung_R"]["volume_cc"]
     )
     assert by_name["LUNGS"]["shape"] == "union"
+    # the PTV of a conventional plan: the primary's and the nodes' (one fall-off)
+    assert by_name["PTV_60"]["volume_cc"] == pytest.approx(
+        by_name["PTVp"]["volume_cc"] + by_name["PTVn"]["volume_cc"]
+    )
+    assert truth["prescription"]["target"] == "PTVp"
+    sbrt = site_spec("lung", prescription_gy=54, fractions=3, names=names)
+    assert "PTVn" not in sbrt.roi_names()
+    assert "PTV_60" in [r.name for r in sbrt.rois]
 
 
 def test_site_laterality_mirrors_the_target():

@@ -83,3 +83,28 @@ def test_truncated_and_non_dicom_files(tmp_path):
         read_rtdose(junk)
     with pytest.raises(DicomParseError, match="no such file"):
         read_rtdose(tmp_path / "absent.dcm")
+
+
+@pytest.mark.parametrize(
+    ("bits", "signed", "stored"),
+    [(32, False, 32), (16, False, 16), (16, True, 16), (32, True, 32), (16, False, 12)],
+)
+def test_pixels_read_in_place_equal_pydicoms_decoding(tmp_path, bits, signed, stored):
+    """Plain native pixel data is read without pydicom's decoder, to the same dose."""
+    from pydicom import dcmread
+
+    from etl.dicom.rtdose import _native_pixels
+
+    vals = _values().astype(np.int64) * (-1 if signed else 1)
+    ds = rtdose(vals.astype(np.uint32))
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = bits, stored, stored - 1
+    ds.PixelRepresentation = int(signed)
+    ds.PixelData = vals.astype(f"<{'i' if signed else 'u'}{bits // 8}").tobytes()
+    path = save(ds, tmp_path / "d.dcm")
+    read = dcmread(path)
+    expected = read.pixel_array.astype(np.float64) * 0.001
+    assert (_native_pixels(read) is not None) == (stored == bits)
+    dose = read_rtdose(path).dose_gy
+    assert dose.dtype == np.float64
+    assert dose.tobytes() == expected.tobytes()
+    assert dose.min() == (-0.432 if signed else 0.0)

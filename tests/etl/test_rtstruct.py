@@ -45,3 +45,26 @@ def test_wrong_object_and_bad_contour_data():
     ds.ROIContourSequence[0].ContourSequence[0].ContourData = [1.0, 2.0, 3.0, 4.0]
     with pytest.raises(DicomParseError, match="not a multiple of 3"):
         read_rtstruct(ds)
+
+
+def test_references_with_and_without_the_images(tmp_path):
+    from pydicom import dcmread
+
+    from etl.dicom.rtstruct import structure_references
+    from tests.etl.ingest_corpus import write_patient
+
+    truth = write_patient(tmp_path, "REF-1", 5)
+    ds = dcmread(tmp_path / "RTSTRUCT.dcm")
+    full = structure_references(ds)
+    short = structure_references(ds, images=False)
+    assert full.series_uids == (truth["uids"]["ct_series_instance_uid"],)
+    assert len(full.image_uids) == len(truth["files"]["ct"])
+    assert short.image_uids == ()
+    assert (short.frame_of_reference_uids, short.series_uids) == (
+        full.frame_of_reference_uids,
+        full.series_uids,
+    )
+    # read_rtstruct keeps the series (the images are not part of a StructureSet).
+    ss = read_rtstruct(tmp_path / "RTSTRUCT.dcm")
+    assert ss.referenced_series_uids == full.series_uids
+    assert ss.frame_of_reference_uid == full.frame_of_reference_uids[0]
