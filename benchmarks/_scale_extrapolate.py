@@ -24,9 +24,7 @@ from typing import Any
 __all__ = ["extrapolate", "format_table"]
 
 
-def _power(
-    n1: float, t1: float, n2: float, t2: float, n: float
-) -> tuple[float, float]:
+def _power(n1: float, t1: float, n2: float, t2: float, n: float) -> tuple[float, float]:
     b = max(0.0, math.log(t2 / t1) / math.log(n2 / n1)) if t1 > 0 and t2 > 0 else 1.0
     return t2 * (n / n2) ** b, b
 

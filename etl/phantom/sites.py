@@ -49,9 +49,9 @@ conventional lung schedule (stage II-III) treats the mediastinal and hilar nodes
 the ``PTV`` is then the union of the primary's ``PTVp`` and the nodes' ``PTVn`` (an
 ellipsoid beside the Esophagus and the Trachea, with fields of its own), the conformal
 dose falls off from the union (:mod:`etl.phantom.conformal`) and the prescription is
-at the centre of ``PTVp`` (the plan's target); ``GTV`` and ``CTV`` are the primary's. ``rng`` jitters
-positions (up to 2.5 mm) and the PTV size (up to 10 %) per patient. ``names`` renames
-the ROIs (TG-263 -> local name), for simulated local naming.
+at the centre of ``PTVp`` (the plan's target); ``GTV`` and ``CTV`` are the primary's.
+``rng`` jitters positions (up to 2.5 mm) and the PTV size (up to 10 %) per patient.
+``names`` renames the ROIs (TG-263 -> local name), for simulated local naming.
 
 Examples
 --------
