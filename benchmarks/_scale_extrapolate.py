@@ -63,11 +63,12 @@ def extrapolate(
         raise SystemExit(f"--db2 {large} ({n2:.0f} patients) must be larger than "
                          f"--db {small} ({n1:.0f})")  # fmt: skip
     ratio = to / n2
+    rows = sum(b2["tables"].values()) if "tables" in b2 else b2["rows"]
     build = {
         "patients": to,
         "database_gib": b2["database_bytes"] * ratio / 2**30,
-        "rows": b2["rows"] * ratio,
-        "load_s_at_large_rate": b2["rows"] * ratio / b2["rows_per_s"],
+        "rows": rows * ratio,
+        "load_s_at_large_rate": rows * ratio / b2["rows_per_s"],
     }
     queries = {}
     for label in sorted(set(q1) & set(q2)):

@@ -131,6 +131,7 @@ def _build(args: argparse.Namespace, srv: Any) -> None:
         ensure_default_rules(session)
         for code in codes:
             centre_for(session, code)
+    before = sum(sb.table_counts(engine).values()) if args.resume else 0
     shards = [codes[k :: args.workers] for k in range(args.workers)]
     jobs = [(args, name, url, shard) for shard in shards if shard]
     started = time.perf_counter()
@@ -141,7 +142,7 @@ def _build(args: argparse.Namespace, srv: Any) -> None:
     simulated = max(p["simulate_s"] for p in parts)
     counts = {k: sum(p["counts"][k] for p in parts) for k in parts[0]["counts"]}
     tables = sb.table_counts(engine)
-    rows = sum(tables.values())
+    rows = sum(tables.values()) - before  # written by this run (--resume: the rest)
     print(f"simulated in {simulated:.0f} s, loaded {counts} in {loaded:.0f} s "
           f"({args.workers} workers; wall {wall:.0f} s): {rows:,} rows, "
           f"{rows / loaded:,.0f} rows/s")  # fmt: skip
@@ -150,7 +151,9 @@ def _build(args: argparse.Namespace, srv: Any) -> None:
     size = sb.database_bytes(engine)
     big = [t for t, n in tables.items() if n >= 1000]
     raw = sb.raw_copy_seconds(engine, big)
-    print(f"raw COPY of the same rows: {raw:.1f} s (build/raw = {loaded / raw:.1f})")
+    share = rows / sum(tables.values())  # --resume: the part this run wrote
+    print(f"raw COPY of all rows: {raw:.1f} s "
+          f"(build/raw = {loaded / (raw * share):.1f})")  # fmt: skip
     print(f"database size: {size / 2**30:.2f} GiB")
     patients = sum(p["patients"] for p in parts)
     sb.save(
@@ -159,8 +162,9 @@ def _build(args: argparse.Namespace, srv: Any) -> None:
             "patients": patients, "consented": sum(p["consented"] for p in parts),
             "workers": args.workers, "simulate_s": simulated, "load_s": loaded,
             "wall_s": wall, "rows": rows, "rows_per_s": rows / loaded,
-            "patients_per_s": patients / loaded, "raw_copy_s": raw,
-            "ratio_to_raw_copy": loaded / raw, "database_bytes": size,
+            "patients_per_s": counts["persons"] / loaded, "raw_copy_s": raw,
+            "ratio_to_raw_copy": loaded / (raw * rows / sum(tables.values())),
+            "database_bytes": size, "resumed": args.resume,
             "tables": tables, "counts": counts, "url": url,
         }},
     )  # fmt: skip
