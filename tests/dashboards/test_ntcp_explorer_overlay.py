@@ -113,9 +113,8 @@ def test_overlay_without_a_session_or_with_an_unrecorded_organ_says_so(
     assert set(drawn.attrs["left_out"]) == {"Larynx_SG", "Musc_Constrict_S"}
 
 
-def test_page_draws_the_overlay_with_its_caption(
-    national_hn: National, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _fitted_page(national_hn: National, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The explorer as researcher-in, a logistic fit on Musc_Constrict_S done."""
     national_hn.env(monkeypatch)
     at = sign_in(new_app(), "researcher-in", PASSWORD)
     at = at.switch_page("pages/ntcp_explorer.py").run()
@@ -128,6 +127,13 @@ def test_page_draws_the_overlay_with_its_caption(
     by_label(at.button, "Fit").click()
     at.run()
     assert not at.exception, at.exception
+    return at
+
+
+def test_page_draws_the_overlay_with_its_caption(
+    national_hn: National, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = _fitted_page(national_hn, monkeypatch)
     by_label(at.selectbox, "Overlay a published model").set_value(get_model(MODEL))
     at.run()
     assert not at.exception, at.exception
@@ -156,17 +162,7 @@ def _larynx_reads(national_hn: National) -> int:
 def test_a_rerun_reuses_the_overlay_and_a_new_fit_reads_again(
     national_hn: National, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    national_hn.env(monkeypatch)
-    at = sign_in(new_app(), "researcher-in", PASSWORD)
-    at = at.switch_page("pages/ntcp_explorer.py").run()
-    by_label(at.selectbox, "Organ (patients with its dose-volume histogram)").set_value(
-        "Musc_Constrict_S"
-    )
-    by_label(at.text_input, "Endpoint").input(ENDPOINT)
-    by_label(at.radio, "Model").set_value("logistic")
-    at.run()
-    by_label(at.button, "Fit").click()
-    at.run()
+    at = _fitted_page(national_hn, monkeypatch)
     before = _larynx_reads(national_hn)
     by_label(at.selectbox, "Overlay a published model").set_value(get_model(MODEL))
     at.run()
