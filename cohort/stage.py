@@ -17,7 +17,8 @@ MEASUREMENT, pre-coordinated: the concept *is* the stage group) it is stored as:
 
 A person has at most one stage: recording again replaces it. Erasure removes it with
 every row of the person (:mod:`cohort.erasure`). Other modules read the stages
-through :func:`stages`; the bulk simulator builds the row with :func:`stage_row`.
+through :func:`stages` (or join :func:`stage_query`); the bulk simulator builds the row
+with :func:`stage_row`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Subquery, delete, func, select
 from sqlalchemy.orm import Session
 
 from cohort.errors import InvalidInputError
@@ -41,6 +42,8 @@ __all__ = [
     "check_stage",
     "parse_stage",
     "record_stage",
+    "stage_group",
+    "stage_query",
     "stage_row",
     "stages",
 ]
@@ -138,6 +141,29 @@ def record_stage(
     session.add(Measurement(**row))
     session.flush()
     return _concepts()[int(row["measurement_source_concept_id"])]
+
+
+def stage_query() -> Subquery:
+    """Return the recorded stages as a subquery ``(person_id, concept)``.
+
+    One row per person with a stage (a person has one; were there two, the larger
+    concept), for set-based readers that join it to their persons (the case-mix
+    table); :func:`stage_group` names the concept.
+    """
+    return (
+        select(
+            Measurement.person_id.label("person_id"),
+            func.max(Measurement.measurement_source_concept_id).label("concept"),
+        )
+        .where(Measurement.measurement_source_concept_id.in_(list(_concepts())))
+        .group_by(Measurement.person_id)
+        .subquery()
+    )
+
+
+def stage_group(concept_id: int) -> str:
+    """Return the stage group (``0``-``IV``) of one of our stage concepts."""
+    return _concepts()[int(concept_id)]
 
 
 def stages(session: Session, persons: Iterable[int]) -> dict[int, str]:

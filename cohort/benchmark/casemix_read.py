@@ -4,7 +4,8 @@
 with a first RT course: the centre, treatment site and last contact (enrolment),
 sex, the first course (:func:`etl.store.course.first_courses_query`), its age at the
 start (:func:`etl.store.course_age.course_age_query`) and prescription
-(:func:`etl.store.metric_reads.prescription_query`), the death date
+(:func:`etl.store.metric_reads.prescription_query`), the stage
+(:func:`cohort.stage.stage_query`), the death date
 (:func:`cohort.vital.death_dates`), and, of the CTCAE assessments on or after the
 course start (:func:`instruments.store.toxicity_days.assessment_days`), the last
 day and the first day with a grade >= ``min_grade`` of the term. Reading these with
@@ -22,6 +23,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
+from cohort.stage import stage_group, stage_query
 from etl.store.course import FirstCourse, first_courses_query
 from etl.store.course_age import course_age_query
 from etl.store.metric_reads import prescription_query
@@ -51,6 +53,8 @@ class CasemixReads(NamedTuple):
     seen: dict[int, datetime.date]
     #: person -> first day on or after the course start with a grade >= min_grade
     hits: dict[int, datetime.date]
+    #: person -> overall stage group (of the persons with one)
+    stages: dict[int, str]
 
 
 def read_casemix(
@@ -78,13 +82,14 @@ def read_casemix(
     age = course_age_query(session)
     total = prescription_query(session, "total_dose")
     fractions = prescription_query(session, "fractions")
+    stage = stage_query()
 
     query = (
         select(
             first.c.person_id, first.c.episode_start_date, first.c.episode_end_date,
             first.c.episode_id, Enrolment.care_site_id, Enrolment.treatment_site,
             Enrolment.last_contact_date, Person.gender_concept_id, Death.death_date,
-            age.c.value, total.c.value, fractions.c.value,
+            age.c.value, total.c.value, fractions.c.value, stage.c.concept,
         )
         .select_from(first)
         .join(Enrolment, Enrolment.person_id == first.c.person_id)
@@ -93,11 +98,12 @@ def read_casemix(
         .outerjoin(age, age.c.episode == first.c.episode_id)
         .outerjoin(total, total.c.episode == first.c.episode_id)
         .outerjoin(fractions, fractions.c.episode == first.c.episode_id)
+        .outerjoin(stage, stage.c.person_id == first.c.person_id)
     )  # fmt: skip
-    out = CasemixReads({}, {}, {}, {}, {}, {}, {}, {})
+    out = CasemixReads({}, {}, {}, {}, {}, {}, {}, {}, {})
     for row in session.execute(query).all():
         pid, start, end, ep = int(row[0]), row[1], row[2], int(row[3])
-        centre, site, contact, sex, died, years, gy, n = row[4:]
+        centre, site, contact, sex, died, years, gy, n, staged = row[4:]
         out.enrolled[pid] = (int(centre), site, contact)
         out.sexes[pid] = sex
         out.courses[pid] = FirstCourse(pid, start, end, ep)
@@ -111,6 +117,8 @@ def read_casemix(
             )
         if died is not None:
             out.deaths[pid] = died
+        if staged is not None:
+            out.stages[pid] = stage_group(staged)
     _assessments(session, first, term, min_grade, out)
     return out
 

@@ -10,7 +10,7 @@ The case-mix model (:func:`cohort.benchmark.casemix.expected_counts`) is fitted 
 the patients of *every* centre, whichever centres the user sees: age at the RT start
 (a missing age takes the mean of the others), sex, treatment site, fractionation
 (dose per fraction class of the prescription) and the overall stage group recorded
-with consent (:func:`cohort.stage.stages`; a patient without one is at the level
+with consent (:func:`cohort.stage.stage_query`; a patient without one is at the level
 ``missing``; a factor nobody has drops out and the output says so). With ``dose``
 given, the dose metric (``(structure, metric)``, physical, latest dataset) is a
 factor too and only
@@ -36,7 +36,6 @@ from cohort.benchmark.funnel import funnel_points
 from cohort.benchmark.view import MIN_COUNT, centre_view, record_read
 from cohort.consent_states import ConsentState
 from cohort.permissions import Scope
-from cohort.stage import stages
 from etl.store.metric_reads import metric_values
 from omop.cohort_tables import Enrolment
 from omop.vocab.standard import FEMALE, MALE
@@ -105,10 +104,9 @@ def casemix_table(
     import pandas as pd
 
     persons = _persons(site)
-    enrolled, sexes, courses, ages, scheme, deaths, seen, hits = read_casemix(
+    enrolled, sexes, courses, ages, scheme, deaths, seen, hits, staged = read_casemix(
         session, persons, term, min_grade
     )
-    staged = stages(session, courses)  # the patients with a first course
     doses: dict[int, float] = {}
     if dose is not None:
         latest = sorted(

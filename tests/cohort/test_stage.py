@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from cohort import service
 from cohort.errors import InvalidInputError, UnknownUserError
-from cohort.stage import parse_stage, record_stage, stages
+from cohort.stage import parse_stage, record_stage, stage_group, stage_query, stages
 from cohort.users import get_user
 from omop.cdm import Measurement, ObservationPeriod
 from omop.vocab.registry import our_concept_id
@@ -93,6 +93,10 @@ def test_stage_recorded_with_consent_then_replaced(session: Session) -> None:
     assert (row.value_source_value, row.measurement_date) == ("IB", D5)
     assert stages(session, [pid, other]) == {pid: "I"}
     assert stages(session, []) == {}
+    # the set-based reader (the case-mix table joins it) says the same
+    q = stage_query()
+    joined = session.execute(select(q.c.person_id, q.c.concept)).all()
+    assert {p: stage_group(c) for p, c in joined} == {pid: "I"}
 
 
 def test_bad_stage_is_refused_naming_the_field(session: Session) -> None:
