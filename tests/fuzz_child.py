@@ -28,6 +28,7 @@ def main() -> None:
 
     assert Path(etl.__file__).resolve().parents[1] == Path.cwd().resolve(), etl.__file__
     from rtcohort.cli import app
+    from tests.memory import peak_rss
 
     runner = CliRunner()
     key = ["--centre", os.environ["FUZZ_CENTRE"], "--key-file", os.environ["FUZZ_KEY"]]
@@ -54,8 +55,7 @@ def main() -> None:
                 "traceback": trace,
             }
         )
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    Path(results).write_text(json.dumps({"cases": done, "peak_bytes": peak}))
+    Path(results).write_text(json.dumps({"cases": done, "peak_bytes": peak_rss()}))
 
 
 if __name__ == "__main__":

@@ -309,8 +309,8 @@ _MEMORY_SCRIPT = textwrap.dedent(
     opts = ImportOptions(centre="TST01", key=KEY, store=FileStore(root / "files"),
                          quarantine_dir=root / "quarantine")
     summary = run_import(session_factory(make_engine(sys.argv[1])), [root / "in"], opts)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"summary": summary.as_dict(), "peak_bytes": peak}))
+    from tests.memory import peak_rss
+    print(json.dumps({"summary": summary.as_dict(), "peak_bytes": peak_rss()}))
     """
 )
 
