@@ -33,9 +33,7 @@ from typing import TextIO
 import numpy as np
 import pandas as pd  # type: ignore[import-untyped]
 from numpy.typing import ArrayLike, NDArray
-from scipy.optimize import brentq
 from scipy.special import ndtr
-from scipy.stats import chi2
 from sklearn.base import BaseEstimator
 
 from ntcp._lkb_likelihood import (
@@ -44,6 +42,9 @@ from ntcp._lkb_likelihood import (
     NewtonResult,
     newton_maximise,
 )
+from ntcp._lkb_profile import DROP as _DROP
+from ntcp._lkb_profile import MIN_RELATIVE_SPREAD as _MIN_RELATIVE_SPREAD
+from ntcp._lkb_profile import profile_side as _profile_side
 from ntcp.errors import (
     BoundaryEstimateWarning,
     NonIdentifiableError,
@@ -60,9 +61,7 @@ FloatArray = NDArray[np.float64]
 #: Names of the LKB parameters, in the order used internally.
 PARAMETER_NAMES = ("td50_gy", "m", "n")
 
-_DROP = float(chi2.ppf(0.95, 1) / 2.0)
 _N_START_GRID = (0.05, 0.15, 0.4, 1.0, 3.0)
-_MIN_RELATIVE_SPREAD = 1e-9
 
 
 class LKBModel(BaseEstimator):  # type: ignore[misc]
@@ -365,75 +364,3 @@ def _erfinv_mean(y: FloatArray) -> float:
 
     p = float(np.clip(y.mean(), 1e-6, 1 - 1e-6))
     return float(erfinv(2 * p - 1))
-
-
-def _profile_side(
-    lik: LkbLikelihood, mle: NewtonResult, free: NDArray[np.bool_], j: int, side: float
-) -> float | None:
-    """Bound of the profile interval of parameter ``j`` on one side, or None if open."""
-    target = mle.loglik - _DROP
-    others = free.copy()
-    others[j] = False
-    oidx = np.flatnonzero(others)
-    fidx = np.flatnonzero(free)
-    info = -mle.hess[np.ix_(fidx, fidx)]
-    try:
-        cov = np.linalg.inv(info)
-        k = int(np.searchsorted(fidx, j))
-        se = float(np.sqrt(cov[k, k]))
-    except (np.linalg.LinAlgError, ValueError):
-        se = 0.1
-    # Linear response of the other log-parameters to a move of parameter j.
-    if oidx.size:
-        h_oo = -mle.hess[np.ix_(oidx, oidx)]
-        h_oj = -mle.hess[oidx, j]
-        try:
-            slope = -np.linalg.solve(h_oo, h_oj)
-        except np.linalg.LinAlgError:
-            slope = np.zeros(oidx.size)
-    else:
-        slope = np.zeros(0)
-    room = (
-        (LOG_BOUNDS[j, 1] - mle.phi[j]) if side > 0 else (mle.phi[j] - LOG_BOUNDS[j, 0])
-    )
-    if room <= _MIN_RELATIVE_SPREAD:
-        return None
-    solved: list[tuple[float, FloatArray]] = [(0.0, mle.phi)]
-
-    def profile(d: float, sign_only: bool = False) -> float:
-        """Profile log-likelihood minus the target at distance ``d`` from the MLE.
-
-        With ``sign_only`` the maximisation stops once the target is reached: the
-        returned value is then a non-negative lower bound (only its sign is exact).
-        """
-        near_d, near_phi = min(solved, key=lambda item: abs(item[0] - d))
-        phi0 = near_phi.copy()
-        phi0[j] = mle.phi[j] + side * d
-        if oidx.size:
-            phi0[oidx] = near_phi[oidx] + slope * side * (d - near_d)
-            res = newton_maximise(
-                lik.derivatives,
-                phi0,
-                others,
-                stop_above=target if sign_only else None,
-            )
-            if not res.reached:
-                solved.append((d, res.phi))
-            return res.loglik - target
-        return lik.derivatives(phi0)[0] - target
-
-    step = float(np.clip(1.96 * se if np.isfinite(se) and se > 0 else 0.1, 1e-3, 1.0))
-    inner = 0.0
-    d = min(step, room)
-    for _ in range(40):
-        value = profile(d, sign_only=True)
-        if value < 0:
-            break
-        if d >= room - 1e-12:
-            return None
-        inner = d
-        d = min(d * 2.0, room)
-    else:
-        return None
-    root = brentq(profile, inner, d, xtol=1e-8, rtol=1e-10)
-    return float(np.exp(mle.phi[j] + side * root))

@@ -16,9 +16,10 @@ from scipy.special import log_ndtr
 from scipy.stats import chi2
 
 from ntcp._lkb_likelihood import LkbLikelihood, newton_maximise
+from ntcp._lkb_profile import profile_side
 from ntcp.errors import FewEventsWarning, OpenProfileIntervalWarning
 from ntcp.geud import GeudKernel
-from ntcp.lkb import LKBModel, _profile_side
+from ntcp.lkb import LKBModel
 from ntcp.simulate import simulate_lkb_cohort
 
 DROP = chi2.ppf(0.95, 1) / 2.0
@@ -102,7 +103,7 @@ def test_open_side_returns_none_with_few_likelihood_evaluations():
     start = np.log([model.td50_gy_, model.m_, model.n_])
     mle = newton_maximise(lik.derivatives, start, free)
     calls.clear()
-    assert _profile_side(lik, mle, free, 0, +1.0) is None
+    assert profile_side(lik, mle, free, 0, +1.0) is None
     # Doubling steps up to TD50 = 10^4 Gy, each stopping once the profile is known
     # to be above the target.
     assert len(calls) <= 60
