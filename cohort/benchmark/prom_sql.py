@@ -23,9 +23,13 @@ from sqlalchemy.orm import Session
 
 from cohort.benchmark.errors import BenchmarkInputError
 from cohort.benchmark.prom import scale_direction, with_interval
-from instruments.store.common import SURVEY_FIELD, field_id
-from instruments.store.prom_summary import scale_concepts, timepoint_expression
-from omop.cdm import Measurement, SurveyConduct
+from instruments.store.prom_summary import (
+    BASELINE,
+    INSTRUMENT,
+    scale_concepts,
+    scale_score_rows,
+)
+from omop.cdm import SurveyConduct
 from omop.summary_tables import PromScaleScore
 
 if TYPE_CHECKING:
@@ -33,43 +37,20 @@ if TYPE_CHECKING:
 
 __all__ = ["deterioration_by_centre", "trajectory_by_centre"]
 
-_INSTRUMENT = "QLQ-C30"
-_BASELINE = "baseline"
 _THRESHOLD_POINTS = 10.0
 
 
-_timepoint = timepoint_expression
-_scale_concepts = scale_concepts
-
-
 def _scores(session: Session, persons: Select[Any]) -> Any:
-    """Subquery: ``person_id, site, timepoint, scale`` (its concept), ``score``.
+    """Subquery: ``person_id, timepoint, scale`` (its concept), ``score``, ``site``.
 
     ``persons`` selects ``person_id, care_site_id`` (the enrolment centre).
     """
-    timepoint = _timepoint()
     who = persons.subquery()
     person_id, site = who.c
     return (
-        select(
-            SurveyConduct.person_id.label("person_id"),
-            site.label("site"),
-            timepoint.label("timepoint"),
-            Measurement.measurement_source_concept_id.label("scale"),
-            Measurement.value_as_number.label("score"),
-        )
-        .select_from(SurveyConduct)
+        scale_score_rows(session)
+        .add_columns(site.label("site"))
         .join(who, person_id == SurveyConduct.person_id)
-        .join(
-            Measurement,
-            Measurement.measurement_event_id == SurveyConduct.survey_conduct_id,
-        )
-        .where(
-            Measurement.meas_event_field_concept_id == field_id(session, SURVEY_FIELD),
-            Measurement.measurement_source_concept_id.in_(list(_scale_concepts())),
-            Measurement.value_as_number.is_not(None),
-            timepoint.is_not(None),
-        )
         .subquery()
     )
 
@@ -101,7 +82,7 @@ def trajectory_by_centre(
         ``centre, timepoint, scale, n, mean, sd, lower_95, upper_95``.
     """
     s = _scores(session, persons)
-    scales = _scale_concepts()
+    scales = scale_concepts()
     rows = session.execute(
         select(
             s.c.site, s.c.timepoint, s.c.scale, func.count(), func.sum(s.c.score),
@@ -131,7 +112,7 @@ def _refuse_duplicates(session: Session, p: Any, who: Any) -> None:
     if twice is not None:
         raise BenchmarkInputError(
             f"PROM table: more than one score for patient {twice[0]!r}, "
-            f"timepoint {twice[1]!r}, scale {_scale_concepts()[int(twice[2])]!r}"
+            f"timepoint {twice[1]!r}, scale {scale_concepts()[int(twice[2])]!r}"
         )
 
 
@@ -157,14 +138,14 @@ def deterioration_by_centre(
     """
     who = persons.subquery()
     p = PromScaleScore
-    scales = _scale_concepts()
-    sign = scale_direction(list(scales.values()), _INSTRUMENT)
+    scales = scale_concepts()
+    sign = scale_direction(list(scales.values()), INSTRUMENT)
     worse_up = [c for c, code in scales.items() if sign[code] < 0]
     change = case(
         (p.scale_concept_id.in_(worse_up), p.score - p.baseline_score),
         else_=p.baseline_score - p.score,
     )
-    paired = p.baseline_score.is_not(None) & (p.timepoint != _BASELINE)
+    paired = p.baseline_score.is_not(None) & (p.timepoint != BASELINE)
     site = who.c[1]
     rows = session.execute(
         select(

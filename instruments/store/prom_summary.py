@@ -34,6 +34,7 @@ __all__ = [
     "INSTRUMENT",
     "refresh_prom_summary",
     "scale_concepts",
+    "scale_score_rows",
     "summary_rows",
     "timepoint_expression",
 ]
@@ -58,38 +59,49 @@ def scale_concepts() -> dict[int, str]:
     return {our_concept_id(INSTRUMENT, c): c for c in codes}
 
 
-def summary_rows(session: Session, conditions: list[Any]) -> Select[Any]:
-    """Return the summary's rows computed from the OMOP rows (``conditions``: persons).
+def scale_score_rows(session: Session) -> Select[Any]:
+    """Select every QLQ-C30 scale score: ``person_id, timepoint, scale, score``.
 
-    Columns as :class:`~omop.summary_tables.PromScaleScore`, in its column order.
+    A score is a scale score MEASUREMENT (a QLQ-C30 scale concept, with a value) of a
+    questionnaire (field ``survey_conduct.survey_conduct_id``) whose timepoint is
+    known (:func:`timepoint_expression`); ``scale`` is its concept id. Add
+    conditions, joins and columns for a reader (the summary, the trajectories).
     """
     timepoint = timepoint_expression()
-    scores = (
+    return (
         select(
             SurveyConduct.person_id.label("person_id"),
             timepoint.label("timepoint"),
             Measurement.measurement_source_concept_id.label("scale"),
-            func.count().label("n"),
-            func.max(Measurement.value_as_number).label("score"),
+            Measurement.value_as_number.label("score"),
         )
         .join(
             Measurement,
             Measurement.measurement_event_id == SurveyConduct.survey_conduct_id,
         )
         .where(
-            *conditions,
             Measurement.meas_event_field_concept_id == field_id(session, SURVEY_FIELD),
             Measurement.measurement_source_concept_id.in_(list(scale_concepts())),
             Measurement.value_as_number.is_not(None),
             timepoint.is_not(None),
         )
-        .group_by(
-            SurveyConduct.person_id,
-            timepoint,
-            Measurement.measurement_source_concept_id,
-        )
-        .subquery()
     )
+
+
+def summary_rows(session: Session, conditions: list[Any]) -> Select[Any]:
+    """Return the summary's rows computed from the OMOP rows (``conditions``: persons).
+
+    Columns as :class:`~omop.summary_tables.PromScaleScore`, in its column order.
+    """
+    each = scale_score_rows(session).where(*conditions).subquery()
+    scores = (
+        select(
+            each.c.person_id, each.c.timepoint, each.c.scale,
+            func.count().label("n"), func.max(each.c.score).label("score"),
+        )
+        .group_by(each.c.person_id, each.c.timepoint, each.c.scale)
+        .subquery()
+    )  # fmt: skip
     baseline = func.max(case((scores.c.timepoint == BASELINE, scores.c.score))).over(
         partition_by=(scores.c.person_id, scores.c.scale)
     )
