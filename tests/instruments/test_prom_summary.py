@@ -29,6 +29,8 @@ from instruments.store.prom_summary import refresh_prom_summary
 from omop import cdm
 from omop.summary_tables import PromScaleScore
 from omop.vocab.registry import our_concept_id
+from tests.instruments.store_helpers import add_person as _person
+from tests.instruments.store_helpers import qlq_response
 
 SCALES = len(get_instrument("QLQ-C30").spec.output_codes)
 Row = tuple[int, str, int, int, float, float | None]
@@ -38,26 +40,10 @@ MIGRATION = (
 )
 
 
-def _person(session: Session, source: str) -> int:
-    person = cdm.Person(
-        gender_concept_id=8532, year_of_birth=1960, race_concept_id=0,
-        ethnicity_concept_id=0, person_source_value=source,
-    )  # fmt: skip
-    session.add(person)
-    session.flush()
-    return int(person.person_id)
-
-
 def _response(rid: str, day: int, **values: int) -> PromResponse:
-    answers: dict[int, int | None] = dict.fromkeys(range(1, 31), 1)
-    answers[29] = answers[30] = 7
-    answers.update({int(k[1:]): v for k, v in values.items()})
-    return PromResponse(
-        resource_id=rid,
-        instrument="QLQ-C30",
-        subject=SubjectIdentifier(PSEUDONYM_SYSTEM, "P"),
-        authored=datetime(2024, 3, day, 10, 0, tzinfo=UTC),
-        values=answers,
+    subject = SubjectIdentifier(PSEUDONYM_SYSTEM, "P")
+    return qlq_response(
+        rid, subject, datetime(2024, 3, day, 10, 0, tzinfo=UTC), **values
     )
 
 

@@ -37,33 +37,15 @@ from instruments.store import (
 )
 from omop import cdm
 from omop.vocab.registry import our_concept_id
+from tests.instruments.store_helpers import add_person as _person
+from tests.instruments.store_helpers import qlq_response
 
 SUBJECT = SubjectIdentifier(PSEUDONYM_SYSTEM, "PSEUDO-1")
 
 
-def _person(session: Session, source: str) -> int:
-    person = cdm.Person(
-        gender_concept_id=8532,
-        year_of_birth=1960,
-        race_concept_id=0,
-        ethnicity_concept_id=0,
-        person_source_value=source,
-    )
-    session.add(person)
-    session.flush()
-    return int(person.person_id)
-
-
 def _response(rid: str = "qr-1", **values: int | None) -> PromResponse:
-    answers: dict[int, int | None] = dict.fromkeys(range(1, 31), 1)
-    answers[29] = answers[30] = 7
-    answers.update({int(k[1:]): v for k, v in values.items()})
-    return PromResponse(
-        resource_id=rid,
-        instrument="QLQ-C30",
-        subject=SUBJECT,
-        authored=datetime(2024, 3, 10, 23, 30, tzinfo=UTC),
-        values=answers,
+    return qlq_response(
+        rid, SUBJECT, datetime(2024, 3, 10, 23, 30, tzinfo=UTC), **values
     )
 
 
