@@ -163,7 +163,7 @@ def _build(args: argparse.Namespace, srv: Any) -> None:
             "workers": args.workers, "simulate_s": simulated, "load_s": loaded,
             "wall_s": wall, "rows": rows, "rows_per_s": rows / loaded,
             "patients_per_s": counts["persons"] / loaded, "raw_copy_s": raw,
-            "ratio_to_raw_copy": loaded / (raw * rows / sum(tables.values())),
+            "ratio_to_raw_copy": loaded / (raw * share),
             "database_bytes": size, "resumed": args.resume,
             "tables": tables, "counts": counts, "url": url,
         }},
