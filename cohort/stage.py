@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime
 import re
 from collections.abc import Iterable
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Subquery, delete, func, select
@@ -103,7 +104,9 @@ def check_stage(stage: str | None, *, data_use: bool) -> None:
         )
 
 
+@cache
 def _concepts() -> dict[int, str]:
+    # Our concept ids never change once registered (omop.vocab.registry): built once.
     return {our_concept_id(STAGE_VOCAB, g): g for g in STAGE_GROUPS}
 
 

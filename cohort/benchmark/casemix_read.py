@@ -1,4 +1,4 @@
-"""The per-patient reads of the case-mix table, in two set-based queries.
+"""The per-patient reads of the case-mix table, in one set-based query.
 
 :func:`cohort.benchmark.queries_funnel.casemix_table` needs, per consented patient
 with a first RT course: the centre, treatment site and last contact (enrolment),
@@ -10,9 +10,9 @@ start (:func:`etl.store.course_age.course_age_query`) and prescription
 course start (:func:`instruments.store.toxicity_days.assessment_days`), the last
 day and the first day with a grade >= ``min_grade`` of the term. Reading these with
 one query per source and IN-lists of 2,000 ids costs round trips, parameter
-compiling and many rows; here one query joins the patient's values and a second
-aggregates the assessments per patient in the database. Same values as the
-separate reads.
+compiling and many rows; here one query selects the first courses once (a common
+table expression), aggregates each source over those courses only (the assessments
+per patient too) and joins the patient's values. Same values as the separate reads.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, Subquery, select
 from sqlalchemy.orm import Session
 
 from cohort.stage import stage_group, stage_query
@@ -78,11 +78,13 @@ def read_casemix(
         Only persons with a first RT course (and an enrolment) appear in
         ``courses``.
     """
-    first = first_courses_query(persons).subquery()
-    age = course_age_query(session)
-    total = prescription_query(session, "total_dose")
-    fractions = prescription_query(session, "fractions")
+    first = first_courses_query(persons).cte("first_course")
+    episodes = select(first.c.episode_id)
+    age = course_age_query(session, episodes)
+    total = prescription_query(session, "total_dose", episodes)
+    fractions = prescription_query(session, "fractions", episodes)
     stage = stage_query()
+    spans = _assessment_spans(first, term, min_grade)
 
     query = (
         select(
@@ -90,6 +92,7 @@ def read_casemix(
             first.c.episode_id, Enrolment.care_site_id, Enrolment.treatment_site,
             Enrolment.last_contact_date, Person.gender_concept_id, Death.death_date,
             age.c.value, total.c.value, fractions.c.value, stage.c.concept,
+            spans.c[1], spans.c[2],
         )
         .select_from(first)
         .join(Enrolment, Enrolment.person_id == first.c.person_id)
@@ -99,40 +102,41 @@ def read_casemix(
         .outerjoin(total, total.c.episode == first.c.episode_id)
         .outerjoin(fractions, fractions.c.episode == first.c.episode_id)
         .outerjoin(stage, stage.c.person_id == first.c.person_id)
+        .outerjoin(spans, spans.c.person_id == first.c.person_id)
     )  # fmt: skip
     out = CasemixReads({}, {}, {}, {}, {}, {}, {}, {}, {})
+    enrolled, sexes, courses, ages = out.enrolled, out.sexes, out.courses, out.ages
+    scheme, deaths, seen, hits, stages = out[4:]
     for row in session.execute(query).all():
-        pid, start, end, ep = int(row[0]), row[1], row[2], int(row[3])
-        centre, site, contact, sex, died, years, gy, n, staged = row[4:]
-        out.enrolled[pid] = (int(centre), site, contact)
-        out.sexes[pid] = sex
-        out.courses[pid] = FirstCourse(pid, start, end, ep)
+        pid, start, end, ep, centre, site, contact, sex, died = row[:9]
+        years, gy, n, staged, last, first_hit = row[9:]
+        enrolled[pid] = (int(centre), site, contact)
+        sexes[pid] = sex
+        courses[pid] = FirstCourse(pid, start, end, ep)
         if years is not None:
-            out.ages[ep] = int(years)
-        dose, count = out.scheme.get(ep, (None, None))
+            ages[ep] = int(years)
         if gy is not None or n is not None:
-            out.scheme[ep] = (
+            dose, count = scheme.get(ep, (None, None))
+            scheme[ep] = (
                 dose if gy is None else float(gy),
                 count if n is None else int(n),
             )
         if died is not None:
-            out.deaths[pid] = died
+            deaths[pid] = died
         if staged is not None:
-            out.stages[pid] = stage_group(staged)
-    _assessments(session, first, term, min_grade, out)
+            stages[pid] = stage_group(staged)
+        if last is not None:
+            seen[pid] = last
+            if first_hit is not None:
+                hits[pid] = first_hit
     return out
 
 
-def _assessments(
-    session: Session, first: Any, term: str, min_grade: int, out: CasemixReads
-) -> None:
-    """Read the last assessment and first hit on or after each first course's start."""
-    query = (
+def _assessment_spans(first: Any, term: str, min_grade: int) -> Subquery:
+    """Per person: the last assessment and first hit on or after the course start."""
+    return (
         assessment_spans_query(term, min_grade, casefold=True)
         .join(first, first.c.person_id == Observation.person_id)
         .where(Observation.observation_date >= first.c.episode_start_date)
+        .subquery()
     )
-    for pid, last, first_hit in session.execute(query).all():
-        out.seen[int(pid)] = last
-        if first_hit is not None:
-            out.hits[int(pid)] = first_hit

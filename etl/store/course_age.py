@@ -23,7 +23,7 @@ import datetime
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Subquery, delete, func, select
+from sqlalchemy import Select, Subquery, delete, func, select
 from sqlalchemy.orm import Session
 
 from etl.deid.age import age_years_of
@@ -96,14 +96,16 @@ def write_course_age(
     return years
 
 
-def course_age_query(session: Session) -> Subquery:
+def course_age_query(session: Session, episodes: Select[Any] | None = None) -> Subquery:
     """Return the stored ages at course start as a subquery ``(episode, value)``.
 
     One row per RT-course episode that has an age (the largest if several), for
     set-based readers that join it to their courses (the case-mix table).
+    ``episodes``: a SQL selection of episode ids to restrict it to (None: every
+    episode), so that the database aggregates only the courses the reader joins.
     """
     field_id = field_concept_id(session, "episode.episode_id")
-    return (
+    query = (
         select(
             Observation.observation_event_id.label("episode"),
             func.max(Observation.value_as_number).label("value"),
@@ -115,8 +117,10 @@ def course_age_query(session: Session) -> Subquery:
             Observation.value_as_number.is_not(None),
         )
         .group_by(Observation.observation_event_id)
-        .subquery()
     )
+    if episodes is not None:
+        query = query.where(Observation.observation_event_id.in_(episodes))
+    return query.subquery()
 
 
 def course_ages(session: Session, episode_ids: Iterable[int]) -> dict[int, int]:

@@ -93,15 +93,19 @@ def metric_values(
 
 
 def prescription_query(
-    session: Session, code: Literal["total_dose", "fractions"]
+    session: Session,
+    code: Literal["total_dose", "fractions"],
+    episodes: Select[Any] | None = None,
 ) -> Subquery:
     """Return one prescription value of RT courses as a subquery ``(episode, value)``.
 
     ``code``: ``total_dose`` (Gy) or ``fractions``. One row per episode that has it
     (the largest if several), for set-based readers that join it to their courses.
+    ``episodes``: a SQL selection of episode ids to restrict it to (None: every
+    episode), so that the database aggregates only the courses the reader joins.
     """
     field_id = field_concept_id(session, "episode.episode_id")
-    return (
+    query = (
         select(
             Measurement.measurement_event_id.label("episode"),
             func.max(Measurement.value_as_number).label("value"),
@@ -113,8 +117,10 @@ def prescription_query(
             Measurement.value_as_number.is_not(None),
         )
         .group_by(Measurement.measurement_event_id)
-        .subquery()
     )
+    if episodes is not None:
+        query = query.where(Measurement.measurement_event_id.in_(episodes))
+    return query.subquery()
 
 
 def prescriptions(
