@@ -1,9 +1,10 @@
-"""Indexes for the dashboards' aggregate reads at national scale (0011-0013).
+"""Indexes for the dashboards' aggregate reads at national scale (0011-0015).
 
 The CDM tables are generated from the OHDSI specification (:mod:`omop.cdm`), which
 indexes single columns. The dashboard aggregations select dose metrics by structure
 and metric (IMAGE_FEATURE), scale scores by scale (MEASUREMENT) and gradings by term
-(OBSERVATION) over millions of rows; these composite indexes find them directly, and
+(OBSERVATION) over millions of rows, and the enrolled persons of a treatment site
+(ENROLMENT); these composite indexes find them directly, and
 on PostgreSQL cover the columns read (``INCLUDE``) so the aggregations are index-only
 scans after ``VACUUM``. Declared here on the tables' metadata so that the models and
 the migrations agree (``alembic check``).
@@ -16,6 +17,7 @@ from typing import Any
 from sqlalchemy import Index
 
 from omop.cdm import ImageFeature, Measurement, Observation
+from omop.cohort_tables import Enrolment
 from omop.ingest_tables import Dvh
 
 __all__ = ["READ_INDEXES"]
@@ -61,10 +63,28 @@ READ_INDEXES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         ("tg263_name", "person_id"),
         ("dataset_id", "roi_number"),
     ),
+    # migration 0015: the case-mix read of the outcome funnel (the ages at course
+    # start by their course, the stages by person, the enrolled persons of a site)
+    "ix_observation_source_field": (
+        "observation",
+        ("observation_source_concept_id", "obs_event_field_concept_id"),
+        ("observation_event_id", "value_as_number"),
+    ),
+    "ix_measurement_source_person": (
+        "measurement",
+        ("measurement_source_concept_id", "person_id"),
+        (),
+    ),
+    "ix_enrolment_site_state": (
+        "enrolment",
+        ("treatment_site", "state"),
+        ("person_id", "care_site_id"),
+    ),
 }
 
 _MODELS: dict[str, Any] = {
     "dvh": Dvh,
+    "enrolment": Enrolment,
     "image_feature": ImageFeature,
     "measurement": Measurement,
     "observation": Observation,
