@@ -24,7 +24,7 @@ from sqlalchemy import Select, Subquery, select
 from sqlalchemy.orm import Session
 
 from cohort.stage import stage_group, stage_query
-from etl.store.course import FirstCourse, first_courses_query
+from etl.store.course import first_courses_query
 from etl.store.course_age import course_age_query
 from etl.store.metric_reads import prescription_query
 from instruments.store.toxicity_days import assessment_spans_query
@@ -41,8 +41,11 @@ class CasemixReads(NamedTuple):
     enrolled: dict[int, tuple[int, str | None, datetime.date | None]]
     #: person -> gender concept id
     sexes: dict[int, int | None]
-    #: person -> first RT course
-    courses: dict[int, FirstCourse]
+    #: person -> first RT course: (start, end, episode_id) of its
+    #: :class:`~etl.store.course.FirstCourse` (plain tuples of dates and ints, which
+    #: the garbage collector stops tracking: thousands of live tracked objects per
+    #: read trigger full collections of the whole heap)
+    courses: dict[int, tuple[datetime.date, datetime.date | None, int]]
     #: episode -> age in whole years at the course start
     ages: dict[int, int]
     #: episode -> (total dose Gy, fractions)
@@ -107,12 +110,12 @@ def read_casemix(
     out = CasemixReads({}, {}, {}, {}, {}, {}, {}, {}, {})
     enrolled, sexes, courses, ages = out.enrolled, out.sexes, out.courses, out.ages
     scheme, deaths, seen, hits, stages = out[4:]
-    for row in session.execute(query).all():
+    for row in session.execute(query):  # streamed: no list of rows kept alive
         pid, start, end, ep, centre, site, contact, sex, died = row[:9]
         years, gy, n, staged, last, first_hit = row[9:]
         enrolled[pid] = (int(centre), site, contact)
         sexes[pid] = sex
-        courses[pid] = FirstCourse(pid, start, end, ep)
+        courses[pid] = (start, end, ep)
         if years is not None:
             ages[ep] = int(years)
         if gy is not None or n is not None:

@@ -118,23 +118,23 @@ def casemix_table(
     excluded = {"followed_less_than_horizon": 0, "died_before_horizon": 0,
                 "no_dose": 0}  # fmt: skip
     sex_names = {MALE: "male", FEMALE: "female"}
-    for pid, course in sorted(courses.items()):
+    for pid in sorted(courses):
+        start, _, ep = courses[pid]
         centre, treated, contact = enrolled[pid]
         first = hits.get(pid)
-        event = first is not None and (first - course.start).days <= horizon_days
+        event = first is not None and (first - start).days <= horizon_days
         if not event:
             died = deaths.get(pid)
-            if died is not None and (died - course.start).days < horizon_days:
+            if died is not None and (died - start).days < horizon_days:
                 excluded["died_before_horizon"] += 1
                 continue
             ends = [d for d in (contact, seen.get(pid)) if d is not None]
-            if not ends or (max(ends) - course.start).days < horizon_days:
+            if not ends or (max(ends) - start).days < horizon_days:
                 excluded["followed_less_than_horizon"] += 1
                 continue
         if dose is not None and pid not in doses:
             excluded["no_dose"] += 1
             continue
-        ep = course.episode_id if course.episode_id is not None else -1
         age = ages.get(ep)
         rows.append({
             "person_id": pid, "care_site_id": centre, "event": int(event),

@@ -78,7 +78,7 @@ def _separately(
     return CasemixReads(
         enrolled=enrolled,
         sexes=sexes,
-        courses=courses,
+        courses={p: (c.start, c.end, c.episode_id) for p, c in courses.items()},
         ages=course_ages(session, episodes),
         scheme=scheme,
         deaths={p: d for p, d in death_dates(session, persons) if p in courses},
