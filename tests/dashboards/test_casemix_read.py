@@ -27,7 +27,7 @@ from etl.store.course import read_first_courses
 from etl.store.course_age import course_ages
 from etl.store.metric_reads import prescriptions
 from instruments.store.toxicity_days import assessment_days
-from omop.cdm import Person
+from omop.cdm import Episode, Person
 from omop.cohort_tables import Enrolment
 
 TERM = "Pneumonitis"
@@ -106,3 +106,26 @@ def test_read_casemix_equals_the_separate_readers(
     assert got.courses and got.ages and got.scheme and got.stages and got.seen
     assert got.hits and got.deaths
     assert len(got.ages) == len(got.courses)
+
+
+def test_owner_subqueries_restricted_to_episodes(db: Session) -> None:
+    from etl.store.course_age import course_age_query
+    from etl.store.metric_reads import prescription_query
+
+    courses = read_first_courses(db, _persons("lung"))
+    some = sorted(c.episode_id for c in courses if c.episode_id is not None)[::3]
+    chosen = select(Episode.episode_id).where(Episode.episode_id.in_(some))
+    ages = course_age_query(db, chosen)
+    assert dict(db.execute(select(ages.c.episode, ages.c.value)).all()) == {
+        ep: float(years) for ep, years in course_ages(db, some).items()
+    }
+    everything = course_age_query(db)
+    assert len(db.execute(select(everything.c.episode)).all()) > len(some)
+    for code, index in (("total_dose", 0), ("fractions", 1)):
+        query = prescription_query(db, code, chosen)  # type: ignore[arg-type]
+        got = dict(db.execute(select(query.c.episode, query.c.value)).all())
+        assert got == {
+            ep: pair[index]
+            for ep, pair in prescriptions(db, some).items()
+            if pair[index] is not None
+        }
