@@ -21,6 +21,8 @@ from dashboards.ui.charts import show_chart, show_table
 
 __all__ = ["render"]
 
+#: The widget key of the scheme choice (read before the widget is drawn).
+_SCHEME = "dose.scheme"
 _METRICS = ("Mean[Gy]", "Max[Gy]", "D0.03cc[Gy]", "D2%[Gy]", "D50%[Gy]",
             *(f"V{g}Gy[%]" for g in range(5, 75, 5)))  # fmt: skip
 
@@ -44,17 +46,26 @@ def _choices(identity: Identity) -> dict[str, Any] | None:
                     format_func=lambda r: t(f"dose.{r}")) == "eqd2"  # fmt: skip
     if eqd2:
         st.caption(t("dose.eqd2_note", ab=f"{DEFAULT_ALPHA_BETA_GY:g}"))
-    schemes = attempt(read, "dose_schemes", identity, site=site,
-                      structure=structure, metric=metric)  # fmt: skip
+    return {"site": site, "structure": structure, "metric": metric, "eqd2": eqd2,
+            "scheme": None}  # fmt: skip
+
+
+def _scheme(identity: Identity, chosen: dict[str, Any]) -> tuple[bool, str | None]:
+    """Show the scheme choice: whether any patient has the metric, the scheme chosen.
+
+    The scheme is None for all schemes.
+    """
+    params = {k: chosen[k] for k in ("site", "structure", "metric")}
+    schemes = attempt(read, "dose_schemes", identity, **params)
     if empty(schemes, "dose.no_values"):
-        return None
+        return False, None
     assert schemes is not None
     everything = t("dose.all_schemes")
-    scheme = st.selectbox(t("dose.scheme"), [everything, *schemes["scheme"]])
-    if not eqd2 and scheme == everything and len(schemes) > 1:
+    scheme = st.selectbox(t("dose.scheme"), [everything, *schemes["scheme"]],
+                          key=_SCHEME)  # fmt: skip
+    if not chosen["eqd2"] and scheme == everything and len(schemes) > 1:
         st.info(t("dose.mixed_schemes"))
-    return {"site": site, "structure": structure, "metric": metric, "eqd2": eqd2,
-            "scheme": None if scheme == everything else str(scheme)}  # fmt: skip
+    return True, None if scheme == everything else str(scheme)
 
 
 def _distribution(identity: Identity, chosen: dict[str, Any]) -> None:
@@ -130,9 +141,30 @@ def render() -> None:
     chosen = _choices(identity)
     if chosen is None:
         return
-    _distribution(identity, chosen)
-    _band(identity, chosen)
-    _control(identity, chosen)
+    # The scheme choice sits above the charts but is read after the first chart
+    # when it is 'all schemes' (the default): the distribution of all schemes does
+    # not need the list of schemes.
+    choice, charts = st.empty(), st.empty()
+    shown = charts.container()
+    drawn = st.session_state.get(_SCHEME) in (None, t("dose.all_schemes"))
+    if drawn:
+        with shown:
+            _distribution(identity, chosen)
+    with choice.container():
+        found, scheme = _scheme(identity, chosen)
+    if not found:
+        charts.empty()
+        return
+    if scheme is not None:
+        chosen["scheme"] = scheme
+        if drawn:
+            shown = charts.container()  # replaces the chart of all schemes
+        drawn = False
+    with shown:
+        if not drawn:
+            _distribution(identity, chosen)
+        _band(identity, chosen)
+        _control(identity, chosen)
 
 
 if __name__ == "__main__":  # run as a page script by st.navigation
