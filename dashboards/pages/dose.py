@@ -18,6 +18,7 @@ from dashboards.messages import t
 from dashboards.ui.bench import attempt, caption, empty, open_page
 from dashboards.ui.cached import read
 from dashboards.ui.charts import show_chart, show_table
+from omop.errors import RTCohortError
 
 __all__ = ["render"]
 
@@ -66,6 +67,14 @@ def _scheme(identity: Identity, chosen: dict[str, Any]) -> tuple[bool, str | Non
     if not chosen["eqd2"] and scheme == everything and len(schemes) > 1:
         st.info(t("dose.mixed_schemes"))
     return True, None if scheme == everything else str(scheme)
+
+
+def _has_distribution(identity: Identity, chosen: dict[str, Any]) -> bool:
+    """Whether the distribution has rows (False when the read fails: shown later)."""
+    try:
+        return not read("dose_distribution", identity, **chosen).empty
+    except (RTCohortError, ValueError):  # attempt() shows it in the page's order
+        return False
 
 
 def _distribution(identity: Identity, chosen: dict[str, Any]) -> None:
@@ -141,27 +150,24 @@ def render() -> None:
     chosen = _choices(identity)
     if chosen is None:
         return
-    # The scheme choice sits above the charts but is read after the first chart
-    # when it is 'all schemes' (the default): the distribution of all schemes does
-    # not need the list of schemes.
-    choice, charts = st.empty(), st.empty()
-    shown = charts.container()
-    drawn = st.session_state.get(_SCHEME) in (None, t("dose.all_schemes"))
-    if drawn:
-        with shown:
+    # The scheme box sits above the charts but is filled after the first chart when
+    # it is at 'all schemes' (the default), whose distribution needs no scheme list.
+    # Containers, not st.empty: a rerun keeps their old content until replaced.
+    choice, charts = st.container(), st.container()
+    early = st.session_state.get(_SCHEME) in (None, t("dose.all_schemes"))
+    early = early and _has_distribution(identity, chosen)
+    if early:
+        with charts:
             _distribution(identity, chosen)
-    with choice.container():
+    with choice:
         found, scheme = _scheme(identity, chosen)
     if not found:
-        charts.empty()
         return
-    if scheme is not None:
-        chosen["scheme"] = scheme
-        if drawn:
-            shown = charts.container()  # replaces the chart of all schemes
-        drawn = False
-    with shown:
-        if not drawn:
+    if early and scheme is not None:  # not the predicted choice: draw it in order
+        st.rerun()
+    chosen["scheme"] = scheme
+    with charts:
+        if not early:
             _distribution(identity, chosen)
         _band(identity, chosen)
         _control(identity, chosen)

@@ -216,3 +216,14 @@ def test_dose_scheme_choice_stays_above_the_charts(app: World) -> None:
         place = {id(e): i for i, e in enumerate(shown)}
         heading = next(s for s in at.subheader if "by centre" in s.value)
         assert place[id(box)] < place[id(heading)] < place[id(_charts(at)[0])]
+
+
+def test_dose_metric_nobody_has_shows_only_the_message(app: World) -> None:
+    at = _open("clinician-hus", "dose")
+    at = by_label(at.selectbox, "Organ").set_value("A_LAD").run()
+    assert not at.exception
+    assert [i.value for i in at.info] == [
+        "No patient of this site has this metric for this organ."
+    ]
+    assert not at.subheader
+    assert not _charts(at)
