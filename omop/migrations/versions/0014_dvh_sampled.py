@@ -13,7 +13,10 @@ The sampling itself is imported (:func:`etl.dose.dvh_sample.sample_each`, with t
 engine's :class:`etl.dose.histogram.DVH`): it is the computation the band would
 otherwise do at read time, and the band resamples any curve whose stored row
 disagrees with the prescription. The row layout, names and concept ids are copies.
-Downgrade drops the table.
+On PostgreSQL ``ix_dvh_name_person`` (:data:`omop.read_indexes.READ_INDEXES`) is
+rebuilt to cover ``dvh_id`` as well: the band selects the curves by TG-263 name and
+person and joins them to their samples without reading the wide ``dvh`` rows.
+Downgrade drops the table and restores the index.
 """
 
 from __future__ import annotations
@@ -154,7 +157,20 @@ def _rows(batch: Sequence[Any]) -> list[dict[str, Any]]:
     return out
 
 
+def _dvh_index(include: list[str]) -> None:
+    if op.get_bind().dialect.name != "postgresql":
+        return  # SQLite has no INCLUDE: the index is the same
+    op.drop_index("ix_dvh_name_person", table_name="dvh")
+    op.create_index(
+        "ix_dvh_name_person",
+        "dvh",
+        ["tg263_name", "person_id"],
+        postgresql_include=include,
+    )
+
+
 def upgrade() -> None:
+    _dvh_index(["dataset_id", "roi_number", "dvh_id"])
     op.create_table(
         "dvh_sampled",
         sa.Column("dvh_id", sa.Integer(), nullable=False),
@@ -197,3 +213,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index(op.f("ix_dvh_sampled_person_id"), table_name="dvh_sampled")
     op.drop_table("dvh_sampled")
+    _dvh_index(["dataset_id", "roi_number"])
