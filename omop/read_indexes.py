@@ -1,4 +1,4 @@
-"""Indexes for the dashboards' aggregate reads at national scale (0011-0013).
+"""Indexes for the dashboards' aggregate reads at national scale (0011-0014).
 
 The CDM tables are generated from the OHDSI specification (:mod:`omop.cdm`), which
 indexes single columns. The dashboard aggregations select dose metrics by structure
@@ -55,11 +55,12 @@ READ_INDEXES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         ("measurement_source_concept_id", "value_as_number"),
     ),
     # migration 0013: the structures of persons (the completeness pages count the
-    # ROIs per person and structure set without reading the wide DVH rows)
+    # ROIs per person and structure set without reading the wide DVH rows); 0014
+    # covers ``dvh_id`` too: the DVH band joins the chosen curves to their samples
     "ix_dvh_name_person": (
         "dvh",
         ("tg263_name", "person_id"),
-        ("dataset_id", "roi_number"),
+        ("dataset_id", "roi_number", "dvh_id"),
     ),
 }
 
