@@ -57,11 +57,12 @@ READ_INDEXES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         ("measurement_source_concept_id", "value_as_number"),
     ),
     # migration 0013: the structures of persons (the completeness pages count the
-    # ROIs per person and structure set without reading the wide DVH rows)
+    # ROIs per person and structure set without reading the wide DVH rows); 0014
+    # covers ``dvh_id`` too: the DVH band joins the chosen curves to their samples
     "ix_dvh_name_person": (
         "dvh",
         ("tg263_name", "person_id"),
-        ("dataset_id", "roi_number"),
+        ("dataset_id", "roi_number", "dvh_id"),
     ),
     # migration 0015: the case-mix read of the outcome funnel (the ages at course
     # start by their course, the stages by person, the enrolled persons of a site)

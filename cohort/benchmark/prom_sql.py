@@ -3,9 +3,10 @@
 The benchmark's PROM reads (:func:`cohort.benchmark.queries_outcome.prom_trajectory`
 and ``prom_deterioration``) at national scale: reading every questionnaire's scores
 into a frame (:func:`instruments.store.read_prom_scores`, one query per
-questionnaire) took seconds. Here the scores stay in the database: one ``GROUP BY``
-(centre, timepoint, scale) for the means, a join of each follow-up score to the
-baseline score of the same patient and scale for the deteriorations. The rules are
+questionnaire) took seconds. Here the scores stay in the database: both read the
+per-person summary (:class:`omop.summary_tables.PromScaleScore`, one row per
+patient, timepoint and scale with the patient's baseline score), one ``GROUP BY``
+(centre, timepoint, scale) each. The rules are
 those of :func:`cohort.benchmark.prom.trajectory` and
 :func:`~cohort.benchmark.prom.deterioration_share`: a score is a scale score
 MEASUREMENT (QLQ-C30 scale concept) of a questionnaire, its timepoint the
@@ -62,10 +63,51 @@ def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
     return df.sort_values(columns[:3], kind="stable").reset_index(drop=True)
 
 
+def _summary_cells(session: Session, persons: Select[Any]) -> list[Any] | None:
+    """Sum the scores per centre, timepoint and scale from the per-person summary.
+
+    ``site, timepoint, scale, n, sum, sum of squares`` rows, or None when a patient
+    has more than one score in a cell (the summary keeps one score per cell; the
+    trajectory counts every score, so those cells are read from the scores).
+    """
+    who = persons.subquery()
+    p = PromScaleScore
+    site = who.c[1]
+    rows = session.execute(
+        select(
+            site, p.timepoint, p.scale_concept_id, func.count(), func.sum(p.score),
+            func.sum(p.score * p.score), func.max(p.n_scores),
+        )
+        .join(who, who.c[0] == p.person_id)
+        .group_by(site, p.timepoint, p.scale_concept_id)
+    ).all()  # fmt: skip
+    if any(int(most) > 1 for *_, most in rows):
+        return None
+    return [row[:6] for row in rows]
+
+
+def _score_cells(session: Session, persons: Select[Any]) -> list[Any]:
+    """As :func:`_summary_cells`, from every scale score MEASUREMENT."""
+    s = _scores(session, persons)
+    return list(
+        session.execute(
+            select(
+                s.c.site, s.c.timepoint, s.c.scale, func.count(), func.sum(s.c.score),
+                func.sum(s.c.score * s.c.score),
+            ).group_by(s.c.site, s.c.timepoint, s.c.scale)
+        ).all()
+    )  # fmt: skip
+
+
 def trajectory_by_centre(
     session: Session, persons: Select[Any], labels: dict[int, str]
 ) -> pd.DataFrame:
     """Return mean QLQ-C30 scores per centre, timepoint and scale with 95% intervals.
+
+    Aggregates the per-person summary :class:`omop.summary_tables.PromScaleScore`
+    (one score per patient, timepoint and scale, kept by the writers); when a
+    selected patient has two scores in one cell, every score MEASUREMENT instead,
+    so that each score counts as the frame rule counts it.
 
     Parameters
     ----------
@@ -81,14 +123,10 @@ def trajectory_by_centre(
         As :func:`cohort.benchmark.prom.trajectory` with ``by=("centre",)``:
         ``centre, timepoint, scale, n, mean, sd, lower_95, upper_95``.
     """
-    s = _scores(session, persons)
+    rows = _summary_cells(session, persons)
+    if rows is None:
+        rows = _score_cells(session, persons)
     scales = scale_concepts()
-    rows = session.execute(
-        select(
-            s.c.site, s.c.timepoint, s.c.scale, func.count(), func.sum(s.c.score),
-            func.sum(s.c.score * s.c.score),
-        ).group_by(s.c.site, s.c.timepoint, s.c.scale)
-    ).all()  # fmt: skip
     out = []
     for site, timepoint, scale, n, total, squares in rows:
         mean = float(total) / n

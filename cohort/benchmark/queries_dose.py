@@ -17,21 +17,17 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from cohort.benchmark.control_chart import individuals_chart
-from cohort.benchmark.dvh_sample import sample_cumulative
+from cohort.benchmark.dose_curves import band_curves, episodes_of, scheme_label
 from cohort.benchmark.view import MIN_COUNT, CentreView, centre_view, record_read
 from cohort.consent_states import ConsentState
 from cohort.permissions import Scope
-from etl.store.dvh_read import read_latest_curves
-from etl.store.dvh_rows import dvh_from_row
 from etl.store.metric_reads import metric_values, prescriptions
 from etl.store.report import structure_counts
 from omop.cohort_tables import Enrolment
-from omop.ingest_tables import IngestDataset
 
 if TYPE_CHECKING:
     import pandas as pd  # type: ignore[import-untyped]
 
-    from etl.dose.histogram import DVH
 
 __all__ = [
     "BENCHMARK_METRICS",
@@ -40,6 +36,7 @@ __all__ = [
     "dose_schemes",
     "dvh_band",
     "metric_over_time",
+    "scheme_label",
     "site_organs",
 ]
 
@@ -66,25 +63,11 @@ BENCHMARK_METRICS: dict[str, tuple[tuple[str, str], ...]] = {
 _QUANTILES = np.array([0.1, 0.25, 0.75, 0.9])
 
 
-def scheme_label(total_gy: float | None, fractions: int | None) -> str:
-    """Return ``"60 Gy/30"`` (``"unknown"`` without a prescription)."""
-    if total_gy is None or not fractions:
-        return "unknown"
-    return f"{total_gy:g} Gy/{fractions}"
-
-
 def _persons(view: CentreView, site: str) -> Select[Any]:
     return select(Enrolment.person_id).where(
         Enrolment.state == ConsentState.CONSENTED.value,
         Enrolment.treatment_site == site,
         Enrolment.care_site_id.in_(view.centre_ids),
-    )
-
-
-def _episodes(persons: Select[Any]) -> Select[Any]:
-    """Select the RT courses of the loaded datasets of ``persons``."""
-    return select(IngestDataset.episode_id).where(
-        IngestDataset.person_id.in_(persons), IngestDataset.episode_id.is_not(None)
     )
 
 
@@ -110,7 +93,7 @@ def _values(
         session, persons=persons, structure=structure, metric=metric,
         alpha_beta_gy=alpha_beta_gy if eqd2 else None,
     )  # fmt: skip
-    scheme = prescriptions(session, _episodes(persons)) if rows and schemes else {}
+    scheme = prescriptions(session, episodes_of(persons)) if rows and schemes else {}
     columns = ["person_id", "care_site_id", "dataset_id", "course_start", "scheme"]
     records = [
         (r.person_id, r.care_site_id, r.dataset_id, r.course_start,
@@ -272,7 +255,9 @@ def dvh_band(
 
     The cumulative DVH of each patient (latest dataset; EQD2 with the course's
     fractions when asked) is sampled every ``step_gy``; other centres with fewer
-    than 5 patients are left out.
+    than 5 patients are left out. At the default step and alpha/beta the samples
+    stored with the DVHs are read (:mod:`etl.store.dvh_samples`), else every curve
+    is sampled here.
 
     Returns
     -------
@@ -283,23 +268,10 @@ def dvh_band(
 
     view = centre_view(session, scope)
     persons = _persons(view, site)
-    latest = read_latest_curves(session, persons=persons, structure=structure)
-    needed = latest and (eqd2 or scheme is not None)  # the course's fractions
-    plan = prescriptions(session, _episodes(persons)) if needed else {}
-    chosen: list[tuple[int, DVH, float]] = []
-    for row in latest:
-        total, n = plan.get(row.episode_id or -1, (None, None))
-        if scheme is not None and scheme_label(total, n) != scheme:
-            continue
-        if eqd2 and not n:
-            continue
-        chosen.append((int(row.care_site_id or 0), dvh_from_row(row), float(n or 0)))
-    grid, sampled, kept = sample_cumulative(
-        [c[1] for c in chosen], step_gy,
-        fractions=[c[2] for c in chosen] if eqd2 else None,
-        alpha_beta_gy=alpha_beta_gy,
+    grid, sampled, centres = band_curves(
+        session, persons, structure, scheme=scheme, eqd2=eqd2,
+        alpha_beta_gy=alpha_beta_gy, step_gy=step_gy,
     )  # fmt: skip
-    centres = np.array([c[0] for c in chosen], dtype=np.int64)[kept]
     rows = []
     for site_id in dict.fromkeys(centres.tolist()):
         if site_id not in view.labels:

@@ -5,7 +5,8 @@ dataset: course EPISODE (with its disease EPISODE), PROCEDURE and EPISODE_EVENT,
 prescription and age (:mod:`etl.store.course`, :mod:`etl.store.course_age`),
 IMAGE_OCCURRENCE per series, object versions, the dataset row, the DVHs and the
 dose metrics (:func:`etl.store.dvh_rows.dvh_row`,
-:func:`~etl.store.dvh_rows.metric_rows`).
+:func:`~etl.store.dvh_rows.metric_rows`) and the DVHs' sampled curves
+(:func:`etl.store.dvh_samples.sampled_rows`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from etl.store.course import (
 )
 from etl.store.course_age import course_age_row, course_age_years
 from etl.store.dvh_rows import AlphaBeta, MetricContext, dvh_row, metric_rows
+from etl.store.dvh_samples import sampled_rows
 from etl.store.images import image_row
 from omop.cdm import (
     Episode,
@@ -143,6 +145,9 @@ def dataset_rows(
         alpha_beta=AlphaBeta(), metric_field=fields.measurement,
         feature_field=fields.image_feature, now=rows.now,
     )  # fmt: skip
+    rows.tables["dvh_sampled"] += sampled_rows(
+        [(int(d.dvh_id), person_id, dvh) for d, dvh in stored], computed.n_fractions
+    )
     measurements, features, links = metric_rows(stored, ctx, rows.ids.many)
     rows.tables["measurement"] += measurements
     rows.tables["image_feature"] += features

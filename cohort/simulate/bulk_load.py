@@ -48,6 +48,7 @@ from omop.cohort_tables import ConsentEvent, Enrolment
 from omop.filestore import FileStore
 from omop.ingest_tables import Dvh, DvhMetric, IngestDataset, IngestObject
 from omop.platform import StoredFile, StoredFileOwner
+from omop.summary_tables import DvhSampled
 from omop.vocab.lookup import field_concept_id
 
 __all__ = ["WRITE_ORDER", "load_cohort_bulk"]
@@ -57,7 +58,8 @@ WRITE_ORDER: tuple[type[DeclarativeBase], ...] = (
     Person, Enrolment, ConsentEvent, ObservationPeriod, Death, Episode,
     ProcedureOccurrence, EpisodeEvent, VisitOccurrence, ConditionOccurrence,
     SurveyConduct, ImageOccurrence, StoredFile, StoredFileOwner, IngestObject,
-    IngestDataset, Dvh, Measurement, Observation, ImageFeature, DvhMetric,
+    IngestDataset, Dvh, DvhSampled, Measurement, Observation, ImageFeature,
+    DvhMetric,
 )  # fmt: skip
 
 Progress = Callable[[str, int, int], None]

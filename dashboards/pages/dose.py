@@ -18,9 +18,12 @@ from dashboards.messages import t
 from dashboards.ui.bench import attempt, caption, empty, open_page
 from dashboards.ui.cached import read
 from dashboards.ui.charts import show_chart, show_table
+from omop.errors import RTCohortError
 
 __all__ = ["render"]
 
+#: The widget key of the scheme choice (read before the widget is drawn).
+_SCHEME = "dose.scheme"
 _METRICS = ("Mean[Gy]", "Max[Gy]", "D0.03cc[Gy]", "D2%[Gy]", "D50%[Gy]",
             *(f"V{g}Gy[%]" for g in range(5, 75, 5)))  # fmt: skip
 
@@ -44,17 +47,34 @@ def _choices(identity: Identity) -> dict[str, Any] | None:
                     format_func=lambda r: t(f"dose.{r}")) == "eqd2"  # fmt: skip
     if eqd2:
         st.caption(t("dose.eqd2_note", ab=f"{DEFAULT_ALPHA_BETA_GY:g}"))
-    schemes = attempt(read, "dose_schemes", identity, site=site,
-                      structure=structure, metric=metric)  # fmt: skip
+    return {"site": site, "structure": structure, "metric": metric, "eqd2": eqd2,
+            "scheme": None}  # fmt: skip
+
+
+def _scheme(identity: Identity, chosen: dict[str, Any]) -> tuple[bool, str | None]:
+    """Show the scheme choice: whether any patient has the metric, the scheme chosen.
+
+    The scheme is None for all schemes.
+    """
+    params = {k: chosen[k] for k in ("site", "structure", "metric")}
+    schemes = attempt(read, "dose_schemes", identity, **params)
     if empty(schemes, "dose.no_values"):
-        return None
+        return False, None
     assert schemes is not None
     everything = t("dose.all_schemes")
-    scheme = st.selectbox(t("dose.scheme"), [everything, *schemes["scheme"]])
-    if not eqd2 and scheme == everything and len(schemes) > 1:
+    scheme = st.selectbox(t("dose.scheme"), [everything, *schemes["scheme"]],
+                          key=_SCHEME)  # fmt: skip
+    if not chosen["eqd2"] and scheme == everything and len(schemes) > 1:
         st.info(t("dose.mixed_schemes"))
-    return {"site": site, "structure": structure, "metric": metric, "eqd2": eqd2,
-            "scheme": None if scheme == everything else str(scheme)}  # fmt: skip
+    return True, None if scheme == everything else str(scheme)
+
+
+def _has_distribution(identity: Identity, chosen: dict[str, Any]) -> bool:
+    """Whether the distribution has rows (False when the read fails: shown later)."""
+    try:
+        return not read("dose_distribution", identity, **chosen).empty
+    except (RTCohortError, ValueError):  # attempt() shows it in the page's order
+        return False
 
 
 def _distribution(identity: Identity, chosen: dict[str, Any]) -> None:
@@ -130,9 +150,27 @@ def render() -> None:
     chosen = _choices(identity)
     if chosen is None:
         return
-    _distribution(identity, chosen)
-    _band(identity, chosen)
-    _control(identity, chosen)
+    # The scheme box sits above the charts but is filled after the first chart when
+    # it is at 'all schemes' (the default), whose distribution needs no scheme list.
+    # Containers, not st.empty: a rerun keeps their old content until replaced.
+    choice, charts = st.container(), st.container()
+    early = st.session_state.get(_SCHEME) in (None, t("dose.all_schemes"))
+    early = early and _has_distribution(identity, chosen)
+    if early:
+        with charts:
+            _distribution(identity, chosen)
+    with choice:
+        found, scheme = _scheme(identity, chosen)
+    if not found:
+        return
+    if early and scheme is not None:  # not the predicted choice: draw it in order
+        st.rerun()
+    chosen["scheme"] = scheme
+    with charts:
+        if not early:
+            _distribution(identity, chosen)
+        _band(identity, chosen)
+        _control(identity, chosen)
 
 
 if __name__ == "__main__":  # run as a page script by st.navigation

@@ -7,7 +7,8 @@ One call of :func:`load_dataset` writes, in the caller's transaction:
   (:mod:`etl.store.course`) and the age at its start (:mod:`etl.store.course_age`);
 - one IMAGE_OCCURRENCE per series and the object versions (:mod:`etl.store.images`);
 - per structure the full differential DVH and per metric one IMAGE_FEATURE +
-  MEASUREMENT pair (:mod:`etl.store.dvh_rows`).
+  MEASUREMENT pair (:mod:`etl.store.dvh_rows`), and the DVH's sampled cumulative
+  curves, physical and EQD2 (:mod:`etl.store.dvh_samples`).
 
 A dataset whose content changed (a new version of a member object) replaces its DVHs
 and metrics; the course and images are kept. A dataset without a readable study date
@@ -45,6 +46,7 @@ from etl.store.dvh_rows import (
     write_dvh_rows,
     write_metrics,
 )
+from etl.store.dvh_samples import delete_dvh_samples, write_dvh_samples
 from etl.store.images import write_images, write_objects
 from omop.cdm import CareSite, Episode, Person
 from omop.filestore import FileStore
@@ -153,6 +155,7 @@ def load_dataset(
             )
         )
         delete_metrics(session, old)
+        delete_dvh_samples(session, old)
         session.execute(delete(Dvh).where(Dvh.dataset_id == dataset.dataset_id))
     episode_id, procedure_id = write_course(session, person.person_id, computed, day)
     write_prescription(session, person.person_id, episode_id, computed, day)
@@ -195,6 +198,7 @@ def load_dataset(
         structures=computed.structures,
         rules=rules,
     )
+    write_dvh_samples(session, stored, computed.n_fractions)
     ctx = MetricContext(
         person_id=person.person_id,
         day=day,

@@ -54,7 +54,9 @@ def test_bulk_rows_equal_per_row_writers(cohort, urls, tmp_path: Path) -> None: 
         assert b.persons == len(cohort.patients)
         assert b.datasets == sum(p.consented for p in cohort.patients) > 0
         want, got = table_rows(slow), table_rows(fast)
-        assert {"dvh", "survey_conduct", "condition_occurrence"} <= set(want)
+        assert {"dvh", "dvh_sampled", "survey_conduct", "condition_occurrence"} <= set(
+            want
+        )
         assert got == want
         # links by key: each grade observation of an adverse event points to a
         # condition of the same person and term; each DVH to its person's dataset

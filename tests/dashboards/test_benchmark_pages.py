@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from apptest_helpers import new_app, sign_in, texts
+from apptest_helpers import by_label, new_app, sign_in, texts
 from bench_world import add_outcomes
 from streamlit.testing.v1 import AppTest
 from web_world import PASSWORD, World
@@ -190,3 +190,40 @@ def test_clinician_outcome_page_endpoint_without_events(app: World) -> None:
     assert "1 - Kaplan-Meier" not in shown or "HUS" in shown
     assert "QLQ-C30 by timepoint" in shown
     assert _charts(at)
+
+
+def _in_order(node: Any) -> list[Any]:
+    """The elements of a page tree in the order the screen shows them."""
+    children = getattr(node, "children", None)
+    if children is None:
+        return [node]
+    return [e for k in sorted(children) for e in _in_order(children[k])]
+
+
+def test_dose_scheme_choice_stays_above_the_charts(app: World) -> None:
+    """The scheme box is drawn after the first chart but shown above it."""
+    at = _open("clinician-hus", "dose")
+    for scheme in ("All schemes", "60 Gy/30", "All schemes"):
+        box = by_label(at.selectbox, "Fractionation scheme")
+        if box.value != scheme:
+            at = box.set_value(scheme).run()
+        assert not at.exception
+        box = by_label(at.selectbox, "Fractionation scheme")
+        assert (box.value, box.options) == (scheme, ["All schemes", "60 Gy/30"])
+        assert [s.value for s in at.subheader].count("Heart Mean[Gy] by centre") == 1
+        assert len(_charts(at)) == 2
+        shown = _in_order(at.main)
+        place = {id(e): i for i, e in enumerate(shown)}
+        heading = next(s for s in at.subheader if "by centre" in s.value)
+        assert place[id(box)] < place[id(heading)] < place[id(_charts(at)[0])]
+
+
+def test_dose_metric_nobody_has_shows_only_the_message(app: World) -> None:
+    at = _open("clinician-hus", "dose")
+    at = by_label(at.selectbox, "Organ").set_value("A_LAD").run()
+    assert not at.exception
+    assert [i.value for i in at.info] == [
+        "No patient of this site has this metric for this organ."
+    ]
+    assert not at.subheader
+    assert not _charts(at)

@@ -4,8 +4,9 @@ On the simulated national cohort (national_world.py: written by the production
 writers, both backends), each read rewritten for speed is compared with the way it
 was computed before, kept here: the PROM completion counted in SQL against the
 aggregation of every questionnaire in Python; the toxicity assessment days against
-:func:`instruments.store.read_toxicity`; the population DVH band from the narrow
-latest-curve read against the full DVH rows; prescriptions by a SQL selection
+:func:`instruments.store.read_toxicity`; the population DVH band from the samples stored with
+the DVHs (and from the narrow latest-curve read, for curves without them) against the
+full DVH rows; prescriptions by a SQL selection
 against prescriptions by ids; the QLQ-C30 means and deteriorations aggregated in SQL
 against the frame functions on every questionnaire's scores.
 """
@@ -19,7 +20,7 @@ import numpy as np
 import pandas as pd  # type: ignore[import-untyped]
 import pytest
 from national_world import National
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 from web_world import audited_session
 
@@ -37,7 +38,8 @@ from instruments.store import read_prom_scores, read_survey_timings, read_toxici
 from instruments.store.toxicity_days import assessment_days, assessment_spans
 from omop.cdm import Person
 from omop.cohort_tables import Enrolment, Invitation
-from omop.ingest_tables import IngestDataset
+from omop.ingest_tables import Dvh, IngestDataset
+from omop.summary_tables import DvhSampled
 
 TERM = "Pneumonitis"
 
@@ -195,6 +197,23 @@ def test_dvh_band_equals_the_full_read(db: Session, eqd2: bool) -> None:
         want = _old_band(db, scope, "Lungs", scheme, eqd2)
         assert len(got) > 0
         pd.testing.assert_frame_equal(_sorted(got), _sorted(want))
+
+
+@pytest.mark.parametrize("eqd2", [False, True])
+def test_dvh_band_samples_curves_without_stored_samples(
+    db: Session, eqd2: bool
+) -> None:
+    """Curves stored before the summary (no row) are sampled at read time."""
+    scope = scope_for(db, get_user(db, "national-admin"), Action.READ_AGGREGATES)
+    lungs = select(Dvh.dvh_id).where(Dvh.tg263_name == "Lungs")
+    ids = db.scalars(lungs.order_by(Dvh.dvh_id)).all()
+    db.execute(delete(DvhSampled).where(DvhSampled.dvh_id.in_(ids[::2])))
+    stored = select(func.count(DvhSampled.dvh_id.distinct()))
+    assert 0 < db.scalar(stored.where(DvhSampled.dvh_id.in_(ids))) < len(ids)
+    got = queries_dose.dvh_band(db, scope, site="lung", structure="Lungs", eqd2=eqd2)
+    want = _old_band(db, scope, "Lungs", None, eqd2)
+    assert len(got) > 0
+    pd.testing.assert_frame_equal(_sorted(got), _sorted(want))
 
 
 def test_latest_curves_are_the_latest_dvh_rows(db: Session) -> None:

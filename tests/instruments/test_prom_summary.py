@@ -196,3 +196,40 @@ def test_concurrent_questionnaires_of_one_person_keep_the_summary(
             assert all(r[5] is not None for r in rows)
     finally:
         engine.dispose()
+
+
+def _frame_trajectory(session: Session) -> Any:
+    """The trajectory of every score read back in Python (the frame rule)."""
+    from cohort.benchmark.prom import trajectory
+
+    wide = read_prom_scores(session)
+    codes = list(get_instrument("QLQ-C30").spec.output_codes)
+    long = wide.melt(["person_id", "timepoint"], codes, var_name="scale",
+                     value_name="score").dropna(subset=["score"])  # fmt: skip
+    long = long.rename(columns={"person_id": "pseudonym"}).assign(centre="C")
+    return trajectory(long, by=("centre",))
+
+
+def test_trajectory_from_the_summary_counts_every_score(session: Session) -> None:
+    import pandas as pd
+    from sqlalchemy import literal
+
+    from cohort.benchmark.prom_sql import trajectory_by_centre
+
+    first, second = _person(session, "P-1"), _person(session, "P-2")
+    store_prom(session, Assessment(first, "baseline", 0), _response("a-0", 1, q1=2))
+    store_prom(session, Assessment(second, "baseline", 0), _response("b-0", 2, q9=3))
+    store_prom(session, Assessment(first, "m3", 0), _response("a-m3", 11, q10=4))
+    persons = select(cdm.Person.person_id, literal(7))
+    got = trajectory_by_centre(session, persons, {7: "C"})
+    want = _frame_trajectory(session)
+    pd.testing.assert_frame_equal(got, want, check_dtype=False, rtol=1e-12)
+    assert got.loc[got["timepoint"] == "baseline", "n"].eq(2).all()
+    # A second questionnaire at m3: the summary keeps one score per cell, the
+    # trajectory counts both (read from the scores).
+    store_prom(session, Assessment(first, "m3", 0), _response("a-m3-2", 12, q10=2))
+    got = trajectory_by_centre(session, persons, {7: "C"})
+    pd.testing.assert_frame_equal(
+        got, _frame_trajectory(session), check_dtype=False, rtol=1e-12
+    )
+    assert got.loc[got["timepoint"] == "m3", "n"].eq(2).all()

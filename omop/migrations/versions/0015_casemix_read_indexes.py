@@ -1,7 +1,7 @@
 """indexes for the case-mix read of the outcome funnel
 
 Revision ID: 0015
-Revises: 0013
+Revises: 0014
 Create Date: 2026-12-05 18:50:00.000000
 
 Adds three of the indexes of :data:`omop.read_indexes.READ_INDEXES` that the
@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0015"
-down_revision: str | None = "0013"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cohort.benchmark.dvh_sample import sample_cumulative
+from etl.dose.dvh_sample import sample_cumulative
 from etl.dose.histogram import DVH
 from etl.dose.radiobiology import dvh_to_eqd2
 from etl.errors import DoseGridError

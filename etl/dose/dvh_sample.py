@@ -1,8 +1,10 @@
 r"""Cumulative DVHs of many patients sampled on one dose grid, physical or EQD2.
 
-What :func:`cohort.benchmark.queries_dose.dvh_band` needs, for all curves at once
-(numpy over a flat array of every histogram) instead of one curve at a time. The
-values are those of the per-curve path, to rounding:
+What the population DVH band (:func:`cohort.benchmark.queries_dose.dvh_band`) and
+the summary table of sampled curves (:mod:`etl.store.dvh_samples`, through
+:func:`sample_each`) need, for all curves at once (numpy over a flat array of every
+histogram) instead of one curve at a time. The values are those of the per-curve
+path, to rounding:
 
 * physical: :meth:`etl.dose.histogram.DVH.cumulative` (the volume at or above each
   bin edge), read on the grid by linear interpolation, 0 beyond the last edge;
@@ -33,8 +35,9 @@ from numpy.typing import NDArray
 from etl.dose._columns import MAX_DVH_BINS, check_bins
 from etl.dose.histogram import DVH
 from etl.dose.radiobiology import eqd2_gy
+from etl.errors import DoseGridError
 
-__all__ = ["sample_cumulative"]
+__all__ = ["sample_cumulative", "sample_each"]
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -101,42 +104,15 @@ def _eqd2_cumulative(
     return out
 
 
-def sample_cumulative(
+def _sample(
     dvhs: Sequence[DVH],
     step_gy: float,
-    *,
-    fractions: Sequence[float] | None = None,
-    alpha_beta_gy: float = 3.0,
-) -> tuple[FloatArray, FloatArray, NDArray[np.bool_]]:
-    """Sample every curve's cumulative DVH (percent of its volume) on one grid.
-
-    Parameters
-    ----------
-    dvhs : sequence of DVH
-        Physical-dose histograms.
-    step_gy : float
-        Spacing of the grid, from 0 to the highest last bin edge of the kept curves.
-    fractions : sequence of float, optional
-        Fractions of each curve's course: convert to EQD2 (else physical dose).
-    alpha_beta_gy : float
-        Alpha/beta of the EQD2 conversion.
-
-    Returns
-    -------
-    grid : ndarray, shape (k,)
-        Doses (Gy).
-    samples : ndarray, shape (kept, k)
-        Volume (%) receiving at least each dose, one row per kept curve.
-    kept : ndarray of bool, shape (len(dvhs),)
-        Curves with volume inside the grid (the others cannot be normalised).
-
-    Raises
-    ------
-    etl.errors.DoseGridError
-        When an EQD2 maximum needs an implausible number of bins.
-    """
+    fractions: Sequence[float] | None,
+    alpha_beta_gy: float,
+) -> tuple[FloatArray, FloatArray, NDArray[np.bool_], FloatArray]:
+    """:func:`sample_cumulative`, and each curve's last node (dose past its end)."""
     if not dvhs:
-        return np.zeros(1), np.zeros((0, 1)), np.zeros(0, dtype=bool)
+        return np.zeros(1), np.zeros((0, 1)), np.zeros(0, dtype=bool), np.zeros(0)
     flat = _Flat(dvhs)
     width = np.array([d.bin_width_gy for d in dvhs], dtype=float)
     low = np.array([d.min_gy for d in dvhs], dtype=float)
@@ -172,4 +148,83 @@ def sample_cumulative(
         v1 = v0 if on_edges else _eqd2_cumulative(flat, idx, e1, curves, alpha_beta_gy)
     value = v0 + (grid[None, :] - e0) * (v1 - v0) / (e1 - e0)
     value = np.where(grid[None, :] > last[kept][:, None], 0.0, value)
-    return grid, 100.0 * value, kept
+    return grid, 100.0 * value, kept, last
+
+
+def sample_cumulative(
+    dvhs: Sequence[DVH],
+    step_gy: float,
+    *,
+    fractions: Sequence[float] | None = None,
+    alpha_beta_gy: float = 3.0,
+) -> tuple[FloatArray, FloatArray, NDArray[np.bool_]]:
+    """Sample every curve's cumulative DVH (percent of its volume) on one grid.
+
+    Parameters
+    ----------
+    dvhs : sequence of DVH
+        Physical-dose histograms.
+    step_gy : float
+        Spacing of the grid, from 0 to the highest last bin edge of the kept curves.
+    fractions : sequence of float, optional
+        Fractions of each curve's course: convert to EQD2 (else physical dose).
+    alpha_beta_gy : float
+        Alpha/beta of the EQD2 conversion.
+
+    Returns
+    -------
+    grid : ndarray, shape (k,)
+        Doses (Gy).
+    samples : ndarray, shape (kept, k)
+        Volume (%) receiving at least each dose, one row per kept curve.
+    kept : ndarray of bool, shape (len(dvhs),)
+        Curves with volume inside the grid (the others cannot be normalised).
+
+    Raises
+    ------
+    etl.errors.DoseGridError
+        When an EQD2 maximum needs an implausible number of bins.
+    """
+    grid, samples, kept, _ = _sample(dvhs, step_gy, fractions, alpha_beta_gy)
+    return grid, samples, kept
+
+
+def sample_each(
+    dvhs: Sequence[DVH],
+    step_gy: float,
+    *,
+    fractions: Sequence[float] | None = None,
+    alpha_beta_gy: float = 3.0,
+) -> list[FloatArray | None]:
+    """Sample each curve on its own grid: 0, ``step_gy``, ... past its last node.
+
+    Row ``i`` is what :func:`sample_cumulative` returns for curve ``i`` alone (to
+    rounding): its grid is ``numpy.arange(0, last + step_gy, step_gy)``, ``last``
+    the dose where the curve ends (its values beyond are 0). Sampled with
+    other curves, the common grid is the longest of these grids and the shorter rows
+    continue with zeros.
+
+    Returns
+    -------
+    list of ndarray or None
+        Volume (%) per grid point; empty for a curve without volume inside the grid
+        (left out of a band); None for a curve :func:`sample_cumulative` refuses
+        (:class:`~etl.errors.DoseGridError`: an implausible EQD2 maximum).
+    """
+    if not dvhs:
+        return []
+    try:
+        _, samples, kept, last = _sample(dvhs, step_gy, fractions, alpha_beta_gy)
+    except DoseGridError:
+        if len(dvhs) == 1:
+            return [None]
+        return [
+            sample_each([d], step_gy, alpha_beta_gy=alpha_beta_gy,
+                        fractions=None if fractions is None else [fractions[i]])[0]
+            for i, d in enumerate(dvhs)
+        ]  # fmt: skip
+    out: list[FloatArray | None] = [np.zeros(0) for _ in dvhs]
+    for row, i in enumerate(np.flatnonzero(kept)):
+        size = len(np.arange(0.0, float(last[i]) + step_gy, step_gy))
+        out[int(i)] = np.ascontiguousarray(samples[row, :size])
+    return out
