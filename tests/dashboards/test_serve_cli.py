@@ -102,3 +102,18 @@ def test_launcher_preloads_every_page_and_hands_over_to_streamlit() -> None:
         env=server_env(None),
     )  # fmt: skip
     assert done.stdout.startswith("Streamlit, version ")
+
+
+def test_startup_objects_are_frozen_out_of_the_collector() -> None:
+    import gc
+
+    from dashboards.launch import freeze_startup_objects
+
+    try:
+        marker = object.__new__(type("Marker", (), {}))
+        frozen = freeze_startup_objects()
+        assert frozen == gc.get_freeze_count() > 1000
+        assert not any(o is marker for o in gc.get_objects())  # no longer tracked
+    finally:
+        gc.unfreeze()
+    assert gc.get_freeze_count() == 0
