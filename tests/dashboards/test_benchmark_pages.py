@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd  # type: ignore[import-untyped]
 import pytest
 from apptest_helpers import by_label, new_app, sign_in, texts
 from bench_world import add_outcomes
 from streamlit.testing.v1 import AppTest
 from web_world import PASSWORD, World
 
-PAGES = ("cohort_overview", "completeness", "dose", "outcomes")
+PAGES = ("overview", "cohort_overview", "completeness", "dose", "outcomes")
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,7 @@ def _charts(at: AppTest) -> list[Any]:
 def _everything(at: AppTest) -> str:
     """All text, table cells and chart data of the page."""
     parts = [texts(at)]
-    parts += [df.value.to_csv() for df in at.dataframe]
+    parts += [df.value.to_csv() for df in [*at.dataframe, *at.table]]
     parts += [str(c.proto) for c in _charts(at)]
     return "\n".join(parts)
 
@@ -227,3 +228,27 @@ def test_dose_metric_nobody_has_shows_only_the_message(app: World) -> None:
     ]
     assert not at.subheader
     assert not _charts(at)
+
+
+def test_landing_page_shows_the_suppressed_prom_completion(app: World) -> None:
+    """The landing table is the PROM rows of the cohort overview's completion read."""
+    from cohort.benchmark.queries import completion_by_timepoint
+    from cohort.permissions import Action, scope_for
+    from cohort.users import get_user
+    from omop.engine import make_engine, session_factory
+
+    engine = make_engine(app.url)
+    with session_factory(engine)() as s:
+        scope = scope_for(s, get_user(s, "viewer-tays"), Action.READ_AGGREGATES)
+        want = completion_by_timepoint(s, scope)
+        s.rollback()
+    engine.dispose()
+    want = want[want["kind"] == "prom"]
+    at = _open("viewer-tays", "overview")
+    assert not at.exception
+    assert _charts(at), "the completion chart"
+    table = at.table[0].value
+    assert list(table["Centre"]) == list(want["centre"])
+    shown = ["-" if pd.isna(e) else str(int(e)) for e in want["expected"]]
+    assert list(table["Expected"]) == shown
+    assert len(want) > 0
