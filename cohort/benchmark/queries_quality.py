@@ -8,9 +8,9 @@ once* when one holds several, and *missing* otherwise.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Subquery, case, distinct, func, select
+from sqlalchemy import Select, Subquery, case, distinct, func, select
 from sqlalchemy.orm import Session
 
 from cohort import audit
@@ -20,7 +20,7 @@ from cohort.errors import InvalidInputError
 from cohort.permissions import Action, Scope
 from etl.ingest.quarantine import held_counts
 from etl.store.report import unmapped_names, warning_counts
-from omop.cdm import Person
+from omop.cdm import CareSite, Person
 from omop.cohort_tables import Enrolment
 from omop.ingest_tables import Dvh, IngestDataset
 
@@ -186,43 +186,80 @@ def structure_matrix(session: Session, scope: Scope, *, site: str) -> pd.DataFra
     if scope.action is not Action.READ_PATIENTS or scope.pseudonymised:
         raise scope.deny("the structure matrix needs centre patient access")
     names = _required(site)
-    shown = (
-        select(Person.person_id, Person.person_source_value)
+    # One statement, one row per patient shown, run on the connection (Core rows,
+    # no ORM loading), the frame built column-wise.
+    rows = session.connection().execute(_matrix_statement(scope, site, names)).all()
+    columns = list(zip(*rows, strict=True)) or [()] * (2 + len(names))
+    ids = [int(p) for p in columns[0]]
+    frame = {"pseudonym": [str(who) for who in columns[1]]}
+    for name, counts in zip(names, columns[2:], strict=True):
+        frame[name] = [STATUS[min(int(k or 0), 2)] for k in counts]
+    audit.record(
+        session, scope.username, "benchmark.structure_matrix",
+        f"site {site}: {len(ids)} patients", ids,
+    )  # fmt: skip
+    return pd.DataFrame(frame, columns=["pseudonym", *names])
+
+
+def _matrix_statement(scope: Scope, site: str, names: tuple[str, ...]) -> Select[Any]:
+    """``person_id, pseudonym`` and per required structure the most ROIs one set maps.
+
+    The persons are the consented patients of the site the scope shows, ordered by
+    pseudonym; ROIs count only for those enrolled at one of the scope's centres (any
+    centre when the scope is not bound to centres). A count is NULL when no structure
+    set maps the structure.
+    """
+    centres = (
+        sorted(scope.centre_ids)
+        if scope.centre_ids
+        else select(CareSite.care_site_id).where(
+            CareSite.care_site_source_value.is_not(None)
+        )
+    )
+    counted = select(Enrolment.person_id).where(
+        Enrolment.state == ConsentState.CONSENTED.value,
+        Enrolment.treatment_site == site,
+        Enrolment.care_site_id.in_(centres),
+    )
+    per_set = (
+        select(
+            Dvh.person_id.label("person_id"),
+            Dvh.tg263_name.label("name"),
+            func.count(distinct(Dvh.roi_number)).label("n"),
+        )
+        .join(IngestDataset, IngestDataset.dataset_id == Dvh.dataset_id)
+        .where(Dvh.tg263_name.in_(names), Dvh.person_id.in_(counted))
+        .group_by(
+            Dvh.person_id, IngestDataset.structure_set_sop_instance_uid, Dvh.tg263_name
+        )
+        .subquery()
+    )
+    best = (
+        select(
+            per_set.c.person_id,
+            *(
+                func.max(case((per_set.c.name == name, per_set.c.n))).label(f"n{i}")
+                for i, name in enumerate(names)
+            ),
+        )
+        .group_by(per_set.c.person_id)
+        .subquery()
+    )
+    return (
+        select(
+            Person.person_id,
+            Person.person_source_value,
+            *(best.c[f"n{i}"] for i in range(len(names))),
+        )
         .join(Enrolment, Enrolment.person_id == Person.person_id)
+        .outerjoin(best, best.c.person_id == Person.person_id)
         .where(
             Enrolment.state == ConsentState.CONSENTED.value,
             Enrolment.treatment_site == site,
             scope.person_filter(Person.person_id),
         )
+        .order_by(Person.person_source_value, Person.person_id)
     )
-    persons = session.execute(shown.order_by(Person.person_source_value)).all()
-    ids = [int(p) for p, _ in persons]
-    best = _rois_per_person(site, sorted(scope.centre_ids or _all(session)))
-    chosen = shown.with_only_columns(Person.person_id)  # one query, not an id list
-    found = {
-        (int(p), str(n)): int(k)
-        for p, n, k in session.execute(
-            select(best.c.person_id, best.c.name, best.c.n).where(
-                best.c.person_id.in_(chosen)
-            )
-        ).all()
-    }
-    rows = [
-        {"pseudonym": str(who), **{n: STATUS[min(found.get((int(p), n), 0), 2)]
-                                   for n in names}}
-        for p, who in persons
-    ]  # fmt: skip
-    audit.record(
-        session, scope.username, "benchmark.structure_matrix",
-        f"site {site}: {len(rows)} patients", ids,
-    )  # fmt: skip
-    return pd.DataFrame(rows, columns=["pseudonym", *names])
-
-
-def _all(session: Session) -> set[int]:
-    from cohort.centres import centre_codes
-
-    return set(centre_codes(session))
 
 
 def unmapped_structures(session: Session, scope: Scope) -> pd.DataFrame:
