@@ -186,14 +186,17 @@ def structure_matrix(session: Session, scope: Scope, *, site: str) -> pd.DataFra
     if scope.action is not Action.READ_PATIENTS or scope.pseudonymised:
         raise scope.deny("the structure matrix needs centre patient access")
     names = _required(site)
-    # One statement, one row per patient shown, run on the connection (Core rows,
-    # no ORM loading), the frame built column-wise.
-    rows = session.connection().execute(_matrix_statement(scope, site, names)).all()
-    columns = list(zip(*rows, strict=True)) or [()] * (2 + len(names))
-    ids = [int(p) for p in columns[0]]
-    frame = {"pseudonym": [str(who) for who in columns[1]]}
-    for name, counts in zip(names, columns[2:], strict=True):
-        frame[name] = [STATUS[min(int(k or 0), 2)] for k in counts]
+    # One statement, one row per patient shown, run on the connection (no ORM
+    # loading); each row becomes a plain tuple at once, which the garbage collector
+    # stops tracking (ints and strings only), so 10,000s of Row objects are not
+    # promoted to the oldest generation and a full collection does not follow.
+    result = session.connection().execute(_matrix_statement(scope, site, names))
+    rows = [tuple(row) for row in result]
+    # Column by column (``zip(*rows)`` would make one tracked iterator per row).
+    ids = [int(r[0]) for r in rows]
+    frame = {"pseudonym": [str(r[1]) for r in rows]}
+    for i, name in enumerate(names, start=2):
+        frame[name] = [STATUS[min(int(r[i] or 0), 2)] for r in rows]
     audit.record(
         session, scope.username, "benchmark.structure_matrix",
         f"site {site}: {len(ids)} patients", ids,
