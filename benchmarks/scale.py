@@ -198,6 +198,13 @@ def _queries(args: argparse.Namespace, srv: Any) -> None:
     os.environ.setdefault("RTCOHORT_DATA_DIR", str(args.pgdata / "rtcohort-data"))
     engine = make_engine(srv.url(name))
     after_upgrade(engine)  # audit key and binding: the NTCP extraction audits
+    # As the web app's server does after its imports (dashboards.launch): the
+    # start-up objects are out of the collector's reach, so a full collection
+    # during a read walks only what the reads made.
+    from dashboards.launch import freeze_startup_objects, preload_pages
+
+    preload_pages()
+    freeze_startup_objects()
     factory = session_factory(engine)
     figures: dict[str, Any] = {}
     named: dict[str, Callable[[Session], object]] = dict(VIEW_QUERIES)

@@ -20,15 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import (
-    ColumnElement,
-    and_,
-    case,
-    func,
-    null,
-    or_,
     select,
-    true,
-    union_all,
     update,
 )
 from sqlalchemy.orm import Session
@@ -42,8 +34,8 @@ from cohort.errors import (
     NoLongerAvailableError,
     UsedTokenError,
 )
-from instruments.store.common import timepoint_codes
-from omop.cdm import Death, Person, SurveyConduct
+from cohort.invitation_completion import CompletionRow, completion
+from omop.cdm import Death, Person
 from omop.cohort_tables import Enrolment, Invitation
 from omop.private_files import random_key_file
 
@@ -333,101 +325,3 @@ def open_link(
         str(found[4]),
         as_utc(found[2]),
     )
-
-
-@dataclass(frozen=True)
-class CompletionRow:
-    """PROM completion of one centre at one timepoint."""
-
-    care_site_id: int
-    timepoint: str
-    expected: int
-    completed: int
-
-    @property
-    def rate(self) -> float | None:
-        """Completed / expected (None when nobody was expected)."""
-        return self.completed / self.expected if self.expected else None
-
-
-def _at_timepoints(known: dict[int, str], codes: list[str]) -> ColumnElement[bool]:
-    """Questionnaires at one of ``codes``, in a form the planner can estimate.
-
-    The same rows as ``timepoint_code(timing concept, source value) IN codes``: a
-    known timing concept names the timepoint, otherwise the source value does.
-    """
-    concept = SurveyConduct.timing_concept_id
-    wanted = [c for c, code in known.items() if code in codes]
-    unknown = or_(concept.is_(None), concept.not_in(list(known))) if known else true()
-    return or_(
-        concept.in_(wanted), and_(unknown, SurveyConduct.timing_source_value.in_(codes))
-    )
-
-
-def completion(
-    session: Session, centre_ids: list[int] | None = None
-) -> list[CompletionRow]:
-    """PROM completion per centre and timepoint, counted in SQL.
-
-    ``expected``: persons invited at the timepoint or with a questionnaire at it;
-    ``completed``: enrolled persons with a stored questionnaire at the timepoint (its
-    timing concept, else its timing source value, as
-    :func:`instruments.store.read_survey_timings` reads it). One ``GROUP BY``
-    (centre, timepoint) over the invitations and the questionnaires.
-    """
-    from cohort.protocol import DEFAULT_TIMEPOINTS
-
-    codes = [tp.code for tp in DEFAULT_TIMEPOINTS]
-    known = timepoint_codes()
-    timing = SurveyConduct.timing_source_value
-    timepoint = (
-        case(known, value=func.coalesce(SurveyConduct.timing_concept_id, 0),
-             else_=timing)
-        if known
-        else timing
-    )  # fmt: skip
-    site = func.coalesce(Person.care_site_id, 0)
-    invited = select(
-        site.label("site"),
-        Invitation.timepoint_code.label("timepoint"),
-        Invitation.person_id.label("person_id"),
-        null().label("done"),
-    ).join(Person, Person.person_id == Invitation.person_id)
-    done = (
-        select(
-            site.label("site"),
-            timepoint.label("timepoint"),
-            SurveyConduct.person_id.label("person_id"),
-            SurveyConduct.person_id.label("done"),
-        )
-        .join(Person, Person.person_id == SurveyConduct.person_id)
-        .where(
-            SurveyConduct.person_id.in_(select(Enrolment.person_id)),
-            _at_timepoints(known, codes),
-        )
-    )
-    both = union_all(invited, done).subquery()
-    per_person = (  # one row per centre, timepoint and person: hashed, not sorted
-        select(
-            both.c.site,
-            both.c.timepoint,
-            func.max(both.c.done).label("done"),
-        )
-        .group_by(both.c.site, both.c.timepoint, both.c.person_id)
-        .subquery()
-    )
-    query = select(
-        per_person.c.site,
-        per_person.c.timepoint,
-        func.count(),
-        func.count(per_person.c.done),
-    ).group_by(per_person.c.site, per_person.c.timepoint)
-    if centre_ids is not None:
-        query = query.where(per_person.c.site.in_(centre_ids))
-    rows = [
-        CompletionRow(int(s), str(code), int(n), int(k))
-        for s, code, n, k in session.execute(query).all()
-    ]
-    order = {c: i for i, c in enumerate(codes)}
-    rows.sort(key=lambda r: (r.care_site_id, order.get(r.timepoint, 99), r.timepoint))
-    return rows

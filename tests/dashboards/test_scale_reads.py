@@ -96,6 +96,8 @@ def test_completion_in_sql_equals_the_python_aggregation(db: Session) -> None:
         persons[:6], ["m3", "m3", "m6", "m12", "m9", "baseline"], strict=True
     ):
         invitations.issue(db, b"k" * 32, pid, code)
+    invitations.issue(db, b"k" * 32, persons[0], "m3")  # invited twice: one person
+    invitations.issue(db, b"k" * 32, persons[4], "m9")
     db.flush()
     got = [
         (r.care_site_id, r.timepoint, r.expected, r.completed)
@@ -111,6 +113,13 @@ def test_completion_in_sql_equals_the_python_aggregation(db: Session) -> None:
         for r in invitations.completion(db, one)
     ] == _python_completion(db, one)
     assert invitations.completion(db, []) == []
+    sites = sorted({s for s, *_x in got})
+    assert len(sites) >= 2
+    several = [0, sites[0], sites[-1]]  # 0: persons with no centre
+    assert [
+        (r.care_site_id, r.timepoint, r.expected, r.completed)
+        for r in invitations.completion(db, several)
+    ] == _python_completion(db, several)
 
 
 @pytest.mark.parametrize(("term", "casefold"), [(TERM, False), ("pneumonITIS", True)])
