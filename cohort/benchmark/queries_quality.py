@@ -60,14 +60,18 @@ def _required(site: str) -> tuple[str, ...]:
         ) from None
 
 
-def _rois_per_person(site: str, centre_ids: list[int]) -> Subquery:
-    """Per person and required structure: the most ROIs one structure set maps."""
+def _rois_per_set(site: str, centres: list[int] | Select[Any]) -> Subquery:
+    """Per person, structure set and required structure: the ROIs mapped to it.
+
+    Only persons consented for ``site`` at one of ``centres`` (ids, or a selection
+    of them) count.
+    """
     consented = select(Enrolment.person_id).where(
         Enrolment.state == ConsentState.CONSENTED.value,
         Enrolment.treatment_site == site,
-        Enrolment.care_site_id.in_(centre_ids),
+        Enrolment.care_site_id.in_(centres),
     )
-    per_set = (
+    return (
         select(
             Dvh.person_id.label("person_id"),
             Dvh.tg263_name.label("name"),
@@ -80,6 +84,11 @@ def _rois_per_person(site: str, centre_ids: list[int]) -> Subquery:
         )
         .subquery()
     )
+
+
+def _rois_per_person(site: str, centre_ids: list[int]) -> Subquery:
+    """Per person and required structure: the most ROIs one structure set maps."""
+    per_set = _rois_per_set(site, centre_ids)
     return (
         select(per_set.c.person_id, per_set.c.name, func.max(per_set.c.n).label("n"))
         .group_by(per_set.c.person_id, per_set.c.name)
@@ -219,24 +228,7 @@ def _matrix_statement(scope: Scope, site: str, names: tuple[str, ...]) -> Select
             CareSite.care_site_source_value.is_not(None)
         )
     )
-    counted = select(Enrolment.person_id).where(
-        Enrolment.state == ConsentState.CONSENTED.value,
-        Enrolment.treatment_site == site,
-        Enrolment.care_site_id.in_(centres),
-    )
-    per_set = (
-        select(
-            Dvh.person_id.label("person_id"),
-            Dvh.tg263_name.label("name"),
-            func.count(distinct(Dvh.roi_number)).label("n"),
-        )
-        .join(IngestDataset, IngestDataset.dataset_id == Dvh.dataset_id)
-        .where(Dvh.tg263_name.in_(names), Dvh.person_id.in_(counted))
-        .group_by(
-            Dvh.person_id, IngestDataset.structure_set_sop_instance_uid, Dvh.tg263_name
-        )
-        .subquery()
-    )
+    per_set = _rois_per_set(site, centres)
     best = (
         select(
             per_set.c.person_id,
