@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.orm import Session
@@ -13,7 +13,16 @@ from omop.cdm import Episode, Person
 from omop.ingest_tables import Dvh, IngestDataset
 from omop.vocab.standard import RT_COURSE_EPISODE
 
-__all__ = ["LatestCurve", "LoadedDvh", "read_dvh_rows", "read_latest_curves"]
+__all__ = [
+    "LatestCurve",
+    "LoadedDvh",
+    "first_per_person",
+    "latest_first",
+    "read_dvh_rows",
+    "read_latest_curves",
+]
+
+_Row = TypeVar("_Row")
 
 
 class LoadedDvh(NamedTuple):
@@ -96,6 +105,33 @@ class LatestCurve(NamedTuple):
     differential_cc: bytes
 
 
+def latest_first(*columns: Any, persons: Select[Any], structure: str) -> Select[Any]:
+    """Select ``columns`` of the ``dvh`` rows of ``structure``, latest dataset first.
+
+    Joined to the rows' ``ingest_dataset``; ordered by person, then dataset id
+    descending, then ROI number: a person's first row is the structure in the
+    person's latest dataset (:func:`first_per_person` keeps it). The first column
+    must be the person id.
+    """
+    return (
+        select(*columns)
+        .join(IngestDataset, IngestDataset.dataset_id == Dvh.dataset_id)
+        .where(Dvh.person_id.in_(persons), Dvh.tg263_name == structure)
+        .order_by(Dvh.person_id, Dvh.dataset_id.desc(), Dvh.roi_number)
+    )
+
+
+def first_per_person(
+    rows: Iterable[Sequence[Any]], make: Callable[..., _Row]
+) -> list[_Row]:
+    """Return ``make(*row)`` of each person's first row (of :func:`latest_first`)."""
+    latest: dict[int, _Row] = {}
+    for row in rows:
+        if row[0] not in latest:
+            latest[row[0]] = make(*row)
+    return list(latest.values())
+
+
 def read_latest_curves(
     session: Session, *, persons: Select[Any], structure: str
 ) -> list[LatestCurve]:
@@ -106,19 +142,10 @@ def read_latest_curves(
     :func:`read_dvh_rows` orders them). Only the columns of the curve are read (no
     ORM objects), for the benchmark's population DVH band.
     """
-    query = (
-        select(
-            Dvh.person_id, Dvh.dataset_id, IngestDataset.care_site_id,
-            IngestDataset.episode_id, Dvh.volume_cc, Dvh.outside_grid_cc,
-            Dvh.min_gy, Dvh.mean_gy, Dvh.max_gy, Dvh.bin_width_gy,
-            Dvh.differential_cc,
-        )
-        .join(IngestDataset, IngestDataset.dataset_id == Dvh.dataset_id)
-        .where(Dvh.person_id.in_(persons), Dvh.tg263_name == structure)
-        .order_by(Dvh.person_id, Dvh.dataset_id.desc(), Dvh.roi_number)
+    query = latest_first(
+        Dvh.person_id, Dvh.dataset_id, IngestDataset.care_site_id,
+        IngestDataset.episode_id, Dvh.volume_cc, Dvh.outside_grid_cc,
+        Dvh.min_gy, Dvh.mean_gy, Dvh.max_gy, Dvh.bin_width_gy,
+        Dvh.differential_cc, persons=persons, structure=structure,
     )  # fmt: skip
-    latest: dict[int, LatestCurve] = {}
-    for row in session.execute(query).all():
-        curve = LatestCurve(*row)
-        latest.setdefault(curve.person_id, curve)
-    return list(latest.values())
+    return first_per_person(session.execute(query).all(), LatestCurve)

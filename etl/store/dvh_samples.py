@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from etl.dose.dvh import DVH
 from etl.dose.dvh_sample import sample_cumulative, sample_each
+from etl.store.dvh_read import first_per_person, latest_first
 from etl.store.dvh_rows import dvh_from_row
 from omop.bulk import bulk_insert
 from omop.ingest_tables import Dvh, IngestDataset
@@ -180,21 +181,12 @@ def read_latest_samples(
         DvhSampled.representation == representation,
         DvhSampled.step_gy == STEP_GY,
     )
-    query = (
-        select(
-            Dvh.person_id, Dvh.dvh_id, IngestDataset.care_site_id,
-            IngestDataset.episode_id, DvhSampled.fractions, DvhSampled.samples,
-        )
-        .join(IngestDataset, IngestDataset.dataset_id == Dvh.dataset_id)
-        .outerjoin(DvhSampled, summary)
-        .where(Dvh.person_id.in_(persons), Dvh.tg263_name == structure)
-        .order_by(Dvh.person_id, Dvh.dataset_id.desc(), Dvh.roi_number)
-    )  # fmt: skip
-    latest: dict[int, LatestSamples] = {}
-    for row in session.execute(query).all():
-        curve = LatestSamples(*row)
-        latest.setdefault(curve.person_id, curve)
-    return list(latest.values())
+    query = latest_first(
+        Dvh.person_id, Dvh.dvh_id, IngestDataset.care_site_id,
+        IngestDataset.episode_id, DvhSampled.fractions, DvhSampled.samples,
+        persons=persons, structure=structure,
+    ).outerjoin(DvhSampled, summary)  # fmt: skip
+    return first_per_person(session.execute(query).all(), LatestSamples)
 
 
 def stack_samples(samples: Sequence[bytes]) -> NDArray[np.float64]:
