@@ -10,7 +10,8 @@ How the choices of Table E.1-1 are resolved (see ``docs/pseudonymisation.md``):
 - X/Z/U*: sequences kept with every UID inside remapped;
 - C on DA/DT: shifted by the patient's offset; on TM: kept; on text: identifiers of the
   same object (patient name parts, IDs, birth date, other removed names and
-  identifiers of 3+ characters) replaced by ``***`` -- ROI names survive; on binary:
+  identifiers of 3+ characters) replaced by ``***``, name parts only where they stand
+  as words, so ROI names survive (a patient called Art keeps ``Heart``); on binary:
   removed;
 - not in the table: UI remapped unless a class UID (SOP class, transfer syntax, coding
   scheme...), DA/DT shifted, anything else kept;
@@ -41,6 +42,7 @@ __all__ = [
     "op_for",
     "scrub_terms",
     "shift_text",
+    "word_edges",
 ]
 
 PATIENT_NAME, PATIENT_ID, PATIENT_BIRTH_DATE = 0x00100010, 0x00100020, 0x00100030
@@ -179,6 +181,8 @@ def scrub_terms(
             continue
         text = decode_bytes(raw, encodings, {0x5C, 0x5E, 0x3D})
         parts = re.split(r"[\\^=]", text) if vr == "PN" else text.split("\\")
+        if vr == "PN":  # each word of a part too: "Liv Per", "Anna-Liisa"
+            parts += [word for part in parts for word in re.split(r"[\s'-]+", part)]
         terms.update(part.strip() for part in parts if len(part.strip()) >= _MIN_TERM)
     return sorted(terms, key=len, reverse=True)
 
@@ -195,21 +199,69 @@ def is_identifier(tag: int, vr: str) -> bool:
 def make_cleaner(
     terms: list[str], encodings: list[str]
 ) -> Callable[[bytes, str], bytes]:
-    """Return the Clean function: identifiers in `terms` replaced by ``***``."""
-    pattern = (
-        re.compile("|".join(re.escape(t) for t in terms), re.IGNORECASE)
-        if terms
-        else None
-    )
+    """Return the Clean function: identifiers in `terms` replaced by ``***``.
+
+    A term with a digit (an ID, a date) is removed wherever it occurs. A term of
+    letters only (a name part) is removed where it stands as a word: its edges are
+    the text's ends, a character that is not a letter, or a change of case that
+    starts a word (``HeartDoe``, ``PTVDoe``). Inside a word it is anatomy, not a
+    name: a patient called Art keeps ``Heart``, Liv keeps ``Liver``, Ina keeps
+    ``SpinalCord`` (see :func:`word_edges`).
+    """
+    if not terms:
+        return lambda raw, vr: raw
+    anywhere = re.compile("|".join(re.escape(t) for t in terms), re.IGNORECASE)
+    each = [
+        (re.compile(re.escape(t), re.IGNORECASE), t.isalpha())
+        for t in sorted(terms, key=len, reverse=True)
+    ]
 
     def clean(raw: bytes, vr: str) -> bytes:
-        if pattern is None:
-            return raw
         text = decode_bytes(raw, encodings, {0x5C})
-        cleaned = pattern.sub("***", text)
-        if cleaned == text:
+        if anywhere.search(text) is None:
             return raw
-        out = encode_string(cleaned, encodings)
+        spans: list[tuple[int, int]] = []
+        for pattern, word_only in each:
+            for m in pattern.finditer(text):
+                i, j = m.span()
+                if word_only and not word_edges(text, i, j):
+                    continue
+                if all(j <= a or i >= b for a, b in spans):
+                    spans.append((i, j))
+        if not spans:
+            return raw
+        cleaned, end = [], 0
+        for i, j in sorted(spans):
+            cleaned += [text[end:i], "***"]
+            end = j
+        out = encode_string("".join([*cleaned, text[end:]]), encodings)
         return out + b" " if len(out) % 2 else out
 
     return clean
+
+
+def word_edges(text: str, i: int, j: int) -> bool:
+    """Return True when ``text[i:j]`` stands as a word of its own.
+
+    Each edge is the end of the text, a neighbour that is not a letter, or a change
+    of case that starts a word: lower to upper (``Heart|Doe``), or an upper letter
+    followed by a lower one after an upper run (``PTV|Doe``).
+
+    >>> word_edges("Bladder_Doe", 8, 11), word_edges("HeartDoe", 5, 8)
+    (True, True)
+    >>> word_edges("Heart", 2, 5), word_edges("SpinalCord", 2, 5)
+    (False, False)
+    >>> word_edges("PTVDoe", 3, 6), word_edges("DOEPTV", 0, 3)
+    (True, False)
+    """
+
+    def starts_word(k: int) -> bool:  # is there a word edge just before text[k]?
+        if k in (0, len(text)) or not (text[k - 1].isalpha() and text[k].isalpha()):
+            return True
+        before, here = text[k - 1], text[k]
+        if before.islower() and here.isupper():
+            return True
+        follows_lower = k + 1 < len(text) and text[k + 1].islower()
+        return before.isupper() and here.isupper() and follows_lower
+
+    return starts_word(i) and starts_word(j)
