@@ -8,6 +8,7 @@ function with picklable arguments.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from etl.dicom.rtstruct import StructureSet
     from etl.dose.grid import DoseGrid
 
-__all__ = ["Computed", "compute_dataset", "ct_findings"]
+__all__ = ["Computed", "compute_dataset", "ct_findings", "prescription_finding"]
 
 
 @dataclass
@@ -183,14 +184,52 @@ def _prescription_finding(
     facts: _PlanFacts,
 ) -> Finding | None:
     """Check the target's D95% against the prescription (a plan dose only)."""
-    target = next((s for s in structures if s.roi_number == facts.target_roi), None)
-    if target is None:
-        target = next(
-            (s for s in structures if is_target(None, s.interpreted_type)), None
-        )
-    if target is None or resolved.role is not DoseRole.PLAN:
+    if resolved.role is not DoseRole.PLAN:
         return None
-    return check_prescription(evaluate(target.dvh, "D95%[Gy]"), facts.prescription_gy)
+    return prescription_finding(structures, facts.target_roi, facts.prescription_gy)
+
+
+def prescription_finding(
+    structures: list[ComputedStructure],
+    target_roi: int | None,
+    prescription_gy: float | None,
+) -> Finding | None:
+    """Check a target's D95% against the plan's prescription.
+
+    The target is the ROI the plan's dose reference names. A plan that names none
+    leaves the platform to guess which of its targets (PTV, CTV, GTV, ITV by type)
+    the prescription covers: a breast plan's tumour bed boost, not its nodes. The
+    plan is then consistent when one target's D95% is within tolerance, and the
+    finding names the target closest to the prescription.
+
+    Parameters
+    ----------
+    structures
+        The dataset's DVHs.
+    target_roi
+        ROI number of the plan's dose reference, or None.
+    prescription_gy
+        Total prescribed dose; None or 0 checks nothing.
+    """
+    named = [s for s in structures if s.roi_number == target_roi]
+    candidates = named or [s for s in structures if is_target(None, s.interpreted_type)]
+    if not candidates or not prescription_gy:
+        return None
+
+    def off(k: int) -> float:  # how far the target is from the prescription
+        value = d95[k]
+        return math.inf if value is None or math.isnan(value) else abs(value - rx)
+
+    rx = prescription_gy
+    d95 = [evaluate(s.dvh, "D95%[Gy]") for s in candidates]
+    best = min(range(len(candidates)), key=off)
+    finding = check_prescription(d95[best], prescription_gy)
+    if finding is None:
+        return None
+    how = "" if named else f", the closest of {len(candidates)} target(s)"
+    return Finding(
+        finding.reason, f"{candidates[best].roi_name}{how}: {finding.detail}"
+    )
 
 
 def compute_dataset(
