@@ -215,14 +215,12 @@ def prescription_finding(
     candidates = named or [s for s in structures if is_target(None, s.interpreted_type)]
     if not candidates or not prescription_gy:
         return None
-
-    def off(k: int) -> float:  # how far the target is from the prescription
-        value = d95[k]
-        return math.inf if value is None or math.isnan(value) else abs(value - rx)
-
-    rx = prescription_gy
     d95 = [evaluate(s.dvh, "D95%[Gy]") for s in candidates]
-    best = min(range(len(candidates)), key=off)
+    off = [
+        math.inf if v is None or math.isnan(v) else abs(v - prescription_gy)
+        for v in d95
+    ]
+    best = off.index(min(off))
     finding = check_prescription(d95[best], prescription_gy)
     if finding is None:
         return None
