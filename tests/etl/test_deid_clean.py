@@ -20,33 +20,20 @@ from etl.deid.keys import CentreKey
 from etl.deid.policy import make_cleaner
 from etl.deid.pseudonymise import DeidOutcome, deidentify_bytes
 
-ANATOMY = [
-    "Heart",
-    "Liver",
-    "SpinalCord",
-    "Esophagus_Upper",
-    "A_Carotid_L",
-    "Lens_L",
-    "PTV_ART",
-    "Bladder_liv",
-    "HeartArt",
-    "PTVIna",
-    "Per 1",
-    "art",
-]
-CLEANED = [
-    "Heart",
-    "Liver",
-    "SpinalCord",
-    "Esophagus_Upper",
-    "A_Carotid_L",
-    "Lens_L",
-    "PTV_***",
-    "Bladder_***",
-    "Heart***",
-    "PTV***",
-    "*** 1",
-    "***",
+# (ROI name sent, ROI name stored) for a patient Art-Ina^Liv Per
+ROIS = [
+    ("Heart", "Heart"),
+    ("Liver", "Liver"),
+    ("SpinalCord", "SpinalCord"),
+    ("Esophagus_Upper", "Esophagus_Upper"),
+    ("A_Carotid_L", "A_Carotid_L"),
+    ("Lens_L", "Lens_L"),
+    ("PTV_ART", "PTV_***"),
+    ("Bladder_liv", "Bladder_***"),
+    ("HeartArt", "Heart***"),
+    ("PTVIna", "PTV***"),
+    ("Per 1", "*** 1"),
+    ("art", "***"),
 ]
 
 
@@ -55,7 +42,7 @@ def _struct(name: str, pid: str) -> bytes:
     ds.PatientName, ds.PatientID = name, pid
     rois = ds.StructureSetROISequence
     ds.StructureSetROISequence = [
-        _roi(rois[0], k + 1, text) for k, text in enumerate(ANATOMY)
+        _roi(rois[0], k + 1, sent) for k, (sent, _) in enumerate(ROIS)
     ]
     ds.StructureSetLabel = "Art-Liv"
     ds.StudyDescription = f"Plan of per ina 2024 {pid}x"
@@ -78,7 +65,7 @@ def test_anatomy_survives_and_name_parts_go() -> None:
     result = deidentify_bytes(data, CentreKey("HUS", bytes(range(32))))
     assert result.outcome is DeidOutcome.PSEUDONYMISED, result.reason
     after = pydicom.dcmread(io.BytesIO(result.data), force=True)
-    assert [r.ROIName for r in after.StructureSetROISequence] == CLEANED
+    assert [r.ROIName for r in after.StructureSetROISequence] == [s for _, s in ROIS]
     assert after.StructureSetLabel == "***-***"
     assert after.StudyDescription == "Plan of *** *** 2024 ***x"
 
