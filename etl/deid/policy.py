@@ -201,12 +201,12 @@ def make_cleaner(
 ) -> Callable[[bytes, str], bytes]:
     """Return the Clean function: identifiers in `terms` replaced by ``***``.
 
-    A term with a digit (an ID, a date) is removed wherever it occurs. A term of
-    letters only (a name part) is removed where it stands as a word: its edges are
-    the text's ends, a character that is not a letter, or a change of case that
-    starts a word (``HeartDoe``, ``PTVDoe``). Inside a word it is anatomy, not a
-    name: a patient called Art keeps ``Heart``, Liv keeps ``Liver``, Ina keeps
-    ``SpinalCord`` (see :func:`word_edges`).
+    A term that is not letters only (an ID, a date, an address) is removed wherever
+    it occurs. A term of letters only (a name part) is removed where it stands as a
+    word: its edges are the text's ends, a character that is not a letter, or a
+    change of case that starts a word (``HeartDoe``, ``PTVDoe``). Inside a word it
+    is anatomy, not a name: a patient called Art keeps ``Heart``, Liv keeps
+    ``Liver``, Ina keeps ``SpinalCord`` (see :func:`word_edges`).
     """
     if not terms:
         return lambda raw, vr: raw
