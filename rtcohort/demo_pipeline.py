@@ -1,6 +1,7 @@
 """The demo's pipeline: DICOM-RT written in the background, sent and imported by centre.
 
-``rtcohort demo`` sends and imports a centre as soon as its patients are written
+``rtcohort demo`` sends a centre's patients in batches as they are written and
+imports the centre once all of it is sent
 (:func:`cohort.simulate.files.write_cohort_files` reports each centre), while the
 next centres are written: the send waits on the disk and the import's loading on the
 database, so the writer's processes fill that time.
@@ -10,20 +11,24 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from cohort.simulate.files import written_folders
 from cohort.simulate.national import NationalCohort
+from etl.arrive.sender import SendSummary
 from etl.deid.keys import CentreKey
 
 if TYPE_CHECKING:
     from rtcohort.demo import DemoReport
 
-__all__ = ["DicomWriter", "send_and_import"]
+__all__ = ["DicomWriter", "send_and_import", "send_in_batches"]
 
 #: Seconds between checks that the writer is still running while a centre waits.
 _POLL_S = 0.5
@@ -57,6 +62,7 @@ class DicomWriter:
     ) -> None:
         self._args = (cohort, out_dir, seed, tick, workers)
         self._ready = {p.centre: threading.Event() for p in cohort.patients}
+        self._count = Counter(p.centre for p in cohort.patients)
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="demo-writer")
         self._future: Future[None] | None = None
         self.seconds = 0.0
@@ -76,8 +82,14 @@ class DicomWriter:
         )  # fmt: skip
         self.seconds = time.perf_counter() - started
 
-    def wait_for(self, centre: str) -> None:
-        """Return once all of ``centre``'s patients are written.
+    def patients(self, centre: str) -> int:
+        """Return how many patients ``centre`` has in the cohort."""
+        return self._count.get(centre, 0)
+
+    def wait_for(self, centre: str, timeout_s: float | None = None) -> bool:
+        """Wait until all of ``centre``'s patients are written; whether they are.
+
+        With ``timeout_s``, return ``False`` when they are not all written by then.
 
         Raises
         ------
@@ -87,12 +99,19 @@ class DicomWriter:
         if self._future is None:
             raise RuntimeError("DicomWriter.wait_for before start")
         if centre not in self._ready:  # no patient there: nothing to write
-            return
-        while not self._ready[centre].wait(_POLL_S):
+            return True
+        deadline = None if timeout_s is None else time.perf_counter() + timeout_s
+        while True:
+            left = None if deadline is None else deadline - time.perf_counter()
+            wait = _POLL_S if left is None else max(0.0, min(_POLL_S, left))
+            if self._ready[centre].wait(wait):
+                return True
             if self._future.done():
                 self._future.result()  # the writer's failure
                 if not self._ready[centre].is_set():
                     raise RuntimeError(f"simulate: no DICOM-RT written for {centre}")
+            if left is not None and left <= wait:
+                return False
 
     def finish(self) -> float:
         """Wait for the writer to end; return its wall time (s)."""
@@ -102,6 +121,47 @@ class DicomWriter:
         finally:
             self._thread.shutdown()
         return self.seconds
+
+
+class Written(Protocol):
+    """What :func:`send_in_batches` asks of a writer (:class:`DicomWriter`)."""
+
+    def patients(self, centre: str) -> int: ...
+
+    def wait_for(self, centre: str, timeout_s: float | None = None) -> bool: ...
+
+
+def send_in_batches(  # noqa: PLR0917
+    dicom: Path,
+    code: str,
+    writer: Written,
+    deliver: Callable[[list[Path]], SendSummary],
+    tick: Callable[[str, int, int], None],
+    batch: int,
+) -> tuple[SendSummary, float]:
+    """Send a centre's patient folders under ``dicom`` as the ``writer`` writes them.
+
+    ``deliver`` is called with ``batch`` written, unsent folders at a time (fewer
+    once the centre is written in full) until every folder is sent. Returns what
+    was sent and the seconds spent sending.
+    """
+    total = writer.patients(code)
+    sent: set[Path] = set()
+    summary, seconds = SendSummary(), 0.0
+    tick(f"send {code}", 0, total)
+    while True:
+        complete = writer.wait_for(code, timeout_s=_POLL_S)
+        ready = written_folders(dicom) - sent
+        if ready and (complete or len(ready) >= batch):
+            t0 = time.perf_counter()
+            part = deliver(sorted(ready))
+            seconds += time.perf_counter() - t0
+            summary.sent += part.sent
+            summary.failed += part.failed
+            sent |= ready
+            tick(f"send {code}", len(sent), total)
+        elif complete:  # all written, all sent
+            return summary, seconds
 
 
 def send_and_import(  # noqa: PLR0917
@@ -115,9 +175,11 @@ def send_and_import(  # noqa: PLR0917
 ) -> None:
     """Send each centre's DICOM to the receiver and import its inbox.
 
-    A centre is sent once the ``writer`` has written it; the next centre is sent (a
-    thread: the sender mostly waits on the network and the disk) while the previous
-    one is imported.
+    A centre is sent in batches of ``SEND_BATCH`` patients as the ``writer`` writes
+    them (a patient is written once its ``truth.json`` is), so when the writer ends
+    only its last batch is left to send; a centre is imported once all of it is
+    sent, while the next centre is sent (a thread: the sender mostly waits on the
+    network and the disk).
     """
     from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
     from multiprocessing import get_context
@@ -132,19 +194,18 @@ def send_and_import(  # noqa: PLR0917
     own = steps.workers_for(report.patients) > 1
     node = ProcessPoolExecutor(1, mp_context=get_context("spawn")) if own else None
 
-    def send(code: str, key: CentreKey) -> tuple[steps.Delivery, float]:
-        writer.wait_for(code)
-        t0 = time.perf_counter()
-        folders = (sim / code / "dicom", demo_dir / "inbox" / code)
+    def deliver(code: str, key: CentreKey, folders: list[Path]) -> SendSummary:
+        inbox = demo_dir / "inbox" / code
         if node is None:
-            done = steps.deliver(
-                code, *folders, key, lambda d, n: tick(f"send {code}", d, n)
-            )
-        else:  # progress at the start and the end only (another process)
-            tick(f"send {code}", 0, 1)
-            done = node.submit(steps.deliver, code, *folders, key).result()
-            tick(f"send {code}", 1, 1)
-        return done, time.perf_counter() - t0
+            return steps.deliver(code, folders, inbox, key).sent
+        return node.submit(steps.deliver, code, folders, inbox, key).result().sent
+
+    def send(code: str, key: CentreKey) -> tuple[steps.Delivery, float]:
+        summary, seconds = send_in_batches(
+            sim / code / "dicom", code, writer, partial(deliver, code, key), tick,
+            steps.SEND_BATCH,
+        )  # fmt: skip
+        return steps.Delivery(code, demo_dir / "inbox" / code, summary), seconds
 
     codes = list(keys)
     try:

@@ -40,7 +40,12 @@ from instruments.fhir.response import questionnaire_response
 from instruments.fhir_adverse_event import ToxicityGrading, adverse_event_bundle
 from omop.private_files import make_private_dirs
 
-__all__ = ["HOSPITAL_ID_SYSTEM", "write_centre_files", "write_cohort_files"]
+__all__ = [
+    "HOSPITAL_ID_SYSTEM",
+    "write_centre_files",
+    "write_cohort_files",
+    "written_folders",
+]
 
 #: FHIR identifier system of the simulated hospital identifiers.
 HOSPITAL_ID_SYSTEM = "urn:rtcohort:simulated-hospital-id"
@@ -141,6 +146,18 @@ def _written(patient: NationalPatient, out: Path) -> bool:
     """Whether a previous run wrote the patient (``truth.json`` is written last)."""
     folder = out / patient.centre / "dicom" / patient.hospital_id
     return (folder / "truth.json").is_file()
+
+
+def written_folders(dicom_dir: Path) -> set[Path]:
+    """Return the patient folders under a centre's ``dicom_dir`` written in full.
+
+    A patient's ``truth.json`` is written last, so a folder without it is still
+    being written (or was cut off) and must not be sent. A missing ``dicom_dir``
+    holds none.
+    """
+    if not dicom_dir.is_dir():
+        return set()
+    return {f for f in dicom_dir.iterdir() if (f / "truth.json").is_file()}
 
 
 def _result(fut: Future[None], patient: NationalPatient) -> None:
