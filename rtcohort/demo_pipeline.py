@@ -2,7 +2,7 @@
 
 ``rtcohort demo`` sends a centre's patients in batches as they are written and
 imports the centre once all of it is sent
-(:func:`cohort.simulate.files.write_cohort_files` reports each centre), while the
+(:func:`cohort.simulate.files.write_dicom_files` reports each centre), while the
 next centres are written: the send waits on the disk and the import's loading on the
 database, so the writer's processes fill that time.
 """
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DicomWriter", "send_and_import", "send_in_batches"]
 
-#: Seconds between checks that the writer is still running while a centre waits.
+#: Seconds between looks for written patients (and checks that the writer runs).
 _POLL_S = 0.5
 
 
@@ -72,11 +72,11 @@ class DicomWriter:
         self._future = self._thread.submit(self._write)
 
     def _write(self) -> None:
-        from cohort.simulate.files import write_cohort_files
+        from cohort.simulate.files import write_dicom_files
 
         cohort, out_dir, seed, tick, workers = self._args
         started = time.perf_counter()
-        write_cohort_files(
+        write_dicom_files(
             cohort, out_dir, seed=seed, progress=tick, workers=workers,
             centre_written=lambda centre: self._ready[centre].set(),
         )  # fmt: skip
@@ -86,10 +86,8 @@ class DicomWriter:
         """Return how many patients ``centre`` has in the cohort."""
         return self._count.get(centre, 0)
 
-    def wait_for(self, centre: str, timeout_s: float | None = None) -> bool:
-        """Wait until all of ``centre``'s patients are written; whether they are.
-
-        With ``timeout_s``, return ``False`` when they are not all written by then.
+    def written(self, centre: str) -> bool:
+        """Wait up to half a second for all of ``centre``'s patients; whether written.
 
         Raises
         ------
@@ -97,21 +95,16 @@ class DicomWriter:
             The writer failed (its error chained) or ended without the centre.
         """
         if self._future is None:
-            raise RuntimeError("DicomWriter.wait_for before start")
+            raise RuntimeError("DicomWriter.written before start")
         if centre not in self._ready:  # no patient there: nothing to write
             return True
-        deadline = None if timeout_s is None else time.perf_counter() + timeout_s
-        while True:
-            left = None if deadline is None else deadline - time.perf_counter()
-            wait = _POLL_S if left is None else max(0.0, min(_POLL_S, left))
-            if self._ready[centre].wait(wait):
-                return True
-            if self._future.done():
-                self._future.result()  # the writer's failure
-                if not self._ready[centre].is_set():
-                    raise RuntimeError(f"simulate: no DICOM-RT written for {centre}")
-            if left is not None and left <= wait:
-                return False
+        if self._ready[centre].wait(_POLL_S):
+            return True
+        if self._future.done():
+            self._future.result()  # the writer's failure
+            if not self._ready[centre].is_set():
+                raise RuntimeError(f"simulate: no DICOM-RT written for {centre}")
+        return self._ready[centre].is_set()
 
     def finish(self) -> float:
         """Wait for the writer to end; return its wall time (s)."""
@@ -128,7 +121,7 @@ class Written(Protocol):
 
     def patients(self, centre: str) -> int: ...
 
-    def wait_for(self, centre: str, timeout_s: float | None = None) -> bool: ...
+    def written(self, centre: str) -> bool: ...
 
 
 def send_in_batches(  # noqa: PLR0917
@@ -150,7 +143,7 @@ def send_in_batches(  # noqa: PLR0917
     summary, seconds = SendSummary(), 0.0
     tick(f"send {code}", 0, total)
     while True:
-        complete = writer.wait_for(code, timeout_s=_POLL_S)
+        complete = writer.written(code)
         ready = written_folders(dicom) - sent
         if ready and (complete or len(ready) >= batch):
             t0 = time.perf_counter()

@@ -1,7 +1,8 @@
 """The steps of ``rtcohort demo``, each through the path a centre uses.
 
-- :func:`write_cohort`: the national simulator's DICOM-RT and FHIR files
-  (``rtcohort simulate --dicom``);
+- :func:`simulate_cohort`: the national simulator's FHIR, consent and naming files
+  (``rtcohort simulate --dicom``; the DICOM-RT is written by
+  :class:`rtcohort.demo_pipeline.DicomWriter`);
 - :func:`deliver`: a C-STORE receiver with the centre key on loopback
   (``rtcohort receive --deid``), fed by a sending SCU as a TPS would
   (:func:`etl.arrive.sender.send_files`);
@@ -21,7 +22,7 @@ from __future__ import annotations
 import csv
 import datetime
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +44,6 @@ __all__ = [
     "record_followup_events",
     "simulate_cohort",
     "workers_for",
-    "write_cohort",
 ]
 
 #: The AE titles of the demo's "TPS" (sender) and of the receiver.
@@ -80,17 +80,13 @@ SEND_BATCH = 10
 SEND_TIMEOUT_S = 30.0
 SEND_RETRIES = 5
 
-#: ``(done, total)`` progress callback.
-Tick = Callable[[int, int], None]
-
 
 def simulate_cohort(
     centres: int, patients: int, seed: int, out_dir: Path
 ) -> NationalCohort:
     """Simulate the national cohort; write its centres' FHIR, consent and rules.
 
-    The DICOM-RT is written by :class:`rtcohort.demo_writer.DicomWriter` (or
-    :func:`write_cohort`).
+    The DICOM-RT is written by :class:`rtcohort.demo_pipeline.DicomWriter`.
     """
     from cohort.simulate.files import write_centre_files
     from cohort.simulate.national import simulate_national
@@ -99,23 +95,6 @@ def simulate_cohort(
     params = SimulationParams(centres=centres, patients=patients, seed=seed)
     cohort = simulate_national(params)
     write_centre_files(cohort, out_dir)
-    return cohort
-
-
-def write_cohort(
-    centres: int,
-    patients: int,
-    seed: int,
-    out_dir: Path,
-    tick: Tick | None = None,
-    *,
-    workers: int = 1,
-) -> NationalCohort:
-    """Simulate the national cohort and write its DICOM-RT and FHIR to ``out_dir``."""
-    from cohort.simulate.files import write_cohort_files
-
-    cohort = simulate_cohort(centres, patients, seed, out_dir)
-    write_cohort_files(cohort, out_dir, seed=seed, progress=tick, workers=workers)
     return cohort
 
 
@@ -133,7 +112,6 @@ def deliver(
     folders: Sequence[Path],
     inbox: Path,
     key: CentreKey,
-    tick: Tick | None = None,
 ) -> Delivery:
     """Send every file under ``folders`` to a receiver on loopback filing ``inbox``.
 
@@ -160,7 +138,7 @@ def deliver(
         sent = send_files(
             files, host="127.0.0.1", port=node.port, called_ae=DEMO_RECEIVER_AE,
             calling_ae=DEMO_CALLING_AE, associations=SEND_ASSOCIATIONS,
-            progress=tick, timeout_s=SEND_TIMEOUT_S, retries=SEND_RETRIES,
+            timeout_s=SEND_TIMEOUT_S, retries=SEND_RETRIES,
         )  # fmt: skip
     finally:
         node.stop()

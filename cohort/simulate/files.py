@@ -44,6 +44,7 @@ __all__ = [
     "HOSPITAL_ID_SYSTEM",
     "write_centre_files",
     "write_cohort_files",
+    "write_dicom_files",
     "written_folders",
 ]
 
@@ -142,22 +143,25 @@ def _write_patient(
     )
 
 
-def _written(patient: NationalPatient, out: Path) -> bool:
-    """Whether a previous run wrote the patient (``truth.json`` is written last)."""
-    folder = out / patient.centre / "dicom" / patient.hospital_id
+def _complete(folder: Path) -> bool:
+    """Whether a patient's folder is written in full (its truth.json comes last)."""
     return (folder / "truth.json").is_file()
+
+
+def _written(patient: NationalPatient, out: Path) -> bool:
+    """Whether a previous run wrote the patient."""
+    return _complete(out / patient.centre / "dicom" / patient.hospital_id)
 
 
 def written_folders(dicom_dir: Path) -> set[Path]:
     """Return the patient folders under a centre's ``dicom_dir`` written in full.
 
-    A patient's ``truth.json`` is written last, so a folder without it is still
-    being written (or was cut off) and must not be sent. A missing ``dicom_dir``
-    holds none.
+    A folder without its ``truth.json`` is still being written (or was cut off) and
+    must not be sent. A missing ``dicom_dir`` holds none.
     """
     if not dicom_dir.is_dir():
         return set()
-    return {f for f in dicom_dir.iterdir() if (f / "truth.json").is_file()}
+    return {f for f in dicom_dir.iterdir() if _complete(f)}
 
 
 def _result(fut: Future[None], patient: NationalPatient) -> None:
@@ -227,25 +231,53 @@ def write_cohort_files(
     workers: int = 1,
     centre_written: Callable[[str], None] | None = None,
 ) -> Path:
-    """Write every patient's DICOM-RT and each centre's FHIR and consent files.
+    """Write each centre's FHIR and consent files, then every patient's DICOM-RT.
 
-    The centres' files (:func:`write_centre_files`) are written first, then the
-    DICOM-RT, centre by centre (in their order in ``cohort.patients``);
-    ``centre_written(centre)`` is called as soon as all of a centre's patients are
-    written (a pipeline may send them while the next centre is written).
-    ``workers > 1`` writes the patients' DICOM-RT in that many processes; the files
-    are the same (each patient's phantom depends on its own spec and ``seed`` only).
-    A patient whose folder already holds its ``truth.json`` (written last) is not
-    written again, so an interrupted run resumes where it stopped.
+    :func:`write_centre_files`, then :func:`write_dicom_files` (its options).
 
     Returns
     -------
     Path
         ``out_dir``.
     """
-    out = write_centre_files(cohort, out_dir)
+    write_centre_files(cohort, out_dir)
+    return write_dicom_files(
+        cohort, out_dir, seed=seed, truth_samples=truth_samples, progress=progress,
+        workers=workers, centre_written=centre_written,
+    )  # fmt: skip
+
+
+def write_dicom_files(
+    cohort: NationalCohort,
+    out_dir: str | Path,
+    *,
+    seed: int = 1,
+    truth_samples: int = 4096,
+    progress: Callable[[int, int], None] | None = None,
+    workers: int = 1,
+    centre_written: Callable[[str], None] | None = None,
+) -> Path:
+    """Write every patient's DICOM-RT, centre by centre, and nothing else.
+
+    Centres in their order in ``cohort.patients``; ``centre_written(centre)`` is
+    called as soon as all of a centre's patients are written (a pipeline may send
+    them while the next centre is written, and read the centres' other files,
+    which this never rewrites). ``workers > 1`` writes the patients' DICOM-RT in
+    that many processes; the files are the same (each patient's phantom depends on
+    its own spec and ``seed`` only). A patient whose folder already holds its
+    ``truth.json`` (written last) is not written again, so an interrupted run
+    resumes where it stopped.
+
+    Returns
+    -------
+    Path
+        ``out_dir``.
+    """
+    out = make_private_dirs(out_dir)
     total = len(cohort.patients)
     order = list(dict.fromkeys(p.centre for p in cohort.patients))
+    for centre in order:  # private, as write_centre_files makes them
+        make_private_dirs(out / centre / "dicom")
     todo = sorted(  # centre by centre (stable: the cohort's order within one)
         (p for p in cohort.patients if not _written(p, out)),
         key=lambda p: order.index(p.centre),
