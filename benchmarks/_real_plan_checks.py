@@ -40,30 +40,36 @@ TOL = {"a": 1e-9, "b_phys": 1e-9, "b_eqd2": 1e-9, "c_phys": 1e-9}
 EXPECTED_MAPPING = {"Lt Lung": "Lung_L", "Heart": "Heart", "BODY": "Body"}
 
 
-def cli_dvh(folder: Path) -> tuple[dict[int, dict[str, str]], float]:
-    """Run ``rtcohort dvh --rtstruct --rtdose`` with D95% and V20Gy; rows by ROI."""
+def run_cli(args: list[str]) -> tuple[str, float]:
+    """Run ``rtcohort ARGS`` in-process; its output and seconds (failing: raise)."""
     from typer.testing import CliRunner
 
     from rtcohort.cli import app
 
+    t0 = time.perf_counter()
+    result = CliRunner().invoke(app, args)
+    took = time.perf_counter() - t0
+    if result.exit_code != 0:
+        raise CheckFailedError(
+            f"rtcohort {' '.join(args[:2])} exited {result.exit_code}: "
+            f"{result.output[-2000:]} {result.exception!r}"
+        )
+    return result.output, took
+
+
+def cli_dvh(folder: Path) -> tuple[dict[int, dict[str, str]], float]:
+    """Run ``rtcohort dvh --rtstruct --rtdose`` with D95% and V20Gy; rows by ROI."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "dvh.csv"
-        t0 = time.perf_counter()
-        result = CliRunner().invoke(app, [
+        _, took = run_cli([
             "dvh", "--rtstruct", str(folder / "rtss.dcm"), "--rtdose",
             str(folder / "rtdose.dcm"), "--metric", "D95%[Gy]", "--metric",
             "V20Gy[%]", "--metric", "V10Gy[%]", "--csv", str(out)])  # fmt: skip
-        took = time.perf_counter() - t0
-        if result.exit_code != 0:
-            raise CheckFailedError(
-                f"rtcohort dvh exited {result.exit_code}: {result.output}"
-            )
         lines = [x for x in out.read_text().splitlines() if not x.startswith("#")]
     rows = {int(r["roi_number"]): r for r in csv.DictReader(lines)}
     return rows, took
 
 
-# -- the reference curve, written here ---------------------------------------------
 # -- the checks ---------------------------------------------------------------------
 
 

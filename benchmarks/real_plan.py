@@ -34,7 +34,6 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -51,6 +50,14 @@ from benchmarks.dvh_speed import _example_data  # noqa: E402
 CENTRE = "REAL01"
 SITE = "breast"
 PASSWORD = "real-plan-benchmark-password"
+
+
+_ENV = (
+    "RTCOHORT_DATA_DIR",
+    "RTCOHORT_DATABASE_URL",
+    "RTCOHORT_ADMIN_PASSWORD",
+    "RTCOHORT_USER",
+)
 
 
 @contextmanager
@@ -77,30 +84,6 @@ def _environment(data: Path, url: str | None) -> Iterator[None]:
         get_settings.cache_clear()
 
 
-_ENV = (
-    "RTCOHORT_DATA_DIR",
-    "RTCOHORT_DATABASE_URL",
-    "RTCOHORT_ADMIN_PASSWORD",
-    "RTCOHORT_USER",
-)
-
-
-def _cli(args: list[str]) -> tuple[str, float]:
-    from typer.testing import CliRunner
-
-    from rtcohort.cli import app
-
-    t0 = time.perf_counter()
-    result = CliRunner().invoke(app, args)
-    took = time.perf_counter() - t0
-    if result.exit_code != 0:
-        raise CheckFailedError(
-            f"rtcohort {' '.join(args[:2])} exited {result.exit_code}: "
-            f"{result.output[-2000:]} {result.exception!r}"
-        )
-    return result.output, took
-
-
 def _setup(work: Path, folder: Path) -> dict[str, Any]:
     """Centre, key, admin and the consent course of the plan's patient."""
     import pydicom
@@ -113,7 +96,7 @@ def _setup(work: Path, folder: Path) -> dict[str, Any]:
     from omop.engine import make_engine, session_factory
     from rtcohort.settings import get_settings
 
-    _cli(["db", "upgrade"])
+    chk.run_cli(["db", "upgrade"])
     key_path = work / "keys" / f"{CENTRE}.key"
     key_path.parent.mkdir(mode=0o700)
     write_key(new_key(CENTRE), key_path)
@@ -155,7 +138,7 @@ def run_backend(label: str, url: str | None, folder: Path) -> list[str]:
     try:
         with _environment(work / "data", url):
             ctx = _setup(work, folder)
-            out, took = _cli(["import", str(inbox), "--centre", CENTRE,
+            out, took = chk.run_cli(["import", str(inbox), "--centre", CENTRE,
                               "--key-file", str(ctx["key_path"])])  # fmt: skip
             print(f"import: {took:.2f} s\n{out.strip()}")
             chk.FIGURES.setdefault(label, {})["import_s"] = took
